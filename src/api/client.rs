@@ -1,0 +1,261 @@
+//! One reqwest client (rustls, on tokio) for the whole run.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use super::error::{ApiError, ErrorBody, StatusError};
+use super::request::{ImageRequest, Operation};
+use super::response::{Delivery, decode_response};
+use crate::format::ImageFormat;
+
+pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
+
+/// How to reach the service. The key is a secret: `Debug` shows it redacted.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The API root, e.g. `https://api.openai.com/v1/`.
+    pub base_url: Url,
+    pub api_key: SecretString,
+    pub organization: Option<String>,
+    pub project: Option<String>,
+    /// The time one request may take, answer included.
+    pub timeout: Duration,
+}
+
+/// An image as the service delivered it, with what it said about it.
+#[derive(Clone, PartialEq)]
+pub struct GeneratedImage {
+    /// The bytes exactly as received: OpenAI signs them (C2PA), so they are never re-encoded.
+    pub bytes: Vec<u8>,
+    pub format: ImageFormat,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
+    pub request_id: Option<String>,
+}
+
+impl fmt::Debug for GeneratedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedImage")
+            .field("len", &self.bytes.len())
+            .field("format", &self.format)
+            .field("revised_prompt", &self.revised_prompt)
+            .field("usage", &self.usage)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+/// The Images API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Url,
+    /// Sent to the API only, never to the hosts of download links.
+    api_headers: HeaderMap,
+    timeout: Duration,
+}
+
+/// A client that cannot be built: a key or header that HTTP cannot carry, or TLS set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the API key contains characters that cannot be sent in an HTTP header")]
+    BadKey,
+    #[error("{name} contains characters that cannot be sent in an HTTP header")]
+    BadHeader { name: &'static str },
+    #[error("could not set up HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl Client {
+    pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
+        // reqwest is built without a default TLS provider; ring builds fast and is enough.
+        // Installing fails only when one is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let mut api_headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
+            .map_err(|_| ClientError::BadKey)?;
+        auth.set_sensitive(true);
+        api_headers.insert(AUTHORIZATION, auth);
+        for (name, value, env) in [
+            ("openai-organization", &config.organization, "OPENAI_ORG_ID"),
+            ("openai-project", &config.project, "OPENAI_PROJECT_ID"),
+        ] {
+            if let Some(v) = value {
+                let v =
+                    HeaderValue::from_str(v).map_err(|_| ClientError::BadHeader { name: env })?;
+                api_headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .build()?;
+        Ok(Client {
+            http,
+            base_url: config.base_url.clone(),
+            api_headers,
+            timeout: config.timeout,
+        })
+    }
+
+    /// The URL of an operation under the base URL.
+    pub fn url(&self, operation: Operation) -> Url {
+        endpoint_url(&self.base_url, operation)
+    }
+
+    /// Sends one request and returns the image, downloaded if the server answered with a URL.
+    pub async fn create(&self, request: &ImageRequest) -> Result<GeneratedImage, ApiError> {
+        let url = self.url(request.operation());
+        let builder = self
+            .http
+            .post(url)
+            .headers(self.api_headers.clone())
+            .timeout(self.timeout);
+        let builder = match request.operation() {
+            Operation::Generate => builder.json(&request.fields),
+            Operation::Edit => builder.multipart(request.multipart()),
+        };
+        let response = builder.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(ApiError::Status(Box::new(StatusError {
+                status: status.as_u16(),
+                body: ErrorBody::parse(&body),
+                request_id,
+            })));
+        }
+
+        // Decoding megabytes of base64 is CPU work: keep it off the async workers.
+        let decoded = tokio::task::spawn_blocking(move || decode_response(&body))
+            .await
+            .map_err(|e| ApiError::Transport {
+                detail: format!("decoding stopped: {e}"),
+            })?
+            .map_err(|e| ApiError::bad_answer(&e, request_id.clone()))?;
+        let bytes = match decoded.image {
+            Delivery::Bytes(bytes) => bytes,
+            Delivery::Url(link) => self.download(&link, &request_id).await?,
+        };
+
+        let expected = request.expected_format();
+        match ImageFormat::sniff(&bytes) {
+            Some(format) if format == expected => Ok(GeneratedImage {
+                bytes,
+                format,
+                revised_prompt: decoded.revised_prompt,
+                usage: decoded.usage,
+                request_id,
+            }),
+            found => Err(ApiError::BadAnswer {
+                reason: match found {
+                    Some(other) => format!("asked for {expected}, received {other}"),
+                    None => format!("asked for {expected}, received bytes that are no image"),
+                },
+                request_id,
+            }),
+        }
+    }
+
+    /// Fetches an image link. No API key goes along: the link is signed by itself and may
+    /// point at another host.
+    async fn download(&self, link: &str, request_id: &Option<String>) -> Result<Vec<u8>, ApiError> {
+        let url = self.base_url.join(link).map_err(|e| ApiError::BadAnswer {
+            reason: format!("the image link is not a URL: {e}"),
+            request_id: request_id.clone(),
+        })?;
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(ApiError::Status(Box::new(StatusError {
+                status: status.as_u16(),
+                body: ErrorBody {
+                    message: Some("downloading the image from its link failed".into()),
+                    ..ErrorBody::parse(&body)
+                },
+                request_id: request_id.clone(),
+            })));
+        }
+        Ok(body.to_vec())
+    }
+
+    fn transport(&self, err: reqwest::Error) -> ApiError {
+        ApiError::from_reqwest(err, self.timeout.as_secs())
+    }
+}
+
+/// Joins an operation path onto the API root, whether or not the root ends with `/`.
+pub fn endpoint_url(base: &Url, operation: Operation) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}/{}", base.path().trim_end_matches('/'), operation.path());
+    url.set_path(&path);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(key: &str) -> ClientConfig {
+        ClientConfig {
+            base_url: Url::parse("https://api.openai.com/v1").unwrap(),
+            api_key: SecretString::from(key.to_owned()),
+            organization: Some("org-1".into()),
+            project: None,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn endpoints_join_with_or_without_a_trailing_slash() {
+        for base in ["https://api.openai.com/v1", "https://api.openai.com/v1/"] {
+            let base = Url::parse(base).unwrap();
+            assert_eq!(
+                endpoint_url(&base, Operation::Generate).as_str(),
+                "https://api.openai.com/v1/images/generations"
+            );
+            assert_eq!(
+                endpoint_url(&base, Operation::Edit).as_str(),
+                "https://api.openai.com/v1/images/edits"
+            );
+        }
+    }
+
+    #[test]
+    fn builds_an_https_client_and_keeps_the_key_out_of_debug() {
+        let client = Client::new(&config("sk-very-secret")).unwrap();
+        let shown = format!("{client:?} {:?}", config("sk-very-secret"));
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        assert_eq!(client.api_headers["openai-organization"], "org-1");
+    }
+
+    #[test]
+    fn a_key_http_cannot_carry_is_refused_without_showing_it() {
+        let err = Client::new(&config("sk-bad\nkey")).unwrap_err();
+        assert!(!err.to_string().contains("sk-bad"));
+    }
+
+    #[test]
+    fn user_agent_names_the_version() {
+        assert_eq!(USER_AGENT, format!("genimg/{}", env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -1,0 +1,268 @@
+//! Errors of one request, keeping what the service said for the report.
+
+use std::error::Error as _;
+use std::fmt;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use super::response::DecodeError;
+
+/// The `error` object of an API error answer: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub message: Option<String>,
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+}
+
+impl ErrorBody {
+    /// Reads an error body leniently: any shape is accepted, and a body that is not the API's
+    /// JSON (a proxy's HTML page, say) is kept as the message, shortened.
+    pub fn parse(body: &[u8]) -> ErrorBody {
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => {
+                let e = v.get("error").unwrap_or(&v);
+                match e {
+                    Value::String(s) => ErrorBody {
+                        message: Some(s.clone()),
+                        ..ErrorBody::default()
+                    },
+                    _ => ErrorBody {
+                        message: text(e.get("message")),
+                        kind: text(e.get("type")),
+                        code: text(e.get("code")),
+                        param: text(e.get("param")),
+                    },
+                }
+            }
+            Err(_) => {
+                let raw = String::from_utf8_lossy(body);
+                let raw = raw.trim();
+                ErrorBody {
+                    message: (!raw.is_empty()).then(|| shorten(raw, 200)),
+                    ..ErrorBody::default()
+                }
+            }
+        }
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// An error answer from the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusError {
+    pub status: u16,
+    pub body: ErrorBody,
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = reqwest::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        write!(f, "HTTP {} {reason}", self.status)?;
+        if let Some(m) = &self.body.message {
+            write!(f, ": {m}")?;
+        }
+        let mut notes = Vec::new();
+        if let Some(c) = &self.body.code {
+            notes.push(format!("code {c}"));
+        }
+        if let Some(p) = &self.body.param {
+            notes.push(format!("param {p}"));
+        }
+        if let Some(id) = &self.request_id {
+            notes.push(format!("request {id}"));
+        }
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why one request did not give an image.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApiError {
+    /// The service answered with an error status.
+    #[error("{0}")]
+    Status(Box<StatusError>),
+    /// No connection could be made.
+    #[error("could not connect to {host}: {detail}")]
+    Connect { host: String, detail: String },
+    /// No complete answer within the timeout.
+    #[error("no complete answer within {secs} s (see --timeout)")]
+    Timeout { secs: u64 },
+    /// The connection broke or the body ended early.
+    #[error("the connection failed: {detail}")]
+    Transport { detail: String },
+    /// An answer arrived but holds no usable image.
+    #[error("unusable answer: {reason}{}", request_note(.request_id))]
+    BadAnswer {
+        reason: String,
+        request_id: Option<String>,
+    },
+}
+
+fn request_note(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(" (request {id})"))
+        .unwrap_or_default()
+}
+
+impl ApiError {
+    pub(crate) fn from_reqwest(err: reqwest::Error, timeout_secs: u64) -> ApiError {
+        if err.is_timeout() {
+            return ApiError::Timeout { secs: timeout_secs };
+        }
+        let host = err
+            .url()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            })
+            .unwrap_or_else(|| "the server".to_owned());
+        let connect = err.is_connect();
+        // The URL may carry a signed query (download links); the chain of causes says enough.
+        let err = err.without_url();
+        let mut detail = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = cause.source();
+        }
+        if connect {
+            ApiError::Connect { host, detail }
+        } else {
+            ApiError::Transport { detail }
+        }
+    }
+
+    pub(crate) fn bad_answer(err: &DecodeError, request_id: Option<String>) -> ApiError {
+        ApiError::BadAnswer {
+            reason: err.to_string(),
+            request_id,
+        }
+    }
+
+    /// The service refused the prompt; asking again gives the same answer.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            ApiError::Status(s) => matches!(
+                s.body.code.as_deref(),
+                Some("content_policy_violation" | "moderation_blocked")
+            ),
+            _ => false,
+        }
+    }
+
+    /// The `x-request-id` of the answer, for a support ticket.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::Status(s) => s.request_id.as_deref(),
+            ApiError::BadAnswer { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status(s) => Some(s.status),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_error_body() {
+        let b = ErrorBody::parse(
+            br#"{"error": {"message": "Your request was rejected by the safety system.", "type": "image_generation_user_error", "param": null, "code": "moderation_blocked"}}"#,
+        );
+        assert_eq!(
+            b.message.as_deref(),
+            Some("Your request was rejected by the safety system.")
+        );
+        assert_eq!(b.kind.as_deref(), Some("image_generation_user_error"));
+        assert_eq!(b.code.as_deref(), Some("moderation_blocked"));
+        assert_eq!(b.param, None);
+    }
+
+    #[test]
+    fn odd_error_bodies_still_give_a_message() {
+        let b = ErrorBody::parse(b"<html>\n  <body>502 Bad Gateway</body>\n</html>");
+        assert_eq!(
+            b.message.as_deref(),
+            Some("<html> <body>502 Bad Gateway</body> </html>")
+        );
+        let b = ErrorBody::parse(br#"{"error": "quota exceeded"}"#);
+        assert_eq!(b.message.as_deref(), Some("quota exceeded"));
+        let b = ErrorBody::parse(br#"{"error": {"message": "x", "code": 42}}"#);
+        assert_eq!(b.code.as_deref(), Some("42"));
+        assert_eq!(ErrorBody::parse(b""), ErrorBody::default());
+        let long = "x".repeat(500);
+        let b = ErrorBody::parse(long.as_bytes());
+        assert_eq!(b.message.unwrap().chars().count(), 201);
+    }
+
+    #[test]
+    fn status_errors_show_message_code_and_request_id() {
+        let e = ApiError::Status(Box::new(StatusError {
+            status: 400,
+            body: ErrorBody {
+                message: Some("Unknown parameter: 'style'.".into()),
+                kind: Some("invalid_request_error".into()),
+                code: Some("unknown_parameter".into()),
+                param: Some("style".into()),
+            },
+            request_id: Some("req_123".into()),
+        }));
+        assert_eq!(
+            e.to_string(),
+            "HTTP 400 Bad Request: Unknown parameter: 'style'. (code unknown_parameter, param style, request req_123)"
+        );
+        assert_eq!(e.request_id(), Some("req_123"));
+        assert!(!e.is_refusal());
+    }
+
+    #[test]
+    fn refusals_are_recognised() {
+        for code in ["content_policy_violation", "moderation_blocked"] {
+            let e = ApiError::Status(Box::new(StatusError {
+                status: 400,
+                body: ErrorBody {
+                    code: Some(code.into()),
+                    ..ErrorBody::default()
+                },
+                request_id: None,
+            }));
+            assert!(e.is_refusal(), "{code}");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! A thin client for the two Images API operations genimg uses.
+//!
+//! Thin on purpose: the request is a map of exactly the fields the model takes, and the answer
+//! is decoded leniently, because an image that was paid for must never be lost to a schema
+//! change on the server's side.
+
+mod client;
+mod error;
+mod request;
+mod response;
+
+pub use client::{Client, ClientConfig, ClientError, GeneratedImage, USER_AGENT, endpoint_url};
+pub use error::{ApiError, ErrorBody};
+pub use request::{ImageRequest, Operation, Reference, RequestOptions};
+pub use response::{DecodeError, Delivery, ImagesResponse, decode_response};

@@ -1,0 +1,240 @@
+//! What goes on the wire: only the fields the model takes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::format::ImageFormat;
+use crate::models::{Model, Size, Tier};
+
+/// The two endpoints genimg calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /images/generations`, JSON.
+    Generate,
+    /// `POST /images/edits`, multipart, with reference images.
+    Edit,
+}
+
+impl Operation {
+    /// The path under the base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::Generate => "images/generations",
+            Operation::Edit => "images/edits",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.path())
+    }
+}
+
+/// A reference image, read and checked once before the run, shared by every request.
+#[derive(Clone)]
+pub struct Reference {
+    pub path: PathBuf,
+    pub format: ImageFormat,
+    pub bytes: Bytes,
+}
+
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reference")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Reference {
+    /// The file name sent in the multipart part: the base name, never the directories.
+    pub fn part_file_name(&self, index: usize) -> String {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("reference-{}.{}", index + 1, self.format.extension()))
+    }
+}
+
+/// The options that shape every request of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOptions {
+    pub size: Size,
+    pub tier: Tier,
+}
+
+/// One request for one image.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    /// Every field sent besides the images, in a stable order.
+    pub fields: Map<String, Value>,
+    pub references: Arc<[Reference]>,
+}
+
+impl ImageRequest {
+    /// Builds the request for one image of `prompt`, with exactly the fields `model` takes.
+    pub fn new(
+        model: &Model,
+        prompt: &str,
+        options: &RequestOptions,
+        references: Arc<[Reference]>,
+    ) -> ImageRequest {
+        let mut fields = Map::new();
+        fields.insert("model".into(), model.name().into());
+        fields.insert("prompt".into(), prompt.into());
+        // One image per request: failures, retries and resumes stay per image.
+        fields.insert("n".into(), 1.into());
+        fields.insert("size".into(), options.size.to_string().into());
+        if let Some(quality) = model.quality_for(options.tier) {
+            fields.insert("quality".into(), quality.into());
+        }
+        if let Some(format) = model.response_format() {
+            fields.insert("response_format".into(), format.into());
+        }
+        ImageRequest { fields, references }
+    }
+
+    pub fn operation(&self) -> Operation {
+        if self.references.is_empty() {
+            Operation::Generate
+        } else {
+            Operation::Edit
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        self.fields
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn prompt(&self) -> &str {
+        self.fields
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn field_str(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str)
+    }
+
+    /// The format the answer must be in: PNG unless `output_format` says otherwise.
+    pub fn expected_format(&self) -> ImageFormat {
+        match self.field_str("output_format") {
+            Some("jpeg") => ImageFormat::Jpeg,
+            Some("webp") => ImageFormat::Webp,
+            _ => ImageFormat::Png,
+        }
+    }
+
+    /// The multipart form for `/images/edits`: text fields, then one `image` part, or
+    /// repeated `image[]` parts for several references (repeated `image` is refused).
+    pub fn multipart(&self) -> reqwest::multipart::Form {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in &self.fields {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            form = form.text(name.clone(), text);
+        }
+        let part_name = if self.references.len() == 1 {
+            "image"
+        } else {
+            "image[]"
+        };
+        for (i, r) in self.references.iter().enumerate() {
+            let body = reqwest::Body::from(r.bytes.clone());
+            let part = reqwest::multipart::Part::stream_with_length(body, r.bytes.len() as u64)
+                .file_name(r.part_file_name(i))
+                .mime_str(r.format.mime())
+                .expect("image MIME types are valid");
+            form = form.part(part_name, part);
+        }
+        form
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(tier: Tier) -> RequestOptions {
+        RequestOptions {
+            size: Size::DEFAULT,
+            tier,
+        }
+    }
+
+    fn keys(r: &ImageRequest) -> Vec<&str> {
+        r.fields.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn gpt_image_requests_carry_no_dalle_fields() {
+        let r = ImageRequest::new(
+            &Model::lookup("gpt-image-2"),
+            "a cat",
+            &opts(Tier::Hd),
+            Arc::from([]),
+        );
+        assert_eq!(keys(&r), ["model", "n", "prompt", "quality", "size"]);
+        assert_eq!(r.field_str("quality"), Some("high"));
+        assert_eq!(r.field_str("size"), Some("1024x1024"));
+        assert_eq!(r.fields["n"], 1);
+        assert_eq!(r.operation(), Operation::Generate);
+    }
+
+    #[test]
+    fn dalle3_asks_for_base64() {
+        let r = ImageRequest::new(
+            &Model::lookup("dall-e-3"),
+            "a cat",
+            &opts(Tier::Standard),
+            Arc::from([]),
+        );
+        assert_eq!(r.field_str("response_format"), Some("b64_json"));
+        assert_eq!(r.field_str("quality"), Some("standard"));
+        assert!(!r.fields.contains_key("style"));
+    }
+
+    #[test]
+    fn dalle2_sends_no_quality() {
+        let r = ImageRequest::new(
+            &Model::lookup("dall-e-2"),
+            "a cat",
+            &opts(Tier::Hd),
+            Arc::from([]),
+        );
+        assert!(!r.fields.contains_key("quality"));
+    }
+
+    #[test]
+    fn references_make_an_edit() {
+        let reference = Reference {
+            path: "/some/dir/ref.webp".into(),
+            format: ImageFormat::Webp,
+            bytes: Bytes::from_static(b"RIFF"),
+        };
+        assert_eq!(reference.part_file_name(0), "ref.webp");
+        let r = ImageRequest::new(
+            &Model::lookup("gpt-image-2"),
+            "a cat",
+            &opts(Tier::Hd),
+            Arc::from([reference]),
+        );
+        assert_eq!(r.operation(), Operation::Edit);
+        assert_eq!(r.operation().to_string(), "/images/edits");
+        assert_eq!(r.expected_format(), ImageFormat::Png);
+    }
+}

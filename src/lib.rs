@@ -1,0 +1,122 @@
+//! genimg: generate images in bulk from named text prompts with OpenAI's image models.
+//!
+//! The binary is a thin shell around [`run`]: parse the command line into a [`Config`], run
+//! it, map the [`Outcome`] to an exit code. Everything is testable without argv.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod format;
+pub mod logging;
+pub mod models;
+pub mod output;
+pub mod plan;
+pub mod progress;
+pub mod prompts;
+pub mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use config::{Config, ConfigError, Env};
+use output::{Destination, OutputError};
+use plan::Plan;
+use progress::{Event, Reporter};
+use run::{Context, Stop, Summary};
+
+/// An error that stops genimg before any request: a usage or input error (exit code 2).
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Client(#[from] api::ClientError),
+}
+
+/// The exit codes, as the README documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every image was made (or was already there).
+    Success = 0,
+    /// Some images failed.
+    SomeFailed = 1,
+    /// A usage or input error; nothing was requested.
+    Usage = 2,
+    /// Stopped by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status as u8)
+    }
+}
+
+/// What a run ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    DryRun,
+    Ran(Summary),
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::DryRun => Status::Success,
+            Outcome::Ran(s) if s.interrupted => Status::Interrupted,
+            Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
+            Outcome::Ran(_) => Status::Success,
+        }
+    }
+}
+
+/// Runs a resolved configuration: a dry run prints the plan on stdout; a real run makes the
+/// missing images and reports on `reporter`.
+pub async fn run(
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+    stop: &Stop,
+) -> Result<Outcome, Error> {
+    let plan = Plan::new(config);
+    if config.dry_run {
+        let survey = output::survey(&plan, config.from_scratch)?;
+        let text = plan::render_dry_run(&plan, &survey, config);
+        // A closed pipe (`| head`) is not an error worth reporting.
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return Ok(Outcome::DryRun);
+    }
+
+    let client_config = config
+        .endpoint
+        .client_config()
+        .ok_or(ConfigError::MissingKey)?;
+    let client = api::Client::new(&client_config)?;
+    let destination = Destination::open(&config.dst_dir)?;
+    let survey = output::survey(&plan, config.from_scratch)?;
+    let dir = config.dst_dir.display().to_string();
+    if config.from_scratch {
+        let count = destination.remove(&survey.removals)?;
+        reporter.event(Event::Removed { count, dir: &dir });
+    }
+    reporter.event(Event::Planned {
+        to_make: survey.to_make(),
+        on_disk: plan.jobs.len() - survey.to_make(),
+        model: config.model.name(),
+        dir: &dir,
+        jobs: config.jobs,
+    });
+
+    let context = Arc::new(Context {
+        client,
+        destination,
+        jobs: config.jobs,
+    });
+    let summary = run::execute(&plan, &survey, context, stop, reporter.as_ref()).await;
+    reporter.event(Event::Finished { summary: &summary });
+    Ok(Outcome::Ran(summary))
+}

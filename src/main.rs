@@ -1,0 +1,42 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use genimg::config::Verbosity;
+use genimg::progress::{PlainReporter, Reporter};
+use genimg::run::Stop;
+use genimg::{Config, Env, Status, cli};
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, 1) => Verbosity::Verbose,
+        (false, _) => Verbosity::Debug,
+    };
+    genimg::logging::init(verbosity);
+
+    let config = match Config::from_cli(cli, &Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => return fail(&e, Status::Usage),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e, Status::Usage),
+    };
+    let reporter: Arc<dyn Reporter> = Arc::new(PlainReporter::stderr(config.verbosity));
+    let outcome = runtime.block_on(async {
+        let stop = Stop::new();
+        stop.watch_ctrl_c(reporter.clone());
+        genimg::run(&config, reporter, &stop).await
+    });
+    match outcome {
+        Ok(outcome) => outcome.status().into(),
+        Err(e) => fail(&e, Status::Usage),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display, status: Status) -> ExitCode {
+    eprintln!("genimg: error: {error:#}");
+    status.into()
+}

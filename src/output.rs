@@ -1,0 +1,329 @@
+//! The destination directory: atomic writes, what is already there, and the run lock.
+//!
+//! An image is written to a temporary file in the destination, fsynced, then renamed to its
+//! final name, so a final name only ever holds a whole image. Temporary files are named
+//! `.genimg-*.tmp`; any left by a killed run are removed by the next one, which holds the lock
+//! and so knows no other run is writing them.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::plan::{Plan, Survey};
+
+const TEMP_PREFIX: &str = ".genimg-";
+const TEMP_SUFFIX: &str = ".tmp";
+const LOCK_FILE: &str = ".genimg.lock";
+
+/// A destination that cannot be used: exit code 2, before any request.
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error("--dst-dir {path}: cannot create the directory: {source}")]
+    Create { path: String, source: io::Error },
+    #[error("--dst-dir {path}: is not a directory")]
+    NotADirectory { path: String },
+    #[error("--dst-dir {path}: cannot write there: {source}")]
+    NotWritable { path: String, source: io::Error },
+    #[error("--dst-dir {path}: cannot read the directory: {source}")]
+    List { path: String, source: io::Error },
+    #[error(
+        "--dst-dir {path}: another genimg run{} is writing there; wait for it to finish or \
+         choose another --dst-dir",
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    Locked { path: String, holder: Option<u32> },
+    #[error("--from-scratch: cannot remove {path}: {source}")]
+    Remove { path: String, source: io::Error },
+}
+
+/// An open destination, locked against other genimg runs for as long as it lives.
+#[derive(Debug)]
+pub struct Destination {
+    dir: PathBuf,
+    /// Holds an OS lock, released by the OS however the process ends, so a run killed with
+    /// `kill -9` never blocks the next one.
+    _lock: File,
+}
+
+impl Destination {
+    /// Creates the directory with its parents, takes the lock, checks that files can be
+    /// written there, and clears temporary files a killed run left behind.
+    pub fn open(dir: &Path) -> Result<Destination, OutputError> {
+        let shown = dir.display().to_string();
+        if dir.exists() && !dir.is_dir() {
+            return Err(OutputError::NotADirectory { path: shown });
+        }
+        fs::create_dir_all(dir).map_err(|source| OutputError::Create {
+            path: shown.clone(),
+            source,
+        })?;
+        let not_writable = |source| OutputError::NotWritable {
+            path: shown.clone(),
+            source,
+        };
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))
+            .map_err(not_writable)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = lock.read_to_string(&mut text);
+                return Err(OutputError::Locked {
+                    path: shown,
+                    holder: text.trim().parse().ok(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(not_writable(e)),
+        }
+        // The holder's process id, for the message another run shows.
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .map_err(not_writable)?;
+
+        let destination = Destination {
+            dir: dir.to_owned(),
+            _lock: lock,
+        };
+        destination.remove_stale_temporaries();
+        // Proves an image can be written, before any request is paid for.
+        destination.temp_file().map_err(not_writable)?;
+        Ok(destination)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+        #[cfg(unix)]
+        {
+            // Images are ordinary files: let the umask decide, not tempfile's private 0600.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        builder.tempfile_in(&self.dir)
+    }
+
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::info!("removed {name}, left by an interrupted run"),
+                    Err(e) => tracing::warn!("could not remove {name}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Writes `bytes` under `file_name` atomically: temporary file, fsync, rename, and an
+    /// fsync of the directory so the rename itself survives a power cut.
+    pub fn write_atomic(&self, file_name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        let path = self.dir.join(file_name);
+        tmp.persist(&path).map_err(|e| e.error)?;
+        sync_dir(&self.dir);
+        Ok(path)
+    }
+
+    /// Deletes files by name, for `--from-scratch`; returns how many it removed.
+    pub fn remove(&self, names: &[String]) -> Result<usize, OutputError> {
+        let mut removed = 0;
+        for name in names {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(OutputError::Remove {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.dir);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) {
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!("fsync of {} failed: {e}", dir.display());
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) {}
+
+/// Looks at what the destination holds, without changing anything (a dry run uses it too):
+/// which planned files are there already, and which files `--from-scratch` would remove.
+pub fn survey(plan: &Plan, from_scratch: bool) -> Result<Survey, OutputError> {
+    let present = list_files(&plan.dst_dir)?;
+    let removals = if from_scratch {
+        let mut names: Vec<String> = present
+            .iter()
+            .filter_map(|n| n.to_str())
+            .filter(|n| plan.namer.is_ours(n))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    } else {
+        Vec::new()
+    };
+    let on_disk = plan
+        .jobs
+        .iter()
+        .map(|job| !from_scratch && present.contains(&OsString::from(&job.file_name)))
+        .collect();
+    Ok(Survey { on_disk, removals })
+}
+
+/// The names of the regular files in `dir`; none if it does not exist yet.
+fn list_files(dir: &Path) -> Result<HashSet<OsString>, OutputError> {
+    let fail = |source| OutputError::List {
+        path: dir.display().to_string(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(OutputError::NotADirectory {
+                path: dir.display().to_string(),
+            });
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let mut names = HashSet::new();
+    for entry in entries {
+        let entry = entry.map_err(fail)?;
+        if entry.file_type().map_err(fail)?.is_file() {
+            names.insert(entry.file_name());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn creates_the_directory_with_parents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/c");
+        Destination::open(&dir).unwrap();
+        assert!(dir.is_dir());
+    }
+
+    #[test]
+    fn writes_atomically_and_leaves_no_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let path = d.write_atomic("image_01_hd.png", b"bytes").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"bytes");
+        d.write_atomic("image_01_hd.png", b"new bytes").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new bytes");
+        assert_eq!(names_in(tmp.path()), [LOCK_FILE, "image_01_hd.png"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn images_get_ordinary_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let path = d.write_atomic("x.png", b"x").unwrap();
+        let mode = fs::metadata(path).unwrap().permissions().mode();
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "readable beyond the owner under a usual umask: {mode:o}"
+        );
+    }
+
+    #[test]
+    fn a_second_run_is_locked_out_and_told_who_holds_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _first = Destination::open(tmp.path()).unwrap();
+        let err = Destination::open(tmp.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("process {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("another genimg run"), "{msg}");
+    }
+
+    #[test]
+    fn the_lock_is_released_when_the_run_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Destination::open(tmp.path()).unwrap());
+        Destination::open(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn temporaries_left_by_a_killed_run_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(".genimg-abc123.tmp"), b"half an image").unwrap();
+        fs::write(tmp.path().join("keep.tmp"), b"user file").unwrap();
+        Destination::open(tmp.path()).unwrap();
+        assert_eq!(names_in(tmp.path()), [LOCK_FILE, "keep.tmp"]);
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_not_a_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        assert!(matches!(
+            Destination::open(&file),
+            Err(OutputError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            Destination::open(&file.join("sub")),
+            Err(OutputError::Create { .. })
+        ));
+    }
+
+    #[test]
+    fn remove_ignores_files_already_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("a.png"), b"").unwrap();
+        assert_eq!(d.remove(&["a.png".into(), "b.png".into()]).unwrap(), 1);
+        assert_eq!(names_in(tmp.path()), [LOCK_FILE]);
+    }
+}

@@ -1,0 +1,359 @@
+//! Prompts × count → jobs with file names, and the text of a dry run.
+//!
+//! The names are the seed script's, exactly: `image_01_hd.png` for a prompt given on the
+//! command line, `image.NAME.01.hd.png` for prompts from a file, and with `--naming legacy`
+//! `desc_01_image_01_hd.png` (prompt number, then image number). Numbers have two digits, more
+//! when the count needs them.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::{ImageRequest, Operation};
+use crate::config::{Config, PromptSource};
+use crate::format::ImageFormat;
+use crate::models::QUALITY_TOKENS;
+
+/// The file naming scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    Seed,
+    Legacy,
+}
+
+/// One prompt of the run, with the request every image of it sends.
+#[derive(Debug)]
+pub struct PlannedPrompt {
+    pub name: String,
+    /// 1-based position in the file.
+    pub number: usize,
+    pub request: ImageRequest,
+}
+
+/// One image to make.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub prompt: Arc<PlannedPrompt>,
+    /// 1-based image number within the prompt.
+    pub index: u32,
+    pub file_name: String,
+}
+
+/// Everything a run would make, in order.
+#[derive(Debug)]
+pub struct Plan {
+    pub dst_dir: PathBuf,
+    pub prompts: Vec<Arc<PlannedPrompt>>,
+    pub jobs: Vec<Job>,
+    pub namer: Namer,
+}
+
+impl Plan {
+    pub fn new(config: &Config) -> Plan {
+        let namer = Namer {
+            naming: config.naming,
+            from_file: matches!(config.source, PromptSource::File(_)),
+            image_digits: digits(config.count as usize),
+            prompt_digits: digits(config.prompts.len()),
+            quality: config.options.tier.file_token(),
+            extension: ImageFormat::Png.extension(),
+            names: config.prompts.iter().map(|p| p.name.clone()).collect(),
+        };
+        let prompts: Vec<Arc<PlannedPrompt>> = config
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Arc::new(PlannedPrompt {
+                    name: p.name.clone(),
+                    number: i + 1,
+                    request: ImageRequest::new(
+                        &config.model,
+                        &p.text,
+                        &config.options,
+                        config.references.clone(),
+                    ),
+                })
+            })
+            .collect();
+        let jobs = prompts
+            .iter()
+            .flat_map(|p| {
+                (1..=config.count).map(|index| Job {
+                    prompt: p.clone(),
+                    index,
+                    file_name: namer.file_name(p.number, &p.name, index),
+                })
+            })
+            .collect();
+        Plan {
+            dst_dir: config.dst_dir.clone(),
+            prompts,
+            jobs,
+            namer,
+        }
+    }
+}
+
+/// Width of a number field: two digits, more once the largest number needs them.
+fn digits(largest: usize) -> usize {
+    largest.max(1).to_string().len().max(2)
+}
+
+/// Makes file names, and recognises the names it makes (for `--from-scratch`).
+#[derive(Debug, Clone)]
+pub struct Namer {
+    naming: Naming,
+    from_file: bool,
+    image_digits: usize,
+    prompt_digits: usize,
+    quality: &'static str,
+    extension: &'static str,
+    names: HashSet<String>,
+}
+
+impl Namer {
+    pub fn file_name(&self, prompt_number: usize, prompt_name: &str, index: u32) -> String {
+        let (q, ext, w) = (self.quality, self.extension, self.image_digits);
+        match (self.naming, self.from_file) {
+            (Naming::Legacy, _) => format!(
+                "desc_{prompt_number:0pw$}_image_{index:0w$}_{q}.{ext}",
+                pw = self.prompt_digits
+            ),
+            (Naming::Seed, false) => format!("image_{index:0w$}_{q}.{ext}"),
+            (Naming::Seed, true) => format!("image.{prompt_name}.{index:0w$}.{q}.{ext}"),
+        }
+    }
+
+    /// Whether genimg's naming would produce `file_name` for this run's prompts, with any
+    /// image number, quality or image extension. Nothing else matches, so `--from-scratch`
+    /// leaves the user's other files alone.
+    pub fn is_ours(&self, file_name: &str) -> bool {
+        self.match_ours(file_name).is_some()
+    }
+
+    fn match_ours(&self, file_name: &str) -> Option<()> {
+        let tail = match (self.naming, self.from_file) {
+            (Naming::Legacy, _) => {
+                let rest = file_name.strip_prefix("desc_")?;
+                let (number, rest) = rest.split_once("_image_")?;
+                let (index, tail) = rest.split_once('_')?;
+                number_field(index)?;
+                (number_field(number)? <= self.names.len()).then_some(tail)?
+            }
+            (Naming::Seed, false) => {
+                let (index, tail) = file_name.strip_prefix("image_")?.split_once('_')?;
+                number_field(index)?;
+                tail
+            }
+            (Naming::Seed, true) => {
+                // Names hold no dots, so the fields split cleanly.
+                let mut parts = file_name.strip_prefix("image.")?.splitn(3, '.');
+                let (name, index, tail) = (parts.next()?, parts.next()?, parts.next()?);
+                number_field(index)?;
+                self.names.contains(name).then_some(tail)?
+            }
+        };
+        let (quality, ext) = tail.split_once('.')?;
+        let image_ext = ImageFormat::ALL
+            .iter()
+            .any(|f| f.extensions().contains(&ext));
+        (QUALITY_TOKENS.contains(&quality) && image_ext).then_some(())
+    }
+}
+
+/// A number field of at least two digits, as genimg writes them.
+fn number_field(s: &str) -> Option<usize> {
+    if s.len() >= 2 && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok().filter(|n| *n >= 1)
+    } else {
+        None
+    }
+}
+
+/// What the destination already holds, as far as the plan is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Per job: its file is already there (and will be skipped).
+    pub on_disk: Vec<bool>,
+    /// Files `--from-scratch` removes first.
+    pub removals: Vec<String>,
+}
+
+impl Survey {
+    pub fn to_make(&self) -> usize {
+        self.on_disk.iter().filter(|d| !**d).count()
+    }
+}
+
+/// The text of a dry run: each file with its model, size, quality, endpoint and a prompt
+/// excerpt, then the totals.
+pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
+    let mut out = String::new();
+    let dir = plan.dst_dir.display();
+    let op = plan
+        .prompts
+        .first()
+        .map_or(Operation::Generate, |p| p.request.operation());
+    let url = crate::api::endpoint_url(&config.endpoint.base_url, op);
+    let _ = writeln!(
+        out,
+        "Dry run: nothing is sent and nothing is written.\n\
+         Model {}, endpoint POST {url}, {} at a time, into {dir}",
+        config.model.name(),
+        config.jobs,
+    );
+    if !survey.removals.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n--from-scratch would first remove {} file(s) from {dir}:",
+            survey.removals.len()
+        );
+        for name in &survey.removals {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
+    let _ = writeln!(out);
+    let width = plan
+        .jobs
+        .iter()
+        .map(|j| j.file_name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (job, on_disk) in plan.jobs.iter().zip(&survey.on_disk) {
+        let r = &job.prompt.request;
+        let what = if *on_disk {
+            "already there, skipped".to_owned()
+        } else {
+            format!(
+                "{} {} {} {}",
+                r.model(),
+                r.field_str("size").unwrap_or("-"),
+                r.field_str("quality").unwrap_or("-"),
+                r.operation()
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  {:width$}  {what}  \"{}\"",
+            job.file_name,
+            excerpt(r.prompt(), 48)
+        );
+    }
+    let total = plan.jobs.len();
+    let to_make = survey.to_make();
+    let _ = writeln!(
+        out,
+        "\nTotal: {total} image(s) of {} prompt(s): {to_make} to make, {} already there; \
+         {to_make} request(s).",
+        plan.prompts.len(),
+        total - to_make,
+    );
+    out
+}
+
+/// The start of a prompt on one line, for listings.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max_chars.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namer(naming: Naming, from_file: bool, count: usize, quality: &'static str) -> Namer {
+        Namer {
+            naming,
+            from_file,
+            image_digits: digits(count),
+            prompt_digits: digits(3),
+            quality,
+            extension: "png",
+            names: ["cat", "dog-2", "sun_set"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_seeds_names() {
+        let single = namer(Naming::Seed, false, 3, "hd");
+        assert_eq!(single.file_name(1, "image", 1), "image_01_hd.png");
+        assert_eq!(single.file_name(1, "image", 3), "image_03_hd.png");
+        let file = namer(Naming::Seed, true, 2, "hd");
+        assert_eq!(file.file_name(2, "cat", 1), "image.cat.01.hd.png");
+        let low = namer(Naming::Seed, true, 2, "standard");
+        assert_eq!(low.file_name(1, "cat", 2), "image.cat.02.standard.png");
+        let legacy = namer(Naming::Legacy, true, 2, "hd");
+        assert_eq!(legacy.file_name(3, "cat", 2), "desc_03_image_02_hd.png");
+    }
+
+    #[test]
+    fn numbers_widen_once_the_count_needs_it() {
+        assert_eq!(digits(1), 2);
+        assert_eq!(digits(99), 2);
+        assert_eq!(digits(100), 3);
+        assert_eq!(digits(1000), 4);
+        let n = namer(Naming::Seed, false, 100, "hd");
+        assert_eq!(n.file_name(1, "image", 7), "image_007_hd.png");
+        assert_eq!(n.file_name(1, "image", 100), "image_100_hd.png");
+    }
+
+    #[test]
+    fn recognises_its_own_names_with_any_number_quality_or_extension() {
+        let file = namer(Naming::Seed, true, 2, "hd");
+        for ours in [
+            "image.cat.01.hd.png",
+            "image.cat.123.standard.png",
+            "image.dog-2.05.low.jpeg",
+            "image.sun_set.10.xhigh.webp",
+            "image.cat.01.medium.jpg",
+        ] {
+            assert!(file.is_ours(ours), "{ours}");
+        }
+        for theirs in [
+            "image.cow.01.hd.png",     // not one of this run's prompts
+            "image.cat.1.hd.png",      // genimg never writes one digit
+            "image.cat.01.final.png",  // not a quality
+            "image.cat.01.hd.png.bak", // not an image extension
+            "image.cat.01.hd.txt",
+            "image.cat.00.hd.png",
+            "notes.txt",
+            "image_01_hd.png", // the single-prompt scheme
+            "Image.cat.01.hd.png",
+        ] {
+            assert!(!file.is_ours(theirs), "{theirs}");
+        }
+
+        let single = namer(Naming::Seed, false, 2, "hd");
+        assert!(single.is_ours("image_01_hd.png"));
+        assert!(single.is_ours("image_150_standard.webp"));
+        assert!(!single.is_ours("image_01_hd_copy.png"));
+        assert!(!single.is_ours("image_ab_hd.png"));
+        assert!(!single.is_ours("image.cat.01.hd.png"));
+
+        let legacy = namer(Naming::Legacy, true, 2, "hd");
+        assert!(legacy.is_ours("desc_01_image_01_hd.png"));
+        assert!(legacy.is_ours("desc_03_image_120_standard.png"));
+        assert!(
+            !legacy.is_ours("desc_04_image_01_hd.png"),
+            "prompt 4 is not in this run"
+        );
+        assert!(!legacy.is_ours("desc_01_image_01_hd.gif"));
+    }
+
+    #[test]
+    fn excerpts_are_one_line_and_short() {
+        assert_eq!(excerpt("a  cat\n\non a mat", 40), "a cat on a mat");
+        assert_eq!(excerpt("abcdefghij", 5), "abcd…");
+        assert_eq!(excerpt("ééééééé", 3), "éé…");
+    }
+}

@@ -1,0 +1,283 @@
+//! What the user sees while a run goes on, driven by run events. Everything goes to stderr;
+//! stdout is kept for output a script may read.
+
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::config::Verbosity;
+use crate::plan::Job;
+use crate::run::{Failure, Made, Summary};
+
+/// Something that happened during a run.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run is about to start.
+    Planned {
+        to_make: usize,
+        on_disk: usize,
+        model: &'a str,
+        dir: &'a str,
+        jobs: usize,
+    },
+    /// `--from-scratch` removed earlier images.
+    Removed {
+        count: usize,
+        dir: &'a str,
+    },
+    Started {
+        job: &'a Job,
+    },
+    Saved {
+        made: &'a Made,
+        done: usize,
+        total: usize,
+    },
+    Failed {
+        failure: &'a Failure,
+        done: usize,
+        total: usize,
+    },
+    /// First Ctrl-C.
+    Stopping,
+    /// Second Ctrl-C.
+    Aborting,
+    Finished {
+        summary: &'a Summary,
+    },
+}
+
+/// Receives run events; implementations decide what to show.
+pub trait Reporter: Send + Sync + std::fmt::Debug {
+    fn event(&self, event: Event<'_>);
+}
+
+/// Plain lines on stderr, one per event worth telling.
+pub struct PlainReporter {
+    verbosity: Verbosity,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl PlainReporter {
+    pub fn stderr(verbosity: Verbosity) -> PlainReporter {
+        PlainReporter::new(verbosity, Box::new(io::stderr()))
+    }
+
+    pub fn new(verbosity: Verbosity, out: Box<dyn Write + Send>) -> PlainReporter {
+        PlainReporter {
+            verbosity,
+            out: Mutex::new(out),
+        }
+    }
+
+    fn say(&self, min: Verbosity, text: &str) {
+        if self.verbosity >= min {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            // A closed stderr must not stop the run.
+            let _ = writeln!(out, "{text}");
+        }
+    }
+}
+
+impl std::fmt::Debug for PlainReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainReporter")
+            .field("verbosity", &self.verbosity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reporter for PlainReporter {
+    fn event(&self, event: Event<'_>) {
+        use Verbosity::*;
+        match event {
+            Event::Planned {
+                to_make,
+                on_disk,
+                model,
+                dir,
+                jobs,
+            } => {
+                let there = match on_disk {
+                    0 => String::new(),
+                    n => format!(" ({n} already there)"),
+                };
+                if to_make == 0 {
+                    self.say(
+                        Normal,
+                        &format!("Nothing to do: every image is already in {dir}."),
+                    );
+                } else {
+                    self.say(
+                        Normal,
+                        &format!(
+                            "Making {to_make} image(s) with {model} in {dir}{there}, {jobs} at a time."
+                        ),
+                    );
+                }
+            }
+            Event::Removed { count, dir } => self.say(
+                Normal,
+                &format!("--from-scratch: removed {count} earlier image(s) from {dir}."),
+            ),
+            Event::Started { job } => self.say(
+                Verbose,
+                &format!("started {} ({})", job.file_name, job.prompt.name),
+            ),
+            Event::Saved { made, done, total } => self.say(
+                Normal,
+                &format!(
+                    "[{done}/{total}] saved {} ({})",
+                    made.file_name,
+                    duration(made.elapsed)
+                ),
+            ),
+            Event::Failed {
+                failure,
+                done,
+                total,
+            } => self.say(
+                Quiet,
+                &format!(
+                    "[{done}/{total}] FAILED {}: {}",
+                    failure.file_name, failure.reason
+                ),
+            ),
+            Event::Stopping => self.say(
+                Quiet,
+                "Stopping: no new requests. Requests in flight will finish and be saved; \
+                 press Ctrl-C again to abandon them.",
+            ),
+            Event::Aborting => self.say(Quiet, "Abandoning the requests in flight."),
+            Event::Finished { summary } => self.say(Quiet, &summary_text(summary, self.verbosity)),
+        }
+    }
+}
+
+/// The closing summary: images made, failed with their reasons, and the time taken.
+pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
+    let mut lines = Vec::new();
+    if verbosity > Verbosity::Quiet {
+        let mut head = format!(
+            "Done in {}: {} made, {} failed",
+            duration(s.elapsed),
+            s.made.len(),
+            s.failed.len()
+        );
+        if s.skipped > 0 {
+            head.push_str(&format!(", {} already there", s.skipped));
+        }
+        if s.interrupted {
+            head.push_str(&format!(", {} not made (interrupted)", s.unfinished));
+        }
+        head.push('.');
+        lines.push(head);
+    }
+    if !s.failed.is_empty() {
+        lines.push(format!("Failed ({}):", s.failed.len()));
+        for f in &s.failed {
+            lines.push(format!("  {} [{}]: {}", f.file_name, f.prompt, f.reason));
+        }
+    }
+    lines.join("\n")
+}
+
+/// `12.3 s`, `4m 05s`, `1h 02m`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn made(name: &str) -> Made {
+        Made {
+            file_name: name.into(),
+            prompt: "cat".into(),
+            index: 1,
+            bytes: 10,
+            elapsed: Duration::from_millis(1500),
+            revised_prompt: None,
+            request_id: None,
+        }
+    }
+
+    fn failed(name: &str) -> Failure {
+        Failure {
+            file_name: name.into(),
+            prompt: "dog".into(),
+            index: 1,
+            reason: "refused by the service: HTTP 400".into(),
+            refused: true,
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(Duration::from_millis(12_340)), "12.3 s");
+        assert_eq!(duration(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(duration(Duration::from_secs(3720)), "1h 02m");
+    }
+
+    #[test]
+    fn the_summary_lists_failures_with_reasons() {
+        let s = Summary {
+            made: vec![made("a.png")],
+            failed: vec![failed("b.png")],
+            skipped: 2,
+            elapsed: Duration::from_secs(61),
+            ..Summary::default()
+        };
+        let text = summary_text(&s, Verbosity::Normal);
+        assert_eq!(
+            text,
+            "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
+        );
+        assert!(!summary_text(&s, Verbosity::Quiet).contains("Done"));
+    }
+
+    #[test]
+    fn quiet_shows_errors_only() {
+        let buf = Buffer::default();
+        let r = PlainReporter::new(Verbosity::Quiet, Box::new(buf.clone()));
+        let m = made("a.png");
+        r.event(Event::Saved {
+            made: &m,
+            done: 1,
+            total: 2,
+        });
+        let f = failed("b.png");
+        r.event(Event::Failed {
+            failure: &f,
+            done: 2,
+            total: 2,
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[2/2] FAILED b.png: refused by the service: HTTP 400\n"
+        );
+    }
+}

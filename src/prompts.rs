@@ -1,0 +1,518 @@
+//! The prompt-file format, parsed by pure functions with errors that name the line.
+//!
+//! ```text
+//! # prompt_name
+//! text describing the image...
+//! more text...
+//!
+//! # another_prompt_name
+//! more text for another image...
+//! ```
+//!
+//! A line that starts with `#` is a header naming the prompt that follows; the prompt runs to
+//! the next header. Its text is kept as written, newlines included, without the blank lines
+//! around it.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// File names carry the prompt name, and most file systems stop at 255 bytes per name.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// One named prompt from a prompt file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub name: String,
+    pub text: String,
+    /// The line of the header, 1-based, so later checks can point at it.
+    pub line: usize,
+}
+
+/// A prompt-file error: `origin:line: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{origin}:{line}: {kind}")]
+pub struct ParseError {
+    pub origin: String,
+    pub line: usize,
+    pub kind: ParseErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    InvalidUtf8,
+    TextBeforeFirstHeader,
+    MissingName,
+    MoreThanOneWord { header: String },
+    BadName { name: String, bad: char },
+    ReservedName { name: String },
+    NameTooLong { name: String },
+    DuplicateName { name: String, first_line: usize },
+    NoText { name: String },
+    NoPrompts,
+}
+
+impl fmt::Display for ParseErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ParseErrorKind::*;
+        match self {
+            InvalidUtf8 => write!(f, "the file is not valid UTF-8 text"),
+            TextBeforeFirstHeader => write!(
+                f,
+                "text before the first header; every prompt starts with a line `# name`"
+            ),
+            MissingName => write!(f, "a header needs a name, as in `# sunset_city`"),
+            MoreThanOneWord { header } => write!(
+                f,
+                "the header `{header}` has more than one word; a prompt name is one word of \
+                 letters, digits, `_` and `-`"
+            ),
+            BadName { name, bad } => write!(
+                f,
+                "the prompt name `{name}` contains {}; names may use only letters, digits, `_` \
+                 and `-`, since they become part of file names",
+                describe_char(*bad)
+            ),
+            ReservedName { name } => write!(
+                f,
+                "`{name}` cannot be a prompt name; names may use only letters, digits, `_` and `-`"
+            ),
+            NameTooLong { name } => write!(
+                f,
+                "the prompt name `{}…` is longer than {MAX_NAME_BYTES} bytes",
+                name.chars().take(24).collect::<String>()
+            ),
+            DuplicateName { name, first_line } => write!(
+                f,
+                "the prompt name `{name}` is already used at line {first_line} (names must \
+                 differ in more than letter case, or their files would collide)"
+            ),
+            NoText { name } => write!(f, "the prompt `{name}` has no text"),
+            NoPrompts => write!(f, "no prompts; a prompt starts with a line `# name`"),
+        }
+    }
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        '/' | '\\' => format!("a path separator `{c}`"),
+        '.' => "a dot `.`".to_owned(),
+        c if c.is_control() => format!("the control character U+{:04X}", u32::from(c)),
+        c => format!("`{c}`"),
+    }
+}
+
+/// Parses a prompt file from raw bytes: a UTF-8 BOM is skipped, invalid UTF-8 is an error
+/// pointing at its line.
+pub fn parse_bytes(bytes: &[u8], origin: &str) -> Result<Vec<Prompt>, ParseError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, origin),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+            Err(ParseError {
+                origin: origin.to_owned(),
+                line,
+                kind: ParseErrorKind::InvalidUtf8,
+            })
+        }
+    }
+}
+
+/// Parses the text of a prompt file. `origin` names the file in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let err = |line: usize, kind: ParseErrorKind| ParseError {
+        origin: origin.to_owned(),
+        line,
+        kind,
+    };
+
+    let mut prompts: Vec<Prompt> = Vec::new();
+    // The header line of the prompt being read, and its body lines.
+    let mut current: Option<(String, usize)> = None;
+    let mut body: Vec<&str> = Vec::new();
+
+    for (i, raw) in text.split('\n').enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix('#') {
+            finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
+            let name = header_name(rest, line).map_err(|k| err(line_no, k))?;
+            let folded = name.to_lowercase();
+            if let Some(first) = prompts.iter().find(|p| p.name.to_lowercase() == folded) {
+                return Err(err(
+                    line_no,
+                    ParseErrorKind::DuplicateName {
+                        name,
+                        first_line: first.line,
+                    },
+                ));
+            }
+            current = Some((name, line_no));
+        } else if current.is_some() {
+            body.push(line);
+        } else if !line.trim().is_empty() {
+            return Err(err(line_no, ParseErrorKind::TextBeforeFirstHeader));
+        }
+    }
+    finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
+
+    if prompts.is_empty() {
+        return Err(err(1, ParseErrorKind::NoPrompts));
+    }
+    Ok(prompts)
+}
+
+/// Closes the prompt being read, if any: its text is the body without surrounding blank lines.
+fn finish(
+    current: Option<(String, usize)>,
+    body: &mut Vec<&str>,
+    prompts: &mut Vec<Prompt>,
+) -> Result<(), (usize, ParseErrorKind)> {
+    if let Some((name, line)) = current {
+        let text = trim_blank_lines(body);
+        if text.is_empty() {
+            return Err((line, ParseErrorKind::NoText { name }));
+        }
+        prompts.push(Prompt { name, text, line });
+    }
+    body.clear();
+    Ok(())
+}
+
+/// Reads the name from what follows `#` on a header line.
+fn header_name(rest: &str, header: &str) -> Result<String, ParseErrorKind> {
+    let mut words = rest.split_whitespace();
+    let name = words.next().ok_or(ParseErrorKind::MissingName)?;
+    if words.next().is_some() {
+        return Err(ParseErrorKind::MoreThanOneWord {
+            header: header.trim_end().to_owned(),
+        });
+    }
+    check_name(name)?;
+    Ok(name.to_owned())
+}
+
+/// A name is one word of letters, digits, `_` and `-`: it becomes part of file names.
+pub fn check_name(name: &str) -> Result<(), ParseErrorKind> {
+    if name.is_empty() {
+        return Err(ParseErrorKind::MissingName);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ParseErrorKind::NameTooLong {
+            name: name.to_owned(),
+        });
+    }
+    if let Some(bad) = name.chars().find(|c| !is_name_char(*c)) {
+        return Err(ParseErrorKind::BadName {
+            name: name.to_owned(),
+            bad,
+        });
+    }
+    if name.chars().all(|c| c == '-') {
+        // `-` alone reads as an option wherever the name is echoed back.
+        return Err(ParseErrorKind::ReservedName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+fn trim_blank_lines(lines: &[&str]) -> String {
+    let is_blank = |l: &&str| l.trim().is_empty();
+    let start = lines.iter().position(|l| !is_blank(l));
+    let end = lines.iter().rposition(|l| !is_blank(l));
+    match (start, end) {
+        (Some(s), Some(e)) => lines[s..=e].join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Writes prompts in the file format; `parse(&render(p))` gives back `p`.
+pub fn render(prompts: &[Prompt]) -> String {
+    let mut out = String::new();
+    for p in prompts {
+        out.push_str("# ");
+        out.push_str(&p.name);
+        out.push('\n');
+        out.push_str(&p.text);
+        out.push_str("\n\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ok(text: &str) -> Vec<(String, String)> {
+        parse(text, "p.txt")
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.text))
+            .collect()
+    }
+
+    fn fails(text: &str) -> ParseError {
+        parse(text, "prompts.txt").unwrap_err()
+    }
+
+    fn pair(name: &str, text: &str) -> (String, String) {
+        (name.to_owned(), text.to_owned())
+    }
+
+    #[test]
+    fn reads_the_seed_example() {
+        let text = "# prompt_name\ntext describing the image...\nmore text...\n\n# another_prompt_name\nmore text for another image...\n";
+        assert_eq!(
+            ok(text),
+            vec![
+                pair("prompt_name", "text describing the image...\nmore text..."),
+                pair("another_prompt_name", "more text for another image..."),
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_paragraphs_and_inner_whitespace_but_trims_surrounding_blank_lines() {
+        let text = "# a\n\n\n  indented line\n\nsecond paragraph  \n\n  \n# b\nx";
+        assert_eq!(
+            ok(text),
+            vec![
+                pair("a", "  indented line\n\nsecond paragraph  "),
+                pair("b", "x")
+            ]
+        );
+    }
+
+    #[test]
+    fn header_lines_are_recorded() {
+        let p = parse("\n\n# a\nx\n# b\ny", "f").unwrap();
+        assert_eq!((p[0].line, p[1].line), (3, 5));
+    }
+
+    #[test]
+    fn header_without_space_and_names_with_dash_digits_unicode() {
+        assert_eq!(
+            ok("#a-1_B\nx\n#   café  \ny"),
+            vec![pair("a-1_B", "x"), pair("café", "y")]
+        );
+    }
+
+    #[test]
+    fn hash_inside_text_is_text() {
+        assert_eq!(
+            ok("# a\nline with # inside\n  # indented hash"),
+            vec![pair("a", "line with # inside\n  # indented hash")]
+        );
+    }
+
+    #[test]
+    fn accepts_crlf_and_bom() {
+        assert_eq!(
+            ok("\u{FEFF}# a\r\nline one\r\nline two\r\n\r\n# b\r\nz\r\n"),
+            vec![pair("a", "line one\nline two"), pair("b", "z")]
+        );
+        let bytes = b"\xEF\xBB\xBF# a\r\nx\r\n";
+        assert_eq!(parse_bytes(bytes, "f").unwrap()[0].text, "x");
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let e = parse_bytes(b"# a\nok\nbad \xFF byte\n", "prompts.txt").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert_eq!(e.kind, ParseErrorKind::InvalidUtf8);
+        assert!(e.to_string().starts_with("prompts.txt:3: "), "{e}");
+    }
+
+    #[test]
+    fn text_before_the_first_header() {
+        let e = fails("\n\nstray text\n# a\nx");
+        assert_eq!(
+            (e.line, e.kind.clone()),
+            (3, ParseErrorKind::TextBeforeFirstHeader)
+        );
+        assert!(
+            e.to_string().starts_with("prompts.txt:3: text before"),
+            "{e}"
+        );
+        // Blank lines before the first header are fine.
+        assert_eq!(ok("\n \t\n# a\nx").len(), 1);
+    }
+
+    #[test]
+    fn header_without_a_name() {
+        for text in ["# a\nx\n#\ny", "# a\nx\n#   \ny"] {
+            let e = fails(text);
+            assert_eq!((e.line, e.kind), (3, ParseErrorKind::MissingName));
+        }
+    }
+
+    #[test]
+    fn header_with_more_than_one_word() {
+        let e = fails("# a\nx\n\n# two words\ny");
+        assert_eq!(e.line, 4);
+        assert!(matches!(e.kind, ParseErrorKind::MoreThanOneWord { .. }));
+        assert!(e.to_string().contains("`# two words`"), "{e}");
+    }
+
+    #[test]
+    fn names_that_are_not_safe_in_file_names() {
+        for (name, bad) in [
+            ("a/b", '/'),
+            ("a\\b", '\\'),
+            ("a.b", '.'),
+            ("..", '.'),
+            (".", '.'),
+            ("a\u{7}b", '\u{7}'),
+            ("a:b", ':'),
+            ("a*", '*'),
+        ] {
+            let e = fails(&format!("# {name}\nx"));
+            assert_eq!(e.line, 1);
+            assert_eq!(
+                e.kind,
+                ParseErrorKind::BadName {
+                    name: name.to_owned(),
+                    bad
+                },
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            fails("# -\nx").kind,
+            ParseErrorKind::ReservedName { .. }
+        ));
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            fails(&format!("# {long}\nx")).kind,
+            ParseErrorKind::NameTooLong { .. }
+        ));
+        assert!(parse(&format!("# {}\nx", "n".repeat(MAX_NAME_BYTES)), "f").is_ok());
+    }
+
+    #[test]
+    fn a_name_used_twice_points_at_the_second() {
+        let e = fails("# a\nx\n# b\ny\n# a\nz");
+        assert_eq!(
+            (e.line, e.kind),
+            (
+                5,
+                ParseErrorKind::DuplicateName {
+                    name: "a".into(),
+                    first_line: 1
+                }
+            )
+        );
+        let e = fails("# Sun\nx\n# sun\ny");
+        assert_eq!(
+            e.line, 3,
+            "names differing only in case collide on some disks"
+        );
+    }
+
+    #[test]
+    fn header_with_no_text() {
+        for text in ["# a\n# b\ny", "# a\n\n  \n# b\ny"] {
+            let e = fails(text);
+            assert_eq!(
+                (e.line, e.kind),
+                (1, ParseErrorKind::NoText { name: "a".into() })
+            );
+        }
+        let e = fails("# a\nx\n# last\n\n");
+        assert_eq!(
+            (e.line, e.kind),
+            (
+                3,
+                ParseErrorKind::NoText {
+                    name: "last".into()
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_without_prompts() {
+        for text in ["", "\n\n", "\u{FEFF}"] {
+            assert_eq!(fails(text).kind, ParseErrorKind::NoPrompts);
+        }
+    }
+
+    #[test]
+    fn render_writes_the_format() {
+        let p = parse("# a\nx\n\ny\n# b\nz", "f").unwrap();
+        assert_eq!(render(&p), "# a\nx\n\ny\n\n# b\nz\n\n");
+    }
+
+    fn prompt_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
+        let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
+        // A text line never starts with `#`; the first and last lines have something on them.
+        let solid = "[^#\r\n\\s][^\r\n]{0,30}";
+        let any_line = prop_oneof!["", "[ \t]{0,3}", "[^#\r\n][^\r\n]{0,30}"];
+        let text = (
+            solid,
+            proptest::collection::vec(any_line, 0..4),
+            proptest::option::of(solid),
+        )
+            .prop_map(|(first, middle, last)| {
+                let mut lines = vec![first];
+                if let Some(last) = last {
+                    lines.extend(middle);
+                    lines.push(last);
+                }
+                lines.join("\n")
+            });
+        proptest::collection::vec((name, text), 1..6).prop_map(|mut v| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|(n, _)| seen.insert(n.to_lowercase()));
+            v
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_bytes(&bytes, "f");
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_what_parses_round_trips(text in "(#[^\n]{0,8}\n|[^\n]{0,12}\n){0,12}") {
+            if let Ok(prompts) = parse(&text, "f") {
+                let again = parse(&render(&prompts), "f").unwrap();
+                let strip = |p: Vec<Prompt>| p.into_iter().map(|p| (p.name, p.text)).collect::<Vec<_>>();
+                prop_assert_eq!(strip(again), strip(prompts));
+            }
+        }
+
+        #[test]
+        fn rendered_prompts_parse_back(pairs in prompt_strategy()) {
+            let prompts: Vec<Prompt> = pairs
+                .iter()
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0 })
+                .collect();
+            let parsed = parse(&render(&prompts), "f").unwrap();
+            let got: Vec<(String, String)> = parsed.into_iter().map(|p| (p.name, p.text)).collect();
+            prop_assert_eq!(got, pairs);
+        }
+
+        #[test]
+        fn crlf_parses_like_lf(pairs in prompt_strategy()) {
+            let prompts: Vec<Prompt> = pairs
+                .iter()
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0 })
+                .collect();
+            let lf = render(&prompts);
+            let crlf = lf.replace('\n', "\r\n");
+            prop_assert_eq!(parse(&lf, "f").unwrap(), parse(&crlf, "f").unwrap());
+        }
+    }
+}
