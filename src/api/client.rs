@@ -58,6 +58,8 @@ pub struct Client {
     /// Sent to the API only, never to the hosts of download links.
     api_headers: HeaderMap,
     timeout: Duration,
+    /// Kept to scrub it from anything a server says back.
+    api_key: SecretString,
 }
 
 /// A client that cannot be built: a key or header that HTTP cannot carry, or TLS set-up.
@@ -102,6 +104,7 @@ impl Client {
             base_url: config.base_url.clone(),
             api_headers,
             timeout: config.timeout,
+            api_key: config.api_key.clone(),
         })
     }
 
@@ -131,9 +134,14 @@ impl Client {
             .map(str::to_owned);
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
+            let mut body = ErrorBody::parse(&body);
+            // A server may echo the key it was sent (a 401 does): never show it.
+            body.message = body
+                .message
+                .map(|m| redact(&m, self.api_key.expose_secret()));
             return Err(ApiError::Status(Box::new(StatusError {
                 status: status.as_u16(),
-                body: ErrorBody::parse(&body),
+                body,
                 request_id,
             })));
         }
@@ -203,6 +211,15 @@ impl Client {
     }
 }
 
+/// Replaces every occurrence of `secret` in `text`.
+fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(secret, "[redacted]")
+    }
+}
+
 /// Joins an operation path onto the API root, whether or not the root ends with `/`.
 pub fn endpoint_url(base: &Url, operation: Operation) -> Url {
     let mut url = base.clone();
@@ -252,6 +269,15 @@ mod tests {
     fn a_key_http_cannot_carry_is_refused_without_showing_it() {
         let err = Client::new(&config("sk-bad\nkey")).unwrap_err();
         assert!(!err.to_string().contains("sk-bad"));
+    }
+
+    #[test]
+    fn echoed_keys_are_redacted() {
+        assert_eq!(
+            redact("Incorrect API key provided: sk-abc. See", "sk-abc"),
+            "Incorrect API key provided: [redacted]. See"
+        );
+        assert_eq!(redact("nothing here", ""), "nothing here");
     }
 
     #[test]

@@ -1,0 +1,195 @@
+//! Failures: one failed image never stops the others, each failure is explained, nothing
+//! half-written is left, and the API key never shows.
+
+use std::sync::Arc;
+
+use crate::support::*;
+
+/// Two prompts; the one named `bad` meets `action`.
+fn run_with_fault(action: Action) -> (Run, Workspace, FakeServer) {
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(move |i: &Incoming| {
+            if i.prompt.contains("bad") {
+                action.clone()
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", "# good\na good prompt\n# bad\na bad prompt\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--count", "2"])
+        .run();
+    (run, ws, server)
+}
+
+#[track_caller]
+fn only_the_good_ones_were_made(run: &Run, ws: &Workspace, server: &FakeServer, reason: &str) {
+    assert_code(run, 1);
+    assert_eq!(
+        ws.files("out"),
+        ["image.good.01.hd.png", "image.good.02.hd.png"],
+        "no stray or partial file"
+    );
+    assert_images_match(ws, "out", server);
+    assert!(run.stderr.contains("2 made, 2 failed"), "{}", run.stderr);
+    for n in ["01", "02"] {
+        let line = format!("image.bad.{n}.hd.png [bad]: ");
+        let found = run
+            .stderr
+            .lines()
+            .find(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("{}", run.stderr));
+        assert!(found.contains(reason), "{found}");
+    }
+}
+
+#[test]
+fn a_refused_prompt_is_reported_and_the_others_are_made() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        "# fine\na meadow\n# nope\nsomething FORBIDDEN\n# also_fine\na lake\n",
+    );
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out"])
+        .run();
+    assert_code(&run, 1);
+    assert_eq!(
+        ws.files("out"),
+        ["image.also_fine.01.hd.png", "image.fine.01.hd.png"]
+    );
+    let refused: Vec<Recorded> = server
+        .image_requests()
+        .into_iter()
+        .filter(|r| r.prompt().contains("FORBIDDEN"))
+        .collect();
+    assert_eq!(refused.len(), 1, "a refused prompt is asked once");
+    assert!(
+        run.stderr.contains("image.nope.01.hd.png [nope]: refused by the service: HTTP 400 Bad Request: Your request was rejected by the safety system."),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("code moderation_blocked"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_server_error_fails_that_image_with_message_and_request_id() {
+    let (run, ws, server) = run_with_fault(Action::error(
+        500,
+        "server_error",
+        "The server had an error while processing your request.",
+    ));
+    only_the_good_ones_were_made(
+        &run,
+        &ws,
+        &server,
+        "HTTP 500 Internal Server Error: The server had an error",
+    );
+    assert!(run.stderr.contains("request req_fake_"), "{}", run.stderr);
+}
+
+#[test]
+fn a_bad_parameter_error_shows_the_service_message() {
+    let (run, ws, server) = run_with_fault(Action::error(
+        400,
+        "invalid_value",
+        "Invalid value for 'size'.",
+    ));
+    only_the_good_ones_were_made(
+        &run,
+        &ws,
+        &server,
+        "HTTP 400 Bad Request: Invalid value for 'size'. (code invalid_value",
+    );
+}
+
+#[test]
+fn a_dropped_connection() {
+    let (run, ws, server) = run_with_fault(Action::Drop);
+    only_the_good_ones_were_made(&run, &ws, &server, "the connection failed");
+}
+
+#[test]
+fn a_truncated_body() {
+    let (run, ws, server) = run_with_fault(Action::Truncate);
+    only_the_good_ones_were_made(&run, &ws, &server, "the connection failed");
+}
+
+#[test]
+fn malformed_json() {
+    let (run, ws, server) = run_with_fault(Action::MalformedJson);
+    only_the_good_ones_were_made(
+        &run,
+        &ws,
+        &server,
+        "unusable answer: the answer is not valid JSON",
+    );
+}
+
+#[test]
+fn bad_base64() {
+    let (run, ws, server) = run_with_fault(Action::BadBase64);
+    only_the_good_ones_were_made(
+        &run,
+        &ws,
+        &server,
+        "unusable answer: the image is not valid base64",
+    );
+}
+
+#[test]
+fn an_image_in_the_wrong_format() {
+    let (run, ws, server) = run_with_fault(Action::WrongFormat);
+    only_the_good_ones_were_made(
+        &run,
+        &ws,
+        &server,
+        "unusable answer: asked for PNG, received JPEG",
+    );
+}
+
+#[test]
+fn a_wrong_key_fails_without_showing_it_at_any_verbosity() {
+    let server = FakeServer::start();
+    let secret = "sk-wrong-but-secret-4242";
+    for verbosity in [&[][..], &["-v"][..], &["-vv"][..]] {
+        let ws = Workspace::new();
+        let run = genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out", "--api-key", secret])
+            .args(verbosity)
+            .run();
+        assert_code(&run, 1);
+        assert!(
+            run.stderr
+                .contains("HTTP 401 Unauthorized: Incorrect API key provided: [redacted]"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.all_output().contains(secret), "{}", run.all_output());
+        assert!(!run.all_output().contains("wrong-but-secret"));
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_named() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .env("OPENAI_API_KEY", "k")
+        .args(["a cat", "-o", "out"])
+        .run();
+    assert_code(&run, 1);
+    assert!(
+        run.stderr.contains("could not connect to 127.0.0.1:9"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.files("out"), Vec::<String>::new());
+}

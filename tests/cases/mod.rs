@@ -1,0 +1,9 @@
+mod bad_input;
+mod faults;
+mod interface;
+mod output;
+mod parallel;
+mod prompt_files;
+mod references;
+mod requests;
+mod seed_examples;

@@ -1,0 +1,277 @@
+//! What lands in the destination: names, resume, atomic writes, Ctrl-C, the lock.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[test]
+fn the_destination_is_created_with_its_parents() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a", "--dst-dir", "deep/er/still"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(ws.files("deep/er/still"), ["image_01_hd.png"]);
+}
+
+#[test]
+fn a_rerun_makes_only_what_is_missing() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a\nfirst\n# b\nsecond\n");
+    let args = ["--input", "p.txt", "-o", "out"];
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(args)
+            .args(["--count", "2"])
+            .run(),
+        0,
+    );
+    assert_eq!(server.image_requests().len(), 4);
+
+    let again = genimg(&ws, Some(&server))
+        .args(args)
+        .args(["--count", "2"])
+        .run();
+    assert_code(&again, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        4,
+        "a finished run re-run requests nothing"
+    );
+    assert!(again.stderr.contains("Nothing to do"), "{}", again.stderr);
+
+    let more = genimg(&ws, Some(&server))
+        .args(args)
+        .args(["--count", "3"])
+        .run();
+    assert_code(&more, 0);
+    let requests = server.image_requests();
+    assert_eq!(
+        requests.len(),
+        6,
+        "raising the count makes only the new images"
+    );
+    assert_eq!(ws.files("out").len(), 6);
+    assert!(
+        more.stderr.contains("2 made, 0 failed, 4 already there"),
+        "{}",
+        more.stderr
+    );
+}
+
+#[test]
+fn legacy_naming() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a\nfirst\n# b\nsecond\n");
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "--count",
+            "2",
+            "--naming",
+            "legacy",
+            "--low-res",
+        ])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.files("out"),
+        [
+            "desc_01_image_01_standard.png",
+            "desc_01_image_02_standard.png",
+            "desc_02_image_01_standard.png",
+            "desc_02_image_02_standard.png",
+        ]
+    );
+}
+
+#[test]
+fn numbers_widen_once_the_count_reaches_100() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out", "--count", "100", "-j", "16"])
+        .run();
+    assert_code(&run, 0);
+    let files = ws.files("out");
+    assert_eq!(files.len(), 100);
+    assert_eq!(files[0], "image_001_hd.png");
+    assert_eq!(files[99], "image_100_hd.png");
+}
+
+fn slow_server(latency_ms: u64) -> FakeServer {
+    FakeServer::with(Options {
+        latency: Duration::from_millis(latency_ms),
+        ..Options::default()
+    })
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn interrupt(child: &std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
+}
+
+#[test]
+fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
+    let server = slow_server(1500);
+    let ws = Workspace::new();
+    let child = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out", "--count", "10", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("two requests in flight", || {
+        server.image_requests_started() == 2
+    });
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        server.image_requests().len(),
+        2,
+        "no new request after Ctrl-C"
+    );
+    assert_eq!(
+        ws.files("out"),
+        ["image_01_hd.png", "image_02_hd.png"],
+        "in-flight images were saved"
+    );
+    assert_images_match(&ws, "out", &server);
+    assert!(stderr.contains("Stopping: no new requests"), "{stderr}");
+    assert!(stderr.contains("8 not made (interrupted)"), "{stderr}");
+}
+
+#[test]
+fn a_second_ctrl_c_abandons_requests_in_flight_and_leaves_nothing_partial() {
+    let server = slow_server(5000);
+    let ws = Workspace::new();
+    let child = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out", "--count", "4", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("two requests in flight", || {
+        server.image_requests_started() == 2
+    });
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "aborted without waiting for the answers"
+    );
+    assert_eq!(
+        ws.files("out"),
+        Vec::<String>::new(),
+        "no partial or temporary file"
+    );
+}
+
+#[test]
+fn a_second_run_on_the_same_destination_is_refused_while_the_first_runs() {
+    let server = slow_server(1500);
+    let ws = Workspace::new();
+    let mut first = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out", "--count", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first run to start", || {
+        server.image_requests_started() > 0
+    });
+    let second = genimg(&ws, Some(&server)).args(["b", "-o", "out"]).run();
+    assert_code(&second, 2);
+    assert!(
+        second.stderr.contains(&format!(
+            "another genimg run (process {}) is writing there",
+            first.id()
+        )),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        server.image_requests().len(),
+        2,
+        "the second run sent nothing"
+    );
+}
+
+#[test]
+fn a_lock_left_by_a_killed_run_does_not_block() {
+    let server = slow_server(3000);
+    let ws = Workspace::new();
+    let mut first = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out"])
+        .spawn()
+        .unwrap();
+    wait_for("the first run to start", || {
+        server.image_requests_started() > 0
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let fast = FakeServer::start();
+    let run = genimg(&ws, Some(&fast)).args(["a", "-o", "out"]).run();
+    assert_code(&run, 0);
+    assert_eq!(ws.files("out"), ["image_01_hd.png"]);
+}
+
+#[test]
+fn temporary_files_of_a_killed_run_are_cleared() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("out/.genimg-a1b2c3.tmp", "half an image");
+    let run = genimg(&ws, Some(&server)).args(["a", "-o", "out"]).run();
+    assert_code(&run, 0);
+    assert_eq!(ws.files("out"), ["image_01_hd.png"]);
+}
+
+#[test]
+fn failures_leave_no_temporary_file() {
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth.is_multiple_of(2) {
+                Action::Truncate
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a", "-o", "out", "--count", "6"])
+        .run();
+    assert_code(&run, 1);
+    let files = ws.files("out");
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with("image_") && f.ends_with("_hd.png")),
+        "{files:?}"
+    );
+}

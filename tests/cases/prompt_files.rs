@@ -1,0 +1,207 @@
+//! Prompt files end to end: every error names file and line, exits 2, and sends nothing.
+
+use crate::support::*;
+
+/// Runs genimg on a prompt file and checks it was refused before any request.
+fn refused(contents: &[u8]) -> String {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("prompts.txt", contents);
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "prompts.txt", "--dst-dir", "out"])
+        .run();
+    assert_code(&run, 2);
+    assert!(server.requests().is_empty(), "no request on bad input");
+    assert!(!ws.join("out").exists(), "nothing written on bad input");
+    assert!(run.stdout.is_empty());
+    run.stderr
+}
+
+#[test]
+fn text_before_the_first_header() {
+    let err = refused(b"\nsome text\n# a\nx\n");
+    assert!(
+        err.contains("prompts.txt:2: text before the first header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_header_without_a_name() {
+    let err = refused(b"# a\nx\n\n#\ny\n");
+    assert!(
+        err.contains("prompts.txt:4: a header needs a name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_header_with_more_than_one_word() {
+    let err = refused(b"# a\nx\n# sunset city\ny\n");
+    assert!(
+        err.contains("prompts.txt:3: the header `# sunset city` has more than one word"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_name_used_twice_points_at_the_second() {
+    let err = refused(b"# a\nx\n# b\ny\n\n# a\nz\n");
+    assert!(
+        err.contains("prompts.txt:6: the prompt name `a` is already used at line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_header_without_text() {
+    let err = refused(b"# a\n\n# b\ny\n");
+    assert!(
+        err.contains("prompts.txt:1: the prompt `a` has no text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn names_that_would_escape_the_folder() {
+    for (name, line) in [
+        ("../evil", 1),
+        ("a/b", 1),
+        ("..", 1),
+        ("a\\b", 1),
+        ("a.b", 1),
+    ] {
+        let err = refused(format!("# {name}\nx\n").as_bytes());
+        assert!(
+            err.contains(&format!(
+                "prompts.txt:{line}: the prompt name `{name}` contains"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8_is_named() {
+    let err = refused(b"# a\nfine\n# b\ncaf\xe9\n");
+    assert!(
+        err.contains("prompts.txt:4: the file is not valid UTF-8 text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_file() {
+    let err = refused(b"\n\n");
+    assert!(err.contains("prompts.txt:1: no prompts"), "{err}");
+}
+
+#[test]
+fn a_missing_prompt_file() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .args(["--input", "nope.txt"])
+        .env("OPENAI_API_KEY", "k")
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains("cannot read the prompt file nope.txt"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn crlf_and_a_bom_are_accepted() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write(
+        "prompts.txt",
+        b"\xEF\xBB\xBF# first\r\nline one\r\nline two\r\n\r\n# second\r\nz\r\n",
+    );
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "prompts.txt", "--dst-dir", "out"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.files("out"),
+        ["image.first.01.hd.png", "image.second.01.hd.png"]
+    );
+    let mut prompts: Vec<String> = server
+        .image_requests()
+        .iter()
+        .map(Recorded::prompt)
+        .collect();
+    prompts.sort();
+    assert_eq!(prompts, ["line one\nline two", "z"]);
+}
+
+#[test]
+fn prompts_from_standard_input() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let mut child = genimg(&ws, Some(&server))
+        .args(["--input", "-", "--dst-dir", "out"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# piped\nfrom stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ws.files("out"), ["image.piped.01.hd.png"]);
+}
+
+#[test]
+fn errors_from_standard_input_name_it() {
+    let ws = Workspace::new();
+    let mut child = genimg(&ws, None)
+        .args(["--input", "-", "--dry-run"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# a b\nx\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<stdin>:1: the header"));
+}
+
+#[test]
+fn a_prompt_too_long_for_the_model_is_refused_before_any_request() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write(
+        "prompts.txt",
+        format!("# ok\nfine\n\n# long\n{}\n", "word ".repeat(900)),
+    );
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "prompts.txt", "--model", "dall-e-3"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr
+            .contains("prompts.txt:4: the prompt has 4500 characters; dall-e-3 takes at most 4000"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+}

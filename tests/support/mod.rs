@@ -1,0 +1,144 @@
+//! The shared harness of the end-to-end tests: a fake Images API, and the real genimg binary
+//! run against it with a cleared, deterministic environment.
+
+#![allow(dead_code)]
+
+pub mod images;
+pub mod rules;
+pub mod server;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded};
+
+/// A temporary directory to run genimg in.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&path, contents).expect("write");
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        fs::read(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// The names in a directory, sorted, without genimg's lock file.
+    pub fn files(&self, rel: &str) -> Vec<String> {
+        let dir = self.join(rel);
+        let mut names: Vec<String> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".genimg.lock")
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+}
+
+/// The genimg binary with a cleared environment, run in `ws`, pointed at `server` with the
+/// key it accepts.
+pub fn genimg(ws: &Workspace, server: Option<&FakeServer>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_genimg"));
+    cmd.env_clear()
+        .current_dir(ws.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    match server {
+        Some(s) => {
+            cmd.env("OPENAI_BASE_URL", s.base_url())
+                .env("OPENAI_API_KEY", KEY);
+        }
+        // Anything that slips through goes nowhere: port 9 on loopback refuses.
+        None => {
+            cmd.env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
+        }
+    }
+    cmd
+}
+
+/// What a finished run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub trait RunExt {
+    fn run(&mut self) -> Run;
+}
+
+impl RunExt for Command {
+    fn run(&mut self) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.output().expect("run genimg");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// Asserts the exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_code(run: &Run, code: i32) {
+    assert_eq!(
+        run.code, code,
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        run.stdout, run.stderr
+    );
+}
+
+/// Asserts that each image written equals, byte for byte, what the server sent for it.
+#[track_caller]
+pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
+    let sent: Vec<Vec<u8>> = server
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.image)
+        .collect();
+    for name in ws.files(dir) {
+        let bytes = ws.read(&format!("{dir}/{name}"));
+        assert!(
+            sent.contains(&bytes),
+            "{name} is not byte for byte an image the server sent"
+        );
+    }
+}

@@ -1,0 +1,658 @@
+//! A local fake of the OpenAI Images API, on hyper, in a thread of its own.
+//!
+//! It speaks the wire format (JSON generations, multipart edits, `b64_json` or `url`
+//! answers), checks each request by the service's rules (see `rules.rs`), returns real PNG
+//! bytes that differ per request, records everything, and injects faults on demand.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use super::images;
+use super::rules::{self, ApiErr};
+
+/// The key the fake accepts.
+pub const KEY: &str = "sk-test-0123456789abcdef";
+
+type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A part of a multipart request.
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// One request as the fake saw it, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Order of arrival among all requests, from 0.
+    pub seq: usize,
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    /// The request's fields: the JSON body, or the multipart text fields as strings.
+    pub fields: Map<String, Value>,
+    pub is_multipart: bool,
+    pub files: Vec<FilePart>,
+    /// The status answered, or 0 if the connection was dropped.
+    pub status: u16,
+    /// The image bytes this answer delivered (decoded), if any.
+    pub image: Option<Vec<u8>>,
+    pub arrived: Instant,
+    pub answered: Instant,
+}
+
+impl Recorded {
+    pub fn field(&self, name: &str) -> Option<String> {
+        match self.fields.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    pub fn prompt(&self) -> String {
+        self.field("prompt").unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn is_image_request(&self) -> bool {
+        self.method == "POST" && self.path.starts_with("/v1/images/")
+    }
+}
+
+/// What the fake does with an image request, chosen by a test's script.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A normal answer.
+    Answer,
+    /// A normal answer, after this long.
+    Delay(Duration),
+    /// An error answer with the API's error body.
+    Error {
+        status: u16,
+        code: Option<String>,
+        kind: String,
+        message: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Close the connection without answering.
+    Drop,
+    /// Send the headers and half the body, then close.
+    Truncate,
+    /// 200 with a body that is not JSON.
+    MalformedJson,
+    /// 200 with `b64_json` that is not base64.
+    BadBase64,
+    /// 200 with a JPEG where a PNG was asked for.
+    WrongFormat,
+}
+
+impl Action {
+    pub fn error(status: u16, code: &str, message: &str) -> Action {
+        Action::Error {
+            status,
+            code: Some(code.to_owned()),
+            kind: if status == 429 {
+                "requests".to_owned()
+            } else {
+                "invalid_request_error".to_owned()
+            },
+            message: message.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Action {
+        if let Action::Error { headers, .. } = &mut self {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+}
+
+/// What a script sees of an image request.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Order among image requests, from 0.
+    pub nth: usize,
+    pub path: String,
+    pub model: String,
+    pub prompt: String,
+}
+
+pub type Script = Arc<dyn Fn(&Incoming) -> Action + Send + Sync>;
+
+/// How a fake server behaves.
+#[derive(Clone)]
+pub struct Options {
+    /// Time every image request takes.
+    pub latency: Duration,
+    /// Model names accepted beyond the real ones, with GPT image rules.
+    pub extra_models: Vec<String>,
+    /// Decides faults per request; `Answer` by default.
+    pub script: Option<Script>,
+    /// Prompts containing this are refused as the moderation system would.
+    pub refuse_marker: String,
+    /// Answer every request with a link instead of `b64_json`, as some servers do.
+    pub url_answers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            latency: Duration::ZERO,
+            extra_models: Vec::new(),
+            script: None,
+            refuse_marker: "FORBIDDEN".to_owned(),
+            url_answers: false,
+        }
+    }
+}
+
+struct State {
+    options: Options,
+    addr: SocketAddr,
+    seq: AtomicUsize,
+    image_seq: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+    recorded: Mutex<Vec<Recorded>>,
+    files: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+/// A running fake server; it stops when dropped.
+pub struct FakeServer {
+    state: Arc<State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    pub fn start() -> FakeServer {
+        FakeServer::with(Options::default())
+    }
+
+    pub fn with(options: Options) -> FakeServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(State {
+            options,
+            addr,
+            seq: AtomicUsize::new(0),
+            image_seq: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+            recorded: Mutex::new(Vec::new()),
+            files: Mutex::new(HashMap::new()),
+        });
+        let (tx, rx) = oneshot::channel();
+        let thread_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(serve(listener, thread_state, rx));
+        });
+        FakeServer {
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The API root to give genimg, like `https://api.openai.com/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.state.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    /// Every request, in order of arrival.
+    pub fn requests(&self) -> Vec<Recorded> {
+        let mut v = self.state.recorded.lock().unwrap().clone();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+
+    /// The image requests (`POST /v1/images/...`), in order of arrival.
+    pub fn image_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_image_request)
+            .collect()
+    }
+
+    /// How many image requests have arrived, answered or not.
+    pub fn image_requests_started(&self) -> usize {
+        self.state.image_seq.load(Ordering::SeqCst)
+    }
+
+    /// The most image requests that were ever in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<State>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = &mut stop => break,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = service_fn(move |req| handle(state.clone(), req));
+            // A dropped connection is the service returning an error: hyper closes it.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// The reason the fake closes a connection without answering.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let seq = state.seq.fetch_add(1, Ordering::SeqCst);
+    let arrived = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut record = Recorded {
+        seq,
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+        fields: Map::new(),
+        is_multipart: false,
+        files: Vec::new(),
+        status: 0,
+        image: None,
+        arrived,
+        answered: arrived,
+    };
+
+    if method == "GET"
+        && let Some(id) = path.strip_prefix("/files/")
+    {
+        let bytes = state.files.lock().unwrap().get(id).cloned();
+        let response = match bytes {
+            Some(bytes) => {
+                record.image = Some(bytes.clone());
+                respond(200, "image/png", bytes)
+            }
+            None => error_response(&ApiErr::not_found(&path)),
+        };
+        return Ok(finish(&state, record, response));
+    }
+
+    let is_image = method == "POST" && path.starts_with("/v1/images/");
+    if !is_image {
+        let response = error_response(&ApiErr::not_found(&path));
+        return Ok(finish(&state, record, response));
+    }
+
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+    let result = answer_image_request(&state, req, &mut record).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    match result {
+        Ok(response) => Ok(finish(&state, record, response)),
+        Err(Dropped) => {
+            record.status = 0;
+            record.answered = Instant::now();
+            state.recorded.lock().unwrap().push(record);
+            Err(Dropped)
+        }
+    }
+}
+
+fn finish(state: &State, mut record: Recorded, mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        "x-request-id",
+        format!("req_fake_{}", record.seq).parse().unwrap(),
+    );
+    record.status = response.status().as_u16();
+    record.answered = Instant::now();
+    state.recorded.lock().unwrap().push(record);
+    response
+}
+
+async fn answer_image_request(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    record: &mut Recorded,
+) -> Result<Response<Body>, Dropped> {
+    let content_type = record.header("content-type").unwrap_or("").to_owned();
+    let auth = record.header("authorization").map(str::to_owned);
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Dropped),
+    };
+
+    // The service checks the key before anything else.
+    if auth.as_deref() != Some(&format!("Bearer {KEY}")) {
+        let shown = auth.unwrap_or_default();
+        return Ok(error_response(&ApiErr::unauthorized(
+            shown.strip_prefix("Bearer ").unwrap_or(&shown),
+        )));
+    }
+
+    let op = match record.path.as_str() {
+        "/v1/images/generations" => rules::Op::Generate,
+        "/v1/images/edits" => rules::Op::Edit,
+        _ => return Ok(error_response(&ApiErr::not_found(&record.path))),
+    };
+
+    // Parse the body as the service would.
+    if content_type.starts_with("multipart/form-data") {
+        record.is_multipart = true;
+        match parse_multipart(&content_type, body).await {
+            Ok((fields, files)) => {
+                record.fields = fields;
+                record.files = files;
+            }
+            Err(e) => return Ok(error_response(&e)),
+        }
+    } else if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => record.fields = map,
+            _ => return Ok(error_response(&ApiErr::invalid_json())),
+        }
+    } else {
+        return Ok(error_response(&ApiErr::bad_content_type(&content_type)));
+    }
+
+    let family = match rules::check(
+        op,
+        record.is_multipart,
+        &record.fields,
+        &record.files,
+        &state.options.extra_models,
+    ) {
+        Ok(family) => family,
+        Err(e) => return Ok(error_response(&e)),
+    };
+
+    let incoming = Incoming {
+        nth: state.image_seq.fetch_add(1, Ordering::SeqCst),
+        path: record.path.clone(),
+        model: record.field("model").unwrap_or_default(),
+        prompt: record.prompt(),
+    };
+    let action = match &state.options.script {
+        Some(script) => script(&incoming),
+        None => Action::Answer,
+    };
+    if !state.options.latency.is_zero() {
+        tokio::time::sleep(state.options.latency).await;
+    }
+
+    let image = images::png(incoming.nth as u64 + 1);
+    match action {
+        Action::Answer => {}
+        Action::Delay(d) => tokio::time::sleep(d).await,
+        Action::Error {
+            status,
+            code,
+            kind,
+            message,
+            headers,
+        } => {
+            let err = ApiErr {
+                status,
+                message,
+                kind,
+                param: None,
+                code,
+            };
+            let mut response = error_response(&err);
+            for (k, v) in headers {
+                response.headers_mut().insert(
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            return Ok(response);
+        }
+        Action::Drop => return Err(Dropped),
+        Action::Truncate => {
+            let body = success_body(state, family, &record.fields, &image, &incoming).to_string();
+            return Ok(truncated(body.into_bytes()));
+        }
+        Action::MalformedJson => {
+            return Ok(respond(
+                200,
+                "application/json",
+                b"{\"created\": 17, \"data\": [{\"b64_json\": \"iVBOR".to_vec(),
+            ));
+        }
+        Action::BadBase64 => {
+            let body = json!({"created": 1, "data": [{"b64_json": "this is %%% not base64 !!"}]});
+            return Ok(respond(
+                200,
+                "application/json",
+                body.to_string().into_bytes(),
+            ));
+        }
+        Action::WrongFormat => {
+            let jpeg = images::fixture("reference.jpg");
+            let body = json!({"created": 1, "data": [{"b64_json": STANDARD.encode(&jpeg)}]});
+            record.image = Some(jpeg);
+            return Ok(respond(
+                200,
+                "application/json",
+                body.to_string().into_bytes(),
+            ));
+        }
+    }
+
+    // Moderation looks at the prompt last, as it runs on a valid request.
+    if incoming.prompt.contains(&state.options.refuse_marker) {
+        return Ok(error_response(&ApiErr::refused(family)));
+    }
+
+    let body = success_body(state, family, &record.fields, &image, &incoming);
+    record.image = Some(image);
+    Ok(respond(
+        200,
+        "application/json",
+        body.to_string().into_bytes(),
+    ))
+}
+
+/// The documented answer: `b64_json` for GPT image models and for `response_format:
+/// b64_json`; otherwise a link served by this fake.
+fn success_body(
+    state: &State,
+    family: rules::Family,
+    fields: &Map<String, Value>,
+    image: &[u8],
+    incoming: &Incoming,
+) -> Value {
+    let wants_url = state.options.url_answers
+        || (family != rules::Family::Gpt
+            && fields.get("response_format").and_then(Value::as_str) != Some("b64_json"));
+    let mut datum = Map::new();
+    if wants_url {
+        let id = format!("img-{}.png", incoming.nth + 1);
+        state
+            .files
+            .lock()
+            .unwrap()
+            .insert(id.clone(), image.to_vec());
+        datum.insert(
+            "url".into(),
+            format!("http://{}/files/{id}", state.addr).into(),
+        );
+    } else {
+        datum.insert("b64_json".into(), STANDARD.encode(image).into());
+    }
+    if family == rules::Family::DallE3 {
+        datum.insert(
+            "revised_prompt".into(),
+            format!("A vivid rendering of: {}", incoming.prompt).into(),
+        );
+    }
+    let mut body = json!({
+        "created": 1_713_833_628,
+        "data": [Value::Object(datum)],
+    });
+    if family == rules::Family::Gpt {
+        let size = fields
+            .get("size")
+            .and_then(Value::as_str)
+            .unwrap_or("1024x1024");
+        let quality = fields
+            .get("quality")
+            .and_then(Value::as_str)
+            .unwrap_or("auto");
+        body["background"] = "opaque".into();
+        body["output_format"] = "png".into();
+        body["size"] = size.into();
+        body["quality"] = quality.into();
+        body["usage"] = json!({
+            "input_tokens": 50, "output_tokens": 7024, "total_tokens": 7074,
+            "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}
+        });
+    }
+    body
+}
+
+async fn parse_multipart(
+    content_type: &str,
+    body: Bytes,
+) -> Result<(Map<String, Value>, Vec<FilePart>), ApiErr> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| ApiErr::invalid_multipart())?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut fields = Map::new();
+    let mut files = Vec::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ApiErr::invalid_multipart())?
+    {
+        let name = field.name().unwrap_or("").to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(|m| m.to_string());
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|_| ApiErr::invalid_multipart())?;
+        if file_name.is_some() {
+            files.push(FilePart {
+                name,
+                file_name,
+                content_type,
+                bytes: bytes.to_vec(),
+            });
+        } else {
+            if fields.contains_key(&name) {
+                return Err(ApiErr::duplicate(&name));
+            }
+            fields.insert(name, String::from_utf8_lossy(&bytes).into_owned().into());
+        }
+    }
+    Ok((fields, files))
+}
+
+fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed())
+        .unwrap()
+}
+
+fn error_response(err: &ApiErr) -> Response<Body> {
+    respond(
+        err.status,
+        "application/json",
+        err.body().to_string().into_bytes(),
+    )
+}
+
+/// Announces the full length, sends half, then fails the stream so the connection closes.
+fn truncated(body: Vec<u8>) -> Response<Body> {
+    let half = Bytes::from(body[..body.len() / 2].to_vec());
+    let frames = futures_util::stream::iter(vec![
+        Ok(Frame::data(half)),
+        Err(Box::new(Dropped) as Box<dyn std::error::Error + Send + Sync>),
+    ]);
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("content-length", body.len().to_string())
+        .body(BodyExt::boxed(StreamBody::new(frames)))
+        .unwrap()
+}
