@@ -112,11 +112,60 @@ pub async fn run(
     });
 
     let context = Arc::new(Context {
-        client,
+        service: client,
         destination,
         jobs: config.jobs,
     });
     let summary = run::execute(&plan, &survey, context, stop, reporter.as_ref()).await;
     reporter.event(Event::Finished { summary: &summary });
     Ok(Outcome::Ran(summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use run::{Failure, Made};
+    use std::time::Duration;
+
+    fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
+        let m = Made {
+            file_name: "a.png".into(),
+            prompt: None,
+            index: 1,
+            bytes: 1,
+            elapsed: Duration::ZERO,
+            revised_prompt: None,
+            request_id: None,
+        };
+        let f = Failure {
+            file_name: "b.png".into(),
+            prompt: None,
+            index: 1,
+            reason: "x".into(),
+            refused: false,
+        };
+        Summary {
+            made: vec![m; made],
+            failed: vec![f; failed],
+            interrupted,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Outcome::DryRun.status(), Status::Success);
+        assert_eq!(Outcome::Ran(summary(3, 0, false)).status(), Status::Success);
+        assert_eq!(Outcome::Ran(summary(0, 0, false)).status(), Status::Success);
+        assert_eq!(
+            Outcome::Ran(summary(2, 1, false)).status(),
+            Status::SomeFailed
+        );
+        assert_eq!(
+            Outcome::Ran(summary(2, 1, true)).status(),
+            Status::Interrupted
+        );
+        assert_eq!(Status::Usage as u8, 2);
+        assert_eq!(Status::Interrupted as u8, 130);
+    }
 }

@@ -26,6 +26,8 @@ pub enum Naming {
 #[derive(Debug)]
 pub struct PlannedPrompt {
     pub name: String,
+    /// The name as the user gave it in a prompt file; `None` for a prompt on the command line.
+    pub label: Option<String>,
     /// 1-based position in the file.
     pub number: usize,
     pub request: ImageRequest,
@@ -67,6 +69,7 @@ impl Plan {
             .map(|(i, p)| {
                 Arc::new(PlannedPrompt {
                     name: p.name.clone(),
+                    label: namer.from_file.then(|| p.name.clone()),
                     number: i + 1,
                     request: ImageRequest::new(
                         &config.model,

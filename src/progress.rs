@@ -120,10 +120,7 @@ impl Reporter for PlainReporter {
                 Normal,
                 &format!("--from-scratch: removed {count} earlier image(s) from {dir}."),
             ),
-            Event::Started { job } => self.say(
-                Verbose,
-                &format!("started {} ({})", job.file_name, job.prompt.name),
-            ),
+            Event::Started { job } => self.say(Verbose, &format!("started {}", job.file_name)),
             Event::Saved { made, done, total } => self.say(
                 Normal,
                 &format!(
@@ -176,7 +173,12 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
     if !s.failed.is_empty() {
         lines.push(format!("Failed ({}):", s.failed.len()));
         for f in &s.failed {
-            lines.push(format!("  {} [{}]: {}", f.file_name, f.prompt, f.reason));
+            let label = f
+                .prompt
+                .as_ref()
+                .map(|p| format!(" [{p}]"))
+                .unwrap_or_default();
+            lines.push(format!("  {}{label}: {}", f.file_name, f.reason));
         }
     }
     lines.join("\n")
@@ -215,7 +217,7 @@ mod tests {
     fn made(name: &str) -> Made {
         Made {
             file_name: name.into(),
-            prompt: "cat".into(),
+            prompt: Some("cat".into()),
             index: 1,
             bytes: 10,
             elapsed: Duration::from_millis(1500),
@@ -227,7 +229,7 @@ mod tests {
     fn failed(name: &str) -> Failure {
         Failure {
             file_name: name.into(),
-            prompt: "dog".into(),
+            prompt: Some("dog".into()),
             index: 1,
             reason: "refused by the service: HTTP 400".into(),
             refused: true,
@@ -256,6 +258,22 @@ mod tests {
             "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
         );
         assert!(!summary_text(&s, Verbosity::Quiet).contains("Done"));
+    }
+
+    #[test]
+    fn a_prompt_from_the_command_line_has_no_label() {
+        let s = Summary {
+            failed: vec![Failure {
+                prompt: None,
+                ..failed("image_01_hd.png")
+            }],
+            ..Summary::default()
+        };
+        let text = summary_text(&s, Verbosity::Quiet);
+        assert_eq!(
+            text,
+            "Failed (1):\n  image_01_hd.png: refused by the service: HTTP 400"
+        );
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! write is atomic (see `output`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client};
+use crate::api::{ApiError, Client, GeneratedImage, ImageRequest};
 use crate::output::Destination;
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
@@ -21,7 +22,8 @@ use crate::progress::{Event, Reporter};
 #[derive(Debug, Clone)]
 pub struct Made {
     pub file_name: String,
-    pub prompt: String,
+    /// The prompt's name in its file; `None` for a prompt on the command line.
+    pub prompt: Option<String>,
     pub index: u32,
     pub bytes: usize,
     pub elapsed: Duration,
@@ -33,7 +35,8 @@ pub struct Made {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub file_name: String,
-    pub prompt: String,
+    /// The prompt's name in its file; `None` for a prompt on the command line.
+    pub prompt: Option<String>,
     pub index: u32,
     pub reason: String,
     /// The service refused the prompt itself.
@@ -97,20 +100,37 @@ impl Stop {
     }
 }
 
+/// Where images come from: the API client, or a stand-in in tests.
+pub trait ImageService: Send + Sync + 'static {
+    fn create(
+        &self,
+        request: &ImageRequest,
+    ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send;
+}
+
+impl ImageService for Client {
+    fn create(
+        &self,
+        request: &ImageRequest,
+    ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send {
+        Client::create(self, request)
+    }
+}
+
 /// Everything the workers share.
 #[derive(Debug)]
-pub struct Context {
-    pub client: Client,
+pub struct Context<S> {
+    pub service: S,
     pub destination: Destination,
     /// Requests in flight at most.
     pub jobs: usize,
 }
 
 /// Makes every image of the plan that is not on disk yet.
-pub async fn execute(
+pub async fn execute<S: ImageService>(
     plan: &Plan,
     survey: &Survey,
-    context: Arc<Context>,
+    context: Arc<Context<S>>,
     stop: &Stop,
     reporter: &dyn Reporter,
 ) -> Summary {
@@ -227,7 +247,7 @@ fn record(
 fn failure(job: &Job, reason: String, refused: bool) -> Failure {
     Failure {
         file_name: job.file_name.clone(),
-        prompt: job.prompt.name.clone(),
+        prompt: job.prompt.label.clone(),
         index: job.index,
         reason,
         refused,
@@ -235,10 +255,10 @@ fn failure(job: &Job, reason: String, refused: bool) -> Failure {
 }
 
 /// One image: request it, then write it atomically off the async workers.
-async fn make_image(context: Arc<Context>, job: Job) -> Result<Made, Failure> {
+async fn make_image<S: ImageService>(context: Arc<Context<S>>, job: Job) -> Result<Made, Failure> {
     let started = Instant::now();
     let image = context
-        .client
+        .service
         .create(&job.prompt.request)
         .await
         .map_err(|e: ApiError| {
@@ -260,7 +280,7 @@ async fn make_image(context: Arc<Context>, job: Job) -> Result<Made, Failure> {
     match written {
         Ok(Ok(_path)) => Ok(Made {
             file_name: job.file_name.clone(),
-            prompt: job.prompt.name.clone(),
+            prompt: job.prompt.label.clone(),
             index: job.index,
             bytes: size,
             elapsed: started.elapsed(),
@@ -277,5 +297,329 @@ async fn make_image(context: Arc<Context>, job: Job) -> Result<Made, Failure> {
             format!("the image arrived but saving it stopped: {e}"),
             false,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::api::{ErrorBody, StatusError};
+    use crate::cli::try_parse_from;
+    use crate::config::{Config, Env};
+    use crate::format::ImageFormat;
+    use crate::progress::Event;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+    /// A stand-in for the API: answers after `delay`, refuses prompts containing "refuse",
+    /// and counts what it sees.
+    #[derive(Debug, Default)]
+    struct Stand {
+        delay: Duration,
+        calls: AtomicUsize,
+        in_flight: AtomicUsize,
+        peak: AtomicUsize,
+        /// Pressed like Ctrl-C as the first request arrives.
+        stop_on_first: Option<Stop>,
+    }
+
+    impl ImageService for Stand {
+        fn create(
+            &self,
+            request: &ImageRequest,
+        ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send {
+            let prompt = request.prompt().to_owned();
+            async move {
+                if self.calls.fetch_add(1, Ordering::SeqCst) == 0
+                    && let Some(stop) = &self.stop_on_first
+                {
+                    stop.stop();
+                }
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if prompt.contains("refuse") {
+                    return Err(ApiError::Status(Box::new(StatusError {
+                        status: 400,
+                        body: ErrorBody {
+                            message: Some("rejected by the safety system".into()),
+                            code: Some("moderation_blocked".into()),
+                            ..ErrorBody::default()
+                        },
+                        request_id: Some("req_1".into()),
+                    })));
+                }
+                Ok(GeneratedImage {
+                    bytes: PNG.to_vec(),
+                    format: ImageFormat::Png,
+                    revised_prompt: None,
+                    usage: None,
+                    request_id: Some("req_ok".into()),
+                })
+            }
+        }
+    }
+
+    /// Counts the events a run reports.
+    #[derive(Debug, Default)]
+    struct Tally {
+        saved: AtomicUsize,
+        failed: AtomicUsize,
+    }
+
+    impl Reporter for Tally {
+        fn event(&self, event: Event<'_>) {
+            match event {
+                Event::Saved { .. } => self.saved.fetch_add(1, Ordering::SeqCst),
+                Event::Failed { .. } => self.failed.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        plan: Plan,
+        context: Arc<Context<Stand>>,
+    }
+
+    fn setup(prompts: &str, count: u32, jobs: usize, stand: Stand) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let count = count.to_string();
+        let jobs_arg = jobs.to_string();
+        let dst = dir.path().to_str().unwrap();
+        let args = [
+            "genimg",
+            "--input",
+            "-",
+            "-o",
+            dst,
+            "-n",
+            &count,
+            "-j",
+            &jobs_arg,
+            "--api-key",
+            "k",
+        ];
+        let cli = try_parse_from(args).unwrap();
+        let config =
+            Config::from_cli_with_stdin(cli, &Env::default(), &mut prompts.as_bytes()).unwrap();
+        let plan = Plan::new(&config);
+        let context = Arc::new(Context {
+            service: stand,
+            destination: Destination::open(dir.path()).unwrap(),
+            jobs,
+        });
+        Setup {
+            _dir: dir,
+            plan,
+            context,
+        }
+    }
+
+    fn nothing_on_disk(plan: &Plan) -> Survey {
+        Survey {
+            on_disk: vec![false; plan.jobs.len()],
+            removals: Vec::new(),
+        }
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".png")
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn never_more_than_the_limit_in_flight_and_every_image_saved() {
+        let s = setup(
+            "# a\nx\n# b\ny\n",
+            5,
+            3,
+            Stand {
+                delay: Duration::from_millis(20),
+                ..Stand::default()
+            },
+        );
+        let tally = Tally::default();
+        let summary = execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &Stop::new(),
+            &tally,
+        )
+        .await;
+        assert_eq!(summary.made.len(), 10);
+        assert!(summary.failed.is_empty());
+        assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 3);
+        assert_eq!(tally.saved.load(Ordering::SeqCst), 10);
+        assert_eq!(files(s.context.destination.dir()), 10);
+        assert!(!summary.interrupted);
+    }
+
+    #[tokio::test]
+    async fn one_at_a_time_with_a_limit_of_one() {
+        let s = setup(
+            "# a\nx\n",
+            4,
+            1,
+            Stand {
+                delay: Duration::from_millis(5),
+                ..Stand::default()
+            },
+        );
+        execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &Stop::new(),
+            &Tally::default(),
+        )
+        .await;
+        assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_does_not_stop_the_others() {
+        let s = setup(
+            "# ok\nfine\n# bad\nplease refuse\n# ok2\nfine too\n",
+            2,
+            2,
+            Stand::default(),
+        );
+        let tally = Tally::default();
+        let summary = execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &Stop::new(),
+            &tally,
+        )
+        .await;
+        assert_eq!(summary.made.len(), 4);
+        assert_eq!(summary.failed.len(), 2);
+        for f in &summary.failed {
+            assert_eq!(f.prompt.as_deref(), Some("bad"));
+            assert!(f.refused);
+            assert!(
+                f.reason.starts_with("refused by the service: HTTP 400"),
+                "{}",
+                f.reason
+            );
+            assert!(f.reason.contains("request req_1"), "{}", f.reason);
+        }
+        assert_eq!(tally.failed.load(Ordering::SeqCst), 2);
+        assert_eq!(files(s.context.destination.dir()), 4);
+    }
+
+    #[tokio::test]
+    async fn images_on_disk_are_skipped() {
+        let s = setup("# a\nx\n", 4, 2, Stand::default());
+        let survey = Survey {
+            on_disk: vec![true, false, true, false],
+            removals: Vec::new(),
+        };
+        let summary = execute(
+            &s.plan,
+            &survey,
+            s.context.clone(),
+            &Stop::new(),
+            &Tally::default(),
+        )
+        .await;
+        assert_eq!(summary.skipped, 2);
+        assert_eq!(summary.made.len(), 2);
+        assert_eq!(s.context.service.calls.load(Ordering::SeqCst), 2);
+        let names: Vec<&str> = summary.made.iter().map(|m| m.file_name.as_str()).collect();
+        assert!(names.contains(&"image.a.02.hd.png") && names.contains(&"image.a.04.hd.png"));
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_requests_in_flight_finish_and_starts_no_more() {
+        let stop = Stop::new();
+        let stand = Stand {
+            delay: Duration::from_millis(30),
+            stop_on_first: Some(stop.clone()),
+            ..Stand::default()
+        };
+        let s = setup("# a\nx\n", 10, 3, stand);
+        let summary = execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &stop,
+            &Tally::default(),
+        )
+        .await;
+        // The stop arrives while the first three are starting: nothing after them.
+        let calls = s.context.service.calls.load(Ordering::SeqCst);
+        assert!(calls <= 3, "{calls} requests after a stop");
+        assert_eq!(
+            summary.made.len(),
+            calls,
+            "every request in flight was saved"
+        );
+        assert!(summary.interrupted);
+        assert_eq!(summary.unfinished, 10 - calls);
+        assert_eq!(files(s.context.destination.dir()), calls);
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_start_sends_nothing() {
+        let s = setup("# a\nx\n", 3, 2, Stand::default());
+        let stop = Stop::new();
+        stop.stop();
+        let summary = execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &stop,
+            &Tally::default(),
+        )
+        .await;
+        assert_eq!(s.context.service.calls.load(Ordering::SeqCst), 0);
+        assert!(summary.interrupted);
+        assert_eq!(summary.unfinished, 3);
+    }
+
+    #[tokio::test]
+    async fn an_abort_abandons_requests_in_flight() {
+        let s = setup(
+            "# a\nx\n",
+            4,
+            2,
+            Stand {
+                delay: Duration::from_secs(30),
+                ..Stand::default()
+            },
+        );
+        let stop = Stop::new();
+        let aborter = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            aborter.abort();
+        });
+        let started = Instant::now();
+        let summary = execute(
+            &s.plan,
+            &nothing_on_disk(&s.plan),
+            s.context.clone(),
+            &stop,
+            &Tally::default(),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(summary.interrupted);
+        assert!(summary.made.is_empty());
+        assert_eq!(summary.unfinished, 4);
+        assert_eq!(files(s.context.destination.dir()), 0);
     }
 }

@@ -116,6 +116,8 @@ impl Client {
     /// Sends one request and returns the image, downloaded if the server answered with a URL.
     pub async fn create(&self, request: &ImageRequest) -> Result<GeneratedImage, ApiError> {
         let url = self.url(request.operation());
+        let sent = std::time::Instant::now();
+        tracing::debug!(%url, model = request.model(), "sending an image request");
         let builder = self
             .http
             .post(url)
@@ -133,6 +135,13 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        tracing::debug!(
+            status = status.as_u16(),
+            request_id = request_id.as_deref().unwrap_or("-"),
+            bytes = body.len(),
+            elapsed_ms = sent.elapsed().as_millis() as u64,
+            "answer received"
+        );
         if !status.is_success() {
             let mut body = ErrorBody::parse(&body);
             // A server may echo the key it was sent (a 401 does): never show it.

@@ -141,22 +141,28 @@ impl ApiError {
                 })
             })
             .unwrap_or_else(|| "the server".to_owned());
-        let connect = err.is_connect();
         // The URL may carry a signed query (download links); the chain of causes says enough.
         let err = err.without_url();
-        let mut detail = err.to_string();
+        let mut causes = vec![err.to_string()];
         let mut source = err.source();
         while let Some(cause) = source {
-            let text = cause.to_string();
-            if !detail.contains(&text) {
-                detail.push_str(": ");
-                detail.push_str(&text);
-            }
+            causes.push(cause.to_string());
             source = cause.source();
         }
-        if connect {
+        if err.is_connect() {
+            // The root cause ("Connection refused") is what a user can act on.
+            let detail = causes.pop().unwrap_or_default();
             ApiError::Connect { host, detail }
         } else {
+            let mut detail = String::new();
+            for cause in causes {
+                if !detail.contains(&cause) {
+                    if !detail.is_empty() {
+                        detail.push_str(": ");
+                    }
+                    detail.push_str(&cause);
+                }
+            }
             ApiError::Transport { detail }
         }
     }

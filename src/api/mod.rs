@@ -10,6 +10,6 @@ mod request;
 mod response;
 
 pub use client::{Client, ClientConfig, ClientError, GeneratedImage, USER_AGENT, endpoint_url};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, StatusError};
 pub use request::{ImageRequest, Operation, Reference, RequestOptions};
 pub use response::{DecodeError, Delivery, ImagesResponse, decode_response};
