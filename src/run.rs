@@ -420,10 +420,14 @@ mod tests {
         }
     }
 
-    fn nothing_on_disk(plan: &Plan) -> Survey {
-        Survey {
-            on_disk: vec![false; plan.jobs.len()],
-            removals: Vec::new(),
+    impl Setup {
+        /// Runs the whole plan, nothing being on disk yet.
+        async fn execute(&self, stop: &Stop, reporter: &dyn Reporter) -> Summary {
+            let survey = Survey {
+                on_disk: vec![false; self.plan.jobs.len()],
+                removals: Vec::new(),
+            };
+            execute(&self.plan, &survey, self.context.clone(), stop, reporter).await
         }
     }
 
@@ -449,14 +453,7 @@ mod tests {
             },
         );
         let tally = Tally::default();
-        let summary = execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &Stop::new(),
-            &tally,
-        )
-        .await;
+        let summary = s.execute(&Stop::new(), &tally).await;
         assert_eq!(summary.made.len(), 10);
         assert!(summary.failed.is_empty());
         assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 3);
@@ -476,14 +473,7 @@ mod tests {
                 ..Stand::default()
             },
         );
-        execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &Stop::new(),
-            &Tally::default(),
-        )
-        .await;
+        s.execute(&Stop::new(), &Tally::default()).await;
         assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 1);
     }
 
@@ -496,14 +486,7 @@ mod tests {
             Stand::default(),
         );
         let tally = Tally::default();
-        let summary = execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &Stop::new(),
-            &tally,
-        )
-        .await;
+        let summary = s.execute(&Stop::new(), &tally).await;
         assert_eq!(summary.made.len(), 4);
         assert_eq!(summary.failed.len(), 2);
         for f in &summary.failed {
@@ -551,14 +534,7 @@ mod tests {
             ..Stand::default()
         };
         let s = setup("# a\nx\n", 10, 3, stand);
-        let summary = execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &stop,
-            &Tally::default(),
-        )
-        .await;
+        let summary = s.execute(&stop, &Tally::default()).await;
         // The stop arrives while the first three are starting: nothing after them.
         let calls = s.context.service.calls.load(Ordering::SeqCst);
         assert!(calls <= 3, "{calls} requests after a stop");
@@ -577,14 +553,7 @@ mod tests {
         let s = setup("# a\nx\n", 3, 2, Stand::default());
         let stop = Stop::new();
         stop.stop();
-        let summary = execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &stop,
-            &Tally::default(),
-        )
-        .await;
+        let summary = s.execute(&stop, &Tally::default()).await;
         assert_eq!(s.context.service.calls.load(Ordering::SeqCst), 0);
         assert!(summary.interrupted);
         assert_eq!(summary.unfinished, 3);
@@ -608,14 +577,7 @@ mod tests {
             aborter.abort();
         });
         let started = Instant::now();
-        let summary = execute(
-            &s.plan,
-            &nothing_on_disk(&s.plan),
-            s.context.clone(),
-            &stop,
-            &Tally::default(),
-        )
-        .await;
+        let summary = s.execute(&stop, &Tally::default()).await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(summary.interrupted);
         assert!(summary.made.is_empty());

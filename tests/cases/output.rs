@@ -1,6 +1,5 @@
 //! What lands in the destination: names, resume, atomic writes, Ctrl-C, the lock.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -134,17 +133,14 @@ fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
     let ws = Workspace::new();
     let child = genimg(&ws, Some(&server))
         .args(["a", "-o", "out", "--count", "10", "-j", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     wait_for("two requests in flight", || {
         server.image_requests_started() == 2
     });
     interrupt(&child);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let run = wait(child);
+    let stderr = &run.stderr;
+    assert_code(&run, 130);
     assert_eq!(
         server.image_requests().len(),
         2,
@@ -166,10 +162,7 @@ fn a_second_ctrl_c_abandons_requests_in_flight_and_leaves_nothing_partial() {
     let ws = Workspace::new();
     let child = genimg(&ws, Some(&server))
         .args(["a", "-o", "out", "--count", "4", "-j", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     wait_for("two requests in flight", || {
         server.image_requests_started() == 2
     });
@@ -177,8 +170,8 @@ fn a_second_ctrl_c_abandons_requests_in_flight_and_leaves_nothing_partial() {
     std::thread::sleep(Duration::from_millis(200));
     interrupt(&child);
     let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    let run = wait(child);
+    assert_code(&run, 130);
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "aborted without waiting for the answers"
@@ -194,11 +187,9 @@ fn a_second_ctrl_c_abandons_requests_in_flight_and_leaves_nothing_partial() {
 fn a_second_run_on_the_same_destination_is_refused_while_the_first_runs() {
     let server = slow_server(1500);
     let ws = Workspace::new();
-    let mut first = genimg(&ws, Some(&server))
+    let first = genimg(&ws, Some(&server))
         .args(["a", "-o", "out", "--count", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     wait_for("the first run to start", || {
         server.image_requests_started() > 0
     });
@@ -212,7 +203,7 @@ fn a_second_run_on_the_same_destination_is_refused_while_the_first_runs() {
         "{}",
         second.stderr
     );
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_code(&wait(first), 0);
     assert_eq!(
         server.image_requests().len(),
         2,
@@ -224,10 +215,7 @@ fn a_second_run_on_the_same_destination_is_refused_while_the_first_runs() {
 fn a_lock_left_by_a_killed_run_does_not_block() {
     let server = slow_server(3000);
     let ws = Workspace::new();
-    let mut first = genimg(&ws, Some(&server))
-        .args(["a", "-o", "out"])
-        .spawn()
-        .unwrap();
+    let mut first = genimg(&ws, Some(&server)).args(["a", "-o", "out"]).start();
     wait_for("the first run to start", || {
         server.image_requests_started() > 0
     });

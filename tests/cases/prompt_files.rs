@@ -127,62 +127,32 @@ fn crlf_and_a_bom_are_accepted() {
         ws.files("out"),
         ["image.first.01.hd.png", "image.second.01.hd.png"]
     );
-    let mut prompts: Vec<String> = server
-        .image_requests()
-        .iter()
-        .map(Recorded::prompt)
-        .collect();
-    prompts.sort();
-    assert_eq!(prompts, ["line one\nline two", "z"]);
+    assert_eq!(server.prompts(), ["line one\nline two", "z"]);
 }
 
 #[test]
 fn prompts_from_standard_input() {
     let server = FakeServer::start();
     let ws = Workspace::new();
-    let mut child = genimg(&ws, Some(&server))
+    let run = genimg(&ws, Some(&server))
         .args(["--input", "-", "--dst-dir", "out"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# piped\nfrom stdin\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run_with_stdin(b"# piped\nfrom stdin\n");
+    assert_code(&run, 0);
     assert_eq!(ws.files("out"), ["image.piped.01.hd.png"]);
 }
 
 #[test]
 fn errors_from_standard_input_name_it() {
     let ws = Workspace::new();
-    let mut child = genimg(&ws, None)
+    let run = genimg(&ws, None)
         .args(["--input", "-", "--dry-run"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# a b\nx\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("<stdin>:1: the header"));
+        .run_with_stdin(b"# a b\nx\n");
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains("<stdin>:1: the header"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

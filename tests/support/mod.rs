@@ -8,8 +8,9 @@ pub mod rules;
 pub mod server;
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded};
 
@@ -98,21 +99,45 @@ impl Run {
 }
 
 pub trait RunExt {
+    /// Runs to the end.
     fn run(&mut self) -> Run;
+    /// Runs to the end with `input` on standard input.
+    fn run_with_stdin(&mut self, input: &[u8]) -> Run;
+    /// Starts in the background, output captured, for a test to signal or race it.
+    fn start(&mut self) -> Child;
 }
 
 impl RunExt for Command {
     fn run(&mut self) -> Run {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.output().expect("run genimg");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        finished(self.output().expect("run genimg"))
+    }
+
+    fn run_with_stdin(&mut self, input: &[u8]) -> Run {
+        let mut child = self.stdin(Stdio::piped()).start();
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).expect("write stdin");
+        drop(stdin);
+        wait(child)
+    }
+
+    fn start(&mut self) -> Child {
+        self.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn genimg")
+    }
+}
+
+/// The result of a background run started with [`RunExt::start`].
+pub fn wait(child: Child) -> Run {
+    finished(child.wait_with_output().expect("wait"))
+}
+
+fn finished(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 

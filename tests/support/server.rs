@@ -249,6 +249,14 @@ impl FakeServer {
             .collect()
     }
 
+    /// The distinct prompts of the image requests, sorted.
+    pub fn prompts(&self) -> Vec<String> {
+        let mut prompts: Vec<String> = self.image_requests().iter().map(Recorded::prompt).collect();
+        prompts.sort();
+        prompts.dedup();
+        prompts
+    }
+
     /// How many image requests have arrived, answered or not.
     pub fn image_requests_started(&self) -> usize {
         self.state.image_seq.load(Ordering::SeqCst)
