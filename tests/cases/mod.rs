@@ -1,4 +1,5 @@
 mod bad_input;
+mod fake_server;
 mod faults;
 mod interface;
 mod output;

@@ -121,12 +121,14 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(unix)]
 fn interrupt(child: &std::process::Child) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
 }
 
+#[cfg(unix)]
 #[test]
 fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
     let server = slow_server(1500);
@@ -156,6 +158,7 @@ fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
     assert!(stderr.contains("8 not made (interrupted)"), "{stderr}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_second_ctrl_c_abandons_requests_in_flight_and_leaves_nothing_partial() {
     let server = slow_server(5000);
