@@ -145,8 +145,9 @@ pub enum ConfigError {
     Prompts(#[from] ParseError),
     #[error("cannot read the prompt file {path}: {source}")]
     ReadPrompts { path: String, source: io::Error },
-    #[error("{at}: {problem}")]
-    Prompt { at: String, problem: String },
+    /// `at` names the file and line, when the prompt came from a file.
+    #[error("{}{problem}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    Prompt { at: Option<String>, problem: String },
     #[error(
         "no API key: set the OPENAI_API_KEY environment variable or pass --api-key \
          (a --dry-run needs none)"
@@ -289,7 +290,7 @@ fn read_prompts(
         }
         // clap refuses both and neither; a library caller gets the same answer.
         _ => Err(ConfigError::Prompt {
-            at: "genimg".to_owned(),
+            at: None,
             problem: "give either a prompt or --input FILE, not both or neither".to_owned(),
         }),
     }
@@ -301,16 +302,18 @@ fn check_prompts(
     prompts: &[Prompt],
 ) -> Result<(), ConfigError> {
     for p in prompts {
-        model.check_prompt(&p.text).map_err(|problem| {
-            let at = match source {
-                PromptSource::Argument => "the prompt".to_owned(),
-                PromptSource::File(origin) => format!("{origin}:{}", p.line),
-            };
-            ConfigError::Prompt {
-                at,
-                problem: format!("{problem} (prompt `{}`)", p.name),
-            }
-        })?;
+        model
+            .check_prompt(&p.text)
+            .map_err(|problem| match source {
+                PromptSource::Argument => ConfigError::Prompt {
+                    at: None,
+                    problem: format!("the prompt {problem}"),
+                },
+                PromptSource::File(origin) => ConfigError::Prompt {
+                    at: Some(format!("{origin}:{}", p.line)),
+                    problem: format!("the prompt `{}` {problem}", p.name),
+                },
+            })?;
     }
     Ok(())
 }
@@ -594,13 +597,18 @@ mod tests {
         let text = format!("# short\nok\n\n# long\n{}\n", "x".repeat(4001));
         let err =
             resolve_stdin(&["--input", "-", "--model", "dall-e-3"], &[KEY], &text).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("<stdin>:4: the prompt has 4001 characters"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "<stdin>:4: the prompt `long` has 4001 characters; dall-e-3 takes at most 4000"
         );
         let err = resolve(&["--model", "dall-e-3", &"y".repeat(4001)], &[KEY]).unwrap_err();
-        assert!(err.to_string().starts_with("the prompt: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("the prompt has 4001 characters"),
+            "{err}"
+        );
+        let err = resolve(&[" "], &[KEY]).unwrap_err();
+        assert_eq!(err.to_string(), "the prompt is empty");
     }
 
     fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {

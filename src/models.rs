@@ -283,17 +283,18 @@ impl Model {
         }
     }
 
-    /// Checks a prompt's length (in characters, as the service counts them).
+    /// Checks a prompt's length (in characters, as the service counts them). The message
+    /// completes a sentence about the prompt: "... has 4500 characters; ...".
     pub fn check_prompt(&self, prompt: &str) -> Result<(), String> {
         let chars = prompt.chars().count();
         let max = self.info.max_prompt_chars;
         if chars > max {
             Err(format!(
-                "the prompt has {chars} characters; {} takes at most {max}",
+                "has {chars} characters; {} takes at most {max}",
                 self.name
             ))
         } else if prompt.trim().is_empty() {
-            Err("the prompt is empty".to_owned())
+            Err("is empty".to_owned())
         } else {
             Ok(())
         }

@@ -168,8 +168,9 @@ fn a_prompt_too_long_for_the_model_is_refused_before_any_request() {
         .run();
     assert_code(&run, 2);
     assert!(
-        run.stderr
-            .contains("prompts.txt:4: the prompt has 4500 characters; dall-e-3 takes at most 4000"),
+        run.stderr.contains(
+            "prompts.txt:4: the prompt `long` has 4500 characters; dall-e-3 takes at most 4000"
+        ),
         "{}",
         run.stderr
     );
