@@ -259,6 +259,36 @@ mod tests {
         assert_eq!(names_in(tmp.path()), [LOCK_FILE, "image_01_hd.png"]);
     }
 
+    #[test]
+    fn a_reader_never_sees_a_partial_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let old = vec![b'o'; 4 << 20];
+        let new = vec![b'n'; 4 << 20];
+        d.write_atomic("image_01_hd.png", &old).unwrap();
+        let path = tmp.path().join("image_01_hd.png");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..20 {
+                    let bytes = if i % 2 == 0 { &new } else { &old };
+                    d.write_atomic("image_01_hd.png", bytes).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+                let seen = fs::read(&path).unwrap();
+                assert!(
+                    seen == old || seen == new,
+                    "a partial image of {} bytes",
+                    seen.len()
+                );
+                reads += 1;
+            }
+        });
+    }
+
     #[cfg(unix)]
     #[test]
     fn images_get_ordinary_permissions() {
