@@ -97,6 +97,18 @@ pub enum Verbosity {
     Debug,
 }
 
+impl Verbosity {
+    /// From `--quiet` and the number of `-v`s (clap makes them exclusive).
+    pub fn from_flags(quiet: bool, verbose: u8) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Debug,
+        }
+    }
+}
+
 /// Everything a run needs, checked.
 #[derive(Debug)]
 pub struct Config {
@@ -228,12 +240,7 @@ impl Config {
             dry_run: cli.dry_run,
             from_scratch: cli.from_scratch,
             endpoint,
-            verbosity: match (cli.quiet, cli.verbose) {
-                (true, _) => Verbosity::Quiet,
-                (false, 0) => Verbosity::Normal,
-                (false, 1) => Verbosity::Verbose,
-                (false, _) => Verbosity::Debug,
-            },
+            verbosity: Verbosity::from_flags(cli.quiet, cli.verbose),
         })
     }
 }
@@ -554,6 +561,16 @@ mod tests {
         assert_eq!(c.jobs, 9);
         let c = resolve(&["a", "--parallel"], &[KEY]).unwrap();
         assert_eq!(c.jobs, DEFAULT_JOBS);
+    }
+
+    #[test]
+    fn verbosity_flags() {
+        let v = |args: &[&str]| resolve(args, &[KEY]).unwrap().verbosity;
+        assert_eq!(v(&["a"]), Verbosity::Normal);
+        assert_eq!(v(&["a", "-q"]), Verbosity::Quiet);
+        assert_eq!(v(&["a", "-v"]), Verbosity::Verbose);
+        assert_eq!(v(&["a", "-vv"]), Verbosity::Debug);
+        assert_eq!(v(&["a", "-vvv"]), Verbosity::Debug);
     }
 
     #[test]

@@ -8,13 +8,8 @@ use genimg::{Config, Env, Status, cli};
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    let verbosity = match (cli.quiet, cli.verbose) {
-        (true, _) => Verbosity::Quiet,
-        (false, 0) => Verbosity::Normal,
-        (false, 1) => Verbosity::Verbose,
-        (false, _) => Verbosity::Debug,
-    };
-    genimg::logging::init(verbosity);
+    // Logging starts before the configuration is read, so its errors can be logged too.
+    genimg::logging::init(Verbosity::from_flags(cli.quiet, cli.verbose));
 
     let config = match Config::from_cli(cli, &Env::from_process()) {
         Ok(config) => config,
