@@ -162,6 +162,13 @@ impl Client {
                 detail: format!("decoding stopped: {e}"),
             })?
             .map_err(|e| ApiError::bad_answer(&e, request_id.clone()))?;
+        if decoded.count > 1 {
+            tracing::warn!(
+                images = decoded.count,
+                request_id = request_id.as_deref().unwrap_or("-"),
+                "the answer held more images than the one asked for; keeping the first"
+            );
+        }
         let bytes = match decoded.image {
             Delivery::Bytes(bytes) => bytes,
             Delivery::Url(link) => self.download(&link, &request_id).await?,
