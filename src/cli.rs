@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use secrecy::SecretString;
 
+use crate::api::RetryPolicy;
+
 const EXAMPLES: &str = "\
 Examples:
   # Three images of one prompt in ./images (image_01_hd.png ... image_03_hd.png)
@@ -27,7 +29,8 @@ Examples:
   genimg \"The same cat, as a watercolor\" --reference-image cat.png
 
 The seed script's spellings still work: --dst_dir, --dry_run, --num_threads, ...
-Exit codes: 0 every image made, 1 some failed, 2 usage or input error, 130 interrupted.";
+Exit codes: 0 every image made, 1 some failed, 2 usage or input error, 3 stopped by an error
+no request could survive (bad key, unknown model, no credit), 130 interrupted.";
 
 /// Generate images in bulk from text prompts with OpenAI's image models.
 #[derive(Debug, Parser)]
@@ -88,6 +91,15 @@ pub struct Cli {
     /// First delete the images genimg made before for these prompts (other files stay)
     #[arg(long = "from-scratch")]
     pub from_scratch: bool,
+
+    /// Make the images already there again, stale ones included (each is replaced only
+    /// once its new image is saved)
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Retries per image after an error worth retrying; 0 turns retries off
+    #[arg(long = "max-retries", value_name = "N", default_value_t = RetryPolicy::DEFAULT_MAX_RETRIES)]
+    pub max_retries: u32,
 
     /// API key [default: the OPENAI_API_KEY environment variable]
     #[arg(long = "api-key", value_name = "KEY", value_parser = secret)]

@@ -17,11 +17,11 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
-use crate::api::{ClientConfig, Reference, RequestOptions};
+use crate::api::{ClientConfig, Reference, RequestOptions, RetryPolicy};
 use crate::cli::{Cli, NamingArg};
 use crate::format::ImageFormat;
 use crate::models::{DEFAULT_MODEL, Model, Size, Tier};
-use crate::plan::Naming;
+use crate::plan::{Existing, Naming};
 use crate::prompts::{self, ParseError, Prompt};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -122,7 +122,8 @@ pub struct Config {
     pub naming: Naming,
     pub jobs: usize,
     pub dry_run: bool,
-    pub from_scratch: bool,
+    pub existing: Existing,
+    pub retry: RetryPolicy,
     pub endpoint: Endpoint,
     pub verbosity: Verbosity,
 }
@@ -238,7 +239,14 @@ impl Config {
             },
             jobs: cli.jobs.unwrap_or(DEFAULT_JOBS),
             dry_run: cli.dry_run,
-            from_scratch: cli.from_scratch,
+            existing: if cli.from_scratch {
+                Existing::Remove
+            } else if cli.overwrite {
+                Existing::Overwrite
+            } else {
+                Existing::Keep
+            },
+            retry: RetryPolicy::new(cli.max_retries),
             endpoint,
             verbosity: Verbosity::from_flags(cli.quiet, cli.verbose),
         })
@@ -386,6 +394,7 @@ fn load_reference(path: &Path, model: &Model) -> Result<Reference, ConfigError> 
     Ok(Reference {
         path: path.to_owned(),
         format,
+        sha256: crate::manifest::sha256_hex(&bytes),
         bytes: Bytes::from(bytes),
     })
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod format;
 pub mod logging;
+pub mod manifest;
 pub mod models;
 pub mod output;
 pub mod plan;
@@ -22,8 +23,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use config::{Config, ConfigError, Env};
+use manifest::Manifest;
 use output::{Destination, OutputError};
-use plan::Plan;
+use plan::{Existing, Plan};
 use progress::{Event, Reporter};
 use run::{Context, Stop, Summary};
 
@@ -47,6 +49,8 @@ pub enum Status {
     SomeFailed = 1,
     /// A usage or input error; nothing was requested.
     Usage = 2,
+    /// Stopped by an error no request could survive: a bad key, an unknown model, no credit.
+    Fatal = 3,
     /// Stopped by Ctrl-C.
     Interrupted = 130,
 }
@@ -68,6 +72,7 @@ impl Outcome {
     pub fn status(&self) -> Status {
         match self {
             Outcome::DryRun => Status::Success,
+            Outcome::Ran(s) if s.fatal.is_some() => Status::Fatal,
             Outcome::Ran(s) if s.interrupted => Status::Interrupted,
             Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
             Outcome::Ran(_) => Status::Success,
@@ -84,7 +89,7 @@ pub async fn run(
 ) -> Result<Outcome, Error> {
     let plan = Plan::new(config);
     if config.dry_run {
-        let survey = output::survey(&plan, config.from_scratch)?;
+        let survey = output::survey(&plan, config.existing)?;
         let text = plan::render_dry_run(&plan, &survey, config);
         // A closed pipe (`| head`) is not an error worth reporting.
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -97,12 +102,27 @@ pub async fn run(
         .ok_or(ConfigError::MissingKey)?;
     let client = api::Client::new(&client_config)?;
     let destination = Destination::open(&config.dst_dir)?;
-    let survey = output::survey(&plan, config.from_scratch)?;
+    let survey = output::survey(&plan, config.existing)?;
     let dir = config.dst_dir.display().to_string();
-    if config.from_scratch {
+    let manifest_error = |source| OutputError::Manifest {
+        path: config
+            .dst_dir
+            .join(manifest::FILE_NAME)
+            .display()
+            .to_string(),
+        source,
+    };
+    if config.existing == Existing::Remove {
         let count = destination.remove(&survey.removals)?;
-        reporter.event(Event::Removed { count, dir: &dir });
+        let records = Manifest::reset(&destination, |file| plan.namer.is_ours(file))
+            .map_err(manifest_error)?;
+        reporter.event(Event::Removed {
+            count,
+            records,
+            dir: &dir,
+        });
     }
+    let manifest = Manifest::open(&destination).map_err(manifest_error)?;
     reporter.event(Event::Planned {
         to_make: survey.to_make(),
         on_disk: plan.jobs.len() - survey.to_make(),
@@ -114,9 +134,12 @@ pub async fn run(
     let context = Arc::new(Context {
         service: client,
         destination,
+        manifest,
+        reporter: reporter.clone(),
         jobs: config.jobs,
+        retry: config.retry,
     });
-    let summary = run::execute(&plan, &survey, context, stop, reporter.as_ref()).await;
+    let summary = run::execute(&plan, &survey, context, stop).await;
     reporter.event(Event::Finished { summary: &summary });
     Ok(Outcome::Ran(summary))
 }
@@ -124,7 +147,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use run::{Failure, Made};
+    use run::{Failure, FailureKind, FatalStop, Made};
     use std::time::Duration;
 
     fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
@@ -133,8 +156,11 @@ mod tests {
             prompt: None,
             index: 1,
             bytes: 1,
+            sha256: String::new(),
             elapsed: Duration::ZERO,
+            attempts: 1,
             revised_prompt: None,
+            usage: None,
             request_id: None,
         };
         let f = Failure {
@@ -142,7 +168,8 @@ mod tests {
             prompt: None,
             index: 1,
             reason: "x".into(),
-            refused: false,
+            kind: FailureKind::Error,
+            attempts: 1,
         };
         Summary {
             made: vec![m; made],
@@ -165,7 +192,14 @@ mod tests {
             Outcome::Ran(summary(2, 1, true)).status(),
             Status::Interrupted
         );
+        let mut fatal = summary(2, 1, true);
+        fatal.fatal = Some(FatalStop {
+            fatal: api::Fatal::Unauthorized,
+            error: "HTTP 401".into(),
+        });
+        assert_eq!(Outcome::Ran(fatal).status(), Status::Fatal);
         assert_eq!(Status::Usage as u8, 2);
+        assert_eq!(Status::Fatal as u8, 3);
         assert_eq!(Status::Interrupted as u8, 130);
     }
 }

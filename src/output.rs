@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::plan::{Plan, Survey};
+use crate::manifest::{self, History};
+use crate::plan::{Existing, Found, Plan, Survey};
 
 const TEMP_PREFIX: &str = ".genimg-";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -38,6 +39,8 @@ pub enum OutputError {
     Locked { path: String, holder: Option<u32> },
     #[error("--from-scratch: cannot remove {path}: {source}")]
     Remove { path: String, source: io::Error },
+    #[error("{path}: cannot read or write the manifest: {source}")]
+    Manifest { path: String, source: io::Error },
 }
 
 /// An open destination, locked against other genimg runs for as long as it lives.
@@ -178,10 +181,11 @@ fn sync_dir(dir: &Path) {
 fn sync_dir(_dir: &Path) {}
 
 /// Looks at what the destination holds, without changing anything (a dry run uses it too):
-/// which planned files are there already, and which files `--from-scratch` would remove.
-pub fn survey(plan: &Plan, from_scratch: bool) -> Result<Survey, OutputError> {
+/// which planned files are there already and whether they are stale (the manifest says they
+/// came from another request), and which files `--from-scratch` would remove.
+pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
     let present = list_files(&plan.dst_dir)?;
-    let removals = if from_scratch {
+    let removals = if existing == Existing::Remove {
         let mut names: Vec<String> = present
             .iter()
             .filter_map(|n| n.to_str())
@@ -193,12 +197,32 @@ pub fn survey(plan: &Plan, from_scratch: bool) -> Result<Survey, OutputError> {
     } else {
         Vec::new()
     };
-    let on_disk = plan
+    let history = if existing == Existing::Remove {
+        History::default()
+    } else {
+        History::read(&plan.dst_dir).map_err(|source| OutputError::Manifest {
+            path: plan.dst_dir.join(manifest::FILE_NAME).display().to_string(),
+            source,
+        })?
+    };
+    let found = plan
         .jobs
         .iter()
-        .map(|job| !from_scratch && present.contains(&OsString::from(&job.file_name)))
+        .map(|job| {
+            if existing == Existing::Remove || !present.contains(&OsString::from(&job.file_name)) {
+                return Found::Missing;
+            }
+            match history.made_from(&job.file_name) {
+                Some(hash) if hash != job.prompt.request_hash => Found::Stale,
+                _ => Found::Current,
+            }
+        })
         .collect();
-    Ok(Survey { on_disk, removals })
+    Ok(Survey {
+        found,
+        existing,
+        removals,
+    })
 }
 
 /// The names of the regular files in `dir`; none if it does not exist yet.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::api::{ImageRequest, Operation};
 use crate::config::{Config, PromptSource};
 use crate::format::ImageFormat;
+use crate::manifest;
 use crate::models::QUALITY_TOKENS;
 
 /// The file naming scheme.
@@ -31,6 +32,8 @@ pub struct PlannedPrompt {
     /// 1-based position in the file.
     pub number: usize,
     pub request: ImageRequest,
+    /// See [`manifest::request_hash`]: the same for every image of the prompt.
+    pub request_hash: String,
 }
 
 /// One image to make.
@@ -67,16 +70,18 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, p)| {
+                let request = ImageRequest::new(
+                    &config.model,
+                    &p.text,
+                    &config.options,
+                    config.references.clone(),
+                );
                 Arc::new(PlannedPrompt {
                     name: p.name.clone(),
                     label: namer.from_file.then(|| p.name.clone()),
                     number: i + 1,
-                    request: ImageRequest::new(
-                        &config.model,
-                        &p.text,
-                        &config.options,
-                        config.references.clone(),
-                    ),
+                    request_hash: manifest::request_hash(&request),
+                    request,
                 })
             })
             .collect();
@@ -175,18 +180,57 @@ fn number_field(s: &str) -> Option<usize> {
     }
 }
 
+/// What to do with images already in the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Keep them; make only the missing ones (the default: a re-run resumes).
+    #[default]
+    Keep,
+    /// Make them again (`--overwrite`); each is replaced only once its new image is saved.
+    Overwrite,
+    /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
+    Remove,
+}
+
+/// What the destination holds of one planned image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Not there.
+    Missing,
+    /// There, made from this very request (or before genimg kept a manifest).
+    Current,
+    /// There, but made from another request: the prompt or options changed since.
+    Stale,
+}
+
 /// What the destination already holds, as far as the plan is concerned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Survey {
-    /// Per job: its file is already there (and will be skipped).
-    pub on_disk: Vec<bool>,
+    /// Per job, what is on disk under its name.
+    pub found: Vec<Found>,
+    pub existing: Existing,
     /// Files `--from-scratch` removes first.
     pub removals: Vec<String>,
 }
 
 impl Survey {
+    /// Whether the job at `i` is to be made by this run.
+    pub fn is_todo(&self, i: usize) -> bool {
+        self.existing != Existing::Keep || self.found[i] == Found::Missing
+    }
+
     pub fn to_make(&self) -> usize {
-        self.on_disk.iter().filter(|d| !**d).count()
+        (0..self.found.len()).filter(|i| self.is_todo(*i)).count()
+    }
+
+    /// The images kept although their request changed.
+    pub fn stale<'p>(&self, plan: &'p Plan) -> Vec<&'p Job> {
+        plan.jobs
+            .iter()
+            .zip(&self.found)
+            .filter(|(_, f)| **f == Found::Stale && self.existing == Existing::Keep)
+            .map(|(job, _)| job)
+            .collect()
     }
 }
 
@@ -224,10 +268,14 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
         .map(|j| j.file_name.chars().count())
         .max()
         .unwrap_or(0);
-    for (job, on_disk) in plan.jobs.iter().zip(&survey.on_disk) {
+    for (i, job) in plan.jobs.iter().enumerate() {
         let r = &job.prompt.request;
-        let what = if *on_disk {
-            "already there, skipped".to_owned()
+        let what = if !survey.is_todo(i) {
+            match survey.found[i] {
+                Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
+                _ => "already there, skipped",
+            }
+            .to_owned()
         } else {
             format!(
                 "{} {} {} {}",
@@ -246,9 +294,14 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
     }
     let total = plan.jobs.len();
     let to_make = survey.to_make();
+    let stale = survey.stale(plan).len();
+    let stale = match stale {
+        0 => String::new(),
+        n => format!(" ({n} of them stale)"),
+    };
     let _ = writeln!(
         out,
-        "\nTotal: {total} image(s) of {} prompt(s): {to_make} to make, {} already there; \
+        "\nTotal: {total} image(s) of {} prompt(s): {to_make} to make, {} already there{stale}; \
          {to_make} request(s).",
         plan.prompts.len(),
         total - to_make,

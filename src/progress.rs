@@ -5,9 +5,11 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::api::ApiError;
 use crate::config::Verbosity;
+use crate::manifest;
 use crate::plan::Job;
-use crate::run::{Failure, Made, Summary};
+use crate::run::{Failure, FatalStop, Made, Summary};
 
 /// Something that happened during a run.
 #[derive(Debug)]
@@ -20,13 +22,29 @@ pub enum Event<'a> {
         dir: &'a str,
         jobs: usize,
     },
-    /// `--from-scratch` removed earlier images.
+    /// `--from-scratch` removed earlier images, and their records from the manifest.
     Removed {
         count: usize,
+        records: usize,
         dir: &'a str,
     },
     Started {
         job: &'a Job,
+    },
+    /// An attempt failed with an error worth retrying; the next comes after `wait`.
+    Retrying {
+        job: &'a Job,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        max_attempts: u32,
+        wait: Duration,
+        error: &'a ApiError,
+        /// A 429: no new request of the run starts during the wait.
+        pauses_run: bool,
+    },
+    /// An error no request can survive: no new request starts.
+    Fatal {
+        stop: &'a FatalStop,
     },
     Saved {
         made: &'a Made,
@@ -116,11 +134,50 @@ impl Reporter for PlainReporter {
                     );
                 }
             }
-            Event::Removed { count, dir } => self.say(
+            Event::Removed {
+                count,
+                records,
+                dir,
+            } => self.say(
                 Normal,
-                &format!("--from-scratch: removed {count} earlier image(s) from {dir}."),
+                &format!(
+                    "--from-scratch: removed {count} earlier image(s) from {dir} and {records} \
+                     record(s) from its {}.",
+                    manifest::FILE_NAME
+                ),
             ),
             Event::Started { job } => self.say(Verbose, &format!("started {}", job.file_name)),
+            Event::Retrying {
+                job,
+                attempt,
+                max_attempts,
+                wait,
+                error,
+                pauses_run,
+            } => {
+                let pause = if pauses_run {
+                    "; no new request starts until then"
+                } else {
+                    ""
+                };
+                self.say(
+                    Normal,
+                    &format!(
+                        "retrying {} in {} (attempt {} of {max_attempts} failed: {error}){pause}",
+                        job.file_name,
+                        duration(wait),
+                        attempt,
+                    ),
+                );
+            }
+            Event::Fatal { stop } => self.say(
+                Quiet,
+                &format!(
+                    "Stopping: {}. No new request starts; requests in flight will finish and \
+                     be saved.",
+                    stop.error
+                ),
+            ),
             Event::Saved { made, done, total } => self.say(
                 Normal,
                 &format!(
@@ -151,12 +208,25 @@ impl Reporter for PlainReporter {
     }
 }
 
-/// The closing summary: images made, failed with their reasons, and the time taken.
+/// How many file names a summary lists before it abbreviates.
+const LISTED: usize = 10;
+
+/// The closing summary: images made, failed with their reasons, stale ones kept, why the
+/// run stopped early if it did, and the time taken.
 pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
     let mut lines = Vec::new();
-    if verbosity > Verbosity::Quiet {
+    let normal = verbosity > Verbosity::Quiet;
+    let stopped_early = s.interrupted || s.fatal.is_some();
+    if normal {
+        let verb = if s.fatal.is_some() {
+            "Stopped after"
+        } else if s.interrupted {
+            "Interrupted after"
+        } else {
+            "Done in"
+        };
         let mut head = format!(
-            "Done in {}: {} made, {} failed",
+            "{verb} {}: {} made, {} failed",
             duration(s.elapsed),
             s.made.len(),
             s.failed.len()
@@ -164,8 +234,11 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
         if s.skipped > 0 {
             head.push_str(&format!(", {} already there", s.skipped));
         }
-        if s.interrupted {
-            head.push_str(&format!(", {} not made (interrupted)", s.unfinished));
+        if s.unfinished > 0 {
+            head.push_str(&format!(", {} not made", s.unfinished));
+        }
+        if s.retries > 0 {
+            head.push_str(&format!(" ({} retried request(s))", s.retries));
         }
         head.push('.');
         lines.push(head);
@@ -180,6 +253,29 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
                 .unwrap_or_default();
             lines.push(format!("  {}{label}: {}", f.file_name, f.reason));
         }
+    }
+    if normal && !s.stale.is_empty() {
+        lines.push(format!(
+            "Stale ({}): kept, but made from a different prompt or options than now; \
+             --overwrite makes them again:",
+            s.stale.len()
+        ));
+        for name in s.stale.iter().take(LISTED) {
+            lines.push(format!("  {name}"));
+        }
+        if s.stale.len() > LISTED {
+            lines.push(format!("  ... and {} more", s.stale.len() - LISTED));
+        }
+    }
+    if let Some(stop) = &s.fatal {
+        lines.push(format!("genimg stopped: {}.", stop.fatal.advice()));
+        lines.push(format!("The service said: {}", stop.error));
+    }
+    if normal && stopped_early && s.unfinished > 0 {
+        lines.push(format!(
+            "Run the same command again to make the {} image(s) not made; those made are kept.",
+            s.unfinished
+        ));
     }
     lines.join("\n")
 }
@@ -199,6 +295,8 @@ pub fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Fatal;
+    use crate::run::FailureKind;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
@@ -220,8 +318,11 @@ mod tests {
             prompt: Some("cat".into()),
             index: 1,
             bytes: 10,
+            sha256: String::new(),
             elapsed: Duration::from_millis(1500),
+            attempts: 1,
             revised_prompt: None,
+            usage: None,
             request_id: None,
         }
     }
@@ -232,7 +333,8 @@ mod tests {
             prompt: Some("dog".into()),
             index: 1,
             reason: "refused by the service: HTTP 400".into(),
-            refused: true,
+            kind: FailureKind::Refused,
+            attempts: 1,
         }
     }
 
@@ -258,6 +360,55 @@ mod tests {
             "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
         );
         assert!(!summary_text(&s, Verbosity::Quiet).contains("Done"));
+    }
+
+    #[test]
+    fn the_summary_lists_stale_images_with_the_hint() {
+        let s = Summary {
+            skipped: 12,
+            stale: (1..=12).map(|i| format!("image.a.{i:02}.hd.png")).collect(),
+            ..Summary::default()
+        };
+        let text = summary_text(&s, Verbosity::Normal);
+        assert!(
+            text.contains("Stale (12): kept, but made from a different prompt or options than now; --overwrite makes them again:\n  image.a.01.hd.png\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("  image.a.10.hd.png\n  ... and 2 more"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_fatal_stop_says_what_to_do_and_how_to_resume() {
+        let s = Summary {
+            made: vec![made("a.png")],
+            unfinished: 4,
+            retries: 2,
+            fatal: Some(FatalStop {
+                fatal: Fatal::NoCredit,
+                error: "HTTP 429 Too Many Requests: You exceeded your current quota".into(),
+            }),
+            elapsed: Duration::from_secs(3),
+            ..Summary::default()
+        };
+        let text = summary_text(&s, Verbosity::Normal);
+        assert_eq!(
+            text,
+            format!(
+                "Stopped after 3.0 s: 1 made, 0 failed, 4 not made (2 retried request(s)).\n\
+                 genimg stopped: {}.\n\
+                 The service said: HTTP 429 Too Many Requests: You exceeded your current quota\n\
+                 Run the same command again to make the 4 image(s) not made; those made are kept.",
+                Fatal::NoCredit.advice()
+            )
+        );
+        let quiet = summary_text(&s, Verbosity::Quiet);
+        assert!(
+            quiet.starts_with("genimg stopped: the account is out of credit"),
+            "{quiet}"
+        );
     }
 
     #[test]

@@ -1,19 +1,27 @@
-//! Concurrent execution: at most N requests in flight, one failure never stops the others,
-//! and Ctrl-C stops cleanly.
+//! Concurrent execution: at most N requests in flight, retries that honour the server, one
+//! failure never stops the others, a fatal error or Ctrl-C stops cleanly.
 //!
-//! The first Ctrl-C stops new requests and lets those in flight finish and be saved; a second
-//! one abandons them. Either way no partial file is left under a final name, since every
-//! write is atomic (see `output`).
+//! A retryable error is tried again after the wait the server asked for, else after an
+//! exponential backoff (see `api::retry`). A 429 also pauses the whole run for that wait, so
+//! no new request piles onto a service that just asked for less. An error no request of the
+//! run can survive (a bad key, an unknown model, an empty account) stops new requests; those
+//! in flight finish and are saved. The first Ctrl-C does the same; a second one abandons the
+//! requests in flight. Either way no partial file is left under a final name, since every
+//! write is atomic (see `output`), and each image's outcome is appended to the manifest.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::Retryable as _;
+use serde_json::Value;
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client, GeneratedImage, ImageRequest};
+use crate::api::{ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict};
+use crate::manifest::{self, Manifest, Record};
 use crate::output::Destination;
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
@@ -26,9 +34,24 @@ pub struct Made {
     pub prompt: Option<String>,
     pub index: u32,
     pub bytes: usize,
+    pub sha256: String,
     pub elapsed: Duration,
+    /// Requests it took, retries included.
+    pub attempts: u32,
     pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
     pub request_id: Option<String>,
+}
+
+/// Why an image was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// An error for this image only, or retries exhausted.
+    Error,
+    /// The service refused the prompt.
+    Refused,
+    /// An error that stopped the run.
+    Fatal(Fatal),
 }
 
 /// An image that was not made, and why.
@@ -39,8 +62,16 @@ pub struct Failure {
     pub prompt: Option<String>,
     pub index: u32,
     pub reason: String,
-    /// The service refused the prompt itself.
-    pub refused: bool,
+    pub kind: FailureKind,
+    pub attempts: u32,
+}
+
+/// The error that stopped a run before its end.
+#[derive(Debug, Clone)]
+pub struct FatalStop {
+    pub fatal: Fatal,
+    /// What the service said.
+    pub error: String,
 }
 
 /// What a run did.
@@ -50,9 +81,14 @@ pub struct Summary {
     pub failed: Vec<Failure>,
     /// Already in the destination, so not requested.
     pub skipped: usize,
-    /// Not made because the run was interrupted.
+    /// Kept although their request changed since they were made (see `--overwrite`).
+    pub stale: Vec<String>,
+    /// Not made because the run stopped early (Ctrl-C or a fatal error).
     pub unfinished: usize,
+    /// Retries sent, over all images.
+    pub retries: u32,
     pub interrupted: bool,
+    pub fatal: Option<FatalStop>,
     pub elapsed: Duration,
 }
 
@@ -122,8 +158,58 @@ impl ImageService for Client {
 pub struct Context<S> {
     pub service: S,
     pub destination: Destination,
+    pub manifest: Manifest,
+    pub reporter: Arc<dyn Reporter>,
     /// Requests in flight at most.
     pub jobs: usize,
+    pub retry: RetryPolicy,
+}
+
+/// A pause of the whole run after a 429: no request starts before it ends.
+#[derive(Debug, Default)]
+struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pause {
+    /// Extends the pause to at least `wait` from now.
+    fn extend(&self, wait: Duration) {
+        let end = tokio::time::Instant::now() + wait;
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if until.is_none_or(|u| u < end) {
+            *until = Some(end);
+        }
+    }
+
+    /// Returns once no pause is running.
+    async fn wait(&self) {
+        loop {
+            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(end) if end > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(end).await;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// What the tasks of one run share beyond the context.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Start no new request: Ctrl-C, or a fatal error.
+    halt: CancellationToken,
+    pause: Pause,
+}
+
+/// How one job ended.
+#[derive(Debug)]
+enum Ended {
+    Made(Made),
+    Failed(Failure),
+    /// The run stopped before this job's request (or its next retry) was sent.
+    NotSent,
 }
 
 /// Makes every image of the plan that is not on disk yet.
@@ -132,48 +218,60 @@ pub async fn execute<S: ImageService>(
     survey: &Survey,
     context: Arc<Context<S>>,
     stop: &Stop,
-    reporter: &dyn Reporter,
 ) -> Summary {
     let started = Instant::now();
     let todo: Vec<&Job> = plan
         .jobs
         .iter()
-        .zip(&survey.on_disk)
-        .filter(|(_, on_disk)| !**on_disk)
-        .map(|(job, _)| job)
+        .enumerate()
+        .filter(|(i, _)| survey.is_todo(*i))
+        .map(|(_, job)| job)
         .collect();
     let mut summary = Summary {
         skipped: plan.jobs.len() - todo.len(),
+        stale: survey
+            .stale(plan)
+            .iter()
+            .map(|j| j.file_name.clone())
+            .collect(),
         ..Summary::default()
     };
     let total = todo.len();
     let limit = context.jobs.max(1);
+    let reporter = context.reporter.clone();
+    // Ctrl-C halts the run; so does a fatal error, without counting as an interruption.
+    let shared = Arc::new(Shared {
+        halt: stop.stop.child_token(),
+        pause: Pause::default(),
+    });
+    let mut tally = Tally {
+        running: HashMap::new(),
+        summary: &mut summary,
+        total,
+        reporter: reporter.as_ref(),
+        halt: &shared.halt,
+    };
 
-    let mut in_flight: JoinSet<Result<Made, Failure>> = JoinSet::new();
-    // Which job each task runs, to report a task that ended without an answer.
-    let mut running: HashMap<task::Id, &Job> = HashMap::new();
-    let mut started_count = 0;
-
+    let mut in_flight: JoinSet<Ended> = JoinSet::new();
     'starting: for job in &todo {
         // The set never holds more than `limit` tasks, so never more requests are in flight.
         while in_flight.len() >= limit {
             tokio::select! {
                 biased;
-                () = stop.stop.cancelled() => break 'starting,
+                () = shared.halt.cancelled() => break 'starting,
                 done = in_flight.join_next_with_id() => {
                     if let Some(done) = done {
-                        record(done, &mut running, &mut summary, total, reporter);
+                        tally.record(done);
                     }
                 }
             }
         }
-        if stop.is_stopped() {
+        if shared.halt.is_cancelled() {
             break;
         }
         reporter.event(Event::Started { job });
-        let handle = in_flight.spawn(make_image(context.clone(), (*job).clone()));
-        running.insert(handle.id(), job);
-        started_count += 1;
+        let handle = in_flight.spawn(make_image(context.clone(), shared.clone(), (*job).clone()));
+        tally.running.insert(handle.id(), job);
     }
 
     loop {
@@ -182,147 +280,348 @@ pub async fn execute<S: ImageService>(
             () = stop.abort.cancelled() => {
                 in_flight.abort_all();
                 while let Some(done) = in_flight.join_next_with_id().await {
-                    record(done, &mut running, &mut summary, total, reporter);
+                    tally.record(done);
                 }
                 break;
             }
             done = in_flight.join_next_with_id() => match done {
-                Some(done) => record(done, &mut running, &mut summary, total, reporter),
+                Some(done) => tally.record(done),
                 None => break,
             },
         }
     }
 
     summary.interrupted = stop.is_stopped();
-    summary.unfinished = (total - started_count) + running.len();
+    summary.unfinished = total - summary.made.len() - summary.failed.len();
+    summary.retries = summary
+        .made
+        .iter()
+        .map(|m| m.attempts)
+        .chain(summary.failed.iter().map(|f| f.attempts))
+        .map(|a| a.saturating_sub(1))
+        .sum();
     summary.elapsed = started.elapsed();
     summary
 }
 
-type Finished = Result<(task::Id, Result<Made, Failure>), task::JoinError>;
-
-fn record(
-    done: Finished,
-    running: &mut HashMap<task::Id, &Job>,
-    summary: &mut Summary,
+/// Collects the jobs as they end.
+struct Tally<'a> {
+    /// Which job each task runs, to report a task that ended without an answer.
+    running: HashMap<task::Id, &'a Job>,
+    summary: &'a mut Summary,
     total: usize,
-    reporter: &dyn Reporter,
-) {
-    let (id, outcome) = match done {
-        Ok((id, outcome)) => (id, outcome),
-        // Abandoned after a second Ctrl-C: it stays in `running` and counts as not made.
-        Err(e) if e.is_cancelled() => return,
-        Err(e) => {
-            let Some(job) = running.remove(&e.id()) else {
-                return;
-            };
-            (
-                e.id(),
-                Err(failure(job, format!("internal error: {e}"), false)),
-            )
-        }
-    };
-    running.remove(&id);
-    let done = summary.made.len() + summary.failed.len() + 1;
-    match outcome {
-        Ok(made) => {
-            reporter.event(Event::Saved {
-                made: &made,
-                done,
-                total,
-            });
-            summary.made.push(made);
-        }
-        Err(failure) => {
-            reporter.event(Event::Failed {
-                failure: &failure,
-                done,
-                total,
-            });
-            summary.failed.push(failure);
+    reporter: &'a dyn Reporter,
+    halt: &'a CancellationToken,
+}
+
+type Finished = Result<(task::Id, Ended), task::JoinError>;
+
+impl Tally<'_> {
+    fn record(&mut self, done: Finished) {
+        let (id, ended) = match done {
+            Ok(done) => done,
+            // Abandoned after a second Ctrl-C: it counts as not made.
+            Err(e) if e.is_cancelled() => return,
+            Err(e) => {
+                let Some(job) = self.running.get(&e.id()) else {
+                    return;
+                };
+                let reason = format!("internal error: {e}");
+                (
+                    e.id(),
+                    Ended::Failed(failure(job, reason, FailureKind::Error, 0)),
+                )
+            }
+        };
+        self.running.remove(&id);
+        let s = &mut *self.summary;
+        let done = s.made.len() + s.failed.len() + 1;
+        let total = self.total;
+        match ended {
+            Ended::Made(made) => {
+                self.reporter.event(Event::Saved {
+                    made: &made,
+                    done,
+                    total,
+                });
+                s.made.push(made);
+            }
+            Ended::Failed(failure) => {
+                if let FailureKind::Fatal(fatal) = failure.kind
+                    && s.fatal.is_none()
+                {
+                    self.halt.cancel();
+                    let stop = FatalStop {
+                        fatal,
+                        error: failure.reason.clone(),
+                    };
+                    self.reporter.event(Event::Fatal { stop: &stop });
+                    s.fatal = Some(stop);
+                }
+                self.reporter.event(Event::Failed {
+                    failure: &failure,
+                    done,
+                    total,
+                });
+                s.failed.push(failure);
+            }
+            Ended::NotSent => {}
         }
     }
 }
 
-fn failure(job: &Job, reason: String, refused: bool) -> Failure {
+fn failure(job: &Job, reason: String, kind: FailureKind, attempts: u32) -> Failure {
     Failure {
         file_name: job.file_name.clone(),
         prompt: job.prompt.label.clone(),
         index: job.index,
         reason,
-        refused,
+        kind,
+        attempts,
     }
 }
 
-/// One image: request it, then write it atomically off the async workers.
-async fn make_image<S: ImageService>(context: Arc<Context<S>>, job: Job) -> Result<Made, Failure> {
+/// Why an attempt gave no image.
+#[derive(Debug)]
+enum Attempt {
+    Api(ApiError),
+    /// The run halted before the attempt was sent.
+    Halted,
+}
+
+/// One image: request it (retrying what is worth it), write it atomically off the async
+/// workers, and record the outcome in the manifest.
+async fn make_image<S: ImageService>(
+    context: Arc<Context<S>>,
+    shared: Arc<Shared>,
+    job: Job,
+) -> Ended {
     let started = Instant::now();
-    let image = context
-        .service
-        .create(&job.prompt.request)
-        .await
-        .map_err(|e: ApiError| {
-            let refused = e.is_refusal();
-            let reason = if refused {
-                format!("refused by the service: {e}")
-            } else {
-                e.to_string()
+    let mut record = Record::of(
+        &job.file_name,
+        job.prompt.label.as_deref(),
+        job.index,
+        &job.prompt.request,
+        &job.prompt.request_hash,
+    );
+    let attempts = AtomicU32::new(0);
+    let halt = shared.halt.clone();
+    let max_attempts = context.retry.max_retries + 1;
+    let result = (|| async {
+        // A run that halted, or a 429's pause of the whole run, comes before any request.
+        tokio::select! {
+            biased;
+            () = shared.halt.cancelled() => return Err(Attempt::Halted),
+            () = shared.pause.wait() => {}
+        }
+        attempts.fetch_add(1, Ordering::SeqCst);
+        context
+            .service
+            .create(&job.prompt.request)
+            .await
+            .map_err(Attempt::Api)
+    })
+    .retry(context.retry.backoff())
+    .sleep(move |wait| {
+        // Waiting for a retry ends early if the run halts: that retry is then never sent.
+        let halt = halt.clone();
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = halt.cancelled() => {}
+            }
+        }
+    })
+    .when(|e| matches!(e, Attempt::Api(e) if classify_logged(e) == Verdict::Retry))
+    .adjust(|e, backoff| {
+        // `None` once the retries are used up; otherwise the server's wait wins.
+        let backoff = backoff?;
+        match e {
+            Attempt::Api(e) => Some(e.retry_after().unwrap_or(backoff)),
+            Attempt::Halted => None,
+        }
+    })
+    .notify(|e, wait| {
+        let Attempt::Api(error) = e else { return };
+        let pauses_run = error.status() == Some(429);
+        if pauses_run {
+            shared.pause.extend(wait);
+        }
+        let attempt = attempts.load(Ordering::SeqCst);
+        tracing::info!(
+            file = %job.file_name,
+            attempt,
+            max_attempts,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "retrying"
+        );
+        context.reporter.event(Event::Retrying {
+            job: &job,
+            attempt,
+            max_attempts,
+            wait,
+            error,
+            pauses_run,
+        });
+    })
+    .await;
+    let attempts = attempts.load(Ordering::SeqCst);
+    record.attempts = attempts;
+
+    let image = match result {
+        Ok(image) => image,
+        Err(Attempt::Halted) => return Ended::NotSent,
+        Err(Attempt::Api(e)) => {
+            let (kind, status) = match e.classify() {
+                Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
+                Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
+                Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
             };
-            failure(&job, reason, refused)
-        })?;
+            let mut reason = match kind {
+                FailureKind::Refused => format!("refused by the service: {e}"),
+                _ => e.to_string(),
+            };
+            if attempts > 1 {
+                reason.push_str(&format!(" (gave up after {attempts} attempts)"));
+            }
+            record.status = status;
+            record.error = Some(reason.clone());
+            record.request_id = e.request_id().map(str::to_owned);
+            record.finished = manifest::now();
+            let manifest_context = context.clone();
+            let _ = task::spawn_blocking(move || append(&manifest_context.manifest, &record)).await;
+            return Ended::Failed(failure(&job, reason, kind, attempts));
+        }
+    };
 
     let size = image.bytes.len();
+    record.status = manifest::Status::Made;
+    record.revised_prompt = image.revised_prompt.clone();
+    record.usage = image.usage.clone();
+    record.request_id = image.request_id.clone();
+    record.bytes = Some(size as u64);
     let writer = context.clone();
     let file_name = job.file_name.clone();
     let bytes = image.bytes;
-    let written =
-        task::spawn_blocking(move || writer.destination.write_atomic(&file_name, &bytes)).await;
+    // The image first, then its record: a crash between the two leaves an image the next
+    // run keeps (it has no record saying it is stale), never a record without its image.
+    let written = task::spawn_blocking(move || {
+        let sha256 = manifest::sha256_hex(&bytes);
+        writer.destination.write_atomic(&file_name, &bytes)?;
+        record.sha256 = Some(sha256.clone());
+        record.finished = manifest::now();
+        append(&writer.manifest, &record);
+        Ok::<_, std::io::Error>(sha256)
+    })
+    .await;
     match written {
-        Ok(Ok(_path)) => Ok(Made {
+        Ok(Ok(sha256)) => Ended::Made(Made {
             file_name: job.file_name.clone(),
             prompt: job.prompt.label.clone(),
             index: job.index,
             bytes: size,
+            sha256,
             elapsed: started.elapsed(),
+            attempts,
             revised_prompt: image.revised_prompt,
+            usage: image.usage,
             request_id: image.request_id,
         }),
-        Ok(Err(e)) => Err(failure(
+        Ok(Err(e)) => Ended::Failed(failure(
             &job,
             format!("the image arrived but could not be saved: {e}"),
-            false,
+            FailureKind::Error,
+            attempts,
         )),
-        Err(e) => Err(failure(
+        Err(e) => Ended::Failed(failure(
             &job,
             format!("the image arrived but saving it stopped: {e}"),
-            false,
+            FailureKind::Error,
+            attempts,
         )),
+    }
+}
+
+/// Classifies an error, noting the decision in the debug log.
+fn classify_logged(e: &ApiError) -> Verdict {
+    let verdict = e.classify();
+    tracing::debug!(error = %e, ?verdict, "classified");
+    verdict
+}
+
+/// Appends a record; a manifest that cannot be written costs the record, not the image.
+fn append(manifest: &Manifest, record: &Record) {
+    if let Err(e) = manifest.append(record) {
+        tracing::warn!(
+            "could not add {} to {}: {e}",
+            record.file,
+            manifest.path().display()
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
     use crate::api::{ErrorBody, StatusError};
     use crate::cli::try_parse_from;
     use crate::config::{Config, Env};
     use crate::format::ImageFormat;
-    use crate::progress::Event;
+    use crate::manifest::History;
+    use crate::plan::{Existing, Found};
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
-    /// A stand-in for the API: answers after `delay`, refuses prompts containing "refuse",
-    /// and counts what it sees.
-    #[derive(Debug, Default)]
+    /// Decides the answer to the `n`th call (from 0) for a prompt: `None` is an image.
+    type Script = Box<dyn Fn(&str, usize) -> Option<ApiError> + Send + Sync>;
+
+    /// A stand-in for the API: answers after `delay` as `script` says, refuses prompts
+    /// containing "refuse", and records what it sees.
+    #[derive(Default)]
     struct Stand {
         delay: Duration,
+        script: Option<Script>,
         calls: AtomicUsize,
         in_flight: AtomicUsize,
         peak: AtomicUsize,
+        /// When each call arrived, by prompt.
+        arrivals: Mutex<Vec<(String, tokio::time::Instant)>>,
         /// Pressed like Ctrl-C as the first request arrives.
         stop_on_first: Option<Stop>,
+    }
+
+    impl std::fmt::Debug for Stand {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Stand").finish_non_exhaustive()
+        }
+    }
+
+    impl Stand {
+        fn scripted(
+            script: impl Fn(&str, usize) -> Option<ApiError> + Send + Sync + 'static,
+        ) -> Stand {
+            Stand {
+                script: Some(Box::new(script)),
+                ..Stand::default()
+            }
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+
+        fn arrivals_of(&self, prompt: &str) -> Vec<tokio::time::Instant> {
+            let arrivals = self.arrivals.lock().unwrap();
+            arrivals
+                .iter()
+                .filter(|(p, _)| p == prompt)
+                .map(|(_, t)| *t)
+                .collect()
+        }
     }
 
     impl ImageService for Stand {
@@ -337,29 +636,53 @@ mod tests {
                 {
                     stop.stop();
                 }
+                let nth = {
+                    let mut arrivals = self.arrivals.lock().unwrap();
+                    arrivals.push((prompt.clone(), tokio::time::Instant::now()));
+                    arrivals.iter().filter(|(p, _)| *p == prompt).count() - 1
+                };
                 let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 self.peak.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(self.delay).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if prompt.contains("refuse") {
-                    return Err(ApiError::Status(Box::new(StatusError {
-                        status: 400,
-                        body: ErrorBody {
-                            message: Some("rejected by the safety system".into()),
-                            code: Some("moderation_blocked".into()),
-                            ..ErrorBody::default()
-                        },
-                        request_id: Some("req_1".into()),
-                    })));
+                    return Err(status(400, Some("moderation_blocked")));
+                }
+                if let Some(err) = self.script.as_ref().and_then(|s| s(&prompt, nth)) {
+                    return Err(err);
                 }
                 Ok(GeneratedImage {
                     bytes: PNG.to_vec(),
                     format: ImageFormat::Png,
                     revised_prompt: None,
-                    usage: None,
+                    usage: Some(serde_json::json!({"total_tokens": 7})),
                     request_id: Some("req_ok".into()),
                 })
             }
+        }
+    }
+
+    fn status(code: u16, error_code: Option<&str>) -> ApiError {
+        ApiError::Status(Box::new(StatusError {
+            status: code,
+            body: ErrorBody {
+                message: Some(format!("fake {code}")),
+                code: error_code.map(str::to_owned),
+                ..ErrorBody::default()
+            },
+            request_id: Some("req_1".into()),
+            retry_after: None,
+            should_retry: None,
+        }))
+    }
+
+    fn with_retry_after(err: ApiError, wait: Duration) -> ApiError {
+        match err {
+            ApiError::Status(mut s) => {
+                s.retry_after = Some(wait);
+                ApiError::Status(s)
+            }
+            other => other,
         }
     }
 
@@ -368,15 +691,31 @@ mod tests {
     struct Tally {
         saved: AtomicUsize,
         failed: AtomicUsize,
+        retrying: Mutex<Vec<(String, u32, Duration)>>,
+        fatal: AtomicUsize,
     }
 
     impl Reporter for Tally {
         fn event(&self, event: Event<'_>) {
             match event {
-                Event::Saved { .. } => self.saved.fetch_add(1, Ordering::SeqCst),
-                Event::Failed { .. } => self.failed.fetch_add(1, Ordering::SeqCst),
-                _ => 0,
-            };
+                Event::Saved { .. } => {
+                    self.saved.fetch_add(1, Ordering::SeqCst);
+                }
+                Event::Failed { .. } => {
+                    self.failed.fetch_add(1, Ordering::SeqCst);
+                }
+                Event::Retrying {
+                    job, attempt, wait, ..
+                } => self
+                    .retrying
+                    .lock()
+                    .unwrap()
+                    .push((job.file_name.clone(), attempt, wait)),
+                Event::Fatal { .. } => {
+                    self.fatal.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -384,9 +723,20 @@ mod tests {
         _dir: tempfile::TempDir,
         plan: Plan,
         context: Arc<Context<Stand>>,
+        tally: Arc<Tally>,
     }
 
     fn setup(prompts: &str, count: u32, jobs: usize, stand: Stand) -> Setup {
+        setup_with(prompts, count, jobs, stand, RetryPolicy::default())
+    }
+
+    fn setup_with(
+        prompts: &str,
+        count: u32,
+        jobs: usize,
+        stand: Stand,
+        retry: RetryPolicy,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let count = count.to_string();
         let jobs_arg = jobs.to_string();
@@ -408,37 +758,56 @@ mod tests {
         let config =
             Config::from_cli_with_stdin(cli, &Env::default(), &mut prompts.as_bytes()).unwrap();
         let plan = Plan::new(&config);
+        let destination = Destination::open(dir.path()).unwrap();
+        let manifest = Manifest::open(&destination).unwrap();
+        let tally = Arc::new(Tally::default());
         let context = Arc::new(Context {
             service: stand,
-            destination: Destination::open(dir.path()).unwrap(),
+            destination,
+            manifest,
+            reporter: tally.clone(),
             jobs,
+            retry,
         });
         Setup {
             _dir: dir,
             plan,
             context,
+            tally,
         }
     }
 
     impl Setup {
         /// Runs the whole plan, nothing being on disk yet.
-        async fn execute(&self, stop: &Stop, reporter: &dyn Reporter) -> Summary {
+        async fn execute(&self, stop: &Stop) -> Summary {
             let survey = Survey {
-                on_disk: vec![false; self.plan.jobs.len()],
+                found: vec![Found::Missing; self.plan.jobs.len()],
+                existing: Existing::Keep,
                 removals: Vec::new(),
             };
-            execute(&self.plan, &survey, self.context.clone(), stop, reporter).await
+            execute(&self.plan, &survey, self.context.clone(), stop).await
         }
-    }
 
-    fn files(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .filter(|e| {
-                let name = e.as_ref().unwrap().file_name();
-                name.to_string_lossy().ends_with(".png")
-            })
-            .count()
+        fn stand(&self) -> &Stand {
+            &self.context.service
+        }
+
+        fn images(&self) -> usize {
+            std::fs::read_dir(self.context.destination.dir())
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().ends_with(".png")
+                })
+                .count()
+        }
+
+        fn manifest(&self) -> Vec<Record> {
+            let text = std::fs::read_to_string(self.context.manifest.path()).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
     }
 
     #[tokio::test]
@@ -452,13 +821,12 @@ mod tests {
                 ..Stand::default()
             },
         );
-        let tally = Tally::default();
-        let summary = s.execute(&Stop::new(), &tally).await;
+        let summary = s.execute(&Stop::new()).await;
         assert_eq!(summary.made.len(), 10);
         assert!(summary.failed.is_empty());
-        assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 3);
-        assert_eq!(tally.saved.load(Ordering::SeqCst), 10);
-        assert_eq!(files(s.context.destination.dir()), 10);
+        assert_eq!(s.stand().peak.load(Ordering::SeqCst), 3);
+        assert_eq!(s.tally.saved.load(Ordering::SeqCst), 10);
+        assert_eq!(s.images(), 10);
         assert!(!summary.interrupted);
     }
 
@@ -473,25 +841,26 @@ mod tests {
                 ..Stand::default()
             },
         );
-        s.execute(&Stop::new(), &Tally::default()).await;
-        assert_eq!(s.context.service.peak.load(Ordering::SeqCst), 1);
+        s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().peak.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
-    async fn a_failure_does_not_stop_the_others() {
+    async fn a_refusal_fails_its_images_once_each_and_the_others_go_on() {
         let s = setup(
             "# ok\nfine\n# bad\nplease refuse\n# ok2\nfine too\n",
             2,
             2,
             Stand::default(),
         );
-        let tally = Tally::default();
-        let summary = s.execute(&Stop::new(), &tally).await;
+        let summary = s.execute(&Stop::new()).await;
         assert_eq!(summary.made.len(), 4);
         assert_eq!(summary.failed.len(), 2);
+        assert_eq!(s.stand().calls(), 6, "a refused prompt is not retried");
         for f in &summary.failed {
             assert_eq!(f.prompt.as_deref(), Some("bad"));
-            assert!(f.refused);
+            assert_eq!(f.kind, FailureKind::Refused);
+            assert_eq!(f.attempts, 1);
             assert!(
                 f.reason.starts_with("refused by the service: HTTP 400"),
                 "{}",
@@ -499,30 +868,278 @@ mod tests {
             );
             assert!(f.reason.contains("request req_1"), "{}", f.reason);
         }
-        assert_eq!(tally.failed.load(Ordering::SeqCst), 2);
-        assert_eq!(files(s.context.destination.dir()), 4);
+        assert_eq!(s.tally.failed.load(Ordering::SeqCst), 2);
+        assert_eq!(s.images(), 4);
+        assert!(summary.fatal.is_none());
     }
 
     #[tokio::test]
-    async fn images_on_disk_are_skipped() {
+    async fn images_on_disk_are_skipped_and_stale_ones_listed() {
         let s = setup("# a\nx\n", 4, 2, Stand::default());
         let survey = Survey {
-            on_disk: vec![true, false, true, false],
+            found: vec![Found::Current, Found::Missing, Found::Stale, Found::Missing],
+            existing: Existing::Keep,
             removals: Vec::new(),
         };
-        let summary = execute(
-            &s.plan,
-            &survey,
-            s.context.clone(),
-            &Stop::new(),
-            &Tally::default(),
-        )
-        .await;
+        let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.skipped, 2);
+        assert_eq!(summary.stale, ["image.a.03.hd.png"]);
         assert_eq!(summary.made.len(), 2);
-        assert_eq!(s.context.service.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(s.stand().calls(), 2);
         let names: Vec<&str> = summary.made.iter().map(|m| m.file_name.as_str()).collect();
         assert!(names.contains(&"image.a.02.hd.png") && names.contains(&"image.a.04.hd.png"));
+    }
+
+    #[tokio::test]
+    async fn overwrite_makes_every_image_again() {
+        let s = setup("# a\nx\n", 3, 2, Stand::default());
+        let survey = Survey {
+            found: vec![Found::Current, Found::Missing, Found::Stale],
+            existing: Existing::Overwrite,
+            removals: Vec::new(),
+        };
+        let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
+        assert_eq!(summary.made.len(), 3);
+        assert_eq!(summary.skipped, 0);
+        assert!(summary.stale.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_outcome_goes_to_the_manifest() {
+        let s = setup("# a\nx\n# b\nplease refuse\n", 2, 2, Stand::default());
+        let summary = s.execute(&Stop::new()).await;
+        let records = s.manifest();
+        assert_eq!(records.len(), 4);
+        for made in &summary.made {
+            let r = records.iter().find(|r| r.file == made.file_name).unwrap();
+            assert_eq!(r.status, manifest::Status::Made);
+            assert_eq!(
+                r.sha256.as_deref(),
+                Some(manifest::sha256_hex(PNG).as_str())
+            );
+            assert_eq!(r.bytes, Some(PNG.len() as u64));
+            assert_eq!(r.prompt.as_deref(), Some("a"));
+            assert_eq!(r.prompt_text, "x");
+            assert_eq!(r.model, "gpt-image-2");
+            assert_eq!(r.request["quality"], "high");
+            assert_eq!(r.request_hash, s.plan.jobs[0].prompt.request_hash);
+            assert_eq!(r.attempts, 1);
+            assert_eq!(r.request_id.as_deref(), Some("req_ok"));
+            assert_eq!(r.usage, Some(serde_json::json!({"total_tokens": 7})));
+            assert!(r.started <= r.finished, "{} {}", r.started, r.finished);
+        }
+        let refused: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.prompt.as_deref() == Some("b"))
+            .collect();
+        assert_eq!(refused.len(), 2);
+        for r in refused {
+            assert_eq!(r.status, manifest::Status::Refused);
+            assert!(r.error.as_deref().unwrap().contains("moderation_blocked"));
+            assert_eq!(r.sha256, None);
+        }
+        let history = History::read(s.context.destination.dir()).unwrap();
+        assert_eq!(
+            history.made_from("image.a.01.hd.png"),
+            Some(s.plan.jobs[0].prompt.request_hash.as_str())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_with_a_growing_backoff() {
+        let s = setup(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, nth| match nth {
+                0 => Some(status(500, None)),
+                1 => Some(ApiError::Timeout { secs: 1 }),
+                2 => Some(ApiError::BadAnswer {
+                    reason: "the answer is not valid JSON".into(),
+                    request_id: None,
+                }),
+                _ => None,
+            }),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 1);
+        assert_eq!(summary.made[0].attempts, 4);
+        assert_eq!(summary.retries, 3);
+        let t = s.stand().arrivals_of("x");
+        let gaps: Vec<Duration> = t.windows(2).map(|w| w[1] - w[0]).collect();
+        // 0.5 s, 1 s, 2 s, each plus up to as much again of jitter.
+        for (gap, base) in gaps.iter().zip([500, 1000, 2000]) {
+            let base = Duration::from_millis(base);
+            assert!(*gap >= base && *gap <= base * 2, "{gap:?} for {base:?}");
+        }
+        let retrying = s.tally.retrying.lock().unwrap().clone();
+        let attempts: Vec<u32> = retrying.iter().map(|r| r.1).collect();
+        assert_eq!(attempts, [1, 2, 3], "each wait is shown");
+        assert_eq!(s.manifest()[0].attempts, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_servers_wait_is_honoured() {
+        let s = setup(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, nth| {
+                (nth == 0).then(|| with_retry_after(status(503, None), Duration::from_secs(7)))
+            }),
+        );
+        s.execute(&Stop::new()).await;
+        let t = s.stand().arrivals_of("x");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1] - t[0], Duration::from_secs(7));
+        assert_eq!(
+            s.tally.retrying.lock().unwrap()[0].2,
+            Duration::from_secs(7)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_every_new_request() {
+        // Two slots, every call takes 100 ms. `a` and `b` start together; `a` is rate limited
+        // with a wait of 400 ms just as `b` finishes, so `c` would start at once, but must
+        // wait out the pause like `a`'s own retry.
+        let wait = Duration::from_millis(400);
+        let s = setup(
+            "# a\nx\n# b\ny\n# c\nz\n",
+            1,
+            2,
+            Stand {
+                delay: Duration::from_millis(100),
+                ..Stand::scripted(move |prompt, nth| {
+                    (prompt == "x" && nth == 0)
+                        .then(|| with_retry_after(status(429, Some("rate_limit_exceeded")), wait))
+                })
+            },
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 3);
+        let a = s.stand().arrivals_of("x");
+        let c = s.stand().arrivals_of("z");
+        let rate_limited = a[0] + Duration::from_millis(100);
+        assert!(a[1] >= rate_limited + wait, "{:?}", a[1] - a[0]);
+        assert!(
+            c[0] >= rate_limited + wait,
+            "c started {:?} after a",
+            c[0] - a[0]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn x_should_retry_false_is_obeyed() {
+        let s = setup(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, _| {
+                Some(match status(503, None) {
+                    ApiError::Status(mut st) => {
+                        st.should_retry = Some(false);
+                        ApiError::Status(st)
+                    }
+                    other => other,
+                })
+            }),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 1);
+        assert_eq!(summary.failed.len(), 1);
+        assert_eq!(summary.failed[0].kind, FailureKind::Error);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_limit_and_the_failure_says_so() {
+        let s = setup_with(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, _| Some(status(500, None))),
+            RetryPolicy::new(2),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 3);
+        let f = &summary.failed[0];
+        assert_eq!(f.attempts, 3);
+        assert!(
+            f.reason.ends_with("(gave up after 3 attempts)"),
+            "{}",
+            f.reason
+        );
+        assert_eq!(s.manifest()[0].attempts, 3);
+        assert_eq!(s.manifest()[0].status, manifest::Status::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retries_with_a_limit_of_zero() {
+        let s = setup_with(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, _| Some(status(500, None))),
+            RetryPolicy::new(0),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 1);
+        assert_eq!(summary.failed[0].attempts, 1);
+        assert!(!summary.failed[0].reason.contains("gave up"));
+    }
+
+    #[tokio::test]
+    async fn a_fatal_error_stops_new_requests_and_saves_those_in_flight() {
+        // The first request fails at once with a 401; two others are in flight meanwhile.
+        let s = setup(
+            "# a\nx\n",
+            10,
+            3,
+            Stand {
+                delay: Duration::from_millis(30),
+                ..Stand::scripted(|_, nth| (nth == 0).then(|| status(401, Some("invalid_api_key"))))
+            },
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 3, "nothing after the three in flight");
+        assert_eq!(summary.made.len(), 2, "those in flight were saved");
+        assert_eq!(s.images(), 2);
+        assert_eq!(summary.failed.len(), 1);
+        let fatal = summary.fatal.as_ref().unwrap();
+        assert_eq!(fatal.fatal, Fatal::Unauthorized);
+        assert!(fatal.error.contains("HTTP 401"), "{}", fatal.error);
+        assert_eq!(summary.unfinished, 7);
+        assert!(!summary.interrupted);
+        assert_eq!(s.tally.fatal.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_error_cancels_retries_that_are_waiting() {
+        // `a` waits to retry a 500 when `b` meets an empty account: `a`'s retry is not sent.
+        let s = setup_with(
+            "# a\nx\n# b\ny\n",
+            1,
+            2,
+            Stand::scripted(|prompt, nth| match (prompt, nth) {
+                ("x", _) => Some(status(500, None)),
+                ("y", _) => Some(status(429, Some("insufficient_quota"))),
+                _ => None,
+            }),
+            RetryPolicy {
+                min_delay: Duration::from_secs(600),
+                ..RetryPolicy::default()
+            },
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().arrivals_of("x").len(), 1);
+        assert_eq!(
+            s.stand().arrivals_of("y").len(),
+            1,
+            "a quota error is not retried"
+        );
+        assert_eq!(summary.fatal.unwrap().fatal, Fatal::NoCredit);
+        assert_eq!(summary.failed.len(), 1);
+        assert_eq!(summary.unfinished, 1);
     }
 
     #[tokio::test]
@@ -534,9 +1151,9 @@ mod tests {
             ..Stand::default()
         };
         let s = setup("# a\nx\n", 10, 3, stand);
-        let summary = s.execute(&stop, &Tally::default()).await;
+        let summary = s.execute(&stop).await;
         // The stop arrives while the first three are starting: nothing after them.
-        let calls = s.context.service.calls.load(Ordering::SeqCst);
+        let calls = s.stand().calls();
         assert!(calls <= 3, "{calls} requests after a stop");
         assert_eq!(
             summary.made.len(),
@@ -545,7 +1162,29 @@ mod tests {
         );
         assert!(summary.interrupted);
         assert_eq!(summary.unfinished, 10 - calls);
-        assert_eq!(files(s.context.destination.dir()), calls);
+        assert_eq!(s.images(), calls);
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_a_retry_wait_sends_no_retry() {
+        let stop = Stop::new();
+        let s = setup(
+            "# a\nx\n",
+            1,
+            1,
+            Stand {
+                stop_on_first: Some(stop.clone()),
+                ..Stand::scripted(|_, nth| (nth == 0).then(|| status(500, None)))
+            },
+        );
+        let summary = s.execute(&stop).await;
+        assert_eq!(s.stand().calls(), 1);
+        assert!(
+            summary.failed.is_empty(),
+            "not a failure: it was never finished"
+        );
+        assert_eq!(summary.unfinished, 1);
+        assert!(s.manifest().is_empty());
     }
 
     #[tokio::test]
@@ -553,8 +1192,8 @@ mod tests {
         let s = setup("# a\nx\n", 3, 2, Stand::default());
         let stop = Stop::new();
         stop.stop();
-        let summary = s.execute(&stop, &Tally::default()).await;
-        assert_eq!(s.context.service.calls.load(Ordering::SeqCst), 0);
+        let summary = s.execute(&stop).await;
+        assert_eq!(s.stand().calls(), 0);
         assert!(summary.interrupted);
         assert_eq!(summary.unfinished, 3);
     }
@@ -577,11 +1216,28 @@ mod tests {
             aborter.abort();
         });
         let started = Instant::now();
-        let summary = s.execute(&stop, &Tally::default()).await;
+        let summary = s.execute(&stop).await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(summary.interrupted);
         assert!(summary.made.is_empty());
         assert_eq!(summary.unfinished, 4);
-        assert_eq!(files(s.context.destination.dir()), 0);
+        assert_eq!(s.images(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lasts_its_longest_extension() {
+        let pause = Pause::default();
+        let start = tokio::time::Instant::now();
+        pause.extend(Duration::from_secs(3));
+        pause.extend(Duration::from_secs(1));
+        pause.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        let again = tokio::time::Instant::now();
+        pause.wait().await;
+        assert_eq!(
+            again.elapsed(),
+            Duration::ZERO,
+            "an ended pause holds nothing"
+        );
     }
 }

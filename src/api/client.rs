@@ -11,6 +11,7 @@ use url::Url;
 use super::error::{ApiError, ErrorBody, StatusError};
 use super::request::{ImageRequest, Operation};
 use super::response::{Delivery, decode_response};
+use super::retry::retry_after;
 use crate::format::ImageFormat;
 
 pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
@@ -129,11 +130,24 @@ impl Client {
         };
         let response = builder.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let request_id = header("x-request-id");
+        let retry_after = retry_after(
+            header("retry-after-ms").as_deref(),
+            header("retry-after").as_deref(),
+            std::time::SystemTime::now(),
+        );
+        let should_retry = match header("x-should-retry").as_deref().map(str::trim) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
         tracing::debug!(
             status = status.as_u16(),
@@ -152,6 +166,8 @@ impl Client {
                 status: status.as_u16(),
                 body,
                 request_id,
+                retry_after,
+                should_retry,
             })));
         }
 
@@ -217,6 +233,8 @@ impl Client {
                     ..ErrorBody::parse(&body)
                 },
                 request_id: request_id.clone(),
+                retry_after: None,
+                should_retry: None,
             })));
         }
         Ok(body.to_vec())

@@ -2,6 +2,7 @@
 
 use std::error::Error as _;
 use std::fmt;
+use std::time::Duration;
 
 use serde_json::Value;
 use thiserror::Error;
@@ -69,6 +70,10 @@ pub struct StatusError {
     pub status: u16,
     pub body: ErrorBody,
     pub request_id: Option<String>,
+    /// The wait the server asked for (`retry-after-ms` or `retry-after`).
+    pub retry_after: Option<Duration>,
+    /// The server's `x-should-retry`, which overrides the status.
+    pub should_retry: Option<bool>,
 }
 
 impl fmt::Display for StatusError {
@@ -194,6 +199,19 @@ impl ApiError {
         }
     }
 
+    /// The wait the server asked for before another attempt.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status(s) => s.retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether to retry, give up on this image, or stop the run (see `api::retry`).
+    pub fn classify(&self) -> super::retry::Verdict {
+        super::retry::classify(self)
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status(s) => Some(s.status),
@@ -248,6 +266,8 @@ mod tests {
                 param: Some("style".into()),
             },
             request_id: Some("req_123".into()),
+            retry_after: None,
+            should_retry: None,
         }));
         assert_eq!(
             e.to_string(),
@@ -267,6 +287,8 @@ mod tests {
                     ..ErrorBody::default()
                 },
                 request_id: None,
+                retry_after: None,
+                should_retry: None,
             }));
             assert!(e.is_refusal(), "{code}");
         }

@@ -8,8 +8,10 @@ mod client;
 mod error;
 mod request;
 mod response;
+mod retry;
 
 pub use client::{Client, ClientConfig, ClientError, GeneratedImage, USER_AGENT, endpoint_url};
 pub use error::{ApiError, ErrorBody, StatusError};
 pub use request::{ImageRequest, Operation, Reference, RequestOptions};
 pub use response::{DecodeError, Delivery, ImagesResponse, decode_response};
+pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, classify, retry_after};

@@ -41,6 +41,8 @@ pub struct Reference {
     pub path: PathBuf,
     pub format: ImageFormat,
     pub bytes: Bytes,
+    /// Of the bytes, in hex: the manifest records it and it goes into the request hash.
+    pub sha256: String,
 }
 
 impl fmt::Debug for Reference {
@@ -225,6 +227,7 @@ mod tests {
             path: "/some/dir/ref.webp".into(),
             format: ImageFormat::Webp,
             bytes: Bytes::from_static(b"RIFF"),
+            sha256: String::new(),
         };
         assert_eq!(reference.part_file_name(0), "ref.webp");
         let r = ImageRequest::new(

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::support::*;
 
-/// Two prompts; the one named `bad` meets `action`.
+/// Two prompts; the one named `bad` meets `action` on every attempt. Retries are off, so
+/// each fault shows as it is (retries have their own tests in `retries.rs`).
 fn run_with_fault(action: Action) -> (Run, Workspace, FakeServer) {
     let server = FakeServer::with(Options {
         script: Some(Arc::new(move |i: &Incoming| {
@@ -20,7 +21,16 @@ fn run_with_fault(action: Action) -> (Run, Workspace, FakeServer) {
     let ws = Workspace::new();
     ws.write("p.txt", "# good\na good prompt\n# bad\na bad prompt\n");
     let run = genimg(&ws, Some(&server))
-        .args(["--input", "p.txt", "-o", "out", "--count", "2"])
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "--count",
+            "2",
+            "--max-retries",
+            "0",
+        ])
         .run();
     (run, ws, server)
 }
@@ -166,7 +176,7 @@ fn a_wrong_key_fails_without_showing_it_at_any_verbosity() {
             .args(["a cat", "-o", "out", "--api-key", secret])
             .args(verbosity)
             .run();
-        assert_code(&run, 1);
+        assert_code(&run, 3);
         assert!(
             run.stderr
                 .contains("HTTP 401 Unauthorized: Incorrect API key provided: [redacted]"),
@@ -183,11 +193,16 @@ fn an_unreachable_server_is_named() {
     let ws = Workspace::new();
     let run = genimg(&ws, None)
         .env("OPENAI_API_KEY", "k")
-        .args(["a cat", "-o", "out"])
+        .args(["a cat", "-o", "out", "--max-retries", "1"])
         .run();
     assert_code(&run, 1);
     assert!(
         run.stderr.contains("could not connect to 127.0.0.1:9"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("(gave up after 2 attempts)"),
         "{}",
         run.stderr
     );

@@ -155,7 +155,14 @@ fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
     );
     assert_images_match(&ws, "out", &server);
     assert!(stderr.contains("Stopping: no new requests"), "{stderr}");
-    assert!(stderr.contains("8 not made (interrupted)"), "{stderr}");
+    assert!(
+        stderr.contains("Interrupted after") && stderr.contains("8 not made"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Run the same command again to make the 8 image(s) not made"),
+        "{stderr}"
+    );
 }
 
 #[cfg(unix)]
@@ -254,7 +261,7 @@ fn failures_leave_no_temporary_file() {
     });
     let ws = Workspace::new();
     let run = genimg(&ws, Some(&server))
-        .args(["a", "-o", "out", "--count", "6"])
+        .args(["a", "-o", "out", "--count", "6", "--max-retries", "0"])
         .run();
     assert_code(&run, 1);
     let files = ws.files("out");

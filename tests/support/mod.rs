@@ -12,6 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use serde_json::Value;
+
 pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded};
 
 /// A temporary directory to run genimg in.
@@ -48,20 +50,40 @@ impl Workspace {
         fs::read(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    /// The names in a directory, sorted, without genimg's lock file.
+    /// The names in a directory, sorted, without genimg's lock file and manifest.
     pub fn files(&self, rel: &str) -> Vec<String> {
+        self.all_files(rel)
+            .into_iter()
+            .filter(|n| n != ".genimg.lock" && n != MANIFEST)
+            .collect()
+    }
+
+    /// Every name in a directory, sorted.
+    pub fn all_files(&self, rel: &str) -> Vec<String> {
         let dir = self.join(rel);
         let mut names: Vec<String> = match fs::read_dir(&dir) {
             Ok(entries) => entries
                 .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                .filter(|n| n != ".genimg.lock")
                 .collect(),
             Err(_) => Vec::new(),
         };
         names.sort();
         names
     }
+
+    /// The manifest records in the directory `rel`, in order; none if there is no manifest.
+    pub fn manifest(&self, rel: &str) -> Vec<Value> {
+        let text = fs::read_to_string(self.join(rel).join(MANIFEST)).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
 }
+
+/// The manifest's name in a destination.
+pub const MANIFEST: &str = "genimg.jsonl";
+
+impl Workspace {}
 
 /// The genimg binary with a cleared environment, run in `ws`, pointed at `server` with the
 /// key it accepts.

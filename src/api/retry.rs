@@ -1,0 +1,356 @@
+//! Which errors are worth another attempt, which stop the whole run, and how long to wait.
+//!
+//! The rules follow the official SDKs (see `API-NOTES.md`): 408, 409, 429 and 5xx, broken
+//! connections and timeouts are retried, `x-should-retry` overrides the status, and the wait
+//! comes from `retry-after-ms` or `retry-after` when the server gives one. genimg adds two
+//! things: an answer that holds no usable image is retried too (it was not paid for in a
+//! form that can be kept), and errors no retry can cure — a refused prompt, a bad key, an
+//! unknown model, an empty account — are told apart so the run can react to each.
+
+use std::time::{Duration, SystemTime};
+
+use backon::ExponentialBuilder;
+
+use super::error::ApiError;
+
+/// The longest wait a server may ask for; longer ones are cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// How often and how long to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first backoff, doubled on each retry up to `max_delay`, plus jitter.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    pub const DEFAULT_MAX_RETRIES: u32 = 4;
+
+    pub fn new(max_retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_retries,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+
+    /// The backoff mechanics: exponential from `min_delay`, capped at `max_delay`, each wait
+    /// lengthened by a random part of itself so that parallel requests do not retry in step.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_max_times(self.max_retries as usize)
+            .with_jitter()
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy::new(RetryPolicy::DEFAULT_MAX_RETRIES)
+    }
+}
+
+/// What to do after an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try the same request again.
+    Retry,
+    /// The service refused the prompt; asking again gives the same answer.
+    Refused,
+    /// No request of this run can succeed: stop starting new ones.
+    Fatal(Fatal),
+    /// This image failed (a bad parameter, say); the others go on.
+    Fail,
+}
+
+/// Errors that doom every request of the run, each with what the user can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fatal {
+    /// 401: the key is wrong, revoked or missing.
+    Unauthorized,
+    /// 403: the key may not do this (region, project permissions, unverified organisation).
+    Forbidden,
+    /// 404 `model_not_found`.
+    ModelNotFound,
+    /// 429 for an empty account or a spend limit reached.
+    NoCredit,
+}
+
+impl Fatal {
+    /// What to do about it, as one sentence.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Fatal::Unauthorized => {
+                "the API key was not accepted: check OPENAI_API_KEY (or --api-key) and that the \
+                 key has not been revoked"
+            }
+            Fatal::Forbidden => {
+                "the API key may not make this request: check the key's project and \
+                 organization permissions, and that the organization is verified for this model"
+            }
+            Fatal::ModelNotFound => {
+                "the model does not exist or this key cannot use it: pick a live model (see \
+                 the README's model table) with --model"
+            }
+            Fatal::NoCredit => {
+                "the account is out of credit or over its spend limit: add credit or raise the \
+                 limit in the billing settings, then run the same command again; images \
+                 already made are kept"
+            }
+        }
+    }
+}
+
+/// Classifies an error: our own rules, the server's `x-should-retry` on top.
+pub fn classify(err: &ApiError) -> Verdict {
+    let ApiError::Status(s) = err else {
+        // Connection errors, timeouts, truncated or unusable answers: nothing was delivered.
+        return Verdict::Retry;
+    };
+    let code = s.body.code.as_deref().unwrap_or("");
+    let kind = s.body.kind.as_deref().unwrap_or("");
+    let fatal = match s.status {
+        401 => Some(Fatal::Unauthorized),
+        403 => Some(Fatal::Forbidden),
+        404 if code == "model_not_found" => Some(Fatal::ModelNotFound),
+        429 if [code, kind].iter().any(|c| is_out_of_credit(c)) => Some(Fatal::NoCredit),
+        _ => None,
+    };
+    let by_status = if let Some(fatal) = fatal {
+        Verdict::Fatal(fatal)
+    } else if err.is_refusal() {
+        Verdict::Refused
+    } else if matches!(s.status, 408 | 409 | 429 | 500..) {
+        Verdict::Retry
+    } else {
+        Verdict::Fail
+    };
+    match (s.should_retry, by_status) {
+        // The server knows best whether asking again can help...
+        (Some(true), _) => Verdict::Retry,
+        (Some(false), Verdict::Retry) => Verdict::Fail,
+        // ...but "do not retry" does not make a fatal error or a refusal less so.
+        _ => by_status,
+    }
+}
+
+fn is_out_of_credit(code: &str) -> bool {
+    matches!(code, "insufficient_quota" | "billing_hard_limit_reached")
+        || code.ends_with("_spend_limit_exceeded")
+        || code == "spend_limit_exceeded"
+}
+
+/// The wait a server asks for: `retry-after-ms` (milliseconds), else `retry-after` (seconds,
+/// possibly fractional, or an HTTP date). A wait of zero or in the past, or a value that
+/// cannot be read, counts as none; a wait longer than [`MAX_RETRY_AFTER`] is cut to it.
+pub fn retry_after(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+    now: SystemTime,
+) -> Option<Duration> {
+    let from_ms = retry_after_ms
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0));
+    let wait = from_ms.or_else(|| {
+        let v = retry_after?.trim();
+        match v.parse::<f64>() {
+            Ok(secs) => seconds(secs),
+            Err(_) => {
+                let at = jiff::fmt::rfc2822::DateTimeParser::new()
+                    .parse_timestamp(v)
+                    .ok()?;
+                let now = jiff::Timestamp::try_from(now).ok()?;
+                seconds(at.duration_since(now).as_secs_f64())
+            }
+        }
+    })?;
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn seconds(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ErrorBody, StatusError};
+
+    fn status(status: u16, code: Option<&str>, should_retry: Option<bool>) -> ApiError {
+        ApiError::Status(Box::new(StatusError {
+            status,
+            body: ErrorBody {
+                code: code.map(str::to_owned),
+                ..ErrorBody::default()
+            },
+            request_id: None,
+            retry_after: None,
+            should_retry,
+        }))
+    }
+
+    #[test]
+    fn retryable_statuses_and_failures_without_an_answer() {
+        for code in [408, 409, 429, 500, 502, 503, 504, 520] {
+            assert_eq!(
+                classify(&status(code, None, None)),
+                Verdict::Retry,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(&status(429, Some("rate_limit_exceeded"), None)),
+            Verdict::Retry
+        );
+        for err in [
+            ApiError::Timeout { secs: 1 },
+            ApiError::Connect {
+                host: "h".into(),
+                detail: "refused".into(),
+            },
+            ApiError::Transport {
+                detail: "closed".into(),
+            },
+            ApiError::BadAnswer {
+                reason: "not JSON".into(),
+                request_id: None,
+            },
+        ] {
+            assert_eq!(classify(&err), Verdict::Retry, "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_fail_the_image_only() {
+        for code in [400, 404, 413, 415, 422] {
+            assert_eq!(
+                classify(&status(code, Some("invalid_value"), None)),
+                Verdict::Fail
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_are_not_retried() {
+        for code in ["content_policy_violation", "moderation_blocked"] {
+            assert_eq!(
+                classify(&status(400, Some(code), None)),
+                Verdict::Refused,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn fatal_errors() {
+        use Fatal::*;
+        let cases = [
+            (401, Some("invalid_api_key"), Unauthorized),
+            (401, None, Unauthorized),
+            (403, Some("unsupported_country_region_territory"), Forbidden),
+            (404, Some("model_not_found"), ModelNotFound),
+            (429, Some("insufficient_quota"), NoCredit),
+            (429, Some("billing_hard_limit_reached"), NoCredit),
+            (429, Some("monthly_spend_limit_exceeded"), NoCredit),
+            (429, Some("project_spend_limit_exceeded"), NoCredit),
+        ];
+        for (code, error_code, fatal) in cases {
+            assert_eq!(
+                classify(&status(code, error_code, None)),
+                Verdict::Fatal(fatal),
+                "{code} {error_code:?}"
+            );
+            assert!(!fatal.advice().is_empty());
+        }
+        // The quota may be named in `type` rather than `code`.
+        let err = ApiError::Status(Box::new(StatusError {
+            status: 429,
+            body: ErrorBody {
+                kind: Some("insufficient_quota".into()),
+                ..ErrorBody::default()
+            },
+            request_id: None,
+            retry_after: None,
+            should_retry: None,
+        }));
+        assert_eq!(classify(&err), Verdict::Fatal(NoCredit));
+    }
+
+    #[test]
+    fn x_should_retry_overrides_the_status() {
+        assert_eq!(classify(&status(500, None, Some(false))), Verdict::Fail);
+        assert_eq!(classify(&status(429, None, Some(false))), Verdict::Fail);
+        assert_eq!(
+            classify(&status(400, Some("invalid_value"), Some(true))),
+            Verdict::Retry
+        );
+        assert_eq!(classify(&status(500, None, Some(true))), Verdict::Retry);
+        // "false" keeps a fatal error fatal and a refusal a refusal.
+        assert_eq!(
+            classify(&status(401, None, Some(false))),
+            Verdict::Fatal(Fatal::Unauthorized)
+        );
+        assert_eq!(
+            classify(&status(400, Some("moderation_blocked"), Some(false))),
+            Verdict::Refused
+        );
+    }
+
+    #[test]
+    fn retry_after_in_its_three_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 21 Oct 2015 07:28:00
+        let d = |ms: Option<&str>, s: Option<&str>| retry_after(ms, s, now);
+        assert_eq!(d(Some("1500"), None), Some(Duration::from_millis(1500)));
+        assert_eq!(d(Some("250.5"), None), Some(Duration::from_micros(250_500)));
+        assert_eq!(d(None, Some("2")), Some(Duration::from_secs(2)));
+        assert_eq!(d(None, Some(" 0.25 ")), Some(Duration::from_millis(250)));
+        assert_eq!(
+            d(None, Some("Wed, 21 Oct 2015 07:28:30 GMT")),
+            Some(Duration::from_secs(30))
+        );
+        // retry-after-ms wins over retry-after.
+        assert_eq!(d(Some("100"), Some("5")), Some(Duration::from_millis(100)));
+        // An unreadable retry-after-ms falls back to retry-after.
+        assert_eq!(d(Some("soon"), Some("3")), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn retry_after_that_cannot_be_used() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let d = |ms: Option<&str>, s: Option<&str>| retry_after(ms, s, now);
+        assert_eq!(d(None, None), None);
+        assert_eq!(d(None, Some("0")), None);
+        assert_eq!(d(None, Some("-3")), None);
+        assert_eq!(d(Some("0"), None), None);
+        assert_eq!(d(None, Some("NaN")), None);
+        assert_eq!(d(None, Some("inf")), None);
+        assert_eq!(d(None, Some("tomorrow")), None);
+        assert_eq!(d(None, Some("Wed, 21 Oct 2015 07:27:00 GMT")), None, "past");
+        // Long waits are cut to the cap.
+        assert_eq!(d(None, Some("3600")), Some(MAX_RETRY_AFTER));
+        assert_eq!(d(Some("1e12"), None), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn the_backoff_grows_is_capped_and_stops_after_max_retries() {
+        let policy = RetryPolicy::new(6);
+        let waits: Vec<Duration> = backon::BackoffBuilder::build(policy.backoff()).collect();
+        assert_eq!(waits.len(), 6);
+        for (i, w) in waits.iter().enumerate() {
+            let base = (policy.min_delay * 2u32.pow(i as u32)).min(policy.max_delay);
+            assert!(
+                *w >= base && *w <= base * 2,
+                "wait {i}: {w:?} for base {base:?}"
+            );
+        }
+        assert_eq!(
+            backon::BackoffBuilder::build(RetryPolicy::new(0).backoff()).count(),
+            0
+        );
+    }
+}

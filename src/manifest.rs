@@ -1,0 +1,442 @@
+//! `genimg.jsonl`: one JSON line per image a run made or failed to make, appended as it goes.
+//!
+//! The manifest is what makes a resume trustworthy: it records the request each image came
+//! from (every field, plus a hash of them), so a later run can tell an image that is current
+//! from one whose prompt or options have changed since ("stale"). It also keeps what the
+//! service said — revised prompt, usage, request id — and the image's sha256.
+//!
+//! Lines are only ever appended, by the run that holds the destination's lock. A run killed
+//! in the middle of a line leaves a torn last line; readers skip lines they cannot parse,
+//! and the next run starts its first line on a fresh one.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::api::{ImageRequest, Reference};
+use crate::output::Destination;
+
+/// The manifest's file name in the destination.
+pub const FILE_NAME: &str = "genimg.jsonl";
+
+/// The sha256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// A hash of everything that decides what image a request gives: the endpoint, every field
+/// (prompt and model included) and the content of each reference image. Two requests with
+/// the same hash ask for the same thing; where reference files live does not matter.
+pub fn request_hash(request: &ImageRequest) -> String {
+    // Sorted keys, whatever order the map keeps, so the hash is canonical.
+    let mut fields: Vec<(&String, &Value)> = request.fields.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let fields: Map<String, Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let references: Vec<Value> = request
+        .references
+        .iter()
+        .map(|r| serde_json::json!([r.format.mime(), r.sha256]))
+        .collect();
+    let canonical = serde_json::json!([request.operation().path(), fields, references]);
+    format!("sha256:{}", sha256_hex(canonical.to_string().as_bytes()))
+}
+
+/// How an image's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Saved under `file`.
+    Made,
+    /// Not made: the error says why.
+    Failed,
+    /// The service refused the prompt.
+    Refused,
+}
+
+/// A reference image as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceRecord {
+    pub path: PathBuf,
+    pub format: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl From<&Reference> for ReferenceRecord {
+    fn from(r: &Reference) -> ReferenceRecord {
+        ReferenceRecord {
+            path: r.path.clone(),
+            format: r.format.mime().to_owned(),
+            bytes: r.bytes.len() as u64,
+            sha256: r.sha256.clone(),
+        }
+    }
+}
+
+/// One line of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub file: String,
+    /// The prompt's name in its file; `None` for a prompt given on the command line.
+    pub prompt: Option<String>,
+    pub index: u32,
+    pub prompt_text: String,
+    pub model: String,
+    /// The endpoint, `images/generations` or `images/edits`.
+    pub operation: String,
+    /// Every field sent except the prompt (which is `prompt_text`).
+    pub request: Map<String, Value>,
+    pub references: Vec<ReferenceRecord>,
+    pub request_hash: String,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Requests sent for this image, retries included.
+    pub attempts: u32,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
+    pub request_id: Option<String>,
+    /// Of the saved file, for a made image.
+    pub sha256: Option<String>,
+    pub bytes: Option<u64>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub finished: String,
+}
+
+impl Record {
+    /// A record of `request`, with the outcome still to fill in.
+    pub fn of(
+        file: &str,
+        prompt: Option<&str>,
+        index: u32,
+        request: &ImageRequest,
+        request_hash: &str,
+    ) -> Record {
+        let mut fields = request.fields.clone();
+        fields.remove("prompt");
+        Record {
+            file: file.to_owned(),
+            prompt: prompt.map(str::to_owned),
+            index,
+            prompt_text: request.prompt().to_owned(),
+            model: request.model().to_owned(),
+            operation: request.operation().path().to_owned(),
+            request: fields,
+            references: request.references.iter().map(Into::into).collect(),
+            request_hash: request_hash.to_owned(),
+            status: Status::Failed,
+            error: None,
+            attempts: 0,
+            revised_prompt: None,
+            usage: None,
+            request_id: None,
+            sha256: None,
+            bytes: None,
+            started: now(),
+            finished: String::new(),
+        }
+    }
+}
+
+/// The current time as RFC 3339 in UTC, to the millisecond.
+pub fn now() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Millisecond)
+        .unwrap_or(now)
+        .to_string()
+}
+
+/// The manifest of a locked destination, open for appending.
+#[derive(Debug)]
+pub struct Manifest {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Manifest {
+    /// Opens (or creates) the manifest of `destination`. Holding the destination proves this
+    /// run holds its lock, so no other run appends at the same time.
+    pub fn open(destination: &Destination) -> io::Result<Manifest> {
+        let path = destination.dir().join(FILE_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        // A run killed mid-line leaves a torn line: start ours on a fresh one.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Manifest {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record as one line, written in one call.
+    pub fn append(&self, record: &Record) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(&line)?;
+        file.flush()
+    }
+
+    /// Rewrites the manifest of `destination` without the records `drop` picks, atomically,
+    /// for `--from-scratch`. Lines that cannot be read go too. Returns how many lines went.
+    pub fn reset(destination: &Destination, drop: impl Fn(&str) -> bool) -> io::Result<usize> {
+        let path = destination.dir().join(FILE_NAME);
+        let text = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut kept = Vec::new();
+        let mut dropped = 0;
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Seen>(line) {
+                Ok(seen) if !drop(&seen.file) => {
+                    kept.extend_from_slice(line);
+                    kept.push(b'\n');
+                }
+                _ => dropped += 1,
+            }
+        }
+        if dropped > 0 {
+            destination.write_atomic(FILE_NAME, &kept)?;
+        }
+        Ok(dropped)
+    }
+}
+
+/// What a resume needs from a line; the rest of it is ignored.
+#[derive(Debug, Deserialize)]
+struct Seen {
+    file: String,
+    #[serde(default)]
+    request_hash: Option<String>,
+    #[serde(default)]
+    status: Option<Status>,
+}
+
+/// What earlier runs recorded, as far as resuming is concerned.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct History {
+    /// Per file: the request hash of the last record that saved it.
+    made: HashMap<String, String>,
+    /// Lines that could not be read (a torn last line after a crash, an edit by hand).
+    pub unreadable: usize,
+}
+
+impl History {
+    /// Reads the manifest in `dir`; none there is an empty history.
+    pub fn read(dir: &Path) -> io::Result<History> {
+        let file = match File::open(dir.join(FILE_NAME)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(History::default()),
+            Err(e) => return Err(e),
+        };
+        History::from_reader(BufReader::new(file))
+    }
+
+    fn from_reader(reader: impl BufRead) -> io::Result<History> {
+        let mut history = History::default();
+        for line in reader.split(b'\n') {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Seen>(&line) {
+                Ok(Seen {
+                    file,
+                    request_hash: Some(hash),
+                    status: Some(Status::Made),
+                }) => {
+                    history.made.insert(file, hash);
+                }
+                Ok(_) => {}
+                Err(_) => history.unreadable += 1,
+            }
+        }
+        if history.unreadable > 0 {
+            tracing::warn!(
+                lines = history.unreadable,
+                "{FILE_NAME} has lines that cannot be read; they are ignored"
+            );
+        }
+        Ok(history)
+    }
+
+    /// The request hash `file` was last made from, if the manifest knows.
+    pub fn made_from(&self, file: &str) -> Option<&str> {
+        self.made.get(file).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::api::RequestOptions;
+    use crate::format::ImageFormat;
+    use crate::models::{Model, Size, Tier};
+
+    fn request(prompt: &str, tier: Tier, references: Vec<Reference>) -> ImageRequest {
+        ImageRequest::new(
+            &Model::lookup("gpt-image-2"),
+            prompt,
+            &RequestOptions {
+                size: Size::DEFAULT,
+                tier,
+            },
+            Arc::from(references),
+        )
+    }
+
+    fn reference(path: &str, bytes: &'static [u8]) -> Reference {
+        Reference {
+            path: path.into(),
+            format: ImageFormat::Png,
+            bytes: Bytes::from_static(bytes),
+            sha256: sha256_hex(bytes),
+        }
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn the_request_hash_follows_what_is_asked_not_where_files_are() {
+        let a = request_hash(&request("a cat", Tier::Hd, vec![]));
+        assert!(a.starts_with("sha256:") && a.len() == 71, "{a}");
+        assert_eq!(a, request_hash(&request("a cat", Tier::Hd, vec![])));
+        assert_ne!(a, request_hash(&request("a dog", Tier::Hd, vec![])));
+        assert_ne!(a, request_hash(&request("a cat", Tier::Standard, vec![])));
+        let r1 = request_hash(&request("a cat", Tier::Hd, vec![reference("x.png", b"1")]));
+        let moved = request_hash(&request(
+            "a cat",
+            Tier::Hd,
+            vec![reference("elsewhere/y.png", b"1")],
+        ));
+        let changed = request_hash(&request("a cat", Tier::Hd, vec![reference("x.png", b"2")]));
+        assert_ne!(a, r1);
+        assert_eq!(r1, moved);
+        assert_ne!(r1, changed);
+    }
+
+    fn record(file: &str, hash: &str, status: Status) -> Record {
+        let mut r = Record::of(
+            file,
+            Some("a"),
+            1,
+            &request("a cat", Tier::Hd, vec![]),
+            hash,
+        );
+        r.status = status;
+        r
+    }
+
+    #[test]
+    fn records_round_trip_and_the_history_keeps_the_last_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record("a.png", "h1", Status::Made)).unwrap();
+        m.append(&record("a.png", "h2", Status::Made)).unwrap();
+        m.append(&record("a.png", "h3", Status::Failed)).unwrap();
+        m.append(&record("b.png", "h9", Status::Refused)).unwrap();
+        let h = History::read(tmp.path()).unwrap();
+        assert_eq!(h.made_from("a.png"), Some("h2"));
+        assert_eq!(h.made_from("b.png"), None);
+        assert_eq!(h.unreadable, 0);
+
+        let text = fs::read_to_string(m.path()).unwrap();
+        let first: Record = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            first,
+            record("a.png", "h1", Status::Made).with_times(&first)
+        );
+        assert!(!first.request.contains_key("prompt"));
+        assert_eq!(first.prompt_text, "a cat");
+        assert_eq!(first.request["model"], "gpt-image-2");
+    }
+
+    impl Record {
+        fn with_times(mut self, other: &Record) -> Record {
+            self.started = other.started.clone();
+            self.finished = other.finished.clone();
+            self
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_the_next_line_starts_fresh() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let line = serde_json::to_string(&record("a.png", "h1", Status::Made)).unwrap();
+        fs::write(
+            tmp.path().join(FILE_NAME),
+            format!("{line}\n{}", &line[..line.len() / 2]),
+        )
+        .unwrap();
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record("b.png", "h2", Status::Made)).unwrap();
+        let h = History::read(tmp.path()).unwrap();
+        assert_eq!(h.made_from("a.png"), Some("h1"));
+        assert_eq!(h.made_from("b.png"), Some("h2"));
+        assert_eq!(h.unreadable, 1);
+    }
+
+    #[test]
+    fn no_manifest_is_an_empty_history() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(History::read(tmp.path()).unwrap(), History::default());
+    }
+
+    #[test]
+    fn reset_drops_the_chosen_records_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record("ours.png", "h1", Status::Made)).unwrap();
+        m.append(&record("theirs.png", "h2", Status::Made)).unwrap();
+        drop(m);
+        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
+        let h = History::read(tmp.path()).unwrap();
+        assert_eq!(h.made_from("ours.png"), None);
+        assert_eq!(h.made_from("theirs.png"), Some("h2"));
+    }
+}
