@@ -254,8 +254,10 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
     if !survey.removals.is_empty() {
         let _ = writeln!(
             out,
-            "\n--from-scratch would first remove {} file(s) from {dir}:",
-            survey.removals.len()
+            "\n--from-scratch would first remove {} file(s) from {dir}, and their records from \
+             its {}:",
+            survey.removals.len(),
+            manifest::FILE_NAME
         );
         for name in &survey.removals {
             let _ = writeln!(out, "  {name}");

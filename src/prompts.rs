@@ -103,10 +103,9 @@ fn describe_char(c: char) -> String {
     }
 }
 
-/// Parses a prompt file from raw bytes: a UTF-8 BOM is skipped, invalid UTF-8 is an error
-/// pointing at its line.
+/// Parses a prompt file from raw bytes: invalid UTF-8 is an error pointing at its line, and
+/// the text is read as [`parse`] reads it (one leading BOM skipped).
 pub fn parse_bytes(bytes: &[u8], origin: &str) -> Result<Vec<Prompt>, ParseError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(text, origin),
         Err(e) => {
@@ -323,6 +322,18 @@ mod tests {
         );
         let bytes = b"\xEF\xBB\xBF# a\r\nx\r\n";
         assert_eq!(parse_bytes(bytes, "f").unwrap()[0].text, "x");
+    }
+
+    #[test]
+    fn only_one_bom_is_skipped_from_bytes_as_from_text() {
+        // Found by the fuzzer: bytes and text once read a doubled BOM differently.
+        let bytes = b"\xEF\xBB\xBF\xEF\xBB\xBF# a\nx\n";
+        let text = std::str::from_utf8(bytes).unwrap();
+        assert_eq!(parse_bytes(bytes, "f"), parse(text, "f"));
+        assert_eq!(
+            parse_bytes(bytes, "f").unwrap_err().kind,
+            ParseErrorKind::TextBeforeFirstHeader
+        );
     }
 
     #[test]

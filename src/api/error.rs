@@ -31,8 +31,8 @@ impl ErrorBody {
             Ok(v) => {
                 let e = v.get("error").unwrap_or(&v);
                 match e {
-                    Value::String(s) => ErrorBody {
-                        message: Some(s.clone()),
+                    Value::String(_) => ErrorBody {
+                        message: text(Some(e)),
                         ..ErrorBody::default()
                     },
                     _ => ErrorBody {
@@ -247,6 +247,7 @@ mod tests {
         );
         let b = ErrorBody::parse(br#"{"error": "quota exceeded"}"#);
         assert_eq!(b.message.as_deref(), Some("quota exceeded"));
+        assert_eq!(ErrorBody::parse(br#"{"error": ""}"#), ErrorBody::default());
         let b = ErrorBody::parse(br#"{"error": {"message": "x", "code": 42}}"#);
         assert_eq!(b.code.as_deref(), Some("42"));
         assert_eq!(ErrorBody::parse(b""), ErrorBody::default());

@@ -7,4 +7,6 @@ mod parallel;
 mod prompt_files;
 mod references;
 mod requests;
+mod resume;
+mod retries;
 mod seed_examples;

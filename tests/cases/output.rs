@@ -21,42 +21,33 @@ fn a_rerun_makes_only_what_is_missing() {
     let server = FakeServer::start();
     let ws = Workspace::new();
     ws.write("p.txt", "# a\nfirst\n# b\nsecond\n");
-    let args = ["--input", "p.txt", "-o", "out"];
-    assert_code(
-        &genimg(&ws, Some(&server))
-            .args(args)
-            .args(["--count", "2"])
-            .run(),
-        0,
-    );
-    assert_eq!(server.image_requests().len(), 4);
+    let run = |count: &str| {
+        genimg(&ws, Some(&server))
+            .args(["--input", "p.txt", "-o", "out", "--count", count])
+            .run()
+    };
+    assert_code(&run("3"), 0);
+    assert_eq!(server.image_requests().len(), 6);
 
-    let again = genimg(&ws, Some(&server))
-        .args(args)
-        .args(["--count", "2"])
-        .run();
+    let again = run("3");
     assert_code(&again, 0);
     assert_eq!(
         server.image_requests().len(),
-        4,
+        6,
         "a finished run re-run requests nothing"
     );
     assert!(again.stderr.contains("Nothing to do"), "{}", again.stderr);
 
-    let more = genimg(&ws, Some(&server))
-        .args(args)
-        .args(["--count", "3"])
-        .run();
+    let more = run("5");
     assert_code(&more, 0);
-    let requests = server.image_requests();
     assert_eq!(
-        requests.len(),
-        6,
-        "raising the count makes only the new images"
+        server.prompts_of(6..),
+        ["first", "first", "second", "second"],
+        "raising the count from 3 to 5 makes two more of each"
     );
-    assert_eq!(ws.files("out").len(), 6);
+    assert_eq!(ws.files("out").len(), 10);
     assert!(
-        more.stderr.contains("2 made, 0 failed, 4 already there"),
+        more.stderr.contains("4 made, 0 failed, 6 already there"),
         "{}",
         more.stderr
     );

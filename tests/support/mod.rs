@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded};
+pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded, chaos};
 
 /// A temporary directory to run genimg in.
 pub struct Workspace {
@@ -82,8 +82,6 @@ impl Workspace {
 
 /// The manifest's name in a destination.
 pub const MANIFEST: &str = "genimg.jsonl";
-
-impl Workspace {}
 
 /// The genimg binary with a cleared environment, run in `ws`, pointed at `server` with the
 /// key it accepts.

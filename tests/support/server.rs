@@ -144,6 +144,53 @@ pub struct Incoming {
 
 pub type Script = Arc<dyn Fn(&Incoming) -> Action + Send + Sync>;
 
+/// The faults of a flaky service and network, each as the real one shows it.
+pub fn faults() -> Vec<Action> {
+    vec![
+        Action::error(
+            429,
+            "rate_limit_exceeded",
+            "Rate limit reached for images per minute.",
+        )
+        .with_header("retry-after-ms", "100"),
+        Action::error(
+            429,
+            "rate_limit_exceeded",
+            "Rate limit reached for images per minute.",
+        ),
+        Action::error(
+            500,
+            "server_error",
+            "The server had an error while processing your request.",
+        ),
+        Action::error(
+            503,
+            "overloaded",
+            "The engine is currently overloaded, please try again later.",
+        )
+        .with_header("retry-after", "0.2"),
+        Action::Drop,
+        Action::Truncate,
+        Action::MalformedJson,
+        Action::BadBase64,
+    ]
+}
+
+/// A script that answers `rate` of the image requests with one of [`faults`], picked at
+/// random from `seed`, and the rest normally.
+pub fn chaos(rate: f64, seed: u64) -> Script {
+    let rng = Mutex::new(fastrand::Rng::with_seed(seed));
+    let faults = faults();
+    Arc::new(move |_: &Incoming| {
+        let mut rng = rng.lock().unwrap();
+        if rng.f64() < rate {
+            faults[rng.usize(..faults.len())].clone()
+        } else {
+            Action::Answer
+        }
+    })
+}
+
 /// How a fake server behaves.
 #[derive(Clone)]
 pub struct Options {
@@ -254,6 +301,16 @@ impl FakeServer {
         let mut prompts: Vec<String> = self.image_requests().iter().map(Recorded::prompt).collect();
         prompts.sort();
         prompts.dedup();
+        prompts
+    }
+
+    /// The prompts of the image requests from the `range` of arrival order, sorted.
+    pub fn prompts_of(&self, range: std::ops::RangeFrom<usize>) -> Vec<String> {
+        let mut prompts: Vec<String> = self.image_requests()[range]
+            .iter()
+            .map(Recorded::prompt)
+            .collect();
+        prompts.sort();
         prompts
     }
 

@@ -1,0 +1,314 @@
+//! Resuming: the manifest, stale images, `--overwrite`, `--from-scratch`, and a run killed
+//! with `kill -9`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn record<'a>(records: &'a [Value], file: &str) -> &'a Value {
+    records
+        .iter()
+        .rev()
+        .find(|r| r["file"] == file)
+        .unwrap_or_else(|| panic!("no record of {file}"))
+}
+
+#[test]
+fn the_manifest_lists_every_image_with_its_request_and_sha256() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na red fox\n# owl\nan owl at night\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-n", "2", "--low-res"])
+        .run();
+    assert_code(&run, 0);
+    let records = ws.manifest("out");
+    assert_eq!(records.len(), 4);
+    let mut hashes = Vec::new();
+    for file in ws.files("out") {
+        let r = record(&records, &file);
+        let bytes = ws.read(&format!("out/{file}"));
+        assert_eq!(r["sha256"], sha256(&bytes), "{file}");
+        assert_eq!(r["bytes"], bytes.len() as u64);
+        assert_eq!(r["status"], "made");
+        assert_eq!(r["attempts"], 1);
+        assert_eq!(r["model"], "gpt-image-2");
+        assert_eq!(r["operation"], "images/generations");
+        assert_eq!(r["request"]["quality"], "medium");
+        assert_eq!(r["request"]["size"], "1024x1024");
+        assert_eq!(r["request"]["n"], 1);
+        assert!(
+            r["request"].get("prompt").is_none(),
+            "the prompt is prompt_text"
+        );
+        assert!(r["request_id"].as_str().unwrap().starts_with("req_fake_"));
+        assert_eq!(r["usage"]["output_tokens"], 7024);
+        assert!(r["error"].is_null());
+        for time in ["started", "finished"] {
+            let t = r[time].as_str().unwrap();
+            assert!(t.starts_with("20") && t.ends_with('Z'), "{time}: {t}");
+        }
+        hashes.push((
+            r["prompt"].as_str().unwrap().to_owned(),
+            r["request_hash"].clone(),
+        ));
+    }
+    let fox = record(&records, "image.fox.02.standard.png");
+    assert_eq!(fox["prompt"], "fox");
+    assert_eq!(fox["index"], 2);
+    assert_eq!(fox["prompt_text"], "a red fox");
+    // One hash per prompt: the same request for each of its images.
+    hashes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(hashes[0].1, hashes[1].1);
+    assert_ne!(hashes[1].1, hashes[2].1);
+}
+
+#[test]
+fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na red fox\n# owl\nan owl\n");
+    let args = ["--input", "p.txt", "-o", "out", "-n", "2"];
+    assert_code(&genimg(&ws, Some(&server)).args(args).run(), 0);
+    let owl_before = ws.read("out/image.owl.01.hd.png");
+
+    ws.write("p.txt", "# fox\na red fox\n# owl\nan owl in the snow\n");
+    let dry = genimg(&ws, Some(&server)).args(args).arg("--dry-run").run();
+    assert_code(&dry, 0);
+    assert!(
+        dry.stdout
+            .contains("image.owl.01.hd.png  STALE (the request changed)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("(2 of them stale)"), "{}", dry.stdout);
+
+    let again = genimg(&ws, Some(&server)).args(args).run();
+    assert_code(&again, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        4,
+        "stale images are not remade by default"
+    );
+    assert!(
+        again.stderr.contains("Stale (2): kept, but made from a different prompt or options than now; --overwrite makes them again:\n  image.owl.01.hd.png\n  image.owl.02.hd.png"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(ws.read("out/image.owl.01.hd.png"), owl_before);
+
+    // A model change makes every image stale too.
+    let other_model = genimg(&ws, Some(&server))
+        .args(args)
+        .args(["--model", "gpt-image-1.5", "--dry-run"])
+        .run();
+    assert!(
+        other_model.stdout.contains("(4 of them stale)"),
+        "{}",
+        other_model.stdout
+    );
+
+    let overwrite = genimg(&ws, Some(&server))
+        .args(args)
+        .arg("--overwrite")
+        .run();
+    assert_code(&overwrite, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        8,
+        "--overwrite remakes stale and current images"
+    );
+    assert!(overwrite.stderr.contains("4 made"), "{}", overwrite.stderr);
+    assert_ne!(ws.read("out/image.owl.01.hd.png"), owl_before);
+    assert_images_match(&ws, "out", &server);
+
+    let settled = genimg(&ws, Some(&server)).args(args).run();
+    assert_code(&settled, 0);
+    assert_eq!(server.image_requests().len(), 8);
+    assert!(!settled.stderr.contains("Stale"), "{}", settled.stderr);
+}
+
+#[test]
+fn images_made_before_the_manifest_are_kept_as_current() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("out/image_01_hd.png", images::png(99));
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1);
+    assert!(!run.stderr.contains("Stale"), "{}", run.stderr);
+}
+
+#[test]
+fn from_scratch_resets_the_manifest_for_these_prompts_only() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na red fox\n");
+    ws.write("q.txt", "# owl\nan owl\n");
+    for file in ["p.txt", "q.txt"] {
+        let run = genimg(&ws, Some(&server))
+            .args(["--input", file, "-o", "out", "-n", "2"])
+            .run();
+        assert_code(&run, 0);
+    }
+    assert_eq!(ws.manifest("out").len(), 4);
+
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-n", "2", "--from_scratch"])
+        .run();
+    assert_code(&run, 0);
+    assert!(
+        run.stderr
+            .contains("--from-scratch: removed 2 earlier image(s) from out and 2 record(s) from its genimg.jsonl."),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.image_requests().len(), 6);
+    let records = ws.manifest("out");
+    let fox: Vec<&Value> = records.iter().filter(|r| r["prompt"] == "fox").collect();
+    let owl: Vec<&Value> = records.iter().filter(|r| r["prompt"] == "owl").collect();
+    assert_eq!(fox.len(), 2, "only the new records of the remade images");
+    assert_eq!(owl.len(), 2, "another prompt file's records stay");
+    for r in fox {
+        let bytes = ws.read(&format!("out/{}", r["file"].as_str().unwrap()));
+        assert_eq!(r["sha256"], sha256(&bytes));
+    }
+}
+
+#[test]
+fn a_torn_manifest_line_does_not_stop_a_resume() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let args = ["a cat", "-o", "out", "-n", "2"];
+    assert_code(&genimg(&ws, Some(&server)).args(args).run(), 0);
+    // As a run killed while appending would leave it.
+    let mut text = String::from_utf8(ws.read("out/genimg.jsonl")).unwrap();
+    text.push_str("{\"file\": \"image_03_hd.png\", \"prompt\": nu");
+    ws.write("out/genimg.jsonl", text);
+    std::fs::remove_file(ws.join("out/image_02_hd.png")).unwrap();
+
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "3"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        4,
+        "image 2 again, and image 3"
+    );
+    let text = String::from_utf8(ws.read("out/genimg.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        serde_json::from_str::<Value>(lines[2]).is_err(),
+        "the torn line stays as it was"
+    );
+    for line in &lines[3..] {
+        let r: Value = serde_json::from_str(line).expect("new records start on a fresh line");
+        assert_eq!(r["status"], "made");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn after_kill_9_a_rerun_requests_only_the_missing_images() {
+    let server = FakeServer::with(Options {
+        latency: Duration::from_millis(150),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let args = ["a cat", "-o", "out", "-n", "12", "-j", "3"];
+    let mut child = genimg(&ws, Some(&server)).args(args).start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let images = |ws: &Workspace| -> Vec<String> {
+        ws.files("out")
+            .into_iter()
+            .filter(|f| !f.ends_with(".tmp"))
+            .collect()
+    };
+    while images(&ws).len() < 4 {
+        assert!(Instant::now() < deadline, "the run made too few images");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+
+    // Whatever the moment: only whole images under final names (a temporary file may be
+    // left under its own name).
+    let kept = images(&ws);
+    assert!(kept.len() >= 4 && kept.len() < 12, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|f| f.starts_with("image_") && f.ends_with("_hd.png")),
+        "{kept:?}"
+    );
+    assert_images_match(&ws, "out", &server);
+
+    let fresh = FakeServer::start();
+    let run = genimg(&ws, Some(&fresh)).args(args).run();
+    assert_code(&run, 0);
+    assert_eq!(
+        fresh.image_requests().len(),
+        12 - kept.len(),
+        "only the missing images are requested"
+    );
+    assert_eq!(ws.files("out").len(), 12);
+    let all: Vec<String> = ws.all_files("out");
+    assert!(
+        all.iter().all(|f| !f.ends_with(".tmp")),
+        "no temporary file is left: {all:?}"
+    );
+    let again = FakeServer::start();
+    assert_code(&genimg(&ws, Some(&again)).args(args).run(), 0);
+    assert_eq!(again.image_requests().len(), 0, "the set is complete");
+}
+
+#[test]
+fn the_key_appears_in_no_output_log_or_manifest_at_any_verbosity() {
+    let server = FakeServer::with(Options {
+        // A retry and a refusal, so every kind of line gets written.
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.nth == 0 {
+                Action::error(500, "server_error", "oops").with_header("retry-after-ms", "10")
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let runs: [(&[&str], Option<&str>); 5] = [
+        (&["-q"], None),
+        (&[], None),
+        (&["-v"], None),
+        (&["-vv"], None),
+        (&[], Some("trace")),
+    ];
+    for (flags, log) in runs {
+        let ws = Workspace::new();
+        ws.write("p.txt", "# ok\na cat\n# nope\nFORBIDDEN thing\n");
+        let mut cmd = genimg(&ws, Some(&server));
+        cmd.args(["--input", "p.txt", "-o", "out"]).args(flags);
+        if let Some(log) = log {
+            cmd.env("GENIMG_LOG", log);
+        }
+        let run = cmd.run();
+        assert_code(&run, 1);
+        let manifest = String::from_utf8(ws.read("out/genimg.jsonl")).unwrap();
+        for (what, text) in [("output", run.all_output()), ("manifest", manifest)] {
+            assert!(!text.contains(KEY), "{what} at {flags:?} {log:?}:\n{text}");
+            assert!(!text.contains(&KEY[8..]), "{what} at {flags:?} {log:?}");
+        }
+    }
+}
