@@ -153,12 +153,10 @@ impl Record {
     }
 }
 
-/// The current time as RFC 3339 in UTC, to the millisecond.
+/// The current time as RFC 3339 in UTC, always with three decimals, so that times sort as
+/// text too: `2026-11-24T10:00:00.400Z`.
 pub fn now() -> String {
-    let now = jiff::Timestamp::now();
-    now.round(jiff::Unit::Millisecond)
-        .unwrap_or(now)
-        .to_string()
+    format!("{:.3}", jiff::Timestamp::now())
 }
 
 /// The manifest of a locked destination, open for appending.
@@ -418,6 +416,13 @@ mod tests {
         assert_eq!(h.made_from("a.png"), Some("h1"));
         assert_eq!(h.made_from("b.png"), Some("h2"));
         assert_eq!(h.unreadable, 1);
+    }
+
+    #[test]
+    fn times_have_a_fixed_width() {
+        let t = now();
+        assert_eq!(t.len(), "2026-11-24T10:00:00.400Z".len(), "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
     }
 
     #[test]

@@ -226,16 +226,10 @@ impl Client {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
-            return Err(ApiError::Status(Box::new(StatusError {
+            return Err(ApiError::Download {
                 status: status.as_u16(),
-                body: ErrorBody {
-                    message: Some("downloading the image from its link failed".into()),
-                    ..ErrorBody::parse(&body)
-                },
                 request_id: request_id.clone(),
-                retry_after: None,
-                should_retry: None,
-            })));
+            });
         }
         Ok(body.to_vec())
     }

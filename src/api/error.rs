@@ -118,6 +118,13 @@ pub enum ApiError {
     /// The connection broke or the body ended early.
     #[error("the connection failed: {detail}")]
     Transport { detail: String },
+    /// The image link of an answer could not be fetched. Its status is the file host's, not
+    /// the API's: a 403 here is an expired link, not a key that may not do this.
+    #[error("downloading the image from its link failed: HTTP {status}{}", request_note(.request_id))]
+    Download {
+        status: u16,
+        request_id: Option<String>,
+    },
     /// An answer arrived but holds no usable image.
     #[error("unusable answer: {reason}{}", request_note(.request_id))]
     BadAnswer {
@@ -194,7 +201,9 @@ impl ApiError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             ApiError::Status(s) => s.request_id.as_deref(),
-            ApiError::BadAnswer { request_id, .. } => request_id.as_deref(),
+            ApiError::BadAnswer { request_id, .. } | ApiError::Download { request_id, .. } => {
+                request_id.as_deref()
+            }
             _ => None,
         }
     }

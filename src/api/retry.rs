@@ -108,9 +108,18 @@ impl Fatal {
 
 /// Classifies an error: our own rules, the server's `x-should-retry` on top.
 pub fn classify(err: &ApiError) -> Verdict {
-    let ApiError::Status(s) = err else {
+    let s = match err {
+        ApiError::Status(s) => s,
+        // A link that fails for good (expired, say) will not work on a second try either.
+        ApiError::Download { status, .. } => {
+            return if matches!(status, 408 | 429 | 500..) {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
+            };
+        }
         // Connection errors, timeouts, truncated or unusable answers: nothing was delivered.
-        return Verdict::Retry;
+        _ => return Verdict::Retry,
     };
     let code = s.body.code.as_deref().unwrap_or("");
     let kind = s.body.kind.as_deref().unwrap_or("");
@@ -223,6 +232,18 @@ mod tests {
         ] {
             assert_eq!(classify(&err), Verdict::Retry, "{err}");
         }
+    }
+
+    #[test]
+    fn a_failed_download_is_never_fatal() {
+        let download = |status| ApiError::Download {
+            status,
+            request_id: None,
+        };
+        assert_eq!(classify(&download(403)), Verdict::Fail, "an expired link");
+        assert_eq!(classify(&download(404)), Verdict::Fail);
+        assert_eq!(classify(&download(401)), Verdict::Fail);
+        assert_eq!(classify(&download(503)), Verdict::Retry);
     }
 
     #[test]

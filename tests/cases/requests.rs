@@ -176,6 +176,31 @@ fn a_url_answer_is_downloaded_without_the_key() {
 }
 
 #[test]
+fn an_expired_image_link_fails_that_image_without_stopping_the_run() {
+    let server = FakeServer::with(Options {
+        url_answers: true,
+        links_expire: true,
+        ..Options::default()
+    });
+    let (run, ws) = one_image(&server, &["--count", "2"]);
+    assert_code(&run, 1);
+    assert_eq!(ws.files("out"), Vec::<String>::new());
+    assert_eq!(
+        server.image_requests().len(),
+        2,
+        "a dead link is not worth a new image"
+    );
+    assert!(
+        run.stderr.contains(
+            "image_01_hd.png: downloading the image from its link failed: HTTP 403 (request req_fake_"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("genimg stopped"), "{}", run.stderr);
+}
+
+#[test]
 fn the_timeout_fails_a_slow_image_and_the_others_go_on() {
     let server = FakeServer::with(Options {
         script: Some(std::sync::Arc::new(|i: &Incoming| {
@@ -191,13 +216,19 @@ fn the_timeout_fails_a_slow_image_and_the_others_go_on() {
     ws.write("p.txt", "# slow\nslow one\n# quick\nquick one\n");
     let run = genimg(&ws, Some(&server))
         .args(["--input", "p.txt", "-o", "out", "--timeout", "1"])
+        .args(["--max-retries", "1"])
         .run();
     assert_code(&run, 1);
     assert_eq!(ws.files("out"), ["image.quick.01.hd.png"]);
     assert!(
-        run.stderr
-            .contains("image.slow.01.hd.png [slow]: no complete answer within 1 s"),
+        run.stderr.contains(
+            "image.slow.01.hd.png [slow]: no complete answer within 1 s (see --timeout) \
+             (gave up after 2 attempts)"
+        ),
         "{}",
         run.stderr
     );
+    // The fake records an answer only once it is sent, so count arrivals: one quick request,
+    // and the slow one twice.
+    assert_eq!(server.image_requests_started(), 3, "a timeout is retried");
 }

@@ -204,6 +204,8 @@ pub struct Options {
     pub refuse_marker: String,
     /// Answer every request with a link instead of `b64_json`, as some servers do.
     pub url_answers: bool,
+    /// Links answer 403, as an expired signed URL does.
+    pub links_expire: bool,
 }
 
 impl Default for Options {
@@ -214,6 +216,7 @@ impl Default for Options {
             script: None,
             refuse_marker: "FORBIDDEN".to_owned(),
             url_answers: false,
+            links_expire: false,
         }
     }
 }
@@ -411,6 +414,11 @@ async fn handle(
     {
         let bytes = state.files.lock().unwrap().get(id).cloned();
         let response = match bytes {
+            Some(_) if state.options.links_expire => respond(
+                403,
+                "application/xml",
+                b"<Error><Code>AuthenticationFailed</Code></Error>".to_vec(),
+            ),
             Some(bytes) => {
                 record.image = Some(bytes.clone());
                 respond(200, "image/png", bytes)
