@@ -2,15 +2,6 @@
 
 use crate::support::*;
 
-fn one_image(server: &FakeServer, args: &[&str]) -> (Run, Workspace) {
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(server))
-        .args(["a lighthouse", "--dst-dir", "out"])
-        .args(args)
-        .run();
-    (run, ws)
-}
-
 #[test]
 fn dalle3_gets_its_own_fields() {
     let server = FakeServer::start();

@@ -90,10 +90,7 @@ fn retry_after_is_honoured() {
         0 => rate_limited().with_header("retry-after", "1"),
         _ => Action::Answer,
     });
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out"])
-        .run();
+    let (run, _) = one_image(&server, &[]);
     assert_code(&run, 0);
     let r = server.image_requests();
     assert_eq!(r.len(), 2);
@@ -121,10 +118,7 @@ fn retry_after_ms_wins_over_retry_after() {
             .with_header("retry-after", "30"),
         _ => Action::Answer,
     });
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out"])
-        .run();
+    let (run, _) = one_image(&server, &[]);
     assert_code(&run, 0);
     let r = server.image_requests();
     assert!(r[1].arrived - r[0].answered >= Duration::from_millis(300));
@@ -168,10 +162,7 @@ fn x_should_retry_false_stops_the_retries() {
         Action::error(503, "overloaded", "The engine is overloaded.")
             .with_header("x-should-retry", "false")
     });
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out"])
-        .run();
+    let (run, _) = one_image(&server, &[]);
     assert_code(&run, 1);
     assert_eq!(server.image_requests().len(), 1);
     assert!(
@@ -190,10 +181,7 @@ fn x_should_retry_true_retries_what_would_not_be() {
         }
         _ => Action::Answer,
     });
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out"])
-        .run();
+    let (run, _) = one_image(&server, &[]);
     assert_code(&run, 0);
     assert_eq!(server.image_requests().len(), 2);
 }
@@ -201,10 +189,7 @@ fn x_should_retry_true_retries_what_would_not_be() {
 #[test]
 fn a_bad_parameter_is_not_retried() {
     let server = scripted(|_| Action::error(400, "invalid_value", "Invalid value for 'size'."));
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out"])
-        .run();
+    let (run, _) = one_image(&server, &[]);
     assert_code(&run, 1);
     assert_eq!(server.image_requests().len(), 1);
     assert!(
@@ -218,10 +203,7 @@ fn a_bad_parameter_is_not_retried() {
 #[test]
 fn max_retries_sets_the_number_of_retries() {
     let server = scripted(|_| Action::error(500, "server_error", "The server had an error."));
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args(["a cat", "-o", "out", "--max_retries", "2"])
-        .run();
+    let (run, ws) = one_image(&server, &["--max_retries", "2"]);
     assert_code(&run, 1);
     assert_eq!(server.image_requests().len(), 3);
     assert!(

@@ -104,6 +104,16 @@ pub fn genimg(ws: &Workspace, server: Option<&FakeServer>) -> Command {
     cmd
 }
 
+/// Runs genimg on one prompt into `out` against `server`, with `args` added.
+pub fn one_image(server: &FakeServer, args: &[&str]) -> (Run, Workspace) {
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(server))
+        .args(["a lighthouse", "--dst-dir", "out"])
+        .args(args)
+        .run();
+    (run, ws)
+}
+
 /// What a finished run printed and returned.
 #[derive(Debug)]
 pub struct Run {
