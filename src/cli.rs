@@ -6,10 +6,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::api::RetryPolicy;
+use crate::format::ImageFormat;
+use crate::models::Size;
+use crate::options;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -42,26 +44,30 @@ no request could survive (bad key, unknown model, no credit), 130 interrupted.";
                   (or any OpenAI-compatible service).\n\n\
                   Give one prompt as an argument, or a file of named prompts with --input:\n\n  \
                   # prompt_name\n  text describing the image...\n\n  \
-                  # another_prompt_name\n  more text for another image...",
+                  # another_prompt_name size=1536x1024 quality=low\n  more text for another image...",
     after_help = EXAMPLES,
-    max_term_width = 100
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The prompt, for one set of images (or use --input)
-    #[arg(value_name = "PROMPT", required_unless_present = "input")]
+    #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
 
     /// Read named prompts from FILE ("-" reads standard input)
     #[arg(short, long, value_name = "FILE", conflicts_with = "prompt")]
     pub input: Option<PathBuf>,
 
-    /// Directory for the images, created if missing
-    #[arg(short = 'o', long = "dst-dir", value_name = "DIR", default_value = ".")]
-    pub dst_dir: PathBuf,
+    /// Directory for the images, created if missing [default: .]
+    #[arg(short = 'o', long = "dst-dir", value_name = "DIR")]
+    pub dst_dir: Option<PathBuf>,
 
-    /// Images per prompt
-    #[arg(short = 'n', long, value_name = "N", default_value = "1", value_parser = at_least_one::<u32>)]
-    pub count: u32,
+    /// Images per prompt [default: 1]
+    #[arg(short = 'n', long, value_name = "N", value_parser = at_least_one::<u32>)]
+    pub count: Option<u32>,
 
     /// Image model; any name is sent as given [env: GENIMG_MODEL] [default: gpt-image-2]
     #[arg(short, long, value_name = "NAME")]
@@ -71,7 +77,44 @@ pub struct Cli {
     #[arg(long = "low-res")]
     pub low_res: bool,
 
-    /// Send each prompt with this image to /images/edits (PNG, JPEG or WebP; repeatable)
+    /// Image size: WIDTHxHEIGHT or auto (see `genimg models`) [default: 1024x1024]
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(Size))]
+    pub size: Option<Size>,
+
+    /// Quality: low, medium, high, xhigh, max, auto (GPT image) or hd, standard (dall-e-3);
+    /// wins over --low-res and names the files
+    #[arg(long, value_name = "Q", value_parser = options::parse_quality)]
+    pub quality: Option<&'static str>,
+
+    /// Output format: png, jpeg or webp; the file extension follows
+    #[arg(long, value_name = "FMT", value_parser = options::parse_format)]
+    pub format: Option<ImageFormat>,
+
+    /// JPEG or WebP compression, 0-100
+    #[arg(long, value_name = "N", value_parser = options::parse_compression)]
+    pub compression: Option<u8>,
+
+    /// Background: transparent (PNG or WebP), opaque or auto
+    #[arg(long, value_name = "BG", value_parser = options::parse_background)]
+    pub background: Option<&'static str>,
+
+    /// Moderation strictness: low or auto
+    #[arg(long, value_name = "LEVEL", value_parser = options::parse_moderation)]
+    pub moderation: Option<&'static str>,
+
+    /// How closely edits keep the reference images: high or low
+    #[arg(long = "input-fidelity", value_name = "LEVEL", value_parser = options::parse_fidelity)]
+    pub input_fidelity: Option<&'static str>,
+
+    /// Scene complexity on gpt-image-2.6 models: low, medium or high
+    #[arg(long, value_name = "LEVEL", value_parser = options::parse_complexity)]
+    pub complexity: Option<&'static str>,
+
+    /// A preamble put before every prompt: TEXT, or @FILE to read it from FILE
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub style: Option<String>,
+
+    /// Send each prompt with this image to /images/edits (PNG, JPEG or WebP; up to 16)
     #[arg(long = "reference-image", value_name = "PATH", action = ArgAction::Append)]
     pub reference_image: Vec<PathBuf>,
 
@@ -84,7 +127,7 @@ pub struct Cli {
     #[arg(long)]
     pub parallel: bool,
 
-    /// Print what would be made; send nothing, write nothing, need no key
+    /// Print what would be made and what it would cost; send nothing, write nothing, need no key
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
@@ -97,25 +140,44 @@ pub struct Cli {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// Retries per image after an error worth retrying; 0 turns retries off
-    #[arg(long = "max-retries", value_name = "N", default_value_t = RetryPolicy::DEFAULT_MAX_RETRIES)]
-    pub max_retries: u32,
+    /// Retries per image after an error worth retrying; 0 turns retries off [default: 4]
+    #[arg(long = "max-retries", value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// Refuse a run estimated to cost more than USD, and stop starting requests once the
+    /// images made have cost that much
+    #[arg(long = "max-cost", value_name = "USD", value_parser = parse_usd)]
+    pub max_cost: Option<f64>,
 
     /// API key [default: the OPENAI_API_KEY environment variable]
     #[arg(long = "api-key", value_name = "KEY", value_parser = secret)]
     pub api_key: Option<SecretString>,
 
     /// API root URL [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]
-    #[arg(long = "base-url", value_name = "URL")]
+    #[arg(
+        long = "base-url",
+        value_name = "URL",
+        conflicts_with = "azure_endpoint"
+    )]
     pub base_url: Option<String>,
 
-    /// Seconds one request may take before it fails
-    #[arg(long, value_name = "SECS", default_value = "600", value_parser = at_least_one::<u64>)]
-    pub timeout: u64,
+    /// Azure OpenAI resource, e.g. https://NAME.openai.azure.com [env: AZURE_OPENAI_ENDPOINT]
+    #[arg(long = "azure-endpoint", value_name = "URL")]
+    pub azure_endpoint: Option<String>,
+
+    /// Azure API version: use the deployment path, the model naming the deployment
+    /// [env: OPENAI_API_VERSION] [default: the v1 path]
+    #[arg(long = "api-version", value_name = "VERSION")]
+    pub api_version: Option<String>,
+
+    /// Seconds one request may take before it fails [default: 600]
+    #[arg(long, value_name = "SECS", value_parser = at_least_one::<u64>)]
+    pub timeout: Option<u64>,
 
     /// File naming: the seed's (image.NAME.01.hd.png) or its legacy desc_01_image_01_hd.png
-    #[arg(long, value_enum, value_name = "SCHEME", default_value_t = NamingArg::Seed)]
-    pub naming: NamingArg,
+    /// [default: seed]
+    #[arg(long, value_enum, value_name = "SCHEME")]
+    pub naming: Option<NamingArg>,
 
     /// More detail in the log (-vv for HTTP detail)
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
@@ -124,6 +186,13 @@ pub struct Cli {
     /// Show errors only
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// What genimg does besides making images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// List every model genimg knows: sizes, qualities, options, prices, retirement
+    Models,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +210,16 @@ where
     match s.parse::<T>() {
         Ok(n) if n >= T::from(1) => Ok(n),
         _ => Err(format!("`{s}` is not a whole number of 1 or more")),
+    }
+}
+
+/// A sum of US dollars: `2`, `2.50`, `$2.50`.
+pub fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not an amount of US dollars, such as 2.50"
+        )),
     }
 }
 
@@ -218,8 +297,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.input.as_deref(), Some("p.txt".as_ref()));
-        assert_eq!(cli.dst_dir, PathBuf::from("out"));
-        assert_eq!(cli.count, 3);
+        assert_eq!(cli.dst_dir, Some(PathBuf::from("out")));
+        assert_eq!(cli.count, Some(3));
         assert!(cli.low_res && cli.dry_run && cli.from_scratch && cli.parallel);
         assert_eq!(cli.api_key.unwrap().expose_secret(), "sk-x");
         assert_eq!(cli.reference_image, [PathBuf::from("r.png")]);
@@ -270,15 +349,54 @@ mod tests {
     }
 
     #[test]
-    fn prompt_and_input_exclude_each_other_and_one_is_needed() {
+    fn prompt_and_input_exclude_each_other() {
         assert_eq!(
             parse(&["a cat", "--input", "p.txt"]).unwrap_err().kind(),
             ErrorKind::ArgumentConflict
         );
-        assert_eq!(
-            parse(&["--count", "2"]).unwrap_err().kind(),
-            ErrorKind::MissingRequiredArgument
-        );
+    }
+
+    #[test]
+    fn models_is_a_subcommand_and_takes_no_run_flags() {
+        let cli = parse(&["models"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Models));
+        assert!(parse(&["models", "--count", "2"]).is_err());
+        // A prompt that is the word itself goes after `--`.
+        let cli = parse(&["--", "models"]).unwrap();
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.prompt.as_deref(), Some("models"));
+    }
+
+    #[test]
+    fn option_values_are_checked_with_the_flag_named() {
+        for args in [
+            ["a", "--size", "big"],
+            ["a", "--quality", "ultra"],
+            ["a", "--format", "gif"],
+            ["a", "--compression", "101"],
+            ["a", "--background", "clear"],
+            ["a", "--moderation", "none"],
+            ["a", "--input-fidelity", "max"],
+            ["a", "--complexity", "extreme"],
+            ["a", "--max-cost", "lots"],
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}");
+            assert!(err.to_string().contains(args[1]), "{err}");
+        }
+        let cli = parse(&[
+            "a",
+            "--quality",
+            "xhigh",
+            "--format",
+            "jpg",
+            "--max_cost",
+            "$2.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.quality, Some("xhigh"));
+        assert_eq!(cli.format, Some(ImageFormat::Jpeg));
+        assert_eq!(cli.max_cost, Some(2.5));
     }
 
     #[test]

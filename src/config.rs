@@ -9,18 +9,17 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
-use crate::api::{ClientConfig, Reference, RequestOptions, RetryPolicy};
+use crate::api::{ClientConfig, RetryPolicy, Service};
 use crate::cli::{Cli, NamingArg};
-use crate::format::ImageFormat;
-use crate::models::{DEFAULT_MODEL, Model, Size, Tier};
+use crate::config_file::Loaded;
+use crate::models::{DEFAULT_MODEL, Model};
+use crate::options::{self, Choices, Given, ReferenceCache, Settings, Source};
 use crate::plan::{Existing, Naming};
 use crate::prompts::{self, ParseError, Prompt};
 
@@ -48,7 +47,13 @@ impl Env {
         "OPENAI_BASE_URL",
         "OPENAI_ORG_ID",
         "OPENAI_PROJECT_ID",
+        "OPENAI_API_VERSION",
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_API_KEY",
         "GENIMG_MODEL",
+        "GENIMG_CONFIG",
+        "XDG_CONFIG_HOME",
+        "HOME",
     ];
 
     pub fn from_process() -> Env {
@@ -112,26 +117,64 @@ impl Verbosity {
 /// Everything a run needs, checked.
 #[derive(Debug)]
 pub struct Config {
+    /// A subcommand instead of a run.
+    pub command: Option<crate::cli::Command>,
     pub source: PromptSource,
-    pub prompts: Vec<Prompt>,
+    pub prompts: Vec<PromptConfig>,
     pub dst_dir: PathBuf,
-    pub count: u32,
-    pub model: Model,
-    pub options: RequestOptions,
-    pub references: Arc<[Reference]>,
     pub naming: Naming,
     pub jobs: usize,
     pub dry_run: bool,
     pub existing: Existing,
     pub retry: RetryPolicy,
+    /// `--max-cost`, in US dollars.
+    pub max_cost: Option<f64>,
     pub endpoint: Endpoint,
     pub verbosity: Verbosity,
+    /// Said before the run starts: models retired or about to be.
+    pub warnings: Vec<String>,
+}
+
+/// One prompt with its settings, checked against its model.
+#[derive(Debug, Clone)]
+pub struct PromptConfig {
+    pub name: String,
+    /// The header's line in the prompt file; 0 for a prompt on the command line.
+    pub line: usize,
+    /// The text sent: the style's preamble, if any, then the prompt.
+    pub text: String,
+    pub settings: Settings,
+}
+
+impl Config {
+    /// The distinct models of the run, in order of first use.
+    pub fn model_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for p in &self.prompts {
+            let name = p.settings.model.name();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The largest count of any prompt: it sets the width of image numbers.
+    pub fn max_count(&self) -> u32 {
+        self.prompts
+            .iter()
+            .map(|p| p.settings.count)
+            .max()
+            .unwrap_or(1)
+    }
 }
 
 /// How to reach the service. `api_key` is `None` only in a dry run.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
+    /// The API root (`https://api.openai.com/v1`), or for Azure the resource's URL.
     pub base_url: Url,
+    pub service: Service,
     pub api_key: Option<SecretString>,
     pub organization: Option<String>,
     pub project: Option<String>,
@@ -143,6 +186,7 @@ impl Endpoint {
     pub fn client_config(&self) -> Option<ClientConfig> {
         Some(ClientConfig {
             base_url: self.base_url.clone(),
+            service: self.service.clone(),
             api_key: self.api_key.clone()?,
             organization: self.organization.clone(),
             project: self.project.clone(),
@@ -161,38 +205,83 @@ pub enum ConfigError {
     /// `at` names the file and line, when the prompt came from a file.
     #[error("{}{problem}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
     Prompt { at: Option<String>, problem: String },
-    #[error(
-        "no API key: set the OPENAI_API_KEY environment variable or pass --api-key \
-         (a --dry-run needs none)"
-    )]
-    MissingKey,
+    #[error("no API key: {hint} (a --dry-run needs none)")]
+    MissingKey { hint: &'static str },
     #[error("{source_name} `{value}` is not an http(s) URL: {problem}")]
     BadBaseUrl {
-        source_name: &'static str,
+        source_name: String,
         value: String,
         problem: String,
     },
-    #[error("{source_name} is empty: name an image model, e.g. {DEFAULT_MODEL}")]
-    EmptyModel { source_name: &'static str },
-    #[error("--reference-image {path}: {problem}")]
-    Reference { path: String, problem: String },
+    #[error("{place} is empty: name an image model, e.g. {DEFAULT_MODEL}")]
+    EmptyModel { place: String },
+    /// An option's value, shown where it was given, and why it cannot be used.
+    #[error("{given}: {problem}")]
+    Option { given: String, problem: String },
     #[error(
-        "--reference-image: {model} cannot edit images, so it takes no reference image; \
-         use a GPT image model such as {DEFAULT_MODEL}"
+        "{place}: {model} cannot edit images, so it takes no reference image; use a GPT image \
+         model such as {DEFAULT_MODEL}"
     )]
-    ModelCannotEdit { model: String },
-    #[error("--reference-image is given {given} times; {model} takes at most {max}")]
+    ModelCannotEdit { place: String, model: String },
+    #[error("{place} is given {given} times; {model} takes at most {max}")]
     TooManyReferences {
+        place: String,
         model: String,
         given: usize,
         max: usize,
     },
-    #[error("--model {model}: {problem}")]
-    Model { model: String, problem: String },
+    #[error("config file {path}: {problem}")]
+    ConfigFile { path: String, problem: String },
+}
+
+/// A value from the command line, else the config file, else none; with where it came from.
+fn layer<T>(
+    flag: Option<T>,
+    flag_name: &'static str,
+    file: Option<T>,
+    loaded: &Loaded,
+    key: &'static str,
+) -> Option<Given<T>> {
+    match (flag, file) {
+        (Some(value), _) => Some(Given {
+            value,
+            from: Source::Flag(flag_name),
+        }),
+        (None, Some(value)) => Some(Given {
+            value,
+            from: Source::File {
+                path: loaded.path.clone().unwrap_or_default(),
+                key,
+            },
+        }),
+        (None, None) => None,
+    }
+}
+
+/// Parses a config file's text value with a flag's parser, naming the file and key.
+fn from_file<T>(
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+    loaded: &Loaded,
+    key: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    value
+        .map(|v| {
+            parse(&v).map_err(|problem| ConfigError::Option {
+                given: Source::File {
+                    path: loaded.path.clone().unwrap_or_default(),
+                    key,
+                }
+                .show(&v),
+                problem,
+            })
+        })
+        .transpose()
 }
 
 impl Config {
-    /// Resolves the command line against the environment, reading and checking every input.
+    /// Resolves the command line against the environment and the config file, reading and
+    /// checking every input.
     pub fn from_cli(cli: Cli, env: &Env) -> Result<Config, ConfigError> {
         Config::from_cli_with_stdin(cli, env, &mut io::stdin())
     }
@@ -203,69 +292,307 @@ impl Config {
         env: &Env,
         stdin: &mut dyn Read,
     ) -> Result<Config, ConfigError> {
-        let model = resolve_model(cli.model.as_deref(), env)?;
-        let (source, prompts) = read_prompts(cli.prompt, cli.input.as_deref(), stdin)?;
-        check_prompts(&model, &source, &prompts)?;
-
-        let options = RequestOptions {
-            size: Size::DEFAULT,
-            tier: if cli.low_res {
-                Tier::Standard
+        let loaded = Loaded::from_env(env)?;
+        let verbosity = Verbosity::from_flags(
+            cli.quiet || loaded.file.quiet.unwrap_or(false),
+            if cli.verbose > 0 {
+                cli.verbose
             } else {
-                Tier::Hd
+                loaded.file.verbose.unwrap_or(0)
             },
+        );
+        if cli.command.is_some() {
+            return Ok(Config::for_command(cli, verbosity));
+        }
+        let choices = run_choices(&cli, &loaded, env)?;
+        let f = &loaded.file;
+        let dry_run = cli.dry_run || f.dry_run.unwrap_or(false);
+
+        let input = cli.input.clone().or_else(|| {
+            // A file's `input` is a default: a prompt on the command line replaces it.
+            cli.prompt.is_none().then(|| f.input.clone()).flatten()
+        });
+        let (source, prompts) = read_prompts(cli.prompt.clone(), input.as_deref(), stdin)?;
+        let base = match (&source, &input) {
+            (PromptSource::File(_), Some(path)) if path != Path::new("-") => {
+                path.parent().map(Path::to_owned).unwrap_or_default()
+            }
+            _ => PathBuf::new(),
         };
-        model
-            .check_size(&options.size)
-            .map_err(|problem| ConfigError::Model {
-                model: model.name().to_owned(),
-                problem,
-            })?;
+        let mut cache = ReferenceCache::default();
+        let mut resolved = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let at = match &source {
+                PromptSource::File(origin) => format!("{origin}:{}", p.line),
+                PromptSource::Argument => String::new(),
+            };
+            let choices = choices.with_header(&p.options, &at, &base)?;
+            let settings = choices.resolve(&mut cache)?;
+            let text = settings.text_of(&p.text);
+            check_prompt(&settings.model, &source, &p, &text)?;
+            resolved.push(PromptConfig {
+                name: p.name,
+                line: p.line,
+                text,
+                settings,
+            });
+        }
 
-        let references = load_references(&cli.reference_image, &model)?;
-        let endpoint = resolve_endpoint(cli.api_key, cli.base_url, cli.timeout, cli.dry_run, env)?;
+        let today = jiff::tz::Offset::UTC
+            .to_datetime(jiff::Timestamp::now())
+            .date();
+        let mut warnings = Vec::new();
+        for p in &resolved {
+            if let Some(w) = p.settings.model.retirement_warning(today)
+                && !warnings.contains(&w)
+            {
+                warnings.push(w);
+            }
+        }
 
+        let endpoint = resolve_endpoint(&cli, &loaded, dry_run, env)?;
+        let naming = match cli.naming {
+            Some(n) => n,
+            None => from_file(
+                f.naming.clone(),
+                |v| match v {
+                    "seed" => Ok(NamingArg::Seed),
+                    "legacy" => Ok(NamingArg::Legacy),
+                    _ => Err(format!("`{v}` is not one of seed, legacy")),
+                },
+                &loaded,
+                "naming",
+            )?
+            .unwrap_or(NamingArg::Seed),
+        };
+        let from_scratch = cli.from_scratch || f.from_scratch.unwrap_or(false);
+        let overwrite = cli.overwrite || f.overwrite.unwrap_or(false);
         Ok(Config {
+            command: None,
             source,
-            prompts,
-            dst_dir: cli.dst_dir,
-            count: cli.count,
-            model,
-            options,
-            references,
-            naming: match cli.naming {
+            prompts: resolved,
+            dst_dir: cli
+                .dst_dir
+                .or_else(|| f.dst_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(".")),
+            naming: match naming {
                 NamingArg::Seed => Naming::Seed,
                 NamingArg::Legacy => Naming::Legacy,
             },
-            jobs: cli.jobs.unwrap_or(DEFAULT_JOBS),
-            dry_run: cli.dry_run,
-            existing: if cli.from_scratch {
+            jobs: cli.jobs.or(f.jobs).unwrap_or(DEFAULT_JOBS).max(1),
+            dry_run,
+            existing: if from_scratch {
                 Existing::Remove
-            } else if cli.overwrite {
+            } else if overwrite {
                 Existing::Overwrite
             } else {
                 Existing::Keep
             },
-            retry: RetryPolicy::new(cli.max_retries),
+            retry: RetryPolicy::new(
+                cli.max_retries
+                    .or(f.max_retries)
+                    .unwrap_or(RetryPolicy::DEFAULT_MAX_RETRIES),
+            ),
+            max_cost: cli.max_cost.or(f.max_cost),
             endpoint,
-            verbosity: Verbosity::from_flags(cli.quiet, cli.verbose),
+            verbosity,
+            warnings,
         })
+    }
+
+    /// A configuration for a subcommand: nothing to read or check.
+    fn for_command(cli: Cli, verbosity: Verbosity) -> Config {
+        Config {
+            command: cli.command,
+            source: PromptSource::Argument,
+            prompts: Vec::new(),
+            dst_dir: PathBuf::from("."),
+            naming: Naming::Seed,
+            jobs: DEFAULT_JOBS,
+            dry_run: true,
+            existing: Existing::Keep,
+            retry: RetryPolicy::default(),
+            max_cost: None,
+            endpoint: Endpoint {
+                base_url: Url::parse(DEFAULT_BASE_URL).expect("the default URL parses"),
+                service: Service::OpenAi,
+                api_key: None,
+                organization: None,
+                project: None,
+                timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            },
+            verbosity,
+            warnings: Vec::new(),
+        }
     }
 }
 
-fn resolve_model(flag: Option<&str>, env: &Env) -> Result<Model, ConfigError> {
-    let (name, source_name) = match flag {
-        Some(name) => (name, "--model"),
-        None => (
-            env.get("GENIMG_MODEL").unwrap_or(DEFAULT_MODEL),
-            "GENIMG_MODEL",
-        ),
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// The options every prompt starts from: flags over the config file over the defaults.
+fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigError> {
+    let f = &loaded.file;
+    let model = match layer(
+        cli.model.clone(),
+        "--model",
+        f.model.clone(),
+        loaded,
+        "model",
+    ) {
+        Some(m) => Some(m),
+        None => env.get("GENIMG_MODEL").map(|m| Given {
+            value: m.to_owned(),
+            from: Source::Flag("GENIMG_MODEL"),
+        }),
     };
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ConfigError::EmptyModel { source_name });
+    // The environment variable may be empty on purpose; an empty flag is a mistake.
+    let model = match model {
+        Some(m) if m.value.trim().is_empty() => {
+            return Err(ConfigError::EmptyModel {
+                place: m.from.place(),
+            });
+        }
+        other => other,
+    };
+    let count = layer(cli.count, "--count", f.count, loaded, "count");
+    if let Some(c) = &count
+        && c.value == 0
+    {
+        return Err(ConfigError::Option {
+            given: c.from.show("0"),
+            problem: "the count must be 1 or more".to_owned(),
+        });
     }
-    Ok(Model::lookup(name))
+    let style = match &cli.style {
+        Some(s) => Some(Given {
+            value: options::read_style(s, Path::new("")).map_err(|problem| {
+                ConfigError::Option {
+                    given: Source::Flag("--style").show(s),
+                    problem,
+                }
+            })?,
+            from: Source::Flag("--style"),
+        }),
+        None => match &f.style {
+            Some(s) => Some(Given {
+                value: options::read_style(s, &loaded.dir).map_err(|problem| {
+                    ConfigError::Option {
+                        given: file_source(loaded, "style").show(s),
+                        problem,
+                    }
+                })?,
+                from: file_source(loaded, "style"),
+            }),
+            None => None,
+        },
+    };
+    let references = if !cli.reference_image.is_empty() {
+        Some(Given {
+            value: cli.reference_image.clone(),
+            from: Source::Flag("--reference-image"),
+        })
+    } else {
+        f.reference_image.as_ref().map(|paths| Given {
+            value: paths.iter().map(|p| loaded.dir.join(p)).collect(),
+            from: file_source(loaded, "reference-image"),
+        })
+    };
+    let compression = from_file(
+        f.compression.map(|c| c.to_string()),
+        options::parse_compression,
+        loaded,
+        "compression",
+    )?;
+    Ok(Choices {
+        model,
+        count,
+        low_res: cli.low_res || f.low_res.unwrap_or(false),
+        size: layer(
+            cli.size,
+            "--size",
+            from_file(f.size.clone(), |v| v.parse(), loaded, "size")?,
+            loaded,
+            "size",
+        ),
+        quality: layer(
+            cli.quality,
+            "--quality",
+            from_file(f.quality.clone(), options::parse_quality, loaded, "quality")?,
+            loaded,
+            "quality",
+        ),
+        format: layer(
+            cli.format,
+            "--format",
+            from_file(f.format.clone(), options::parse_format, loaded, "format")?,
+            loaded,
+            "format",
+        ),
+        compression: layer(
+            cli.compression,
+            "--compression",
+            compression,
+            loaded,
+            "compression",
+        ),
+        background: layer(
+            cli.background,
+            "--background",
+            from_file(
+                f.background.clone(),
+                options::parse_background,
+                loaded,
+                "background",
+            )?,
+            loaded,
+            "background",
+        ),
+        moderation: layer(
+            cli.moderation,
+            "--moderation",
+            from_file(
+                f.moderation.clone(),
+                options::parse_moderation,
+                loaded,
+                "moderation",
+            )?,
+            loaded,
+            "moderation",
+        ),
+        input_fidelity: layer(
+            cli.input_fidelity,
+            "--input-fidelity",
+            from_file(
+                f.input_fidelity.clone(),
+                options::parse_fidelity,
+                loaded,
+                "input-fidelity",
+            )?,
+            loaded,
+            "input-fidelity",
+        ),
+        complexity: layer(
+            cli.complexity,
+            "--complexity",
+            from_file(
+                f.complexity.clone(),
+                options::parse_complexity,
+                loaded,
+                "complexity",
+            )?,
+            loaded,
+            "complexity",
+        ),
+        style,
+        references,
+    })
+}
+
+fn file_source(loaded: &Loaded, key: &'static str) -> Source {
+    Source::File {
+        path: loaded.path.clone().unwrap_or_default(),
+        key,
+    }
 }
 
 fn read_prompts(
@@ -279,6 +606,7 @@ fn read_prompts(
                 name: "image".to_owned(),
                 text,
                 line: 0,
+                options: Vec::new(),
             };
             Ok((PromptSource::Argument, vec![prompt]))
         }
@@ -303,99 +631,35 @@ fn read_prompts(
             let prompts = prompts::parse_bytes(&bytes, &origin)?;
             Ok((PromptSource::File(origin), prompts))
         }
-        // clap refuses both and neither; a library caller gets the same answer.
-        _ => Err(ConfigError::Prompt {
+        (Some(_), Some(_)) => Err(ConfigError::Prompt {
             at: None,
-            problem: "give either a prompt or --input FILE, not both or neither".to_owned(),
+            problem: "give either a prompt or --input FILE, not both".to_owned(),
+        }),
+        (None, None) => Err(ConfigError::Prompt {
+            at: None,
+            problem: "nothing to make: give a prompt, or --input FILE for a file of named \
+                      prompts (see --help)"
+                .to_owned(),
         }),
     }
 }
 
-fn check_prompts(
+/// Checks the text a prompt sends (style included) against its model.
+fn check_prompt(
     model: &Model,
     source: &PromptSource,
-    prompts: &[Prompt],
+    p: &Prompt,
+    text: &str,
 ) -> Result<(), ConfigError> {
-    for p in prompts {
-        model
-            .check_prompt(&p.text)
-            .map_err(|problem| match source {
-                PromptSource::Argument => ConfigError::Prompt {
-                    at: None,
-                    problem: format!("the prompt {problem}"),
-                },
-                PromptSource::File(origin) => ConfigError::Prompt {
-                    at: Some(format!("{origin}:{}", p.line)),
-                    problem: format!("the prompt `{}` {problem}", p.name),
-                },
-            })?;
-    }
-    Ok(())
-}
-
-/// Reads each reference image once, checking it as the service would, before any request.
-fn load_references(paths: &[PathBuf], model: &Model) -> Result<Arc<[Reference]>, ConfigError> {
-    if paths.is_empty() {
-        return Ok(Arc::from([]));
-    }
-    if !model.can_edit() {
-        return Err(ConfigError::ModelCannotEdit {
-            model: model.name().to_owned(),
-        });
-    }
-    let max = model.info().max_references;
-    if paths.len() > max {
-        return Err(ConfigError::TooManyReferences {
-            model: model.name().to_owned(),
-            given: paths.len(),
-            max,
-        });
-    }
-    paths
-        .iter()
-        .map(|path| load_reference(path, model))
-        .collect()
-}
-
-fn load_reference(path: &Path, model: &Model) -> Result<Reference, ConfigError> {
-    let fail = |problem: String| ConfigError::Reference {
-        path: path.display().to_string(),
-        problem,
-    };
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => fail("no such file".to_owned()),
-        _ => fail(format!("cannot be read: {e}")),
-    })?;
-    if meta.is_dir() {
-        return Err(fail("is a directory, not an image file".to_owned()));
-    }
-    let limit = model.info().max_reference_bytes;
-    if meta.len() >= limit {
-        return Err(fail(format!(
-            "is {}; {} takes reference images under {}",
-            human_bytes(meta.len()),
-            model.name(),
-            human_bytes(limit)
-        )));
-    }
-    let bytes = fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
-    let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-        fail("is not a PNG, JPEG or WebP image (judged by its bytes, not its name)".to_owned())
-    })?;
-    let formats = model.info().reference_formats;
-    if !formats.contains(&format) {
-        let names: Vec<String> = formats.iter().map(ToString::to_string).collect();
-        return Err(fail(format!(
-            "is a {format} image; {} takes {}",
-            model.name(),
-            names.join(" or ")
-        )));
-    }
-    Ok(Reference {
-        path: path.to_owned(),
-        format,
-        sha256: crate::manifest::sha256_hex(&bytes),
-        bytes: Bytes::from(bytes),
+    model.check_prompt(text).map_err(|problem| match source {
+        PromptSource::Argument => ConfigError::Prompt {
+            at: None,
+            problem: format!("the prompt {problem}"),
+        },
+        PromptSource::File(origin) => ConfigError::Prompt {
+            at: Some(format!("{origin}:{}", p.line)),
+            problem: format!("the prompt `{}` {problem}", p.name),
+        },
     })
 }
 
@@ -416,25 +680,52 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Where requests go and with what key: an OpenAI-compatible API root, or Azure OpenAI.
 fn resolve_endpoint(
-    api_key: Option<SecretString>,
-    base_url: Option<String>,
-    timeout: u64,
+    cli: &Cli,
+    loaded: &Loaded,
     dry_run: bool,
     env: &Env,
 ) -> Result<Endpoint, ConfigError> {
-    let api_key = api_key.or_else(|| {
-        env.get("OPENAI_API_KEY")
-            .map(|k| SecretString::from(k.to_owned()))
-    });
-    if api_key.is_none() && !dry_run {
-        return Err(ConfigError::MissingKey);
-    }
-    let (value, source_name) = match base_url {
-        Some(v) => (v, "--base-url"),
-        None => match env.get("OPENAI_BASE_URL") {
-            Some(v) => (v.to_owned(), "OPENAI_BASE_URL"),
-            None => (DEFAULT_BASE_URL.to_owned(), "the default base URL"),
+    let f = &loaded.file;
+    let file_name = |key: &str| format!("{}: {key}", loaded.path.clone().unwrap_or_default());
+    let timeout = cli
+        .timeout
+        .or(f.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS)
+        .max(1);
+    // Flags first, then the file, then the environment; a base URL and an Azure endpoint
+    // from the same layer cannot both be meant.
+    let azure = match (&cli.base_url, &cli.azure_endpoint) {
+        (Some(_), _) => None,
+        (None, Some(a)) => Some((a.clone(), "--azure-endpoint".to_owned())),
+        (None, None) => match (&f.base_url, &f.azure_endpoint) {
+            (Some(_), _) => None,
+            (None, Some(a)) => Some((a.clone(), file_name("azure-endpoint"))),
+            (None, None) => env
+                .get("AZURE_OPENAI_ENDPOINT")
+                .filter(|_| env.get("OPENAI_BASE_URL").is_none())
+                .map(|a| (a.to_owned(), "AZURE_OPENAI_ENDPOINT".to_owned())),
+        },
+    };
+    let (value, source_name, service) = match azure {
+        Some((value, source_name)) => {
+            let api_version = cli
+                .api_version
+                .clone()
+                .or_else(|| f.api_version.clone())
+                .or_else(|| env.get("OPENAI_API_VERSION").map(str::to_owned));
+            (value, source_name, Service::Azure { api_version })
+        }
+        None => match (&cli.base_url, &f.base_url, env.get("OPENAI_BASE_URL")) {
+            (Some(v), _, _) => (v.clone(), "--base-url".to_owned(), Service::OpenAi),
+            (None, Some(v), _) => (v.clone(), file_name("base-url"), Service::OpenAi),
+            (None, None, Some(v)) => (v.to_owned(), "OPENAI_BASE_URL".to_owned(), Service::OpenAi),
+            (None, None, None) => (
+                DEFAULT_BASE_URL.to_owned(),
+                "the default base URL".to_owned(),
+                Service::OpenAi,
+            ),
         },
     };
     let base_url = parse_base_url(&value).map_err(|problem| ConfigError::BadBaseUrl {
@@ -442,11 +733,36 @@ fn resolve_endpoint(
         value: value.clone(),
         problem,
     })?;
+    let is_azure = matches!(service, Service::Azure { .. });
+    let key_var = if is_azure {
+        "AZURE_OPENAI_API_KEY"
+    } else {
+        "OPENAI_API_KEY"
+    };
+    let api_key = cli
+        .api_key
+        .clone()
+        .or_else(|| f.api_key.clone())
+        .or_else(|| env.get(key_var).map(|k| SecretString::from(k.to_owned())));
+    if api_key.is_none() && !dry_run {
+        return Err(ConfigError::MissingKey {
+            hint: if is_azure {
+                "set the AZURE_OPENAI_API_KEY environment variable or pass --api-key"
+            } else {
+                "set the OPENAI_API_KEY environment variable or pass --api-key"
+            },
+        });
+    }
     Ok(Endpoint {
         base_url,
+        service,
         api_key,
-        organization: env.get("OPENAI_ORG_ID").map(str::to_owned),
-        project: env.get("OPENAI_PROJECT_ID").map(str::to_owned),
+        organization: (!is_azure)
+            .then(|| env.get("OPENAI_ORG_ID").map(str::to_owned))
+            .flatten(),
+        project: (!is_azure)
+            .then(|| env.get("OPENAI_PROJECT_ID").map(str::to_owned))
+            .flatten(),
         timeout: Duration::from_secs(timeout),
     })
 }
@@ -468,7 +784,10 @@ fn parse_base_url(value: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Quality;
     use crate::cli::try_parse_from;
+    use crate::format::ImageFormat;
+    use crate::models::{Size, Tier};
     use secrecy::ExposeSecret;
     use std::io::Cursor;
 
@@ -497,11 +816,14 @@ mod tests {
     #[test]
     fn defaults() {
         let c = resolve(&["a cat"], &[KEY]).unwrap();
-        assert_eq!(c.model.name(), "gpt-image-2");
-        assert_eq!(c.options.size, Size::DEFAULT);
-        assert_eq!(c.options.tier, Tier::Hd);
+        assert_eq!(c.prompts[0].settings.model.name(), "gpt-image-2");
+        assert_eq!(c.prompts[0].settings.options.size, Size::DEFAULT);
+        assert_eq!(
+            c.prompts[0].settings.options.quality,
+            Quality::Tier(Tier::Hd)
+        );
         assert_eq!(c.jobs, 4);
-        assert_eq!(c.count, 1);
+        assert_eq!(c.prompts[0].settings.count, 1);
         assert_eq!(c.dst_dir, PathBuf::from("."));
         assert_eq!(c.endpoint.base_url.as_str(), "https://api.openai.com/v1");
         assert_eq!(c.endpoint.timeout, Duration::from_secs(600));
@@ -519,7 +841,7 @@ mod tests {
             ("GENIMG_MODEL", "gpt-image-1.5"),
         ];
         let c = resolve(&["a"], &env).unwrap();
-        assert_eq!(c.model.name(), "gpt-image-1.5");
+        assert_eq!(c.prompts[0].settings.model.name(), "gpt-image-1.5");
         assert_eq!(c.endpoint.base_url.as_str(), "http://env.example/v1");
         let c = resolve(
             &[
@@ -534,7 +856,7 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(c.model.name(), "dall-e-3");
+        assert_eq!(c.prompts[0].settings.model.name(), "dall-e-3");
         assert_eq!(c.endpoint.base_url.as_str(), "http://flag.example/");
         assert_eq!(c.endpoint.api_key.unwrap().expose_secret(), "sk-flag");
     }
@@ -566,7 +888,10 @@ mod tests {
     #[test]
     fn low_res_and_jobs() {
         let c = resolve(&["a", "--low_res", "-j", "9"], &[KEY]).unwrap();
-        assert_eq!(c.options.tier, Tier::Standard);
+        assert_eq!(
+            c.prompts[0].settings.options.quality,
+            Quality::Tier(Tier::Standard)
+        );
         assert_eq!(c.jobs, 9);
         let c = resolve(&["a", "--parallel"], &[KEY]).unwrap();
         assert_eq!(c.jobs, DEFAULT_JOBS);
@@ -648,9 +973,9 @@ mod tests {
         let f = temp_file(PNG);
         let path = f.path().to_str().unwrap();
         let c = resolve(&["a", "--reference_image", path], &[KEY]).unwrap();
-        assert_eq!(c.references.len(), 1);
-        assert_eq!(c.references[0].format, ImageFormat::Png);
-        assert_eq!(&c.references[0].bytes[..], PNG);
+        assert_eq!(c.prompts[0].settings.references.len(), 1);
+        assert_eq!(c.prompts[0].settings.references[0].format, ImageFormat::Png);
+        assert_eq!(&c.prompts[0].settings.references[0].bytes[..], PNG);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod format;
 pub mod logging;
 pub mod manifest;
 pub mod models;
+pub mod options;
 pub mod output;
 pub mod plan;
 pub mod progress;
@@ -38,6 +40,20 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error(transparent)]
     Client(#[from] api::ClientError),
+    #[error(
+        "--max-cost {}: {}; nothing was sent (see the estimate with --dry-run)",
+        plan::usd(*max),
+        if *unpriced > 0 {
+            format!("the price of {unpriced} image(s) is unknown, so the cost cannot be bounded")
+        } else {
+            format!("this run is estimated at {}", plan::usd(*estimate))
+        }
+    )]
+    OverBudget {
+        estimate: f64,
+        unpriced: usize,
+        max: f64,
+    },
 }
 
 /// The exit codes, as the README documents them.
@@ -51,6 +67,8 @@ pub enum Status {
     Usage = 2,
     /// Stopped by an error no request could survive: a bad key, an unknown model, no credit.
     Fatal = 3,
+    /// Stopped starting requests once the images made reached `--max-cost`.
+    Budget = 4,
     /// Stopped by Ctrl-C.
     Interrupted = 130,
 }
@@ -64,6 +82,8 @@ impl From<Status> for ExitCode {
 /// What a run ended with.
 #[derive(Debug)]
 pub enum Outcome {
+    /// A subcommand printed what it was asked for.
+    Printed,
     DryRun,
     Ran(Summary),
 }
@@ -71,8 +91,9 @@ pub enum Outcome {
 impl Outcome {
     pub fn status(&self) -> Status {
         match self {
-            Outcome::DryRun => Status::Success,
+            Outcome::Printed | Outcome::DryRun => Status::Success,
             Outcome::Ran(s) if s.fatal.is_some() => Status::Fatal,
+            Outcome::Ran(s) if s.budget_stop.is_some() => Status::Budget,
             Outcome::Ran(s) if s.interrupted => Status::Interrupted,
             Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
             Outcome::Ran(_) => Status::Success,
@@ -80,29 +101,47 @@ impl Outcome {
     }
 }
 
-/// Runs a resolved configuration: a dry run prints the plan on stdout; a real run makes the
-/// missing images and reports on `reporter`.
+/// Runs a resolved configuration: `genimg models` prints the model table; a dry run prints
+/// the plan and its estimated cost on stdout; a real run makes the missing images and
+/// reports on `reporter`.
 pub async fn run(
     config: &Config,
     reporter: Arc<dyn Reporter>,
     stop: &Stop,
 ) -> Result<Outcome, Error> {
+    if config.command == Some(cli::Command::Models) {
+        print(&models::render_table());
+        return Ok(Outcome::Printed);
+    }
+    for warning in &config.warnings {
+        reporter.event(Event::Warning { text: warning });
+    }
     let plan = Plan::new(config);
     if config.dry_run {
         let survey = output::survey(&plan, config.existing)?;
-        let text = plan::render_dry_run(&plan, &survey, config);
-        // A closed pipe (`| head`) is not an error worth reporting.
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        print(&plan::render_dry_run(&plan, &survey, config));
         return Ok(Outcome::DryRun);
     }
 
     let client_config = config
         .endpoint
         .client_config()
-        .ok_or(ConfigError::MissingKey)?;
+        .ok_or(ConfigError::MissingKey {
+            hint: "pass --api-key",
+        })?;
     let client = api::Client::new(&client_config)?;
     let destination = Destination::open(&config.dst_dir)?;
     let survey = output::survey(&plan, config.existing)?;
+    if let Some(max) = config.max_cost {
+        let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
+        if unpriced > 0 || estimate > max {
+            return Err(Error::OverBudget {
+                estimate,
+                unpriced,
+                max,
+            });
+        }
+    }
     let dir = config.dst_dir.display().to_string();
     let manifest_error = |source| OutputError::Manifest {
         path: config
@@ -123,10 +162,11 @@ pub async fn run(
         });
     }
     let manifest = Manifest::open(&destination).map_err(manifest_error)?;
+    let models = config.model_names().join(", ");
     reporter.event(Event::Planned {
         to_make: survey.to_make(),
         on_disk: plan.jobs.len() - survey.to_make(),
-        model: config.model.name(),
+        model: &models,
         dir: &dir,
         jobs: config.jobs,
     });
@@ -138,10 +178,16 @@ pub async fn run(
         reporter: reporter.clone(),
         jobs: config.jobs,
         retry: config.retry,
+        max_cost: config.max_cost,
     });
     let summary = run::execute(&plan, &survey, context, stop).await;
     reporter.event(Event::Finished { summary: &summary });
     Ok(Outcome::Ran(summary))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth reporting.
+fn print(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 #[cfg(test)]
@@ -162,6 +208,7 @@ mod tests {
             revised_prompt: None,
             usage: None,
             request_id: None,
+            cost: None,
         };
         let f = Failure {
             file_name: "b.png".into(),

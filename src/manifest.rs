@@ -113,6 +113,10 @@ pub struct Record {
     /// Of the saved file, for a made image.
     pub sha256: Option<String>,
     pub bytes: Option<u64>,
+    /// What the image cost in US dollars: from `usage` for models priced by token, else the
+    /// price table.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
     /// RFC 3339, UTC.
     pub started: String,
     pub finished: String,
@@ -147,6 +151,7 @@ impl Record {
             request_id: None,
             sha256: None,
             bytes: None,
+            cost_usd: None,
             started: now(),
             finished: String::new(),
         }
@@ -303,17 +308,17 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::api::RequestOptions;
+    use crate::api::{Quality, RequestOptions};
     use crate::format::ImageFormat;
-    use crate::models::{Model, Size, Tier};
+    use crate::models::{Model, Tier};
 
     fn request(prompt: &str, tier: Tier, references: Vec<Reference>) -> ImageRequest {
         ImageRequest::new(
             &Model::lookup("gpt-image-2"),
             prompt,
             &RequestOptions {
-                size: Size::DEFAULT,
-                tier,
+                quality: Quality::Tier(tier),
+                ..RequestOptions::default()
             },
             Arc::from(references),
         )

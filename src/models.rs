@@ -56,32 +56,145 @@ pub struct ModelInfo {
     pub reference_formats: &'static [ImageFormat],
     pub max_reference_bytes: u64,
     pub max_prompt_chars: usize,
+    /// `output_format`, `output_compression`, `background` and `moderation` (GPT image models).
+    pub output_options: bool,
+    /// `background: transparent`.
+    pub transparency: bool,
+    /// `input_fidelity` on edits.
+    pub input_fidelity: bool,
+    /// `complexity` (the 2.6 family).
+    pub complexity: bool,
+    pub price: Price,
     pub lifecycle: Lifecycle,
     pub successor: Option<&'static str>,
 }
+
+/// What an image costs, in US dollars, as `API-NOTES.md` gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Price {
+    /// A price per image by quality: for square images, and for the others.
+    PerImage {
+        square: &'static [(&'static str, f64)],
+        other: &'static [(&'static str, f64)],
+    },
+    /// Priced by token; the output tokens of an image follow from its size and a factor per
+    /// quality (see [`output_tokens`]).
+    Tokens {
+        factors: &'static [(&'static str, u32)],
+    },
+    /// Not published.
+    Unknown,
+}
+
+/// Per million tokens: text in, image in, image out (gpt-image-2 and later).
+pub const USD_PER_M_TEXT_IN: f64 = 5.0;
+pub const USD_PER_M_IMAGE_IN: f64 = 8.0;
+pub const USD_PER_M_IMAGE_OUT: f64 = 30.0;
+
+/// The output tokens of a `width`x`height` image at quality factor `f`, by the formula in
+/// `API-NOTES.md` (1024x1024 at factor 96 is 7024 tokens).
+pub fn output_tokens(width: u32, height: u32, f: u32) -> u64 {
+    let (w, h, f) = (u64::from(width), u64::from(height), u64::from(f));
+    let (short, long) = (w.min(h), w.max(h));
+    let saf = (2 * f * short + long) / (2 * long);
+    (f * saf * (2_000_000 + w * h)).div_ceil(4_000_000)
+}
+
+const GPT15_PRICE: Price = Price::PerImage {
+    square: &[("low", 0.009), ("medium", 0.034), ("high", 0.133)],
+    other: &[("low", 0.013), ("medium", 0.05), ("high", 0.20)],
+};
+const GPT1_MINI_PRICE: Price = Price::PerImage {
+    square: &[("low", 0.005), ("medium", 0.011), ("high", 0.036)],
+    other: &[("low", 0.006), ("medium", 0.015), ("high", 0.052)],
+};
+const GPT2_PRICE: Price = Price::Tokens {
+    factors: &[("low", 16), ("medium", 48), ("high", 96)],
+};
+const GPT25_PRICE: Price = Price::Tokens {
+    factors: &[
+        ("low", 16),
+        ("medium", 24),
+        ("high", 48),
+        ("xhigh", 64),
+        ("max", 96),
+    ],
+};
+/// 2.6 low and medium take 3-4x the tokens of 2.5; estimates take the top of that range.
+const GPT26_PRICE: Price = Price::Tokens {
+    factors: &[
+        ("low", 64),
+        ("medium", 96),
+        ("high", 48),
+        ("xhigh", 64),
+        ("max", 96),
+    ],
+};
+const DALLE3_PRICE: Price = Price::PerImage {
+    square: &[("standard", 0.04), ("hd", 0.08)],
+    other: &[("standard", 0.08), ("hd", 0.12)],
+};
 
 const FIXED_GPT1_SIZES: &[&str] = &["1024x1024", "1536x1024", "1024x1536", "auto"];
 const GPT_QUALITIES: &[&str] = &["low", "medium", "high", "auto"];
 const GPT25_QUALITIES: &[&str] = &["low", "medium", "high", "xhigh", "max", "auto"];
 const ALL_FORMATS: &[ImageFormat] = &ImageFormat::ALL;
 
+/// What sets GPT image models apart from each other.
+struct Gpt {
+    sizes: Sizes,
+    qualities: &'static [&'static str],
+    input_fidelity: bool,
+    complexity: bool,
+    price: Price,
+}
+
+const GPT1: Gpt = Gpt {
+    sizes: Sizes::Fixed(FIXED_GPT1_SIZES),
+    qualities: GPT_QUALITIES,
+    input_fidelity: true,
+    complexity: false,
+    price: Price::Unknown,
+};
+const GPT2: Gpt = Gpt {
+    sizes: Sizes::Flexible,
+    qualities: GPT_QUALITIES,
+    input_fidelity: false,
+    complexity: false,
+    price: GPT2_PRICE,
+};
+const GPT25: Gpt = Gpt {
+    qualities: GPT25_QUALITIES,
+    price: GPT25_PRICE,
+    ..GPT2
+};
+const GPT26: Gpt = Gpt {
+    complexity: true,
+    price: GPT26_PRICE,
+    ..GPT25
+};
+
 const fn gpt(
     name: &'static str,
     snapshots: &'static [&'static str],
-    sizes: Sizes,
-    qualities: &'static [&'static str],
+    kind: Gpt,
     lifecycle: Lifecycle,
 ) -> ModelInfo {
     ModelInfo {
         name,
         snapshots,
         family: Family::GptImage,
-        sizes,
-        qualities,
+        sizes: kind.sizes,
+        qualities: kind.qualities,
         max_references: 16,
         reference_formats: ALL_FORMATS,
         max_reference_bytes: 50 * MB,
         max_prompt_chars: 32_000,
+        output_options: true,
+        transparency: true,
+        input_fidelity: kind.input_fidelity,
+        complexity: kind.complexity,
+        price: kind.price,
         lifecycle,
         successor: match lifecycle {
             Lifecycle::Live => None,
@@ -92,69 +205,52 @@ const fn gpt(
 
 /// Every model genimg knows, newest first.
 pub static MODELS: &[ModelInfo] = &[
-    gpt(
-        "gpt-image-2.6-flare",
-        &[],
-        Sizes::Flexible,
-        GPT25_QUALITIES,
-        Lifecycle::Live,
-    ),
-    gpt(
-        "gpt-image-2.6-sunburst",
-        &[],
-        Sizes::Flexible,
-        GPT25_QUALITIES,
-        Lifecycle::Live,
-    ),
+    gpt("gpt-image-2.6-flare", &[], GPT26, Lifecycle::Live),
+    gpt("gpt-image-2.6-sunburst", &[], GPT26, Lifecycle::Live),
     gpt(
         "gpt-image-2.5-flare",
         &["gpt-image-2.5-flare-2026-09-08"],
-        Sizes::Flexible,
-        GPT25_QUALITIES,
+        GPT25,
         Lifecycle::Live,
     ),
     gpt(
         "gpt-image-2.5-sunburst",
         &["gpt-image-2.5-sunburst-2026-09-08"],
-        Sizes::Flexible,
-        GPT25_QUALITIES,
+        GPT25,
         Lifecycle::Live,
     ),
     gpt(
         "gpt-image-2",
         &["gpt-image-2-2026-04-21"],
-        Sizes::Flexible,
-        GPT_QUALITIES,
+        GPT2,
         Lifecycle::Live,
     ),
     gpt(
         "gpt-image-1.5",
         &[],
-        Sizes::Fixed(FIXED_GPT1_SIZES),
-        GPT_QUALITIES,
+        Gpt {
+            price: GPT15_PRICE,
+            ..GPT1
+        },
         Lifecycle::ShutsDown("2026-12-01"),
     ),
     gpt(
         "gpt-image-1-mini",
         &[],
-        Sizes::Fixed(FIXED_GPT1_SIZES),
-        GPT_QUALITIES,
+        Gpt {
+            input_fidelity: false,
+            price: GPT1_MINI_PRICE,
+            ..GPT1
+        },
         Lifecycle::ShutsDown("2026-12-01"),
     ),
     gpt(
         "chatgpt-image-latest",
         &[],
-        Sizes::Fixed(FIXED_GPT1_SIZES),
-        GPT_QUALITIES,
+        GPT1,
         Lifecycle::ShutsDown("2026-12-01"),
     ),
-    gpt(
-        "gpt-image-1",
-        &[],
-        Sizes::Fixed(FIXED_GPT1_SIZES),
-        GPT_QUALITIES,
-        Lifecycle::Removed("2026-10-23"),
-    ),
+    gpt("gpt-image-1", &[], GPT1, Lifecycle::Removed("2026-10-23")),
     ModelInfo {
         name: "dall-e-3",
         snapshots: &[],
@@ -165,6 +261,11 @@ pub static MODELS: &[ModelInfo] = &[
         reference_formats: &[],
         max_reference_bytes: 0,
         max_prompt_chars: 4_000,
+        output_options: false,
+        transparency: false,
+        input_fidelity: false,
+        complexity: false,
+        price: DALLE3_PRICE,
         lifecycle: Lifecycle::Removed("2026-05-12"),
         successor: Some("gpt-image-2"),
     },
@@ -178,6 +279,11 @@ pub static MODELS: &[ModelInfo] = &[
         reference_formats: &[ImageFormat::Png],
         max_reference_bytes: 4 * MB,
         max_prompt_chars: 1_000,
+        output_options: false,
+        transparency: false,
+        input_fidelity: false,
+        complexity: false,
+        price: Price::Unknown,
         lifecycle: Lifecycle::Removed("2026-05-12"),
         successor: Some("gpt-image-2"),
     },
@@ -195,6 +301,11 @@ static UNKNOWN_GPT_IMAGE: ModelInfo = ModelInfo {
     reference_formats: ALL_FORMATS,
     max_reference_bytes: 50 * MB,
     max_prompt_chars: 32_000,
+    output_options: true,
+    transparency: true,
+    input_fidelity: true,
+    complexity: true,
+    price: Price::Unknown,
     lifecycle: Lifecycle::Live,
     successor: None,
 };
@@ -283,6 +394,80 @@ impl Model {
         }
     }
 
+    /// The estimated price of one image in US dollars, or `None` where no price is published.
+    /// `auto` size is estimated as 1024x1024 and `auto` quality as `high`; the text of the
+    /// prompt counts as one token per four characters; reference images are not counted.
+    pub fn estimate(&self, size: Size, quality: Option<&str>, prompt_chars: usize) -> Option<f64> {
+        let (width, height) = match size {
+            Size::Pixels { width, height } => (width, height),
+            Size::Auto => (1024, 1024),
+        };
+        let quality = match quality {
+            None | Some("auto") => "high",
+            Some(q) => q,
+        };
+        let find = |table: &[(&str, f64)]| table.iter().find(|(q, _)| *q == quality).map(|e| e.1);
+        match self.info.price {
+            Price::PerImage { square, other } => find(if width == height { square } else { other }),
+            Price::Tokens { factors } => {
+                let f = factors.iter().find(|(q, _)| *q == quality)?.1;
+                let out = output_tokens(width, height, f) as f64;
+                let text = prompt_chars.div_ceil(4) as f64;
+                Some((out * USD_PER_M_IMAGE_OUT + text * USD_PER_M_TEXT_IN) / 1e6)
+            }
+            Price::Unknown => None,
+        }
+    }
+
+    /// The price of an image from the `usage` its answer reported, for models priced by
+    /// token; `None` for other models or when `usage` says too little.
+    pub fn cost_from_usage(&self, usage: &serde_json::Value) -> Option<f64> {
+        if !matches!(self.info.price, Price::Tokens { .. }) {
+            return None;
+        }
+        let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_f64);
+        let output = n(usage.get("output_tokens"))?;
+        let input = n(usage.get("input_tokens")).unwrap_or(0.0);
+        let details = usage.get("input_tokens_details");
+        let image_in = n(details.and_then(|d| d.get("image_tokens"))).unwrap_or(0.0);
+        let text_in = n(details.and_then(|d| d.get("text_tokens"))).unwrap_or(input - image_in);
+        Some(
+            (text_in * USD_PER_M_TEXT_IN
+                + image_in * USD_PER_M_IMAGE_IN
+                + output * USD_PER_M_IMAGE_OUT)
+                / 1e6,
+        )
+    }
+
+    /// A warning for a model that is gone from OpenAI or shuts down within 30 days of
+    /// `today`, naming its successor.
+    pub fn retirement_warning(&self, today: jiff::civil::Date) -> Option<String> {
+        let next = self
+            .info
+            .successor
+            .map(|s| format!("; use {s} instead (--model {s})"))
+            .unwrap_or_default();
+        let name = &self.name;
+        match self.info.lifecycle {
+            Lifecycle::Live => None,
+            Lifecycle::Removed(date) => Some(format!(
+                "{name} was removed from OpenAI on {date}; only other servers may still run \
+                 it{next}"
+            )),
+            Lifecycle::ShutsDown(date) => {
+                let day: jiff::civil::Date = date.parse().ok()?;
+                let days = today.until(day).ok()?.get_days();
+                match days {
+                    ..=0 => Some(format!("{name} was shut down on {date}{next}")),
+                    1..=30 => Some(format!(
+                        "{name} shuts down on {date}, in {days} day(s){next}"
+                    )),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     /// Checks a prompt's length (in characters, as the service counts them). The message
     /// completes a sentence about the prompt: "... has 4500 characters; ...".
     pub fn check_prompt(&self, prompt: &str) -> Result<(), String> {
@@ -299,6 +484,119 @@ impl Model {
             Ok(())
         }
     }
+}
+
+/// The table `genimg models` prints: each model with what it takes and costs.
+pub fn render_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "Models genimg knows (any other name is sent as given, with GPT image rules).\n",
+    );
+    for m in MODELS {
+        let status = match m.lifecycle {
+            Lifecycle::Live => "live".to_owned(),
+            Lifecycle::ShutsDown(d) => format!("shuts down on {d}"),
+            Lifecycle::Removed(d) => format!("removed from OpenAI on {d}"),
+        };
+        let next = m
+            .successor
+            .map(|s| format!("; use {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "\n{}  ({status}{next})", m.name);
+        if !m.snapshots.is_empty() {
+            let _ = writeln!(out, "  snapshots   {}", m.snapshots.join(", "));
+        }
+        let sizes = match m.sizes {
+            Sizes::Fixed(list) => list.join(", "),
+            Sizes::Flexible => {
+                "any WIDTHxHEIGHT with sides in multiples of 16, aspect 1:3 to 3:1, \
+                                long edge up to 3840, 655,360 to 8,294,400 pixels; or auto"
+                    .to_owned()
+            }
+        };
+        let _ = writeln!(out, "  sizes       {sizes}");
+        let qualities = match m.qualities {
+            [] => "none".to_owned(),
+            list => list.join(", "),
+        };
+        let _ = writeln!(out, "  qualities   {qualities}");
+        let references = match m.max_references {
+            0 => "none (cannot edit)".to_owned(),
+            n => {
+                let formats: Vec<String> = m
+                    .reference_formats
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                format!(
+                    "up to {n} ({}, under {})",
+                    formats.join(" or "),
+                    crate::config::human_bytes(m.max_reference_bytes)
+                )
+            }
+        };
+        let _ = writeln!(out, "  references  {references}");
+        let mut options = Vec::new();
+        if m.output_options {
+            options.extend(["--format", "--compression", "--background", "--moderation"]);
+        }
+        if m.input_fidelity {
+            options.push("--input-fidelity");
+        }
+        if m.complexity {
+            options.push("--complexity");
+        }
+        let options = if options.is_empty() {
+            "none".to_owned()
+        } else {
+            options.join(", ")
+        };
+        let _ = writeln!(out, "  options     {options}");
+        let _ = writeln!(out, "  price       {}", price_text(m));
+    }
+    out
+}
+
+fn price_text(m: &ModelInfo) -> String {
+    let list = |table: &[(&str, f64)]| {
+        table
+            .iter()
+            .map(|(q, usd)| format!("{q} ${usd}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match m.price {
+        Price::PerImage { square, other } => format!(
+            "per image: square {}; other sizes {}",
+            list(square),
+            list(other)
+        ),
+        Price::Tokens { factors } => {
+            let model = Model::lookup(m.name);
+            let each: Vec<String> = factors
+                .iter()
+                .filter_map(|(q, _)| {
+                    let usd = model.estimate(Size::DEFAULT, Some(q), 0)?;
+                    Some(format!("{q} ${usd:.3}"))
+                })
+                .collect();
+            format!(
+                "by token (${USD_PER_M_TEXT_IN}/M text in, ${USD_PER_M_IMAGE_IN}/M image in, \
+                 ${USD_PER_M_IMAGE_OUT}/M image out); 1024x1024 about {}",
+                each.join(", ")
+            )
+        }
+        Price::Unknown => "not published".to_owned(),
+    }
+}
+
+/// The models OpenAI serves today, newest first: what to suggest instead of one that is not.
+pub fn live_models() -> Vec<&'static str> {
+    MODELS
+        .iter()
+        .filter(|m| m.lifecycle == Lifecycle::Live)
+        .map(|m| m.name)
+        .collect()
 }
 
 fn check_flexible_size(width: u32, height: u32) -> Result<(), String> {
@@ -536,6 +834,110 @@ mod tests {
                 assert!(info.successor.is_some(), "{}", info.name);
             }
         }
+    }
+
+    #[test]
+    fn output_tokens_follow_the_notes_formula() {
+        assert_eq!(output_tokens(1024, 1024, 96), 7024);
+        // Ten high 1024x1024 gpt-image-2 images: $2.11.
+        let each = Model::lookup("gpt-image-2")
+            .estimate(Size::DEFAULT, Some("high"), 0)
+            .unwrap();
+        assert_eq!(format!("{:.2}", each * 10.0), "2.11");
+        // Non-square images take fewer tokens at the same quality.
+        assert!(output_tokens(1536, 1024, 96) < 7024);
+    }
+
+    #[test]
+    fn estimates_per_model() {
+        let est = |m: &str, size: &str, q: Option<&str>| {
+            Model::lookup(m).estimate(size.parse().unwrap(), q, 0)
+        };
+        assert_eq!(est("gpt-image-1.5", "1024x1024", Some("high")), Some(0.133));
+        assert_eq!(est("gpt-image-1.5", "1536x1024", Some("low")), Some(0.013));
+        assert_eq!(
+            est("gpt-image-1-mini", "1024x1536", Some("medium")),
+            Some(0.015)
+        );
+        assert_eq!(est("dall-e-3", "1792x1024", Some("hd")), Some(0.12));
+        assert_eq!(est("dall-e-3", "1024x1024", Some("standard")), Some(0.04));
+        assert_eq!(est("gpt-image-1.5", "auto", Some("auto")), Some(0.133));
+        assert_eq!(est("dall-e-2", "1024x1024", None), None);
+        assert_eq!(est("my-own-model", "1024x1024", Some("high")), None);
+        let low25 = est("gpt-image-2.5-flare", "1024x1024", Some("low")).unwrap();
+        let low26 = est("gpt-image-2.6-flare", "1024x1024", Some("low")).unwrap();
+        assert!(low26 > 3.0 * low25, "2.6 low takes 3-4x the tokens");
+        let max = est("gpt-image-2.5-flare", "1024x1024", Some("max")).unwrap();
+        assert_eq!(max, est("gpt-image-2", "1024x1024", Some("high")).unwrap());
+        // The prompt's text adds a little.
+        let long = Model::lookup("gpt-image-2")
+            .estimate(Size::DEFAULT, Some("high"), 4000)
+            .unwrap();
+        assert!((long - max - 1000.0 * 5.0 / 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn actual_cost_from_usage() {
+        let usage = serde_json::json!({
+            "input_tokens": 50, "output_tokens": 7024, "total_tokens": 7074,
+            "input_tokens_details": {"text_tokens": 40, "image_tokens": 10}
+        });
+        let cost = Model::lookup("gpt-image-2")
+            .cost_from_usage(&usage)
+            .unwrap();
+        let expected = (40.0 * 5.0 + 10.0 * 8.0 + 7024.0 * 30.0) / 1e6;
+        assert!((cost - expected).abs() < 1e-12, "{cost}");
+        let bare = serde_json::json!({"input_tokens": 50, "output_tokens": 100});
+        let cost = Model::lookup("gpt-image-2").cost_from_usage(&bare).unwrap();
+        assert!((cost - (50.0 * 5.0 + 100.0 * 30.0) / 1e6).abs() < 1e-12);
+        assert_eq!(Model::lookup("gpt-image-1.5").cost_from_usage(&usage), None);
+        assert_eq!(
+            Model::lookup("gpt-image-2").cost_from_usage(&serde_json::json!({})),
+            None
+        );
+    }
+
+    #[test]
+    fn retirement_warnings() {
+        let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        let w = |m: &str, today: &str| Model::lookup(m).retirement_warning(day(today));
+        assert_eq!(w("gpt-image-2", "2026-11-24"), None);
+        assert_eq!(
+            w("gpt-image-1.5", "2026-10-01"),
+            None,
+            "more than 30 days ahead"
+        );
+        assert_eq!(
+            w("gpt-image-1.5", "2026-11-24").unwrap(),
+            "gpt-image-1.5 shuts down on 2026-12-01, in 7 day(s); use gpt-image-2 instead \
+             (--model gpt-image-2)"
+        );
+        assert!(
+            w("gpt-image-1-mini", "2026-12-02")
+                .unwrap()
+                .contains("was shut down on")
+        );
+        let removed = w("dall-e-3", "2026-11-24").unwrap();
+        assert!(
+            removed.starts_with("dall-e-3 was removed from OpenAI on 2026-05-12"),
+            "{removed}"
+        );
+        assert!(removed.contains("use gpt-image-2"), "{removed}");
+        assert_eq!(w("my-own-model", "2026-11-24"), None);
+        assert_eq!(live_models()[0], "gpt-image-2.6-flare");
+        assert!(!live_models().contains(&"gpt-image-1.5"));
+    }
+
+    #[test]
+    fn the_table_lists_every_model_with_its_facts() {
+        let table = render_table();
+        for m in MODELS {
+            assert!(table.contains(&format!("\n{}  (", m.name)), "{}", m.name);
+        }
+        assert!(table.contains("gpt-image-1.5  (shuts down on 2026-12-01; use gpt-image-2)"));
+        assert!(table.contains("high $0.211"), "{table}");
+        assert!(table.contains("--complexity"));
+        assert!(table.contains("none (cannot edit)"));
     }
 
     #[test]

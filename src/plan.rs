@@ -10,10 +10,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::api::{ImageRequest, Operation};
+use crate::api::{ImageRequest, Operation, endpoint_url, request_url};
 use crate::config::{Config, PromptSource};
 use crate::format::ImageFormat;
 use crate::manifest;
+use crate::models::Model;
 use crate::models::QUALITY_TOKENS;
 
 /// The file naming scheme.
@@ -31,6 +32,14 @@ pub struct PlannedPrompt {
     pub label: Option<String>,
     /// 1-based position in the file.
     pub number: usize,
+    /// Images to make of it.
+    pub count: u32,
+    /// Of one image, in US dollars; `None` where the model has no published price.
+    pub estimate: Option<f64>,
+    pub model: Model,
+    /// The quality token and extension of its file names.
+    pub quality: &'static str,
+    pub extension: &'static str,
     pub request: ImageRequest,
     /// See [`manifest::request_hash`]: the same for every image of the prompt.
     pub request_hash: String,
@@ -59,10 +68,8 @@ impl Plan {
         let namer = Namer {
             naming: config.naming,
             from_file: matches!(config.source, PromptSource::File(_)),
-            image_digits: digits(config.count as usize),
+            image_digits: digits(config.max_count() as usize),
             prompt_digits: digits(config.prompts.len()),
-            quality: config.options.tier.file_token(),
-            extension: ImageFormat::Png.extension(),
             names: config.prompts.iter().map(|p| p.name.clone()).collect(),
         };
         let prompts: Vec<Arc<PlannedPrompt>> = config
@@ -70,17 +77,23 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let request = ImageRequest::new(
-                    &config.model,
-                    &p.text,
-                    &config.options,
-                    config.references.clone(),
-                );
+                let s = &p.settings;
+                let request =
+                    ImageRequest::new(&s.model, &p.text, &s.options, s.references.clone());
                 Arc::new(PlannedPrompt {
                     name: p.name.clone(),
                     label: namer.from_file.then(|| p.name.clone()),
                     number: i + 1,
+                    count: s.count,
+                    estimate: s.model.estimate(
+                        s.options.size,
+                        request.field_str("quality"),
+                        p.text.chars().count(),
+                    ),
                     request_hash: manifest::request_hash(&request),
+                    model: s.model.clone(),
+                    quality: s.options.quality.file_token(),
+                    extension: request.expected_format().extension(),
                     request,
                 })
             })
@@ -88,10 +101,10 @@ impl Plan {
         let jobs = prompts
             .iter()
             .flat_map(|p| {
-                (1..=config.count).map(|index| Job {
+                (1..=p.count).map(|index| Job {
                     prompt: p.clone(),
                     index,
-                    file_name: namer.file_name(p.number, &p.name, index),
+                    file_name: namer.file_name(p, index),
                 })
             })
             .collect();
@@ -101,6 +114,21 @@ impl Plan {
             jobs,
             namer,
         }
+    }
+
+    /// The estimated cost of the jobs picked by `todo`, and how many of them have no price.
+    pub fn estimate(&self, todo: impl Fn(usize) -> bool) -> (f64, usize) {
+        let mut total = 0.0;
+        let mut unpriced = 0;
+        for (i, job) in self.jobs.iter().enumerate() {
+            if todo(i) {
+                match job.prompt.estimate {
+                    Some(usd) => total += usd,
+                    None => unpriced += 1,
+                }
+            }
+        }
+        (total, unpriced)
     }
 }
 
@@ -116,14 +144,29 @@ pub struct Namer {
     from_file: bool,
     image_digits: usize,
     prompt_digits: usize,
-    quality: &'static str,
-    extension: &'static str,
     names: HashSet<String>,
 }
 
 impl Namer {
-    pub fn file_name(&self, prompt_number: usize, prompt_name: &str, index: u32) -> String {
-        let (q, ext, w) = (self.quality, self.extension, self.image_digits);
+    pub fn file_name(&self, prompt: &PlannedPrompt, index: u32) -> String {
+        self.name(
+            prompt.number,
+            &prompt.name,
+            index,
+            prompt.quality,
+            prompt.extension,
+        )
+    }
+
+    fn name(
+        &self,
+        prompt_number: usize,
+        prompt_name: &str,
+        index: u32,
+        q: &str,
+        ext: &str,
+    ) -> String {
+        let w = self.image_digits;
         match (self.naming, self.from_file) {
             (Naming::Legacy, _) => format!(
                 "desc_{prompt_number:0pw$}_image_{index:0w$}_{q}.{ext}",
@@ -239,16 +282,19 @@ impl Survey {
 pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let mut out = String::new();
     let dir = plan.dst_dir.display();
-    let op = plan
-        .prompts
-        .first()
-        .map_or(Operation::Generate, |p| p.request.operation());
-    let url = crate::api::endpoint_url(&config.endpoint.base_url, op);
+    let url = match plan.prompts.first() {
+        Some(p) => request_url(
+            &config.endpoint.base_url,
+            &config.endpoint.service,
+            &p.request,
+        ),
+        None => endpoint_url(&config.endpoint.base_url, Operation::Generate),
+    };
     let _ = writeln!(
         out,
         "Dry run: nothing is sent and nothing is written.\n\
          Model {}, endpoint POST {url}, {} at a time, into {dir}",
-        config.model.name(),
+        config.model_names().join(", "),
         config.jobs,
     );
     if !survey.removals.is_empty() {
@@ -308,7 +354,61 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
         plan.prompts.len(),
         total - to_make,
     );
+    out.push_str(&render_estimate(plan, survey, config.max_cost));
     out
+}
+
+/// The estimated cost per prompt and in total, of the images still to make.
+fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> String {
+    let mut out = String::from("\nEstimated cost (from the price table; usage decides):\n");
+    let width = plan.prompts.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in &plan.prompts {
+        let to_make = plan
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(i, j)| Arc::ptr_eq(&j.prompt, p) && survey.is_todo(*i))
+            .count();
+        let line = match p.estimate {
+            Some(each) => format!(
+                "{} x {} = {}",
+                to_make,
+                usd(each),
+                usd(each * to_make as f64)
+            ),
+            None => format!(
+                "{to_make} x unknown ({} has no published price)",
+                p.model.name()
+            ),
+        };
+        let _ = writeln!(out, "  {:width$}  {line}", p.name);
+    }
+    let (total, unpriced) = plan.estimate(|i| survey.is_todo(i));
+    let unknown = match unpriced {
+        0 => String::new(),
+        n => format!(", plus {n} image(s) of unknown price"),
+    };
+    let _ = writeln!(out, "Total: {}{unknown}", usd(total));
+    if let Some(max) = max_cost {
+        let verdict = if unpriced > 0 {
+            "a real run would be refused: the price of some images is unknown"
+        } else if total > max {
+            "a real run would be refused"
+        } else {
+            "within it"
+        };
+        let _ = writeln!(out, "--max-cost {}: {verdict}", usd(max));
+    }
+    out
+}
+
+/// Dollars, to the cent; sums under a cent keep a third decimal.
+pub fn usd(amount: f64) -> String {
+    if amount > 0.0 && amount < 0.1 {
+        format!("${amount:.3}")
+    } else {
+        format!("${amount:.2}")
+    }
 }
 
 /// The start of a prompt on one line, for listings.
@@ -326,14 +426,12 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
 
-    fn namer(naming: Naming, from_file: bool, count: usize, quality: &'static str) -> Namer {
+    fn namer(naming: Naming, from_file: bool, count: usize) -> Namer {
         Namer {
             naming,
             from_file,
             image_digits: digits(count),
             prompt_digits: digits(3),
-            quality,
-            extension: "png",
             names: ["cat", "dog-2", "sun_set"]
                 .iter()
                 .map(|s| s.to_string())
@@ -343,15 +441,21 @@ mod tests {
 
     #[test]
     fn the_seeds_names() {
-        let single = namer(Naming::Seed, false, 3, "hd");
-        assert_eq!(single.file_name(1, "image", 1), "image_01_hd.png");
-        assert_eq!(single.file_name(1, "image", 3), "image_03_hd.png");
-        let file = namer(Naming::Seed, true, 2, "hd");
-        assert_eq!(file.file_name(2, "cat", 1), "image.cat.01.hd.png");
-        let low = namer(Naming::Seed, true, 2, "standard");
-        assert_eq!(low.file_name(1, "cat", 2), "image.cat.02.standard.png");
-        let legacy = namer(Naming::Legacy, true, 2, "hd");
-        assert_eq!(legacy.file_name(3, "cat", 2), "desc_03_image_02_hd.png");
+        let single = namer(Naming::Seed, false, 3);
+        assert_eq!(single.name(1, "image", 1, "hd", "png"), "image_01_hd.png");
+        assert_eq!(single.name(1, "image", 3, "hd", "png"), "image_03_hd.png");
+        let file = namer(Naming::Seed, true, 2);
+        assert_eq!(file.name(2, "cat", 1, "hd", "png"), "image.cat.01.hd.png");
+        let low = namer(Naming::Seed, true, 2);
+        assert_eq!(
+            low.name(1, "cat", 2, "standard", "png"),
+            "image.cat.02.standard.png"
+        );
+        let legacy = namer(Naming::Legacy, true, 2);
+        assert_eq!(
+            legacy.name(3, "cat", 2, "hd", "png"),
+            "desc_03_image_02_hd.png"
+        );
     }
 
     #[test]
@@ -360,14 +464,14 @@ mod tests {
         assert_eq!(digits(99), 2);
         assert_eq!(digits(100), 3);
         assert_eq!(digits(1000), 4);
-        let n = namer(Naming::Seed, false, 100, "hd");
-        assert_eq!(n.file_name(1, "image", 7), "image_007_hd.png");
-        assert_eq!(n.file_name(1, "image", 100), "image_100_hd.png");
+        let n = namer(Naming::Seed, false, 100);
+        assert_eq!(n.name(1, "image", 7, "hd", "png"), "image_007_hd.png");
+        assert_eq!(n.name(1, "image", 100, "hd", "png"), "image_100_hd.png");
     }
 
     #[test]
     fn recognises_its_own_names_with_any_number_quality_or_extension() {
-        let file = namer(Naming::Seed, true, 2, "hd");
+        let file = namer(Naming::Seed, true, 2);
         for ours in [
             "image.cat.01.hd.png",
             "image.cat.123.standard.png",
@@ -391,14 +495,14 @@ mod tests {
             assert!(!file.is_ours(theirs), "{theirs}");
         }
 
-        let single = namer(Naming::Seed, false, 2, "hd");
+        let single = namer(Naming::Seed, false, 2);
         assert!(single.is_ours("image_01_hd.png"));
         assert!(single.is_ours("image_150_standard.webp"));
         assert!(!single.is_ours("image_01_hd_copy.png"));
         assert!(!single.is_ours("image_ab_hd.png"));
         assert!(!single.is_ours("image.cat.01.hd.png"));
 
-        let legacy = namer(Naming::Legacy, true, 2, "hd");
+        let legacy = namer(Naming::Legacy, true, 2);
         assert!(legacy.is_ours("desc_01_image_01_hd.png"));
         assert!(legacy.is_ours("desc_03_image_120_standard.png"));
         assert!(

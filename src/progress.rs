@@ -5,10 +5,11 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, Fatal};
 use crate::config::Verbosity;
 use crate::manifest;
 use crate::plan::Job;
+use crate::plan::usd;
 use crate::run::{Failure, FatalStop, Made, Summary};
 
 /// Something that happened during a run.
@@ -45,6 +46,14 @@ pub enum Event<'a> {
     /// An error no request can survive: no new request starts.
     Fatal {
         stop: &'a FatalStop,
+    },
+    /// The next image could take the spend past `--max-cost`: no new request starts.
+    OverBudget {
+        max: f64,
+    },
+    /// Something the user should know before the run: a model about to retire, say.
+    Warning {
+        text: &'a str,
     },
     Saved {
         made: &'a Made,
@@ -170,6 +179,15 @@ impl Reporter for PlainReporter {
                     ),
                 );
             }
+            Event::OverBudget { max } => self.say(
+                Quiet,
+                &format!(
+                    "Stopping at --max-cost {}: the next image could pass it. Requests in \
+                     flight will finish and be saved.",
+                    usd(max)
+                ),
+            ),
+            Event::Warning { text } => self.say(Quiet, &format!("warning: {text}")),
             Event::Fatal { stop } => self.say(
                 Quiet,
                 &format!(
@@ -216,9 +234,9 @@ const LISTED: usize = 10;
 pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
     let mut lines = Vec::new();
     let normal = verbosity > Verbosity::Quiet;
-    let stopped_early = s.interrupted || s.fatal.is_some();
+    let stopped_early = s.interrupted || s.fatal.is_some() || s.budget_stop.is_some();
     if normal {
-        let verb = if s.fatal.is_some() {
+        let verb = if s.fatal.is_some() || s.budget_stop.is_some() {
             "Stopped after"
         } else if s.interrupted {
             "Interrupted after"
@@ -242,6 +260,14 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
         }
         head.push('.');
         lines.push(head);
+        if !s.made.is_empty() {
+            let (cost, unknown) = s.cost();
+            let unknown = match unknown {
+                0 => String::new(),
+                n => format!(", plus {n} image(s) of unknown price"),
+            };
+            lines.push(format!("Cost: {}{unknown}.", usd(cost)));
+        }
     }
     if !s.failed.is_empty() {
         lines.push(format!("Failed ({}):", s.failed.len()));
@@ -267,8 +293,22 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
             lines.push(format!("  ... and {} more", s.stale.len() - LISTED));
         }
     }
+    if let Some(max) = s.budget_stop {
+        lines.push(format!(
+            "genimg stopped at --max-cost {}: the images made cost {}, and the next could pass \
+             the limit.",
+            usd(max),
+            usd(s.cost().0)
+        ));
+    }
     if let Some(stop) = &s.fatal {
         lines.push(format!("genimg stopped: {}.", stop.fatal.advice()));
+        if stop.fatal == Fatal::ModelNotFound {
+            lines.push(format!(
+                "Live models: {}.",
+                crate::models::live_models().join(", ")
+            ));
+        }
         lines.push(format!("The service said: {}", stop.error));
     }
     if normal && stopped_early && s.unfinished > 0 {
@@ -295,7 +335,6 @@ pub fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Fatal;
     use crate::run::FailureKind;
     use std::sync::Arc;
 
@@ -324,6 +363,7 @@ mod tests {
             revised_prompt: None,
             usage: None,
             request_id: None,
+            cost: Some(0.25),
         }
     }
 
@@ -357,7 +397,7 @@ mod tests {
         let text = summary_text(&s, Verbosity::Normal);
         assert_eq!(
             text,
-            "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
+            "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nCost: $0.25.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
         );
         assert!(!summary_text(&s, Verbosity::Quiet).contains("Done"));
     }
@@ -398,6 +438,7 @@ mod tests {
             text,
             format!(
                 "Stopped after 3.0 s: 1 made, 0 failed, 4 not made (2 retried request(s)).\n\
+                 Cost: $0.25.\n\
                  genimg stopped: {}.\n\
                  The service said: HTTP 429 Too Many Requests: You exceeded your current quota\n\
                  Run the same command again to make the 4 image(s) not made; those made are kept.",

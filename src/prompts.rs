@@ -27,6 +27,16 @@ pub struct Prompt {
     pub text: String,
     /// The line of the header, 1-based, so later checks can point at it.
     pub line: usize,
+    /// Options after the name on the header line, in order: `# wide size=1536x1024`.
+    pub options: Vec<HeaderOption>,
+}
+
+/// A `key=value` word on a header line. The parser checks only the shape; what keys and
+/// values mean is `config`'s business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderOption {
+    pub key: String,
+    pub value: String,
 }
 
 /// A prompt-file error: `origin:line: what is wrong`.
@@ -44,6 +54,7 @@ pub enum ParseErrorKind {
     TextBeforeFirstHeader,
     MissingName,
     MoreThanOneWord { header: String },
+    BadOption { word: String },
     BadName { name: String, bad: char },
     ReservedName { name: String },
     NameTooLong { name: String },
@@ -65,7 +76,13 @@ impl fmt::Display for ParseErrorKind {
             MoreThanOneWord { header } => write!(
                 f,
                 "the header `{header}` has more than one word; a prompt name is one word of \
-                 letters, digits, `_` and `-`"
+                 letters, digits, `_` and `-`, and may be followed only by options written \
+                 key=value (e.g. `# wide size=1536x1024`)"
+            ),
+            BadOption { word } => write!(
+                f,
+                "`{word}` is not an option: write key=value, with a value in double quotes if \
+                 it has spaces"
             ),
             BadName { name, bad } => write!(
                 f,
@@ -131,7 +148,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
 
     let mut prompts: Vec<Prompt> = Vec::new();
     // The header line of the prompt being read, and its body lines.
-    let mut current: Option<(String, usize)> = None;
+    let mut current: Option<(String, usize, Vec<HeaderOption>)> = None;
     let mut body: Vec<&str> = Vec::new();
 
     for (i, raw) in text.split('\n').enumerate() {
@@ -139,7 +156,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
         let line = raw.trim_end_matches('\r');
         if let Some(rest) = line.strip_prefix('#') {
             finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
-            let name = header_name(rest, line).map_err(|k| err(line_no, k))?;
+            let (name, options) = header(rest, line).map_err(|k| err(line_no, k))?;
             let folded = name.to_lowercase();
             if let Some(first) = prompts.iter().find(|p| p.name.to_lowercase() == folded) {
                 return Err(err(
@@ -150,7 +167,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
                     },
                 ));
             }
-            current = Some((name, line_no));
+            current = Some((name, line_no, options));
         } else if current.is_some() {
             body.push(line);
         } else if !line.trim().is_empty() {
@@ -167,32 +184,91 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
 
 /// Closes the prompt being read, if any: its text is the body without surrounding blank lines.
 fn finish(
-    current: Option<(String, usize)>,
+    current: Option<(String, usize, Vec<HeaderOption>)>,
     body: &mut Vec<&str>,
     prompts: &mut Vec<Prompt>,
 ) -> Result<(), (usize, ParseErrorKind)> {
-    if let Some((name, line)) = current {
+    if let Some((name, line, options)) = current {
         let text = trim_blank_lines(body);
         if text.is_empty() {
             return Err((line, ParseErrorKind::NoText { name }));
         }
-        prompts.push(Prompt { name, text, line });
+        prompts.push(Prompt {
+            name,
+            text,
+            line,
+            options,
+        });
     }
     body.clear();
     Ok(())
 }
 
-/// Reads the name from what follows `#` on a header line.
-fn header_name(rest: &str, header: &str) -> Result<String, ParseErrorKind> {
-    let mut words = rest.split_whitespace();
-    let name = words.next().ok_or(ParseErrorKind::MissingName)?;
-    if words.next().is_some() {
-        return Err(ParseErrorKind::MoreThanOneWord {
-            header: header.trim_end().to_owned(),
-        });
+/// Reads the name, and the options after it, from what follows `#` on a header line.
+///
+/// A seed file's headers are one word, so every valid seed file reads as before. A second
+/// word that is not `key=value` is the old error, since the user most likely meant a name.
+fn header(rest: &str, header: &str) -> Result<(String, Vec<HeaderOption>), ParseErrorKind> {
+    let rest = rest.trim();
+    let (name, mut tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if name.is_empty() {
+        return Err(ParseErrorKind::MissingName);
     }
     check_name(name)?;
-    Ok(name.to_owned())
+    let mut options = Vec::new();
+    loop {
+        tail = tail.trim_start();
+        if tail.is_empty() {
+            break;
+        }
+        let (word, rest) = next_word(tail);
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(if options.is_empty() {
+                ParseErrorKind::MoreThanOneWord {
+                    header: header.trim_end().to_owned(),
+                }
+            } else {
+                ParseErrorKind::BadOption {
+                    word: word.to_owned(),
+                }
+            });
+        };
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains('"')),
+            None => (!value.contains('"')).then_some(value),
+        };
+        let key_ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        match value {
+            Some(value) if key_ok && !value.is_empty() => options.push(HeaderOption {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            }),
+            _ => {
+                return Err(ParseErrorKind::BadOption {
+                    word: word.to_owned(),
+                });
+            }
+        }
+        tail = rest;
+    }
+    Ok((name.to_owned(), options))
+}
+
+/// Splits off the next word: up to whitespace, or for `key="..."` up to the closing quote.
+fn next_word(s: &str) -> (&str, &str) {
+    if let Some(eq) = s.find('=')
+        && s[..eq].chars().all(|c| !c.is_whitespace())
+        && s[eq + 1..].starts_with('"')
+        && let Some(close) = s[eq + 2..].find('"')
+    {
+        let end = eq + 2 + close + 1;
+        return (&s[..end], &s[end..]);
+    }
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    (&s[..end], &s[end..])
 }
 
 /// A name is one word of letters, digits, `_` and `-`: it becomes part of file names.
@@ -240,6 +316,13 @@ pub fn render(prompts: &[Prompt]) -> String {
     for p in prompts {
         out.push_str("# ");
         out.push_str(&p.name);
+        for o in &p.options {
+            if o.value.contains(char::is_whitespace) {
+                out.push_str(&format!(" {}=\"{}\"", o.key, o.value));
+            } else {
+                out.push_str(&format!(" {}={}", o.key, o.value));
+            }
+        }
         out.push('\n');
         out.push_str(&p.text);
         out.push_str("\n\n");
@@ -334,6 +417,66 @@ mod tests {
             parse_bytes(bytes, "f").unwrap_err().kind,
             ParseErrorKind::TextBeforeFirstHeader
         );
+    }
+
+    fn opts(text: &str) -> Vec<(String, String)> {
+        parse(text, "p.txt").unwrap()[0]
+            .options
+            .iter()
+            .map(|o| (o.key.clone(), o.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn headers_may_carry_options() {
+        assert_eq!(
+            opts("# wide size=1536x1024 quality=low count=2 ref=style.png\nx\n"),
+            [
+                ("size", "1536x1024"),
+                ("quality", "low"),
+                ("count", "2"),
+                ("ref", "style.png")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(
+            opts("# a style=\"in the style of a woodcut\"  ref=\"my refs/a b.png\"\nx\n"),
+            [
+                ("style", "in the style of a woodcut"),
+                ("ref", "my refs/a b.png")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert!(opts("# plain\nx\n").is_empty());
+    }
+
+    #[test]
+    fn bad_options_name_the_word() {
+        let e = fails("# a size=1024x1024 wide\nx\n");
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::BadOption {
+                word: "wide".into()
+            }
+        );
+        for bad in ["=x", "size=", "size=\"open", "k!y=v", "a=b\"c"] {
+            let e = fails(&format!("# a {bad}\nx\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadOption { .. }),
+                "{bad}: {e}"
+            );
+            assert_eq!(e.line, 1);
+        }
+        // A second plain word is still read as a name with a space in it.
+        let e = fails("# sunset city\nx\n");
+        assert!(e.to_string().contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn options_survive_a_render() {
+        let text = "# a size=1536x1024 style=\"two words\"\nx\n";
+        let prompts = parse(text, "p").unwrap();
+        assert_eq!(parse(&render(&prompts), "p").unwrap(), prompts);
     }
 
     #[test]
@@ -508,7 +651,7 @@ mod tests {
         fn rendered_prompts_parse_back(pairs in prompt_strategy()) {
             let prompts: Vec<Prompt> = pairs
                 .iter()
-                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0 })
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new() })
                 .collect();
             let parsed = parse(&render(&prompts), "f").unwrap();
             let got: Vec<(String, String)> = parsed.into_iter().map(|p| (p.name, p.text)).collect();
@@ -519,7 +662,7 @@ mod tests {
         fn crlf_parses_like_lf(pairs in prompt_strategy()) {
             let prompts: Vec<Prompt> = pairs
                 .iter()
-                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0 })
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new() })
                 .collect();
             let lf = render(&prompts);
             let crlf = lf.replace('\n', "\r\n");

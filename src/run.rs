@@ -41,6 +41,9 @@ pub struct Made {
     pub revised_prompt: Option<String>,
     pub usage: Option<Value>,
     pub request_id: Option<String>,
+    /// In US dollars: from `usage` for models priced by token, else the price table; `None`
+    /// where neither says.
+    pub cost: Option<f64>,
 }
 
 /// Why an image was not made.
@@ -89,7 +92,18 @@ pub struct Summary {
     pub retries: u32,
     pub interrupted: bool,
     pub fatal: Option<FatalStop>,
+    /// `--max-cost`, when the run stopped starting requests to stay within it.
+    pub budget_stop: Option<f64>,
     pub elapsed: Duration,
+}
+
+impl Summary {
+    /// What the images made cost, and how many of them have no known price.
+    pub fn cost(&self) -> (f64, usize) {
+        let known: f64 = self.made.iter().filter_map(|m| m.cost).sum();
+        let unknown = self.made.iter().filter(|m| m.cost.is_none()).count();
+        (known, unknown)
+    }
 }
 
 /// Stopping signals, shared with the Ctrl-C watcher.
@@ -163,6 +177,8 @@ pub struct Context<S> {
     /// Requests in flight at most.
     pub jobs: usize,
     pub retry: RetryPolicy,
+    /// `--max-cost`: no image starts that could take the spend past it.
+    pub max_cost: Option<f64>,
 }
 
 /// A pause of the whole run after a 429: no request starts before it ends.
@@ -269,6 +285,14 @@ pub async fn execute<S: ImageService>(
         if shared.halt.is_cancelled() {
             break;
         }
+        if let Some(max) = context.max_cost
+            && !tally.affordable(job, max)
+        {
+            tally.summary.budget_stop = Some(max);
+            shared.halt.cancel();
+            reporter.event(Event::OverBudget { max });
+            break;
+        }
         reporter.event(Event::Started { job });
         let handle = in_flight.spawn(make_image(context.clone(), shared.clone(), (*job).clone()));
         tally.running.insert(handle.id(), job);
@@ -317,6 +341,20 @@ struct Tally<'a> {
 type Finished = Result<(task::Id, Ended), task::JoinError>;
 
 impl Tally<'_> {
+    /// Whether `job` can start without the spend passing `max`: what the images made cost,
+    /// plus the estimates of those in flight and of this one.
+    fn affordable(&self, job: &Job, max: f64) -> bool {
+        let (spent, _) = self.summary.cost();
+        let in_flight: f64 = self
+            .running
+            .values()
+            .filter_map(|j| j.prompt.estimate)
+            .sum();
+        let next = job.prompt.estimate.unwrap_or(0.0);
+        // A thousandth of a cent of slack for sums of floating-point prices.
+        spent + in_flight + next <= max + 1e-5
+    }
+
     fn record(&mut self, done: Finished) {
         let (id, ended) = match done {
             Ok(done) => done,
@@ -496,6 +534,12 @@ async fn make_image<S: ImageService>(
     };
 
     let size = image.bytes.len();
+    let cost = image
+        .usage
+        .as_ref()
+        .and_then(|u| job.prompt.model.cost_from_usage(u))
+        .or(job.prompt.estimate);
+    record.cost_usd = cost;
     record.status = manifest::Status::Made;
     record.revised_prompt = image.revised_prompt.clone();
     record.usage = image.usage.clone();
@@ -527,6 +571,7 @@ async fn make_image<S: ImageService>(
             revised_prompt: image.revised_prompt,
             usage: image.usage,
             request_id: image.request_id,
+            cost,
         }),
         Ok(Err(e)) => Ended::Failed(failure(
             &job,
@@ -768,6 +813,7 @@ mod tests {
             reporter: tally.clone(),
             jobs,
             retry,
+            max_cost: None,
         });
         Setup {
             _dir: dir,

@@ -16,11 +16,24 @@ use crate::format::ImageFormat;
 
 pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
 
+/// Which kind of service answers: they differ in paths and in how the key is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// OpenAI or any OpenAI-compatible server: `{base}/images/...`, `Authorization: Bearer`.
+    OpenAi,
+    /// Azure OpenAI, with the `api-key` header: the v1 path `{resource}/openai/v1/images/...`,
+    /// or with an API version the deployment path
+    /// `{resource}/openai/deployments/{model}/images/...?api-version=...`, where the model
+    /// names the deployment.
+    Azure { api_version: Option<String> },
+}
+
 /// How to reach the service. The key is a secret: `Debug` shows it redacted.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The API root, e.g. `https://api.openai.com/v1/`.
+    /// The API root, e.g. `https://api.openai.com/v1/`; for Azure, the resource's URL.
     pub base_url: Url,
+    pub service: Service,
     pub api_key: SecretString,
     pub organization: Option<String>,
     pub project: Option<String>,
@@ -56,6 +69,7 @@ impl fmt::Debug for GeneratedImage {
 pub struct Client {
     http: reqwest::Client,
     base_url: Url,
+    service: Service,
     /// Sent to the API only, never to the hosts of download links.
     api_headers: HeaderMap,
     timeout: Duration,
@@ -81,10 +95,19 @@ impl Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let mut api_headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
-            .map_err(|_| ClientError::BadKey)?;
+        let (name, value) = match config.service {
+            Service::OpenAi => (
+                AUTHORIZATION,
+                format!("Bearer {}", config.api_key.expose_secret()),
+            ),
+            Service::Azure { .. } => (
+                HeaderName::from_static("api-key"),
+                config.api_key.expose_secret().to_owned(),
+            ),
+        };
+        let mut auth = HeaderValue::from_str(&value).map_err(|_| ClientError::BadKey)?;
         auth.set_sensitive(true);
-        api_headers.insert(AUTHORIZATION, auth);
+        api_headers.insert(name, auth);
         for (name, value, env) in [
             ("openai-organization", &config.organization, "OPENAI_ORG_ID"),
             ("openai-project", &config.project, "OPENAI_PROJECT_ID"),
@@ -103,20 +126,35 @@ impl Client {
         Ok(Client {
             http,
             base_url: config.base_url.clone(),
+            service: config.service.clone(),
             api_headers,
             timeout: config.timeout,
             api_key: config.api_key.clone(),
         })
     }
 
-    /// The URL of an operation under the base URL.
-    pub fn url(&self, operation: Operation) -> Url {
-        endpoint_url(&self.base_url, operation)
+    /// The URL a request goes to.
+    pub fn url(&self, request: &ImageRequest) -> Url {
+        request_url(&self.base_url, &self.service, request)
     }
 
     /// Sends one request and returns the image, downloaded if the server answered with a URL.
     pub async fn create(&self, request: &ImageRequest) -> Result<GeneratedImage, ApiError> {
-        let url = self.url(request.operation());
+        let url = self.url(request);
+        // On an Azure deployment path the deployment is the model; the body names none.
+        let deployment = matches!(
+            self.service,
+            Service::Azure {
+                api_version: Some(_)
+            }
+        );
+        let fields = if deployment {
+            let mut fields = request.fields.clone();
+            fields.remove("model");
+            std::borrow::Cow::Owned(fields)
+        } else {
+            std::borrow::Cow::Borrowed(&request.fields)
+        };
         let sent = std::time::Instant::now();
         tracing::debug!(%url, model = request.model(), "sending an image request");
         let builder = self
@@ -125,8 +163,8 @@ impl Client {
             .headers(self.api_headers.clone())
             .timeout(self.timeout);
         let builder = match request.operation() {
-            Operation::Generate => builder.json(&request.fields),
-            Operation::Edit => builder.multipart(request.multipart()),
+            Operation::Generate => builder.json(fields.as_ref()),
+            Operation::Edit => builder.multipart(request.multipart(&fields)),
         };
         let response = builder.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
@@ -256,6 +294,32 @@ pub fn endpoint_url(base: &Url, operation: Operation) -> Url {
     url
 }
 
+/// The URL of a request to `service` at `base`.
+pub fn request_url(base: &Url, service: &Service, request: &ImageRequest) -> Url {
+    let op = request.operation();
+    match service {
+        Service::OpenAi => endpoint_url(base, op),
+        Service::Azure { api_version: None } => {
+            let mut url = base.clone();
+            url.set_path(&format!("{}/openai/v1", base.path().trim_end_matches('/')));
+            endpoint_url(&url, op)
+        }
+        Service::Azure {
+            api_version: Some(version),
+        } => {
+            let mut url = base.clone();
+            // The deployment name is one path segment, percent-encoded as such.
+            url.path_segments_mut()
+                .expect("http(s) URLs have paths")
+                .pop_if_empty()
+                .extend(["openai", "deployments", request.model()]);
+            let mut url = endpoint_url(&url, op);
+            url.query_pairs_mut().append_pair("api-version", version);
+            url
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +327,7 @@ mod tests {
     fn config(key: &str) -> ClientConfig {
         ClientConfig {
             base_url: Url::parse("https://api.openai.com/v1").unwrap(),
+            service: Service::OpenAi,
             api_key: SecretString::from(key.to_owned()),
             organization: Some("org-1".into()),
             project: None,
@@ -283,6 +348,43 @@ mod tests {
                 "https://api.openai.com/v1/images/edits"
             );
         }
+    }
+
+    #[test]
+    fn azure_paths() {
+        use crate::api::RequestOptions;
+        use crate::models::Model;
+        let request = ImageRequest::new(
+            &Model::lookup("my-dalle"),
+            "a cat",
+            &RequestOptions::default(),
+            std::sync::Arc::from([]),
+        );
+        let base = Url::parse("https://res.openai.azure.com").unwrap();
+        let v1 = request_url(&base, &Service::Azure { api_version: None }, &request);
+        assert_eq!(
+            v1.as_str(),
+            "https://res.openai.azure.com/openai/v1/images/generations"
+        );
+        let dep = request_url(
+            &base,
+            &Service::Azure {
+                api_version: Some("2025-04-01-preview".into()),
+            },
+            &request,
+        );
+        assert_eq!(
+            dep.as_str(),
+            "https://res.openai.azure.com/openai/deployments/my-dalle/images/generations?api-version=2025-04-01-preview"
+        );
+        let client = Client::new(&ClientConfig {
+            base_url: base,
+            service: Service::Azure { api_version: None },
+            ..config("azure-key")
+        })
+        .unwrap();
+        assert!(client.api_headers.contains_key("api-key"));
+        assert!(!client.api_headers.contains_key(AUTHORIZATION));
     }
 
     #[test]

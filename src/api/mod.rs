@@ -10,8 +10,11 @@ mod request;
 mod response;
 mod retry;
 
-pub use client::{Client, ClientConfig, ClientError, GeneratedImage, USER_AGENT, endpoint_url};
+pub use client::{
+    Client, ClientConfig, ClientError, GeneratedImage, Service, USER_AGENT, endpoint_url,
+    request_url,
+};
 pub use error::{ApiError, ErrorBody, StatusError};
-pub use request::{ImageRequest, Operation, Reference, RequestOptions};
+pub use request::{ImageRequest, Operation, Quality, Reference, RequestOptions};
 pub use response::{DecodeError, Delivery, ImagesResponse, decode_response};
 pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, classify, retry_after};

@@ -66,11 +66,58 @@ impl Reference {
     }
 }
 
-/// The options that shape every request of a run.
+/// The options that shape the requests of a prompt, already checked against its model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOptions {
     pub size: Size,
-    pub tier: Tier,
+    pub quality: Quality,
+    /// `output_format`; `None` leaves the model's default, PNG.
+    pub format: Option<ImageFormat>,
+    pub compression: Option<u8>,
+    pub background: Option<&'static str>,
+    pub moderation: Option<&'static str>,
+    pub input_fidelity: Option<&'static str>,
+    pub complexity: Option<&'static str>,
+}
+
+impl Default for RequestOptions {
+    fn default() -> RequestOptions {
+        RequestOptions {
+            size: Size::DEFAULT,
+            quality: Quality::Tier(Tier::Hd),
+            format: None,
+            compression: None,
+            background: None,
+            moderation: None,
+            input_fidelity: None,
+            complexity: None,
+        }
+    }
+}
+
+/// The quality asked for: one of the seed's two levels, or a value named with `--quality`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Tier(Tier),
+    Named(&'static str),
+}
+
+impl Quality {
+    /// The token in file names: `hd`/`standard` for the seed's levels, else the value given.
+    pub fn file_token(self) -> &'static str {
+        match self {
+            Quality::Tier(tier) => tier.file_token(),
+            Quality::Named(q) => q,
+        }
+    }
+
+    /// The `quality` field sent to `model`, if any.
+    pub fn field(self, model: &Model) -> Option<&'static str> {
+        match self {
+            Quality::Tier(tier) => model.quality_for(tier),
+            Quality::Named(q) => Some(q),
+        }
+    }
 }
 
 /// One request for one image.
@@ -95,11 +142,32 @@ impl ImageRequest {
         // One image per request: failures, retries and resumes stay per image.
         fields.insert("n".into(), 1.into());
         fields.insert("size".into(), options.size.to_string().into());
-        if let Some(quality) = model.quality_for(options.tier) {
+        if let Some(quality) = options.quality.field(model) {
             fields.insert("quality".into(), quality.into());
         }
         if let Some(format) = model.response_format() {
             fields.insert("response_format".into(), format.into());
+        }
+        if let Some(format) = options.format {
+            fields.insert("output_format".into(), format.extension().into());
+        }
+        if let Some(compression) = options.compression {
+            fields.insert("output_compression".into(), compression.into());
+        }
+        let text_fields = [
+            ("background", options.background),
+            ("moderation", options.moderation),
+            ("complexity", options.complexity),
+            // A field of edits only.
+            (
+                "input_fidelity",
+                options.input_fidelity.filter(|_| !references.is_empty()),
+            ),
+        ];
+        for (name, value) in text_fields {
+            if let Some(value) = value {
+                fields.insert(name.into(), value.into());
+            }
         }
         ImageRequest { fields, references }
     }
@@ -139,11 +207,12 @@ impl ImageRequest {
         }
     }
 
-    /// The multipart form for `/images/edits`: text fields, then one `image` part, or
+    /// The multipart form for `/images/edits`: `fields` (this request's, or fewer), then one
+    /// `image` part, or
     /// repeated `image[]` parts for several references (repeated `image` is refused).
-    pub fn multipart(&self) -> reqwest::multipart::Form {
+    pub fn multipart(&self, fields: &Map<String, Value>) -> reqwest::multipart::Form {
         let mut form = reqwest::multipart::Form::new();
-        for (name, value) in &self.fields {
+        for (name, value) in fields {
             let text = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -173,8 +242,8 @@ mod tests {
 
     fn opts(tier: Tier) -> RequestOptions {
         RequestOptions {
-            size: Size::DEFAULT,
-            tier,
+            quality: Quality::Tier(tier),
+            ..RequestOptions::default()
         }
     }
 
@@ -219,6 +288,37 @@ mod tests {
             Arc::from([]),
         );
         assert!(!r.fields.contains_key("quality"));
+    }
+
+    #[test]
+    fn every_option_goes_into_its_field() {
+        let options = RequestOptions {
+            size: "1536x1024".parse().unwrap(),
+            quality: Quality::Named("xhigh"),
+            format: Some(ImageFormat::Webp),
+            compression: Some(70),
+            background: Some("transparent"),
+            moderation: Some("low"),
+            input_fidelity: Some("high"),
+            complexity: Some("medium"),
+        };
+        let r = ImageRequest::new(
+            &Model::lookup("gpt-image-2.6-flare"),
+            "a cat",
+            &options,
+            Arc::from([]),
+        );
+        assert_eq!(r.field_str("quality"), Some("xhigh"));
+        assert_eq!(r.field_str("size"), Some("1536x1024"));
+        assert_eq!(r.field_str("output_format"), Some("webp"));
+        assert_eq!(r.fields["output_compression"], 70);
+        assert_eq!(r.field_str("background"), Some("transparent"));
+        assert_eq!(r.field_str("moderation"), Some("low"));
+        assert_eq!(r.field_str("complexity"), Some("medium"));
+        assert_eq!(r.field_str("input_fidelity"), None, "a field of edits only");
+        assert_eq!(r.expected_format(), ImageFormat::Webp);
+        assert_eq!(Quality::Named("xhigh").file_token(), "xhigh");
+        assert_eq!(Quality::Tier(Tier::Standard).file_token(), "standard");
     }
 
     #[test]

@@ -39,7 +39,11 @@ fn prompt_and_input_together_or_neither() {
         .run();
     usage_error(&server, &run, "cannot be used with");
     let run = genimg(&ws, Some(&server)).args(["--count", "2"]).run();
-    usage_error(&server, &run, "required");
+    usage_error(
+        &server,
+        &run,
+        "nothing to make: give a prompt, or --input FILE",
+    );
 }
 
 #[test]

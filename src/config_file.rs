@@ -1,0 +1,195 @@
+//! Defaults for any flag, from a TOML file: `$GENIMG_CONFIG`, else
+//! `$XDG_CONFIG_HOME/genimg/config.toml`, else `~/.config/genimg/config.toml`.
+//!
+//! Keys are the long flag names, in kebab-case or snake_case: `model = "gpt-image-2.5-flare"`,
+//! `count = 3`, `reference-image = ["brand.png"]`. Flags override the file; the file overrides
+//! the built-in defaults. Paths of reference images and `style = "@FILE"` are relative to the
+//! file; `dst-dir` and `input` are relative to where genimg runs, as on the command line.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Env};
+
+/// The settings a config file may hold, every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub input: Option<PathBuf>,
+    #[serde(alias = "dst_dir")]
+    pub dst_dir: Option<PathBuf>,
+    pub count: Option<u32>,
+    pub model: Option<String>,
+    #[serde(alias = "low_res")]
+    pub low_res: Option<bool>,
+    pub size: Option<String>,
+    pub quality: Option<String>,
+    pub format: Option<String>,
+    pub compression: Option<u32>,
+    pub background: Option<String>,
+    pub moderation: Option<String>,
+    #[serde(alias = "input_fidelity")]
+    pub input_fidelity: Option<String>,
+    pub complexity: Option<String>,
+    pub style: Option<String>,
+    #[serde(alias = "reference_image")]
+    pub reference_image: Option<Vec<PathBuf>>,
+    #[serde(alias = "num-threads", alias = "num_threads")]
+    pub jobs: Option<usize>,
+    pub parallel: Option<bool>,
+    #[serde(alias = "dry_run")]
+    pub dry_run: Option<bool>,
+    #[serde(alias = "from_scratch")]
+    pub from_scratch: Option<bool>,
+    pub overwrite: Option<bool>,
+    #[serde(alias = "max_retries")]
+    pub max_retries: Option<u32>,
+    #[serde(alias = "max_cost")]
+    pub max_cost: Option<f64>,
+    #[serde(alias = "api_key")]
+    pub api_key: Option<SecretString>,
+    #[serde(alias = "base_url")]
+    pub base_url: Option<String>,
+    #[serde(alias = "azure_endpoint")]
+    pub azure_endpoint: Option<String>,
+    #[serde(alias = "api_version")]
+    pub api_version: Option<String>,
+    pub timeout: Option<u64>,
+    pub naming: Option<String>,
+    pub verbose: Option<u8>,
+    pub quiet: Option<bool>,
+}
+
+/// A config file that was found and read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Where it was, as shown in errors; `None` when there is no file.
+    pub path: Option<String>,
+    /// The directory its relative paths start from.
+    pub dir: PathBuf,
+    pub file: ConfigFile,
+}
+
+impl Loaded {
+    /// Finds and reads the config file. `$GENIMG_CONFIG` must exist if set; the default
+    /// location may be absent.
+    pub fn from_env(env: &Env) -> Result<Loaded, ConfigError> {
+        let (path, required) = match env.get("GENIMG_CONFIG") {
+            Some(p) => (PathBuf::from(p), true),
+            None => {
+                let base = match (env.get("XDG_CONFIG_HOME"), env.get("HOME")) {
+                    (Some(xdg), _) => PathBuf::from(xdg),
+                    (None, Some(home)) => Path::new(home).join(".config"),
+                    (None, None) => return Ok(Loaded::default()),
+                };
+                (base.join("genimg").join("config.toml"), false)
+            }
+        };
+        let shown = path.display().to_string();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {
+                return Ok(Loaded::default());
+            }
+            Err(e) => {
+                return Err(ConfigError::ConfigFile {
+                    path: shown,
+                    problem: format!("cannot be read: {e}"),
+                });
+            }
+        };
+        let file = parse(&text).map_err(|problem| ConfigError::ConfigFile {
+            path: shown.clone(),
+            problem,
+        })?;
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(Loaded {
+            path: Some(shown),
+            dir,
+            file,
+        })
+    }
+}
+
+/// Parses the TOML text; the message names the line and the key at fault.
+pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| 1 + text[..span.start.min(text.len())].matches('\n').count());
+        let message = e.message().trim().to_owned();
+        match line {
+            Some(line) => format!("line {line}: {message}"),
+            None => message,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn keys_in_kebab_or_snake_case() {
+        let f = parse(
+            "model = \"gpt-image-2.5-flare\"\ncount = 3\nlow_res = true\n\
+             reference-image = [\"a.png\", \"b.png\"]\nmax-cost = 2.5\napi-key = \"sk-file\"\n\
+             num_threads = 8\n",
+        )
+        .unwrap();
+        assert_eq!(f.model.as_deref(), Some("gpt-image-2.5-flare"));
+        assert_eq!(f.count, Some(3));
+        assert_eq!(f.low_res, Some(true));
+        assert_eq!(f.reference_image.unwrap().len(), 2);
+        assert_eq!(f.max_cost, Some(2.5));
+        assert_eq!(f.jobs, Some(8));
+        assert_eq!(f.api_key.unwrap().expose_secret(), "sk-file");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let err = parse("count = 3\nsizes = \"1x1\"\n").unwrap_err();
+        assert!(err.starts_with("line 2: "), "{err}");
+        assert!(err.contains("sizes"), "{err}");
+        let err = parse("count = \"three\"\n").unwrap_err();
+        assert!(err.starts_with("line 1: "), "{err}");
+        let err = parse("count = \n").unwrap_err();
+        assert!(err.starts_with("line 1"), "{err}");
+    }
+
+    #[test]
+    fn the_file_is_found_by_variable_then_xdg_then_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my.toml");
+        fs::write(&file, "count = 2\n").unwrap();
+        let env = Env::from_pairs([("GENIMG_CONFIG", file.to_str().unwrap())]);
+        let loaded = Loaded::from_env(&env).unwrap();
+        assert_eq!(loaded.file.count, Some(2));
+        assert_eq!(loaded.dir, dir.path());
+
+        fs::create_dir_all(dir.path().join("xdg/genimg")).unwrap();
+        fs::write(dir.path().join("xdg/genimg/config.toml"), "count = 3\n").unwrap();
+        let xdg = dir.path().join("xdg");
+        let env = Env::from_pairs([("XDG_CONFIG_HOME", xdg.to_str().unwrap())]);
+        assert_eq!(Loaded::from_env(&env).unwrap().file.count, Some(3));
+
+        let home = Env::from_pairs([("HOME", dir.path().to_str().unwrap())]);
+        let none = Loaded::from_env(&home).unwrap();
+        assert!(
+            none.path.is_none(),
+            "no ~/.config/genimg/config.toml is no config"
+        );
+
+        let missing = Env::from_pairs([("GENIMG_CONFIG", "/nonexistent/genimg.toml")]);
+        let err = Loaded::from_env(&missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config file /nonexistent/genimg.toml: cannot be read"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! The options of a prompt's requests, from wherever they were given, checked against its
+//! model before any request.
+//!
+//! Options come in layers: built-in defaults, then the config file, then the command line,
+//! then the options on a prompt's header line (`# wide size=1536x1024 quality=low`). Each
+//! value remembers where it came from, so an error names the flag, the config file's key or
+//! the prompt file's line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::api::{Quality, Reference, RequestOptions};
+use crate::config::{ConfigError, human_bytes};
+use crate::format::ImageFormat;
+use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
+use crate::prompts::HeaderOption;
+
+pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
+pub const MODERATIONS: &[&str] = &["low", "auto"];
+pub const FIDELITIES: &[&str] = &["high", "low"];
+pub const COMPLEXITIES: &[&str] = &["low", "medium", "high"];
+
+/// Reads one of `allowed`, giving back the table's own `&'static str`.
+pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static str, String> {
+    allowed
+        .iter()
+        .find(|a| **a == value)
+        .copied()
+        .ok_or_else(|| format!("`{value}` is not one of {}", allowed.join(", ")))
+}
+
+pub fn parse_quality(value: &str) -> Result<&'static str, String> {
+    choice(value, QUALITY_TOKENS)
+}
+
+pub fn parse_background(value: &str) -> Result<&'static str, String> {
+    choice(value, BACKGROUNDS)
+}
+
+pub fn parse_moderation(value: &str) -> Result<&'static str, String> {
+    choice(value, MODERATIONS)
+}
+
+pub fn parse_fidelity(value: &str) -> Result<&'static str, String> {
+    choice(value, FIDELITIES)
+}
+
+pub fn parse_complexity(value: &str) -> Result<&'static str, String> {
+    choice(value, COMPLEXITIES)
+}
+
+pub fn parse_format(value: &str) -> Result<ImageFormat, String> {
+    match value {
+        "png" => Ok(ImageFormat::Png),
+        "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
+        "webp" => Ok(ImageFormat::Webp),
+        _ => Err(format!("`{value}` is not one of png, jpeg, webp")),
+    }
+}
+
+pub fn parse_compression(value: &str) -> Result<u8, String> {
+    match value.parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number from 0 to 100")),
+    }
+}
+
+pub fn parse_count(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number of 1 or more")),
+    }
+}
+
+/// Where a value was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag, e.g. `--size`.
+    Flag(&'static str),
+    /// A key of the config file.
+    File { path: String, key: &'static str },
+    /// An option on a prompt's header line: `prompts.txt:3`.
+    Header { at: String, key: String },
+}
+
+impl Source {
+    /// The value as the user wrote it, where they wrote it: `--size 100x100`,
+    /// `config.toml: size = "100x100"`, `prompts.txt:3: size=100x100`.
+    pub fn show(&self, value: &str) -> String {
+        match self {
+            Source::Flag(flag) => format!("{flag} {value}"),
+            Source::File { path, key } => format!("{path}: {key} = \"{value}\""),
+            Source::Header { at, key } => format!("{at}: {key}={value}"),
+        }
+    }
+
+    /// Where the value was given, without it: `--reference-image`, `prompts.txt:3: ref=`.
+    pub fn place(&self) -> String {
+        match self {
+            Source::Flag(flag) => (*flag).to_owned(),
+            Source::File { path, key } => format!("{path}: {key}"),
+            Source::Header { at, key } => format!("{at}: {key}="),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given<T> {
+    pub value: T,
+    pub from: Source,
+}
+
+impl<T: fmt::Display> Given<T> {
+    fn error(&self, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Option {
+            given: self.from.show(&self.value.to_string()),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// What a prompt asks for before it is checked: each option as the nearest layer gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub model: Option<Given<String>>,
+    pub count: Option<Given<u32>>,
+    pub low_res: bool,
+    pub size: Option<Given<Size>>,
+    pub quality: Option<Given<&'static str>>,
+    pub format: Option<Given<ImageFormat>>,
+    pub compression: Option<Given<u8>>,
+    pub background: Option<Given<&'static str>>,
+    pub moderation: Option<Given<&'static str>>,
+    pub input_fidelity: Option<Given<&'static str>>,
+    pub complexity: Option<Given<&'static str>>,
+    /// The preamble put before every prompt's text, already read if it was `@FILE`.
+    pub style: Option<Given<String>>,
+    /// Reference images; an empty list means none.
+    pub references: Option<Given<Vec<PathBuf>>>,
+}
+
+/// The keys a header line may carry, and the flag each stands for.
+pub const HEADER_KEYS: &[(&str, &str)] = &[
+    ("model", "--model"),
+    ("count", "--count"),
+    ("size", "--size"),
+    ("quality", "--quality"),
+    ("format", "--format"),
+    ("compression", "--compression"),
+    ("background", "--background"),
+    ("moderation", "--moderation"),
+    ("input_fidelity", "--input-fidelity"),
+    ("complexity", "--complexity"),
+    ("style", "--style"),
+    ("ref", "--reference-image"),
+];
+
+impl Choices {
+    /// Lays a prompt's header options over these choices. Paths (`ref=`, `style=@FILE`) are
+    /// relative to `base`, the prompt file's directory. The first `ref=` replaces the
+    /// references given elsewhere; more `ref=`s add to it.
+    pub fn with_header(
+        &self,
+        options: &[HeaderOption],
+        at: &str,
+        base: &Path,
+    ) -> Result<Choices, ConfigError> {
+        let mut c = self.clone();
+        let mut own_refs = false;
+        for o in options {
+            let key = o.key.replace('-', "_");
+            let from = Source::Header {
+                at: at.to_owned(),
+                key: o.key.clone(),
+            };
+            let bad = |problem: String| ConfigError::Option {
+                given: from.show(&o.value),
+                problem,
+            };
+            let v = o.value.as_str();
+            match key.as_str() {
+                "model" => c.model = Some(given_at(v.to_owned(), &from)),
+                "count" => {
+                    c.count = Some(Given {
+                        value: parse_count(v).map_err(bad)?,
+                        from: from.clone(),
+                    });
+                }
+                "size" => {
+                    c.size = Some(Given {
+                        value: v.parse().map_err(bad)?,
+                        from: from.clone(),
+                    });
+                }
+                "quality" => c.quality = Some(given_at(parse_quality(v).map_err(bad)?, &from)),
+                "format" => {
+                    c.format = Some(Given {
+                        value: parse_format(v).map_err(bad)?,
+                        from: from.clone(),
+                    });
+                }
+                "compression" => {
+                    c.compression = Some(Given {
+                        value: parse_compression(v).map_err(bad)?,
+                        from: from.clone(),
+                    });
+                }
+                "background" => {
+                    c.background = Some(given_at(parse_background(v).map_err(bad)?, &from))
+                }
+                "moderation" => {
+                    c.moderation = Some(given_at(parse_moderation(v).map_err(bad)?, &from))
+                }
+                "input_fidelity" | "fidelity" => {
+                    c.input_fidelity = Some(given_at(parse_fidelity(v).map_err(bad)?, &from));
+                }
+                "complexity" => {
+                    c.complexity = Some(given_at(parse_complexity(v).map_err(bad)?, &from))
+                }
+                "style" => {
+                    c.style = Some(Given {
+                        value: read_style(v, base).map_err(bad)?,
+                        from: from.clone(),
+                    });
+                }
+                "ref" | "reference_image" => {
+                    let path = base.join(v);
+                    match (&mut c.references, own_refs) {
+                        (Some(refs), true) => refs.value.push(path),
+                        _ => {
+                            c.references = Some(Given {
+                                value: vec![path],
+                                from: from.clone(),
+                            });
+                        }
+                    }
+                    own_refs = true;
+                }
+                _ => {
+                    let keys: Vec<&str> = HEADER_KEYS.iter().map(|(k, _)| *k).collect();
+                    return Err(ConfigError::Option {
+                        given: format!("{at}: {}", o.key),
+                        problem: format!("unknown option; a header takes {}", keys.join(", ")),
+                    });
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Checks every choice against the model and reads the reference images (each file
+    /// once per run, through `cache`).
+    pub fn resolve(&self, cache: &mut ReferenceCache) -> Result<Settings, ConfigError> {
+        let model = match &self.model {
+            Some(m) if m.value.trim().is_empty() => {
+                return Err(ConfigError::EmptyModel {
+                    place: m.from.place(),
+                });
+            }
+            Some(m) => Model::lookup(m.value.trim()),
+            None => Model::lookup(DEFAULT_MODEL),
+        };
+        let info = model.info();
+        let name = model.name().to_owned();
+
+        let references = match &self.references {
+            Some(refs) if !refs.value.is_empty() => cache.load(refs, &model)?,
+            _ => Arc::from([]),
+        };
+
+        let mut options = RequestOptions {
+            quality: Quality::Tier(if self.low_res {
+                Tier::Standard
+            } else {
+                Tier::Hd
+            }),
+            ..RequestOptions::default()
+        };
+        if let Some(size) = &self.size {
+            model.check_size(&size.value).map_err(|p| size.error(p))?;
+            options.size = size.value;
+        }
+        if let Some(q) = &self.quality {
+            if !info.qualities.contains(&q.value) {
+                return Err(q.error(match info.qualities {
+                    [] => format!("{name} takes no quality"),
+                    list => format!("{name} takes the qualities {}", list.join(", ")),
+                }));
+            }
+            options.quality = Quality::Named(q.value);
+        }
+
+        let output_only = |what: &str| format!("{name} does not take {what}; GPT image models do");
+        if let Some(f) = &self.format {
+            if !info.output_options {
+                return Err(f.error(output_only("an output format")));
+            }
+            options.format = Some(f.value);
+        }
+        let format = options.format.unwrap_or(ImageFormat::Png);
+        if let Some(c) = &self.compression {
+            if !info.output_options {
+                return Err(c.error(output_only("a compression level")));
+            }
+            if format == ImageFormat::Png {
+                return Err(c.error(
+                    "compression applies to JPEG and WebP output: add --format jpeg or webp",
+                ));
+            }
+            options.compression = Some(c.value);
+        }
+        if let Some(b) = &self.background {
+            if !info.output_options {
+                return Err(b.error(output_only("a background")));
+            }
+            if b.value == "transparent" {
+                if !info.transparency {
+                    return Err(b.error(format!("{name} cannot make transparent images")));
+                }
+                if format == ImageFormat::Jpeg {
+                    return Err(b.error("a transparent background needs PNG or WebP, not JPEG"));
+                }
+            }
+            options.background = Some(b.value);
+        }
+        if let Some(m) = &self.moderation {
+            if !info.output_options {
+                return Err(m.error(output_only("a moderation level")));
+            }
+            options.moderation = Some(m.value);
+        }
+        if let Some(f) = &self.input_fidelity {
+            if !info.input_fidelity {
+                return Err(f.error(format!(
+                    "{name} does not take an input fidelity; gpt-image-1.5 and \
+                     chatgpt-image-latest do"
+                )));
+            }
+            if references.is_empty() {
+                return Err(
+                    f.error("input fidelity applies to edits: give reference images as well")
+                );
+            }
+            options.input_fidelity = Some(f.value);
+        }
+        if let Some(c) = &self.complexity {
+            if !info.complexity {
+                return Err(c.error(format!(
+                    "{name} does not take a complexity; the gpt-image-2.6 models do"
+                )));
+            }
+            options.complexity = Some(c.value);
+        }
+
+        Ok(Settings {
+            model,
+            options,
+            references,
+            count: self.count.as_ref().map_or(1, |c| c.value),
+            style: self.style.as_ref().map(|s| s.value.clone()),
+        })
+    }
+}
+
+fn given_at<T>(value: T, from: &Source) -> Given<T> {
+    Given {
+        value,
+        from: from.clone(),
+    }
+}
+
+/// A prompt's settings, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub model: Model,
+    pub options: RequestOptions,
+    pub references: Arc<[Reference]>,
+    pub count: u32,
+    pub style: Option<String>,
+}
+
+impl Settings {
+    /// The text sent: the style's preamble, then the prompt.
+    pub fn text_of(&self, prompt: &str) -> String {
+        match &self.style {
+            Some(style) => format!("{}\n\n{prompt}", style.trim_end()),
+            None => prompt.to_owned(),
+        }
+    }
+}
+
+/// `--style TEXT` is the preamble itself; `--style @FILE` reads it from FILE (relative to
+/// `base`).
+pub fn read_style(value: &str, base: &Path) -> Result<String, String> {
+    match value.strip_prefix('@') {
+        Some(file) => {
+            let path = base.join(file);
+            let text = fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return Err(format!("{} is empty", path.display()));
+            }
+            Ok(text)
+        }
+        None if value.trim().is_empty() => Err("the style is empty".to_owned()),
+        None => Ok(value.to_owned()),
+    }
+}
+
+/// Reference images read so far, by path: each file is read once per run however many
+/// prompts use it, then checked against each prompt's model.
+#[derive(Debug, Default)]
+pub struct ReferenceCache {
+    read: HashMap<PathBuf, (ImageFormat, Bytes, String)>,
+}
+
+impl ReferenceCache {
+    fn load(
+        &mut self,
+        refs: &Given<Vec<PathBuf>>,
+        model: &Model,
+    ) -> Result<Arc<[Reference]>, ConfigError> {
+        let place = refs.from.place();
+        if !model.can_edit() {
+            return Err(ConfigError::ModelCannotEdit {
+                place,
+                model: model.name().to_owned(),
+            });
+        }
+        let max = model.info().max_references;
+        if refs.value.len() > max {
+            return Err(ConfigError::TooManyReferences {
+                place,
+                model: model.name().to_owned(),
+                given: refs.value.len(),
+                max,
+            });
+        }
+        refs.value
+            .iter()
+            .map(|path| self.load_one(path, &refs.from, model))
+            .collect()
+    }
+
+    fn load_one(
+        &mut self,
+        path: &Path,
+        from: &Source,
+        model: &Model,
+    ) -> Result<Reference, ConfigError> {
+        let fail = |problem: String| ConfigError::Option {
+            given: from.show(&path.display().to_string()),
+            problem,
+        };
+        let limit = model.info().max_reference_bytes;
+        if !self.read.contains_key(path) {
+            let meta = fs::metadata(path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => fail("no such file".to_owned()),
+                _ => fail(format!("cannot be read: {e}")),
+            })?;
+            if meta.is_dir() {
+                return Err(fail("is a directory, not an image file".to_owned()));
+            }
+            // Checked before reading: a file too big for any model is not read at all.
+            if meta.len() >= limit {
+                return Err(fail(too_big(meta.len(), model)));
+            }
+            let bytes = fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+            let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+                fail(
+                    "is not a PNG, JPEG or WebP image (judged by its bytes, not its name)"
+                        .to_owned(),
+                )
+            })?;
+            let sha256 = crate::manifest::sha256_hex(&bytes);
+            self.read
+                .insert(path.to_owned(), (format, Bytes::from(bytes), sha256));
+        }
+        let (format, bytes, sha256) = self.read[path].clone();
+        if bytes.len() as u64 >= limit {
+            return Err(fail(too_big(bytes.len() as u64, model)));
+        }
+        let formats = model.info().reference_formats;
+        if !formats.contains(&format) {
+            let names: Vec<String> = formats.iter().map(ToString::to_string).collect();
+            return Err(fail(format!(
+                "is a {format} image; {} takes {}",
+                model.name(),
+                names.join(" or ")
+            )));
+        }
+        Ok(Reference {
+            path: path.to_owned(),
+            format,
+            bytes,
+            sha256,
+        })
+    }
+}
+
+fn too_big(len: u64, model: &Model) -> String {
+    format!(
+        "is {}; {} takes reference images under {}",
+        human_bytes(len),
+        model.name(),
+        human_bytes(model.info().max_reference_bytes)
+    )
+}
