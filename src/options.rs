@@ -300,7 +300,10 @@ impl Choices {
         let output_only = |what: &str| format!("{name} does not take {what}; GPT image models do");
         if let Some(f) = &self.format {
             if !info.output_options {
-                return Err(f.error(output_only("an output format")));
+                return Err(ConfigError::Option {
+                    given: f.from.show(f.value.extension()),
+                    problem: output_only("an output format"),
+                });
             }
             options.format = Some(f.value);
         }

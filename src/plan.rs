@@ -370,12 +370,7 @@ fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> Strin
             .filter(|(i, j)| Arc::ptr_eq(&j.prompt, p) && survey.is_todo(*i))
             .count();
         let line = match p.estimate {
-            Some(each) => format!(
-                "{} x {} = {}",
-                to_make,
-                usd(each),
-                usd(each * to_make as f64)
-            ),
+            Some(each) => format!("{} x ${each:.3} = {}", to_make, usd(each * to_make as f64)),
             None => format!(
                 "{to_make} x unknown ({} has no published price)",
                 p.model.name()

@@ -1,7 +1,10 @@
 mod bad_input;
+mod cost;
+mod endpoints;
 mod fake_server;
 mod faults;
 mod interface;
+mod options;
 mod output;
 mod parallel;
 mod prompt_files;

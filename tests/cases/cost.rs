@@ -1,0 +1,142 @@
+//! What a run will cost, what it did cost, and `--max-cost`.
+
+use crate::support::*;
+
+#[test]
+fn a_dry_run_estimates_per_prompt_and_in_total() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        "# fox\na fox\n# owl quality=low\nan owl\n# mini model=gpt-image-1.5 size=1536x1024\nx\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "-n", "10", "--dry-run"])
+        .run();
+    assert_code(&run, 0);
+    let out = &run.stdout;
+    assert!(out.contains("Estimated cost"), "{out}");
+    assert!(out.contains("  fox   10 x $0.211 = $2.11"), "{out}");
+    assert!(out.contains("  owl   10 x $0.006 = $0.059"), "{out}");
+    assert!(out.contains("  mini  10 x $0.200 = $2.00"), "{out}");
+    assert!(out.contains("Total: $4.17"), "{out}");
+}
+
+#[test]
+fn ten_high_square_gpt_image_2_images_cost_2_11() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .args(["a fox", "-n", "10", "--dry-run"])
+        .run();
+    assert!(run.stdout.contains("Total: $2.11"), "{}", run.stdout);
+}
+
+#[test]
+fn a_run_records_each_images_cost_from_usage_and_reports_the_total() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    // The fake reports 50 text tokens in and 7024 image tokens out.
+    let each = (50.0 * 5.0 + 7024.0 * 30.0) / 1e6;
+    for r in ws.manifest("out") {
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!((cost - each).abs() < 1e-9, "{cost}");
+    }
+    assert!(run.stderr.contains("Cost: $0.42."), "{}", run.stderr);
+}
+
+#[test]
+fn max_cost_refuses_a_run_estimated_over_it_before_any_request() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "10", "--max-cost", "2"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr
+            .contains("--max-cost $2.00: this run is estimated at $2.11; nothing was sent"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+
+    // Only the images still to make count.
+    let first = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "2"])
+        .run();
+    assert_code(&first, 0);
+    let rest = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "10", "--max-cost", "2"])
+        .run();
+    assert_code(&rest, 0);
+    assert_eq!(server.image_requests().len(), 10);
+
+    let dry = genimg(&ws, None)
+        .args([
+            "a fox",
+            "-o",
+            "elsewhere",
+            "-n",
+            "10",
+            "--max-cost",
+            "2",
+            "--dry-run",
+        ])
+        .run();
+    assert!(
+        dry.stdout
+            .contains("--max-cost $2.00: a real run would be refused"),
+        "{}",
+        dry.stdout
+    );
+}
+
+#[test]
+fn max_cost_refuses_a_model_without_a_price() {
+    let server = FakeServer::with(Options {
+        extra_models: vec!["house-model".into()],
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-m", "house-model", "--max-cost", "5"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains("the price of 1 image(s) is unknown"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn max_cost_stops_starting_images_once_the_spend_reaches_it() {
+    // Low quality is estimated at under a cent, but the fake's usage bills $0.21 an image:
+    // the estimate passes, and the actual spend stops the run.
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "10", "-j", "1"])
+        .args(["--quality", "low", "--max-cost", "1"])
+        .run();
+    assert_code(&run, 4);
+    assert_eq!(server.image_requests().len(), 5);
+    assert_eq!(ws.files("out").len(), 5);
+    assert!(
+        run.stderr.contains("Stopping at --max-cost $1.00"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "genimg stopped at --max-cost $1.00: the images made cost $1.05, and the next \
+             could pass the limit."
+        ),
+        "{}",
+        run.stderr
+    );
+}
