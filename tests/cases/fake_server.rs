@@ -170,3 +170,923 @@ async fn edits_are_checked_like_the_service() {
     let answer = post_form(&server, base().part("image", png_part())).await;
     assert_eq!(answer.0, 200, "{}", answer.1);
 }
+
+/// The status, error code and param of an answer; `(200, "", "")` for a success.
+fn outcome(answer: &(u16, Value)) -> (u16, &str, &str) {
+    let error = &answer.1["error"];
+    (
+        answer.0,
+        error["code"].as_str().unwrap_or(""),
+        error["param"].as_str().unwrap_or(""),
+    )
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+const OK: (u16, &str, &str) = (200, "", "");
+
+fn invalid(param: &str) -> (u16, &'static str, &str) {
+    (400, "invalid_value", param)
+}
+
+fn unknown(param: &str) -> (u16, &'static str, &str) {
+    (400, "unknown_parameter", param)
+}
+
+/// Sends each JSON generation and checks its outcome.
+async fn expect_generations(server: &FakeServer, cases: &[(Value, (u16, &str, &str))]) {
+    // One client for all: building one per request costs more than the requests.
+    let client = http();
+    let url = format!("{}/images/generations", server.base_url());
+    for (body, expected) in cases {
+        let answer = send(client.post(&url).bearer_auth(KEY).json(body)).await;
+        assert_eq!(outcome(&answer), *expected, "{body}\n{}", answer.1);
+    }
+}
+
+#[tokio::test]
+async fn quality_follows_the_model_family() {
+    let server = FakeServer::start();
+    let q = |model: &str, quality: &str| json!({"model": model, "prompt": "x", "quality": quality});
+    let mut cases = Vec::new();
+    for model in ["gpt-image-2", "gpt-image-2-2026-04-21"] {
+        for quality in ["low", "medium", "high", "auto"] {
+            cases.push((q(model, quality), OK));
+        }
+        for quality in ["xhigh", "max", "hd", "standard", "ultra"] {
+            cases.push((q(model, quality), invalid("quality")));
+        }
+    }
+    for model in [
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst",
+        "gpt-image-2.5-flare-2026-09-08",
+        "gpt-image-2.5-sunburst-2026-09-08",
+        "gpt-image-2.6-flare",
+        "gpt-image-2.6-sunburst",
+    ] {
+        for quality in ["low", "medium", "high", "xhigh", "max", "auto"] {
+            cases.push((q(model, quality), OK));
+        }
+        for quality in ["hd", "standard", "ultra"] {
+            cases.push((q(model, quality), invalid("quality")));
+        }
+    }
+    for model in [
+        "gpt-image-1",
+        "gpt-image-1.5",
+        "gpt-image-1-mini",
+        "chatgpt-image-latest",
+    ] {
+        for quality in ["low", "medium", "high", "auto"] {
+            cases.push((q(model, quality), OK));
+        }
+        for quality in ["xhigh", "max", "hd", "standard"] {
+            cases.push((q(model, quality), invalid("quality")));
+        }
+    }
+    cases.push((q("dall-e-3", "hd"), OK));
+    cases.push((q("dall-e-3", "standard"), OK));
+    for quality in ["high", "auto", "low", "xhigh"] {
+        cases.push((q("dall-e-3", quality), invalid("quality")));
+    }
+    cases.push((q("dall-e-2", "standard"), OK));
+    cases.push((json!({"model": "dall-e-2", "prompt": "x"}), OK));
+    for quality in ["hd", "high", "auto"] {
+        cases.push((q("dall-e-2", quality), invalid("quality")));
+    }
+    cases.push((
+        json!({"model": "gpt-image-2", "prompt": "x", "quality": 3}),
+        invalid("quality"),
+    ));
+    expect_generations(&server, &cases).await;
+}
+
+#[tokio::test]
+async fn output_options_are_for_gpt_image_models_only() {
+    let server = FakeServer::start();
+    let gpt2 = |extra: Value| {
+        let mut body = json!({"model": "gpt-image-2", "prompt": "x"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let mut cases = vec![
+        (gpt2(json!({"output_format": "png"})), OK),
+        (gpt2(json!({"output_format": "jpeg"})), OK),
+        (gpt2(json!({"output_format": "webp"})), OK),
+        (
+            gpt2(json!({"output_format": "jpg"})),
+            invalid("output_format"),
+        ),
+        (
+            gpt2(json!({"output_format": "gif"})),
+            invalid("output_format"),
+        ),
+        (gpt2(json!({"moderation": "low"})), OK),
+        (gpt2(json!({"moderation": "auto"})), OK),
+        (gpt2(json!({"moderation": "high"})), invalid("moderation")),
+        (gpt2(json!({"background": "transparent"})), OK),
+        (gpt2(json!({"background": "opaque"})), OK),
+        (gpt2(json!({"background": "auto"})), OK),
+        (gpt2(json!({"background": "white"})), invalid("background")),
+        (
+            gpt2(json!({"background": "transparent", "output_format": "png"})),
+            OK,
+        ),
+        (
+            gpt2(json!({"background": "transparent", "output_format": "webp"})),
+            OK,
+        ),
+        (
+            gpt2(json!({"background": "transparent", "output_format": "jpeg"})),
+            invalid("background"),
+        ),
+        (
+            gpt2(json!({"background": "opaque", "output_format": "jpeg"})),
+            OK,
+        ),
+    ];
+    for model in ["dall-e-2", "dall-e-3"] {
+        for (name, value) in [
+            ("output_format", "png"),
+            ("moderation", "low"),
+            ("background", "opaque"),
+            ("complexity", "low"),
+            ("input_fidelity", "high"),
+        ] {
+            cases.push((
+                json!({"model": model, "prompt": "x", name: value}),
+                unknown(name),
+            ));
+        }
+        cases.push((
+            json!({"model": model, "prompt": "x", "output_compression": 50}),
+            unknown("output_compression"),
+        ));
+    }
+    expect_generations(&server, &cases).await;
+}
+
+#[tokio::test]
+async fn output_compression_is_an_integer_for_jpeg_or_webp() {
+    let server = FakeServer::start();
+    let compressed = |format: Option<&str>, compression: Value| {
+        let mut body =
+            json!({"model": "gpt-image-2", "prompt": "x", "output_compression": compression});
+        if let Some(format) = format {
+            body["output_format"] = format.into();
+        }
+        body
+    };
+    let cases = [
+        (compressed(Some("jpeg"), json!(0)), OK),
+        (compressed(Some("jpeg"), json!(50)), OK),
+        (compressed(Some("webp"), json!(100)), OK),
+        (
+            compressed(Some("jpeg"), json!(101)),
+            invalid("output_compression"),
+        ),
+        (
+            compressed(Some("webp"), json!(-1)),
+            invalid("output_compression"),
+        ),
+        (
+            compressed(Some("jpeg"), json!(50.5)),
+            invalid("output_compression"),
+        ),
+        (
+            compressed(Some("jpeg"), json!("50")),
+            invalid("output_compression"),
+        ),
+        (
+            compressed(Some("png"), json!(50)),
+            invalid("output_compression"),
+        ),
+        (compressed(None, json!(50)), invalid("output_compression")),
+    ];
+    expect_generations(&server, &cases).await;
+
+    let answer = post_json(&server, KEY, compressed(Some("png"), json!(80))).await;
+    let message = answer.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("jpeg") && message.contains("webp"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn complexity_is_for_the_2_6_models_only() {
+    let server = FakeServer::start();
+    let c = |model: &str, value: &str| json!({"model": model, "prompt": "x", "complexity": value});
+    let mut cases = Vec::new();
+    for model in ["gpt-image-2.6-flare", "gpt-image-2.6-sunburst"] {
+        for value in ["low", "medium", "high"] {
+            cases.push((c(model, value), OK));
+        }
+        cases.push((c(model, "max"), invalid("complexity")));
+    }
+    for model in [
+        "gpt-image-2",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst-2026-09-08",
+        "gpt-image-1.5",
+        "gpt-image-1-mini",
+        "dall-e-3",
+    ] {
+        cases.push((c(model, "high"), unknown("complexity")));
+    }
+    expect_generations(&server, &cases).await;
+}
+
+#[tokio::test]
+async fn input_fidelity_is_for_edits_of_some_models() {
+    let server = FakeServer::start();
+    for model in ["gpt-image-1.5", "gpt-image-1", "chatgpt-image-latest"] {
+        let answer = post_json(
+            &server,
+            KEY,
+            json!({"model": model, "prompt": "x", "input_fidelity": "high"}),
+        )
+        .await;
+        assert_eq!(
+            outcome(&answer),
+            unknown("input_fidelity"),
+            "{model} generation"
+        );
+    }
+    let edit = |model: &str, fidelity: &str| {
+        Form::new()
+            .text("model", model.to_owned())
+            .text("prompt", "x")
+            .text("input_fidelity", fidelity.to_owned())
+            .part("image", png_part())
+    };
+    for model in ["gpt-image-1.5", "gpt-image-1", "chatgpt-image-latest"] {
+        for fidelity in ["high", "low"] {
+            let answer = post_form(&server, edit(model, fidelity)).await;
+            assert_eq!(outcome(&answer), OK, "{model} {fidelity}: {}", answer.1);
+        }
+        let answer = post_form(&server, edit(model, "medium")).await;
+        assert_eq!(outcome(&answer), invalid("input_fidelity"), "{model}");
+    }
+    for model in [
+        "gpt-image-1-mini",
+        "gpt-image-2",
+        "gpt-image-2-2026-04-21",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.6-sunburst",
+        "dall-e-2",
+    ] {
+        let answer = post_form(&server, edit(model, "high")).await;
+        assert_eq!(outcome(&answer), unknown("input_fidelity"), "{model}");
+    }
+}
+
+#[tokio::test]
+async fn multipart_values_are_strings_parsed_like_json() {
+    let server = FakeServer::start();
+    let base = |model: &str| {
+        Form::new()
+            .text("model", model.to_owned())
+            .text("prompt", "x")
+            .part("image", png_part())
+    };
+    let cases: Vec<(Form, (u16, &str, &str))> = vec![
+        (base("gpt-image-2").text("n", "2"), OK),
+        (base("gpt-image-2").text("n", "11"), invalid("n")),
+        (base("gpt-image-2").text("n", "two"), invalid("n")),
+        (
+            base("gpt-image-2")
+                .text("output_format", "webp")
+                .text("output_compression", "80"),
+            OK,
+        ),
+        (
+            base("gpt-image-2")
+                .text("output_format", "jpeg")
+                .text("output_compression", "101"),
+            invalid("output_compression"),
+        ),
+        (
+            base("gpt-image-2")
+                .text("output_format", "jpeg")
+                .text("output_compression", "high"),
+            invalid("output_compression"),
+        ),
+        (
+            base("gpt-image-2").text("output_compression", "80"),
+            invalid("output_compression"),
+        ),
+        (
+            base("gpt-image-2")
+                .text("background", "transparent")
+                .text("output_format", "jpeg"),
+            invalid("background"),
+        ),
+        (base("gpt-image-2").text("moderation", "low"), OK),
+        (
+            base("gpt-image-2").text("quality", "max"),
+            invalid("quality"),
+        ),
+        (base("gpt-image-2.5-flare").text("quality", "max"), OK),
+        (base("gpt-image-2.6-flare").text("complexity", "medium"), OK),
+        (
+            base("gpt-image-2.5-flare").text("complexity", "medium"),
+            unknown("complexity"),
+        ),
+        (base("gpt-image-2").text("stream", "false"), OK),
+        (base("gpt-image-2").text("stream", "yes"), invalid("stream")),
+        (
+            base("dall-e-2").text("output_format", "png"),
+            unknown("output_format"),
+        ),
+        // A reference sent as text, not as a file.
+        (
+            Form::new()
+                .text("model", "gpt-image-2")
+                .text("prompt", "x")
+                .text("image", "iVBORw0KGgo="),
+            invalid("image"),
+        ),
+    ];
+    for (i, (form, expected)) in cases.into_iter().enumerate() {
+        let answer = post_form(&server, form).await;
+        assert_eq!(outcome(&answer), expected, "case {i}: {}", answer.1);
+    }
+}
+
+#[tokio::test]
+async fn extra_models_take_every_gpt_image_field() {
+    let server = FakeServer::with(Options {
+        extra_models: vec!["acme-image-9".into()],
+        ..Options::default()
+    });
+    let answer = post_json(
+        &server,
+        KEY,
+        json!({"model": "acme-image-9", "prompt": "x", "quality": "max", "complexity": "high",
+               "output_format": "webp", "output_compression": 40, "background": "transparent",
+               "moderation": "low", "size": "2048x1152"}),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let form = Form::new()
+        .text("model", "acme-image-9")
+        .text("prompt", "x")
+        .text("input_fidelity", "high")
+        .text("quality", "xhigh")
+        .part("image", png_part());
+    let answer = post_form(&server, form).await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    // Still the generations endpoint's rule, and still real values only.
+    expect_generations(
+        &server,
+        &[
+            (
+                json!({"model": "acme-image-9", "prompt": "x", "input_fidelity": "high"}),
+                unknown("input_fidelity"),
+            ),
+            (
+                json!({"model": "acme-image-9", "prompt": "x", "quality": "hd"}),
+                invalid("quality"),
+            ),
+            (
+                json!({"model": "acme-image-9", "prompt": "x", "style": "vivid"}),
+                unknown("style"),
+            ),
+        ],
+    )
+    .await;
+}
+
+/// The image an answer carries, decoded.
+fn answer_image(answer: &(u16, Value)) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = answer.1["data"][0]["b64_json"].as_str().expect("b64_json");
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn answers_come_in_the_format_asked_for() {
+    let server = FakeServer::start();
+    let mut seen = Vec::new();
+    for (format, mime) in [
+        (None, "image/png"),
+        (Some("png"), "image/png"),
+        (Some("jpeg"), "image/jpeg"),
+        (Some("webp"), "image/webp"),
+    ] {
+        for _ in 0..2 {
+            let mut body = json!({"model": "gpt-image-2", "prompt": "x"});
+            if let Some(format) = format {
+                body["output_format"] = format.into();
+            }
+            let answer = post_json(&server, KEY, body).await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            assert_eq!(answer.1["output_format"], format.unwrap_or("png"));
+            let image = answer_image(&answer);
+            assert_eq!(rules::sniff(&image), Some(mime));
+            let size = imagesize::blob_size(&image).expect("a header imagesize reads");
+            assert!(size.width > 0 && size.height > 0);
+            assert_eq!(
+                server.image_requests().last().unwrap().image.as_ref(),
+                Some(&image)
+            );
+            assert!(!seen.contains(&image), "every answer is a different image");
+            seen.push(image);
+        }
+    }
+
+    let answer = post_json(
+        &server,
+        KEY,
+        json!({"model": "gpt-image-2", "prompt": "x", "background": "transparent", "output_format": "webp"}),
+    )
+    .await;
+    assert_eq!(answer.1["background"], "transparent");
+}
+
+#[tokio::test]
+async fn a_wrong_format_answer_differs_from_the_format_asked_for() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|_: &Incoming| Action::WrongFormat)),
+        ..Options::default()
+    });
+    for (format, wrong) in [
+        ("png", "image/jpeg"),
+        ("jpeg", "image/png"),
+        ("webp", "image/png"),
+    ] {
+        let answer = post_json(
+            &server,
+            KEY,
+            json!({"model": "gpt-image-2", "prompt": "x", "output_format": format}),
+        )
+        .await;
+        assert_eq!(
+            rules::sniff(&answer_image(&answer)),
+            Some(wrong),
+            "{format}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn links_serve_the_format_asked_for() {
+    let server = FakeServer::with(Options {
+        url_answers: true,
+        ..Options::default()
+    });
+    let answer = post_json(
+        &server,
+        KEY,
+        json!({"model": "gpt-image-2", "prompt": "x", "output_format": "jpeg"}),
+    )
+    .await;
+    let url = answer.1["data"][0]["url"].as_str().unwrap();
+    assert!(url.ends_with(".jpeg"), "{url}");
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(rules::sniff(&bytes), Some("image/jpeg"));
+}
+
+/// A PNG of `width` x `height`, with or without an alpha channel.
+fn png_of(width: u32, height: u32, alpha: bool) -> Vec<u8> {
+    let (color, channels) = if alpha {
+        (png::ColorType::Rgba, 4)
+    } else {
+        (png::ColorType::Rgb, 3)
+    };
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer
+        .write_image_data(&vec![0; (width * height * channels) as usize])
+        .unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+fn png_bytes_part(bytes: Vec<u8>) -> Part {
+    Part::bytes(bytes)
+        .file_name("m.png")
+        .mime_str("image/png")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn masks_and_dall_e_2_references_are_checked() {
+    let server = FakeServer::start();
+    let edit = |model: &str| {
+        Form::new()
+            .text("model", model.to_owned())
+            .text("prompt", "x")
+            .part("image", png_part())
+    };
+    // The fixture is 32x32.
+    let answer = post_form(
+        &server,
+        edit("gpt-image-2").part("mask", png_bytes_part(png_of(32, 32, true))),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let answer = post_form(
+        &server,
+        edit("gpt-image-2").part("mask", png_bytes_part(png_of(32, 32, false))),
+    )
+    .await;
+    assert_eq!(outcome(&answer), invalid("mask"), "a mask without alpha");
+    let answer = post_form(
+        &server,
+        edit("gpt-image-2").part("mask", png_bytes_part(png_of(16, 16, true))),
+    )
+    .await;
+    assert_eq!(outcome(&answer), invalid("mask"), "a mask of another size");
+
+    let answer = post_form(&server, edit("dall-e-2")).await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let not_square = Form::new()
+        .text("model", "dall-e-2")
+        .text("prompt", "x")
+        .part("image", png_bytes_part(png_of(64, 32, false)));
+    let answer = post_form(&server, not_square).await;
+    assert_eq!(outcome(&answer), invalid("image"));
+}
+
+#[tokio::test]
+async fn json_edits_take_image_references() {
+    use base64::Engine as _;
+    let server = FakeServer::start();
+    let data_url = |mime: &str, fixture: &str| {
+        format!(
+            "data:{mime};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(images::fixture(fixture))
+        )
+    };
+    let edit = |model: &str, images: Value| {
+        http()
+            .post(format!("{}/images/edits", server.base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({"model": model, "prompt": "x", "images": images}))
+    };
+    let png = json!({"image_url": data_url("image/png", "reference.png")});
+    let cases = [
+        (edit("gpt-image-2", json!([png])), OK),
+        (
+            edit(
+                "gpt-image-2",
+                json!([png, {"image_url": data_url("image/webp", "reference.webp")}, {"file_id": "file-abc123"}]),
+            ),
+            OK,
+        ),
+        (
+            edit(
+                "gpt-image-2",
+                json!([{"image_url": data_url("image/png", "reference.jpg")}]),
+            ),
+            (400, "invalid_image_format", "images[0]"),
+        ),
+        (
+            edit(
+                "gpt-image-2",
+                json!([{"image_url": "https://example.com/a.png", "file_id": "file-1"}]),
+            ),
+            invalid("images[0]"),
+        ),
+        (edit("gpt-image-2", json!([])), invalid("images")),
+        (
+            edit("gpt-image-2", Value::Array(vec![png.clone(); 17])),
+            invalid("images"),
+        ),
+        (edit("dall-e-2", json!([png])), invalid("model")),
+        (
+            http()
+                .post(format!("{}/images/edits", server.base_url()))
+                .bearer_auth(KEY)
+                .json(&json!({"model": "gpt-image-2", "prompt": "x"})),
+            (400, "missing_required_parameter", "images"),
+        ),
+    ];
+    for (i, (request, expected)) in cases.into_iter().enumerate() {
+        let answer = send(request).await;
+        assert_eq!(outcome(&answer), expected, "case {i}: {}", answer.1);
+    }
+}
+
+// Azure OpenAI
+
+fn azure_v1(server: &FakeServer, endpoint: &str) -> reqwest::RequestBuilder {
+    http().post(format!(
+        "{}/openai/v1/images/{endpoint}",
+        server.azure_endpoint()
+    ))
+}
+
+fn deployment(
+    server: &FakeServer,
+    name: &str,
+    endpoint: &str,
+    query: &str,
+) -> reqwest::RequestBuilder {
+    http().post(format!(
+        "{}/openai/deployments/{name}/images/{endpoint}{query}",
+        server.azure_endpoint()
+    ))
+}
+
+const API_VERSION: &str = "?api-version=2025-04-01-preview";
+
+#[tokio::test]
+async fn azure_v1_routes_take_the_api_key_header() {
+    let server = FakeServer::start();
+    let body = json!({"model": "gpt-image-2", "prompt": "x", "quality": "high"});
+    assert_eq!(server.azure_endpoint(), format!("http://{}", server.addr()));
+
+    let answer = send(
+        azure_v1(&server, "generations")
+            .header("api-key", KEY)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let r = server.image_requests().pop().unwrap();
+    assert_eq!(r.path, "/openai/v1/images/generations");
+    assert_eq!(r.header("api-key"), Some(KEY));
+    assert_eq!(r.status, 200);
+    assert!(r.image.is_some());
+
+    let answer = send(
+        azure_v1(&server, "generations")
+            .bearer_auth(KEY)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (401, "401", ""),
+        "a bearer token is not Azure's key"
+    );
+    let answer = send(
+        azure_v1(&server, "generations")
+            .header("api-key", "wrong")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(outcome(&answer).0, 401);
+
+    // The same rules as OpenAI's routes.
+    let answer = send(
+        azure_v1(&server, "generations")
+            .header("api-key", KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x", "quality": "max"})),
+    )
+    .await;
+    assert_eq!(outcome(&answer), invalid("quality"));
+    let answer = send(
+        azure_v1(&server, "generations")
+            .header("api-key", KEY)
+            .json(&json!({"prompt": "x"})),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (400, "missing_required_parameter", "model"),
+        "Azure has no default deployment"
+    );
+    let answer = send(
+        azure_v1(&server, "generations")
+            .header("api-key", KEY)
+            .json(&json!({"model": "no-such-deployment", "prompt": "x"})),
+    )
+    .await;
+    assert_eq!(outcome(&answer), (404, "DeploymentNotFound", ""));
+
+    let form = Form::new()
+        .text("model", "gpt-image-1.5")
+        .text("prompt", "x")
+        .text("input_fidelity", "high")
+        .part("image", png_part());
+    let answer = send(
+        azure_v1(&server, "edits")
+            .header("api-key", KEY)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let answered = server
+        .image_requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .count();
+    assert_eq!(answered, 2);
+}
+
+#[tokio::test]
+async fn azure_deployment_routes_need_an_api_version_and_name_the_model() {
+    let models = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = models.clone();
+    let server = FakeServer::with(Options {
+        extra_models: vec!["my-images".into()],
+        script: Some(std::sync::Arc::new(move |i: &Incoming| {
+            seen.lock().unwrap().push(i.model.clone());
+            Action::Answer
+        })),
+        ..Options::default()
+    });
+    let prompt = json!({"prompt": "x"});
+
+    let answer = send(
+        deployment(&server, "gpt-image-2", "generations", API_VERSION)
+            .header("api-key", KEY)
+            .json(&prompt),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let r = server.image_requests().pop().unwrap();
+    assert_eq!(r.path, "/openai/deployments/gpt-image-2/images/generations");
+    assert_eq!(r.query, "api-version=2025-04-01-preview");
+    assert_eq!(
+        r.query_param("api-version").as_deref(),
+        Some("2025-04-01-preview")
+    );
+    assert_eq!(r.field("model"), None);
+
+    // The deployment is the model: its rules apply, and a `model` in the body is ignored.
+    let cases = [
+        (
+            "gpt-image-2",
+            json!({"prompt": "x", "quality": "xhigh"}),
+            invalid("quality"),
+        ),
+        (
+            "gpt-image-2.5-flare",
+            json!({"prompt": "x", "quality": "xhigh"}),
+            OK,
+        ),
+        (
+            "gpt-image-2",
+            json!({"model": "dall-e-2", "prompt": "x", "quality": "high", "output_format": "webp"}),
+            OK,
+        ),
+        (
+            "dall-e-3",
+            json!({"model": "gpt-image-2", "prompt": "x", "quality": "high"}),
+            invalid("quality"),
+        ),
+        ("my-images", json!({"prompt": "x", "complexity": "low"}), OK),
+        (
+            "nowhere",
+            json!({"prompt": "x"}),
+            (404, "DeploymentNotFound", ""),
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let answer = send(
+            deployment(&server, name, "generations", API_VERSION)
+                .header("api-key", KEY)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(outcome(&answer), expected, "{name} {body}: {}", answer.1);
+    }
+    assert_eq!(
+        *models.lock().unwrap(),
+        [
+            "gpt-image-2",
+            "gpt-image-2.5-flare",
+            "gpt-image-2",
+            "my-images"
+        ],
+        "scripts see the deployment as the model"
+    );
+
+    let answer = send(
+        deployment(&server, "gpt-image-2", "generations", "")
+            .header("api-key", KEY)
+            .json(&prompt),
+    )
+    .await;
+    assert_eq!(outcome(&answer), (404, "404", ""), "no api-version");
+    let answer = send(
+        deployment(
+            &server,
+            "gpt-image-2",
+            "generations",
+            "?api-version=latest-and-greatest",
+        )
+        .header("api-key", KEY)
+        .json(&prompt),
+    )
+    .await;
+    assert_eq!(outcome(&answer), (400, "BadRequest", ""));
+    let answer = send(
+        deployment(&server, "gpt-image-2", "generations", API_VERSION)
+            .bearer_auth(KEY)
+            .json(&prompt),
+    )
+    .await;
+    assert_eq!(outcome(&answer), (401, "401", ""));
+
+    let form = Form::new().text("prompt", "x").part("image", png_part());
+    let answer = send(
+        deployment(&server, "gpt-image-1.5", "edits", "?api-version=2024-10-21")
+            .header("api-key", KEY)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let r = server.image_requests().pop().unwrap();
+    assert!(r.is_multipart);
+    assert_eq!(r.query_param("api-version").as_deref(), Some("2024-10-21"));
+}
+
+#[tokio::test]
+async fn openai_routes_do_not_take_azure_keys() {
+    let server = FakeServer::start();
+    let answer = send(
+        http()
+            .post(format!("{}/images/generations", server.base_url()))
+            .header("api-key", KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x"})),
+    )
+    .await;
+    assert_eq!(outcome(&answer), (401, "invalid_api_key", ""));
+    assert_eq!(server.requests()[0].query, "");
+}
+
+// The test proxy
+
+#[tokio::test]
+async fn the_proxy_forwards_plain_http_and_records_each_request() {
+    let server = FakeServer::start();
+    let proxy = proxy::Proxy::start();
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.url()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("{}/images/generations", server.base_url());
+    for _ in 0..2 {
+        let answer = send(
+            client
+                .post(&url)
+                .bearer_auth(KEY)
+                .json(&json!({"model": "gpt-image-2", "prompt": "x"})),
+        )
+        .await;
+        assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    }
+    let form = Form::new()
+        .text("model", "gpt-image-2")
+        .text("prompt", "x")
+        .part("image", png_part());
+    let edits = format!("{}/images/edits", server.base_url());
+    let answer = send(client.post(&edits).bearer_auth(KEY).multipart(form)).await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+
+    let line = format!("POST {url} HTTP/1.1");
+    assert_eq!(
+        proxy.seen(),
+        [line.clone(), line, format!("POST {edits} HTTP/1.1")]
+    );
+    assert_eq!(server.image_requests().len(), 3);
+    assert!(server.image_requests().iter().all(|r| r.status == 200));
+}
+
+#[tokio::test]
+async fn the_proxy_records_connect_and_refuses_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = proxy::Proxy::start();
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    stream
+        .write_all(b"CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert_eq!(proxy.seen(), ["CONNECT api.example.test:443 HTTP/1.1"]);
+
+    // As a client sees it: an https:// URL through the proxy fails, after asking it.
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(proxy.url()).unwrap())
+        .build()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = client
+        .post("https://api.example.test/v1/images/generations")
+        .send()
+        .await;
+    assert!(result.is_err());
+    assert_eq!(proxy.seen()[1], "CONNECT api.example.test:443 HTTP/1.1");
+}

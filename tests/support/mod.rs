@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod proxy;
 pub mod rules;
 pub mod server;
 

@@ -1,6 +1,10 @@
 //! The service's rules, written from `shared/API-NOTES.md` and the OpenAPI spec, and kept
 //! apart from genimg's own model table so that each checks the other.
 
+use std::ops::RangeInclusive;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::server::FilePart;
@@ -26,6 +30,8 @@ pub struct ApiErr {
     pub kind: String,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// Azure's own errors (key, deployment, api-version) carry only `code` and `message`.
+    pub azure: bool,
 }
 
 impl ApiErr {
@@ -36,10 +42,56 @@ impl ApiErr {
             kind: "invalid_request_error".to_owned(),
             param: param.map(str::to_owned),
             code: Some(code.to_owned()),
+            azure: false,
         }
     }
 
+    /// An error in Azure OpenAI's own shape, `{"error": {"code": ..., "message": ...}}`.
+    pub fn azure(status: u16, code: &str, message: &str) -> ApiErr {
+        ApiErr {
+            status,
+            message: message.to_owned(),
+            kind: String::new(),
+            param: None,
+            code: Some(code.to_owned()),
+            azure: true,
+        }
+    }
+
+    /// Azure's answer to a missing or wrong `api-key`.
+    pub fn azure_unauthorized() -> ApiErr {
+        ApiErr::azure(
+            401,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        )
+    }
+
+    /// Azure's answer to a deployment route without `api-version`: the route does not exist.
+    pub fn azure_not_found() -> ApiErr {
+        ApiErr::azure(404, "404", "Resource not found")
+    }
+
+    pub fn azure_bad_api_version(version: &str) -> ApiErr {
+        ApiErr::azure(
+            400,
+            "BadRequest",
+            &format!("API version not supported: '{version}'."),
+        )
+    }
+
+    fn deployment_not_found() -> ApiErr {
+        ApiErr::azure(
+            404,
+            "DeploymentNotFound",
+            "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+        )
+    }
+
     pub fn body(&self) -> Value {
+        if self.azure {
+            return json!({"error": {"code": self.code, "message": self.message}});
+        }
         json!({"error": {
             "message": self.message,
             "type": self.kind,
@@ -133,6 +185,7 @@ impl ApiErr {
                 kind: "image_generation_user_error".into(),
                 param: None,
                 code: Some("moderation_blocked".into()),
+                azure: false,
             },
             _ => ApiErr::new(
                 400,
@@ -144,7 +197,75 @@ impl ApiErr {
     }
 }
 
-const GPT_GENERATE: &[&str] = &[
+/// What one model takes beyond its family's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelRules {
+    pub family: Family,
+    /// Any `WxH` within gpt-image-2's limits, not only the fixed sizes.
+    pub flexible_sizes: bool,
+    /// `quality` `xhigh` and `max` (the 2.5 family and later).
+    pub top_qualities: bool,
+    /// `input_fidelity`, on edits only.
+    pub input_fidelity: bool,
+    /// `complexity` (the 2.6 family).
+    pub complexity: bool,
+}
+
+/// The rules of a model by name: the real ones, then `extra`, which take every GPT image
+/// field and value. `None` for a model the service does not know.
+pub fn model_rules(model: &str, extra: &[String]) -> Option<ModelRules> {
+    let gpt = |flexible_sizes, top_qualities, input_fidelity, complexity| ModelRules {
+        family: Family::Gpt,
+        flexible_sizes,
+        top_qualities,
+        input_fidelity,
+        complexity,
+    };
+    let dalle = |family| ModelRules {
+        family,
+        flexible_sizes: false,
+        top_qualities: false,
+        input_fidelity: false,
+        complexity: false,
+    };
+    let rules = match model {
+        "gpt-image-1" | "gpt-image-1.5" | "chatgpt-image-latest" => gpt(false, false, true, false),
+        "gpt-image-1-mini" => gpt(false, false, false, false),
+        "gpt-image-2" | "gpt-image-2-2026-04-21" => gpt(true, false, false, false),
+        "gpt-image-2.5-flare"
+        | "gpt-image-2.5-sunburst"
+        | "gpt-image-2.5-flare-2026-09-08"
+        | "gpt-image-2.5-sunburst-2026-09-08" => gpt(true, true, false, false),
+        "gpt-image-2.6-flare" | "gpt-image-2.6-sunburst" => gpt(true, true, false, true),
+        "dall-e-3" => dalle(Family::DallE3),
+        "dall-e-2" => dalle(Family::DallE2),
+        m if extra.iter().any(|e| e == m) => gpt(true, true, true, true),
+        _ => return None,
+    };
+    Some(rules)
+}
+
+/// Where a request arrived, which decides where its model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// OpenAI's `/v1/images/...`: the body's `model`, or the service's default.
+    OpenAi,
+    /// Azure's `/openai/v1/images/...`: the body's `model` names a deployment and is required.
+    AzureV1,
+    /// Azure's `/openai/deployments/{deployment}/images/...`: the deployment is the model; a
+    /// `model` in the body is ignored.
+    AzureDeployment(&'a str),
+}
+
+/// What a valid request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub family: Family,
+    /// The model that serves it (for Azure deployments, the deployment's name).
+    pub model: String,
+}
+
+const GPT_FIELDS: &[&str] = &[
     "prompt",
     "model",
     "n",
@@ -158,8 +279,7 @@ const GPT_GENERATE: &[&str] = &[
     "partial_images",
     "user",
 ];
-const GPT_EDIT_EXTRA: &[&str] = &["input_fidelity", "mask"];
-const DALLE3: &[&str] = &[
+const DALLE3_FIELDS: &[&str] = &[
     "prompt",
     "model",
     "n",
@@ -169,7 +289,7 @@ const DALLE3: &[&str] = &[
     "style",
     "user",
 ];
-const DALLE2: &[&str] = &[
+const DALLE2_FIELDS: &[&str] = &[
     "prompt",
     "model",
     "n",
@@ -178,36 +298,116 @@ const DALLE2: &[&str] = &[
     "user",
     "quality",
 ];
+/// Multipart parts that must be files, never text.
+const FILE_PARTS: &[&str] = &["image", "image[]", "mask"];
+const FORMATS: &[&str] = &["image/png", "image/jpeg", "image/webp"];
 
-fn family_of(model: &str, extra: &[String]) -> Option<(Family, bool, bool)> {
-    // (family, flexible sizes, xhigh/max qualities)
-    match model {
-        "gpt-image-2" | "gpt-image-2-2026-04-21" => Some((Family::Gpt, true, false)),
-        "gpt-image-2.5-flare"
-        | "gpt-image-2.5-sunburst"
-        | "gpt-image-2.5-flare-2026-09-08"
-        | "gpt-image-2.5-sunburst-2026-09-08"
-        | "gpt-image-2.6-flare"
-        | "gpt-image-2.6-sunburst" => Some((Family::Gpt, true, true)),
-        "gpt-image-1.5" | "gpt-image-1-mini" | "chatgpt-image-latest" | "gpt-image-1" => {
-            Some((Family::Gpt, false, false))
+/// The fields a request to `rules`'s model may carry on `op`; multipart edits carry their
+/// images and mask as file parts instead.
+fn allowed_fields(op: Op, multipart: bool, rules: ModelRules) -> Vec<&'static str> {
+    let mut allowed = match rules.family {
+        Family::Gpt => GPT_FIELDS.to_vec(),
+        Family::DallE3 => DALLE3_FIELDS.to_vec(),
+        Family::DallE2 => DALLE2_FIELDS.to_vec(),
+    };
+    if rules.complexity {
+        allowed.push("complexity");
+    }
+    if op == Op::Edit {
+        if rules.input_fidelity {
+            allowed.push("input_fidelity");
         }
-        "dall-e-3" => Some((Family::DallE3, false, false)),
-        "dall-e-2" => Some((Family::DallE2, false, false)),
-        m if extra.iter().any(|e| e == m) => Some((Family::Gpt, true, true)),
-        _ => None,
+        if !multipart {
+            allowed.extend(["images", "mask"]);
+        }
+    }
+    allowed
+}
+
+/// A field as the service reads it: an explicit `null` is the same as leaving it out.
+fn get<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    fields.get(name).filter(|v| !v.is_null())
+}
+
+fn quoted(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A string field that must be one of `allowed`.
+fn one_of<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ApiErr> {
+    match get(fields, name) {
+        None => Ok(None),
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s)),
+        Some(v) => Err(ApiErr::invalid(
+            name,
+            format!(
+                "Invalid value for '{name}': {v}. Supported values are: {}.",
+                quoted(allowed)
+            ),
+        )),
     }
 }
 
-fn as_int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
+/// An integer field within `range`: a JSON number, or in multipart a string of digits.
+fn integer(
+    fields: &Map<String, Value>,
+    name: &str,
+    multipart: bool,
+    range: RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiErr> {
+    let Some(v) = get(fields, name) else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::Number(n) if !multipart => n.as_i64(),
+        Value::String(s) if multipart => s.parse().ok(),
         _ => None,
+    };
+    let n = n.ok_or_else(|| {
+        ApiErr::invalid(
+            name,
+            format!("Invalid type for '{name}': expected an integer, but got {v}."),
+        )
+    })?;
+    if !range.contains(&n) {
+        return Err(ApiErr::invalid(
+            name,
+            format!(
+                "Invalid '{name}': {n} is out of range; it must be between {} and {}.",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
+    Ok(Some(n))
 }
 
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
+/// A boolean field: a JSON boolean, or in multipart `true` / `false`.
+fn boolean(fields: &Map<String, Value>, name: &str, multipart: bool) -> Result<(), ApiErr> {
+    let ok = match get(fields, name) {
+        None => true,
+        Some(Value::Bool(_)) => !multipart,
+        Some(Value::String(s)) => multipart && (s == "true" || s == "false"),
+        Some(_) => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(ApiErr::invalid(
+        name,
+        format!("Invalid type for '{name}': expected a boolean."),
+    ))
+}
+
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some("image/png")
     } else if bytes.starts_with(b"\xff\xd8\xff") {
@@ -219,60 +419,72 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Checks a request as the service does; returns the model's family.
-pub fn check(
+/// The model a request is for, by its route, and that model's rules.
+fn resolve_model(
     op: Op,
-    multipart: bool,
+    route: Route<'_>,
     fields: &Map<String, Value>,
-    files: &[FilePart],
     extra_models: &[String],
-) -> Result<Family, ApiErr> {
-    if op == Op::Edit && !multipart && !fields.contains_key("images") {
-        return Err(ApiErr::missing("image"));
-    }
-    if op == Op::Generate && multipart {
-        return Err(ApiErr::bad_content_type("multipart/form-data"));
-    }
-    let model = fields
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("dall-e-2");
-    let Some((family, flexible, xq)) = family_of(model, extra_models) else {
-        return Err(ApiErr::new(
+) -> Result<(String, ModelRules), ApiErr> {
+    let model = match route {
+        Route::AzureDeployment(deployment) => deployment.to_owned(),
+        Route::OpenAi | Route::AzureV1 => match get(fields, "model") {
+            Some(Value::String(m)) => m.clone(),
+            Some(v) => {
+                return Err(ApiErr::invalid(
+                    "model",
+                    format!("Invalid type for 'model': expected a string, but got {v}."),
+                ));
+            }
+            // An Azure resource has no default deployment.
+            None if route == Route::AzureV1 => return Err(ApiErr::missing("model")),
+            // The spec's defaults: generations `dall-e-2`, edits `gpt-image-1.5`.
+            None if op == Op::Generate => "dall-e-2".to_owned(),
+            None => "gpt-image-1.5".to_owned(),
+        },
+    };
+    match model_rules(&model, extra_models) {
+        Some(rules) => Ok((model, rules)),
+        None if route == Route::OpenAi => Err(ApiErr::new(
             404,
             "model_not_found",
             Some("model"),
             format!("The model `{model}` does not exist or you do not have access to it."),
-        ));
-    };
+        )),
+        None => Err(ApiErr::deployment_not_found()),
+    }
+}
 
-    let allowed: Vec<&str> = match family {
-        Family::Gpt => {
-            let mut v = GPT_GENERATE.to_vec();
-            if op == Op::Edit {
-                v.extend_from_slice(GPT_EDIT_EXTRA);
-            }
-            v
-        }
-        Family::DallE3 => DALLE3.to_vec(),
-        Family::DallE2 => {
-            let mut v = DALLE2.to_vec();
-            if op == Op::Edit {
-                v.push("mask");
-            }
-            v
-        }
-    };
-    for name in fields.keys() {
-        if !allowed.contains(&name.as_str()) {
-            return Err(ApiErr::unknown(name));
-        }
+/// Checks a request as the service does; returns the model that serves it.
+pub fn check(
+    op: Op,
+    route: Route<'_>,
+    multipart: bool,
+    fields: &Map<String, Value>,
+    files: &[FilePart],
+    extra_models: &[String],
+) -> Result<Checked, ApiErr> {
+    if op == Op::Generate && multipart {
+        return Err(ApiErr::bad_content_type("multipart/form-data"));
+    }
+    let (model, rules) = resolve_model(op, route, fields, extra_models)?;
+    let family = rules.family;
+
+    if multipart && let Some(name) = FILE_PARTS.iter().find(|n| fields.contains_key(**n)) {
+        return Err(ApiErr::invalid(
+            name,
+            format!("Invalid type for '{name}': expected a file, but got a string instead."),
+        ));
+    }
+    let allowed = allowed_fields(op, multipart, rules);
+    if let Some(name) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiErr::unknown(name));
     }
 
     // prompt
     let prompt = match fields.get("prompt") {
         Some(Value::String(p)) if !p.is_empty() => p,
-        Some(Value::String(_)) | None => return Err(ApiErr::missing("prompt")),
+        Some(Value::String(_) | Value::Null) | None => return Err(ApiErr::missing("prompt")),
         Some(_) => {
             return Err(ApiErr::invalid(
                 "prompt",
@@ -296,22 +508,13 @@ pub fn check(
         ));
     }
 
-    // n
-    if let Some(n) = fields.get("n") {
-        let n = as_int(n).ok_or_else(|| ApiErr::invalid("n", "Invalid type for 'n'.".into()))?;
-        let max_n = if family == Family::DallE3 { 1 } else { 10 };
-        if !(1..=max_n).contains(&n) {
-            return Err(ApiErr::invalid(
-                "n",
-                format!("Invalid 'n': must be between 1 and {max_n}."),
-            ));
-        }
-    }
+    let max_n = if family == Family::DallE3 { 1 } else { 10 };
+    integer(fields, "n", multipart, 1..=max_n)?;
 
     // size
-    if let Some(size) = fields.get("size") {
+    if let Some(size) = get(fields, "size") {
         let size = size.as_str().unwrap_or("");
-        let ok = match (family, flexible) {
+        let ok = match (family, rules.flexible_sizes) {
             (Family::Gpt, true) => size == "auto" || flexible_size_ok(size),
             (Family::Gpt, false) => ["1024x1024", "1536x1024", "1024x1536", "auto"].contains(&size),
             (Family::DallE3, _) => ["1024x1024", "1792x1024", "1024x1792"].contains(&size),
@@ -325,37 +528,59 @@ pub fn check(
         }
     }
 
-    // quality
-    if let Some(q) = fields.get("quality") {
-        let q = q.as_str().unwrap_or("");
-        let ok = match family {
-            Family::Gpt => {
-                ["low", "medium", "high", "auto"].contains(&q)
-                    || (xq && ["xhigh", "max"].contains(&q))
-            }
-            Family::DallE3 => ["hd", "standard"].contains(&q),
-            Family::DallE2 => q == "standard",
-        };
-        if !ok {
-            return Err(ApiErr::invalid("quality", format!("Invalid value: '{q}'.")));
-        }
-    }
+    let qualities: &[&str] = match family {
+        Family::Gpt if rules.top_qualities => &["low", "medium", "high", "xhigh", "max", "auto"],
+        Family::Gpt => &["low", "medium", "high", "auto"],
+        Family::DallE3 => &["hd", "standard"],
+        Family::DallE2 => &["standard"],
+    };
+    one_of(fields, "quality", qualities)?;
+    one_of(fields, "response_format", &["url", "b64_json"])?;
+    one_of(fields, "style", &["vivid", "natural"])?;
 
-    if let Some(rf) = fields.get("response_format")
-        && !["url", "b64_json"].contains(&rf.as_str().unwrap_or(""))
-    {
-        return Err(ApiErr::invalid("response_format", "Invalid value.".into()));
+    // The GPT image fields: the allowed list has already refused them to other models.
+    let format = one_of(fields, "output_format", &["png", "jpeg", "webp"])?;
+    one_of(fields, "moderation", &["low", "auto"])?;
+    let background = one_of(fields, "background", &["transparent", "opaque", "auto"])?;
+    if background == Some("transparent") && format == Some("jpeg") {
+        return Err(ApiErr::invalid(
+            "background",
+            "Transparent background is not supported for output_format 'jpeg'; use 'png' or 'webp'."
+                .into(),
+        ));
     }
-    if let Some(style) = fields.get("style")
-        && !["vivid", "natural"].contains(&style.as_str().unwrap_or(""))
+    if integer(fields, "output_compression", multipart, 0..=100)?.is_some()
+        && !matches!(format, Some("jpeg" | "webp"))
     {
-        return Err(ApiErr::invalid("style", "Invalid value.".into()));
+        return Err(ApiErr::invalid(
+            "output_compression",
+            format!(
+                "output_compression is only supported with output_format 'jpeg' or 'webp', not '{}'.",
+                format.unwrap_or("png")
+            ),
+        ));
+    }
+    one_of(fields, "input_fidelity", &["high", "low"])?;
+    one_of(fields, "complexity", &["low", "medium", "high"])?;
+    boolean(fields, "stream", multipart)?;
+    integer(fields, "partial_images", multipart, 0..=3)?;
+    if let Some(user) = get(fields, "user")
+        && !user.is_string()
+    {
+        return Err(ApiErr::invalid(
+            "user",
+            format!("Invalid type for 'user': expected a string, but got {user}."),
+        ));
     }
 
     if op == Op::Edit {
-        check_images(family, model, files)?;
+        if multipart {
+            check_files(family, &model, files)?;
+        } else {
+            check_json_images(family, &model, fields)?;
+        }
     }
-    Ok(family)
+    Ok(Checked { family, model })
 }
 
 fn flexible_size_ok(size: &str) -> bool {
@@ -374,17 +599,37 @@ fn flexible_size_ok(size: &str) -> bool {
         && w * h >= 655_360
 }
 
-fn check_images(family: Family, model: &str, files: &[FilePart]) -> Result<(), ApiErr> {
+fn no_edits(family: Family, model: &str) -> Result<(), ApiErr> {
     if family == Family::DallE3 {
         return Err(ApiErr::invalid(
             "model",
             format!("Invalid value: '{model}'. Image edits are not supported for this model."),
         ));
     }
+    Ok(())
+}
+
+fn bad_image(param: &str, declared: Option<&str>, sniffed: Option<&str>) -> ApiErr {
+    ApiErr::new(
+        400,
+        "invalid_image_format",
+        Some(param),
+        format!(
+            "Invalid image file or mode for image 1, please check your image file. (declared {declared:?}, bytes look like {sniffed:?})"
+        ),
+    )
+}
+
+/// The multipart form: `image` once, or `image[]` repeated, each with its true MIME type.
+fn check_files(family: Family, model: &str, files: &[FilePart]) -> Result<(), ApiErr> {
+    no_edits(family, model)?;
     let plain = files.iter().filter(|f| f.name == "image").count();
     let array = files.iter().filter(|f| f.name == "image[]").count();
     if plain > 1 {
         return Err(ApiErr::duplicate("image"));
+    }
+    if files.iter().filter(|f| f.name == "mask").count() > 1 {
+        return Err(ApiErr::duplicate("mask"));
     }
     if plain + array == 0 {
         return Err(ApiErr::missing("image"));
@@ -403,27 +648,20 @@ fn check_images(family: Family, model: &str, files: &[FilePart]) -> Result<(), A
         ));
     }
     for f in files {
-        if f.name != "image" && f.name != "image[]" && f.name != "mask" {
+        if !FILE_PARTS.contains(&f.name.as_str()) {
             return Err(ApiErr::unknown(&f.name));
         }
         let sniffed = sniff(&f.bytes);
         let declared = f.content_type.as_deref();
-        let allowed: &[&str] = if family == Family::DallE2 {
+        let allowed: &[&str] = if family == Family::DallE2 || f.name == "mask" {
             &["image/png"]
         } else {
-            &["image/png", "image/jpeg", "image/webp"]
+            FORMATS
         };
         if sniffed.is_none() || declared != sniffed || !allowed.contains(&declared.unwrap_or("")) {
-            return Err(ApiErr::new(
-                400,
-                "invalid_image_format",
-                Some(&f.name),
-                format!(
-                    "Invalid image file or mode for image 1, please check your image file. (declared {declared:?}, bytes look like {sniffed:?})"
-                ),
-            ));
+            return Err(bad_image(&f.name, declared, sniffed));
         }
-        let limit = if family == Family::DallE2 {
+        let limit = if family == Family::DallE2 || f.name == "mask" {
             4 << 20
         } else {
             50 << 20
@@ -432,5 +670,126 @@ fn check_images(family: Family, model: &str, files: &[FilePart]) -> Result<(), A
             return Err(ApiErr::invalid(&f.name, "Image file too large.".into()));
         }
     }
+    let first = files
+        .iter()
+        .find(|f| f.name != "mask")
+        .map(|f| dimensions(&f.bytes));
+    if family == Family::DallE2
+        && let Some(Some((w, h))) = first
+        && w != h
+    {
+        return Err(ApiErr::invalid(
+            "image",
+            format!("Invalid input image: dall-e-2 edits need a square image, got {w}x{h}."),
+        ));
+    }
+    if let Some(mask) = files.iter().find(|f| f.name == "mask") {
+        if !png_has_alpha(&mask.bytes) {
+            return Err(ApiErr::invalid(
+                "mask",
+                "Invalid mask: it must be a PNG with an alpha channel.".into(),
+            ));
+        }
+        let size = dimensions(&mask.bytes);
+        if first != Some(size) {
+            return Err(ApiErr::invalid(
+                "mask",
+                format!("Invalid mask: its size {size:?} differs from the image's {first:?}."),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Width and height from an image's header.
+fn dimensions(bytes: &[u8]) -> Option<(usize, usize)> {
+    imagesize::blob_size(bytes)
+        .ok()
+        .map(|s| (s.width, s.height))
+}
+
+/// A PNG whose pixels carry alpha: grey+alpha or RGBA, or a `tRNS` chunk.
+fn png_has_alpha(bytes: &[u8]) -> bool {
+    matches!(bytes.get(25), Some(4 | 6)) || bytes.windows(4).any(|w| w == b"tRNS")
+}
+
+/// The JSON form of an edit: `images` (1 to 16 references) and an optional `mask`, each an
+/// `{"image_url": ...}` or a `{"file_id": ...}`. Only GPT image models take it.
+fn check_json_images(
+    family: Family,
+    model: &str,
+    fields: &Map<String, Value>,
+) -> Result<(), ApiErr> {
+    no_edits(family, model)?;
+    if family != Family::Gpt {
+        return Err(ApiErr::invalid(
+            "model",
+            format!(
+                "Invalid value: '{model}'. JSON image edits support GPT image models only; use multipart/form-data."
+            ),
+        ));
+    }
+    let images = match get(fields, "images") {
+        None => return Err(ApiErr::missing("images")),
+        Some(Value::Array(images)) => images,
+        Some(v) => {
+            return Err(ApiErr::invalid(
+                "images",
+                format!("Invalid type for 'images': expected an array, but got {v}."),
+            ));
+        }
+    };
+    if !(1..=16).contains(&images.len()) {
+        return Err(ApiErr::invalid(
+            "images",
+            format!(
+                "Invalid 'images': expected between 1 and 16 items, got {}.",
+                images.len()
+            ),
+        ));
+    }
+    for (i, image) in images.iter().enumerate() {
+        check_image_ref(&format!("images[{i}]"), image, FORMATS)?;
+    }
+    if let Some(mask) = get(fields, "mask") {
+        check_image_ref("mask", mask, &["image/png"])?;
+    }
+    Ok(())
+}
+
+/// One `ImageRefParam`: exactly one of `image_url` (a URL, or a base64 data URL whose bytes
+/// are what it says) and `file_id`.
+fn check_image_ref(param: &str, value: &Value, formats: &[&str]) -> Result<(), ApiErr> {
+    let invalid = |why: &str| ApiErr::invalid(param, format!("Invalid '{param}': {why}."));
+    let Value::Object(map) = value else {
+        return Err(invalid("expected an object"));
+    };
+    if let Some(key) = map.keys().find(|k| *k != "image_url" && *k != "file_id") {
+        return Err(ApiErr::unknown(&format!("{param}.{key}")));
+    }
+    match (map.get("image_url"), map.get("file_id")) {
+        (Some(Value::String(url)), None) => {
+            if let Some(data) = url.strip_prefix("data:") {
+                let Some((declared, b64)) = data.split_once(";base64,") else {
+                    return Err(invalid("a data URL must be base64-encoded"));
+                };
+                let bytes = STANDARD
+                    .decode(b64)
+                    .map_err(|_| invalid("the data URL is not valid base64"))?;
+                let sniffed = sniff(&bytes);
+                if sniffed != Some(declared) || !formats.contains(&declared) {
+                    return Err(bad_image(param, Some(declared), sniffed));
+                }
+                Ok(())
+            } else if url.starts_with("https://") || url.starts_with("http://") {
+                Ok(())
+            } else {
+                Err(invalid("'image_url' must be a URL or a data URL"))
+            }
+        }
+        (None, Some(Value::String(id))) if id.starts_with("file-") => Ok(()),
+        (None, Some(_)) => Err(invalid("'file_id' must be a file ID like 'file-abc123'")),
+        (Some(_), Some(_)) => Err(invalid("provide exactly one of 'image_url' and 'file_id'")),
+        _ => Err(invalid("expected an 'image_url' or a 'file_id'")),
+    }
 }

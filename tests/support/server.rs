@@ -1,8 +1,13 @@
 //! A local fake of the OpenAI Images API, on hyper, in a thread of its own.
 //!
-//! It speaks the wire format (JSON generations, multipart edits, `b64_json` or `url`
-//! answers), checks each request by the service's rules (see `rules.rs`), returns real PNG
-//! bytes that differ per request, records everything, and injects faults on demand.
+//! It speaks the wire format (JSON generations, multipart or JSON edits, `b64_json` or `url`
+//! answers), checks each request by the service's rules (see `rules.rs`), returns real PNG,
+//! JPEG or WebP bytes (as `output_format` asks) that differ per request, records everything,
+//! and injects faults on demand.
+//!
+//! It serves OpenAI's routes (`/v1/images/...`, key in `Authorization: Bearer`) and Azure
+//! OpenAI's (`/openai/v1/images/...` and
+//! `/openai/deployments/{deployment}/images/...?api-version=...`, key in `api-key`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -47,6 +52,8 @@ pub struct Recorded {
     pub seq: usize,
     pub method: String,
     pub path: String,
+    /// The query string, without the `?`; empty if there is none.
+    pub query: String,
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     /// The request's fields: the JSON body, or the multipart text fields as strings.
@@ -77,9 +84,23 @@ impl Recorded {
         self.headers.get(name).map(String::as_str)
     }
 
-    pub fn is_image_request(&self) -> bool {
-        self.method == "POST" && self.path.starts_with("/v1/images/")
+    /// The value of a query parameter, e.g. `api-version`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
+
+    /// A `POST` to an image endpoint, OpenAI's or Azure's.
+    pub fn is_image_request(&self) -> bool {
+        self.method == "POST" && is_image_path(&self.path)
+    }
+}
+
+fn is_image_path(path: &str) -> bool {
+    path.starts_with("/v1/images/")
+        || path.starts_with("/openai/v1/images/")
+        || path.starts_with("/openai/deployments/")
 }
 
 /// What the fake does with an image request, chosen by a test's script.
@@ -105,7 +126,8 @@ pub enum Action {
     MalformedJson,
     /// 200 with `b64_json` that is not base64.
     BadBase64,
-    /// 200 with a JPEG where a PNG was asked for.
+    /// 200 with an image in another format than the one asked for: a JPEG where a PNG was
+    /// asked for, a PNG where a JPEG or a WebP was.
     WrongFormat,
 }
 
@@ -138,6 +160,7 @@ pub struct Incoming {
     /// Order among image requests, from 0.
     pub nth: usize,
     pub path: String,
+    /// The model that serves it: the body's `model`, or an Azure deployment's name.
     pub model: String,
     pub prompt: String,
 }
@@ -196,7 +219,8 @@ pub fn chaos(rate: f64, seed: u64) -> Script {
 pub struct Options {
     /// Time every image request takes.
     pub latency: Duration,
-    /// Model names accepted beyond the real ones, with GPT image rules.
+    /// Model names (and Azure deployment names) accepted beyond the real ones, with GPT image
+    /// rules that take every GPT image field and value.
     pub extra_models: Vec<String>,
     /// Decides faults per request; `Answer` by default.
     pub script: Option<Script>,
@@ -280,6 +304,12 @@ impl FakeServer {
         format!("http://{}/v1", self.state.addr)
     }
 
+    /// The Azure OpenAI endpoint, like `https://RESOURCE.openai.azure.com`: no path. Its routes
+    /// are `/openai/v1/images/...` and `/openai/deployments/{deployment}/images/...`.
+    pub fn azure_endpoint(&self) -> String {
+        format!("http://{}", self.state.addr)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.state.addr
     }
@@ -291,7 +321,7 @@ impl FakeServer {
         v
     }
 
-    /// The image requests (`POST /v1/images/...`), in order of arrival.
+    /// The image requests (`POST` to OpenAI's or Azure's image routes), in order of arrival.
     pub fn image_requests(&self) -> Vec<Recorded> {
         self.requests()
             .into_iter()
@@ -385,6 +415,7 @@ async fn handle(
     let arrived = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
     let headers: HashMap<String, String> = req
         .headers()
         .iter()
@@ -399,6 +430,7 @@ async fn handle(
         seq,
         method: method.clone(),
         path: path.clone(),
+        query,
         headers,
         fields: Map::new(),
         is_multipart: false,
@@ -421,14 +453,15 @@ async fn handle(
             ),
             Some(bytes) => {
                 record.image = Some(bytes.clone());
-                respond(200, "image/png", bytes)
+                let mime = rules::sniff(&bytes).unwrap_or("application/octet-stream");
+                respond(200, mime, bytes)
             }
             None => error_response(&ApiErr::not_found(&path)),
         };
         return Ok(finish(&state, record, response));
     }
 
-    let is_image = method == "POST" && path.starts_with("/v1/images/");
+    let is_image = method == "POST" && is_image_path(&path);
     if !is_image {
         let response = error_response(&ApiErr::not_found(&path));
         return Ok(finish(&state, record, response));
@@ -466,25 +499,47 @@ async fn answer_image_request(
     record: &mut Recorded,
 ) -> Result<Response<Body>, Dropped> {
     let content_type = record.header("content-type").unwrap_or("").to_owned();
-    let auth = record.header("authorization").map(str::to_owned);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(Dropped),
     };
 
-    // The service checks the key before anything else.
-    if auth.as_deref() != Some(&format!("Bearer {KEY}")) {
-        let shown = auth.unwrap_or_default();
-        return Ok(error_response(&ApiErr::unauthorized(
-            shown.strip_prefix("Bearer ").unwrap_or(&shown),
-        )));
+    // The service checks the key before anything else: OpenAI's as a bearer token, Azure's in
+    // the `api-key` header (a bearer token there would be an Entra ID token, which this fake
+    // does not issue).
+    let azure = record.path.starts_with("/openai/");
+    if azure {
+        if record.header("api-key") != Some(KEY) {
+            return Ok(error_response(&ApiErr::azure_unauthorized()));
+        }
+    } else {
+        let auth = record.header("authorization").unwrap_or_default();
+        if auth != format!("Bearer {KEY}") {
+            return Ok(error_response(&ApiErr::unauthorized(
+                auth.strip_prefix("Bearer ").unwrap_or(auth),
+            )));
+        }
     }
 
-    let op = match record.path.as_str() {
-        "/v1/images/generations" => rules::Op::Generate,
-        "/v1/images/edits" => rules::Op::Edit,
-        _ => return Ok(error_response(&ApiErr::not_found(&record.path))),
+    let path = record.path.clone();
+    let Some((route, op)) = image_route(&path) else {
+        let err = if azure {
+            ApiErr::azure_not_found()
+        } else {
+            ApiErr::not_found(&path)
+        };
+        return Ok(error_response(&err));
     };
+    // Azure's classic routes do not exist without an `api-version`.
+    if let rules::Route::AzureDeployment(_) = route {
+        match record.query_param("api-version") {
+            None => return Ok(error_response(&ApiErr::azure_not_found())),
+            Some(v) if !api_version_ok(&v) => {
+                return Ok(error_response(&ApiErr::azure_bad_api_version(&v)));
+            }
+            Some(_) => {}
+        }
+    }
 
     // Parse the body as the service would.
     if content_type.starts_with("multipart/form-data") {
@@ -505,21 +560,23 @@ async fn answer_image_request(
         return Ok(error_response(&ApiErr::bad_content_type(&content_type)));
     }
 
-    let family = match rules::check(
+    let checked = match rules::check(
         op,
+        route,
         record.is_multipart,
         &record.fields,
         &record.files,
         &state.options.extra_models,
     ) {
-        Ok(family) => family,
+        Ok(checked) => checked,
         Err(e) => return Ok(error_response(&e)),
     };
+    let family = checked.family;
 
     let incoming = Incoming {
         nth: state.image_seq.fetch_add(1, Ordering::SeqCst),
         path: record.path.clone(),
-        model: record.field("model").unwrap_or_default(),
+        model: checked.model,
         prompt: record.prompt(),
     };
     let action = match &state.options.script {
@@ -530,7 +587,10 @@ async fn answer_image_request(
         tokio::time::sleep(state.options.latency).await;
     }
 
-    let image = images::png(incoming.nth as u64 + 1);
+    // Only GPT image models take `output_format`, and the rules have checked its value.
+    let format = output_format(&record.fields);
+    let seq = incoming.nth as u64 + 1;
+    let image = image_in(format, seq);
     match action {
         Action::Answer => {}
         Action::Delay(d) => tokio::time::sleep(d).await,
@@ -547,6 +607,7 @@ async fn answer_image_request(
                 kind,
                 param: None,
                 code,
+                azure: false,
             };
             let mut response = error_response(&err);
             for (k, v) in headers {
@@ -578,9 +639,13 @@ async fn answer_image_request(
             ));
         }
         Action::WrongFormat => {
-            let jpeg = images::fixture("reference.jpg");
-            let body = json!({"created": 1, "data": [{"b64_json": STANDARD.encode(&jpeg)}]});
-            record.image = Some(jpeg);
+            let wrong = if format == "png" {
+                jpeg(seq)
+            } else {
+                images::png(seq)
+            };
+            let body = json!({"created": 1, "data": [{"b64_json": STANDARD.encode(&wrong)}]});
+            record.image = Some(wrong);
             return Ok(respond(
                 200,
                 "application/json",
@@ -615,9 +680,10 @@ fn success_body(
     let wants_url = state.options.url_answers
         || (family != rules::Family::Gpt
             && fields.get("response_format").and_then(Value::as_str) != Some("b64_json"));
+    let format = output_format(fields);
     let mut datum = Map::new();
     if wants_url {
-        let id = format!("img-{}.png", incoming.nth + 1);
+        let id = format!("img-{}.{format}", incoming.nth + 1);
         state
             .files
             .lock()
@@ -649,8 +715,12 @@ fn success_body(
             .get("quality")
             .and_then(Value::as_str)
             .unwrap_or("auto");
-        body["background"] = "opaque".into();
-        body["output_format"] = "png".into();
+        let background = match fields.get("background").and_then(Value::as_str) {
+            Some("transparent") => "transparent",
+            _ => "opaque",
+        };
+        body["background"] = background.into();
+        body["output_format"] = format.into();
         body["size"] = size.into();
         body["quality"] = quality.into();
         body["usage"] = json!({
@@ -659,6 +729,106 @@ fn success_body(
         });
     }
     body
+}
+
+/// The image route `path` names, and the operation; `None` for any other path.
+fn image_route(path: &str) -> Option<(rules::Route<'_>, rules::Op)> {
+    let (route, endpoint) = if let Some(rest) = path.strip_prefix("/v1/images/") {
+        (rules::Route::OpenAi, rest)
+    } else if let Some(rest) = path.strip_prefix("/openai/v1/images/") {
+        (rules::Route::AzureV1, rest)
+    } else {
+        let rest = path.strip_prefix("/openai/deployments/")?;
+        let (deployment, endpoint) = rest.split_once("/images/")?;
+        if deployment.is_empty() || deployment.contains('/') {
+            return None;
+        }
+        (rules::Route::AzureDeployment(deployment), endpoint)
+    };
+    let op = match endpoint {
+        "generations" => rules::Op::Generate,
+        "edits" => rules::Op::Edit,
+        _ => return None,
+    };
+    Some((route, op))
+}
+
+/// Azure's dated API versions: `2024-10-21`, `2025-04-01-preview`.
+fn api_version_ok(version: &str) -> bool {
+    let date = version.strip_suffix("-preview").unwrap_or(version);
+    date.len() == 10
+        && date.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// The format the answer is in: the request's `output_format`, PNG by default.
+fn output_format(fields: &Map<String, Value>) -> &str {
+    fields
+        .get("output_format")
+        .and_then(Value::as_str)
+        .unwrap_or("png")
+}
+
+/// Answer `seq`'s image in `format` (`png`, `jpeg` or `webp`): real bytes, different for
+/// every `seq`.
+pub fn image_in(format: &str, seq: u64) -> Vec<u8> {
+    match format {
+        "jpeg" => jpeg(seq),
+        "webp" => webp(seq),
+        _ => images::png(seq),
+    }
+}
+
+/// The JPEG fixture with a comment segment (`COM`) naming `seq` right after the start-of-image
+/// marker: still a valid JPEG, with the same pixels.
+pub fn jpeg(seq: u64) -> Vec<u8> {
+    let fixture = images::fixture("reference.jpg");
+    let comment = format!("genimg fake image {seq}");
+    let length = u16::try_from(comment.len() + 2).expect("short comment");
+    let mut out = Vec::with_capacity(fixture.len() + comment.len() + 4);
+    out.extend_from_slice(&fixture[..2]);
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(comment.as_bytes());
+    out.extend_from_slice(&fixture[2..]);
+    out
+}
+
+/// The WebP fixture (a simple lossy file: one `VP8 ` chunk) rewritten in the extended format,
+/// which allows chunks a decoder skips: `VP8X`, the fixture's `VP8 ` chunk unchanged, then a
+/// `GNMG` chunk naming `seq`, with the RIFF size to match.
+pub fn webp(seq: u64) -> Vec<u8> {
+    let fixture = images::fixture("reference.webp");
+    let vp8 = &fixture[12..];
+    assert_eq!(&vp8[..4], b"VP8 ", "the fixture is a simple lossy WebP");
+    // The VP8 key frame: a 3-byte tag, the start code 9d 01 2a, then 14-bit width and height.
+    let frame = &vp8[8..];
+    let width = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3FFF);
+    let height = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3FFF);
+
+    let mut chunks = Vec::new();
+    chunks.extend_from_slice(b"VP8X");
+    chunks.extend_from_slice(&10u32.to_le_bytes());
+    chunks.extend_from_slice(&[0; 4]); // no ICC, alpha, EXIF, XMP or animation
+    chunks.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    chunks.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    chunks.extend_from_slice(vp8);
+    let note = format!("genimg fake image {seq}").into_bytes();
+    chunks.extend_from_slice(b"GNMG");
+    chunks.extend_from_slice(&u32::try_from(note.len()).unwrap().to_le_bytes());
+    chunks.extend_from_slice(&note);
+    if note.len() % 2 == 1 {
+        chunks.push(0);
+    }
+
+    let mut out = Vec::with_capacity(chunks.len() + 12);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&u32::try_from(chunks.len() + 4).unwrap().to_le_bytes());
+    out.extend_from_slice(b"WEBP");
+    out.extend_from_slice(&chunks);
+    out
 }
 
 async fn parse_multipart(
