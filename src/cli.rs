@@ -30,9 +30,18 @@ Examples:
   # Use a reference image (sent to /images/edits)
   genimg \"The same cat, as a watercolor\" --reference-image cat.png
 
+  # Wide, low quality WebP images on a 2.5 model, at most $5
+  genimg --input prompts.txt -m gpt-image-2.5-flare --size 1536x1024 --quality low \\
+         --format webp --max-cost 5
+
+  # The models, their options and prices
+  genimg models
+
 The seed script's spellings still work: --dst_dir, --dry_run, --num_threads, ...
+Defaults for any flag can live in ~/.config/genimg/config.toml (or $GENIMG_CONFIG).
 Exit codes: 0 every image made, 1 some failed, 2 usage or input error, 3 stopped by an error
-no request could survive (bad key, unknown model, no credit), 130 interrupted.";
+no request could survive (bad key, unknown model, no credit), 4 stopped at --max-cost,
+130 interrupted.";
 
 /// Generate images in bulk from text prompts with OpenAI's image models.
 #[derive(Debug, Parser)]

@@ -218,11 +218,13 @@ fn max_retries_sets_the_number_of_retries() {
     assert_eq!(records[0]["request_id"], "req_fake_2");
 }
 
-/// Three slots, ten images: the first request meets `fatal` at once while the next two take
-/// a while. Returns the run, its workspace and the server.
+/// Three slots, ten images: one request meets `fatal` at once while the other two take a
+/// while. Returns the run, its workspace and the server.
 fn run_into(fatal: Action, extra: &[&str]) -> (Run, Workspace, FakeServer) {
+    // The third request to arrive meets the error: by then the other two are surely in
+    // flight, whatever the order the three were sent in.
     let server = scripted(move |n| match n {
-        0 => fatal.clone(),
+        2 => fatal.clone(),
         _ => Action::Delay(Duration::from_millis(400)),
     });
     let ws = Workspace::new();
