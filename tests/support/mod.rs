@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod background;
 pub mod images;
 pub mod proxy;
 pub mod rules;

@@ -9,54 +9,41 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+
+use super::background::Background;
 
 /// The longest request head the proxy reads.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// A running proxy; it stops when dropped.
 pub struct Proxy {
-    addr: SocketAddr,
+    service: Background,
     seen: Arc<Mutex<Vec<String>>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
     pub fn start() -> Proxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = oneshot::channel();
-        let thread_seen = seen.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(serve(listener, thread_seen, rx));
+        let task_seen = seen.clone();
+        let service = Background::start(move |stream| {
+            let seen = task_seen.clone();
+            async move {
+                let _ = proxy_one(stream, &seen).await;
+            }
         });
-        Proxy {
-            addr,
-            seen,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        Proxy { service, seen }
     }
 
     /// The proxy's URL, for `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.service.addr())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.service.addr()
     }
 
     /// The request lines received, in order of arrival, e.g.
@@ -64,38 +51,6 @@ impl Proxy {
     /// `CONNECT api.openai.com:443 HTTP/1.1`.
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    seen: Arc<Mutex<Vec<String>>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = &mut stop => break,
-        };
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let _ = proxy_one(stream, &seen).await;
-        });
     }
 }
 

@@ -13,8 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -26,8 +25,8 @@ use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
 
+use super::background::Background;
 use super::images;
 use super::rules::{self, ApiErr};
 
@@ -247,7 +246,7 @@ impl Default for Options {
 
 struct State {
     options: Options,
-    addr: SocketAddr,
+    addr: OnceLock<SocketAddr>,
     seq: AtomicUsize,
     image_seq: AtomicUsize,
     in_flight: AtomicUsize,
@@ -259,8 +258,7 @@ struct State {
 /// A running fake server; it stops when dropped.
 pub struct FakeServer {
     state: Arc<State>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    service: Background,
 }
 
 impl FakeServer {
@@ -269,12 +267,9 @@ impl FakeServer {
     }
 
     pub fn with(options: Options) -> FakeServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State {
             options,
-            addr,
+            addr: OnceLock::new(),
             seq: AtomicUsize::new(0),
             image_seq: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -282,36 +277,36 @@ impl FakeServer {
             recorded: Mutex::new(Vec::new()),
             files: Mutex::new(HashMap::new()),
         });
-        let (tx, rx) = oneshot::channel();
-        let thread_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(serve(listener, thread_state, rx));
+        let task_state = state.clone();
+        let service = Background::start(move |stream| {
+            let state = task_state.clone();
+            async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let service = service_fn(move |req| handle(state.clone(), req));
+                // A dropped connection is the service returning an error: hyper closes it.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            }
         });
-        FakeServer {
-            state,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        // Nobody can connect before the address is known, so it is set before any request.
+        let _ = state.addr.set(service.addr());
+        FakeServer { state, service }
     }
 
     /// The API root to give genimg, like `https://api.openai.com/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.state.addr)
+        format!("http://{}/v1", self.service.addr())
     }
 
     /// The Azure OpenAI endpoint, like `https://RESOURCE.openai.azure.com`: no path. Its routes
     /// are `/openai/v1/images/...` and `/openai/deployments/{deployment}/images/...`.
     pub fn azure_endpoint(&self) -> String {
-        format!("http://{}", self.state.addr)
+        format!("http://{}", self.service.addr())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.state.addr
+        self.service.addr()
     }
 
     /// Every request, in order of arrival.
@@ -355,43 +350,6 @@ impl FakeServer {
     /// The most image requests that were ever in flight at once.
     pub fn peak_in_flight(&self) -> usize {
         self.state.peak_in_flight.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<State>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = &mut stop => break,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let service = service_fn(move |req| handle(state.clone(), req));
-            // A dropped connection is the service returning an error: hyper closes it.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
     }
 }
 
@@ -691,7 +649,11 @@ fn success_body(
             .insert(id.clone(), image.to_vec());
         datum.insert(
             "url".into(),
-            format!("http://{}/files/{id}", state.addr).into(),
+            format!(
+                "http://{}/files/{id}",
+                state.addr.get().expect("set at start")
+            )
+            .into(),
         );
     } else {
         datum.insert("b64_json".into(), STANDARD.encode(image).into());
