@@ -132,6 +132,11 @@ pub struct Cli {
           value_parser = at_least_one::<usize>)]
     pub jobs: Option<usize>,
 
+    /// Images per minute at most, for an account whose rate limit you know (requests are
+    /// spaced evenly)
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>)]
+    pub ipm: Option<u32>,
+
     /// Run requests in parallel: the default, kept so the seed's command lines work
     #[arg(long)]
     pub parallel: bool,

@@ -129,6 +129,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// `--max-cost`, in US dollars.
     pub max_cost: Option<f64>,
+    /// `--ipm`: images (requests) per minute at most.
+    pub ipm: Option<std::num::NonZeroU32>,
     pub endpoint: Endpoint,
     pub verbosity: Verbosity,
     /// Said before the run starts: models retired or about to be.
@@ -394,6 +396,7 @@ impl Config {
                     .unwrap_or(RetryPolicy::DEFAULT_MAX_RETRIES),
             ),
             max_cost: cli.max_cost.or(f.max_cost),
+            ipm: cli.ipm.or(f.ipm).and_then(std::num::NonZeroU32::new),
             endpoint,
             verbosity,
             warnings,
@@ -413,6 +416,7 @@ impl Config {
             existing: Existing::Keep,
             retry: RetryPolicy::default(),
             max_cost: None,
+            ipm: None,
             endpoint: Endpoint {
                 base_url: Url::parse(DEFAULT_BASE_URL).expect("the default URL parses"),
                 service: Service::OpenAi,

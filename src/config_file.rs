@@ -41,6 +41,7 @@ pub struct ConfigFile {
     #[serde(alias = "num-threads", alias = "num_threads")]
     pub jobs: Option<usize>,
     pub parallel: Option<bool>,
+    pub ipm: Option<u32>,
     #[serde(alias = "dry_run")]
     pub dry_run: Option<bool>,
     #[serde(alias = "from_scratch")]

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod models;
 pub mod options;
 pub mod output;
+pub mod pace;
 pub mod plan;
 pub mod progress;
 pub mod prompts;
@@ -179,6 +180,7 @@ pub async fn run(
         jobs: config.jobs,
         retry: config.retry,
         max_cost: config.max_cost,
+        ipm: config.ipm.map(pace::ImageRate::per_minute),
     });
     let summary = run::execute(&plan, &survey, context, stop).await;
     reporter.event(Event::Finished { summary: &summary });

@@ -51,6 +51,15 @@ pub enum Event<'a> {
     OverBudget {
         max: f64,
     },
+    /// The number of requests allowed in flight changed: down on a 429, up after successes.
+    Concurrency {
+        from: usize,
+        to: usize,
+    },
+    /// The service's rate-limit window is used up: no request starts for `wait`.
+    RateLimitWait {
+        wait: Duration,
+    },
     /// Something the user should know before the run: a model about to retire, say.
     Warning {
         text: &'a str,
@@ -188,6 +197,21 @@ impl Reporter for PlainReporter {
                 ),
             ),
             Event::Warning { text } => self.say(Quiet, &format!("warning: {text}")),
+            Event::RateLimitWait { wait } => self.say(
+                Normal,
+                &format!(
+                    "the service's rate limit is used up: no new request for {}",
+                    duration(wait)
+                ),
+            ),
+            Event::Concurrency { from, to } if to < from => self.say(
+                Normal,
+                &format!("rate limited: {to} request(s) in flight at most, down from {from}"),
+            ),
+            Event::Concurrency { from, to } => self.say(
+                Verbose,
+                &format!("{to} request(s) in flight at most, up from {from}"),
+            ),
             Event::Fatal { stop } => self.say(
                 Quiet,
                 &format!(

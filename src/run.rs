@@ -20,9 +20,12 @@ use serde_json::Value;
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict};
+use crate::api::{
+    ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict, classify,
+};
 use crate::manifest::{self, Manifest, Record};
 use crate::output::Destination;
+use crate::pace::{ImageRate, Pause, Window};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
 
@@ -179,44 +182,17 @@ pub struct Context<S> {
     pub retry: RetryPolicy,
     /// `--max-cost`: no image starts that could take the spend past it.
     pub max_cost: Option<f64>,
-}
-
-/// A pause of the whole run after a 429: no request starts before it ends.
-#[derive(Debug, Default)]
-struct Pause {
-    until: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Pause {
-    /// Extends the pause to at least `wait` from now.
-    fn extend(&self, wait: Duration) {
-        let end = tokio::time::Instant::now() + wait;
-        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        if until.is_none_or(|u| u < end) {
-            *until = Some(end);
-        }
-    }
-
-    /// Returns once no pause is running.
-    async fn wait(&self) {
-        loop {
-            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(end) if end > tokio::time::Instant::now() => {
-                    tokio::time::sleep_until(end).await;
-                }
-                _ => return,
-            }
-        }
-    }
+    /// `--ipm`: requests per minute at most.
+    pub ipm: Option<ImageRate>,
 }
 
 /// What the tasks of one run share beyond the context.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Start no new request: Ctrl-C, or a fatal error.
     halt: CancellationToken,
     pause: Pause,
+    window: Window,
 }
 
 /// How one job ended.
@@ -259,6 +235,7 @@ pub async fn execute<S: ImageService>(
     let shared = Arc::new(Shared {
         halt: stop.stop.child_token(),
         pause: Pause::default(),
+        window: Window::new(limit),
     });
     let mut tally = Tally {
         running: HashMap::new(),
@@ -446,18 +423,26 @@ async fn make_image<S: ImageService>(
     let halt = shared.halt.clone();
     let max_attempts = context.retry.max_retries + 1;
     let result = (|| async {
-        // A run that halted, or a 429's pause of the whole run, comes before any request.
-        tokio::select! {
+        // Room in the concurrency window, the end of any pause of the whole run, and a slot
+        // of the --ipm rate come before any request; a run that halts meanwhile sends none.
+        let slot = tokio::select! {
             biased;
             () = shared.halt.cancelled() => return Err(Attempt::Halted),
-            () = shared.pause.wait() => {}
-        }
+            slot = async {
+                let slot = shared.window.acquire().await;
+                shared.pause.wait().await;
+                if let Some(rate) = &context.ipm {
+                    rate.take().await;
+                }
+                slot
+            } => slot,
+        };
         attempts.fetch_add(1, Ordering::SeqCst);
-        context
-            .service
-            .create(&job.prompt.request)
-            .await
-            .map_err(Attempt::Api)
+        let sent = tokio::time::Instant::now();
+        let answer = context.service.create(&job.prompt.request).await;
+        drop(slot);
+        pace_after(&context, &shared, &job, sent, &answer);
+        answer.map_err(Attempt::Api)
     })
     .retry(context.retry.backoff())
     .sleep(move |wait| {
@@ -588,6 +573,51 @@ async fn make_image<S: ImageService>(
     }
 }
 
+/// Adapts the pace to an answer: the window grows after successes and shrinks on a 429, and
+/// a used-up rate-limit window pauses the run until it resets.
+fn pace_after<S>(
+    context: &Context<S>,
+    shared: &Shared,
+    job: &Job,
+    sent: tokio::time::Instant,
+    answer: &Result<GeneratedImage, ApiError>,
+) {
+    let (change, limits) = match answer {
+        Ok(image) => (shared.window.succeeded(), image.rate_limit),
+        Err(error @ ApiError::Status(s)) => {
+            let throttled = s.status == 429 && classify(error) == Verdict::Retry;
+            let change = if throttled {
+                shared.window.rate_limited(sent)
+            } else {
+                None
+            };
+            (change, s.rate_limit)
+        }
+        Err(_) => (None, None),
+    };
+    if let Some(wait) = limits.and_then(|l| l.exhausted_for()) {
+        let wait = wait.min(crate::api::MAX_RETRY_AFTER);
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "rate-limit window used up"
+        );
+        shared.pause.extend(wait);
+        context.reporter.event(Event::RateLimitWait { wait });
+    }
+    if let Some(change) = change {
+        tracing::info!(
+            from = change.from,
+            to = change.to,
+            file = %job.file_name,
+            "concurrency changed"
+        );
+        context.reporter.event(Event::Concurrency {
+            from: change.from,
+            to: change.to,
+        });
+    }
+}
+
 /// Classifies an error, noting the decision in the debug log.
 fn classify_logged(e: &ApiError) -> Verdict {
     let verdict = e.classify();
@@ -635,6 +665,8 @@ mod tests {
         peak: AtomicUsize,
         /// When each call arrived, by prompt.
         arrivals: Mutex<Vec<(String, tokio::time::Instant)>>,
+        /// The calls in flight as each call arrived, itself included.
+        in_flight_seen: Mutex<Vec<usize>>,
         /// Pressed like Ctrl-C as the first request arrives.
         stop_on_first: Option<Stop>,
     }
@@ -688,6 +720,7 @@ mod tests {
                 };
                 let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 self.peak.fetch_max(now, Ordering::SeqCst);
+                self.in_flight_seen.lock().unwrap().push(now);
                 tokio::time::sleep(self.delay).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if prompt.contains("refuse") {
@@ -702,6 +735,7 @@ mod tests {
                     revised_prompt: None,
                     usage: Some(serde_json::json!({"total_tokens": 7})),
                     request_id: Some("req_ok".into()),
+                    rate_limit: None,
                 })
             }
         }
@@ -718,6 +752,7 @@ mod tests {
             request_id: Some("req_1".into()),
             retry_after: None,
             should_retry: None,
+            rate_limit: None,
         }))
     }
 
@@ -738,6 +773,7 @@ mod tests {
         failed: AtomicUsize,
         retrying: Mutex<Vec<(String, u32, Duration)>>,
         fatal: AtomicUsize,
+        concurrency: Mutex<Vec<(usize, usize)>>,
     }
 
     impl Reporter for Tally {
@@ -758,6 +794,9 @@ mod tests {
                     .push((job.file_name.clone(), attempt, wait)),
                 Event::Fatal { .. } => {
                     self.fatal.fetch_add(1, Ordering::SeqCst);
+                }
+                Event::Concurrency { from, to } => {
+                    self.concurrency.lock().unwrap().push((from, to));
                 }
                 _ => {}
             }
@@ -814,6 +853,7 @@ mod tests {
             jobs,
             retry,
             max_cost: None,
+            ipm: None,
         });
         Setup {
             _dir: dir,
@@ -1189,6 +1229,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn concurrency_halves_on_429s_and_climbs_back() {
+        // Eight slots; the first eight requests are all rate limited with a short wait.
+        let s = setup(
+            "# a\nx\n",
+            40,
+            8,
+            Stand {
+                delay: Duration::from_millis(20),
+                ..Stand::scripted(|_, nth| {
+                    (nth < 8).then(|| {
+                        with_retry_after(
+                            status(429, Some("rate_limit_exceeded")),
+                            Duration::from_millis(10),
+                        )
+                    })
+                })
+            },
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 40);
+        let seen = s.stand().in_flight_seen.lock().unwrap().clone();
+        // Calls 0-7 were the first window; the retries and new requests after the 429s see
+        // at most half of it.
+        let after: Vec<usize> = seen[8..16].to_vec();
+        assert!(after.iter().all(|n| *n <= 4), "{after:?}");
+        // Successes let it grow back above half.
+        assert!(seen[16..].iter().any(|n| *n > 4), "{seen:?}");
+        let changes = s.tally.concurrency.lock().unwrap().clone();
+        assert_eq!(
+            changes[0],
+            (8, 4),
+            "one halving for one burst of 429s: {changes:?}"
+        );
+        assert!(changes.iter().any(|(from, to)| to > from), "{changes:?}");
+    }
+
+    #[tokio::test]
     async fn a_stop_lets_requests_in_flight_finish_and_starts_no_more() {
         let stop = Stop::new();
         let stand = Stand {
@@ -1268,22 +1345,5 @@ mod tests {
         assert!(summary.made.is_empty());
         assert_eq!(summary.unfinished, 4);
         assert_eq!(s.images(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pause_lasts_its_longest_extension() {
-        let pause = Pause::default();
-        let start = tokio::time::Instant::now();
-        pause.extend(Duration::from_secs(3));
-        pause.extend(Duration::from_secs(1));
-        pause.wait().await;
-        assert_eq!(start.elapsed(), Duration::from_secs(3));
-        let again = tokio::time::Instant::now();
-        pause.wait().await;
-        assert_eq!(
-            again.elapsed(),
-            Duration::ZERO,
-            "an ended pause holds nothing"
-        );
     }
 }

@@ -13,6 +13,7 @@ use super::request::{ImageRequest, Operation};
 use super::response::{Delivery, decode_response};
 use super::retry::retry_after;
 use crate::format::ImageFormat;
+use crate::pace::RateLimitInfo;
 
 pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
 
@@ -50,6 +51,8 @@ pub struct GeneratedImage {
     pub revised_prompt: Option<String>,
     pub usage: Option<Value>,
     pub request_id: Option<String>,
+    /// What the `x-ratelimit-*` headers said, if the server sent them.
+    pub rate_limit: Option<RateLimitInfo>,
 }
 
 impl fmt::Debug for GeneratedImage {
@@ -60,6 +63,7 @@ impl fmt::Debug for GeneratedImage {
             .field("revised_prompt", &self.revised_prompt)
             .field("usage", &self.usage)
             .field("request_id", &self.request_id)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -181,6 +185,9 @@ impl Client {
             header("retry-after").as_deref(),
             std::time::SystemTime::now(),
         );
+        let rate_limit = RateLimitInfo::from_headers(|name| {
+            response.headers().get(name).and_then(|v| v.to_str().ok())
+        });
         let should_retry = match header("x-should-retry").as_deref().map(str::trim) {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -206,6 +213,7 @@ impl Client {
                 request_id,
                 retry_after,
                 should_retry,
+                rate_limit,
             })));
         }
 
@@ -236,6 +244,7 @@ impl Client {
                 revised_prompt: decoded.revised_prompt,
                 usage: decoded.usage,
                 request_id,
+                rate_limit,
             }),
             found => Err(ApiError::BadAnswer {
                 reason: match found {

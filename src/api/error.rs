@@ -74,6 +74,8 @@ pub struct StatusError {
     pub retry_after: Option<Duration>,
     /// The server's `x-should-retry`, which overrides the status.
     pub should_retry: Option<bool>,
+    /// What the `x-ratelimit-*` headers said.
+    pub rate_limit: Option<crate::pace::RateLimitInfo>,
 }
 
 impl fmt::Display for StatusError {
@@ -208,10 +210,15 @@ impl ApiError {
         }
     }
 
-    /// The wait the server asked for before another attempt.
+    /// The wait the server asked for before another attempt: `retry-after`, else the reset
+    /// of a used-up rate-limit window.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::Status(s) => s.retry_after,
+            ApiError::Status(s) => s.retry_after.or_else(|| {
+                s.rate_limit
+                    .and_then(|r| r.exhausted_for())
+                    .map(|d| d.min(super::retry::MAX_RETRY_AFTER))
+            }),
             _ => None,
         }
     }
@@ -278,6 +285,7 @@ mod tests {
             request_id: Some("req_123".into()),
             retry_after: None,
             should_retry: None,
+            rate_limit: None,
         }));
         assert_eq!(
             e.to_string(),
@@ -299,6 +307,7 @@ mod tests {
                 request_id: None,
                 retry_after: None,
                 should_retry: None,
+                rate_limit: None,
             }));
             assert!(e.is_refusal(), "{code}");
         }

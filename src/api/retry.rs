@@ -200,6 +200,7 @@ mod tests {
             request_id: None,
             retry_after: None,
             should_retry,
+            rate_limit: None,
         }))
     }
 
@@ -298,6 +299,7 @@ mod tests {
             request_id: None,
             retry_after: None,
             should_retry: None,
+            rate_limit: None,
         }));
         assert_eq!(classify(&err), Verdict::Fatal(NoCredit));
     }

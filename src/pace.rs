@@ -1,0 +1,391 @@
+//! How fast requests go out: as fast as the service allows, and no faster.
+//!
+//! Three controls, consulted before every request (retries included):
+//! - a [`Pause`] of the whole run while a 429's wait, or an exhausted rate-limit window
+//!   (`x-ratelimit-remaining-*: 0` until `x-ratelimit-reset-*`), runs out;
+//! - the `--ipm` cap, a token bucket (GCRA, from `governor`) that spaces requests evenly;
+//! - the [`Window`]: how many requests may be in flight. It starts at `-j`, which stays its
+//!   ceiling, halves on a 429 and grows by one after a window's worth of successes (AIMD), so
+//!   a run settles just under the service's limit instead of hammering it.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A pause of the whole run: no request starts before it ends.
+#[derive(Debug, Default)]
+pub struct Pause {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Pause {
+    /// Extends the pause to at least `wait` from now.
+    pub fn extend(&self, wait: Duration) {
+        let end = Instant::now() + wait;
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if until.is_none_or(|u| u < end) {
+            *until = Some(end);
+        }
+    }
+
+    /// Returns once no pause is running.
+    pub async fn wait(&self) {
+        loop {
+            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(end) if end > Instant::now() => tokio::time::sleep_until(end).await,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The `--ipm` cap: requests spaced evenly at `per_minute`, without bursts, since a service
+/// that counts per minute often enforces it over a few seconds.
+#[derive(Debug)]
+pub struct ImageRate {
+    limiter: DefaultDirectRateLimiter,
+    per_minute: u32,
+}
+
+impl ImageRate {
+    pub fn per_minute(per_minute: NonZeroU32) -> ImageRate {
+        let quota = Quota::per_minute(per_minute).allow_burst(NonZeroU32::MIN);
+        ImageRate {
+            limiter: RateLimiter::direct(quota),
+            per_minute: per_minute.get(),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Waits for the next slot and takes it.
+    pub async fn take(&self) {
+        loop {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// A change of the concurrency window, for the log and the display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub from: usize,
+    pub to: usize,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    limit: usize,
+    in_flight: usize,
+    /// Successes since the last change.
+    successes: usize,
+    /// When the window last shrank: 429s to requests sent before it were caused by the old
+    /// window, and do not shrink it again.
+    shrunk_at: Option<Instant>,
+}
+
+/// How many requests may be in flight: AIMD between 1 and the `-j` ceiling.
+#[derive(Debug)]
+pub struct Window {
+    ceiling: usize,
+    state: Mutex<WindowState>,
+    freed: Notify,
+}
+
+/// A request's place in the window, given back when it is dropped.
+#[derive(Debug)]
+pub struct Slot<'a> {
+    window: &'a Window,
+    pub sent: Instant,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut s = self.window.lock();
+        s.in_flight -= 1;
+        drop(s);
+        self.window.freed.notify_waiters();
+    }
+}
+
+impl Window {
+    pub fn new(ceiling: usize) -> Window {
+        let ceiling = ceiling.max(1);
+        Window {
+            ceiling,
+            state: Mutex::new(WindowState {
+                limit: ceiling,
+                in_flight: 0,
+                successes: 0,
+                shrunk_at: None,
+            }),
+            freed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    /// Waits for room in the window and takes a slot.
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before the check, so a slot freed in between is not missed.
+            freed.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.in_flight < s.limit {
+                    s.in_flight += 1;
+                    return Slot {
+                        window: self,
+                        sent: Instant::now(),
+                    };
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// A request succeeded: after as many successes as the limit, the limit grows by one.
+    pub fn succeeded(&self) -> Option<Change> {
+        let mut s = self.lock();
+        s.successes += 1;
+        if s.successes >= s.limit && s.limit < self.ceiling {
+            let from = s.limit;
+            s.limit += 1;
+            s.successes = 0;
+            drop(s);
+            self.freed.notify_waiters();
+            return Some(Change { from, to: from + 1 });
+        }
+        None
+    }
+
+    /// The service said "too many" to a request sent at `sent`: the limit halves, unless it
+    /// already did after that request was sent.
+    pub fn rate_limited(&self, sent: Instant) -> Option<Change> {
+        let mut s = self.lock();
+        s.successes = 0;
+        if s.shrunk_at.is_some_and(|at| sent < at) {
+            return None;
+        }
+        let from = s.limit;
+        s.limit = (from / 2).max(1);
+        s.shrunk_at = Some(Instant::now());
+        (s.limit != from).then_some(Change { from, to: s.limit })
+    }
+}
+
+/// What `x-ratelimit-*` headers say: the tightest window that is used up, and when it resets.
+/// `remaining` is the smallest count left over all kinds (requests, tokens, images).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitInfo {
+    pub remaining: u64,
+    /// When the kind with the fewest left is full again.
+    pub reset: Duration,
+}
+
+impl RateLimitInfo {
+    /// Reads the headers through `header(name)`; `None` without any `remaining` header.
+    pub fn from_headers<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<RateLimitInfo> {
+        let mut tightest: Option<RateLimitInfo> = None;
+        for kind in ["requests", "images", "tokens"] {
+            let remaining = header(&format!("x-ratelimit-remaining-{kind}"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let Some(remaining) = remaining else { continue };
+            let reset = header(&format!("x-ratelimit-reset-{kind}"))
+                .and_then(parse_reset)
+                .unwrap_or(Duration::ZERO);
+            let info = RateLimitInfo { remaining, reset };
+            tightest = Some(match tightest {
+                Some(t) if t.remaining < remaining => t,
+                Some(t) if t.remaining == remaining && t.reset >= reset => t,
+                _ => info,
+            });
+        }
+        tightest
+    }
+
+    /// The wait before another request, when the window is used up.
+    pub fn exhausted_for(&self) -> Option<Duration> {
+        (self.remaining == 0 && !self.reset.is_zero()).then_some(self.reset)
+    }
+}
+
+/// Reads a reset time as OpenAI writes it: `1s`, `6m0s`, `59.5s`, `120ms`, `1h2m3s`.
+pub fn parse_reset(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = 0.0_f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ms" => 0.001,
+            "s" | "" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total.min(86_400.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lasts_its_longest_extension() {
+        let pause = Pause::default();
+        let start = Instant::now();
+        pause.extend(Duration::from_secs(3));
+        pause.extend(Duration::from_secs(1));
+        pause.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        let again = Instant::now();
+        pause.wait().await;
+        assert_eq!(
+            again.elapsed(),
+            Duration::ZERO,
+            "an ended pause holds nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_window_holds_at_most_its_limit() {
+        let w = Window::new(2);
+        let a = w.acquire().await;
+        let _b = w.acquire().await;
+        let third = tokio::time::timeout(Duration::from_millis(50), w.acquire()).await;
+        assert!(third.is_err(), "a third request waits");
+        drop(a);
+        let third = tokio::time::timeout(Duration::from_millis(50), w.acquire()).await;
+        assert!(third.is_ok(), "and goes once a slot is free");
+    }
+
+    #[tokio::test]
+    async fn aimd_halves_on_a_429_and_climbs_back_by_one() {
+        let w = Window::new(16);
+        let sent = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(w.rate_limited(sent), Some(Change { from: 16, to: 8 }));
+        // Other 429s to requests sent before the cut were caused by the old window.
+        assert_eq!(w.rate_limited(sent), None);
+        assert_eq!(w.limit(), 8);
+        let later = Instant::now();
+        assert_eq!(w.rate_limited(later), Some(Change { from: 8, to: 4 }));
+        for _ in 0..3 {
+            assert_eq!(w.succeeded(), None);
+        }
+        assert_eq!(w.succeeded(), Some(Change { from: 4, to: 5 }));
+        for _ in 0..200 {
+            w.succeeded();
+        }
+        assert_eq!(w.limit(), 16, "never above the ceiling");
+        let mut floor = Window::new(1);
+        assert_eq!(floor.rate_limited(Instant::now()), None, "never below one");
+        floor = Window::new(3);
+        floor.rate_limited(Instant::now());
+        assert_eq!(floor.limit(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_grown_window_lets_a_waiting_request_go() {
+        let w = std::sync::Arc::new(Window::new(2));
+        w.rate_limited(Instant::now());
+        let _held = w.acquire().await;
+        let waiter = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let _slot = w.acquire().await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        w.succeeded();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the waiter got the new slot")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_image_rate_spaces_requests_evenly() {
+        let rate = ImageRate::per_minute(NonZeroU32::new(1200).unwrap());
+        let start = std::time::Instant::now();
+        for _ in 0..6 {
+            rate.take().await;
+        }
+        // Six requests at 20 per second: the sixth goes 250 ms after the first.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(240), "{elapsed:?}");
+    }
+
+    #[test]
+    fn reset_times_as_openai_writes_them() {
+        assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_reset("59.5s"), Some(Duration::from_millis(59_500)));
+        assert_eq!(parse_reset("120ms"), Some(Duration::from_millis(120)));
+        assert_eq!(parse_reset("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(parse_reset("2"), Some(Duration::from_secs(2)));
+        for bad in ["", "soon", "1d", "s", "-1s"] {
+            assert_eq!(parse_reset(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_tightest_rate_limit_window_wins() {
+        let headers = [
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "250ms"),
+            ("x-ratelimit-remaining-tokens", "40000"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ];
+        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let info = RateLimitInfo::from_headers(get).unwrap();
+        assert_eq!(info.remaining, 0);
+        assert_eq!(info.exhausted_for(), Some(Duration::from_millis(250)));
+        let none = |_: &str| None;
+        assert_eq!(RateLimitInfo::from_headers(none), None);
+        let plenty = [("x-ratelimit-remaining-requests", "12")];
+        let get = |name: &str| plenty.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        assert_eq!(
+            RateLimitInfo::from_headers(get).unwrap().exhausted_for(),
+            None
+        );
+    }
+}
