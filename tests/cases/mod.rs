@@ -6,6 +6,7 @@ mod faults;
 mod interface;
 mod options;
 mod output;
+mod pace;
 mod parallel;
 mod prompt_files;
 mod references;

@@ -1,0 +1,110 @@
+//! How fast requests go: the -j ceiling, AIMD after 429s, rate-limit headers and --ipm.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Image requests in flight at `t`, by the fake's own record.
+fn in_flight_at(requests: &[Recorded], t: Instant) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.arrived <= t && r.answered > t)
+        .count()
+}
+
+#[test]
+fn concurrency_drops_after_429s_and_recovers() {
+    // Eight slots. The first eight requests are rate limited at once; every other answer
+    // takes 150 ms.
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth < 8 {
+                Action::error(429, "rate_limit_exceeded", "Rate limit reached.")
+                    .with_header("retry-after-ms", "100")
+            } else {
+                Action::Delay(Duration::from_millis(150))
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "40", "-j", "8"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(ws.files("out").len(), 40);
+    let requests = server.image_requests();
+    assert!(requests.len() <= 48, "{} requests", requests.len());
+
+    let limited: Vec<&Recorded> = requests.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(limited.len(), 8);
+    let last_429 = limited.iter().map(|r| r.answered).max().unwrap();
+    let later: Vec<&Recorded> = requests.iter().filter(|r| r.arrived > last_429).collect();
+    // Right after the 429s, half the window: at most four in flight.
+    let first_wave = &later[..8];
+    for r in first_wave {
+        let n = in_flight_at(&requests, r.arrived);
+        assert!(
+            n <= 4,
+            "{n} in flight {:?} after the 429s",
+            r.arrived - last_429
+        );
+    }
+    // Then successes widen it again.
+    let peak_later = later
+        .iter()
+        .map(|r| in_flight_at(&requests, r.arrived))
+        .max()
+        .unwrap();
+    assert!(peak_later > 4, "the window never grew back: {peak_later}");
+    assert!(
+        run.stderr
+            .contains("rate limited: 4 request(s) in flight at most, down from 8"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn ipm_spaces_the_requests() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "8", "-j", "8", "--ipm", "600"])
+        .run();
+    assert_code(&run, 0);
+    let arrivals: Vec<Instant> = server.image_requests().iter().map(|r| r.arrived).collect();
+    assert_eq!(arrivals.len(), 8);
+    // 600 a minute is one every 100 ms; the first may have waited for its connection.
+    let slack = Duration::from_millis(20);
+    for (k, t) in arrivals.iter().enumerate() {
+        let earliest = Duration::from_millis(100) * k as u32;
+        assert!(
+            *t - arrivals[0] + slack >= earliest,
+            "request {k} came {:?} after the first",
+            *t - arrivals[0]
+        );
+    }
+}
+
+#[test]
+fn concurrency_never_exceeds_j_even_while_recovering() {
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth % 7 == 3 {
+                Action::error(429, "rate_limit_exceeded", "Rate limit reached.")
+                    .with_header("retry-after-ms", "20")
+            } else {
+                Action::Delay(Duration::from_millis(30))
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "30", "-j", "3"])
+        .run();
+    assert_code(&run, 0);
+    assert!(server.peak_in_flight() <= 3, "{}", server.peak_in_flight());
+}
