@@ -736,6 +736,7 @@ mod tests {
                     usage: Some(serde_json::json!({"total_tokens": 7})),
                     request_id: Some("req_ok".into()),
                     rate_limit: None,
+                    slot: None,
                 })
             }
         }

@@ -1,7 +1,10 @@
 //! One reqwest client (rustls, on tokio) for the whole run.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -43,7 +46,9 @@ pub struct ClientConfig {
 }
 
 /// An image as the service delivered it, with what it said about it.
-#[derive(Clone, PartialEq)]
+///
+/// It holds one of the client's image slots until it is dropped: only so many answers are
+/// read, decoded and written at once, so memory follows that number, not `-j`.
 pub struct GeneratedImage {
     /// The bytes exactly as received: OpenAI signs them (C2PA), so they are never re-encoded.
     pub bytes: Vec<u8>,
@@ -53,6 +58,8 @@ pub struct GeneratedImage {
     pub request_id: Option<String>,
     /// What the `x-ratelimit-*` headers said, if the server sent them.
     pub rate_limit: Option<RateLimitInfo>,
+    /// The client's image slot, given back when the image is dropped.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl fmt::Debug for GeneratedImage {
@@ -72,6 +79,8 @@ impl fmt::Debug for GeneratedImage {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Answers being read, decoded or written at once; see [`GeneratedImage`].
+    image_slots: Arc<Semaphore>,
     base_url: Url,
     service: Service,
     /// Sent to the API only, never to the hosts of download links.
@@ -127,8 +136,12 @@ impl Client {
             .user_agent(USER_AGENT)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()?;
+        // Decoding and writing are quick beside a request's minutes: a few at a time keep
+        // up with any -j, and keep a few images in memory rather than -j of them.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Client {
             http,
+            image_slots: Arc::new(Semaphore::new((2 * cores).max(4))),
             base_url: config.base_url.clone(),
             service: config.service.clone(),
             api_headers,
@@ -179,6 +192,13 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        // The body, its decoded image and the write happen under one slot.
+        let slot = self
+            .image_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let request_id = header("x-request-id");
         let retry_after = retry_after(
             header("retry-after-ms").as_deref(),
@@ -245,6 +265,7 @@ impl Client {
                 usage: decoded.usage,
                 request_id,
                 rate_limit,
+                slot: Some(slot),
             }),
             found => Err(ApiError::BadAnswer {
                 reason: match found {
