@@ -362,13 +362,15 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
 fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> String {
     let mut out = String::from("\nEstimated cost (from the price table; usage decides):\n");
     let width = plan.prompts.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    // Images to make per prompt, by prompt number, in one pass over the jobs.
+    let mut to_make_of = vec![0usize; plan.prompts.len() + 1];
+    for (i, job) in plan.jobs.iter().enumerate() {
+        if survey.is_todo(i) {
+            to_make_of[job.prompt.number] += 1;
+        }
+    }
     for p in &plan.prompts {
-        let to_make = plan
-            .jobs
-            .iter()
-            .enumerate()
-            .filter(|(i, j)| Arc::ptr_eq(&j.prompt, p) && survey.is_todo(*i))
-            .count();
+        let to_make = to_make_of[p.number];
         let line = match p.estimate {
             Some(each) => format!("{} x ${each:.3} = {}", to_make, usd(each * to_make as f64)),
             None => format!(

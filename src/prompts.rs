@@ -13,6 +13,7 @@
 //! the next header. Its text is kept as written, newlines included, without the blank lines
 //! around it.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use thiserror::Error;
@@ -150,6 +151,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
     // The header line of the prompt being read, and its body lines.
     let mut current: Option<(String, usize, Vec<HeaderOption>)> = None;
     let mut body: Vec<&str> = Vec::new();
+    // Each name so far, folded to lower case, with its header's line.
+    let mut seen: HashMap<String, usize> = HashMap::new();
 
     for (i, raw) in text.split('\n').enumerate() {
         let line_no = i + 1;
@@ -157,16 +160,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
         if let Some(rest) = line.strip_prefix('#') {
             finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
             let (name, options) = header(rest, line).map_err(|k| err(line_no, k))?;
-            let folded = name.to_lowercase();
-            if let Some(first) = prompts.iter().find(|p| p.name.to_lowercase() == folded) {
+            // Names that differ only in case collide on case-insensitive disks.
+            if let Some(&first_line) = seen.get(&name.to_lowercase()) {
                 return Err(err(
                     line_no,
-                    ParseErrorKind::DuplicateName {
-                        name,
-                        first_line: first.line,
-                    },
+                    ParseErrorKind::DuplicateName { name, first_line },
                 ));
             }
+            seen.insert(name.to_lowercase(), line_no);
             current = Some((name, line_no, options));
         } else if current.is_some() {
             body.push(line);
