@@ -1,6 +1,8 @@
 //! The fake refuses what the real service refuses, so a request genimg gets wrong fails here
 //! as it would in production.
 
+use std::collections::HashMap;
+
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -1089,4 +1091,331 @@ async fn the_proxy_records_connect_and_refuses_it() {
         .await;
     assert!(result.is_err());
     assert_eq!(proxy.seen()[1], "CONNECT api.example.test:443 HTTP/1.1");
+}
+
+// Realistic payloads, the rate limiter and the concurrency record
+
+/// The chunks of a PNG: type and data, each one's CRC checked bit by bit (independently of
+/// the fake's table-driven CRC).
+fn png_chunks(png: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    fn bitwise_crc(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    0xEDB8_8320 ^ (crc >> 1)
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let mut chunks = Vec::new();
+    let mut at = 8;
+    while at < png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = png[at + 4..at + 8].try_into().unwrap();
+        let data = &png[at + 8..at + 8 + len];
+        let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
+        assert_eq!(
+            crc,
+            bitwise_crc(&png[at + 4..at + 8 + len]),
+            "CRC of {}",
+            String::from_utf8_lossy(&kind)
+        );
+        chunks.push((kind, data));
+        at += 12 + len;
+    }
+    assert_eq!(at, png.len());
+    chunks
+}
+
+#[test]
+fn the_padding_crc_is_png_s() {
+    assert_eq!(images::crc32(b""), 0);
+    assert_eq!(images::crc32(b"123456789"), 0xCBF4_3926);
+    assert_eq!(images::crc32(b"IEND"), 0xAE42_6082);
+    let chunk = images::pad_chunk(1001, 7);
+    assert_eq!(chunk.len(), 1013);
+    assert_eq!(
+        png_chunks(&[&b"\x89PNG\r\n\x1a\n"[..], &chunk].concat()).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn padded_answers_are_as_big_as_asked_and_still_decode() {
+    use base64::Engine as _;
+    const TARGET: usize = 300_000;
+    let server = FakeServer::with(Options {
+        payload_bytes: Some(TARGET),
+        ..Options::default()
+    });
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let answer = post_json(&server, KEY, json!({"model": "gpt-image-2", "prompt": "x"})).await;
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        let image = answer_image(&answer);
+        assert!(
+            image.len().abs_diff(TARGET) < TARGET / 50,
+            "{} bytes for a target of {TARGET}",
+            image.len()
+        );
+        // The spliced base64 is the image's own.
+        assert_eq!(
+            answer.1["data"][0]["b64_json"].as_str().unwrap(),
+            base64::engine::general_purpose::STANDARD.encode(&image)
+        );
+        assert_eq!(
+            server.image_requests().last().unwrap().image.as_ref(),
+            Some(&image)
+        );
+
+        let chunks = png_chunks(&image);
+        assert_eq!(&chunks[0].0, b"IHDR");
+        let padding: Vec<_> = chunks.iter().filter(|(k, _)| k == b"gnPd").collect();
+        assert_eq!(padding.len(), 1);
+        // Pseudo-random: every byte value, none much more often than the others.
+        let mut counts = [0usize; 256];
+        for &b in padding[0].1 {
+            counts[b as usize] += 1;
+        }
+        let expected = padding[0].1.len() / 256;
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(expected) < expected / 4),
+            "padding bytes are not uniform: {counts:?}"
+        );
+
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(&image));
+        decoder.ignore_checksums(false);
+        let mut reader = decoder.read_info().expect("a PNG the png crate reads");
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut pixels).expect("pixels");
+        assert_eq!((frame.width, frame.height), (16, 16));
+        assert!(!seen.contains(&image), "every answer is a different image");
+        seen.push(image);
+    }
+
+    // Other formats are not padded.
+    let answer = post_json(
+        &server,
+        KEY,
+        json!({"model": "gpt-image-2", "prompt": "x", "output_format": "jpeg"}),
+    )
+    .await;
+    assert_eq!(rules::sniff(&answer_image(&answer)), Some("image/jpeg"));
+    assert!(answer_image(&answer).len() < TARGET / 10);
+
+    // A benchmark can keep the fake from keeping every image.
+    let server = FakeServer::with(Options {
+        payload_bytes: Some(TARGET),
+        record_images: false,
+        ..Options::default()
+    });
+    let answer = post_json(&server, KEY, json!({"model": "gpt-image-2", "prompt": "x"})).await;
+    assert!(answer_image(&answer).len().abs_diff(TARGET) < TARGET / 50);
+    assert_eq!(server.image_requests()[0].image, None);
+}
+
+#[test]
+fn durations_are_written_as_the_service_writes_them() {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    for (d, text) in [
+        (Duration::ZERO, "0s"),
+        (Duration::from_nanos(1), "1ms"),
+        (ms(100), "100ms"),
+        (Duration::from_micros(99_001), "100ms"),
+        (ms(1000), "1s"),
+        (ms(1500), "1.5s"),
+        (ms(17_280), "17.28s"),
+        (ms(60_000), "1m0s"),
+        (ms(360_000), "6m0s"),
+        (ms(3_661_500), "1h1m1.5s"),
+    ] {
+        assert_eq!(server::go_duration(d), text, "{d:?}");
+    }
+}
+
+/// A duration the service writes (`100ms`, `1.5s`; no minutes here), in seconds.
+fn seconds(text: &str) -> f64 {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+        None => text.strip_suffix('s').unwrap().parse().unwrap(),
+    }
+}
+
+/// An image request's status, `x-ratelimit-*` and `retry-after-ms` headers, and body.
+async fn limited_post(server: &FakeServer) -> (u16, HashMap<String, String>, Value) {
+    let response = http()
+        .post(format!("{}/images/generations", server.base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "gpt-image-2", "prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-ratelimit-") || k.as_str() == "retry-after-ms")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    (
+        response.status().as_u16(),
+        headers,
+        response.json().await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_rate_limiter_answers_429_once_the_burst_is_spent_and_refills() {
+    // A token a second, two at most: the bucket does not refill between quick requests.
+    let server = FakeServer::with(Options {
+        rate_limit: Some(RateLimit {
+            per_minute: 60,
+            burst: 2,
+        }),
+        ..Options::default()
+    });
+    let (status, headers, _) = limited_post(&server).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-ratelimit-limit-requests"], "60");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
+    assert_eq!(
+        headers["x-ratelimit-reset-requests"], "1s",
+        "one token to refill"
+    );
+    assert!(!headers.contains_key("retry-after-ms"));
+
+    let (status, headers, _) = limited_post(&server).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+    let reset = seconds(&headers["x-ratelimit-reset-requests"]);
+    assert!(
+        1.0 < reset && reset <= 2.0,
+        "two tokens to refill: {reset} s"
+    );
+
+    let (status, headers, body) = limited_post(&server).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "requests");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("images per min (IPM): Limit 60, Used 60"),
+        "{message}"
+    );
+    assert_eq!(headers["x-ratelimit-limit-requests"], "60");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+    assert!(headers.contains_key("x-ratelimit-reset-requests"));
+    let wait: u64 = headers["retry-after-ms"].parse().unwrap();
+    assert!((1..=1000).contains(&wait), "retry-after-ms {wait}");
+    assert_eq!(server.rate_limited(), 1);
+    let answered = server.image_requests();
+    assert_eq!(
+        answered.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [200, 200, 429]
+    );
+    assert!(answered[2].image.is_none());
+
+    // Once the token is there, the next request gets it.
+    tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
+    let (status, headers, body) = limited_post(&server).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(server.rate_limited(), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limiter_takes_the_token_on_arrival() {
+    // Three requests at once against a bucket of two, each answered after 300 ms: the third
+    // is refused at once, not after the others' latency.
+    let server = FakeServer::with(Options {
+        latency: std::time::Duration::from_millis(300),
+        rate_limit: Some(RateLimit {
+            per_minute: 6,
+            burst: 2,
+        }),
+        ..Options::default()
+    });
+    let (a, b, c) = tokio::join!(
+        limited_post(&server),
+        limited_post(&server),
+        limited_post(&server)
+    );
+    let mut statuses = [a.0, b.0, c.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 429]);
+    let refused = server
+        .image_requests()
+        .into_iter()
+        .find(|r| r.status == 429)
+        .unwrap();
+    assert!(refused.answered - refused.arrived < std::time::Duration::from_millis(200));
+    assert_eq!(server.rate_limited(), 1);
+}
+
+#[tokio::test]
+async fn the_fake_records_how_many_requests_were_in_flight() {
+    use std::time::{Duration, Instant};
+    let server = FakeServer::with(Options {
+        latency: Duration::from_millis(300),
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.nth == 1 {
+                Action::Drop
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let client = http();
+    let url = format!("{}/images/generations", server.base_url());
+    let post = || {
+        client
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x"}))
+            .send()
+    };
+    let start = Instant::now();
+    assert!(server.in_flight_timeline().is_empty());
+    let (a, b, c) = tokio::join!(post(), post(), post());
+    let oks = [a, b, c].into_iter().filter(Result::is_ok).count();
+    assert_eq!(oks, 2, "one of three was dropped");
+    let between = Instant::now();
+
+    // One more, looked at while it is in flight, then answered.
+    let late = tokio::spawn(post());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.in_flight_timeline().last().unwrap().1, 1);
+    late.await.unwrap().unwrap();
+    let end = Instant::now();
+
+    let timeline = server.in_flight_timeline();
+    let counts: Vec<usize> = timeline.iter().map(|&(_, n)| n).collect();
+    assert_eq!(counts, [1, 2, 3, 2, 1, 0, 1, 0], "{timeline:?}");
+    assert!(
+        timeline.windows(2).all(|w| w[0].0 <= w[1].0),
+        "in time order"
+    );
+    assert!(timeline.iter().all(|&(t, _)| start <= t && t <= end));
+
+    assert_eq!(server.peak_in_flight_between(start, end), 3);
+    assert_eq!(server.peak_in_flight_between(start, between), 3);
+    assert_eq!(server.peak_in_flight_between(between, end), 1);
+    assert_eq!(server.peak_in_flight_between(end, Instant::now()), 0);
+    // A window inside the first batch's latency sees the three in flight.
+    let arrived = timeline[2].0;
+    assert_eq!(
+        server.peak_in_flight_between(
+            arrived + Duration::from_millis(10),
+            arrived + Duration::from_millis(20)
+        ),
+        3
+    );
+    assert_eq!(server.peak_in_flight(), 3);
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-pub use server::{Action, FakeServer, Incoming, KEY, Options, Recorded, chaos};
+pub use server::{Action, FakeServer, Incoming, KEY, Options, RateLimit, Recorded, chaos};
 
 /// A temporary directory to run genimg in.
 pub struct Workspace {

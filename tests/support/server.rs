@@ -229,6 +229,27 @@ pub struct Options {
     pub url_answers: bool,
     /// Links answer 403, as an expired signed URL does.
     pub links_expire: bool,
+    /// Pad every PNG answer to about this many bytes with a `gnPd` chunk of pseudo-random
+    /// bytes (see [`images::Padding`]), as big as a real image; `None` sends small PNGs.
+    pub payload_bytes: Option<usize>,
+    /// Limit image requests as the service limits images per minute; `None`: no limit and no
+    /// `x-ratelimit-*` headers.
+    pub rate_limit: Option<RateLimit>,
+    /// Keep each answer's image in [`Recorded::image`]. On by default; a benchmark sending
+    /// thousands of big images turns it off to save memory (then `image` is always `None`).
+    pub record_images: bool,
+}
+
+/// A token bucket over image requests: it holds `burst` tokens, starts full and refills at
+/// `per_minute / 60` tokens a second. A request that finds no token is answered `429
+/// rate_limit_exceeded` with `retry-after-ms`; every success carries the service's
+/// `x-ratelimit-{limit,remaining,reset}-requests` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Images per minute, more than 0.
+    pub per_minute: u32,
+    /// Tokens the bucket holds, more than 0.
+    pub burst: u32,
 }
 
 impl Default for Options {
@@ -240,6 +261,9 @@ impl Default for Options {
             refuse_marker: "FORBIDDEN".to_owned(),
             url_answers: false,
             links_expire: false,
+            payload_bytes: None,
+            rate_limit: None,
+            record_images: true,
         }
     }
 }
@@ -252,7 +276,12 @@ struct State {
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     recorded: Mutex<Vec<Recorded>>,
+    /// When each image request still in flight arrived, by `seq`.
+    open: Mutex<HashMap<usize, Instant>>,
     files: Mutex<HashMap<String, Vec<u8>>>,
+    padding: Option<images::Padding>,
+    bucket: Option<Mutex<Bucket>>,
+    rate_limited: AtomicUsize,
 }
 
 /// A running fake server; it stops when dropped.
@@ -267,6 +296,10 @@ impl FakeServer {
     }
 
     pub fn with(options: Options) -> FakeServer {
+        let padding = options.payload_bytes.map(images::Padding::new);
+        let bucket = options
+            .rate_limit
+            .map(|limit| Mutex::new(Bucket::new(limit, Instant::now())));
         let state = Arc::new(State {
             options,
             addr: OnceLock::new(),
@@ -275,7 +308,11 @@ impl FakeServer {
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             recorded: Mutex::new(Vec::new()),
+            open: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
+            padding,
+            bucket,
+            rate_limited: AtomicUsize::new(0),
         });
         let task_state = state.clone();
         let service = Background::start(move |stream| {
@@ -351,6 +388,195 @@ impl FakeServer {
     pub fn peak_in_flight(&self) -> usize {
         self.state.peak_in_flight.load(Ordering::SeqCst)
     }
+
+    /// How many image requests the rate limiter ([`Options::rate_limit`]) answered `429`.
+    pub fn rate_limited(&self) -> usize {
+        self.state.rate_limited.load(Ordering::SeqCst)
+    }
+
+    /// The number of image requests in flight after each arrival and each answer (a dropped
+    /// connection is an answer), in time order: one entry per event. Requests still in
+    /// flight count from their arrival. Every `POST` to an image route counts, whatever it
+    /// was answered (a `401`, a `429` from the limiter, a scripted fault).
+    pub fn in_flight_timeline(&self) -> Vec<(Instant, usize)> {
+        // +1 at each arrival, -1 at each answer; at the same instant answers go first, so a
+        // request answered as another arrives is not counted twice.
+        // Both locks at once (in `push_record`'s order), so a request being recorded is seen
+        // once, either answered or still open.
+        let mut events: Vec<(Instant, i8)> = Vec::new();
+        {
+            let recorded = self.state.recorded.lock().unwrap();
+            for r in recorded.iter().filter(|r| r.is_image_request()) {
+                events.push((r.arrived, 1));
+                events.push((r.answered, -1));
+            }
+            let open = self.state.open.lock().unwrap();
+            events.extend(open.values().map(|&t| (t, 1)));
+        }
+        events.sort();
+        let mut now = 0usize;
+        events
+            .into_iter()
+            .map(|(t, delta)| {
+                now = if delta > 0 { now + 1 } else { now - 1 };
+                (t, now)
+            })
+            .collect()
+    }
+
+    /// The most image requests in flight at once at any time from `from` to `to` (both
+    /// included), by [`FakeServer::in_flight_timeline`].
+    pub fn peak_in_flight_between(&self, from: Instant, to: Instant) -> usize {
+        let timeline = self.in_flight_timeline();
+        let before = timeline
+            .iter()
+            .take_while(|(t, _)| *t < from)
+            .last()
+            .map_or(0, |&(_, n)| n);
+        timeline
+            .iter()
+            .filter(|(t, _)| (from..=to).contains(t))
+            .map(|&(_, n)| n)
+            .fold(before, usize::max)
+    }
+}
+
+/// The rate limiter's state, as a theoretical arrival time (GCRA): the bucket is full when
+/// `tat <= now`, each request moves `tat` on by one token's `interval`, and a request that
+/// would move it further than `burst` tokens ahead of now is refused. All in whole
+/// nanoseconds, so a refill is never missed by a rounding error.
+struct Bucket {
+    limit: RateLimit,
+    interval: Duration,
+    tat: Instant,
+}
+
+/// What the limiter tells a client.
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    limit: u32,
+    /// Whole tokens left.
+    remaining: u32,
+    /// Until the bucket is full again.
+    reset: Duration,
+    /// Until a token is there; zero after a success.
+    retry_after: Duration,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit, now: Instant) -> Bucket {
+        assert!(
+            limit.per_minute > 0 && limit.burst > 0,
+            "a rate limit needs a rate and a burst: {limit:?}"
+        );
+        Bucket {
+            limit,
+            interval: Duration::from_nanos(60_000_000_000 / u64::from(limit.per_minute)),
+            tat: now,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Instant) -> Result<Quota, Quota> {
+        let capacity = self.interval * self.limit.burst;
+        let after = self.tat.max(now) + self.interval;
+        let ahead = after - now;
+        if ahead <= capacity {
+            self.tat = after;
+            let left = capacity - ahead;
+            Ok(Quota {
+                limit: self.limit.per_minute,
+                remaining: u32::try_from(left.as_nanos() / self.interval.as_nanos()).unwrap(),
+                reset: ahead,
+                retry_after: Duration::ZERO,
+            })
+        } else {
+            Err(Quota {
+                limit: self.limit.per_minute,
+                remaining: 0,
+                reset: self.tat.saturating_duration_since(now),
+                retry_after: ahead - capacity,
+            })
+        }
+    }
+}
+
+/// `d` rounded up to the millisecond, written as the service writes durations (Go's
+/// `time.Duration`): `0s`, `100ms`, `1s`, `1.5s`, `6m0s`, `1h0m0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let seconds = if rest % 1000 == 0 {
+        format!("{}s", rest / 1000)
+    } else {
+        let frac = format!("{:03}", rest % 1000);
+        format!("{}.{}s", rest / 1000, frac.trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{h}h{m}m{seconds}")
+    } else if m > 0 {
+        format!("{m}m{seconds}")
+    } else {
+        seconds
+    }
+}
+
+fn insert_header(response: &mut Response<Body>, name: &str, value: &str) {
+    response.headers_mut().insert(
+        hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        value.parse().unwrap(),
+    );
+}
+
+fn add_quota_headers(response: &mut Response<Body>, quota: &Quota) {
+    insert_header(
+        response,
+        "x-ratelimit-limit-requests",
+        &quota.limit.to_string(),
+    );
+    insert_header(
+        response,
+        "x-ratelimit-remaining-requests",
+        &quota.remaining.to_string(),
+    );
+    insert_header(
+        response,
+        "x-ratelimit-reset-requests",
+        &go_duration(quota.reset),
+    );
+}
+
+/// The service's answer to a request over its images-per-minute limit.
+fn rate_limited_response(model: &str, quota: &Quota) -> Response<Body> {
+    let wait = go_duration(quota.retry_after);
+    let err = ApiErr {
+        status: 429,
+        message: format!(
+            "Rate limit reached for {model} in organization org-fake on images per min (IPM): \
+             Limit {limit}, Used {limit}, Requested 1. Please try again in {wait}. Visit \
+             https://platform.openai.com/account/rate-limits to learn more.",
+            limit = quota.limit
+        ),
+        kind: "requests".to_owned(),
+        param: None,
+        code: Some("rate_limit_exceeded".to_owned()),
+        azure: false,
+    };
+    let mut response = error_response(&err);
+    insert_header(
+        &mut response,
+        "retry-after-ms",
+        &quota.retry_after.as_nanos().div_ceil(1_000_000).to_string(),
+    );
+    add_quota_headers(&mut response, quota);
+    response
 }
 
 /// The reason the fake closes a connection without answering.
@@ -427,17 +653,48 @@ async fn handle(
 
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-    let result = answer_image_request(&state, req, &mut record).await;
-    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    state.open.lock().unwrap().insert(seq, arrived);
+    let mut flight = Flight {
+        state: state.clone(),
+        record: Some(record),
+    };
+    let result = answer_image_request(&state, req, flight.record.as_mut().unwrap()).await;
+    let mut record = flight.record.take().unwrap();
+    drop(flight);
     match result {
         Ok(response) => Ok(finish(&state, record, response)),
         Err(Dropped) => {
             record.status = 0;
             record.answered = Instant::now();
-            state.recorded.lock().unwrap().push(record);
+            push_record(&state, record);
             Err(Dropped)
         }
     }
+}
+
+/// An image request in flight. Dropped when it is answered, or when hyper drops the request's
+/// future because the client went away: then it is recorded as a dropped connection.
+struct Flight {
+    state: Arc<State>,
+    record: Option<Recorded>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(mut record) = self.record.take() {
+            record.status = 0;
+            record.answered = Instant::now();
+            push_record(&self.state, record);
+        }
+    }
+}
+
+/// Records an answered request; it is no longer in flight.
+fn push_record(state: &State, record: Recorded) {
+    let mut recorded = state.recorded.lock().unwrap();
+    state.open.lock().unwrap().remove(&record.seq);
+    recorded.push(record);
 }
 
 fn finish(state: &State, mut record: Recorded, mut response: Response<Body>) -> Response<Body> {
@@ -447,7 +704,10 @@ fn finish(state: &State, mut record: Recorded, mut response: Response<Body>) -> 
     );
     record.status = response.status().as_u16();
     record.answered = Instant::now();
-    state.recorded.lock().unwrap().push(record);
+    if !state.options.record_images {
+        record.image = None;
+    }
+    push_record(state, record);
     response
 }
 
@@ -531,6 +791,18 @@ async fn answer_image_request(
     };
     let family = checked.family;
 
+    // The limiter counts valid requests, as they arrive.
+    let quota = match &state.bucket {
+        None => None,
+        Some(bucket) => match bucket.lock().unwrap().take(Instant::now()) {
+            Ok(quota) => Some(quota),
+            Err(quota) => {
+                state.rate_limited.fetch_add(1, Ordering::SeqCst);
+                return Ok(rate_limited_response(&checked.model, &quota));
+            }
+        },
+    };
+
     let incoming = Incoming {
         nth: state.image_seq.fetch_add(1, Ordering::SeqCst),
         path: record.path.clone(),
@@ -548,7 +820,10 @@ async fn answer_image_request(
     // Only GPT image models take `output_format`, and the rules have checked its value.
     let format = output_format(&record.fields);
     let seq = incoming.nth as u64 + 1;
-    let image = image_in(format, seq);
+    let image = match &state.padding {
+        Some(_) if format == "png" => Picture::Padded(images::png(seq)),
+        _ => Picture::Plain(image_in(format, seq)),
+    };
     match action {
         Action::Answer => {}
         Action::Delay(d) => tokio::time::sleep(d).await,
@@ -578,8 +853,8 @@ async fn answer_image_request(
         }
         Action::Drop => return Err(Dropped),
         Action::Truncate => {
-            let body = success_body(state, family, &record.fields, &image, &incoming).to_string();
-            return Ok(truncated(body.into_bytes()));
+            let body = success_body(state, family, &record.fields, &image, &incoming);
+            return Ok(truncated(body.concat()));
         }
         Action::MalformedJson => {
             return Ok(respond(
@@ -618,35 +893,92 @@ async fn answer_image_request(
     }
 
     let body = success_body(state, family, &record.fields, &image, &incoming);
-    record.image = Some(image);
-    Ok(respond(
-        200,
-        "application/json",
-        body.to_string().into_bytes(),
-    ))
+    if state.options.record_images {
+        record.image = Some(image.bytes(state));
+    }
+    let mut response = respond_parts(200, "application/json", body);
+    if let Some(quota) = quota {
+        add_quota_headers(&mut response, &quota);
+    }
+    Ok(response)
 }
 
-/// The documented answer: `b64_json` for GPT image models and for `response_format:
-/// b64_json`; otherwise a link served by this fake.
+/// Stands for the `b64_json` string in a body until it is written out: the image's megabytes
+/// of base64 go out as pieces of their own, never escaped into a JSON string nor copied.
+const B64_PLACEHOLDER: &str = "@@genimg-fake-b64@@";
+
+/// `body` as JSON, in pieces to send one after the other, with its `b64_json` placeholder
+/// replaced by the pieces of `b64`.
+fn render(body: &Value, b64: Option<Vec<Bytes>>) -> Vec<Bytes> {
+    let text = body.to_string();
+    let Some(b64) = b64 else {
+        return vec![Bytes::from(text)];
+    };
+    let at = text
+        .find(B64_PLACEHOLDER)
+        .expect("the placeholder is in the body");
+    let text = Bytes::from(text);
+    let mut parts = Vec::with_capacity(b64.len() + 2);
+    parts.push(text.slice(..at));
+    parts.extend(b64);
+    parts.push(text.slice(at + B64_PLACEHOLDER.len()..));
+    parts
+}
+
+/// An answer's image.
+enum Picture {
+    /// The whole image.
+    Plain(Vec<u8>),
+    /// A small PNG, with the server's [`images::Padding`] to splice in.
+    Padded(Vec<u8>),
+}
+
+impl Picture {
+    /// The whole image.
+    fn bytes(&self, state: &State) -> Vec<u8> {
+        match self {
+            Picture::Plain(bytes) => bytes.clone(),
+            Picture::Padded(small) => state.padding.as_ref().expect("padded").splice(small),
+        }
+    }
+
+    /// The image in base64, in pieces; a padded one shares its padding's encoding, so only
+    /// the small PNG around it is encoded and nothing big is copied.
+    fn base64(&self, state: &State) -> Vec<Bytes> {
+        match self {
+            Picture::Plain(bytes) => vec![Bytes::from(STANDARD.encode(bytes))],
+            Picture::Padded(small) => state
+                .padding
+                .as_ref()
+                .expect("padded")
+                .base64_parts(small)
+                .to_vec(),
+        }
+    }
+}
+
+/// The documented answer, as JSON in pieces: `b64_json` for GPT image models and for
+/// `response_format: b64_json`; otherwise a link served by this fake.
 fn success_body(
     state: &State,
     family: rules::Family,
     fields: &Map<String, Value>,
-    image: &[u8],
+    image: &Picture,
     incoming: &Incoming,
-) -> Value {
+) -> Vec<Bytes> {
     let wants_url = state.options.url_answers
         || (family != rules::Family::Gpt
             && fields.get("response_format").and_then(Value::as_str) != Some("b64_json"));
     let format = output_format(fields);
     let mut datum = Map::new();
+    let mut b64 = None;
     if wants_url {
         let id = format!("img-{}.{format}", incoming.nth + 1);
         state
             .files
             .lock()
             .unwrap()
-            .insert(id.clone(), image.to_vec());
+            .insert(id.clone(), image.bytes(state));
         datum.insert(
             "url".into(),
             format!(
@@ -656,7 +988,8 @@ fn success_body(
             .into(),
         );
     } else {
-        datum.insert("b64_json".into(), STANDARD.encode(image).into());
+        b64 = Some(image.base64(state));
+        datum.insert("b64_json".into(), B64_PLACEHOLDER.into());
     }
     if family == rules::Family::DallE3 {
         datum.insert(
@@ -690,7 +1023,7 @@ fn success_body(
             "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}
         });
     }
-    body
+    render(&body, b64)
 }
 
 /// The image route `path` names, and the operation; `None` for any other path.
@@ -836,6 +1169,23 @@ fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
         .status(status)
         .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed())
+        .unwrap()
+}
+
+/// A body sent in pieces, as one: the length is announced, and hyper writes the pieces out
+/// without joining them.
+fn respond_parts(status: u16, content_type: &str, parts: Vec<Bytes>) -> Response<Body> {
+    let length: usize = parts.iter().map(Bytes::len).sum();
+    let frames = futures_util::stream::iter(
+        parts
+            .into_iter()
+            .map(|part| Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(part))),
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", length.to_string())
+        .body(BodyExt::boxed(StreamBody::new(frames)))
         .unwrap()
 }
 
