@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// A pause of the whole run: no request starts before it ends.
@@ -90,35 +90,41 @@ pub struct Change {
 #[derive(Debug)]
 struct WindowState {
     limit: usize,
-    in_flight: usize,
     /// Successes since the last change.
     successes: usize,
     /// When the window last shrank: 429s to requests sent before it were caused by the old
     /// window, and do not shrink it again.
     shrunk_at: Option<Instant>,
+    /// Slots to take out of use as they come back, after a shrink while they were taken.
+    debt: usize,
 }
 
-/// How many requests may be in flight: AIMD between 1 and the `-j` ceiling.
+/// How many requests may be in flight: AIMD between 1 and the `-j` ceiling. Requests get
+/// their slots first come, first served, so images are made in the order planned.
 #[derive(Debug)]
 pub struct Window {
     ceiling: usize,
+    slots: Semaphore,
     state: Mutex<WindowState>,
-    freed: Notify,
 }
 
 /// A request's place in the window, given back when it is dropped.
 #[derive(Debug)]
 pub struct Slot<'a> {
     window: &'a Window,
-    pub sent: Instant,
+    permit: Option<SemaphorePermit<'a>>,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
         let mut s = self.window.lock();
-        s.in_flight -= 1;
-        drop(s);
-        self.window.freed.notify_waiters();
+        if s.debt > 0 {
+            s.debt -= 1;
+            permit.forget();
+        }
     }
 }
 
@@ -127,13 +133,13 @@ impl Window {
         let ceiling = ceiling.max(1);
         Window {
             ceiling,
+            slots: Semaphore::new(ceiling),
             state: Mutex::new(WindowState {
                 limit: ceiling,
-                in_flight: 0,
                 successes: 0,
                 shrunk_at: None,
+                debt: 0,
             }),
-            freed: Notify::new(),
         }
     }
 
@@ -146,24 +152,16 @@ impl Window {
         self.lock().limit
     }
 
-    /// Waits for room in the window and takes a slot.
+    /// Waits for room in the window, in turn, and takes a slot.
     pub async fn acquire(&self) -> Slot<'_> {
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            // Registered before the check, so a slot freed in between is not missed.
-            freed.as_mut().enable();
-            {
-                let mut s = self.lock();
-                if s.in_flight < s.limit {
-                    s.in_flight += 1;
-                    return Slot {
-                        window: self,
-                        sent: Instant::now(),
-                    };
-                }
-            }
-            freed.await;
+        let permit = self
+            .slots
+            .acquire()
+            .await
+            .expect("the window's semaphore is never closed");
+        Slot {
+            window: self,
+            permit: Some(permit),
         }
     }
 
@@ -171,15 +169,18 @@ impl Window {
     pub fn succeeded(&self) -> Option<Change> {
         let mut s = self.lock();
         s.successes += 1;
-        if s.successes >= s.limit && s.limit < self.ceiling {
-            let from = s.limit;
-            s.limit += 1;
-            s.successes = 0;
-            drop(s);
-            self.freed.notify_waiters();
-            return Some(Change { from, to: from + 1 });
+        if s.successes < s.limit || s.limit >= self.ceiling {
+            return None;
         }
-        None
+        let from = s.limit;
+        s.limit += 1;
+        s.successes = 0;
+        if s.debt > 0 {
+            s.debt -= 1;
+        } else {
+            self.slots.add_permits(1);
+        }
+        Some(Change { from, to: from + 1 })
     }
 
     /// The service said "too many" to a request sent at `sent`: the limit halves, unless it
@@ -193,6 +194,10 @@ impl Window {
         let from = s.limit;
         s.limit = (from / 2).max(1);
         s.shrunk_at = Some(Instant::now());
+        let cut = from - s.limit;
+        // Free slots go now; taken ones as they come back.
+        let gone = self.slots.forget_permits(cut);
+        s.debt += cut - gone;
         (s.limit != from).then_some(Change { from, to: s.limit })
     }
 }
@@ -204,6 +209,8 @@ pub struct RateLimitInfo {
     pub remaining: u64,
     /// When the kind with the fewest left is full again.
     pub reset: Duration,
+    /// For requests and images, limited per minute: the time one more takes to come back.
+    pub one_back: Option<Duration>,
 }
 
 impl RateLimitInfo {
@@ -217,7 +224,15 @@ impl RateLimitInfo {
             let reset = header(&format!("x-ratelimit-reset-{kind}"))
                 .and_then(parse_reset)
                 .unwrap_or(Duration::ZERO);
-            let info = RateLimitInfo { remaining, reset };
+            let one_back = header(&format!("x-ratelimit-limit-{kind}"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .filter(|limit| *limit > 0 && kind != "tokens")
+                .map(|limit| Duration::from_secs(60) / limit);
+            let info = RateLimitInfo {
+                remaining,
+                reset,
+                one_back,
+            };
             tightest = Some(match tightest {
                 Some(t) if t.remaining < remaining => t,
                 Some(t) if t.remaining == remaining && t.reset >= reset => t,
@@ -227,9 +242,13 @@ impl RateLimitInfo {
         tightest
     }
 
-    /// The wait before another request, when the window is used up.
+    /// The wait before another request, when the window is used up: until one more comes
+    /// back where the limit says how fast they do, else until the window is full again.
     pub fn exhausted_for(&self) -> Option<Duration> {
-        (self.remaining == 0 && !self.reset.is_zero()).then_some(self.reset)
+        if self.remaining > 0 || self.reset.is_zero() {
+            return None;
+        }
+        Some(self.one_back.map_or(self.reset, |one| one.min(self.reset)))
     }
 }
 
@@ -323,6 +342,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shrink_takes_effect_as_busy_slots_come_back() {
+        let w = Window::new(4);
+        let mut held: Vec<Slot<'_>> = Vec::new();
+        for _ in 0..4 {
+            held.push(w.acquire().await);
+        }
+        w.rate_limited(Instant::now());
+        assert_eq!(w.limit(), 2);
+        // Three come back: two are retired, one is free again; with the one still held
+        // that makes the new limit of two.
+        held.truncate(1);
+        let _second = tokio::time::timeout(Duration::from_millis(20), w.acquire())
+            .await
+            .expect("one slot is free");
+        let third = tokio::time::timeout(Duration::from_millis(20), w.acquire()).await;
+        assert!(third.is_err(), "no third slot");
+    }
+
+    #[tokio::test]
+    async fn slots_go_first_come_first_served() {
+        let w = std::sync::Arc::new(Window::new(1));
+        let held = w.acquire().await;
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..4 {
+            let (w, order) = (w.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _slot = w.acquire().await;
+                order.lock().unwrap().push(i);
+            }));
+            // Each waiter queues before the next is spawned.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(held);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
     async fn a_grown_window_lets_a_waiting_request_go() {
         let w = std::sync::Arc::new(Window::new(2));
         w.rate_limited(Instant::now());
@@ -381,6 +441,15 @@ mod tests {
         assert_eq!(info.exhausted_for(), Some(Duration::from_millis(250)));
         let none = |_: &str| None;
         assert_eq!(RateLimitInfo::from_headers(none), None);
+        // With the limit known, the wait is for one more request, not the whole window.
+        let per_minute = [
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "500ms"),
+        ];
+        let get = |name: &str| per_minute.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let info = RateLimitInfo::from_headers(get).unwrap();
+        assert_eq!(info.exhausted_for(), Some(Duration::from_millis(100)));
         let plenty = [("x-ratelimit-remaining-requests", "12")];
         let get = |name: &str| plenty.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         assert_eq!(

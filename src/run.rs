@@ -193,6 +193,43 @@ struct Shared {
     halt: CancellationToken,
     pause: Pause,
     window: Window,
+    budget: Option<Budget>,
+}
+
+/// `--max-cost` during a run: an image's request is only sent if what the images made cost,
+/// plus the estimates of those on their way, plus its own estimate, stays within the limit.
+#[derive(Debug)]
+struct Budget {
+    max: f64,
+    /// Spent on images made, and reserved for images on their way.
+    state: std::sync::Mutex<(f64, f64)>,
+}
+
+impl Budget {
+    fn new(max: f64) -> Budget {
+        Budget {
+            max,
+            state: std::sync::Mutex::new((0.0, 0.0)),
+        }
+    }
+
+    /// Reserves `estimate` for an image about to be requested, if it fits.
+    fn reserve(&self, estimate: f64) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // A thousandth of a cent of slack for sums of floating-point prices.
+        if s.0 + s.1 + estimate > self.max + 1e-5 {
+            return false;
+        }
+        s.1 += estimate;
+        true
+    }
+
+    /// The image's request is over: its reservation goes, and what it cost is spent.
+    fn settle(&self, estimate: f64, cost: f64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.1 = (s.1 - estimate).max(0.0);
+        s.0 += cost;
+    }
 }
 
 /// How one job ended.
@@ -202,6 +239,8 @@ enum Ended {
     Failed(Failure),
     /// The run stopped before this job's request (or its next retry) was sent.
     NotSent,
+    /// Its request was not sent, to stay within `--max-cost`.
+    OverBudget,
 }
 
 /// Makes every image of the plan that is not on disk yet.
@@ -236,6 +275,7 @@ pub async fn execute<S: ImageService>(
         halt: stop.stop.child_token(),
         pause: Pause::default(),
         window: Window::new(limit),
+        budget: context.max_cost.map(Budget::new),
     });
     let mut tally = Tally {
         running: HashMap::new(),
@@ -243,12 +283,14 @@ pub async fn execute<S: ImageService>(
         total,
         reporter: reporter.as_ref(),
         halt: &shared.halt,
+        max_cost: context.max_cost,
     };
 
     let mut in_flight: JoinSet<Ended> = JoinSet::new();
     'starting: for job in &todo {
-        // The set never holds more than `limit` tasks, so never more requests are in flight.
-        while in_flight.len() >= limit {
+        // Requests in flight are held to the window (at most `limit`); twice as many tasks
+        // keep the next requests ready while finished images are still being saved.
+        while in_flight.len() >= 2 * limit {
             tokio::select! {
                 biased;
                 () = shared.halt.cancelled() => break 'starting,
@@ -260,14 +302,6 @@ pub async fn execute<S: ImageService>(
             }
         }
         if shared.halt.is_cancelled() {
-            break;
-        }
-        if let Some(max) = context.max_cost
-            && !tally.affordable(job, max)
-        {
-            tally.summary.budget_stop = Some(max);
-            shared.halt.cancel();
-            reporter.event(Event::OverBudget { max });
             break;
         }
         reporter.event(Event::Started { job });
@@ -313,25 +347,12 @@ struct Tally<'a> {
     total: usize,
     reporter: &'a dyn Reporter,
     halt: &'a CancellationToken,
+    max_cost: Option<f64>,
 }
 
 type Finished = Result<(task::Id, Ended), task::JoinError>;
 
 impl Tally<'_> {
-    /// Whether `job` can start without the spend passing `max`: what the images made cost,
-    /// plus the estimates of those in flight and of this one.
-    fn affordable(&self, job: &Job, max: f64) -> bool {
-        let (spent, _) = self.summary.cost();
-        let in_flight: f64 = self
-            .running
-            .values()
-            .filter_map(|j| j.prompt.estimate)
-            .sum();
-        let next = job.prompt.estimate.unwrap_or(0.0);
-        // A thousandth of a cent of slack for sums of floating-point prices.
-        spent + in_flight + next <= max + 1e-5
-    }
-
     fn record(&mut self, done: Finished) {
         let (id, ended) = match done {
             Ok(done) => done,
@@ -381,6 +402,15 @@ impl Tally<'_> {
                 s.failed.push(failure);
             }
             Ended::NotSent => {}
+            Ended::OverBudget => {
+                if s.budget_stop.is_none() {
+                    s.budget_stop = Some(self.max_cost.unwrap_or_default());
+                    self.halt.cancel();
+                    self.reporter.event(Event::OverBudget {
+                        max: self.max_cost.unwrap_or_default(),
+                    });
+                }
+            }
         }
     }
 }
@@ -402,6 +432,8 @@ enum Attempt {
     Api(ApiError),
     /// The run halted before the attempt was sent.
     Halted,
+    /// Sending it could take the spend past `--max-cost`.
+    OverBudget,
 }
 
 /// One image: request it (retrying what is worth it), write it atomically off the async
@@ -420,6 +452,7 @@ async fn make_image<S: ImageService>(
         &job.prompt.request_hash,
     );
     let attempts = AtomicU32::new(0);
+    let estimate = job.prompt.estimate.unwrap_or(0.0);
     let halt = shared.halt.clone();
     let max_attempts = context.retry.max_retries + 1;
     let result = (|| async {
@@ -437,11 +470,19 @@ async fn make_image<S: ImageService>(
                 slot
             } => slot,
         };
-        attempts.fetch_add(1, Ordering::SeqCst);
+        let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
+        if first
+            && let Some(budget) = &shared.budget
+            && !budget.reserve(estimate)
+        {
+            attempts.fetch_sub(1, Ordering::SeqCst);
+            return Err(Attempt::OverBudget);
+        }
         let sent = tokio::time::Instant::now();
         let answer = context.service.create(&job.prompt.request).await;
-        drop(slot);
+        // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
+        drop(slot);
         answer.map_err(Attempt::Api)
     })
     .retry(context.retry.backoff())
@@ -461,7 +502,7 @@ async fn make_image<S: ImageService>(
         let backoff = backoff?;
         match e {
             Attempt::Api(e) => Some(e.retry_after().unwrap_or(backoff)),
-            Attempt::Halted => None,
+            Attempt::Halted | Attempt::OverBudget => None,
         }
     })
     .notify(|e, wait| {
@@ -491,11 +532,23 @@ async fn make_image<S: ImageService>(
     .await;
     let attempts = attempts.load(Ordering::SeqCst);
     record.attempts = attempts;
+    let settle = |cost: f64| {
+        if attempts > 0
+            && let Some(budget) = &shared.budget
+        {
+            budget.settle(estimate, cost);
+        }
+    };
 
     let image = match result {
         Ok(image) => image,
-        Err(Attempt::Halted) => return Ended::NotSent,
+        Err(Attempt::Halted) => {
+            settle(0.0);
+            return Ended::NotSent;
+        }
+        Err(Attempt::OverBudget) => return Ended::OverBudget,
         Err(Attempt::Api(e)) => {
+            settle(0.0);
             let (kind, status) = match e.classify() {
                 Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
                 Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
@@ -525,6 +578,7 @@ async fn make_image<S: ImageService>(
         .and_then(|u| job.prompt.model.cost_from_usage(u))
         .or(job.prompt.estimate);
     record.cost_usd = cost;
+    settle(cost.unwrap_or(estimate));
     record.status = manifest::Status::Made;
     record.revised_prompt = image.revised_prompt.clone();
     record.usage = image.usage.clone();
@@ -573,8 +627,9 @@ async fn make_image<S: ImageService>(
     }
 }
 
-/// Adapts the pace to an answer: the window grows after successes and shrinks on a 429, and
-/// a used-up rate-limit window pauses the run until it resets.
+/// Adapts the pace to an answer: the window grows after successes and shrinks on a 429 (which
+/// also pauses the run), a used-up rate-limit window pauses the run until it resets, and an
+/// error no request can survive halts it at once.
 fn pace_after<S>(
     context: &Context<S>,
     shared: &Shared,
@@ -585,8 +640,16 @@ fn pace_after<S>(
     let (change, limits) = match answer {
         Ok(image) => (shared.window.succeeded(), image.rate_limit),
         Err(error @ ApiError::Status(s)) => {
-            let throttled = s.status == 429 && classify(error) == Verdict::Retry;
+            let verdict = classify(error);
+            if let Verdict::Fatal(_) = verdict {
+                shared.halt.cancel();
+            }
+            let throttled = s.status == 429 && verdict == Verdict::Retry;
             let change = if throttled {
+                // At least until the retry's own wait is known and extends it further.
+                shared
+                    .pause
+                    .extend(error.retry_after().unwrap_or(context.retry.min_delay));
                 shared.window.rate_limited(sent)
             } else {
                 None

@@ -53,12 +53,18 @@ struct Wire<'a> {
 #[derive(Deserialize)]
 struct WireImage<'a> {
     #[serde(default, borrow)]
-    b64_json: Option<Cow<'a, str>>,
+    b64_json: Option<Text<'a>>,
     #[serde(default, borrow)]
-    url: Option<Cow<'a, str>>,
+    url: Option<Text<'a>>,
     #[serde(default)]
     revised_prompt: Option<Value>,
 }
+
+/// A string field read in place from the body when it has no escapes: megabytes of base64
+/// are then never copied. (serde borrows a `Cow` only when it is a field's whole type, not
+/// inside an `Option`, hence the wrapper.)
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// Decodes the body of a successful answer.
 pub fn decode_response(body: &[u8]) -> Result<ImagesResponse, DecodeError> {
@@ -77,10 +83,10 @@ pub fn decode_response(body: &[u8]) -> Result<ImagesResponse, DecodeError> {
         _ => None,
     };
     let image = match (first.b64_json, first.url) {
-        (Some(b64), _) => Delivery::Bytes(decode_base64(&b64)?),
-        (None, Some(url)) => match data_url_payload(&url) {
+        (Some(b64), _) => Delivery::Bytes(decode_base64(&b64.0)?),
+        (None, Some(url)) => match data_url_payload(&url.0) {
             Some(b64) => Delivery::Bytes(decode_base64(b64)?),
-            None => Delivery::Url(url.into_owned()),
+            None => Delivery::Url(url.0.into_owned()),
         },
         (None, None) => return Err(DecodeError::NoImage),
     };
@@ -118,6 +124,27 @@ fn data_url_payload(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_is_read_in_place_not_copied() {
+        let body = br#"{"data": [{"b64_json": "aGVsbG8=", "url": "https://x/y.png"}]}"#;
+        let wire: Wire<'_> = serde_json::from_slice(body).unwrap();
+        let image = &wire.data.as_ref().unwrap()[0];
+        assert!(matches!(
+            image.b64_json.as_ref().unwrap().0,
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(image.url.as_ref().unwrap().0, Cow::Borrowed(_)));
+        // An escaped string cannot be borrowed, and still decodes.
+        let escaped = br#"{"data": [{"b64_json": "aGVsbG8\u003d"}]}"#;
+        let wire: Wire<'_> = serde_json::from_slice(escaped).unwrap();
+        let image = &wire.data.as_ref().unwrap()[0];
+        assert!(matches!(image.b64_json.as_ref().unwrap().0, Cow::Owned(_)));
+        assert_eq!(
+            decode_response(escaped).unwrap().image,
+            Delivery::Bytes(b"hello".to_vec())
+        );
+    }
 
     fn b64(bytes: &[u8]) -> String {
         STANDARD.encode(bytes)
