@@ -141,6 +141,15 @@ pub struct Cli {
     #[arg(long)]
     pub parallel: bool,
 
+    /// Write no index.html contact sheet after the run
+    #[arg(long = "no-gallery")]
+    pub no_gallery: bool,
+
+    /// Print one JSON document on stdout at the end: the plan, each image's status and path,
+    /// the totals (human output stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+
     /// Print what would be made and what it would cost; send nothing, write nothing, need no key
     #[arg(long = "dry-run")]
     pub dry_run: bool,
@@ -202,11 +211,25 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// What genimg does besides making images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+/// What genimg does besides making images. A prompt that is one of these words goes after
+/// `--`: `genimg -- models`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// List every model genimg knows: sizes, qualities, options, prices, retirement
     Models,
+    /// Rebuild DIR/index.html, the contact sheet of DIR's images, from its genimg.jsonl
+    Gallery {
+        /// The destination directory of an earlier run
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `genimg man > /usr/local/share/man/man1/genimg.1`
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -135,6 +135,10 @@ pub struct Config {
     pub verbosity: Verbosity,
     /// Said before the run starts: models retired or about to be.
     pub warnings: Vec<String>,
+    /// Write `index.html` after the run.
+    pub gallery: bool,
+    /// Print the run as one JSON document on stdout.
+    pub json: bool,
 }
 
 /// One prompt with its settings, checked against its model.
@@ -400,6 +404,8 @@ impl Config {
             endpoint,
             verbosity,
             warnings,
+            gallery: !cli.no_gallery,
+            json: cli.json,
         })
     }
 
@@ -427,6 +433,8 @@ impl Config {
             },
             verbosity,
             warnings: Vec::new(),
+            gallery: false,
+            json: false,
         }
     }
 }

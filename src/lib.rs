@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod format;
+pub mod gallery;
 pub mod logging;
 pub mod manifest;
 pub mod models;
@@ -55,6 +56,8 @@ pub enum Error {
         unpriced: usize,
         max: f64,
     },
+    #[error("gallery {dir}: {problem}")]
+    Gallery { dir: String, problem: String },
 }
 
 /// The exit codes, as the README documents them.
@@ -110,8 +113,8 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
     stop: &Stop,
 ) -> Result<Outcome, Error> {
-    if config.command == Some(cli::Command::Models) {
-        print(&models::render_table());
+    if let Some(command) = &config.command {
+        run_command(command)?;
         return Ok(Outcome::Printed);
     }
     for warning in &config.warnings {
@@ -183,8 +186,45 @@ pub async fn run(
         ipm: config.ipm.map(pace::ImageRate::per_minute),
     });
     let summary = run::execute(&plan, &survey, context, stop).await;
+    if config.gallery {
+        // The images are safe whatever happens here: a gallery that cannot be written is a
+        // warning, not a failed run.
+        match gallery::write(&config.dst_dir) {
+            Ok(path) => reporter.event(Event::Gallery { path: &path }),
+            Err(e) => reporter.event(Event::Warning {
+                text: &format!("could not write the gallery: {e}"),
+            }),
+        }
+    }
     reporter.event(Event::Finished { summary: &summary });
     Ok(Outcome::Ran(summary))
+}
+
+/// Runs a subcommand: everything but making images.
+fn run_command(command: &cli::Command) -> Result<(), Error> {
+    match command {
+        cli::Command::Models => print(&models::render_table()),
+        cli::Command::Gallery { dir } => {
+            let path = gallery::write(dir).map_err(|e| Error::Gallery {
+                dir: dir.display().to_string(),
+                problem: e.to_string(),
+            })?;
+            eprintln!("wrote {}", path.display());
+        }
+        cli::Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cli::command(), "genimg", &mut out);
+            print(&String::from_utf8_lossy(&out));
+        }
+        cli::Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cli::command())
+                .render(&mut out)
+                .expect("writing to memory does not fail");
+            print(&String::from_utf8_lossy(&out));
+        }
+    }
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth reporting.

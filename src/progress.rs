@@ -60,6 +60,10 @@ pub enum Event<'a> {
     RateLimitWait {
         wait: Duration,
     },
+    /// `index.html` was written.
+    Gallery {
+        path: &'a std::path::Path,
+    },
     /// Something the user should know before the run: a model about to retire, say.
     Warning {
         text: &'a str,
@@ -197,6 +201,9 @@ impl Reporter for PlainReporter {
                 ),
             ),
             Event::Warning { text } => self.say(Quiet, &format!("warning: {text}")),
+            Event::Gallery { path } => {
+                self.say(Normal, &format!("Gallery: {}", path.display()));
+            }
             Event::RateLimitWait { wait } => self.say(
                 Normal,
                 &format!(

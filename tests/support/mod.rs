@@ -52,11 +52,11 @@ impl Workspace {
         fs::read(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    /// The names in a directory, sorted, without genimg's lock file and manifest.
+    /// The names in a directory, sorted, without genimg's lock file, manifest and gallery.
     pub fn files(&self, rel: &str) -> Vec<String> {
         self.all_files(rel)
             .into_iter()
-            .filter(|n| n != ".genimg.lock" && n != MANIFEST)
+            .filter(|n| n != ".genimg.lock" && n != MANIFEST && n != GALLERY)
             .collect()
     }
 
@@ -84,6 +84,9 @@ impl Workspace {
 
 /// The manifest's name in a destination.
 pub const MANIFEST: &str = "genimg.jsonl";
+
+/// The gallery's name in a destination.
+pub const GALLERY: &str = "index.html";
 
 /// The genimg binary with a cleared environment, run in `ws`, pointed at `server` with the
 /// key it accepts.
