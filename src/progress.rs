@@ -274,30 +274,36 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
         } else {
             "Done in"
         };
-        let mut head = format!(
-            "{verb} {}: {} made, {} failed",
-            duration(s.elapsed),
-            s.made.len(),
-            s.failed.len()
-        );
-        if s.skipped > 0 {
-            head.push_str(&format!(", {} already there", s.skipped));
-        }
-        if s.unfinished > 0 {
-            head.push_str(&format!(", {} not made", s.unfinished));
-        }
-        if s.retries > 0 {
-            head.push_str(&format!(" ({} retried request(s))", s.retries));
-        }
-        head.push('.');
-        lines.push(head);
+        lines.push(format!("{verb} {}.", duration(s.elapsed)));
+        let (cost, unknown) = s.cost();
+        let mut rows: Vec<(&str, String, String)> = vec![
+            ("made", s.made.len().to_string(), String::new()),
+            ("skipped", s.skipped.to_string(), "already there".to_owned()),
+            (
+                "stale",
+                s.stale.len().to_string(),
+                "kept; --overwrite makes them again".to_owned(),
+            ),
+            ("failed", s.failed.len().to_string(), String::new()),
+            (
+                "not made",
+                s.unfinished.to_string(),
+                "run again to make them".to_owned(),
+            ),
+            ("retried", s.retries.to_string(), "requests".to_owned()),
+        ];
+        // Rows of nothing say nothing, except the two every run has.
+        rows.retain(|(label, value, _)| value != "0" || matches!(*label, "made" | "failed"));
         if !s.made.is_empty() {
-            let (cost, unknown) = s.cost();
-            let unknown = match unknown {
+            let note = match unknown {
                 0 => String::new(),
-                n => format!(", plus {n} image(s) of unknown price"),
+                n => format!("plus {n} image(s) of unknown price"),
             };
-            lines.push(format!("Cost: {}{unknown}.", usd(cost)));
+            rows.push(("cost", usd(cost), note));
+        }
+        for (label, value, note) in rows {
+            let line = format!("  {label:<9}{value:>7}  {note}");
+            lines.push(line.trim_end().to_owned());
         }
     }
     if !s.failed.is_empty() {
@@ -428,7 +434,13 @@ mod tests {
         let text = summary_text(&s, Verbosity::Normal);
         assert_eq!(
             text,
-            "Done in 1m 01s: 1 made, 1 failed, 2 already there.\nCost: $0.25.\nFailed (1):\n  b.png [dog]: refused by the service: HTTP 400"
+            "Done in 1m 01s.\n\
+             \x20 made           1\n\
+             \x20 skipped        2  already there\n\
+             \x20 failed         1\n\
+             \x20 cost       $0.25\n\
+             Failed (1):\n\
+             \x20 b.png [dog]: refused by the service: HTTP 400"
         );
         assert!(!summary_text(&s, Verbosity::Quiet).contains("Done"));
     }
@@ -468,8 +480,12 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "Stopped after 3.0 s: 1 made, 0 failed, 4 not made (2 retried request(s)).\n\
-                 Cost: $0.25.\n\
+                "Stopped after 3.0 s.\n\
+                 \x20 made           1\n\
+                 \x20 failed         0\n\
+                 \x20 not made       4  run again to make them\n\
+                 \x20 retried        2  requests\n\
+                 \x20 cost       $0.25\n\
                  genimg stopped: {}.\n\
                  The service said: HTTP 429 Too Many Requests: You exceeded your current quota\n\
                  Run the same command again to make the 4 image(s) not made; those made are kept.",

@@ -44,7 +44,7 @@ fn a_run_records_each_images_cost_from_usage_and_reports_the_total() {
         let cost = r["cost_usd"].as_f64().unwrap();
         assert!((cost - each).abs() < 1e-9, "{cost}");
     }
-    assert!(run.stderr.contains("Cost: $0.42."), "{}", run.stderr);
+    assert_summary(&run, &[("made", "2"), ("cost", "$0.42")]);
 }
 
 #[test]

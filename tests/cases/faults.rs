@@ -44,7 +44,7 @@ fn only_the_good_ones_were_made(run: &Run, ws: &Workspace, server: &FakeServer, 
         "no stray or partial file"
     );
     assert_images_match(ws, "out", server);
-    assert!(run.stderr.contains("2 made, 2 failed"), "{}", run.stderr);
+    assert_summary(run, &[("made", "2"), ("failed", "2")]);
     for n in ["01", "02"] {
         let line = format!("image.bad.{n}.hd.png [bad]: ");
         let found = run

@@ -128,7 +128,7 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
         8,
         "--overwrite remakes stale and current images"
     );
-    assert!(overwrite.stderr.contains("4 made"), "{}", overwrite.stderr);
+    assert_summary(&overwrite, &[("made", "4")]);
     assert_ne!(ws.read("out/image.owl.01.hd.png"), owl_before);
     assert_images_match(&ws, "out", &server);
 

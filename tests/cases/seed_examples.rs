@@ -54,7 +54,7 @@ fn single_prompt_three_images() {
         );
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
-    assert!(run.stderr.contains("3 made, 0 failed"), "{}", run.stderr);
+    assert_summary(&run, &[("made", "3"), ("failed", "0")]);
 }
 
 #[test]

@@ -176,6 +176,31 @@ fn finished(output: Output) -> Run {
     }
 }
 
+/// The value of a row of the closing summary on stderr (`  made      12`), if it has one.
+pub fn summary_row(run: &Run, label: &str) -> Option<String> {
+    run.stderr.lines().find_map(|line| {
+        let rest = line.strip_prefix("  ")?.strip_prefix(label)?;
+        // The label is padded to a column; what follows is the value, then any note.
+        if !rest.starts_with(' ') {
+            return None;
+        }
+        rest.split_whitespace().next().map(str::to_owned)
+    })
+}
+
+/// Asserts the rows of the closing summary, e.g. `[("made", "2"), ("failed", "2")]`.
+#[track_caller]
+pub fn assert_summary(run: &Run, rows: &[(&str, &str)]) {
+    for (label, value) in rows {
+        assert_eq!(
+            summary_row(run, label).as_deref(),
+            Some(*value),
+            "summary row {label:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
+
 /// Asserts the exit code, showing the output when it differs.
 #[track_caller]
 pub fn assert_code(run: &Run, code: i32) {
