@@ -1,8 +1,9 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use genimg::config::Verbosity;
-use genimg::progress::{PlainReporter, Reporter};
+use genimg::progress::{PlainReporter, Reporter, TerminalReporter};
 use genimg::run::Stop;
 use genimg::{Config, Env, Status, cli};
 
@@ -19,7 +20,15 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e, Status::Usage),
     };
-    let reporter: Arc<dyn Reporter> = Arc::new(PlainReporter::stderr(config.verbosity));
+    // Bars on a terminal; plain lines for a log file, a pipe or --quiet.
+    let reporter: Arc<dyn Reporter> =
+        if std::io::stderr().is_terminal() && config.verbosity > Verbosity::Quiet {
+            let bars = TerminalReporter::stderr(config.verbosity);
+            genimg::logging::print_above(bars.bars());
+            Arc::new(bars)
+        } else {
+            Arc::new(PlainReporter::stderr(config.verbosity))
+        };
     let outcome = runtime.block_on(async {
         let stop = Stop::new();
         stop.watch_ctrl_c(reporter.clone());

@@ -1,5 +1,6 @@
 mod bad_input;
 mod cost;
+mod display;
 mod endpoints;
 mod fake_server;
 mod faults;

@@ -12,6 +12,9 @@ use crate::plan::Job;
 use crate::plan::usd;
 use crate::run::{Failure, FatalStop, Made, Summary};
 
+mod terminal;
+pub use terminal::TerminalReporter;
+
 /// Something that happened during a run.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -129,132 +132,131 @@ impl std::fmt::Debug for PlainReporter {
 
 impl Reporter for PlainReporter {
     fn event(&self, event: Event<'_>) {
-        use Verbosity::*;
-        match event {
-            Event::Planned {
-                to_make,
-                on_disk,
-                model,
-                dir,
-                jobs,
-            } => {
-                let there = match on_disk {
-                    0 => String::new(),
-                    n => format!(" ({n} already there)"),
-                };
-                if to_make == 0 {
-                    self.say(
-                        Normal,
-                        &format!("Nothing to do: every image is already in {dir}."),
-                    );
-                } else {
-                    self.say(
-                        Normal,
-                        &format!(
-                            "Making {to_make} image(s) with {model} in {dir}{there}, {jobs} at a time."
-                        ),
-                    );
-                }
-            }
-            Event::Removed {
-                count,
-                records,
-                dir,
-            } => self.say(
-                Normal,
-                &format!(
-                    "--from-scratch: removed {count} earlier image(s) from {dir} and {records} \
-                     record(s) from its {}.",
-                    manifest::FILE_NAME
-                ),
-            ),
-            Event::Started { job } => self.say(Verbose, &format!("started {}", job.file_name)),
-            Event::Retrying {
-                job,
-                attempt,
-                max_attempts,
-                wait,
-                error,
-                pauses_run,
-            } => {
-                let pause = if pauses_run {
-                    "; no new request starts until then"
-                } else {
-                    ""
-                };
-                self.say(
-                    Normal,
-                    &format!(
-                        "retrying {} in {} (attempt {} of {max_attempts} failed: {error}){pause}",
-                        job.file_name,
-                        duration(wait),
-                        attempt,
-                    ),
-                );
-            }
-            Event::OverBudget { max } => self.say(
-                Quiet,
-                &format!(
-                    "Stopping at --max-cost {}: the next image could pass it. Requests in \
-                     flight will finish and be saved.",
-                    usd(max)
-                ),
-            ),
-            Event::Warning { text } => self.say(Quiet, &format!("warning: {text}")),
-            Event::Gallery { path } => {
-                self.say(Normal, &format!("Gallery: {}", path.display()));
-            }
-            Event::RateLimitWait { wait } => self.say(
-                Normal,
-                &format!(
-                    "the service's rate limit is used up: no new request for {}",
-                    duration(wait)
-                ),
-            ),
-            Event::Concurrency { from, to } if to < from => self.say(
-                Normal,
-                &format!("rate limited: {to} request(s) in flight at most, down from {from}"),
-            ),
-            Event::Concurrency { from, to } => self.say(
-                Verbose,
-                &format!("{to} request(s) in flight at most, up from {from}"),
-            ),
-            Event::Fatal { stop } => self.say(
-                Quiet,
-                &format!(
-                    "Stopping: {}. No new request starts; requests in flight will finish and \
-                     be saved.",
-                    stop.error
-                ),
-            ),
-            Event::Saved { made, done, total } => self.say(
-                Normal,
-                &format!(
-                    "[{done}/{total}] saved {} ({})",
-                    made.file_name,
-                    duration(made.elapsed)
-                ),
-            ),
-            Event::Failed {
-                failure,
-                done,
-                total,
-            } => self.say(
-                Quiet,
-                &format!(
-                    "[{done}/{total}] FAILED {}: {}",
-                    failure.file_name, failure.reason
-                ),
-            ),
-            Event::Stopping => self.say(
-                Quiet,
-                "Stopping: no new requests. Requests in flight will finish and be saved; \
-                 press Ctrl-C again to abandon them.",
-            ),
-            Event::Aborting => self.say(Quiet, "Abandoning the requests in flight."),
-            Event::Finished { summary } => self.say(Quiet, &summary_text(summary, self.verbosity)),
+        if let Some((min, text)) = describe(&event, self.verbosity) {
+            self.say(min, &text);
         }
     }
+}
+
+/// What an event says as a line of text, and the verbosity from which it is shown; `None`
+/// for an event that says nothing. Both reporters use it.
+pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, String)> {
+    use Verbosity::*;
+    Some(match *event {
+        Event::Planned {
+            to_make,
+            on_disk,
+            model,
+            dir,
+            jobs,
+        } => {
+            let there = match on_disk {
+                0 => String::new(),
+                n => format!(" ({n} already there)"),
+            };
+            let text = if to_make == 0 {
+                format!("Nothing to do: every image is already in {dir}.")
+            } else {
+                format!("Making {to_make} image(s) with {model} in {dir}{there}, {jobs} at a time.")
+            };
+            (Normal, text)
+        }
+        Event::Removed {
+            count,
+            records,
+            dir,
+        } => (
+            Normal,
+            format!(
+                "--from-scratch: removed {count} earlier image(s) from {dir} and {records} \
+                 record(s) from its {}.",
+                manifest::FILE_NAME
+            ),
+        ),
+        Event::Started { job } => (Verbose, format!("started {}", job.file_name)),
+        Event::Retrying {
+            job,
+            attempt,
+            max_attempts,
+            wait,
+            error,
+            pauses_run,
+        } => {
+            let pause = if pauses_run {
+                "; no new request starts until then"
+            } else {
+                ""
+            };
+            (
+                Normal,
+                format!(
+                    "retrying {} in {} (attempt {attempt} of {max_attempts} failed: {error}){pause}",
+                    job.file_name,
+                    duration(wait),
+                ),
+            )
+        }
+        Event::OverBudget { max } => (
+            Quiet,
+            format!(
+                "Stopping at --max-cost {}: the next image could pass it. Requests in flight \
+                 will finish and be saved.",
+                usd(max)
+            ),
+        ),
+        Event::Warning { text } => (Quiet, format!("warning: {text}")),
+        Event::Gallery { path } => (Normal, format!("Gallery: {}", path.display())),
+        Event::RateLimitWait { wait } => (
+            Normal,
+            format!(
+                "the service's rate limit is used up: no new request for {}",
+                duration(wait)
+            ),
+        ),
+        Event::Concurrency { from, to } if to < from => (
+            Normal,
+            format!("rate limited: {to} request(s) in flight at most, down from {from}"),
+        ),
+        Event::Concurrency { from, to } => (
+            Verbose,
+            format!("{to} request(s) in flight at most, up from {from}"),
+        ),
+        Event::Fatal { stop } => (
+            Quiet,
+            format!(
+                "Stopping: {}. No new request starts; requests in flight will finish and be \
+                 saved.",
+                stop.error
+            ),
+        ),
+        Event::Saved { made, done, total } => (
+            Normal,
+            format!(
+                "[{done}/{total}] saved {} ({})",
+                made.file_name,
+                duration(made.elapsed)
+            ),
+        ),
+        Event::Failed {
+            failure,
+            done,
+            total,
+        } => (
+            Quiet,
+            format!(
+                "[{done}/{total}] FAILED {}: {}",
+                failure.file_name, failure.reason
+            ),
+        ),
+        Event::Stopping => (
+            Quiet,
+            "Stopping: no new requests. Requests in flight will finish and be saved; press \
+             Ctrl-C again to abandon them."
+                .to_owned(),
+        ),
+        Event::Aborting => (Quiet, "Abandoning the requests in flight.".to_owned()),
+        Event::Finished { summary } => (Quiet, summary_text(summary, verbosity)),
+    })
 }
 
 /// How many file names a summary lists before it abbreviates.

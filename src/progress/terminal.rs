@@ -1,0 +1,291 @@
+//! Live progress on a terminal (indicatif): an overall bar with done/total, failures, the
+//! running cost and the ETA, and under it one line per request in flight with its prompt, the
+//! time it has taken, and any retry or wait. Everything else an event says is printed above
+//! the bars, as the plain reporter would print it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Event, Reporter, describe, duration};
+use crate::config::Verbosity;
+use crate::plan::{Job, usd};
+
+/// How often spinners and elapsed times move.
+const TICK: Duration = Duration::from_millis(120);
+
+/// The one place bar styles are made.
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("the templates are valid")
+        .progress_chars("=> ")
+        .tick_chars("|/-\\ ")
+}
+
+/// Progress bars on stderr, for a terminal.
+pub struct TerminalReporter {
+    verbosity: Verbosity,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    /// The line of each request in flight, by file name.
+    lines: Mutex<HashMap<String, ProgressBar>>,
+    /// Failures and the cost so far, for the overall bar.
+    tally: Mutex<(usize, f64)>,
+}
+
+impl std::fmt::Debug for TerminalReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalReporter")
+            .field("verbosity", &self.verbosity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TerminalReporter {
+    pub fn stderr(verbosity: Verbosity) -> TerminalReporter {
+        TerminalReporter::with_target(verbosity, ProgressDrawTarget::stderr())
+    }
+
+    pub fn with_target(verbosity: Verbosity, target: ProgressDrawTarget) -> TerminalReporter {
+        let multi = MultiProgress::with_draw_target(target);
+        let overall = multi.add(ProgressBar::new(0).with_style(style(
+            "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed} · ETA {eta}",
+        )));
+        TerminalReporter {
+            verbosity,
+            multi,
+            overall,
+            lines: Mutex::new(HashMap::new()),
+            tally: Mutex::new((0, 0.0)),
+        }
+    }
+
+    /// The bars, so that log lines can be printed above them rather than through them.
+    pub fn bars(&self) -> &MultiProgress {
+        &self.multi
+    }
+
+    fn println(&self, text: &str) {
+        // A closed stderr must not stop the run.
+        let _ = self.multi.println(text);
+    }
+
+    /// What `describe` says, printed above the bars if the verbosity shows it.
+    fn tell(&self, event: &Event<'_>) {
+        if let Some((min, text)) = describe(event, self.verbosity)
+            && self.verbosity >= min
+        {
+            self.println(&text);
+        }
+    }
+
+    fn label(job: &Job) -> String {
+        match &job.prompt.label {
+            Some(name) => format!("{name} #{}", job.index),
+            None => format!("image #{}", job.index),
+        }
+    }
+
+    fn end_line(&self, file_name: &str) {
+        let line = self
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(file_name);
+        if let Some(line) = line {
+            line.finish_and_clear();
+            self.multi.remove(&line);
+        }
+    }
+
+    fn count(&self, failed: bool, cost: Option<f64>) {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        if failed {
+            tally.0 += 1;
+        }
+        tally.1 += cost.unwrap_or(0.0);
+        let failures = match tally.0 {
+            0 => String::new(),
+            n => format!(" · {n} failed"),
+        };
+        self.overall.inc(1);
+        self.overall
+            .set_message(format!("· {}{failures}", usd(tally.1)));
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn event(&self, event: Event<'_>) {
+        match &event {
+            Event::Planned { to_make, .. } => {
+                self.overall.set_length(*to_make as u64);
+                self.overall.set_message(format!("· {}", usd(0.0)));
+                self.overall.enable_steady_tick(TICK);
+                self.tell(&event);
+            }
+            Event::Started { job } => {
+                let line = self.multi.insert_before(
+                    &self.overall,
+                    ProgressBar::new_spinner()
+                        .with_style(style("  {spinner} {msg} {elapsed}"))
+                        .with_message(format!("{} ({})", Self::label(job), job.file_name)),
+                );
+                line.enable_steady_tick(TICK);
+                self.lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job.file_name.clone(), line);
+                self.tell(&event);
+            }
+            Event::Retrying {
+                job,
+                attempt,
+                wait,
+                error,
+                ..
+            } => {
+                if let Some(line) = self
+                    .lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&job.file_name)
+                {
+                    let mut reason = error.to_string();
+                    if reason.chars().count() > 60 {
+                        reason = format!("{}…", reason.chars().take(60).collect::<String>());
+                    }
+                    line.set_message(format!(
+                        "{}: attempt {attempt} failed, retrying in {} ({reason})",
+                        Self::label(job),
+                        duration(*wait)
+                    ));
+                }
+                if self.verbosity >= Verbosity::Verbose {
+                    self.tell(&event);
+                }
+            }
+            Event::Saved { made, .. } => {
+                self.end_line(&made.file_name);
+                self.count(false, made.cost);
+                // Each saved image is a line of its own only with -v; the bar counts them.
+                if self.verbosity >= Verbosity::Verbose {
+                    self.tell(&event);
+                }
+            }
+            Event::Failed { failure, .. } => {
+                self.end_line(&failure.file_name);
+                self.count(true, None);
+                self.tell(&event);
+            }
+            Event::Finished { .. } => {
+                for (_, line) in self.lines.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+                    line.finish_and_clear();
+                }
+                self.overall.finish_and_clear();
+                if let Some((_, text)) = describe(&event, self.verbosity) {
+                    self.multi.suspend(|| eprintln!("{text}"));
+                }
+            }
+            _ => self.tell(&event),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use indicatif::InMemoryTerm;
+
+    use super::*;
+    use crate::cli::try_parse_from;
+    use crate::config::{Config, Env};
+    use crate::plan::Plan;
+    use crate::run::Made;
+
+    fn plan() -> Plan {
+        let cli = try_parse_from(["genimg", "--input", "-", "-n", "2", "--api-key", "k"]).unwrap();
+        let config =
+            Config::from_cli_with_stdin(cli, &Env::default(), &mut "# fox\na fox\n".as_bytes())
+                .unwrap();
+        Plan::new(&config)
+    }
+
+    fn made(job: &Job) -> Made {
+        Made {
+            file_name: job.file_name.clone(),
+            prompt: job.prompt.label.clone(),
+            index: job.index,
+            bytes: 1,
+            sha256: String::new(),
+            elapsed: Duration::from_millis(1500),
+            attempts: 1,
+            revised_prompt: None,
+            usage: None,
+            request_id: None,
+            cost: Some(0.21),
+        }
+    }
+
+    /// The screen once `ready` holds of it (bars redraw at their own pace), or after a second.
+    fn settled(r: &TerminalReporter, term: &InMemoryTerm, ready: impl Fn(&str) -> bool) -> String {
+        for _ in 0..50 {
+            r.overall.tick();
+            let screen = term.contents();
+            if ready(&screen) {
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        term.contents()
+    }
+
+    #[test]
+    fn a_line_per_request_in_flight_under_the_overall_bar() {
+        let term = InMemoryTerm::new(12, 120);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
+        let plan = plan();
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        for job in &plan.jobs {
+            r.event(Event::Started { job });
+        }
+        let error = crate::api::ApiError::Timeout { secs: 600 };
+        r.event(Event::Retrying {
+            job: &plan.jobs[1],
+            attempt: 1,
+            max_attempts: 5,
+            wait: Duration::from_secs(2),
+            error: &error,
+            pauses_run: false,
+        });
+        let screen = settled(&r, &term, |s| s.contains("retrying"));
+        assert!(
+            screen.contains("Making 2 image(s) with gpt-image-2"),
+            "{screen}"
+        );
+        assert!(screen.contains("fox #1 (image.fox.01.hd.png)"), "{screen}");
+        assert!(
+            screen.contains("fox #2: attempt 1 failed, retrying in 2.0 s"),
+            "{screen}"
+        );
+        assert!(screen.contains("0/2"), "{screen}");
+
+        r.event(Event::Saved {
+            made: &made(&plan.jobs[0]),
+            done: 1,
+            total: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1/2"));
+        assert!(!screen.contains("fox #1 ("), "the line went: {screen}");
+        assert!(screen.contains("1/2 · $0.21"), "{screen}");
+    }
+}
