@@ -18,6 +18,7 @@ pub mod pace;
 pub mod plan;
 pub mod progress;
 pub mod prompts;
+pub mod report;
 pub mod run;
 
 use std::io::Write;
@@ -123,7 +124,17 @@ pub async fn run(
     let plan = Plan::new(config);
     if config.dry_run {
         let survey = output::survey(&plan, config.existing)?;
-        print(&plan::render_dry_run(&plan, &survey, config));
+        if config.json {
+            print_json(&report::document(
+                config,
+                &plan,
+                &survey,
+                None,
+                Status::Success,
+            ));
+        } else {
+            print(&plan::render_dry_run(&plan, &survey, config));
+        }
         return Ok(Outcome::DryRun);
     }
 
@@ -197,7 +208,21 @@ pub async fn run(
         }
     }
     reporter.event(Event::Finished { summary: &summary });
-    Ok(Outcome::Ran(summary))
+    let outcome = Outcome::Ran(summary);
+    if config.json
+        && let Outcome::Ran(summary) = &outcome
+    {
+        let doc = report::document(config, &plan, &survey, Some(summary), outcome.status());
+        print_json(&doc);
+    }
+    Ok(outcome)
+}
+
+/// One JSON document on stdout, for `--json`.
+pub fn print_json(doc: &serde_json::Value) {
+    let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
+    text.push('\n');
+    print(&text);
 }
 
 /// Runs a subcommand: everything but making images.

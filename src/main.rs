@@ -11,14 +11,15 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     // Logging starts before the configuration is read, so its errors can be logged too.
     genimg::logging::init(Verbosity::from_flags(cli.quiet, cli.verbose));
+    let json = cli.json;
 
     let config = match Config::from_cli(cli, &Env::from_process()) {
         Ok(config) => config,
-        Err(e) => return fail(&e, Status::Usage),
+        Err(e) => return fail(&e, json),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail(&e, Status::Usage),
+        Err(e) => return fail(&e, json),
     };
     // Bars on a terminal; plain lines for a log file, a pipe or --quiet.
     let reporter: Arc<dyn Reporter> =
@@ -36,11 +37,16 @@ fn main() -> ExitCode {
     });
     match outcome {
         Ok(outcome) => outcome.status().into(),
-        Err(e) => fail(&e, Status::Usage),
+        Err(e) => fail(&e, json),
     }
 }
 
-fn fail(error: &dyn std::fmt::Display, status: Status) -> ExitCode {
-    eprintln!("genimg: error: {error:#}");
-    status.into()
+/// Reports an error that stopped genimg before any request: exit code 2.
+fn fail(error: &dyn std::fmt::Display, json: bool) -> ExitCode {
+    let message = format!("{error:#}");
+    eprintln!("genimg: error: {message}");
+    if json {
+        genimg::print_json(&genimg::report::error_document(&message));
+    }
+    Status::Usage.into()
 }

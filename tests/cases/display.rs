@@ -110,3 +110,129 @@ fn elsewhere_plain_lines_and_no_escape_codes() {
     );
     assert_summary(&run, &[("made", "2"), ("failed", "0")]);
 }
+
+fn json_of(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", run.stdout))
+}
+
+#[test]
+fn json_prints_the_plan_each_image_and_the_totals_on_stdout() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na fox\n# nope\nFORBIDDEN\n");
+    ws.write("out/image.fox.01.hd.png", images::png(7));
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-n", "2", "--json"])
+        .run();
+    assert_code(&run, 1);
+    let doc = json_of(&run);
+    assert_eq!(doc["status"], "some_failed");
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["models"], serde_json::json!(["gpt-image-2"]));
+    let totals = &doc["totals"];
+    assert_eq!(totals["planned"], 4);
+    assert_eq!(totals["made"], 1);
+    assert_eq!(totals["failed"], 2);
+    assert_eq!(totals["refused"], 2);
+    assert_eq!(totals["skipped"], 1);
+    let images = doc["images"].as_array().unwrap();
+    let status_of = |file: &str| {
+        images
+            .iter()
+            .find(|i| i["file"] == file)
+            .unwrap_or_else(|| panic!("{file} not listed"))
+    };
+    assert_eq!(status_of("image.fox.01.hd.png")["status"], "skipped");
+    let made = status_of("image.fox.02.hd.png");
+    assert_eq!(made["status"], "made");
+    assert_eq!(made["path"], "out/image.fox.02.hd.png");
+    assert!(ws.join(made["path"].as_str().unwrap()).is_file());
+    assert_eq!(made["sha256"].as_str().unwrap().len(), 64);
+    let refused = status_of("image.nope.01.hd.png");
+    assert_eq!(refused["status"], "refused");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("moderation_blocked")
+    );
+    // The people's output stays on stderr.
+    assert!(run.stderr.contains("Failed (2):"), "{}", run.stderr);
+}
+
+#[test]
+fn json_for_a_dry_run_and_for_an_error() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .args(["a fox", "-n", "3", "--dry-run", "--json"])
+        .run();
+    assert_code(&run, 0);
+    let doc = json_of(&run);
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["totals"]["to_make"], 3);
+    let each = doc["images"][0]["estimate_usd"].as_f64().unwrap();
+    assert!((each - 0.2107).abs() < 0.001, "{each}");
+    assert!(
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "to_make")
+    );
+
+    let run = genimg(&ws, None)
+        .args(["a fox", "--size", "7x7", "--json"])
+        .run();
+    assert_code(&run, 2);
+    let doc = json_of(&run);
+    assert_eq!(doc["status"], "usage_error");
+    assert_eq!(doc["exit_code"], 2);
+    assert!(
+        doc["error"].as_str().unwrap().contains("--size 7x7"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_prompt_named_like_a_subcommand_goes_after_a_double_dash() {
+    let server = FakeServer::start();
+    for word in ["models", "gallery", "completions", "man", "help"] {
+        let ws = Workspace::new();
+        let run = genimg(&ws, Some(&server))
+            .args(["-o", "out", "--", word])
+            .run();
+        assert_code(&run, 0);
+        assert_eq!(ws.files("out"), ["image_01_hd.png"], "{word}");
+    }
+    let prompts = server.prompts();
+    assert_eq!(prompts, ["completions", "gallery", "help", "man", "models"]);
+}
+
+#[test]
+fn completions_and_the_man_page() {
+    let ws = Workspace::new();
+    for (shell, marker, flag) in [
+        ("bash", "_genimg()", "--dst-dir"),
+        ("zsh", "#compdef genimg", "--dst-dir"),
+        ("fish", "complete -c genimg", "-l dst-dir"),
+        ("powershell", "Register-ArgumentCompleter", "--dst-dir"),
+    ] {
+        let run = genimg(&ws, None).args(["completions", shell]).run();
+        assert_code(&run, 0);
+        assert!(run.stdout.contains(marker), "{shell}");
+        assert!(run.stdout.contains(flag), "{shell}: no {flag}");
+    }
+    let run = genimg(&ws, None).arg("man").run();
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.starts_with(".ie") || run.stdout.contains(".TH genimg"),
+        "{}",
+        &run.stdout[..200]
+    );
+    assert!(
+        run.stdout.contains("max\\-cost"),
+        "every flag is in the man page"
+    );
+}
