@@ -1,28 +1,1015 @@
 //! `index.html` in the destination: a self-contained contact sheet of the run, built from the
 //! manifest.
+//!
+//! One file, its CSS and a few lines of script inline, nothing fetched: it opens from the disk
+//! (`file://`) as well as from any static server, and it links the images by relative URLs,
+//! so the destination can be moved or archived whole. Thumbnails load lazily, so a sheet of
+//! 500 images opens at once.
+//!
+//! The page shows what each file is *now*: the last record of a file decides, except that a
+//! failed attempt does not hide the image an earlier attempt left on the disk.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::{Component, Path, PathBuf};
 
-use crate::manifest::{self, Record};
+use crate::manifest::{self, Record, Status};
+use crate::plan::usd;
 
 /// The gallery's file name in the destination.
 pub const FILE_NAME: &str = "index.html";
 
+/// Temporary files are named as the destination's own, so a run cleans up any a killed
+/// `genimg gallery` left.
+const TEMP_PREFIX: &str = ".genimg-";
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Builds the page from the manifest's records, in manifest order (the last record of a file
-/// says what the file is).
+/// says what the file is), taking the files some record made to be on the disk, and no other.
 pub fn render(title: &str, records: &[Record]) -> String {
-    let _ = (title, records);
-    String::from("<!doctype html><title>genimg</title>")
+    let made: HashSet<&str> = records
+        .iter()
+        .filter(|r| r.status == Status::Made)
+        .map(|r| r.file.as_str())
+        .collect();
+    render_with(title, records, |file| made.contains(file))
+}
+
+/// Builds the page as [`render`] does, with `on_disk(file)` saying whether a file the records
+/// name is still there: a made image that is not is shown as missing, not as a broken image.
+pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bool) -> String {
+    Sheet::new(records, &on_disk).html(title)
 }
 
 /// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path.
 pub fn write(dir: &Path) -> io::Result<PathBuf> {
-    let _ = manifest::FILE_NAME;
+    let records = manifest::read_records(dir).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no {} in {}: nothing to show",
+                    manifest::FILE_NAME,
+                    dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let html = render_with(&title_of(dir), &records, |file| {
+        is_plain_name(file) && dir.join(file).is_file()
+    });
     let path = dir.join(FILE_NAME);
-    let html = render(&dir.display().to_string(), &[]);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    io::Write::write_all(&mut tmp, html.as_bytes())?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+    #[cfg(unix)]
+    {
+        // A page to open or serve: let the umask decide, not tempfile's private 0600.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(html.as_bytes())?;
+    tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)
+}
+
+/// The directory's own name (`images`, not `.`), for the page's title.
+fn title_of(dir: &Path) -> String {
+    dir.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// A name right in the destination: only such a file is looked for, and linked.
+fn is_plain_name(file: &str) -> bool {
+    let mut components = Path::new(file).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(_)), None)
+    )
+}
+
+/// `text` with the five characters that mean something in HTML escaped, for element content
+/// and quoted attribute values alike.
+fn escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A file name as a relative URL: every byte but the unreserved ones percent-encoded, so a
+/// name can never read as a scheme (`javascript:`), a host (`//`), a query or a fragment.
+fn url_of(file: &str) -> String {
+    let mut out = String::with_capacity(file.len());
+    for b in file.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// What a file is now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State<'a> {
+    /// Made, and on the disk.
+    Made,
+    /// Made, but no longer on the disk.
+    Missing,
+    /// On the disk, but the last attempt at it failed: `failure` says why. The card's record
+    /// is the one that made the image, or the failure itself when no record made it (an
+    /// image from before the manifest).
+    Kept { failure: &'a Record },
+    /// Failed or refused, and nothing on the disk.
+    NotMade,
+}
+
+/// One file of the sheet.
+#[derive(Debug, Clone, Copy)]
+struct Card<'a> {
+    record: &'a Record,
+    state: State<'a>,
+}
+
+impl Card<'_> {
+    fn shows_image(&self) -> bool {
+        matches!(self.state, State::Made | State::Kept { .. })
+    }
+
+    fn class(&self) -> &'static str {
+        match self.state {
+            State::Made => "made",
+            State::Missing => "missing",
+            State::Kept { .. } => "kept",
+            State::NotMade if self.record.status == Status::Refused => "refused",
+            State::NotMade => "failed",
+        }
+    }
+
+    /// What the card cost: a made image's price.
+    fn cost(&self) -> Option<f64> {
+        match self.record.status {
+            Status::Made => self.record.cost_usd,
+            Status::Failed | Status::Refused => None,
+        }
+    }
+}
+
+/// The cards of one prompt name.
+#[derive(Debug)]
+struct Group<'a> {
+    /// `None`: prompts given on the command line.
+    name: Option<&'a str>,
+    cards: Vec<Card<'a>>,
+}
+
+impl Group<'_> {
+    fn anchor(&self) -> String {
+        match self.name {
+            Some(name) => format!("p-{name}"),
+            None => "command-line".to_owned(),
+        }
+    }
+
+    fn heading(&self) -> &str {
+        self.name.unwrap_or("prompt from the command line")
+    }
+
+    /// The prompt text, when every card shares it (it is then shown once, above them).
+    fn common_prompt(&self) -> Option<&str> {
+        let first = &self.cards.first()?.record.prompt_text;
+        self.cards
+            .iter()
+            .all(|c| &c.record.prompt_text == first)
+            .then_some(first.as_str())
+    }
+
+    fn counts(&self) -> Counts {
+        Counts::of(&self.cards)
+    }
+}
+
+/// How many cards are in each state, and what the images cost.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Counts {
+    images: usize,
+    missing: usize,
+    failed: usize,
+    refused: usize,
+    /// Images kept on the disk after a later attempt failed.
+    kept: usize,
+    cost: f64,
+    /// Made images whose cost the manifest does not know.
+    unpriced: usize,
+}
+
+impl Counts {
+    fn of(cards: &[Card<'_>]) -> Counts {
+        let mut counts = Counts::default();
+        for card in cards {
+            match card.state {
+                State::Made => counts.images += 1,
+                State::Kept { .. } => {
+                    counts.images += 1;
+                    counts.kept += 1;
+                }
+                State::Missing => counts.missing += 1,
+                State::NotMade if card.record.status == Status::Refused => counts.refused += 1,
+                State::NotMade => counts.failed += 1,
+            }
+            if card.record.status == Status::Made {
+                match card.cost() {
+                    Some(cost) => counts.cost += cost,
+                    None => counts.unpriced += 1,
+                }
+            }
+        }
+        counts
+    }
+
+    /// `3 images, 1 refused`: the images, then only the troubles there are.
+    fn brief(&self) -> String {
+        let mut text = plural(self.images, "image");
+        for (n, what) in [
+            (self.failed, "failed"),
+            (self.refused, "refused"),
+            (self.missing, "missing"),
+        ] {
+            if n > 0 {
+                let _ = write!(text, ", {n} {what}");
+            }
+        }
+        text
+    }
+
+    fn troubled(&self) -> bool {
+        self.failed + self.refused + self.missing > 0
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The manifest read as a contact sheet.
+#[derive(Debug)]
+struct Sheet<'a> {
+    groups: Vec<Group<'a>>,
+    /// Everything the records cost, remade and failed images included.
+    spent: f64,
+    /// When the last record was written (RFC 3339, which sorts as text).
+    last_finished: Option<&'a str>,
+}
+
+impl<'a> Sheet<'a> {
+    fn new(records: &'a [Record], on_disk: &dyn Fn(&str) -> bool) -> Sheet<'a> {
+        // Per file, in the order files first appear: its last record, and its last made one.
+        let mut files: Vec<&str> = Vec::new();
+        let mut seen: HashMap<&str, (&Record, Option<&Record>)> = HashMap::new();
+        for record in records {
+            let entry = seen.entry(&record.file).or_insert_with(|| {
+                files.push(&record.file);
+                (record, None)
+            });
+            entry.0 = record;
+            if record.status == Status::Made {
+                entry.1 = Some(record);
+            }
+        }
+        let cards = files.iter().map(|file| {
+            let (last, made) = seen[file];
+            let there = on_disk(file);
+            match (last.status, there) {
+                (Status::Made, true) => Card {
+                    record: last,
+                    state: State::Made,
+                },
+                (Status::Made, false) => Card {
+                    record: last,
+                    state: State::Missing,
+                },
+                (Status::Failed | Status::Refused, true) => Card {
+                    record: made.unwrap_or(last),
+                    state: State::Kept { failure: last },
+                },
+                (Status::Failed | Status::Refused, false) => Card {
+                    record: last,
+                    state: State::NotMade,
+                },
+            }
+        });
+
+        // Prompts in the order of their prompt file, as its last run numbered them; those
+        // without a number (older manifests) after, in the order the manifest names them.
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        let mut index_of: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut number_of: HashMap<Option<&str>, usize> = HashMap::new();
+        for record in records {
+            let name = record.prompt.as_deref();
+            index_of.entry(name).or_insert_with(|| {
+                groups.push(Group {
+                    name,
+                    cards: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            if let Some(n) = record.prompt_number {
+                number_of.insert(name, n);
+            }
+        }
+        for card in cards {
+            let name = card.record.prompt.as_deref();
+            groups[index_of[&name]].cards.push(card);
+        }
+        groups.retain(|g| !g.cards.is_empty());
+        // A stable sort keeps the manifest's order among equals.
+        groups.sort_by_key(|g| number_of.get(&g.name).copied().unwrap_or(usize::MAX));
+        for group in &mut groups {
+            group.cards.sort_by(|a, b| {
+                (a.record.index, &a.record.file).cmp(&(b.record.index, &b.record.file))
+            });
+        }
+
+        Sheet {
+            groups,
+            spent: records.iter().filter_map(|r| r.cost_usd).sum(),
+            last_finished: records
+                .iter()
+                .map(|r| r.finished.as_str())
+                .filter(|t| !t.is_empty())
+                .max(),
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        let cards: Vec<Card<'_>> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.cards.iter().copied())
+            .collect();
+        Counts::of(&cards)
+    }
+
+    fn html(&self, title: &str) -> String {
+        let mut out = String::with_capacity(4096 + 1024 * self.groups.len());
+        let title = escape(title);
+        let _ = write!(
+            out,
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"generator\" content=\"genimg {}\">\n\
+             <title>{title} · genimg</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        self.header(&mut out, &title);
+        out.push_str("<main>\n");
+        if self.groups.is_empty() {
+            out.push_str("<p class=\"empty\">No images recorded yet.</p>\n");
+        }
+        for group in &self.groups {
+            section(&mut out, group);
+        }
+        out.push_str("</main>\n<script>");
+        out.push_str(SCRIPT);
+        out.push_str("</script>\n</body>\n</html>\n");
+        out
+    }
+
+    fn header(&self, out: &mut String, title: &str) {
+        let counts = self.counts();
+        let _ = write!(
+            out,
+            "<header>\n<h1><span class=\"by\">genimg ·</span> {title}</h1>\n<p class=\"totals\"><b>{}</b> made · <b{}>{}</b> failed",
+            counts.images,
+            if counts.failed > 0 {
+                " class=\"bad\""
+            } else {
+                ""
+            },
+            counts.failed,
+        );
+        if counts.refused > 0 {
+            let _ = write!(out, " · <b class=\"bad\">{}</b> refused", counts.refused);
+        }
+        if counts.missing > 0 {
+            let _ = write!(
+                out,
+                " · <b class=\"warn\">{}</b> missing from the disk",
+                counts.missing
+            );
+        }
+        if counts.kept > 0 {
+            let _ = write!(
+                out,
+                " · <b class=\"warn\">{}</b> kept after a later failed attempt",
+                counts.kept
+            );
+        }
+        let _ = write!(out, " · cost <b>{}</b>", usd(counts.cost));
+        if counts.unpriced > 0 {
+            let _ = write!(out, " (unknown for {})", plural(counts.unpriced, "image"));
+        }
+        if (self.spent - counts.cost).abs() >= 0.0005 {
+            let _ = write!(out, ", {} spent in all runs", usd(self.spent));
+        }
+        if let Some(finished) = self.last_finished {
+            let _ = write!(out, " · last image {}", escape(&when(finished)));
+        }
+        out.push_str("</p>\n");
+        if !self.groups.is_empty() {
+            out.push_str("<nav>\n");
+            for group in &self.groups {
+                let counts = group.counts();
+                let _ = writeln!(
+                    out,
+                    "<a href=\"#{}\"{}>{} <span class=\"n\">{}</span></a>",
+                    url_of(&group.anchor()),
+                    if counts.troubled() {
+                        " class=\"bad\""
+                    } else {
+                        ""
+                    },
+                    escape(group.heading()),
+                    escape(&counts.brief()),
+                );
+            }
+            out.push_str("</nav>\n");
+        }
+        out.push_str("</header>\n");
+    }
+}
+
+/// `2026-11-24T10:00:00.400Z` as `2026-11-24 10:00 UTC`; anything else as it is.
+fn when(time: &str) -> String {
+    match (time.get(..10), time.get(11..16)) {
+        (Some(day), Some(minute)) if time.ends_with('Z') => format!("{day} {minute} UTC"),
+        _ => time.to_owned(),
+    }
+}
+
+fn section(out: &mut String, group: &Group<'_>) {
+    let counts = group.counts();
+    let _ = write!(
+        out,
+        "<section id=\"{}\">\n<h2>{} <span class=\"n\">{}",
+        escape(&group.anchor()),
+        escape(group.heading()),
+        escape(&counts.brief()),
+    );
+    if counts.cost > 0.0 {
+        let _ = write!(out, " · {}", usd(counts.cost));
+    }
+    out.push_str("</span></h2>\n");
+    let common = group.common_prompt();
+    if let Some(text) = common {
+        let _ = writeln!(out, "<p class=\"prompt\">{}</p>", escape(text));
+    }
+    out.push_str("<div class=\"grid\">\n");
+    for card in &group.cards {
+        figure(out, card, common.is_none());
+    }
+    out.push_str("</div>\n</section>\n");
+}
+
+fn figure(out: &mut String, card: &Card<'_>, with_prompt: bool) {
+    let record = card.record;
+    let file = escape(&record.file);
+    let url = url_of(&record.file);
+    let _ = writeln!(out, "<figure class=\"{}\">", card.class());
+    if card.shows_image() {
+        let _ = writeln!(
+            out,
+            "<a class=\"thumb\" href=\"{url}\"><img src=\"{url}\" alt=\"{file}\" loading=\"lazy\" decoding=\"async\"></a>"
+        );
+    } else {
+        let (status, reason) = match card.state {
+            State::Missing => ("missing", "The file is no longer on the disk.".to_owned()),
+            _ if record.status == Status::Refused => ("refused", reason(record)),
+            _ => ("failed", reason(record)),
+        };
+        let _ = writeln!(
+            out,
+            "<div class=\"thumb none\"><span class=\"status\">{status}</span><p class=\"reason\">{}</p></div>",
+            escape(&reason)
+        );
+    }
+    out.push_str("<figcaption>\n");
+    if card.shows_image() {
+        let _ = writeln!(
+            out,
+            "<a class=\"file\" href=\"{url}\" title=\"{file}\">{file}</a>"
+        );
+    } else {
+        let _ = writeln!(out, "<span class=\"file\" title=\"{file}\">{file}</span>");
+    }
+    let _ = writeln!(out, "<div class=\"meta\">{}</div>", escape(&meta(card)));
+    if let State::Kept { failure } = card.state {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">The last attempt {} {}: {} The image shown was made before it.</p>",
+            if failure.status == Status::Refused {
+                "was refused"
+            } else {
+                "failed"
+            },
+            escape(&when(&failure.finished)),
+            escape(&reason(failure)),
+        );
+    }
+    if let Some(revised) = record.revised_prompt.as_deref().filter(|r| !r.is_empty()) {
+        let _ = writeln!(
+            out,
+            "<details class=\"revised\"><summary>revised prompt</summary><p>{}</p></details>",
+            escape(revised)
+        );
+    }
+    if with_prompt {
+        let _ = writeln!(
+            out,
+            "<details><summary>prompt</summary><p>{}</p></details>",
+            escape(&record.prompt_text)
+        );
+    }
+    out.push_str("</figcaption>\n</figure>\n");
+}
+
+/// Why a record's attempt failed, with its attempts when there were several.
+fn reason(record: &Record) -> String {
+    let mut text = record
+        .error
+        .clone()
+        .unwrap_or_else(|| "no reason recorded".to_owned());
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    if record.attempts > 1 {
+        let _ = write!(text, " ({} attempts)", record.attempts);
+    }
+    text
+}
+
+/// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
+fn meta(card: &Card<'_>) -> String {
+    let record = card.record;
+    let mut parts = vec![format!("#{}", record.index), record.model.clone()];
+    for key in ["size", "quality"] {
+        match record.request.get(key) {
+            Some(serde_json::Value::String(s)) => parts.push(s.clone()),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => parts.push(other.to_string()),
+        }
+    }
+    if let Some(cost) = card.cost() {
+        parts.push(usd(cost));
+    }
+    parts.join(" · ")
+}
+
+const STYLE: &str = r#"
+:root { color-scheme: light dark; --bg: #f5f5f3; --fg: #1c1c1e; --muted: #6a6a70; --card: #fff;
+  --line: #dddde0; --well: #ececef; --link: #2457c5; --bad: #c0392b; --warn: #a86a12; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #151517; --fg: #e9e9ec; --muted: #9c9ca3; --card: #202023; --line: #34343a;
+    --well: #29292d; --link: #86acff; --bad: #ff7466; --warn: #e6ac4f; }
+}
+* { box-sizing: border-box; }
+html { scroll-behavior: smooth; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
+a { color: var(--link); }
+header { padding: 20px 24px 14px; border-bottom: 1px solid var(--line); background: var(--card); }
+h1 { font-size: 20px; margin: 0 0 4px; overflow-wrap: anywhere; }
+h1 .by { color: var(--muted); font-weight: normal; }
+.totals { margin: 0 0 12px; color: var(--muted); }
+.totals b { color: var(--fg); font-variant-numeric: tabular-nums; }
+.totals b.bad, nav a.bad .n { color: var(--bad); }
+.totals b.warn { color: var(--warn); }
+nav { display: flex; flex-wrap: wrap; gap: 6px; }
+nav a { padding: 2px 10px; border: 1px solid var(--line); border-radius: 999px; background: var(--bg);
+  color: var(--fg); text-decoration: none; font-size: 13px; }
+nav a:hover { border-color: var(--link); }
+nav a.bad { border-color: var(--bad); }
+.n { color: var(--muted); font-weight: normal; font-size: 13px; }
+main { padding: 4px 24px 48px; }
+.empty { color: var(--muted); }
+section { margin-top: 22px; scroll-margin-top: 8px; }
+h2 { font-size: 16px; margin: 0 0 4px; overflow-wrap: anywhere; }
+.prompt { margin: 0 0 10px; max-width: 90ch; max-height: 7.5em; overflow: auto; white-space: pre-wrap;
+  overflow-wrap: anywhere; color: var(--muted); }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+figure { margin: 0; display: flex; flex-direction: column; min-width: 0; background: var(--card);
+  border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
+figure.failed, figure.refused { border-color: var(--bad); }
+figure.missing, figure.kept { border-color: var(--warn); }
+.thumb { display: block; aspect-ratio: 1; background: var(--well); }
+.thumb img { display: block; width: 100%; height: 100%; object-fit: contain; }
+.thumb img.broken { outline: 2px solid var(--bad); outline-offset: -2px; }
+.none { display: flex; flex-direction: column; gap: 6px; padding: 12px 12px 10px; }
+.failed .none, .refused .none { background: color-mix(in srgb, var(--bad) 9%, var(--card)); }
+.missing .none { background: color-mix(in srgb, var(--warn) 9%, var(--card)); }
+.status { flex: none; font-size: 11px; font-weight: 700; letter-spacing: .06em;
+  text-transform: uppercase; }
+.failed .status, .refused .status { color: var(--bad); }
+.missing .status { color: var(--warn); }
+.reason { flex: 1 1 auto; min-height: 0; margin: 0; overflow: auto; font-size: 12px;
+  overflow-wrap: anywhere; }
+figcaption { padding: 6px 8px 8px; font-size: 12px; }
+.file { display: block; overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
+  font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 11.5px; }
+.meta { color: var(--muted); }
+.note { margin: 4px 0 0; color: var(--warn); overflow-wrap: anywhere; }
+details { margin-top: 4px; }
+summary { cursor: pointer; color: var(--link); }
+details p { margin: 4px 0 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+"#;
+
+/// Marks images that did not load and counts those that did into `data-loaded` on the body
+/// ("loaded/total"), once the page has loaded and again as lazy thumbnails arrive.
+const SCRIPT: &str = r#"
+(function () {
+  var images = document.querySelectorAll("main img");
+  function tally() {
+    var loaded = 0;
+    images.forEach(function (img) {
+      if (img.complete && img.naturalWidth > 0) loaded++;
+      else if (img.complete) img.classList.add("broken");
+    });
+    document.body.dataset.loaded = loaded + "/" + images.length;
+  }
+  images.forEach(function (img) {
+    img.addEventListener("load", tally);
+    img.addEventListener("error", function () { img.classList.add("broken"); tally(); });
+  });
+  window.addEventListener("load", tally);
+})();
+"#;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    fn record(file: &str, prompt: Option<&str>, index: u32, status: Status) -> Record {
+        let mut request = Map::new();
+        request.insert("model".into(), json!("gpt-image-2"));
+        request.insert("size".into(), json!("1024x1024"));
+        request.insert("quality".into(), json!("high"));
+        Record {
+            file: file.to_owned(),
+            prompt: prompt.map(str::to_owned),
+            prompt_number: None,
+            index,
+            prompt_text: format!("the text of {}", prompt.unwrap_or("the command line")),
+            model: "gpt-image-2".to_owned(),
+            operation: "images/generations".to_owned(),
+            request,
+            references: Vec::new(),
+            request_hash: "sha256:0".to_owned(),
+            status,
+            error: match status {
+                Status::Made => None,
+                Status::Failed => Some("HTTP 500 Internal Server Error: boom".to_owned()),
+                Status::Refused => Some(
+                    "refused by the service: Your request was rejected by the safety system"
+                        .to_owned(),
+                ),
+            },
+            attempts: 1,
+            revised_prompt: None,
+            usage: None,
+            request_id: None,
+            sha256: None,
+            bytes: None,
+            cost_usd: (status == Status::Made).then_some(0.211),
+            started: "2026-11-24T10:00:00.000Z".to_owned(),
+            finished: "2026-11-24T10:00:05.000Z".to_owned(),
+        }
+    }
+
+    fn made(file: &str, prompt: &str, index: u32) -> Record {
+        record(file, Some(prompt), index, Status::Made)
+    }
+
+    /// The page's `<main>`, where the cards are (the header repeats names in its table of
+    /// contents).
+    fn main_of(html: &str) -> &str {
+        let start = html.find("<main>").expect("<main>");
+        let end = html.find("</main>").expect("</main>");
+        &html[start..end]
+    }
+
+    fn position(html: &str, needle: &str) -> usize {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in\n{html}"))
+    }
+
+    #[test]
+    fn prompts_follow_their_file_order_not_the_order_images_arrived() {
+        let mut second = made("image.b.01.hd.png", "b", 1);
+        second.prompt_number = Some(2);
+        let mut first = made("image.a.01.hd.png", "a", 1);
+        first.prompt_number = Some(1);
+        let html = render("out", &[second, first]);
+        let a = html.find("id=\"p-a\"").unwrap();
+        let b = html.find("id=\"p-b\"").unwrap();
+        assert!(a < b, "prompt a comes first");
+    }
+
+    #[test]
+    fn escape_replaces_the_five_characters() {
+        assert_eq!(
+            escape(r#"<a href="x">Tom & Jerry's</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        );
+        assert_eq!(escape("&amp;"), "&amp;amp;");
+        assert!(matches!(
+            escape("plain text, é"),
+            Cow::Borrowed("plain text, é")
+        ));
+        assert_eq!(escape(""), "");
+    }
+
+    #[test]
+    fn urls_are_percent_encoded_and_stay_relative() {
+        assert_eq!(url_of("image.city.01.hd.png"), "image.city.01.hd.png");
+        assert_eq!(url_of("a b#c?d%e.png"), "a%20b%23c%3Fd%25e.png");
+        assert_eq!(url_of("javascript:alert(1)"), "javascript%3Aalert%281%29");
+        assert_eq!(url_of("//host/x.png"), "%2F%2Fhost%2Fx.png");
+        assert_eq!(url_of("é\"<.png"), "%C3%A9%22%3C.png");
+    }
+
+    #[test]
+    fn only_plain_names_are_looked_for_on_the_disk() {
+        assert!(is_plain_name("image_01_hd.png"));
+        assert!(!is_plain_name("../secret.png"));
+        assert!(!is_plain_name("/etc/passwd"));
+        assert!(!is_plain_name("a/b.png"));
+        assert!(!is_plain_name(""));
+    }
+
+    #[test]
+    fn images_are_grouped_by_prompt_in_first_seen_order_then_by_index() {
+        let records = [
+            made("image.zebra.02.hd.png", "zebra", 2),
+            made("image.apple.01.hd.png", "apple", 1),
+            made("image.zebra.01.hd.png", "zebra", 1),
+            made("image.apple.02.hd.png", "apple", 2),
+            record("image_01_hd.png", None, 1, Status::Made),
+        ];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        let order: Vec<usize> = [
+            "id=\"p-zebra\"",
+            "src=\"image.zebra.01.hd.png\"",
+            "src=\"image.zebra.02.hd.png\"",
+            "id=\"p-apple\"",
+            "src=\"image.apple.01.hd.png\"",
+            "src=\"image.apple.02.hd.png\"",
+            "id=\"command-line\"",
+            "src=\"image_01_hd.png\"",
+        ]
+        .iter()
+        .map(|n| position(main, n))
+        .collect();
+        assert!(order.is_sorted(), "{order:?}\n{main}");
+        assert_eq!(main.matches("<figure").count(), 5);
+        assert_eq!(main.matches("loading=\"lazy\"").count(), 5);
+        // The table of contents: every prompt with its count, linking to its section.
+        assert!(html.contains("<a href=\"#p-zebra\">zebra <span class=\"n\">2 images</span></a>"));
+        assert!(html.contains("<a href=\"#command-line\">prompt from the command line"));
+        // Shared prompt text is shown once per prompt, above its images.
+        assert_eq!(main.matches("the text of zebra").count(), 1);
+    }
+
+    #[test]
+    fn text_is_escaped_everywhere() {
+        let mut r = made("a&b.png", "x", 1);
+        r.prompt_text = "a <script>alert('hi')</script> & \"quotes\"".to_owned();
+        r.revised_prompt = Some("<b>bold</b>".to_owned());
+        let html = render("<title> & co", &[r]);
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<b>bold"), "{html}");
+        assert!(html.contains(
+            "a &lt;script&gt;alert(&#39;hi&#39;)&lt;/script&gt; &amp; &quot;quotes&quot;"
+        ));
+        assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"));
+        assert!(html.contains("<title>&lt;title&gt; &amp; co · genimg</title>"));
+        assert!(html.contains("href=\"a%26b.png\""), "{html}");
+        assert!(html.contains("alt=\"a&amp;b.png\""), "{html}");
+    }
+
+    #[test]
+    fn failed_and_refused_images_are_marked_with_their_reasons() {
+        let mut failed = record("image.a.02.hd.png", Some("a"), 2, Status::Failed);
+        failed.attempts = 5;
+        let records = [
+            made("image.a.01.hd.png", "a", 1),
+            failed,
+            record("image.b.01.hd.png", Some("b"), 1, Status::Refused),
+        ];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"failed\">"));
+        assert!(main.contains("<figure class=\"refused\">"));
+        assert!(main.contains(
+            "<span class=\"status\">failed</span><p class=\"reason\">HTTP 500 Internal Server Error: boom. (5 attempts)</p>"
+        ), "{main}");
+        assert!(main.contains("<span class=\"status\">refused</span><p class=\"reason\">refused by the service: Your request was rejected by the safety system.</p>"), "{main}");
+        // No image for what was not made.
+        assert_eq!(main.matches("<img").count(), 1);
+        assert!(
+            html.contains(
+                "<b>1</b> made · <b class=\"bad\">1</b> failed · <b class=\"bad\">1</b> refused"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<a href=\"#p-a\" class=\"bad\">a <span class=\"n\">1 image, 1 failed</span></a>"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_revised_prompt_model_size_quality_and_cost_are_shown() {
+        let mut r = made("image.a.01.hd.png", "a", 1);
+        r.revised_prompt = Some("A lighthouse at dusk, oil on canvas".to_owned());
+        r.cost_usd = Some(0.5);
+        let mut cheap = made("image.a.02.hd.png", "a", 2);
+        cheap.cost_usd = Some(0.011);
+        let html = render("out", &[r, cheap]);
+        assert!(html.contains(
+            "<details class=\"revised\"><summary>revised prompt</summary><p>A lighthouse at dusk, oil on canvas</p></details>"
+        ), "{html}");
+        assert!(
+            html.contains("<div class=\"meta\">#1 · gpt-image-2 · 1024x1024 · high · $0.50</div>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<div class=\"meta\">#2 · gpt-image-2 · 1024x1024 · high · $0.011</div>"),
+            "{html}"
+        );
+        assert!(html.contains("cost <b>$0.51</b>"), "{html}");
+        assert!(html.contains("2 images · $0.51</span></h2>"), "{html}");
+    }
+
+    #[test]
+    fn a_file_missing_from_the_disk_is_noted_not_shown_broken() {
+        let records = [made("here.png", "a", 1), made("gone.png", "a", 2)];
+        let html = render_with("out", &records, |f| f == "here.png");
+        let main = main_of(&html);
+        assert!(main.contains("<img src=\"here.png\""));
+        assert!(!main.contains("src=\"gone.png\""), "{main}");
+        assert!(!main.contains("href=\"gone.png\""), "{main}");
+        assert!(main.contains("<figure class=\"missing\">"));
+        assert!(main.contains("The file is no longer on the disk."));
+        assert!(html.contains("<b class=\"warn\">1</b> missing from the disk"));
+    }
+
+    #[test]
+    fn the_last_record_decides_but_a_failure_keeps_the_earlier_image_on_disk() {
+        let mut first = made("a.png", "a", 1);
+        first.revised_prompt = Some("the first".to_owned());
+        let mut second = made("a.png", "a", 1);
+        second.revised_prompt = Some("the second".to_owned());
+        let mut failure = record("a.png", Some("a"), 1, Status::Failed);
+        failure.finished = "2026-11-25T08:30:00.000Z".to_owned();
+        let remade = [first.clone(), second.clone()];
+        let html = render("out", &remade);
+        assert!(html.contains("the second") && !html.contains("the first"));
+        assert_eq!(main_of(&html).matches("<figure").count(), 1);
+
+        let records = [first, second, failure];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"kept\">"), "{main}");
+        assert!(main.contains("<img src=\"a.png\""));
+        assert!(
+            main.contains("the second"),
+            "the image shown is the last one made"
+        );
+        assert!(main.contains(
+            "The last attempt failed 2026-11-25 08:30 UTC: HTTP 500 Internal Server Error: boom. The image shown was made before it."
+        ), "{main}");
+        assert!(html.contains("<b>1</b> made · <b>0</b> failed"), "{html}");
+
+        // Once the file is gone, the failure is what it is.
+        let html = render_with("out", &records, |_| false);
+        assert!(main_of(&html).contains("<figure class=\"failed\">"));
+        assert!(
+            html.contains("<b>0</b> made · <b class=\"bad\">1</b> failed"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_header_totals_what_was_spent_and_when() {
+        let mut old = made("a.png", "a", 1);
+        old.cost_usd = Some(1.0);
+        let mut new = made("a.png", "a", 1);
+        new.cost_usd = Some(0.25);
+        new.finished = "2026-11-26T09:15:42.123Z".to_owned();
+        let mut unknown = made("b.png", "a", 2);
+        unknown.cost_usd = None;
+        let html = render("out", &[old, new, unknown]);
+        assert!(
+            html.contains("cost <b>$0.25</b> (unknown for 1 image), $1.25 spent in all runs"),
+            "{html}"
+        );
+        assert!(html.contains("last image 2026-11-26 09:15 UTC"), "{html}");
+    }
+
+    #[test]
+    fn differing_prompt_texts_are_shown_on_each_image() {
+        let a = record("image_01_hd.png", None, 1, Status::Made);
+        let mut b = record("image_02_hd.png", None, 2, Status::Made);
+        b.prompt_text = "another fox".to_owned();
+        let html = render("out", &[a, b]);
+        let main = main_of(&html);
+        assert!(!main.contains("<p class=\"prompt\">"), "{main}");
+        assert!(main.contains("<details><summary>prompt</summary><p>another fox</p></details>"));
+        assert!(main.contains("<summary>prompt</summary><p>the text of the command line</p>"));
+    }
+
+    #[test]
+    fn an_empty_manifest_makes_a_page_that_says_so() {
+        let html = render("out", &[]);
+        assert!(html.contains("No images recorded yet."));
+        assert!(html.contains("<b>0</b> made"));
+    }
+
+    #[test]
+    fn the_page_fetches_nothing() {
+        let html = render("out", &[made("a.png", "a", 1)]);
+        assert!(
+            !html.contains("http:") && !html.contains("https:"),
+            "{html}"
+        );
+        assert!(!html.contains("<link") && !html.contains(" src=\"//"));
+        assert!(html.contains("document.body.dataset.loaded"));
+    }
+
+    #[test]
+    fn write_needs_a_manifest_and_writes_the_page_atomically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write(tmp.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no genimg.jsonl in {}: nothing to show",
+                tmp.path().display()
+            )
+        );
+
+        let records = [made("here.png", "a", 1), made("gone.png", "a", 2)];
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(tmp.path().join(manifest::FILE_NAME), text).unwrap();
+        std::fs::write(tmp.path().join("here.png"), b"png").unwrap();
+        let path = write(tmp.path()).unwrap();
+        assert_eq!(path, tmp.path().join(FILE_NAME));
+        let html = std::fs::read_to_string(&path).unwrap();
+        assert!(html.contains("<img src=\"here.png\""));
+        assert!(html.contains("<figure class=\"missing\">"));
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["genimg.jsonl", "here.png", "index.html"],
+            "no temporary left"
+        );
+    }
 }

@@ -94,6 +94,9 @@ pub struct Record {
     pub file: String,
     /// The prompt's name in its file; `None` for a prompt given on the command line.
     pub prompt: Option<String>,
+    /// The prompt's position in its file, from 1: the gallery shows prompts in this order.
+    #[serde(default)]
+    pub prompt_number: Option<usize>,
     pub index: u32,
     pub prompt_text: String,
     pub model: String,
@@ -136,6 +139,7 @@ impl Record {
         Record {
             file: file.to_owned(),
             prompt: prompt.map(str::to_owned),
+            prompt_number: None,
             index,
             prompt_text: request.prompt().to_owned(),
             model: request.model().to_owned(),
@@ -301,6 +305,36 @@ impl History {
     }
 }
 
+/// Every record of the manifest in `dir`, in the order written. Lines that cannot be read as
+/// a whole record (a torn last line, an edit by hand) are skipped. No manifest there is an
+/// error of kind `NotFound`.
+pub fn read_records(dir: &Path) -> io::Result<Vec<Record>> {
+    let file = File::open(dir.join(FILE_NAME))?;
+    records_from(BufReader::new(file))
+}
+
+fn records_from(reader: impl BufRead) -> io::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut unreadable = 0usize;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(record) => records.push(record),
+            Err(_) => unreadable += 1,
+        }
+    }
+    if unreadable > 0 {
+        tracing::warn!(
+            lines = unreadable,
+            "{FILE_NAME} has lines that cannot be read; they are ignored"
+        );
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -434,6 +468,28 @@ mod tests {
     fn no_manifest_is_an_empty_history() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(History::read(tmp.path()).unwrap(), History::default());
+    }
+
+    #[test]
+    fn read_records_keeps_every_whole_record_in_order_and_skips_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = read_records(tmp.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+
+        let a = serde_json::to_string(&record("a.png", "h1", Status::Made)).unwrap();
+        let b = serde_json::to_string(&record("b.png", "h2", Status::Refused)).unwrap();
+        fs::write(
+            tmp.path().join(FILE_NAME),
+            format!(
+                "{a}\n{{\"file\": \"only.png\"}}\n\n{b}\n{}",
+                &a[..a.len() / 2]
+            ),
+        )
+        .unwrap();
+        let records = read_records(tmp.path()).unwrap();
+        let files: Vec<&str> = records.iter().map(|r| r.file.as_str()).collect();
+        assert_eq!(files, ["a.png", "b.png"]);
+        assert_eq!(records[1].status, Status::Refused);
     }
 
     #[test]

@@ -100,7 +100,7 @@ struct WindowState {
 }
 
 /// How many requests may be in flight: AIMD between 1 and the `-j` ceiling. Requests get
-/// their slots first come, first served, so images are made in the order planned.
+/// their slots first come, first served, so none waits behind later ones for long.
 #[derive(Debug)]
 pub struct Window {
     ceiling: usize,

@@ -451,6 +451,7 @@ async fn make_image<S: ImageService>(
         &job.prompt.request,
         &job.prompt.request_hash,
     );
+    record.prompt_number = Some(job.prompt.number);
     let attempts = AtomicU32::new(0);
     let estimate = job.prompt.estimate.unwrap_or(0.0);
     let halt = shared.halt.clone();

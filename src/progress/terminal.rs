@@ -267,7 +267,9 @@ mod tests {
             error: &error,
             pauses_run: false,
         });
-        let screen = settled(&r, &term, |s| s.contains("retrying"));
+        let screen = settled(&r, &term, |s| {
+            s.contains("retrying") && s.contains("fox #1 (") && s.contains("0/2")
+        });
         assert!(
             screen.contains("Making 2 image(s) with gpt-image-2"),
             "{screen}"
@@ -284,7 +286,7 @@ mod tests {
             done: 1,
             total: 2,
         });
-        let screen = settled(&r, &term, |s| s.contains("1/2"));
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1 ("));
         assert!(!screen.contains("fox #1 ("), "the line went: {screen}");
         assert!(screen.contains("1/2 · $0.21"), "{screen}");
     }

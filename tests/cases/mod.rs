@@ -4,6 +4,7 @@ mod display;
 mod endpoints;
 mod fake_server;
 mod faults;
+mod gallery;
 mod interface;
 mod options;
 mod output;

@@ -135,11 +135,9 @@ fn ctrl_c_stops_new_requests_and_saves_those_in_flight() {
         2,
         "no new request after Ctrl-C"
     );
-    assert_eq!(
-        ws.files("out"),
-        ["image_01_hd.png", "image_02_hd.png"],
-        "in-flight images were saved"
-    );
+    // Which two were in flight depends on which tasks got their slots first.
+    let files = ws.files("out");
+    assert_eq!(files.len(), 2, "in-flight images were saved: {files:?}");
     assert_images_match(&ws, "out", &server);
     assert!(stderr.contains("Stopping: no new requests"), "{stderr}");
     assert!(stderr.contains("Interrupted after"), "{stderr}");

@@ -1,0 +1,260 @@
+//! The gallery: `index.html` in the destination, as a browser shows it, and the commands
+//! that write it or not.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Long enough for a cold start on a slow CI machine; a hung browser is killed after it.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Four prompts, one of which the fake refuses, one with text that needs escaping.
+const PROMPTS: &str = "\
+# harbour
+a harbour at dawn
+
+# market
+a busy market, <crowded> & \"loud\" at noon
+
+# nope
+something FORBIDDEN
+
+# forest_path
+a misty forest path
+";
+
+const NAMES: [&str; 4] = ["harbour", "market", "nope", "forest_path"];
+
+/// Runs genimg over [`PROMPTS`] into `out`, two images each, with `args` added; the refused
+/// prompt makes it exit 1.
+fn run_prompts(ws: &Workspace, server: &FakeServer, args: &[&str]) -> Run {
+    ws.write("prompts.txt", PROMPTS);
+    let run = genimg(ws, Some(server))
+        .args(["--input", "prompts.txt", "-o", "out", "--count", "2"])
+        .args(args)
+        .run();
+    assert_code(&run, 1);
+    run
+}
+
+/// Whether the browser tests can run: without Chromium they are skipped with a note, unless
+/// `GENIMG_REQUIRE_CHROMIUM=1` (as in CI), where a missing browser fails them.
+fn chromium_available() -> bool {
+    if Path::new(CHROMIUM).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("GENIMG_REQUIRE_CHROMIUM").is_none_or(|v| v != "1"),
+        "GENIMG_REQUIRE_CHROMIUM=1 but {CHROMIUM} is not installed"
+    );
+    eprintln!("note: {CHROMIUM} is not installed; the gallery's browser test is skipped");
+    false
+}
+
+/// Runs headless Chromium on `page` with `args` added, in a fresh profile, killed if it takes
+/// longer than [`CHROMIUM_TIMEOUT`]; returns its standard output.
+fn chromium(page: &Path, args: &[&str]) -> String {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let profile = scratch.path().join("profile");
+    let stdout_path = scratch.path().join("stdout");
+    let stderr_path = scratch.path().join("stderr");
+    let url = format!("file://{}", page.display());
+    // Output goes to files, not pipes, so a chatty browser cannot block on a full pipe while
+    // the test waits for it.
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+        ])
+        .args(args)
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).expect("stdout file"))
+        .stderr(File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn chromium");
+    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {CHROMIUM_TIMEOUT:?} on {url}\n--- stderr\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).expect("chromium's output");
+    assert!(
+        status.success(),
+        "chromium exited with {status} on {url}\n--- stderr\n{}",
+        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+    );
+    stdout
+}
+
+/// How many records of the manifest in `out` are images made.
+fn made(ws: &Workspace) -> usize {
+    ws.manifest("out")
+        .iter()
+        .filter(|r| r["status"] == "made")
+        .count()
+}
+
+#[test]
+fn a_browser_shows_every_image_made_and_every_prompt() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_prompts(&ws, &server, &[]);
+    assert!(run.stderr.contains("Gallery: "), "{}", run.stderr);
+    let page = ws
+        .join("out")
+        .join(GALLERY)
+        .canonicalize()
+        .expect("index.html");
+    let made = made(&ws);
+    assert_eq!(made, 6, "three prompts of two images; the fourth refused");
+
+    let dom = chromium(&page, &["--dump-dom"]);
+    assert!(
+        dom.contains(&format!("data-loaded=\"{made}/{made}\"")),
+        "every image loads in the browser:\n{dom}"
+    );
+    assert!(
+        !dom.contains("class=\"broken\""),
+        "no image is marked broken:\n{dom}"
+    );
+    for name in NAMES {
+        assert!(
+            dom.contains(name),
+            "the prompt {name} is on the page:\n{dom}"
+        );
+    }
+    assert!(
+        dom.contains("a busy market, &lt;crowded&gt; &amp; \"loud\" at noon"),
+        "the prompt text is shown as written:\n{dom}"
+    );
+    assert_eq!(dom.matches("class=\"refused\"").count(), 2, "{dom}");
+
+    // A screenshot, kept for a person to look at.
+    let shot: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gallery.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &page,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2000",
+        ],
+    );
+    let bytes = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        bytes.len() > 10_000,
+        "{} is only {} bytes",
+        shot.display(),
+        bytes.len()
+    );
+    let mut reader = png::Decoder::new(Cursor::new(&bytes))
+        .read_info()
+        .expect("the screenshot is a PNG");
+    let (width, height) = (reader.info().width, reader.info().height);
+    assert_eq!((width, height), (1280, 2000));
+    let mut pixels = vec![0; reader.output_buffer_size().expect("buffer size")];
+    reader
+        .next_frame(&mut pixels)
+        .expect("the screenshot decodes");
+    let colours: std::collections::HashSet<&[u8]> = pixels.chunks(3).collect();
+    assert!(
+        colours.len() > 100,
+        "the screenshot shows more than a blank page"
+    );
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn no_gallery_writes_none_and_the_gallery_command_rebuilds_it() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &["--no-gallery"]);
+    assert!(!ws.join("out").join(GALLERY).exists(), "--no-gallery");
+    assert_eq!(ws.files("out").len(), 6);
+
+    let run = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&run, 0);
+    assert!(run.stderr.contains("index.html"), "{}", run.stderr);
+    let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
+    for name in NAMES {
+        assert!(page.contains(name), "{name}");
+    }
+
+    std::fs::remove_file(ws.join("out").join(GALLERY)).unwrap();
+    let run = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&run, 0);
+    assert_eq!(String::from_utf8(ws.read("out/index.html")).unwrap(), page);
+    assert_eq!(
+        ws.all_files("out")
+            .iter()
+            .filter(|n| n.ends_with(".tmp"))
+            .count(),
+        0,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn the_gallery_command_needs_a_manifest() {
+    let ws = Workspace::new();
+    ws.write("empty/picture.png", "not ours");
+    let run = genimg(&ws, None).args(["gallery", "empty"]).run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr
+            .contains("no genimg.jsonl in empty: nothing to show"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.join("empty").join(GALLERY).exists());
+}
+
+#[test]
+fn the_page_is_self_contained() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
+    for scheme in ["http://", "https://"] {
+        assert!(
+            !page.contains(scheme),
+            "the page refers to {scheme}:\n{page}"
+        );
+    }
+    assert!(!page.contains("<link"), "no stylesheet or icon to fetch");
+    assert!(!page.contains("<script src"), "no script to fetch");
+    for name in ws.files("out") {
+        assert!(page.contains(&format!("<img src=\"{name}\"")), "{name}");
+    }
+}
