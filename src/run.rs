@@ -480,6 +480,10 @@ async fn make_image<S: ImageService>(
             return Err(Attempt::OverBudget);
         }
         let sent = tokio::time::Instant::now();
+        context.reporter.event(Event::Sending {
+            job: &job,
+            attempt: attempts.load(Ordering::SeqCst),
+        });
         let answer = context.service.create(&job.prompt.request).await;
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);

@@ -35,6 +35,12 @@ pub enum Event<'a> {
     Started {
         job: &'a Job,
     },
+    /// A request for the job goes out now: it had its slot, and no pause held it back.
+    Sending {
+        job: &'a Job,
+        /// From 1; above 1 for a retry.
+        attempt: u32,
+    },
     /// An attempt failed with an error worth retrying; the next comes after `wait`.
     Retrying {
         job: &'a Job,
@@ -174,6 +180,7 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             ),
         ),
         Event::Started { job } => (Verbose, format!("started {}", job.file_name)),
+        Event::Sending { .. } => return None,
         Event::Retrying {
             job,
             attempt,

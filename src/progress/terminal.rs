@@ -125,19 +125,26 @@ impl Reporter for TerminalReporter {
                 self.overall.enable_steady_tick(TICK);
                 self.tell(&event);
             }
-            Event::Started { job } => {
-                let line = self.multi.insert_before(
-                    &self.overall,
-                    ProgressBar::new_spinner()
-                        .with_style(style("  {spinner} {msg} {elapsed}"))
-                        .with_message(format!("{} ({})", Self::label(job), job.file_name)),
-                );
-                line.enable_steady_tick(TICK);
-                self.lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(job.file_name.clone(), line);
-                self.tell(&event);
+            Event::Sending { job, attempt } => {
+                let mut message = format!("{} ({})", Self::label(job), job.file_name);
+                if *attempt > 1 {
+                    message.push_str(&format!(", attempt {attempt}"));
+                }
+                let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+                match lines.get(&job.file_name) {
+                    Some(line) => line.set_message(message),
+                    None => {
+                        // A line per request in flight: from when it is sent, not queued.
+                        let line = self.multi.insert_before(
+                            &self.overall,
+                            ProgressBar::new_spinner()
+                                .with_style(style("  {spinner} {msg} {elapsed}"))
+                                .with_message(message),
+                        );
+                        line.enable_steady_tick(TICK);
+                        lines.insert(job.file_name.clone(), line);
+                    }
+                }
             }
             Event::Retrying {
                 job,
@@ -257,6 +264,7 @@ mod tests {
         });
         for job in &plan.jobs {
             r.event(Event::Started { job });
+            r.event(Event::Sending { job, attempt: 1 });
         }
         let error = crate::api::ApiError::Timeout { secs: 600 };
         r.event(Event::Retrying {
