@@ -261,22 +261,9 @@ fn print(text: &str) {
 mod tests {
     use super::*;
     use run::{Failure, FailureKind, FatalStop, Made};
-    use std::time::Duration;
 
     fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
-        let m = Made {
-            file_name: "a.png".into(),
-            prompt: None,
-            index: 1,
-            bytes: 1,
-            sha256: String::new(),
-            elapsed: Duration::ZERO,
-            attempts: 1,
-            revised_prompt: None,
-            usage: None,
-            request_id: None,
-            cost: None,
-        };
+        let m = Made::example("a.png", None, None);
         let f = Failure {
             file_name: "b.png".into(),
             prompt: None,

@@ -49,6 +49,26 @@ pub struct Made {
     pub cost: Option<f64>,
 }
 
+#[cfg(test)]
+impl Made {
+    /// An image as the tests of other modules need one.
+    pub(crate) fn example(file_name: &str, prompt: Option<&str>, cost: Option<f64>) -> Made {
+        Made {
+            file_name: file_name.to_owned(),
+            prompt: prompt.map(str::to_owned),
+            index: 1,
+            bytes: 1,
+            sha256: String::new(),
+            elapsed: Duration::from_millis(1500),
+            attempts: 1,
+            revised_prompt: None,
+            usage: None,
+            request_id: None,
+            cost,
+        }
+    }
+}
+
 /// Why an image was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {

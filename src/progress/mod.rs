@@ -398,19 +398,7 @@ mod tests {
     }
 
     fn made(name: &str) -> Made {
-        Made {
-            file_name: name.into(),
-            prompt: Some("cat".into()),
-            index: 1,
-            bytes: 10,
-            sha256: String::new(),
-            elapsed: Duration::from_millis(1500),
-            attempts: 1,
-            revised_prompt: None,
-            usage: None,
-            request_id: None,
-            cost: Some(0.25),
-        }
+        Made::example(name, Some("cat"), Some(0.25))
     }
 
     fn failed(name: &str) -> Failure {

@@ -221,19 +221,7 @@ mod tests {
     }
 
     fn made(job: &Job) -> Made {
-        Made {
-            file_name: job.file_name.clone(),
-            prompt: job.prompt.label.clone(),
-            index: job.index,
-            bytes: 1,
-            sha256: String::new(),
-            elapsed: Duration::from_millis(1500),
-            attempts: 1,
-            revised_prompt: None,
-            usage: None,
-            request_id: None,
-            cost: Some(0.21),
-        }
+        Made::example(&job.file_name, job.prompt.label.as_deref(), Some(0.21))
     }
 
     /// The screen once `ready` holds of it (bars redraw at their own pace), or after a second.
