@@ -729,6 +729,34 @@ mod tests {
     }
 
     #[test]
+    fn five_hundred_images_make_a_page_that_stays_light() {
+        let records: Vec<Record> = (0..50)
+            .flat_map(|p| {
+                (1..=10).map(move |i| {
+                    made(
+                        &format!("image.p{p:02}.{i:02}.hd.png"),
+                        &format!("p{p:02}"),
+                        i,
+                    )
+                })
+            })
+            .collect();
+        let html = render("out", &records);
+        assert_eq!(html.matches("<img ").count(), 500);
+        assert_eq!(
+            html.matches("loading=\"lazy\"").count(),
+            500,
+            "thumbnails load lazily"
+        );
+        assert_eq!(
+            html.matches("<section ").count(),
+            50,
+            "one section per prompt"
+        );
+        assert!(html.len() < 600_000, "{} bytes", html.len());
+    }
+
+    #[test]
     fn prompts_follow_their_file_order_not_the_order_images_arrived() {
         let mut second = made("image.b.01.hd.png", "b", 1);
         second.prompt_number = Some(2);

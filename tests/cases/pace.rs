@@ -108,3 +108,36 @@ fn concurrency_never_exceeds_j_even_while_recovering() {
     assert_code(&run, 0);
     assert!(server.peak_in_flight() <= 3, "{}", server.peak_in_flight());
 }
+
+#[test]
+fn a_429_without_retry_after_waits_for_the_rate_limit_window() {
+    // No retry-after: the x-ratelimit headers say the window is used up, one request comes
+    // back a second from now (60 a minute), and the whole window in 700 ms.
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth == 0 {
+                Action::error(429, "rate_limit_exceeded", "Rate limit reached.")
+                    .with_header("x-ratelimit-limit-requests", "60")
+                    .with_header("x-ratelimit-remaining-requests", "0")
+                    .with_header("x-ratelimit-reset-requests", "700ms")
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out"])
+        .run();
+    assert_code(&run, 0);
+    let r = server.image_requests();
+    assert_eq!(r.len(), 2);
+    let gap = r[1].arrived - r[0].answered;
+    assert!(gap >= Duration::from_millis(700), "retried after {gap:?}");
+    assert!(
+        run.stderr.contains("retrying image_01_hd.png in 0.7 s"),
+        "{}",
+        run.stderr
+    );
+}
