@@ -473,6 +473,9 @@ async fn make_image<S: ImageService>(
     );
     record.prompt_number = Some(job.prompt.number);
     let attempts = AtomicU32::new(0);
+    // When the first request went out: the record's start, rather than when the job was
+    // queued behind others.
+    let first_sent: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let estimate = job.prompt.estimate.unwrap_or(0.0);
     let halt = shared.halt.clone();
     let max_attempts = context.retry.max_retries + 1;
@@ -500,6 +503,7 @@ async fn make_image<S: ImageService>(
             return Err(Attempt::OverBudget);
         }
         let sent = tokio::time::Instant::now();
+        first_sent.get_or_init(manifest::now);
         context.reporter.event(Event::Sending {
             job: &job,
             attempt: attempts.load(Ordering::SeqCst),
@@ -557,6 +561,9 @@ async fn make_image<S: ImageService>(
     .await;
     let attempts = attempts.load(Ordering::SeqCst);
     record.attempts = attempts;
+    if let Some(sent) = first_sent.into_inner() {
+        record.started = sent;
+    }
     let settle = |cost: f64| {
         if attempts > 0
             && let Some(budget) = &shared.budget
