@@ -121,9 +121,10 @@ pub async fn run(
     for warning in &config.warnings {
         reporter.event(Event::Warning { text: warning });
     }
-    let plan = Plan::new(config);
+    let mut plan = Plan::new(config);
     if config.dry_run {
         let survey = output::survey(&plan, config.existing)?;
+        plan.adopt(&survey);
         if config.json {
             print_json(&report::document(
                 config,
@@ -147,6 +148,7 @@ pub async fn run(
     let client = api::Client::new(&client_config)?;
     let destination = Destination::open(&config.dst_dir)?;
     let survey = output::survey(&plan, config.existing)?;
+    plan.adopt(&survey);
     if let Some(max) = config.max_cost {
         let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
         if unpriced > 0 || estimate > max {

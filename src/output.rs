@@ -5,7 +5,7 @@
 //! `.genimg-*.tmp`; any left by a killed run are removed by the next one, which holds the lock
 //! and so knows no other run is writing them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::manifest::{self, History};
-use crate::plan::{Existing, Found, Plan, Survey};
+use crate::plan::{Existing, FileKey, Found, Plan, Survey};
 
 const TEMP_PREFIX: &str = ".genimg-";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -205,23 +205,40 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
             source,
         })?
     };
-    let found = plan
-        .jobs
-        .iter()
-        .map(|job| {
-            if existing == Existing::Remove || !present.contains(&OsString::from(&job.file_name)) {
-                return Found::Missing;
-            }
-            match history.made_from(&job.file_name) {
+    // Files of this run's prompts by what they are, whatever the width of their numbers.
+    let by_key: HashMap<FileKey, String> = if existing == Existing::Remove {
+        HashMap::new()
+    } else {
+        present
+            .iter()
+            .filter_map(|n| n.to_str())
+            .filter_map(|n| Some((plan.namer.key(n)?, n.to_owned())))
+            .collect()
+    };
+    let mut found = Vec::with_capacity(plan.jobs.len());
+    let mut aliases = Vec::with_capacity(plan.jobs.len());
+    for job in &plan.jobs {
+        let name = if existing == Existing::Remove {
+            None
+        } else if present.contains(&OsString::from(&job.file_name)) {
+            Some(job.file_name.clone())
+        } else {
+            by_key.get(&plan.namer.key_of(job)).cloned()
+        };
+        found.push(match &name {
+            None => Found::Missing,
+            Some(name) => match history.made_from(name) {
                 Some(hash) if hash != job.prompt.request_hash => Found::Stale,
                 _ => Found::Current,
-            }
-        })
-        .collect();
+            },
+        });
+        aliases.push(name.filter(|n| *n != job.file_name));
+    }
     Ok(Survey {
         found,
         existing,
         removals,
+        aliases,
     })
 }
 

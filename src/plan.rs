@@ -116,6 +116,16 @@ impl Plan {
         }
     }
 
+    /// Keeps the names files already have: an image made as `image_07_hd.png` stays that,
+    /// rather than being made again as `image_007_hd.png` once the count passes 99.
+    pub fn adopt(&mut self, survey: &Survey) {
+        for (job, alias) in self.jobs.iter_mut().zip(&survey.aliases) {
+            if let Some(name) = alias {
+                job.file_name = name.clone();
+            }
+        }
+    }
+
     /// The estimated cost of the jobs picked by `todo`, and how many of them have no price.
     pub fn estimate(&self, todo: impl Fn(usize) -> bool) -> (f64, usize) {
         let mut total = 0.0;
@@ -181,37 +191,70 @@ impl Namer {
     /// image number, quality or image extension. Nothing else matches, so `--from-scratch`
     /// leaves the user's other files alone.
     pub fn is_ours(&self, file_name: &str) -> bool {
-        self.match_ours(file_name).is_some()
+        self.key(file_name).is_some()
     }
 
-    fn match_ours(&self, file_name: &str) -> Option<()> {
-        let tail = match (self.naming, self.from_file) {
+    /// What a file name says, whatever the width of its numbers: which prompt, which image,
+    /// which quality and format. `None` for a name genimg does not give this run's prompts.
+    pub fn key(&self, file_name: &str) -> Option<FileKey> {
+        let (prompt, index, tail) = match (self.naming, self.from_file) {
             (Naming::Legacy, _) => {
                 let rest = file_name.strip_prefix("desc_")?;
                 let (number, rest) = rest.split_once("_image_")?;
                 let (index, tail) = rest.split_once('_')?;
-                number_field(index)?;
-                (number_field(number)? <= self.names.len()).then_some(tail)?
+                let number = number_field(number)?;
+                (number <= self.names.len()).then_some(())?;
+                (number.to_string(), number_field(index)?, tail)
             }
             (Naming::Seed, false) => {
                 let (index, tail) = file_name.strip_prefix("image_")?.split_once('_')?;
-                number_field(index)?;
-                tail
+                (String::new(), number_field(index)?, tail)
             }
             (Naming::Seed, true) => {
                 // Names hold no dots, so the fields split cleanly.
                 let mut parts = file_name.strip_prefix("image.")?.splitn(3, '.');
                 let (name, index, tail) = (parts.next()?, parts.next()?, parts.next()?);
-                number_field(index)?;
-                self.names.contains(name).then_some(tail)?
+                self.names.contains(name).then_some(())?;
+                (name.to_owned(), number_field(index)?, tail)
             }
         };
         let (quality, ext) = tail.split_once('.')?;
-        let image_ext = ImageFormat::ALL
+        let format = *ImageFormat::ALL
             .iter()
-            .any(|f| f.extensions().contains(&ext));
-        (QUALITY_TOKENS.contains(&quality) && image_ext).then_some(())
+            .find(|f| f.extensions().contains(&ext))?;
+        QUALITY_TOKENS.contains(&quality).then_some(())?;
+        Some(FileKey {
+            prompt,
+            index,
+            quality: quality.to_owned(),
+            format,
+        })
     }
+
+    /// The key of a job's file, as [`Namer::key`] reads it.
+    pub fn key_of(&self, job: &Job) -> FileKey {
+        let prompt = match (self.naming, self.from_file) {
+            (Naming::Legacy, _) => job.prompt.number.to_string(),
+            (Naming::Seed, false) => String::new(),
+            (Naming::Seed, true) => job.prompt.name.clone(),
+        };
+        FileKey {
+            prompt,
+            index: job.index as usize,
+            quality: job.prompt.quality.to_owned(),
+            format: job.prompt.request.expected_format(),
+        }
+    }
+}
+
+/// A file's identity apart from how wide its numbers are written: raising a count past 99
+/// widens the numbers of new files, and the old ones must still count as made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub prompt: String,
+    pub index: usize,
+    pub quality: String,
+    pub format: ImageFormat,
 }
 
 /// A number field of at least two digits, as genimg writes them.
@@ -254,6 +297,9 @@ pub struct Survey {
     pub existing: Existing,
     /// Files `--from-scratch` removes first.
     pub removals: Vec<String>,
+    /// Per job: the name its file already has, where it differs from the planned one (its
+    /// numbers were written narrower, before a count passed 99). See [`Plan::adopt`].
+    pub aliases: Vec<Option<String>>,
 }
 
 impl Survey {

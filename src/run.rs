@@ -966,6 +966,7 @@ mod tests {
                 found: vec![Found::Missing; self.plan.jobs.len()],
                 existing: Existing::Keep,
                 removals: Vec::new(),
+                aliases: Vec::new(),
             };
             execute(&self.plan, &survey, self.context.clone(), stop).await
         }
@@ -1062,6 +1063,7 @@ mod tests {
             found: vec![Found::Current, Found::Missing, Found::Stale, Found::Missing],
             existing: Existing::Keep,
             removals: Vec::new(),
+            aliases: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.skipped, 2);
@@ -1079,6 +1081,7 @@ mod tests {
             found: vec![Found::Current, Found::Missing, Found::Stale],
             existing: Existing::Overwrite,
             removals: Vec::new(),
+            aliases: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.made.len(), 3);

@@ -312,3 +312,28 @@ fn the_key_appears_in_no_output_log_or_manifest_at_any_verbosity() {
         }
     }
 }
+
+#[test]
+fn raising_the_count_past_99_keeps_the_images_already_made() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    let first = ws.read("out/image_01_hd.png");
+
+    // Numbers get a third digit from a count of 100: the two made stay as they are.
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "100", "-j", "16"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 100, "98 more, not 100 more");
+    let files = ws.files("out");
+    assert_eq!(files.len(), 100, "{files:?}");
+    assert!(files.contains(&"image_01_hd.png".to_owned()));
+    assert!(files.contains(&"image_003_hd.png".to_owned()));
+    assert!(!files.contains(&"image_001_hd.png".to_owned()));
+    assert_eq!(ws.read("out/image_01_hd.png"), first);
+    assert_summary(&run, &[("made", "98"), ("skipped", "2")]);
+}
