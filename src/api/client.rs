@@ -78,7 +78,10 @@ impl fmt::Debug for GeneratedImage {
 /// The Images API client.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// For the API: the key goes along, redirects do not.
     http: reqwest::Client,
+    /// For image links: no key, redirects followed.
+    downloads: reqwest::Client,
     /// Answers being read, decoded or written at once; see [`GeneratedImage`].
     image_slots: Arc<Semaphore>,
     base_url: Url,
@@ -132,15 +135,26 @@ impl Client {
             }
         }
 
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        };
+        // The API never redirects; following one would carry the key (an `api-key` header
+        // survives reqwest's cross-host redirects) to wherever it points.
+        let http = builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        // Image links may redirect to storage; they are fetched without the key.
+        let downloads = builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
             .build()?;
         // Decoding and writing are quick beside a request's minutes: a few at a time keep
         // up with any -j, and keep a few images in memory rather than -j of them.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Client {
             http,
+            downloads,
             image_slots: Arc::new(Semaphore::new((2 * cores).max(4))),
             base_url: config.base_url.clone(),
             service: config.service.clone(),
@@ -222,11 +236,11 @@ impl Client {
             "answer received"
         );
         if !status.is_success() {
-            let mut body = ErrorBody::parse(&body);
-            // A server may echo the key it was sent (a 401 does): never show it.
-            body.message = body
-                .message
-                .map(|m| redact(&m, self.api_key.expose_secret()));
+            // A server may echo the key it was sent (a 401 does): never show it. The whole
+            // body is scrubbed before it is read, so no field and no shortened message keeps
+            // a piece of it.
+            let text = String::from_utf8_lossy(&body);
+            let body = ErrorBody::parse(redact(&text, self.api_key.expose_secret()).as_bytes());
             return Err(ApiError::Status(Box::new(StatusError {
                 status: status.as_u16(),
                 body,
@@ -285,7 +299,7 @@ impl Client {
             request_id: request_id.clone(),
         })?;
         let response = self
-            .http
+            .downloads
             .get(url)
             .timeout(self.timeout)
             .send()

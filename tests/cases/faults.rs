@@ -208,3 +208,65 @@ fn an_unreachable_server_is_named() {
     );
     assert_eq!(ws.files("out"), Vec::<String>::new());
 }
+
+#[test]
+fn no_piece_of_the_key_survives_a_long_error_page() {
+    // A proxy's HTML error page that quotes the key past the point messages are cut at.
+    let page = format!("<html><body>{} key={KEY} </body></html>", "x ".repeat(80));
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(move |_: &Incoming| Action::Raw {
+            status: 400,
+            headers: Vec::new(),
+            body: page.clone(),
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "--json"])
+        .run();
+    assert_code(&run, 1);
+    let manifest = String::from_utf8(ws.read("out/genimg.jsonl")).unwrap();
+    let gallery = String::from_utf8(ws.read("out/index.html")).unwrap();
+    for (what, text) in [
+        ("output", run.all_output()),
+        ("manifest", manifest),
+        ("gallery", gallery),
+    ] {
+        assert!(
+            !text.contains(&KEY[..12]),
+            "{what} holds a piece of the key:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_redirect_from_the_api_is_not_followed_with_the_key() {
+    // Azure's key travels in `api-key`, a header an HTTP client keeps across hosts.
+    let elsewhere = FakeServer::start();
+    let target = format!(
+        "{}/openai/v1/images/generations",
+        elsewhere.azure_endpoint()
+    );
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(move |_: &Incoming| Action::Raw {
+            status: 307,
+            headers: vec![("location".into(), target.clone())],
+            body: String::new(),
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .env_remove("OPENAI_BASE_URL")
+        .env("AZURE_OPENAI_ENDPOINT", server.azure_endpoint())
+        .env("AZURE_OPENAI_API_KEY", KEY)
+        .args(["a cat", "-o", "out", "--max-retries", "0"])
+        .run();
+    assert_code(&run, 1);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the key went to the redirect's host"
+    );
+    assert!(run.stderr.contains("HTTP 307"), "{}", run.stderr);
+}

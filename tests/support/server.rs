@@ -128,6 +128,12 @@ pub enum Action {
     /// 200 with an image in another format than the one asked for: a JPEG where a PNG was
     /// asked for, a PNG where a JPEG or a WebP was.
     WrongFormat,
+    /// Any answer, as a proxy or a misbehaving server might give: status, headers, body.
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
 }
 
 impl Action {
@@ -870,6 +876,20 @@ async fn answer_image_request(
                 "application/json",
                 body.to_string().into_bytes(),
             ));
+        }
+        Action::Raw {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = respond(status, "text/html", body.into_bytes());
+            for (k, v) in headers {
+                response.headers_mut().insert(
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            return Ok(response);
         }
         Action::WrongFormat => {
             let wrong = if format == "png" {
