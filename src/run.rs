@@ -623,11 +623,16 @@ async fn make_image<S: ImageService>(
     // run keeps (it has no record saying it is stale), never a record without its image.
     let written = task::spawn_blocking(move || {
         let sha256 = manifest::sha256_hex(&bytes);
-        writer.destination.write_atomic(&file_name, &bytes)?;
         record.sha256 = Some(sha256.clone());
         record.finished = manifest::now();
+        if let Err(e) = writer.destination.write_atomic(&file_name, &bytes) {
+            record.status = manifest::Status::Failed;
+            record.error = Some(format!("the image arrived but could not be saved: {e}"));
+            append(&writer.manifest, &record);
+            return Err((e, bytes));
+        }
         append(&writer.manifest, &record);
-        Ok::<_, std::io::Error>(sha256)
+        Ok(sha256)
     })
     .await;
     match written {
@@ -644,19 +649,51 @@ async fn make_image<S: ImageService>(
             request_id: image.request_id,
             cost,
         }),
-        Ok(Err(e)) => Ended::Failed(failure(
-            &job,
-            format!("the image arrived but could not be saved: {e}"),
-            FailureKind::Error,
-            attempts,
-        )),
+        // The image was paid for: keep it elsewhere, and stop buying images that would be
+        // lost the same way.
+        Ok(Err((e, bytes))) => {
+            shared.halt.cancel();
+            let kept = match rescue(&context.destination, &job.file_name, &bytes) {
+                Ok(path) => format!("; it was kept as {}", path.display()),
+                Err(rescue_error) => format!("; keeping it elsewhere failed too: {rescue_error}"),
+            };
+            Ended::Failed(failure(
+                &job,
+                format!("the image arrived but could not be saved: {e}{kept}"),
+                FailureKind::Fatal(Fatal::CannotSave),
+                attempts,
+            ))
+        }
         Err(e) => Ended::Failed(failure(
             &job,
             format!("the image arrived but saving it stopped: {e}"),
-            FailureKind::Error,
+            FailureKind::Fatal(Fatal::CannotSave),
             attempts,
         )),
     }
+}
+
+/// Saves an image the destination would not take under the system's temporary directory,
+/// `genimg-rescue/<destination name>/<file>`, so that it is not lost.
+fn rescue(
+    destination: &Destination,
+    file_name: &str,
+    bytes: &[u8],
+) -> std::io::Result<std::path::PathBuf> {
+    let place = destination
+        .dir()
+        .canonicalize()
+        .unwrap_or_else(|_| destination.dir().to_owned());
+    let folder = place
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "images".to_owned());
+    let dir = std::env::temp_dir().join("genimg-rescue").join(folder);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(file_name);
+    std::fs::write(&path, bytes)?;
+    tracing::warn!("{file_name} could not be saved; kept as {}", path.display());
+    Ok(path)
 }
 
 /// Adapts the pace to an answer: the window grows after successes and shrinks on a 429 (which

@@ -79,6 +79,9 @@ pub enum Fatal {
     ModelNotFound,
     /// 429 for an empty account or a spend limit reached.
     NoCredit,
+    /// An image arrived but the destination would not take it (a full disk, say): the next
+    /// ones would be paid for and lost too.
+    CannotSave,
 }
 
 impl Fatal {
@@ -101,6 +104,11 @@ impl Fatal {
                 "the account is out of credit or over its spend limit: add credit or raise the \
                  limit in the billing settings, then run the same command again; images \
                  already made are kept"
+            }
+            Fatal::CannotSave => {
+                "the destination would not take an image (a full disk?): make room or choose \
+                 another --dst-dir, then run the same command again; an image that arrived \
+                 but could not be saved was kept where its failure says"
             }
         }
     }

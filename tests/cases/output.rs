@@ -256,3 +256,50 @@ fn failures_leave_no_temporary_file() {
         "{files:?}"
     );
 }
+
+#[test]
+fn an_image_that_cannot_be_saved_is_kept_elsewhere_and_the_run_stops() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    // A directory where the second image's file would go: renaming onto it fails, as a
+    // full disk or a lost mount would.
+    std::fs::create_dir_all(ws.join("out/image_02_hd.png")).unwrap();
+    let run = genimg(&ws, Some(&server))
+        .env("TMPDIR", ws.join("tmp"))
+        .args(["a cat", "-o", "out", "-n", "5", "-j", "1"])
+        .run();
+    assert_code(&run, 3);
+    // The next request may already have been on its way while the image was being saved;
+    // none starts after.
+    let requests = server.image_requests().len();
+    assert!((2..=3).contains(&requests), "{requests} requests");
+    let kept = ws.join("tmp/genimg-rescue/out/image_02_hd.png");
+    let bytes = std::fs::read(&kept).expect("the image was kept");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.image.as_deref() == Some(&bytes[..])),
+        "byte for byte what the server sent"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("it was kept as {}", kept.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("genimg stopped: the destination would not take an image")
+    );
+    let records = ws.manifest("out");
+    let lost = records
+        .iter()
+        .find(|r| r["file"] == "image_02_hd.png")
+        .unwrap();
+    assert_eq!(lost["status"], "failed");
+    assert!(
+        lost["cost_usd"].as_f64().unwrap() > 0.0,
+        "what it cost is on record"
+    );
+}
