@@ -43,6 +43,23 @@ pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bo
     Sheet::new(records, &on_disk).html(title)
 }
 
+/// The name used when an `index.html` that genimg did not write is already there.
+pub const OWN_FILE_NAME: &str = "genimg-index.html";
+
+/// Where the page goes: `index.html`, unless the user has an `index.html` of their own there,
+/// which is never replaced.
+fn page_path(dir: &Path) -> PathBuf {
+    let index = dir.join(FILE_NAME);
+    match std::fs::read(&index) {
+        Ok(bytes) => {
+            let ours = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)])
+                .contains("<meta name=\"generator\" content=\"genimg");
+            if ours { index } else { dir.join(OWN_FILE_NAME) }
+        }
+        Err(_) => index,
+    }
+}
+
 /// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path.
 pub fn write(dir: &Path) -> io::Result<PathBuf> {
     let records = manifest::read_records(dir).map_err(|e| {
@@ -62,7 +79,7 @@ pub fn write(dir: &Path) -> io::Result<PathBuf> {
     let html = render_with(&title_of(dir), &records, |file| {
         is_plain_name(file) && dir.join(file).is_file()
     });
-    let path = dir.join(FILE_NAME);
+    let path = page_path(dir);
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
     #[cfg(unix)]
@@ -726,6 +743,25 @@ mod tests {
     fn position(html: &str, needle: &str) -> usize {
         html.find(needle)
             .unwrap_or_else(|| panic!("{needle} not in\n{html}"))
+    }
+
+    #[test]
+    fn a_users_own_index_html_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = vec![made("image_01_hd.png", "a", 1)];
+        let line = serde_json::to_string(&records[0]).unwrap();
+        std::fs::write(dir.path().join(manifest::FILE_NAME), format!("{line}\n")).unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "<h1>my site</h1>").unwrap();
+        let path = write(dir.path()).unwrap();
+        assert_eq!(path, dir.path().join(OWN_FILE_NAME));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            "<h1>my site</h1>"
+        );
+        // Its own page it replaces.
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(write(dir.path()).unwrap(), dir.path().join(FILE_NAME));
+        assert_eq!(write(dir.path()).unwrap(), dir.path().join(FILE_NAME));
     }
 
     #[test]
