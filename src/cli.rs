@@ -75,7 +75,7 @@ pub struct Cli {
     pub dst_dir: Option<PathBuf>,
 
     /// Images per prompt [default: 1]
-    #[arg(short = 'n', long, value_name = "N", value_parser = at_least_one::<u32>)]
+    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count)]
     pub count: Option<u32>,
 
     /// Image model; any name is sent as given [env: GENIMG_MODEL] [default: gpt-image-2]
@@ -240,7 +240,7 @@ pub enum NamingArg {
     Legacy,
 }
 
-fn at_least_one<T>(s: &str) -> Result<T, String>
+pub fn at_least_one<T>(s: &str) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + From<u8>,
 {

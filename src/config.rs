@@ -385,7 +385,16 @@ impl Config {
                 NamingArg::Seed => Naming::Seed,
                 NamingArg::Legacy => Naming::Legacy,
             },
-            jobs: cli.jobs.or(f.jobs).unwrap_or(DEFAULT_JOBS).max(1),
+            jobs: match cli.jobs {
+                Some(jobs) => jobs,
+                None => from_file(
+                    f.jobs.map(|n| n.to_string()),
+                    crate::cli::at_least_one,
+                    &loaded,
+                    "jobs",
+                )?
+                .unwrap_or(DEFAULT_JOBS),
+            },
             dry_run,
             existing: if from_scratch {
                 Existing::Remove
@@ -399,8 +408,25 @@ impl Config {
                     .or(f.max_retries)
                     .unwrap_or(RetryPolicy::DEFAULT_MAX_RETRIES),
             ),
-            max_cost: cli.max_cost.or(f.max_cost),
-            ipm: cli.ipm.or(f.ipm).and_then(std::num::NonZeroU32::new),
+            max_cost: match cli.max_cost {
+                Some(max) => Some(max),
+                None => from_file(
+                    f.max_cost.map(|n| n.to_string()),
+                    crate::cli::parse_usd,
+                    &loaded,
+                    "max-cost",
+                )?,
+            },
+            ipm: match cli.ipm {
+                Some(ipm) => std::num::NonZeroU32::new(ipm),
+                None => from_file(
+                    f.ipm.map(|n| n.to_string()),
+                    crate::cli::at_least_one,
+                    &loaded,
+                    "ipm",
+                )?
+                .and_then(std::num::NonZeroU32::new),
+            },
             endpoint,
             verbosity,
             warnings,
@@ -466,15 +492,18 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         }
         other => other,
     };
-    let count = layer(cli.count, "--count", f.count, loaded, "count");
-    if let Some(c) = &count
-        && c.value == 0
-    {
-        return Err(ConfigError::Option {
-            given: c.from.show("0"),
-            problem: "the count must be 1 or more".to_owned(),
-        });
-    }
+    let count = layer(
+        cli.count,
+        "--count",
+        from_file(
+            f.count.map(|n| n.to_string()),
+            options::parse_count,
+            loaded,
+            "count",
+        )?,
+        loaded,
+        "count",
+    );
     let style = match &cli.style {
         Some(s) => Some(Given {
             value: options::read_style(s, Path::new("")).map_err(|problem| {
@@ -529,7 +558,12 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         quality: layer(
             cli.quality,
             "--quality",
-            from_file(f.quality.clone(), options::parse_quality, loaded, "quality")?,
+            // `--low-res` on the command line wins over a quality the file names.
+            if cli.low_res {
+                None
+            } else {
+                from_file(f.quality.clone(), options::parse_quality, loaded, "quality")?
+            },
             loaded,
             "quality",
         ),

@@ -373,7 +373,8 @@ impl<'a> Sheet<'a> {
 
         Sheet {
             groups,
-            spent: records.iter().filter_map(|r| r.cost_usd).sum(),
+            // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
+            spent: records.iter().filter_map(|r| r.cost_usd).sum::<f64>() + 0.0,
             last_finished: records
                 .iter()
                 .map(|r| r.finished.as_str())

@@ -71,9 +71,16 @@ pub fn parse_compression(value: &str) -> Result<u8, String> {
     }
 }
 
+/// The most images of one prompt a run makes: a slip of the finger in `-n` should not buy a
+/// hundred million images.
+pub const MAX_COUNT: u32 = 10_000;
+
 pub fn parse_count(value: &str) -> Result<u32, String> {
     match value.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        Ok(n) if n > MAX_COUNT => Err(format!(
+            "`{value}` is more than {MAX_COUNT} images of one prompt"
+        )),
         _ => Err(format!("`{value}` is not a whole number of 1 or more")),
     }
 }

@@ -123,7 +123,8 @@ pub struct Summary {
 impl Summary {
     /// What the images made cost, and how many of them have no known price.
     pub fn cost(&self) -> (f64, usize) {
-        let known: f64 = self.made.iter().filter_map(|m| m.cost).sum();
+        // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
+        let known: f64 = self.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
         let unknown = self.made.iter().filter(|m| m.cost.is_none()).count();
         (known, unknown)
     }

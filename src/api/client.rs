@@ -341,6 +341,21 @@ pub fn endpoint_url(base: &Url, operation: Operation) -> Url {
 /// The URL of a request to `service` at `base`.
 pub fn request_url(base: &Url, service: &Service, request: &ImageRequest) -> Url {
     let op = request.operation();
+    let base = &match service {
+        // An endpoint copied with its `/openai/v1` (or `/openai`) path: the resource is what
+        // comes before it.
+        Service::Azure { .. } => {
+            let mut root = base.clone();
+            let path = base.path().trim_end_matches('/');
+            let path = path
+                .strip_suffix("/openai/v1")
+                .or_else(|| path.strip_suffix("/openai"))
+                .unwrap_or(path);
+            root.set_path(path);
+            root
+        }
+        Service::OpenAi => base.clone(),
+    };
     match service {
         Service::OpenAi => endpoint_url(base, op),
         Service::Azure { api_version: None } => {
@@ -410,6 +425,14 @@ mod tests {
             v1.as_str(),
             "https://res.openai.azure.com/openai/v1/images/generations"
         );
+        for copied in [
+            "https://res.openai.azure.com/openai/v1/",
+            "https://res.openai.azure.com/openai",
+        ] {
+            let base = Url::parse(copied).unwrap();
+            let url = request_url(&base, &Service::Azure { api_version: None }, &request);
+            assert_eq!(url.as_str(), v1.as_str(), "{copied}");
+        }
         let dep = request_url(
             &base,
             &Service::Azure {

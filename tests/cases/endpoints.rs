@@ -191,3 +191,76 @@ fn a_config_file_sets_defaults_that_flags_override() {
     );
     assert_eq!(server.image_requests().len(), 1);
 }
+
+#[test]
+fn config_file_values_are_checked_like_flags() {
+    let ws = Workspace::new();
+    let cases = [
+        (
+            "max-cost = nan\n",
+            "max-cost = \"NaN\": `NaN` is not an amount of US dollars",
+        ),
+        (
+            "max-cost = -1.0\n",
+            "max-cost = \"-1\": `-1` is not an amount of US dollars",
+        ),
+        (
+            "ipm = 0\n",
+            "ipm = \"0\": `0` is not a whole number of 1 or more",
+        ),
+        (
+            "jobs = 0\n",
+            "jobs = \"0\": `0` is not a whole number of 1 or more",
+        ),
+        (
+            "count = 0\n",
+            "count = \"0\": `0` is not a whole number of 1 or more",
+        ),
+    ];
+    for (text, needle) in cases {
+        let config = ws.write("genimg.toml", text);
+        let run = genimg(&ws, None)
+            .env("GENIMG_CONFIG", &config)
+            .args(["a fox", "--dry-run"])
+            .run();
+        assert_code(&run, 2);
+        assert!(run.stderr.contains("genimg.toml: "), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} not in {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn low_res_on_the_command_line_wins_over_a_quality_in_the_file() {
+    let ws = Workspace::new();
+    let config = ws.write("genimg.toml", "quality = \"high\"\n");
+    let run = genimg(&ws, None)
+        .env("GENIMG_CONFIG", &config)
+        .args(["a fox", "--low-res", "--dry-run"])
+        .run();
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("image_01_standard.png"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1024x1024 medium"), "{}", run.stdout);
+}
+
+#[test]
+fn a_count_beyond_reason_is_refused() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .args(["a fox", "-n", "100000000", "--dry-run"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr
+            .contains("is more than 10000 images of one prompt"),
+        "{}",
+        run.stderr
+    );
+}
