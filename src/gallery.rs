@@ -749,7 +749,7 @@ mod tests {
     #[test]
     fn a_users_own_index_html_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let records = vec![made("image_01_hd.png", "a", 1)];
+        let records = [made("image_01_hd.png", "a", 1)];
         let line = serde_json::to_string(&records[0]).unwrap();
         std::fs::write(dir.path().join(manifest::FILE_NAME), format!("{line}\n")).unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "<h1>my site</h1>").unwrap();
