@@ -14,11 +14,15 @@ use url::Url;
 use super::error::{ApiError, ErrorBody, StatusError};
 use super::request::{ImageRequest, Operation};
 use super::response::{Delivery, decode_response};
-use super::retry::retry_after;
+use super::retry::{RetryPolicy, Verdict, classify, retry_after};
 use crate::format::ImageFormat;
 use crate::pace::RateLimitInfo;
+use backon::Retryable as _;
 
 pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
+
+/// Further tries at an image link that fails on its way, before the request is made again.
+const DOWNLOAD_RETRIES: u32 = 3;
 
 /// Which kind of service answers: they differ in paths and in how the key is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,22 +302,40 @@ impl Client {
             reason: format!("the image link is not a URL: {e}"),
             request_id: request_id.clone(),
         })?;
-        let response = self
-            .downloads
-            .get(url)
-            .timeout(self.timeout)
-            .send()
+        // The image is paid for once the answer names its link: a link that stumbles is
+        // fetched again, a few times, before the whole request is.
+        let fetch = || async {
+            let response = self
+                .downloads
+                .get(url.clone())
+                .timeout(self.timeout)
+                .send()
+                .await
+                .map_err(|e| self.transport(e))?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| self.transport(e))?;
+            if !status.is_success() {
+                return Err(ApiError::Download {
+                    status: status.as_u16(),
+                    request_id: request_id.clone(),
+                });
+            }
+            Ok(body.to_vec())
+        };
+        fetch
+            .retry(
+                RetryPolicy {
+                    min_delay: Duration::from_millis(200),
+                    max_delay: Duration::from_secs(2),
+                    ..RetryPolicy::new(DOWNLOAD_RETRIES)
+                }
+                .backoff(),
+            )
+            .when(|e| classify(e) == Verdict::Retry)
+            .notify(|e, wait| {
+                tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "fetching the image link again");
+            })
             .await
-            .map_err(|e| self.transport(e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        if !status.is_success() {
-            return Err(ApiError::Download {
-                status: status.as_u16(),
-                request_id: request_id.clone(),
-            });
-        }
-        Ok(body.to_vec())
     }
 
     fn transport(&self, err: reqwest::Error) -> ApiError {

@@ -223,3 +223,23 @@ fn the_timeout_fails_a_slow_image_and_the_others_go_on() {
     // and the slow one twice.
     assert_eq!(server.image_requests_started(), 3, "a timeout is retried");
 }
+
+#[test]
+fn a_stumbling_image_link_is_fetched_again_not_bought_again() {
+    let server = FakeServer::with(Options {
+        url_answers: true,
+        link_faults: 2,
+        ..Options::default()
+    });
+    let (run, ws) = one_image(&server, &[]);
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1, "one image paid for");
+    let fetches = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(fetches, 3, "the link was fetched until it worked");
+    assert_eq!(ws.files("out"), ["image_01_hd.png"]);
+    assert_images_match(&ws, "out", &server);
+}

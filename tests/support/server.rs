@@ -235,6 +235,8 @@ pub struct Options {
     pub url_answers: bool,
     /// Links answer 403, as an expired signed URL does.
     pub links_expire: bool,
+    /// The first this many fetches of links answer 503, as a stumbling file host would.
+    pub link_faults: usize,
     /// Pad every PNG answer to about this many bytes with a `gnPd` chunk of pseudo-random
     /// bytes (see [`images::Padding`]), as big as a real image; `None` sends small PNGs.
     pub payload_bytes: Option<usize>,
@@ -267,6 +269,7 @@ impl Default for Options {
             refuse_marker: "FORBIDDEN".to_owned(),
             url_answers: false,
             links_expire: false,
+            link_faults: 0,
             payload_bytes: None,
             rate_limit: None,
             record_images: true,
@@ -288,6 +291,7 @@ struct State {
     padding: Option<images::Padding>,
     bucket: Option<Mutex<Bucket>>,
     rate_limited: AtomicUsize,
+    link_fetches: AtomicUsize,
 }
 
 /// A running fake server; it stops when dropped.
@@ -311,6 +315,7 @@ impl FakeServer {
             addr: OnceLock::new(),
             seq: AtomicUsize::new(0),
             image_seq: AtomicUsize::new(0),
+            link_fetches: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             recorded: Mutex::new(Vec::new()),
@@ -636,6 +641,12 @@ async fn handle(
     {
         let bytes = state.files.lock().unwrap().get(id).cloned();
         let response = match bytes {
+            Some(_)
+                if state.link_fetches.fetch_add(1, Ordering::SeqCst)
+                    < state.options.link_faults =>
+            {
+                respond(503, "text/plain", b"busy".to_vec())
+            }
             Some(_) if state.options.links_expire => respond(
                 403,
                 "application/xml",
