@@ -333,7 +333,9 @@ impl Config {
                 PromptSource::Argument => String::new(),
             };
             let choices = choices.with_header(&p.options, &at, &base)?;
-            let settings = choices.resolve(&mut cache)?;
+            let settings = choices
+                .resolve(&mut cache)
+                .map_err(|e| for_prompt(e, &at, &p))?;
             let text = settings.text_of(&p.text);
             check_prompt(&settings.model, &source, &p, &text)?;
             resolved.push(PromptConfig {
@@ -687,6 +689,19 @@ fn read_prompts(
                       prompts (see --help)"
                 .to_owned(),
         }),
+    }
+}
+
+/// Names the prompt when its header options took part in an error a flag or the config file
+/// is blamed for: `--format webp` is fine, but not with the `model=dall-e-3` of line 7.
+fn for_prompt(error: ConfigError, at: &str, prompt: &Prompt) -> ConfigError {
+    let text = error.to_string();
+    if prompt.options.is_empty() || at.is_empty() || text.starts_with(at) {
+        return error;
+    }
+    ConfigError::Prompt {
+        at: Some(at.to_owned()),
+        problem: format!("for the prompt `{}`: {text}", prompt.name),
     }
 }
 

@@ -409,3 +409,22 @@ fn model_not_found_suggests_live_models() {
         run.stderr
     );
 }
+
+#[test]
+fn an_option_refused_because_of_a_headers_model_names_that_line() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a\nx\n\n# c model=dall-e-3\ny\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--format", "webp"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains(
+            "p.txt:4: for the prompt `c`: --format webp: dall-e-3 does not take an output format"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+}
