@@ -101,18 +101,27 @@ impl TerminalReporter {
     }
 
     fn count(&self, failed: bool, cost: Option<f64>) {
-        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        if failed {
-            tally.0 += 1;
+        {
+            let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+            if failed {
+                tally.0 += 1;
+            }
+            tally.1 += cost.unwrap_or(0.0);
         }
-        tally.1 += cost.unwrap_or(0.0);
-        let failures = match tally.0 {
+        self.overall.inc(1);
+        self.refresh();
+    }
+
+    /// The overall bar's message: the cost so far, failures, and the requests in flight.
+    fn refresh(&self) {
+        let (failed, cost) = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        let in_flight = self.lines.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let failures = match failed {
             0 => String::new(),
             n => format!(" · {n} failed"),
         };
-        self.overall.inc(1);
         self.overall
-            .set_message(format!("· {}{failures}", usd(tally.1)));
+            .set_message(format!("· {}{failures} · {in_flight} in flight", usd(cost)));
     }
 }
 
@@ -121,7 +130,7 @@ impl Reporter for TerminalReporter {
         match &event {
             Event::Planned { to_make, .. } => {
                 self.overall.set_length(*to_make as u64);
-                self.overall.set_message(format!("· {}", usd(0.0)));
+                self.refresh();
                 self.overall.enable_steady_tick(TICK);
                 self.tell(&event);
             }
@@ -145,6 +154,8 @@ impl Reporter for TerminalReporter {
                         lines.insert(job.file_name.clone(), line);
                     }
                 }
+                drop(lines);
+                self.refresh();
             }
             Event::Retrying {
                 job,
@@ -283,6 +294,7 @@ mod tests {
             total: 2,
         });
         let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1 ("));
+        assert!(screen.contains("1 in flight"), "{screen}");
         assert!(!screen.contains("fox #1 ("), "the line went: {screen}");
         assert!(screen.contains("1/2 · $0.21"), "{screen}");
     }
