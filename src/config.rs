@@ -240,28 +240,26 @@ pub enum ConfigError {
     ConfigFile { path: String, problem: String },
 }
 
-/// A value from the command line, else the config file, else none; with where it came from.
-fn layer<T>(
+/// A value from the command line, else the config file (read with the flag's parser, and
+/// only when no flag overrides it), else none; with where it came from.
+fn pick<T>(
     flag: Option<T>,
     flag_name: &'static str,
-    file: Option<T>,
+    file: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
     loaded: &Loaded,
     key: &'static str,
-) -> Option<Given<T>> {
-    match (flag, file) {
-        (Some(value), _) => Some(Given {
+) -> Result<Option<Given<T>>, ConfigError> {
+    if let Some(value) = flag {
+        return Ok(Some(Given {
             value,
             from: Source::Flag(flag_name),
-        }),
-        (None, Some(value)) => Some(Given {
-            value,
-            from: Source::File {
-                path: loaded.path.clone().unwrap_or_default(),
-                key,
-            },
-        }),
-        (None, None) => None,
+        }));
     }
+    Ok(from_file(file, parse, loaded, key)?.map(|value| Given {
+        value,
+        from: file_source(loaded, key),
+    }))
 }
 
 /// Parses a config file's text value with a flag's parser, naming the file and key.
@@ -472,13 +470,14 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
 /// The options every prompt starts from: flags over the config file over the defaults.
 fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigError> {
     let f = &loaded.file;
-    let model = match layer(
+    let model = match pick(
         cli.model.clone(),
         "--model",
         f.model.clone(),
+        |v| Ok(v.to_owned()),
         loaded,
         "model",
-    ) {
+    )? {
         Some(m) => Some(m),
         None => env.get("GENIMG_MODEL").map(|m| Given {
             value: m.to_owned(),
@@ -494,18 +493,14 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         }
         other => other,
     };
-    let count = layer(
+    let count = pick(
         cli.count,
         "--count",
-        from_file(
-            f.count.map(|n| n.to_string()),
-            options::parse_count,
-            loaded,
-            "count",
-        )?,
+        f.count.map(|n| n.to_string()),
+        options::parse_count,
         loaded,
         "count",
-    );
+    )?;
     let style = match &cli.style {
         Some(s) => Some(Given {
             value: options::read_style(s, Path::new("")).map_err(|problem| {
@@ -540,97 +535,75 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             from: file_source(loaded, "reference-image"),
         })
     };
-    let compression = from_file(
-        f.compression.map(|c| c.to_string()),
-        options::parse_compression,
-        loaded,
-        "compression",
-    )?;
     Ok(Choices {
         model,
         count,
         low_res: cli.low_res || f.low_res.unwrap_or(false),
-        size: layer(
+        size: pick(
             cli.size,
             "--size",
-            from_file(f.size.clone(), |v| v.parse(), loaded, "size")?,
+            f.size.clone(),
+            |v| v.parse(),
             loaded,
             "size",
-        ),
-        quality: layer(
+        )?,
+        quality: pick(
             cli.quality,
             "--quality",
             // `--low-res` on the command line wins over a quality the file names.
-            if cli.low_res {
-                None
-            } else {
-                from_file(f.quality.clone(), options::parse_quality, loaded, "quality")?
-            },
+            f.quality.clone().filter(|_| !cli.low_res),
+            options::parse_quality,
             loaded,
             "quality",
-        ),
-        format: layer(
+        )?,
+        format: pick(
             cli.format,
             "--format",
-            from_file(f.format.clone(), options::parse_format, loaded, "format")?,
+            f.format.clone(),
+            options::parse_format,
             loaded,
             "format",
-        ),
-        compression: layer(
+        )?,
+        compression: pick(
             cli.compression,
             "--compression",
-            compression,
+            f.compression.map(|c| c.to_string()),
+            options::parse_compression,
             loaded,
             "compression",
-        ),
-        background: layer(
+        )?,
+        background: pick(
             cli.background,
             "--background",
-            from_file(
-                f.background.clone(),
-                options::parse_background,
-                loaded,
-                "background",
-            )?,
+            f.background.clone(),
+            options::parse_background,
             loaded,
             "background",
-        ),
-        moderation: layer(
+        )?,
+        moderation: pick(
             cli.moderation,
             "--moderation",
-            from_file(
-                f.moderation.clone(),
-                options::parse_moderation,
-                loaded,
-                "moderation",
-            )?,
+            f.moderation.clone(),
+            options::parse_moderation,
             loaded,
             "moderation",
-        ),
-        input_fidelity: layer(
+        )?,
+        input_fidelity: pick(
             cli.input_fidelity,
             "--input-fidelity",
-            from_file(
-                f.input_fidelity.clone(),
-                options::parse_fidelity,
-                loaded,
-                "input-fidelity",
-            )?,
+            f.input_fidelity.clone(),
+            options::parse_fidelity,
             loaded,
             "input-fidelity",
-        ),
-        complexity: layer(
+        )?,
+        complexity: pick(
             cli.complexity,
             "--complexity",
-            from_file(
-                f.complexity.clone(),
-                options::parse_complexity,
-                loaded,
-                "complexity",
-            )?,
+            f.complexity.clone(),
+            options::parse_complexity,
             loaded,
             "complexity",
-        ),
+        )?,
         style,
         references,
     })

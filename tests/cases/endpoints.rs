@@ -264,3 +264,15 @@ fn a_count_beyond_reason_is_refused() {
         run.stderr
     );
 }
+
+#[test]
+fn a_flag_overrides_the_config_file_without_reading_its_value() {
+    let ws = Workspace::new();
+    let config = ws.write("genimg.toml", "quality = \"ultra\"\n");
+    let run = genimg(&ws, None)
+        .env("GENIMG_CONFIG", &config)
+        .args(["a fox", "--quality", "low", "--dry-run"])
+        .run();
+    assert_code(&run, 0);
+    assert!(run.stdout.contains("image_01_low.png"), "{}", run.stdout);
+}
