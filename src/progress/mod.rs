@@ -262,7 +262,14 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
                 .to_owned(),
         ),
         Event::Aborting => (Quiet, "Abandoning the requests in flight.".to_owned()),
-        Event::Finished { summary } => (Quiet, summary_text(summary, verbosity)),
+        Event::Finished { summary } => {
+            // With --quiet and nothing wrong, nothing at all.
+            let text = summary_text(summary, verbosity);
+            if text.is_empty() {
+                return None;
+            }
+            (Quiet, text)
+        }
     })
 }
 

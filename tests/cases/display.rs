@@ -236,3 +236,50 @@ fn completions_and_the_man_page() {
         "every flag is in the man page"
     );
 }
+
+#[test]
+fn verbose_shows_each_request_and_the_log_the_pace() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.nth == 0 {
+                Action::error(429, "rate_limit_exceeded", "Rate limit reached.")
+                    .with_header("retry-after-ms", "50")
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "2", "-j", "2", "-v"])
+        .run();
+    assert_code(&run, 0);
+    assert!(
+        run.stderr.contains("started image_01_hd.png"),
+        "{}",
+        run.stderr
+    );
+    // The log (tracing) says when the window moves, and each wait.
+    assert!(
+        run.stderr.contains("concurrency changed from=2 to=1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("retrying file="), "{}", run.stderr);
+
+    let quiet = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out2", "-q"])
+        .run();
+    assert_code(&quiet, 0);
+    assert!(quiet.stderr.is_empty(), "{:?}", quiet.stderr);
+
+    let debug = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out3", "-vv"])
+        .run();
+    assert!(
+        debug.stderr.contains("sending an image request"),
+        "{}",
+        debug.stderr
+    );
+}
