@@ -50,7 +50,6 @@ impl Pause {
 #[derive(Debug)]
 pub struct ImageRate {
     limiter: DefaultDirectRateLimiter,
-    per_minute: u32,
 }
 
 impl ImageRate {
@@ -58,12 +57,7 @@ impl ImageRate {
         let quota = Quota::per_minute(per_minute).allow_burst(NonZeroU32::MIN);
         ImageRate {
             limiter: RateLimiter::direct(quota),
-            per_minute: per_minute.get(),
         }
-    }
-
-    pub fn limit(&self) -> u32 {
-        self.per_minute
     }
 
     /// Waits for the next slot and takes it.
