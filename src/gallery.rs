@@ -726,6 +726,10 @@ mod tests {
             cost_usd: (status == Status::Made).then_some(0.211),
             started: "2026-11-24T10:00:00.000Z".to_owned(),
             finished: "2026-11-24T10:00:05.000Z".to_owned(),
+            planned_file: None,
+            asked_format: None,
+            received_format: None,
+            rescued: None,
         }
     }
 

@@ -123,6 +123,20 @@ pub struct Record {
     /// RFC 3339, UTC.
     pub started: String,
     pub finished: String,
+    /// The name the plan gave the image, where it was kept under another one: its bytes
+    /// were in another format than asked, or in none genimg recognises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_file: Option<String>,
+    /// The format asked for and the format of the bytes received (`png`, `jpeg`, `webp`,
+    /// ..., or `unknown`), where the two differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_format: Option<String>,
+    /// Where a paid image was kept because the destination would not take it: an absolute
+    /// path outside the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescued: Option<String>,
 }
 
 impl Record {
@@ -158,6 +172,10 @@ impl Record {
             cost_usd: None,
             started: now(),
             finished: String::new(),
+            planned_file: None,
+            asked_format: None,
+            received_format: None,
+            rescued: None,
         }
     }
 }
@@ -504,5 +522,107 @@ mod tests {
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
+    }
+}
+
+#[cfg(test)]
+mod frozen_hashes {
+    //! The hashes today's release wrote into manifests: a later release must give the same
+    //! ones for the same requests, or an upgrade would make every image stale.
+
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::api::{Quality, RequestOptions};
+    use crate::format::ImageFormat;
+    use crate::models::{Model, Size, Tier};
+
+    #[test]
+    fn hashes_of_manifests_written_by_release_0_1_stay_the_same() {
+        let reference = Reference {
+            path: "refs/cat.png".into(),
+            format: ImageFormat::Png,
+            bytes: Bytes::from_static(b"ref bytes"),
+            sha256: sha256_hex(b"ref bytes"),
+        };
+        let every_option = RequestOptions {
+            size: "1536x1024".parse::<Size>().unwrap(),
+            quality: Quality::Named("xhigh"),
+            format: Some(ImageFormat::Webp),
+            compression: Some(70),
+            background: Some("transparent"),
+            moderation: Some("low"),
+            input_fidelity: Some("high"),
+            complexity: Some("medium"),
+        };
+        let edit = RequestOptions {
+            input_fidelity: Some("high"),
+            format: Some(ImageFormat::Jpeg),
+            ..RequestOptions::default()
+        };
+        let standard = RequestOptions {
+            quality: Quality::Tier(Tier::Standard),
+            ..RequestOptions::default()
+        };
+        let cases: Vec<(&str, &str, RequestOptions, Vec<Reference>, &str)> = vec![
+            (
+                "gpt-image-2",
+                "a cat",
+                RequestOptions::default(),
+                vec![],
+                "sha256:05b1f2e966994e190d952e46bc62d54204f0714ae0de3114792c9f31686b7f7c",
+            ),
+            (
+                "dall-e-3",
+                "a cat",
+                standard,
+                vec![],
+                "sha256:fc1def6930592ecfe0f5fbc18b1df6c8a339df73fc91f5c9061d3571915c1992",
+            ),
+            (
+                "dall-e-2",
+                "a cat",
+                RequestOptions::default(),
+                vec![],
+                "sha256:7cee16a3874c4d6b2dffe582e069600ad6ed8cab29f66776b597c73366c3c138",
+            ),
+            (
+                "gpt-image-2.6-flare",
+                "a cat",
+                every_option,
+                vec![],
+                "sha256:9f8d8e5a3628a29f17ccb4047143547dd0c495084f432f50b2d36e610fe16366",
+            ),
+            (
+                "gpt-image-2",
+                "a cat",
+                edit,
+                vec![reference],
+                "sha256:cb959cdeb4a6c449d3e52aef76e2baca50f497219f3927751c71944e2b29443a",
+            ),
+            (
+                "my-deployment",
+                "un chat, s'il vous plaît",
+                RequestOptions::default(),
+                vec![],
+                "sha256:58d24c220c3addf5ba5a2e8104fbae73ada18a06ac4e376bfa3de23a32a6f8c9",
+            ),
+        ];
+        for (model, prompt, options, references, frozen) in cases {
+            let request = ImageRequest::new(
+                &Model::lookup(model),
+                prompt,
+                &options,
+                Arc::from(references),
+            );
+            assert_eq!(
+                request_hash(&request),
+                frozen,
+                "{model}: {:?}",
+                request.fields
+            );
+        }
     }
 }
