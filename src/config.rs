@@ -697,23 +697,6 @@ fn check_prompt(
     })
 }
 
-/// Sizes as people read them: binary megabytes, written `MB` as OpenAI does.
-pub fn human_bytes(n: u64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    if n >= 1024 * 1024 {
-        let mb = n as f64 / MIB;
-        if mb.fract() == 0.0 {
-            format!("{mb:.0} MB")
-        } else {
-            format!("{mb:.1} MB")
-        }
-    } else if n >= 1024 {
-        format!("{:.0} KB", n as f64 / 1024.0)
-    } else {
-        format!("{n} bytes")
-    }
-}
-
 /// Where requests go and with what key: an OpenAI-compatible API root, or Azure OpenAI.
 fn resolve_endpoint(
     cli: &Cli,
@@ -1080,13 +1063,5 @@ mod tests {
         assert!(!format!("{env:?}").contains("sk-hidden"));
         let c = resolve(&["a", "--api-key", "sk-hidden"], &[]).unwrap();
         assert!(!format!("{c:?}").contains("sk-hidden"));
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(50 * 1024 * 1024), "50 MB");
-        assert_eq!(human_bytes(52_428_801), "50.0 MB");
-        assert_eq!(human_bytes(2048), "2 KB");
-        assert_eq!(human_bytes(12), "12 bytes");
     }
 }

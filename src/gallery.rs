@@ -16,7 +16,7 @@ use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
 use crate::manifest::{self, Record, Status};
-use crate::plan::usd;
+use crate::units::usd;
 
 /// The gallery's file name in the destination.
 pub const FILE_NAME: &str = "index.html";

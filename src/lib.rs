@@ -20,6 +20,7 @@ pub mod progress;
 pub mod prompts;
 pub mod report;
 pub mod run;
+pub mod units;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,11 +46,11 @@ pub enum Error {
     Client(#[from] api::ClientError),
     #[error(
         "--max-cost {}: {}; nothing was sent (see the estimate with --dry-run)",
-        plan::usd(*max),
+        units::usd(*max),
         if *unpriced > 0 {
             format!("the price of {unpriced} image(s) is unknown, so the cost cannot be bounded")
         } else {
-            format!("this run is estimated at {}", plan::usd(*estimate))
+            format!("this run is estimated at {}", units::usd(*estimate))
         }
     )]
     OverBudget {

@@ -10,31 +10,21 @@
 //! and the next run starts its first line on a fresh one.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::units::sha256_hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::api::{ImageRequest, Reference};
 use crate::output::Destination;
 
 /// The manifest's file name in the destination.
 pub const FILE_NAME: &str = "genimg.jsonl";
-
-/// The sha256 of `bytes`, in lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
-}
 
 /// A hash of everything that decides what image a request gives: the endpoint, every field
 /// (prompt and model included) and the content of each reference image. Two requests with
@@ -383,14 +373,6 @@ mod tests {
             bytes: Bytes::from_static(bytes),
             sha256: sha256_hex(bytes),
         }
-    }
-
-    #[test]
-    fn sha256_of_known_input() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 
     #[test]

@@ -531,7 +531,7 @@ pub fn render_table() -> String {
                 format!(
                     "up to {n} ({}, under {})",
                     formats.join(" or "),
-                    crate::config::human_bytes(m.max_reference_bytes)
+                    crate::units::human_bytes(m.max_reference_bytes)
                 )
             }
         };

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::api::{Quality, Reference, RequestOptions};
-use crate::config::{ConfigError, human_bytes};
+use crate::config::ConfigError;
 use crate::format::ImageFormat;
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
+use crate::units::human_bytes;
 
 pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
 pub const MODERATIONS: &[&str] = &["low", "auto"];
@@ -490,7 +491,7 @@ impl ReferenceCache {
                         .to_owned(),
                 )
             })?;
-            let sha256 = crate::manifest::sha256_hex(&bytes);
+            let sha256 = crate::units::sha256_hex(&bytes);
             self.read
                 .insert(path.to_owned(), (format, Bytes::from(bytes), sha256));
         }

@@ -16,6 +16,7 @@ use crate::format::ImageFormat;
 use crate::manifest;
 use crate::models::Model;
 use crate::models::QUALITY_TOKENS;
+use crate::units::{excerpt, usd};
 
 /// The file naming scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,26 +446,6 @@ fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> Strin
     out
 }
 
-/// Dollars, to the cent; sums under a cent keep a third decimal.
-pub fn usd(amount: f64) -> String {
-    if amount > 0.0 && amount < 0.1 {
-        format!("${amount:.3}")
-    } else {
-        format!("${amount:.2}")
-    }
-}
-
-/// The start of a prompt on one line, for listings.
-pub fn excerpt(text: &str, max_chars: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max_chars {
-        flat
-    } else {
-        let cut: String = flat.chars().take(max_chars.saturating_sub(1)).collect();
-        format!("{}…", cut.trim_end())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,12 +534,5 @@ mod tests {
             "prompt 4 is not in this run"
         );
         assert!(!legacy.is_ours("desc_01_image_01_hd.gif"));
-    }
-
-    #[test]
-    fn excerpts_are_one_line_and_short() {
-        assert_eq!(excerpt("a  cat\n\non a mat", 40), "a cat on a mat");
-        assert_eq!(excerpt("abcdefghij", 5), "abcd…");
-        assert_eq!(excerpt("ééééééé", 3), "éé…");
     }
 }

@@ -623,7 +623,7 @@ async fn make_image<S: ImageService>(
     // The image first, then its record: a crash between the two leaves an image the next
     // run keeps (it has no record saying it is stale), never a record without its image.
     let written = task::spawn_blocking(move || {
-        let sha256 = manifest::sha256_hex(&bytes);
+        let sha256 = crate::units::sha256_hex(&bytes);
         record.sha256 = Some(sha256.clone());
         record.finished = manifest::now();
         if let Err(e) = writer.destination.write_atomic(&file_name, &bytes) {
@@ -1138,7 +1138,7 @@ mod tests {
             assert_eq!(r.status, manifest::Status::Made);
             assert_eq!(
                 r.sha256.as_deref(),
-                Some(manifest::sha256_hex(PNG).as_str())
+                Some(crate::units::sha256_hex(PNG).as_str())
             );
             assert_eq!(r.bytes, Some(PNG.len() as u64));
             assert_eq!(r.prompt.as_deref(), Some("a"));

@@ -1,5 +1,6 @@
 //! Errors of one request, keeping what the service said for the report.
 
+use crate::units::shorten;
 use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
@@ -52,15 +53,6 @@ impl ErrorBody {
                 }
             }
         }
-    }
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    } else {
-        flat
     }
 }
 

@@ -9,8 +9,8 @@ use crate::api::{ApiError, Fatal};
 use crate::config::Verbosity;
 use crate::manifest;
 use crate::plan::Job;
-use crate::plan::usd;
 use crate::run::{Failure, FatalStop, Made, Summary};
+use crate::units::usd;
 
 mod terminal;
 pub use terminal::TerminalReporter;

@@ -11,7 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Event, Reporter, describe, duration};
 use crate::config::Verbosity;
-use crate::plan::{Job, usd};
+use crate::plan::Job;
+use crate::units::usd;
 
 /// How often spinners and elapsed times move.
 const TICK: Duration = Duration::from_millis(120);
