@@ -13,6 +13,7 @@ pub mod logging;
 pub mod manifest;
 pub mod models;
 pub mod options;
+pub mod outcome;
 pub mod output;
 pub mod pace;
 pub mod plan;
@@ -30,10 +31,11 @@ use thiserror::Error;
 
 pub use config::{Config, ConfigError, Env};
 use manifest::Manifest;
+use outcome::Summary;
 use output::{Destination, OutputError};
 use plan::{Existing, Plan};
 use progress::{Event, Reporter};
-use run::{Context, Stop, Summary};
+use run::{Context, Stop};
 
 /// An error that stops genimg before any request: a usage or input error (exit code 2).
 #[derive(Debug, Error)]
@@ -263,7 +265,7 @@ fn print(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use run::{Failure, FailureKind, FatalStop, Made};
+    use outcome::{Failure, FailureKind, FatalStop, Made};
 
     fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
         let m = Made::example("a.png", None, None);

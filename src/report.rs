@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::Status;
 use crate::config::Config;
+use crate::outcome::{FailureKind, Summary};
 use crate::plan::{Found, Plan, Survey};
-use crate::run::{FailureKind, Summary};
 
 /// The name of an exit status in the document.
 pub fn status_name(status: Status) -> &'static str {
@@ -132,8 +132,8 @@ fn file_status(
     i: usize,
     survey: &Survey,
     ran: bool,
-    made: &HashMap<&str, &crate::run::Made>,
-    failed: &HashMap<&str, &crate::run::Failure>,
+    made: &HashMap<&str, &crate::outcome::Made>,
+    failed: &HashMap<&str, &crate::outcome::Failure>,
 ) -> &'static str {
     if made.contains_key(file) {
         return "made";

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::api::{ApiError, Fatal};
 use crate::config::Verbosity;
 use crate::manifest;
+use crate::outcome::{Failure, FatalStop, Made, Summary};
 use crate::plan::Job;
-use crate::run::{Failure, FatalStop, Made, Summary};
 use crate::units::usd;
 
 mod terminal;
@@ -388,7 +388,7 @@ pub fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::FailureKind;
+    use crate::outcome::FailureKind;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]

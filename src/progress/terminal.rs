@@ -221,8 +221,8 @@ mod tests {
     use super::*;
     use crate::cli::try_parse_from;
     use crate::config::{Config, Env};
+    use crate::outcome::Made;
     use crate::plan::Plan;
-    use crate::run::Made;
 
     fn plan() -> Plan {
         let cli = try_parse_from(["genimg", "--input", "-", "-n", "2", "--api-key", "k"]).unwrap();

@@ -1,0 +1,109 @@
+//! What a run produced: the images made, those that failed and why, and the totals. Every
+//! output — the progress lines, the closing summary, `--json` and the gallery — renders these.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::api::Fatal;
+
+/// An image saved under its final name.
+#[derive(Debug, Clone)]
+pub struct Made {
+    pub file_name: String,
+    /// The prompt's name in its file; `None` for a prompt on the command line.
+    pub prompt: Option<String>,
+    pub index: u32,
+    pub bytes: usize,
+    pub sha256: String,
+    pub elapsed: Duration,
+    /// Requests it took, retries included.
+    pub attempts: u32,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
+    pub request_id: Option<String>,
+    /// In US dollars: from `usage` for models priced by token, else the price table; `None`
+    /// where neither says.
+    pub cost: Option<f64>,
+}
+
+#[cfg(test)]
+impl Made {
+    /// An image as the tests of other modules need one.
+    pub(crate) fn example(file_name: &str, prompt: Option<&str>, cost: Option<f64>) -> Made {
+        Made {
+            file_name: file_name.to_owned(),
+            prompt: prompt.map(str::to_owned),
+            index: 1,
+            bytes: 1,
+            sha256: String::new(),
+            elapsed: Duration::from_millis(1500),
+            attempts: 1,
+            revised_prompt: None,
+            usage: None,
+            request_id: None,
+            cost,
+        }
+    }
+}
+
+/// Why an image was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// An error for this image only, or retries exhausted.
+    Error,
+    /// The service refused the prompt.
+    Refused,
+    /// An error that stopped the run.
+    Fatal(Fatal),
+}
+
+/// An image that was not made, and why.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub file_name: String,
+    /// The prompt's name in its file; `None` for a prompt on the command line.
+    pub prompt: Option<String>,
+    pub index: u32,
+    pub reason: String,
+    pub kind: FailureKind,
+    pub attempts: u32,
+}
+
+/// The error that stopped a run before its end.
+#[derive(Debug, Clone)]
+pub struct FatalStop {
+    pub fatal: Fatal,
+    /// What the service said.
+    pub error: String,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub made: Vec<Made>,
+    pub failed: Vec<Failure>,
+    /// Already in the destination, so not requested.
+    pub skipped: usize,
+    /// Kept although their request changed since they were made (see `--overwrite`).
+    pub stale: Vec<String>,
+    /// Not made because the run stopped early (Ctrl-C or a fatal error).
+    pub unfinished: usize,
+    /// Retries sent, over all images.
+    pub retries: u32,
+    pub interrupted: bool,
+    pub fatal: Option<FatalStop>,
+    /// `--max-cost`, when the run stopped starting requests to stay within it.
+    pub budget_stop: Option<f64>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// What the images made cost, and how many of them have no known price.
+    pub fn cost(&self) -> (f64, usize) {
+        // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
+        let known: f64 = self.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
+        let unknown = self.made.iter().filter(|m| m.cost.is_none()).count();
+        (known, unknown)
+    }
+}
