@@ -15,13 +15,13 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
-use crate::api::{ClientConfig, RetryPolicy, Service};
 use crate::cli::{Cli, NamingArg};
 use crate::config_file::Loaded;
 use crate::models::{DEFAULT_MODEL, Model};
 use crate::options::{self, Choices, Given, ReferenceCache, Settings, Source};
 use crate::plan::{Existing, Naming};
 use crate::prompts::{self, ParseError, Prompt};
+use crate::provider::{ClientConfig, RetryPolicy, Service};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_JOBS: usize = 4;
@@ -801,10 +801,10 @@ fn parse_base_url(value: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Quality;
     use crate::cli::try_parse_from;
     use crate::format::ImageFormat;
     use crate::models::{Size, Tier};
+    use crate::provider::Quality;
     use secrecy::ExposeSecret;
     use std::io::Cursor;
 

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-use crate::manifest::{self, Record, Status};
+use crate::store::manifest::{self, Record, Status};
 use crate::units::usd;
 
 /// The gallery's file name in the destination.

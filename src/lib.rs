@@ -3,24 +3,22 @@
 //! The binary is a thin shell around [`run`]: parse the command line into a [`Config`], run
 //! it, map the [`Outcome`] to an exit code. Everything is testable without argv.
 
-pub mod api;
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod engine;
 pub mod format;
 pub mod gallery;
 pub mod logging;
-pub mod manifest;
 pub mod models;
 pub mod options;
 pub mod outcome;
-pub mod output;
-pub mod pace;
 pub mod plan;
 pub mod progress;
 pub mod prompts;
+pub mod provider;
 pub mod report;
-pub mod run;
+pub mod store;
 pub mod units;
 
 use std::io::Write;
@@ -30,12 +28,12 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use config::{Config, ConfigError, Env};
-use manifest::Manifest;
+use engine::live::{Context, Stop};
 use outcome::Summary;
-use output::{Destination, OutputError};
 use plan::{Existing, Plan};
 use progress::{Event, Reporter};
-use run::{Context, Stop};
+use store::manifest::{self, Manifest};
+use store::{Destination, OutputError};
 
 /// An error that stops genimg before any request: a usage or input error (exit code 2).
 #[derive(Debug, Error)]
@@ -45,7 +43,7 @@ pub enum Error {
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error(transparent)]
-    Client(#[from] api::ClientError),
+    Client(#[from] provider::ClientError),
     #[error(
         "--max-cost {}: {}; nothing was sent (see the estimate with --dry-run)",
         units::usd(*max),
@@ -126,7 +124,7 @@ pub async fn run(
     }
     let mut plan = Plan::new(config);
     if config.dry_run {
-        let survey = output::survey(&plan, config.existing)?;
+        let survey = store::survey(&plan, config.existing)?;
         plan.adopt(&survey);
         if config.json {
             print_json(&report::document(
@@ -148,9 +146,9 @@ pub async fn run(
         .ok_or(ConfigError::MissingKey {
             hint: "pass --api-key",
         })?;
-    let client = api::Client::new(&client_config)?;
+    let client = provider::Client::new(&client_config)?;
     let destination = Destination::open(&config.dst_dir)?;
-    let survey = output::survey(&plan, config.existing)?;
+    let survey = store::survey(&plan, config.existing)?;
     plan.adopt(&survey);
     if let Some(max) = config.max_cost {
         let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
@@ -199,9 +197,9 @@ pub async fn run(
         jobs: config.jobs,
         retry: config.retry,
         max_cost: config.max_cost,
-        ipm: config.ipm.map(pace::ImageRate::per_minute),
+        ipm: config.ipm.map(engine::pace::ImageRate::per_minute),
     });
-    let summary = run::execute(&plan, &survey, context, stop).await;
+    let summary = engine::live::execute(&plan, &survey, context, stop).await;
     if config.gallery {
         // The images are safe whatever happens here: a gallery that cannot be written is a
         // warning, not a failed run.
@@ -300,7 +298,7 @@ mod tests {
         );
         let mut fatal = summary(2, 1, true);
         fatal.fatal = Some(FatalStop {
-            fatal: api::Fatal::Unauthorized,
+            fatal: provider::Fatal::Unauthorized,
             error: "HTTP 401".into(),
         });
         assert_eq!(Outcome::Ran(fatal).status(), Status::Fatal);

@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use genimg::config::Verbosity;
+use genimg::engine::live::Stop;
 use genimg::progress::{PlainReporter, Reporter, TerminalReporter};
-use genimg::run::Stop;
 use genimg::{Config, Env, Status, cli};
 
 fn main() -> ExitCode {

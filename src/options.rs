@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::api::{Quality, Reference, RequestOptions};
 use crate::config::ConfigError;
 use crate::format::ImageFormat;
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
+use crate::provider::{Quality, Reference, RequestOptions};
 use crate::units::human_bytes;
 
 pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::api::Fatal;
+use crate::provider::Fatal;
 
 /// An image saved under its final name.
 #[derive(Debug, Clone)]

@@ -10,12 +10,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::api::{ImageRequest, Operation, endpoint_url, request_url};
 use crate::config::{Config, PromptSource};
 use crate::format::ImageFormat;
-use crate::manifest;
 use crate::models::Model;
 use crate::models::QUALITY_TOKENS;
+use crate::provider::{ImageRequest, Operation, endpoint_url, request_url};
+use crate::store::manifest;
 use crate::units::{excerpt, usd};
 
 /// The file naming scheme.

@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use genimg::api::{Delivery, ErrorBody, ImagesResponse, decode_response};
+use genimg::provider::{Delivery, ErrorBody, ImagesResponse, decode_response};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -5,11 +5,11 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::api::{ApiError, Fatal};
 use crate::config::Verbosity;
-use crate::manifest;
 use crate::outcome::{Failure, FatalStop, Made, Summary};
 use crate::plan::Job;
+use crate::provider::{ApiError, Fatal};
+use crate::store::manifest;
 use crate::units::usd;
 
 mod terminal;

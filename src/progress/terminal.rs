@@ -266,7 +266,7 @@ mod tests {
             r.event(Event::Started { job });
             r.event(Event::Sending { job, attempt: 1 });
         }
-        let error = crate::api::ApiError::Timeout { secs: 600 };
+        let error = crate::provider::ApiError::Timeout { secs: 600 };
         r.event(Event::Retrying {
             job: &plan.jobs[1],
             attempt: 1,

@@ -196,7 +196,7 @@ fn seconds(secs: f64) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ErrorBody, StatusError};
+    use crate::provider::{ErrorBody, StatusError};
 
     fn status(status: u16, code: Option<&str>, should_retry: Option<bool>) -> ApiError {
         ApiError::Status(Box::new(StatusError {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::manifest::{self, History};
 use crate::plan::{Existing, FileKey, Found, Plan, Survey};
+use crate::store::manifest::{self, History};
 
 const TEMP_PREFIX: &str = ".genimg-";
 const TEMP_SUFFIX: &str = ".tmp";

@@ -12,11 +12,11 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::{ApiError, ErrorBody, StatusError};
-use super::request::{ImageRequest, Operation};
-use super::response::{Delivery, decode_response};
+use super::openai::{Delivery, decode_response};
+use super::openai::{ImageRequest, Operation};
 use super::retry::{RetryPolicy, Verdict, classify, retry_after};
+use crate::engine::pace::RateLimitInfo;
 use crate::format::ImageFormat;
-use crate::pace::RateLimitInfo;
 use backon::Retryable as _;
 
 pub const USER_AGENT: &str = concat!("genimg/", env!("CARGO_PKG_VERSION"));
@@ -433,8 +433,8 @@ mod tests {
 
     #[test]
     fn azure_paths() {
-        use crate::api::RequestOptions;
         use crate::models::Model;
+        use crate::provider::RequestOptions;
         let request = ImageRequest::new(
             &Model::lookup("my-dalle"),
             "a cat",

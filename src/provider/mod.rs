@@ -4,17 +4,18 @@
 //! is decoded leniently, because an image that was paid for must never be lost to a schema
 //! change on the server's side.
 
-mod client;
 mod error;
-mod request;
-mod response;
+mod http;
+pub mod openai;
 mod retry;
 
-pub use client::{
+pub use error::{ApiError, ErrorBody, StatusError};
+pub use http::{
     Client, ClientConfig, ClientError, GeneratedImage, Service, USER_AGENT, endpoint_url,
     request_url,
 };
-pub use error::{ApiError, ErrorBody, StatusError};
-pub use request::{ImageRequest, Operation, Quality, Reference, RequestOptions};
-pub use response::{DecodeError, Delivery, ImagesResponse, decode_response};
+pub use openai::{
+    DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Quality, Reference,
+    RequestOptions, decode_response,
+};
 pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, classify, retry_after};

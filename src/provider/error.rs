@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::response::DecodeError;
+use super::openai::DecodeError;
 
 /// The `error` object of an API error answer: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct StatusError {
     /// The server's `x-should-retry`, which overrides the status.
     pub should_retry: Option<bool>,
     /// What the `x-ratelimit-*` headers said.
-    pub rate_limit: Option<crate::pace::RateLimitInfo>,
+    pub rate_limit: Option<crate::engine::pace::RateLimitInfo>,
 }
 
 impl fmt::Display for StatusError {

@@ -19,15 +19,15 @@ use backon::Retryable as _;
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{
-    ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict, classify,
-};
-use crate::manifest::{self, Manifest, Record};
+use crate::engine::pace::{ImageRate, Pause, Window};
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, Summary};
-use crate::output::Destination;
-use crate::pace::{ImageRate, Pause, Window};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
+use crate::provider::{
+    ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict, classify,
+};
+use crate::store::Destination;
+use crate::store::manifest::{self, Manifest, Record};
 
 /// Stopping signals, shared with the Ctrl-C watcher.
 #[derive(Debug, Clone, Default)]
@@ -628,7 +628,7 @@ fn pace_after<S>(
         Err(_) => (None, None),
     };
     if let Some(wait) = limits.and_then(|l| l.exhausted_for()) {
-        let wait = wait.min(crate::api::MAX_RETRY_AFTER);
+        let wait = wait.min(crate::provider::MAX_RETRY_AFTER);
         tracing::info!(
             wait_ms = wait.as_millis() as u64,
             "rate-limit window used up"
@@ -675,12 +675,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::{ErrorBody, StatusError};
     use crate::cli::try_parse_from;
     use crate::config::{Config, Env};
     use crate::format::ImageFormat;
-    use crate::manifest::History;
     use crate::plan::{Existing, Found};
+    use crate::provider::{ErrorBody, StatusError};
+    use crate::store::manifest::History;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 

@@ -20,8 +20,8 @@ use crate::units::sha256_hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::{ImageRequest, Reference};
-use crate::output::Destination;
+use crate::provider::{ImageRequest, Reference};
+use crate::store::Destination;
 
 /// The manifest's file name in the destination.
 pub const FILE_NAME: &str = "genimg.jsonl";
@@ -350,9 +350,9 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::api::{Quality, RequestOptions};
     use crate::format::ImageFormat;
     use crate::models::{Model, Tier};
+    use crate::provider::{Quality, RequestOptions};
 
     fn request(prompt: &str, tier: Tier, references: Vec<Reference>) -> ImageRequest {
         ImageRequest::new(
@@ -517,9 +517,9 @@ mod frozen_hashes {
     use bytes::Bytes;
 
     use super::*;
-    use crate::api::{Quality, RequestOptions};
     use crate::format::ImageFormat;
     use crate::models::{Model, Size, Tier};
+    use crate::provider::{Quality, RequestOptions};
 
     #[test]
     fn hashes_of_manifests_written_by_release_0_1_stay_the_same() {

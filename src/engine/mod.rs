@@ -1,0 +1,4 @@
+//! Making the images of a plan: live, request by request, with the pace the service allows.
+
+pub mod live;
+pub mod pace;

@@ -1,0 +1,7 @@
+//! Where images end up: the destination (lock, atomic writes, what is there), the manifest,
+//! and keeping one image.
+
+pub mod destination;
+pub mod manifest;
+
+pub use destination::{Destination, OutputError, survey};
