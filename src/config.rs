@@ -804,7 +804,7 @@ mod tests {
     use crate::cli::try_parse_from;
     use crate::format::ImageFormat;
     use crate::models::{Size, Tier};
-    use crate::provider::Quality;
+    use crate::spec::Quality;
     use secrecy::ExposeSecret;
     use std::io::Cursor;
 

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod prompts;
 pub mod provider;
 pub mod report;
+pub mod spec;
 pub mod store;
 pub mod units;
 
@@ -33,6 +34,7 @@ use outcome::Summary;
 use plan::{Existing, Plan};
 use progress::{Event, Reporter};
 use store::manifest::{self, Manifest};
+use store::sink::Sink;
 use store::{Destination, OutputError};
 
 /// An error that stops genimg before any request: a usage or input error (exit code 2).
@@ -191,12 +193,10 @@ pub async fn run(
 
     let context = Arc::new(Context {
         service: client,
-        destination,
-        manifest,
+        sink: Sink::new(destination, manifest, config.max_cost),
         reporter: reporter.clone(),
         jobs: config.jobs,
         retry: config.retry,
-        max_cost: config.max_cost,
         ipm: config.ipm.map(engine::pace::ImageRate::per_minute),
     });
     let summary = engine::live::execute(&plan, &survey, context, stop).await;

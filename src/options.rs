@@ -19,7 +19,7 @@ use crate::config::ConfigError;
 use crate::format::ImageFormat;
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
-use crate::provider::{Quality, Reference, RequestOptions};
+use crate::spec::{ImageOptions, Quality, Reference};
 use crate::units::human_bytes;
 
 pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
@@ -283,13 +283,13 @@ impl Choices {
             _ => Arc::from([]),
         };
 
-        let mut options = RequestOptions {
+        let mut options = ImageOptions {
             quality: Quality::Tier(if self.low_res {
                 Tier::Standard
             } else {
                 Tier::Hd
             }),
-            ..RequestOptions::default()
+            ..ImageOptions::default()
         };
         if let Some(size) = &self.size {
             model.check_size(&size.value).map_err(|p| size.error(p))?;
@@ -391,7 +391,7 @@ fn given_at<T>(value: T, from: &Source) -> Given<T> {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub model: Model,
-    pub options: RequestOptions,
+    pub options: ImageOptions,
     pub references: Arc<[Reference]>,
     pub count: u32,
     pub style: Option<String>,

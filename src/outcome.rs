@@ -23,8 +23,12 @@ pub struct Made {
     pub usage: Option<Value>,
     pub request_id: Option<String>,
     /// In US dollars: from `usage` for models priced by token, else the price table; `None`
-    /// where neither says.
+    /// where neither says. Answers of earlier attempts that billed without giving a usable
+    /// image count too.
     pub cost: Option<f64>,
+    /// The format of the bytes received (`png`, ..., or `unknown`), where it was not the
+    /// one asked for: the image was kept under the name of what it is.
+    pub received: Option<&'static str>,
 }
 
 #[cfg(test)]
@@ -43,6 +47,7 @@ impl Made {
             usage: None,
             request_id: None,
             cost,
+            received: None,
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::config::{Config, PromptSource};
 use crate::format::ImageFormat;
 use crate::models::Model;
 use crate::models::QUALITY_TOKENS;
-use crate::provider::{ImageRequest, Operation, endpoint_url, request_url};
+use crate::provider::{self, ImageRequest, Operation, openai};
+use crate::spec::{Identity, ImageSpec};
 use crate::store::manifest;
 use crate::units::{excerpt, usd};
 
@@ -41,9 +42,10 @@ pub struct PlannedPrompt {
     /// The quality token and extension of its file names.
     pub quality: &'static str,
     pub extension: &'static str,
-    pub request: ImageRequest,
-    /// See [`manifest::request_hash`]: the same for every image of the prompt.
-    pub request_hash: String,
+    /// What every image of the prompt asks for.
+    pub spec: ImageSpec,
+    /// The spec's identity in the manifest: the same for every image of the prompt.
+    pub identity: Identity,
 }
 
 /// One image to make.
@@ -79,8 +81,7 @@ impl Plan {
             .enumerate()
             .map(|(i, p)| {
                 let s = &p.settings;
-                let request =
-                    ImageRequest::new(&s.model, &p.text, &s.options, s.references.clone());
+                let spec = ImageSpec::new(&s.model, &p.text, &s.options, s.references.clone());
                 Arc::new(PlannedPrompt {
                     name: p.name.clone(),
                     label: namer.from_file.then(|| p.name.clone()),
@@ -88,14 +89,14 @@ impl Plan {
                     count: s.count,
                     estimate: s.model.estimate(
                         s.options.size,
-                        request.field_str("quality"),
+                        spec.quality_value(),
                         p.text.chars().count(),
                     ),
-                    request_hash: manifest::request_hash(&request),
+                    identity: provider::identity(&spec),
                     model: s.model.clone(),
                     quality: s.options.quality.file_token(),
-                    extension: request.expected_format().extension(),
-                    request,
+                    extension: spec.asked_format().extension(),
+                    spec,
                 })
             })
             .collect();
@@ -243,7 +244,7 @@ impl Namer {
             prompt,
             index: job.index as usize,
             quality: job.prompt.quality.to_owned(),
-            format: job.prompt.request.expected_format(),
+            format: job.prompt.spec.asked_format(),
         }
     }
 }
@@ -330,12 +331,12 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let mut out = String::new();
     let dir = plan.dst_dir.display();
     let url = match plan.prompts.first() {
-        Some(p) => request_url(
+        Some(p) => openai::request_url(
             &config.endpoint.base_url,
             &config.endpoint.service,
-            &p.request,
+            &ImageRequest::encode(&p.spec),
         ),
-        None => endpoint_url(&config.endpoint.base_url, Operation::Generate),
+        None => openai::endpoint_url(&config.endpoint.base_url, Operation::Generate),
     };
     let _ = writeln!(
         out,
@@ -364,7 +365,7 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
         .max()
         .unwrap_or(0);
     for (i, job) in plan.jobs.iter().enumerate() {
-        let r = &job.prompt.request;
+        let spec = &job.prompt.spec;
         let what = if !survey.is_todo(i) {
             match survey.found[i] {
                 Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
@@ -374,17 +375,17 @@ pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
         } else {
             format!(
                 "{} {} {} {}",
-                r.model(),
-                r.field_str("size").unwrap_or("-"),
-                r.field_str("quality").unwrap_or("-"),
-                r.operation()
+                spec.model.name(),
+                spec.options.size,
+                spec.quality_value().unwrap_or("-"),
+                Operation::of(spec)
             )
         };
         let _ = writeln!(
             out,
             "  {:width$}  {what}  \"{}\"",
             job.file_name,
-            excerpt(r.prompt(), 48)
+            excerpt(&spec.prompt, 48)
         );
     }
     let total = plan.jobs.len();

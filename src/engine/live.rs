@@ -23,11 +23,10 @@ use crate::engine::pace::{ImageRate, Pause, Window};
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
-use crate::provider::{
-    ApiError, Client, Fatal, GeneratedImage, ImageRequest, RetryPolicy, Verdict, classify,
-};
-use crate::store::Destination;
-use crate::store::manifest::{self, Manifest, Record};
+use crate::provider::{ApiError, Client, Delivered, Fatal, RetryPolicy, Verdict};
+use crate::spec::ImageSpec;
+use crate::store::manifest::{self, Record};
+use crate::store::sink::{Received, Sink};
 
 /// Stopping signals, shared with the Ctrl-C watcher.
 #[derive(Debug, Clone, Default)]
@@ -75,18 +74,12 @@ impl Stop {
 
 /// Where images come from: the API client, or a stand-in in tests.
 pub trait ImageService: Send + Sync + 'static {
-    fn create(
-        &self,
-        request: &ImageRequest,
-    ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send;
+    fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send;
 }
 
 impl ImageService for Client {
-    fn create(
-        &self,
-        request: &ImageRequest,
-    ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send {
-        Client::create(self, request)
+    fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+        Client::create(self, spec)
     }
 }
 
@@ -94,14 +87,12 @@ impl ImageService for Client {
 #[derive(Debug)]
 pub struct Context<S> {
     pub service: S,
-    pub destination: Destination,
-    pub manifest: Manifest,
+    /// Where every image goes, with the manifest and the `--max-cost` budget.
+    pub sink: Sink,
     pub reporter: Arc<dyn Reporter>,
     /// Requests in flight at most.
     pub jobs: usize,
     pub retry: RetryPolicy,
-    /// `--max-cost`: no image starts that could take the spend past it.
-    pub max_cost: Option<f64>,
     /// `--ipm`: requests per minute at most.
     pub ipm: Option<ImageRate>,
 }
@@ -113,43 +104,6 @@ struct Shared {
     halt: CancellationToken,
     pause: Pause,
     window: Window,
-    budget: Option<Budget>,
-}
-
-/// `--max-cost` during a run: an image's request is only sent if what the images made cost,
-/// plus the estimates of those on their way, plus its own estimate, stays within the limit.
-#[derive(Debug)]
-struct Budget {
-    max: f64,
-    /// Spent on images made, and reserved for images on their way.
-    state: std::sync::Mutex<(f64, f64)>,
-}
-
-impl Budget {
-    fn new(max: f64) -> Budget {
-        Budget {
-            max,
-            state: std::sync::Mutex::new((0.0, 0.0)),
-        }
-    }
-
-    /// Reserves `estimate` for an image about to be requested, if it fits.
-    fn reserve(&self, estimate: f64) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        // A thousandth of a cent of slack for sums of floating-point prices.
-        if s.0 + s.1 + estimate > self.max + 1e-5 {
-            return false;
-        }
-        s.1 += estimate;
-        true
-    }
-
-    /// The image's request is over: its reservation goes, and what it cost is spent.
-    fn settle(&self, estimate: f64, cost: f64) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.1 = (s.1 - estimate).max(0.0);
-        s.0 += cost;
-    }
 }
 
 /// How one job ended.
@@ -195,7 +149,6 @@ pub async fn execute<S: ImageService>(
         halt: stop.stop.child_token(),
         pause: Pause::default(),
         window: Window::new(limit),
-        budget: context.max_cost.map(Budget::new),
     });
     let mut tally = Tally {
         running: HashMap::new(),
@@ -203,7 +156,7 @@ pub async fn execute<S: ImageService>(
         total,
         reporter: reporter.as_ref(),
         halt: &shared.halt,
-        max_cost: context.max_cost,
+        max_cost: context.sink.budget().map(|b| b.max()),
     };
 
     let mut in_flight: JoinSet<Ended> = JoinSet::new();
@@ -356,27 +309,31 @@ enum Attempt {
     OverBudget,
 }
 
-/// One image: request it (retrying what is worth it), write it atomically off the async
-/// workers, and record the outcome in the manifest.
+/// One image: request it (retrying what is worth it), hand what arrives to the sink off the
+/// async workers, and record the outcome in the manifest.
 async fn make_image<S: ImageService>(
     context: Arc<Context<S>>,
     shared: Arc<Shared>,
     job: Job,
 ) -> Ended {
     let started = Instant::now();
+    let spec = &job.prompt.spec;
     let mut record = Record::of(
         &job.file_name,
         job.prompt.label.as_deref(),
         job.index,
-        &job.prompt.request,
-        &job.prompt.request_hash,
+        spec,
+        &job.prompt.identity,
     );
     record.prompt_number = Some(job.prompt.number);
     let attempts = AtomicU32::new(0);
     // When the first request went out: the record's start, rather than when the job was
     // queued behind others.
     let first_sent: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // What answers that could not be used billed all the same.
+    let billed = std::sync::Mutex::new(0.0f64);
     let estimate = job.prompt.estimate.unwrap_or(0.0);
+    let budget = context.sink.budget();
     let halt = shared.halt.clone();
     let max_attempts = context.retry.max_retries + 1;
     let result = (|| async {
@@ -396,7 +353,7 @@ async fn make_image<S: ImageService>(
         };
         let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
         if first
-            && let Some(budget) = &shared.budget
+            && let Some(budget) = budget
             && !budget.reserve(estimate)
         {
             attempts.fetch_sub(1, Ordering::SeqCst);
@@ -408,10 +365,20 @@ async fn make_image<S: ImageService>(
             job: &job,
             attempt: attempts.load(Ordering::SeqCst),
         });
-        let answer = context.service.create(&job.prompt.request).await;
+        let answer = context.service.create(spec).await;
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
         drop(slot);
+        if let Err(e) = &answer
+            && let Some(cost) = e
+                .billed_usage()
+                .and_then(|u| job.prompt.model.cost_from_usage(u))
+        {
+            *billed.lock().unwrap_or_else(|e| e.into_inner()) += cost;
+            if let Some(budget) = budget {
+                budget.spend(cost);
+            }
+        }
         answer.map_err(Attempt::Api)
     })
     .retry(context.retry.backoff())
@@ -425,7 +392,7 @@ async fn make_image<S: ImageService>(
             }
         }
     })
-    .when(|e| matches!(e, Attempt::Api(e) if classify_logged(e) == Verdict::Retry))
+    .when(|e| matches!(e, Attempt::Api(e) if verdict_logged(e) == Verdict::Retry))
     .adjust(|e, backoff| {
         // `None` once the retries are used up; otherwise the server's wait wins.
         let backoff = backoff?;
@@ -464,24 +431,28 @@ async fn make_image<S: ImageService>(
     if let Some(sent) = first_sent.into_inner() {
         record.started = sent;
     }
-    let settle = |cost: f64| {
-        if attempts > 0
-            && let Some(budget) = &shared.budget
-        {
-            budget.settle(estimate, cost);
-        }
+    let billed = billed.into_inner().unwrap_or_else(|e| e.into_inner());
+    // The estimate reserved when the first request went out, to give back now.
+    let reserved = if attempts > 0 && budget.is_some() {
+        estimate
+    } else {
+        0.0
     };
 
     let image = match result {
         Ok(image) => image,
         Err(Attempt::Halted) => {
-            settle(0.0);
+            if let Some(budget) = budget {
+                budget.settle(reserved, 0.0);
+            }
             return Ended::NotSent;
         }
         Err(Attempt::OverBudget) => return Ended::OverBudget,
         Err(Attempt::Api(e)) => {
-            settle(0.0);
-            let (kind, status) = match e.classify() {
+            if let Some(budget) = budget {
+                budget.settle(reserved, 0.0);
+            }
+            let (kind, status) = match e.verdict() {
                 Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
                 Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
                 Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
@@ -496,70 +467,88 @@ async fn make_image<S: ImageService>(
             record.status = status;
             record.error = Some(reason.clone());
             record.request_id = e.request_id().map(str::to_owned);
+            record.cost_usd = (billed > 0.0).then_some(billed);
             record.finished = manifest::now();
-            let manifest_context = context.clone();
-            let _ = task::spawn_blocking(move || append(&manifest_context.manifest, &record)).await;
+            let writer = context.clone();
+            let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
             return Ended::Failed(failure(&job, reason, kind, attempts));
         }
     };
 
-    let size = image.bytes.len();
+    // What this image cost: from `usage` for models priced by token, else the price table.
     let cost = image
         .usage
         .as_ref()
         .and_then(|u| job.prompt.model.cost_from_usage(u))
         .or(job.prompt.estimate);
-    record.cost_usd = cost;
-    settle(cost.unwrap_or(estimate));
-    record.status = manifest::Status::Made;
+    let total = match cost {
+        Some(c) => Some(c + billed),
+        None => (billed > 0.0).then_some(billed),
+    };
+    record.cost_usd = total;
     record.revised_prompt = image.revised_prompt.clone();
     record.usage = image.usage.clone();
     record.request_id = image.request_id.clone();
-    record.bytes = Some(size as u64);
-    let writer = context.clone();
-    let file_name = job.file_name.clone();
-    let bytes = image.bytes;
-    // The image first, then its record: a crash between the two leaves an image the next
-    // run keeps (it has no record saying it is stale), never a record without its image.
-    let written = task::spawn_blocking(move || {
-        let sha256 = crate::units::sha256_hex(&bytes);
-        record.sha256 = Some(sha256.clone());
-        record.finished = manifest::now();
-        if let Err(e) = writer.destination.write_atomic(&file_name, &bytes) {
-            record.status = manifest::Status::Failed;
-            record.error = Some(format!("the image arrived but could not be saved: {e}"));
-            append(&writer.manifest, &record);
-            return Err((e, bytes));
-        }
-        append(&writer.manifest, &record);
-        Ok(sha256)
+    let keeper = context.clone();
+    let planned = job.file_name.clone();
+    let asked = spec.asked_format();
+    let charge = cost.unwrap_or(estimate);
+    let halt = shared.halt.clone();
+    let kept = task::spawn_blocking(move || {
+        let kept = keeper.sink.keep(
+            &planned,
+            asked,
+            &image.bytes,
+            record,
+            reserved,
+            charge,
+            || halt.cancel(),
+        );
+        (kept, image)
     })
     .await;
-    match written {
-        Ok(Ok(sha256)) => Ended::Made(Made {
-            file_name: job.file_name.clone(),
-            prompt: job.prompt.label.clone(),
-            index: job.index,
-            bytes: size,
-            sha256,
-            elapsed: started.elapsed(),
-            attempts,
-            revised_prompt: image.revised_prompt,
-            usage: image.usage,
-            request_id: image.request_id,
-            cost,
-        }),
-        // The image was paid for: keep it elsewhere, and stop buying images that would be
-        // lost the same way.
-        Ok(Err((e, bytes))) => {
+    match kept {
+        Ok((Ok(kept), image)) => {
+            if kept.received != Received::Asked(asked) {
+                let text = match kept.received {
+                    Received::Other(format) => format!(
+                        "{}: asked for {asked}, received {format}; kept as {}",
+                        job.file_name, kept.file
+                    ),
+                    _ => format!(
+                        "{}: asked for {asked}, received bytes genimg does not recognise as an \
+                         image; kept as {}",
+                        job.file_name, kept.file
+                    ),
+                };
+                tracing::warn!("{text}");
+                context.reporter.event(Event::Warning { text: &text });
+            }
+            Ended::Made(Made {
+                file_name: kept.file,
+                prompt: job.prompt.label.clone(),
+                index: job.index,
+                bytes: kept.bytes,
+                sha256: kept.sha256,
+                elapsed: started.elapsed(),
+                attempts,
+                revised_prompt: image.revised_prompt,
+                usage: image.usage,
+                request_id: image.request_id,
+                cost: total,
+                received: match kept.received {
+                    Received::Asked(_) => None,
+                    other => Some(other.name()),
+                },
+            })
+        }
+        // The image was paid for: it was kept elsewhere if anywhere would take it. Stop
+        // buying images that would be lost the same way.
+        Ok((Err(not_kept), _)) => {
             shared.halt.cancel();
-            let kept = match rescue(&context.destination, &job.file_name, &bytes) {
-                Ok(path) => format!("; it was kept as {}", path.display()),
-                Err(rescue_error) => format!("; keeping it elsewhere failed too: {rescue_error}"),
-            };
             Ended::Failed(failure(
                 &job,
-                format!("the image arrived but could not be saved: {e}{kept}"),
+                not_kept.reason(),
                 FailureKind::Fatal(Fatal::CannotSave),
                 attempts,
             ))
@@ -573,29 +562,6 @@ async fn make_image<S: ImageService>(
     }
 }
 
-/// Saves an image the destination would not take under the system's temporary directory,
-/// `genimg-rescue/<destination name>/<file>`, so that it is not lost.
-fn rescue(
-    destination: &Destination,
-    file_name: &str,
-    bytes: &[u8],
-) -> std::io::Result<std::path::PathBuf> {
-    let place = destination
-        .dir()
-        .canonicalize()
-        .unwrap_or_else(|_| destination.dir().to_owned());
-    let folder = place
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "images".to_owned());
-    let dir = std::env::temp_dir().join("genimg-rescue").join(folder);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(file_name);
-    std::fs::write(&path, bytes)?;
-    tracing::warn!("{file_name} could not be saved; kept as {}", path.display());
-    Ok(path)
-}
-
 /// Adapts the pace to an answer: the window grows after successes and shrinks on a 429 (which
 /// also pauses the run), a used-up rate-limit window pauses the run until it resets, and an
 /// error no request can survive halts it at once.
@@ -604,12 +570,12 @@ fn pace_after<S>(
     shared: &Shared,
     job: &Job,
     sent: tokio::time::Instant,
-    answer: &Result<GeneratedImage, ApiError>,
+    answer: &Result<Delivered, ApiError>,
 ) {
     let (change, limits) = match answer {
         Ok(image) => (shared.window.succeeded(), image.rate_limit),
         Err(error @ ApiError::Status(s)) => {
-            let verdict = classify(error);
+            let verdict = error.verdict();
             if let Verdict::Fatal(_) = verdict {
                 shared.halt.cancel();
             }
@@ -650,24 +616,14 @@ fn pace_after<S>(
     }
 }
 
-/// Classifies an error, noting the decision in the debug log.
-fn classify_logged(e: &ApiError) -> Verdict {
-    let verdict = e.classify();
+/// The verdict on an error, noted in the debug log.
+fn verdict_logged(e: &ApiError) -> Verdict {
+    let verdict = e.verdict();
     tracing::debug!(error = %e, ?verdict, "classified");
     verdict
 }
 
 /// Appends a record; a manifest that cannot be written costs the record, not the image.
-fn append(manifest: &Manifest, record: &Record) {
-    if let Err(e) = manifest.append(record) {
-        tracing::warn!(
-            "could not add {} to {}: {e}",
-            record.file,
-            manifest.path().display()
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -677,10 +633,12 @@ mod tests {
     use super::*;
     use crate::cli::try_parse_from;
     use crate::config::{Config, Env};
-    use crate::format::ImageFormat;
     use crate::plan::{Existing, Found};
+    use crate::provider::openai::judged;
     use crate::provider::{ErrorBody, StatusError};
+    use crate::store::Destination;
     use crate::store::manifest::History;
+    use crate::store::manifest::Manifest;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
@@ -737,9 +695,9 @@ mod tests {
     impl ImageService for Stand {
         fn create(
             &self,
-            request: &ImageRequest,
-        ) -> impl Future<Output = Result<GeneratedImage, ApiError>> + Send {
-            let prompt = request.prompt().to_owned();
+            spec: &ImageSpec,
+        ) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+            let prompt = spec.prompt.clone();
             async move {
                 if self.calls.fetch_add(1, Ordering::SeqCst) == 0
                     && let Some(stop) = &self.stop_on_first
@@ -762,9 +720,8 @@ mod tests {
                 if let Some(err) = self.script.as_ref().and_then(|s| s(&prompt, nth)) {
                     return Err(err);
                 }
-                Ok(GeneratedImage {
+                Ok(Delivered {
                     bytes: PNG.to_vec(),
-                    format: ImageFormat::Png,
                     revised_prompt: None,
                     usage: Some(serde_json::json!({"total_tokens": 7})),
                     request_id: Some("req_ok".into()),
@@ -776,7 +733,7 @@ mod tests {
     }
 
     fn status(code: u16, error_code: Option<&str>) -> ApiError {
-        ApiError::Status(Box::new(StatusError {
+        judged(StatusError {
             status: code,
             body: ErrorBody {
                 message: Some(format!("fake {code}")),
@@ -787,7 +744,8 @@ mod tests {
             retry_after: None,
             should_retry: None,
             rate_limit: None,
-        }))
+            verdict: Verdict::Fail,
+        })
     }
 
     fn with_retry_after(err: ApiError, wait: Duration) -> ApiError {
@@ -881,12 +839,10 @@ mod tests {
         let tally = Arc::new(Tally::default());
         let context = Arc::new(Context {
             service: stand,
-            destination,
-            manifest,
+            sink: Sink::new(destination, manifest, None),
             reporter: tally.clone(),
             jobs,
             retry,
-            max_cost: None,
             ipm: None,
         });
         Setup {
@@ -914,7 +870,7 @@ mod tests {
         }
 
         fn images(&self) -> usize {
-            std::fs::read_dir(self.context.destination.dir())
+            std::fs::read_dir(self.context.sink.destination().dir())
                 .unwrap()
                 .filter(|e| {
                     let name = e.as_ref().unwrap().file_name();
@@ -924,7 +880,7 @@ mod tests {
         }
 
         fn manifest(&self) -> Vec<Record> {
-            let text = std::fs::read_to_string(self.context.manifest.path()).unwrap();
+            let text = std::fs::read_to_string(self.context.sink.manifest().path()).unwrap();
             text.lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect()
@@ -1045,7 +1001,7 @@ mod tests {
             assert_eq!(r.prompt_text, "x");
             assert_eq!(r.model, "gpt-image-2");
             assert_eq!(r.request["quality"], "high");
-            assert_eq!(r.request_hash, s.plan.jobs[0].prompt.request_hash);
+            assert_eq!(r.request_hash, s.plan.jobs[0].prompt.identity.current);
             assert_eq!(r.attempts, 1);
             assert_eq!(r.request_id.as_deref(), Some("req_ok"));
             assert_eq!(r.usage, Some(serde_json::json!({"total_tokens": 7})));
@@ -1061,10 +1017,10 @@ mod tests {
             assert!(r.error.as_deref().unwrap().contains("moderation_blocked"));
             assert_eq!(r.sha256, None);
         }
-        let history = History::read(s.context.destination.dir()).unwrap();
+        let history = History::read(s.context.sink.destination().dir()).unwrap();
         assert_eq!(
             history.made_from("image.a.01.hd.png"),
-            Some(s.plan.jobs[0].prompt.request_hash.as_str())
+            Some(s.plan.jobs[0].prompt.identity.current.as_str())
         );
     }
 
@@ -1080,6 +1036,7 @@ mod tests {
                 2 => Some(ApiError::BadAnswer {
                     reason: "the answer is not valid JSON".into(),
                     request_id: None,
+                    usage: None,
                 }),
                 _ => None,
             }),
@@ -1162,7 +1119,7 @@ mod tests {
                 Some(match status(503, None) {
                     ApiError::Status(mut st) => {
                         st.should_retry = Some(false);
-                        ApiError::Status(st)
+                        judged(*st)
                     }
                     other => other,
                 })

@@ -9,6 +9,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::openai::DecodeError;
+use super::retry::Verdict;
 
 /// The `error` object of an API error answer: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct StatusError {
     pub should_retry: Option<bool>,
     /// What the `x-ratelimit-*` headers said.
     pub rate_limit: Option<crate::engine::pace::RateLimitInfo>,
+    /// What to do about it, as the provider that decoded it judged.
+    pub verdict: Verdict,
 }
 
 impl fmt::Display for StatusError {
@@ -120,10 +123,13 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// An answer arrived but holds no usable image.
+    /// A successful answer that carried no usable bytes: nothing can be kept, so it is
+    /// asked again. Its `usage`, if it had one, was billed all the same.
     #[error("unusable answer: {reason}{}", request_note(.request_id))]
     BadAnswer {
         reason: String,
         request_id: Option<String>,
+        usage: Option<Value>,
     },
 }
 
@@ -173,22 +179,68 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn bad_answer(err: &DecodeError, request_id: Option<String>) -> ApiError {
+    pub(crate) fn bad_answer(
+        err: &DecodeError,
+        request_id: Option<String>,
+        usage: Option<Value>,
+    ) -> ApiError {
         ApiError::BadAnswer {
             reason: err.to_string(),
             request_id,
+            usage,
+        }
+    }
+
+    /// What the service billed for this attempt, where its answer said.
+    pub fn billed_usage(&self) -> Option<&Value> {
+        match self {
+            ApiError::BadAnswer { usage, .. } => usage.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Scrubs the key out of everything the error shows.
+    pub(crate) fn redact(&mut self, redactor: &super::Redactor) {
+        match self {
+            ApiError::Status(s) => {
+                let b = &mut s.body;
+                for text in [&mut b.message, &mut b.kind, &mut b.code, &mut b.param]
+                    .into_iter()
+                    .flatten()
+                {
+                    redactor.string(text);
+                }
+                if let Some(id) = &mut s.request_id {
+                    redactor.string(id);
+                }
+            }
+            ApiError::BadAnswer {
+                reason,
+                request_id,
+                usage,
+            } => {
+                redactor.string(reason);
+                if let Some(id) = request_id {
+                    redactor.string(id);
+                }
+                if let Some(usage) = usage {
+                    redactor.value(usage);
+                }
+            }
+            ApiError::Download {
+                request_id: Some(id),
+                ..
+            } => redactor.string(id),
+            ApiError::Connect { detail, .. } | ApiError::Transport { detail } => {
+                redactor.string(detail)
+            }
+            ApiError::Download { .. } | ApiError::Timeout { .. } => {}
         }
     }
 
     /// The service refused the prompt; asking again gives the same answer.
     pub fn is_refusal(&self) -> bool {
-        match self {
-            ApiError::Status(s) => matches!(
-                s.body.code.as_deref(),
-                Some("content_policy_violation" | "moderation_blocked")
-            ),
-            _ => false,
-        }
+        self.verdict() == Verdict::Refused
     }
 
     /// The `x-request-id` of the answer, for a support ticket.
@@ -215,9 +267,26 @@ impl ApiError {
         }
     }
 
-    /// Whether to retry, give up on this image, or stop the run (see `api::retry`).
-    pub fn classify(&self) -> super::retry::Verdict {
-        super::retry::classify(self)
+    /// What to do after this error: the provider's verdict on an error answer; for the rest,
+    /// which no provider decoded, the transport's rules.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            ApiError::Status(s) => s.verdict,
+            // A link that fails for good (expired, say) will not work on a second try either.
+            ApiError::Download { status, .. } => {
+                if matches!(status, 408 | 429 | 500..) {
+                    Verdict::Retry
+                } else {
+                    Verdict::Fail
+                }
+            }
+            // Connection errors, timeouts, truncated or unusable answers: nothing was
+            // delivered.
+            ApiError::Connect { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Transport { .. }
+            | ApiError::BadAnswer { .. } => Verdict::Retry,
+        }
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -266,7 +335,7 @@ mod tests {
 
     #[test]
     fn status_errors_show_message_code_and_request_id() {
-        let e = ApiError::Status(Box::new(StatusError {
+        let e = crate::provider::openai::judged(StatusError {
             status: 400,
             body: ErrorBody {
                 message: Some("Unknown parameter: 'style'.".into()),
@@ -278,7 +347,8 @@ mod tests {
             retry_after: None,
             should_retry: None,
             rate_limit: None,
-        }));
+            verdict: Verdict::Fail,
+        });
         assert_eq!(
             e.to_string(),
             "HTTP 400 Bad Request: Unknown parameter: 'style'. (code unknown_parameter, param style, request req_123)"
@@ -290,7 +360,7 @@ mod tests {
     #[test]
     fn refusals_are_recognised() {
         for code in ["content_policy_violation", "moderation_blocked"] {
-            let e = ApiError::Status(Box::new(StatusError {
+            let e = crate::provider::openai::judged(StatusError {
                 status: 400,
                 body: ErrorBody {
                     code: Some(code.into()),
@@ -300,7 +370,8 @@ mod tests {
                 retry_after: None,
                 should_retry: None,
                 rate_limit: None,
-            }));
+                verdict: Verdict::Fail,
+            });
             assert!(e.is_refusal(), "{code}");
         }
     }

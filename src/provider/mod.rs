@@ -1,21 +1,244 @@
-//! A thin client for the two Images API operations genimg uses.
+//! Providers: pure translators between an [`ImageSpec`] and a service's wire format, over one
+//! shared HTTP transport.
 //!
-//! Thin on purpose: the request is a map of exactly the fields the model takes, and the answer
-//! is decoded leniently, because an image that was paid for must never be lost to a schema
-//! change on the server's side.
+//! A provider's `encode` gives the wire request for a spec, and its `decode` reads an answer
+//! into the image it delivered or a provider-neutral [`ApiError`] carrying the provider's
+//! verdict: retry, refused, fatal or failed. Decoding is lenient, because an image that was
+//! paid for must never be lost to a schema change on the server's side. [`Client`] joins a
+//! provider to the transport.
+//!
+//! OpenAI and Azure OpenAI are two dialects of one provider ([`openai::Service`]). A second
+//! provider is a sibling module of `openai` and a variant of [`Provider`]; the engine, the
+//! store and the reports see only specs, answers and errors.
 
 mod error;
 mod http;
 pub mod openai;
 mod retry;
 
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use url::Url;
+
 pub use error::{ApiError, ErrorBody, StatusError};
 pub use http::{
-    Client, ClientConfig, ClientError, GeneratedImage, Service, USER_AGENT, endpoint_url,
-    request_url,
+    ClientError, REDACTED, RawAnswer, Redactor, Transport, TransportConfig, USER_AGENT, WireBody,
+    WireRequest,
 };
 pub use openai::{
-    DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Quality, Reference,
-    RequestOptions, decode_response,
+    DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Service, decode_response,
 };
-pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, classify, retry_after};
+pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, retry_after};
+
+use crate::engine::pace::RateLimitInfo;
+use crate::spec::{ImageSpec, ProviderId};
+
+/// The service a run talks to, in its dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    OpenAi(Service),
+}
+
+impl Provider {
+    pub fn id(&self) -> ProviderId {
+        match self {
+            Provider::OpenAi(_) => ProviderId::OpenAi,
+        }
+    }
+
+    /// The wire request for one image of `spec`.
+    pub fn encode(&self, base: &Url, spec: &ImageSpec) -> WireRequest {
+        match self {
+            Provider::OpenAi(service) => openai::encode(base, service, spec),
+        }
+    }
+
+    /// What an answer delivered, or why it delivered nothing usable.
+    pub fn decode(&self, raw: &RawAnswer) -> Result<Answer, ApiError> {
+        match self {
+            Provider::OpenAi(_) => openai::decode(raw),
+        }
+    }
+}
+
+/// The identities a spec's images may carry in a manifest: today's, and the one the first
+/// release wrote for the same ask (it hashed OpenAI's wire request).
+pub fn identity(spec: &ImageSpec) -> crate::spec::Identity {
+    crate::spec::Identity {
+        current: spec.identity(),
+        legacy: match spec.provider {
+            ProviderId::OpenAi => Some(openai::legacy_identity(spec)),
+        },
+    }
+}
+
+/// What the manifest records of the request for `spec`: its operation, and every field sent
+/// but the prompt (which the record keeps as its own field).
+pub fn wire_fields(spec: &ImageSpec) -> (&'static str, serde_json::Map<String, Value>) {
+    match spec.provider {
+        ProviderId::OpenAi => {
+            let mut request = ImageRequest::encode(spec);
+            request.fields.remove("prompt");
+            (request.operation().path(), request.fields)
+        }
+    }
+}
+
+/// What an answer said, decoded by its provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub image: Delivery,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
+    pub request_id: Option<String>,
+    /// What the `x-ratelimit-*` headers said, if the server sent them.
+    pub rate_limit: Option<RateLimitInfo>,
+}
+
+/// The bytes an answer delivered, with what the service said about them. Nothing is judged
+/// yet: whether they are the image asked for is the store's to find out (see `store::sink`).
+///
+/// It holds one of the transport's image slots until it is dropped: only so many answers
+/// are read, decoded and written at once, so memory follows that number, not `-j`.
+pub struct Delivered {
+    /// The bytes exactly as received: OpenAI signs them (C2PA), so they are never re-encoded.
+    pub bytes: Vec<u8>,
+    pub revised_prompt: Option<String>,
+    pub usage: Option<Value>,
+    pub request_id: Option<String>,
+    pub rate_limit: Option<RateLimitInfo>,
+    /// The transport's image slot, given back when the image is dropped.
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+impl fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivered")
+            .field("len", &self.bytes.len())
+            .field("revised_prompt", &self.revised_prompt)
+            .field("usage", &self.usage)
+            .field("request_id", &self.request_id)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+/// How to reach the service. The key is a secret: `Debug` shows it redacted.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The API root, e.g. `https://api.openai.com/v1/`; for Azure, the resource's URL.
+    pub base_url: Url,
+    pub service: Service,
+    pub api_key: SecretString,
+    pub organization: Option<String>,
+    pub project: Option<String>,
+    /// The time one request may take, answer included.
+    pub timeout: Duration,
+}
+
+/// A provider over the transport: sends a spec, gives back what was delivered.
+#[derive(Debug, Clone)]
+pub struct Client {
+    transport: Transport,
+    provider: Provider,
+    base_url: Url,
+}
+
+impl Client {
+    pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
+        let api_headers = openai::api_headers(
+            &config.service,
+            &config.api_key,
+            &config.organization,
+            &config.project,
+        )?;
+        let transport = Transport::new(TransportConfig {
+            api_headers,
+            timeout: config.timeout,
+            redactor: Redactor::new(config.api_key.clone()),
+        })?;
+        Ok(Client {
+            transport,
+            provider: Provider::OpenAi(config.service.clone()),
+            base_url: config.base_url.clone(),
+        })
+    }
+
+    /// Sends one request for `spec` and returns what it delivered, downloaded if the answer
+    /// named a link. Whatever the server said back has the key scrubbed out.
+    pub async fn create(&self, spec: &ImageSpec) -> Result<Delivered, ApiError> {
+        let wire = self.provider.encode(&self.base_url, spec);
+        let raw = self.transport.send(wire).await?;
+        // Decoding megabytes of base64 is CPU work: keep it off the async workers.
+        let provider = self.provider.clone();
+        let (answer, raw) = tokio::task::spawn_blocking(move || (provider.decode(&raw), raw))
+            .await
+            .map_err(|e| ApiError::Transport {
+                detail: format!("decoding stopped: {e}"),
+            })?;
+        let redactor = self.transport.redactor();
+        let mut answer = answer.map_err(|mut e| {
+            e.redact(redactor);
+            e
+        })?;
+        if let Some(text) = &mut answer.revised_prompt {
+            redactor.string(text);
+        }
+        if let Some(usage) = &mut answer.usage {
+            redactor.value(usage);
+        }
+        let bytes = match answer.image {
+            Delivery::Bytes(bytes) => bytes,
+            Delivery::Url(link) => {
+                self.transport
+                    .download(&self.base_url, &link, &answer.request_id)
+                    .await?
+            }
+        };
+        Ok(Delivered {
+            bytes,
+            revised_prompt: answer.revised_prompt,
+            usage: answer.usage,
+            request_id: answer.request_id,
+            rate_limit: answer.rate_limit,
+            slot: Some(raw.slot),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(key: &str) -> ClientConfig {
+        ClientConfig {
+            base_url: Url::parse("https://api.openai.com/v1").unwrap(),
+            service: Service::OpenAi,
+            api_key: SecretString::from(key.to_owned()),
+            organization: Some("org-1".into()),
+            project: None,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn builds_an_https_client_and_keeps_the_key_out_of_debug() {
+        let client = Client::new(&config("sk-very-secret")).unwrap();
+        let shown = format!("{client:?} {:?}", config("sk-very-secret"));
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        assert_eq!(
+            client.transport.api_headers()["openai-organization"],
+            "org-1"
+        );
+    }
+
+    #[test]
+    fn a_key_http_cannot_carry_is_refused_without_showing_it() {
+        let err = Client::new(&config("sk-bad\nkey")).unwrap_err();
+        assert!(!err.to_string().contains("sk-bad"));
+    }
+}

@@ -16,8 +16,8 @@ use thiserror::Error;
 use crate::plan::{Existing, FileKey, Found, Plan, Survey};
 use crate::store::manifest::{self, History};
 
-const TEMP_PREFIX: &str = ".genimg-";
-const TEMP_SUFFIX: &str = ".tmp";
+use super::atomic::{self, Exists, TEMP_PREFIX, TEMP_SUFFIX};
+
 const LOCK_FILE: &str = ".genimg.lock";
 
 /// A destination that cannot be used: exit code 2, before any request.
@@ -108,15 +108,7 @@ impl Destination {
     }
 
     fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
-        #[cfg(unix)]
-        {
-            // Images are ordinary files: let the umask decide, not tempfile's private 0600.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(fs::Permissions::from_mode(0o666));
-        }
-        builder.tempfile_in(&self.dir)
+        atomic::temp_file(&self.dir)
     }
 
     fn remove_stale_temporaries(&self) {
@@ -135,16 +127,20 @@ impl Destination {
         }
     }
 
-    /// Writes `bytes` under `file_name` atomically: temporary file, fsync, rename, and an
-    /// fsync of the directory so the rename itself survives a power cut.
+    /// Writes `bytes` under `file_name` atomically (see [`atomic::write`]), replacing what
+    /// was there.
     pub fn write_atomic(&self, file_name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-        let mut tmp = self.temp_file()?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        let path = self.dir.join(file_name);
-        tmp.persist(&path).map_err(|e| e.error)?;
-        sync_dir(&self.dir);
-        Ok(path)
+        atomic::write(&self.dir.join(file_name), bytes, Exists::Replace)
+    }
+
+    /// Writes `bytes` under a path relative to the destination (in a folder genimg keeps,
+    /// such as `.genimg/unrecognised/`), creating the folder, never replacing a file.
+    pub fn write_new(&self, relative: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+        let path = self.dir.join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        atomic::write(&path, bytes, Exists::Keep)
     }
 
     /// Deletes files by name, for `--from-scratch`; returns how many it removed.
@@ -164,21 +160,11 @@ impl Destination {
             }
         }
         if removed > 0 {
-            sync_dir(&self.dir);
+            atomic::sync_dir(&self.dir);
         }
         Ok(removed)
     }
 }
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) {
-    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!("fsync of {} failed: {e}", dir.display());
-    }
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) {}
 
 /// Looks at what the destination holds, without changing anything (a dry run uses it too):
 /// which planned files are there already and whether they are stale (the manifest says they
@@ -225,11 +211,21 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         } else {
             by_key.get(&plan.namer.key_of(job)).cloned()
         };
+        let judge = |hash: Option<&str>| match hash {
+            Some(hash) if !job.prompt.identity.matches(hash) => Found::Stale,
+            _ => Found::Current,
+        };
         found.push(match &name {
-            None => Found::Missing,
-            Some(name) => match history.made_from(name) {
-                Some(hash) if hash != job.prompt.request_hash => Found::Stale,
-                _ => Found::Current,
+            Some(name) => judge(history.made_from(name)),
+            // Kept under another name by an earlier run, as its bytes were in another format
+            // than asked: it was paid for, so it is not bought again.
+            None => match history.kept_as(&job.file_name) {
+                Some((file, hash))
+                    if existing != Existing::Remove && dir_has(&plan.dst_dir, file) =>
+                {
+                    judge(Some(hash))
+                }
+                _ => Found::Missing,
             },
         });
         aliases.push(name.filter(|n| *n != job.file_name));
@@ -240,6 +236,16 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         removals,
         aliases,
     })
+}
+
+/// Whether `relative` names a regular file inside `dir` (never outside it).
+fn dir_has(dir: &Path, relative: &str) -> bool {
+    let path = Path::new(relative);
+    path.is_relative()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        && dir.join(path).is_file()
 }
 
 /// The names of the regular files in `dir`; none if it does not exist yet.

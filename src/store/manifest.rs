@@ -11,40 +11,20 @@
 
 use std::collections::HashMap;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::units::sha256_hex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::provider::{ImageRequest, Reference};
+use crate::provider;
+use crate::spec::{Identity, ImageSpec, Reference};
 use crate::store::Destination;
 
 /// The manifest's file name in the destination.
 pub const FILE_NAME: &str = "genimg.jsonl";
-
-/// A hash of everything that decides what image a request gives: the endpoint, every field
-/// (prompt and model included) and the content of each reference image. Two requests with
-/// the same hash ask for the same thing; where reference files live does not matter.
-pub fn request_hash(request: &ImageRequest) -> String {
-    // Sorted keys, whatever order the map keeps, so the hash is canonical.
-    let mut fields: Vec<(&String, &Value)> = request.fields.iter().collect();
-    fields.sort_by(|a, b| a.0.cmp(b.0));
-    let fields: Map<String, Value> = fields
-        .into_iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let references: Vec<Value> = request
-        .references
-        .iter()
-        .map(|r| serde_json::json!([r.format.mime(), r.sha256]))
-        .collect();
-    let canonical = serde_json::json!([request.operation().path(), fields, references]);
-    format!("sha256:{}", sha256_hex(canonical.to_string().as_bytes()))
-}
 
 /// How an image's attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,27 +110,26 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of `request`, with the outcome still to fill in.
+    /// A record of an image of `spec`, with the outcome still to fill in.
     pub fn of(
         file: &str,
         prompt: Option<&str>,
         index: u32,
-        request: &ImageRequest,
-        request_hash: &str,
+        spec: &ImageSpec,
+        identity: &Identity,
     ) -> Record {
-        let mut fields = request.fields.clone();
-        fields.remove("prompt");
+        let (operation, fields) = provider::wire_fields(spec);
         Record {
             file: file.to_owned(),
             prompt: prompt.map(str::to_owned),
             prompt_number: None,
             index,
-            prompt_text: request.prompt().to_owned(),
-            model: request.model().to_owned(),
-            operation: request.operation().path().to_owned(),
+            prompt_text: spec.prompt.clone(),
+            model: spec.model.name().to_owned(),
+            operation: operation.to_owned(),
             request: fields,
-            references: request.references.iter().map(Into::into).collect(),
-            request_hash: request_hash.to_owned(),
+            references: spec.references.iter().map(Into::into).collect(),
+            request_hash: identity.current.clone(),
             status: Status::Failed,
             error: None,
             attempts: 0,
@@ -226,22 +205,22 @@ impl Manifest {
     /// for `--from-scratch`. Lines that cannot be read go too. Returns how many lines went.
     pub fn reset(destination: &Destination, drop: impl Fn(&str) -> bool) -> io::Result<usize> {
         let path = destination.dir().join(FILE_NAME);
-        let text = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let file = match File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
         let mut kept = Vec::new();
         let mut dropped = 0;
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<Seen>(line) {
-                Ok(seen) if !drop(&seen.file) => {
-                    kept.extend_from_slice(line);
-                    kept.push(b'\n');
-                }
-                _ => dropped += 1,
+        let unreadable = read_lines(BufReader::new(file), |seen: Seen, line| {
+            if drop(&seen.file) {
+                dropped += 1;
+            } else {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
             }
-        }
+        })?;
+        dropped += unreadable;
         if dropped > 0 {
             destination.write_atomic(FILE_NAME, &kept)?;
         }
@@ -257,6 +236,8 @@ struct Seen {
     request_hash: Option<String>,
     #[serde(default)]
     status: Option<Status>,
+    #[serde(default)]
+    planned_file: Option<String>,
 }
 
 /// What earlier runs recorded, as far as resuming is concerned.
@@ -264,6 +245,9 @@ struct Seen {
 pub struct History {
     /// Per file: the request hash of the last record that saved it.
     made: HashMap<String, String>,
+    /// Per planned name: the file an image was kept as instead (its bytes were in another
+    /// format than asked, or in none genimg recognises), and its request hash.
+    kept_as: HashMap<String, (String, String)>,
     /// Lines that could not be read (a torn last line after a crash, an edit by hand).
     pub unreadable: usize,
 }
@@ -281,30 +265,31 @@ impl History {
 
     fn from_reader(reader: impl BufRead) -> io::Result<History> {
         let mut history = History::default();
-        for line in reader.split(b'\n') {
-            let line = line?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Seen>(&line) {
-                Ok(Seen {
-                    file,
-                    request_hash: Some(hash),
-                    status: Some(Status::Made),
-                }) => {
-                    history.made.insert(file, hash);
+        history.unreadable = read_lines(reader, |seen: Seen, _| {
+            if let Seen {
+                file,
+                request_hash: Some(hash),
+                status: Some(Status::Made),
+                planned_file,
+            } = seen
+            {
+                if let Some(planned) = planned_file {
+                    history
+                        .kept_as
+                        .insert(planned, (file.clone(), hash.clone()));
                 }
-                Ok(_) => {}
-                Err(_) => history.unreadable += 1,
+                history.made.insert(file, hash);
             }
-        }
-        if history.unreadable > 0 {
-            tracing::warn!(
-                lines = history.unreadable,
-                "{FILE_NAME} has lines that cannot be read; they are ignored"
-            );
-        }
+        })?;
         Ok(history)
+    }
+
+    /// The file an image planned as `planned` was kept as instead, and the request hash it
+    /// was made from, if an earlier run kept it under another name.
+    pub fn kept_as(&self, planned: &str) -> Option<(&str, &str)> {
+        self.kept_as
+            .get(planned)
+            .map(|(file, hash)| (file.as_str(), hash.as_str()))
     }
 
     /// The request hash `file` was last made from, if the manifest knows.
@@ -323,14 +308,25 @@ pub fn read_records(dir: &Path) -> io::Result<Vec<Record>> {
 
 fn records_from(reader: impl BufRead) -> io::Result<Vec<Record>> {
     let mut records = Vec::new();
+    read_lines(reader, |record: Record, _| records.push(record))?;
+    Ok(records)
+}
+
+/// The one reader of the manifest's lines: each line read whole as a `T` goes to `each`, with
+/// its text; blank lines are passed over. Lines that cannot be read (a torn last line after a
+/// crash, an edit by hand) are counted, warned about and returned as the count.
+fn read_lines<T: serde::de::DeserializeOwned>(
+    reader: impl BufRead,
+    mut each: impl FnMut(T, &[u8]),
+) -> io::Result<usize> {
     let mut unreadable = 0usize;
     for line in reader.split(b'\n') {
         let line = line?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Record>(&line) {
-            Ok(record) => records.push(record),
+        match serde_json::from_slice::<T>(&line) {
+            Ok(value) => each(value, &line),
             Err(_) => unreadable += 1,
         }
     }
@@ -340,68 +336,33 @@ fn records_from(reader: impl BufRead) -> io::Result<Vec<Record>> {
             "{FILE_NAME} has lines that cannot be read; they are ignored"
         );
     }
-    Ok(records)
+    Ok(unreadable)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::sync::Arc;
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::format::ImageFormat;
     use crate::models::{Model, Tier};
-    use crate::provider::{Quality, RequestOptions};
+    use crate::spec::{ImageOptions, Quality};
 
-    fn request(prompt: &str, tier: Tier, references: Vec<Reference>) -> ImageRequest {
-        ImageRequest::new(
+    fn spec() -> ImageSpec {
+        ImageSpec::new(
             &Model::lookup("gpt-image-2"),
-            prompt,
-            &RequestOptions {
-                quality: Quality::Tier(tier),
-                ..RequestOptions::default()
+            "a cat",
+            &ImageOptions {
+                quality: Quality::Tier(Tier::Hd),
+                ..ImageOptions::default()
             },
-            Arc::from(references),
+            Arc::from([]),
         )
     }
 
-    fn reference(path: &str, bytes: &'static [u8]) -> Reference {
-        Reference {
-            path: path.into(),
-            format: ImageFormat::Png,
-            bytes: Bytes::from_static(bytes),
-            sha256: sha256_hex(bytes),
-        }
-    }
-
-    #[test]
-    fn the_request_hash_follows_what_is_asked_not_where_files_are() {
-        let a = request_hash(&request("a cat", Tier::Hd, vec![]));
-        assert!(a.starts_with("sha256:") && a.len() == 71, "{a}");
-        assert_eq!(a, request_hash(&request("a cat", Tier::Hd, vec![])));
-        assert_ne!(a, request_hash(&request("a dog", Tier::Hd, vec![])));
-        assert_ne!(a, request_hash(&request("a cat", Tier::Standard, vec![])));
-        let r1 = request_hash(&request("a cat", Tier::Hd, vec![reference("x.png", b"1")]));
-        let moved = request_hash(&request(
-            "a cat",
-            Tier::Hd,
-            vec![reference("elsewhere/y.png", b"1")],
-        ));
-        let changed = request_hash(&request("a cat", Tier::Hd, vec![reference("x.png", b"2")]));
-        assert_ne!(a, r1);
-        assert_eq!(r1, moved);
-        assert_ne!(r1, changed);
-    }
-
     fn record(file: &str, hash: &str, status: Status) -> Record {
-        let mut r = Record::of(
-            file,
-            Some("a"),
-            1,
-            &request("a cat", Tier::Hd, vec![]),
-            hash,
-        );
+        let mut r = Record::of(file, Some("a"), 1, &spec(), &provider::identity(&spec()));
+        r.request_hash = hash.to_owned();
         r.status = status;
         r
     }
@@ -504,107 +465,5 @@ mod tests {
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
-    }
-}
-
-#[cfg(test)]
-mod frozen_hashes {
-    //! The hashes today's release wrote into manifests: a later release must give the same
-    //! ones for the same requests, or an upgrade would make every image stale.
-
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-
-    use super::*;
-    use crate::format::ImageFormat;
-    use crate::models::{Model, Size, Tier};
-    use crate::provider::{Quality, RequestOptions};
-
-    #[test]
-    fn hashes_of_manifests_written_by_release_0_1_stay_the_same() {
-        let reference = Reference {
-            path: "refs/cat.png".into(),
-            format: ImageFormat::Png,
-            bytes: Bytes::from_static(b"ref bytes"),
-            sha256: sha256_hex(b"ref bytes"),
-        };
-        let every_option = RequestOptions {
-            size: "1536x1024".parse::<Size>().unwrap(),
-            quality: Quality::Named("xhigh"),
-            format: Some(ImageFormat::Webp),
-            compression: Some(70),
-            background: Some("transparent"),
-            moderation: Some("low"),
-            input_fidelity: Some("high"),
-            complexity: Some("medium"),
-        };
-        let edit = RequestOptions {
-            input_fidelity: Some("high"),
-            format: Some(ImageFormat::Jpeg),
-            ..RequestOptions::default()
-        };
-        let standard = RequestOptions {
-            quality: Quality::Tier(Tier::Standard),
-            ..RequestOptions::default()
-        };
-        let cases: Vec<(&str, &str, RequestOptions, Vec<Reference>, &str)> = vec![
-            (
-                "gpt-image-2",
-                "a cat",
-                RequestOptions::default(),
-                vec![],
-                "sha256:05b1f2e966994e190d952e46bc62d54204f0714ae0de3114792c9f31686b7f7c",
-            ),
-            (
-                "dall-e-3",
-                "a cat",
-                standard,
-                vec![],
-                "sha256:fc1def6930592ecfe0f5fbc18b1df6c8a339df73fc91f5c9061d3571915c1992",
-            ),
-            (
-                "dall-e-2",
-                "a cat",
-                RequestOptions::default(),
-                vec![],
-                "sha256:7cee16a3874c4d6b2dffe582e069600ad6ed8cab29f66776b597c73366c3c138",
-            ),
-            (
-                "gpt-image-2.6-flare",
-                "a cat",
-                every_option,
-                vec![],
-                "sha256:9f8d8e5a3628a29f17ccb4047143547dd0c495084f432f50b2d36e610fe16366",
-            ),
-            (
-                "gpt-image-2",
-                "a cat",
-                edit,
-                vec![reference],
-                "sha256:cb959cdeb4a6c449d3e52aef76e2baca50f497219f3927751c71944e2b29443a",
-            ),
-            (
-                "my-deployment",
-                "un chat, s'il vous plaît",
-                RequestOptions::default(),
-                vec![],
-                "sha256:58d24c220c3addf5ba5a2e8104fbae73ada18a06ac4e376bfa3de23a32a6f8c9",
-            ),
-        ];
-        for (model, prompt, options, references, frozen) in cases {
-            let request = ImageRequest::new(
-                &Model::lookup(model),
-                prompt,
-                &options,
-                Arc::from(references),
-            );
-            assert_eq!(
-                request_hash(&request),
-                frozen,
-                "{model}: {:?}",
-                request.fields
-            );
-        }
     }
 }

@@ -156,14 +156,47 @@ fn bad_base64() {
 }
 
 #[test]
-fn an_image_in_the_wrong_format() {
+fn an_image_in_another_format_than_asked_is_kept_and_never_bought_again() {
+    // It was paid for: it is kept under the extension of what it is, with a warning, and
+    // counts as made. (Until issue 10 it was retried, buying it again and again.)
     let (run, ws, server) = run_with_fault(Action::WrongFormat);
-    only_the_good_ones_were_made(
-        &run,
-        &ws,
-        &server,
-        "unusable answer: asked for PNG, received JPEG",
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.files("out"),
+        [
+            "image.bad.01.hd.jpeg",
+            "image.bad.02.hd.jpeg",
+            "image.good.01.hd.png",
+            "image.good.02.hd.png"
+        ]
     );
+    assert_images_match(&ws, "out", &server);
+    assert_summary(&run, &[("made", "4")]);
+    assert_eq!(server.image_requests().len(), 4, "one request per image");
+    for n in ["01", "02"] {
+        let warning = format!(
+            "image.bad.{n}.hd.png: asked for PNG, received JPEG; kept as image.bad.{n}.hd.jpeg"
+        );
+        assert!(run.stderr.contains(&warning), "{}", run.stderr);
+        let records = ws.manifest("out");
+        let r = records
+            .iter()
+            .find(|r| r["file"] == format!("image.bad.{n}.hd.jpeg"))
+            .unwrap();
+        assert_eq!(r["status"], "made");
+        assert_eq!(r["planned_file"], format!("image.bad.{n}.hd.png"));
+        assert_eq!(r["asked_format"], "png");
+        assert_eq!(r["received_format"], "jpeg");
+        assert!(r["cost_usd"].as_f64().unwrap() > 0.0, "its cost counts");
+    }
+
+    // The next run knows them: nothing is bought again.
+    let again = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--count", "2"])
+        .run();
+    assert_code(&again, 0);
+    assert_summary(&again, &[("made", "0"), ("skipped", "4")]);
+    assert_eq!(server.image_requests().len(), 4, "nothing bought twice");
 }
 
 #[test]

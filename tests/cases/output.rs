@@ -272,8 +272,27 @@ fn an_image_that_cannot_be_saved_is_kept_elsewhere_and_the_run_stops() {
     // The next request may already have been on its way while the image was being saved;
     // none starts after.
     let requests = server.image_requests().len();
-    assert!((2..=3).contains(&requests), "{requests} requests");
-    let kept = ws.join("tmp/genimg-rescue/out/image_02_hd.png");
+    assert!((2..=3).contains(&requests), "{requests} requests\n{}", run.stderr);
+    let records = ws.manifest("out");
+    let lost = records
+        .iter()
+        .find(|r| r["file"] == "image_02_hd.png")
+        .unwrap();
+    // In a folder of this destination's own, named after it.
+    let kept = std::path::PathBuf::from(lost["rescued"].as_str().expect("the rescue is on record"));
+    let folder = kept.parent().unwrap();
+    assert_eq!(folder.parent().unwrap(), ws.join("tmp/genimg-rescue"));
+    assert!(
+        folder
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("out-"),
+        "{}",
+        kept.display()
+    );
+    assert_eq!(kept.file_name().unwrap(), "image_02_hd.png");
     let bytes = std::fs::read(&kept).expect("the image was kept");
     assert!(
         server
@@ -292,11 +311,6 @@ fn an_image_that_cannot_be_saved_is_kept_elsewhere_and_the_run_stops() {
         run.stderr
             .contains("genimg stopped: the destination would not take an image")
     );
-    let records = ws.manifest("out");
-    let lost = records
-        .iter()
-        .find(|r| r["file"] == "image_02_hd.png")
-        .unwrap();
     assert_eq!(lost["status"], "failed");
     assert!(
         lost["cost_usd"].as_f64().unwrap() > 0.0,

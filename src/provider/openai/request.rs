@@ -1,14 +1,11 @@
 //! What goes on the wire: only the fields the model takes.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::format::ImageFormat;
-use crate::models::{Model, Size, Tier};
+use crate::spec::{ImageSpec, Reference};
 
 /// The two endpoints genimg calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +17,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The endpoint an image of `spec` goes to.
+    pub fn of(spec: &ImageSpec) -> Operation {
+        if spec.is_edit() {
+            Operation::Edit
+        } else {
+            Operation::Generate
+        }
+    }
+
     /// The path under the base URL.
     pub fn path(self) -> &'static str {
         match self {
@@ -35,92 +41,7 @@ impl fmt::Display for Operation {
     }
 }
 
-/// A reference image, read and checked once before the run, shared by every request.
-#[derive(Clone)]
-pub struct Reference {
-    pub path: PathBuf,
-    pub format: ImageFormat,
-    pub bytes: Bytes,
-    /// Of the bytes, in hex: the manifest records it and it goes into the request hash.
-    pub sha256: String,
-}
-
-impl fmt::Debug for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reference")
-            .field("path", &self.path)
-            .field("format", &self.format)
-            .field("len", &self.bytes.len())
-            .finish()
-    }
-}
-
-impl Reference {
-    /// The file name sent in the multipart part: the base name, never the directories.
-    pub fn part_file_name(&self, index: usize) -> String {
-        self.path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("reference-{}.{}", index + 1, self.format.extension()))
-    }
-}
-
-/// The options that shape the requests of a prompt, already checked against its model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestOptions {
-    pub size: Size,
-    pub quality: Quality,
-    /// `output_format`; `None` leaves the model's default, PNG.
-    pub format: Option<ImageFormat>,
-    pub compression: Option<u8>,
-    pub background: Option<&'static str>,
-    pub moderation: Option<&'static str>,
-    pub input_fidelity: Option<&'static str>,
-    pub complexity: Option<&'static str>,
-}
-
-impl Default for RequestOptions {
-    fn default() -> RequestOptions {
-        RequestOptions {
-            size: Size::DEFAULT,
-            quality: Quality::Tier(Tier::Hd),
-            format: None,
-            compression: None,
-            background: None,
-            moderation: None,
-            input_fidelity: None,
-            complexity: None,
-        }
-    }
-}
-
-/// The quality asked for: one of the seed's two levels, or a value named with `--quality`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quality {
-    Tier(Tier),
-    Named(&'static str),
-}
-
-impl Quality {
-    /// The token in file names: `hd`/`standard` for the seed's levels, else the value given.
-    pub fn file_token(self) -> &'static str {
-        match self {
-            Quality::Tier(tier) => tier.file_token(),
-            Quality::Named(q) => q,
-        }
-    }
-
-    /// The `quality` field sent to `model`, if any.
-    pub fn field(self, model: &Model) -> Option<&'static str> {
-        match self {
-            Quality::Tier(tier) => model.quality_for(tier),
-            Quality::Named(q) => Some(q),
-        }
-    }
-}
-
-/// One request for one image.
+/// One request for one image, as OpenAI's Images API takes it.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
     /// Every field sent besides the images, in a stable order.
@@ -129,20 +50,17 @@ pub struct ImageRequest {
 }
 
 impl ImageRequest {
-    /// Builds the request for one image of `prompt`, with exactly the fields `model` takes.
-    pub fn new(
-        model: &Model,
-        prompt: &str,
-        options: &RequestOptions,
-        references: Arc<[Reference]>,
-    ) -> ImageRequest {
+    /// Encodes one image of `spec`, with exactly the fields its model takes.
+    pub fn encode(spec: &ImageSpec) -> ImageRequest {
+        let model = &spec.model;
+        let options = &spec.options;
         let mut fields = Map::new();
         fields.insert("model".into(), model.name().into());
-        fields.insert("prompt".into(), prompt.into());
+        fields.insert("prompt".into(), spec.prompt.as_str().into());
         // One image per request: failures, retries and resumes stay per image.
         fields.insert("n".into(), 1.into());
         fields.insert("size".into(), options.size.to_string().into());
-        if let Some(quality) = options.quality.field(model) {
+        if let Some(quality) = spec.quality_value() {
             fields.insert("quality".into(), quality.into());
         }
         if let Some(format) = model.response_format() {
@@ -158,18 +76,17 @@ impl ImageRequest {
             ("background", options.background),
             ("moderation", options.moderation),
             ("complexity", options.complexity),
-            // A field of edits only.
-            (
-                "input_fidelity",
-                options.input_fidelity.filter(|_| !references.is_empty()),
-            ),
+            ("input_fidelity", spec.input_fidelity()),
         ];
         for (name, value) in text_fields {
             if let Some(value) = value {
                 fields.insert(name.into(), value.into());
             }
         }
-        ImageRequest { fields, references }
+        ImageRequest {
+            fields,
+            references: spec.references.clone(),
+        }
     }
 
     pub fn operation(&self) -> Operation {
@@ -196,15 +113,6 @@ impl ImageRequest {
 
     pub fn field_str(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(Value::as_str)
-    }
-
-    /// The format the answer must be in: PNG unless `output_format` says otherwise.
-    pub fn expected_format(&self) -> ImageFormat {
-        match self.field_str("output_format") {
-            Some("jpeg") => ImageFormat::Jpeg,
-            Some("webp") => ImageFormat::Webp,
-            _ => ImageFormat::Png,
-        }
     }
 
     /// The multipart form for `/images/edits`: `fields` (this request's, or fewer), then one
@@ -238,12 +146,17 @@ impl ImageRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use bytes::Bytes;
 
-    fn opts(tier: Tier) -> RequestOptions {
-        RequestOptions {
+    use super::*;
+    use crate::format::ImageFormat;
+    use crate::models::{Model, Tier};
+    use crate::spec::{ImageOptions, Quality};
+
+    fn opts(tier: Tier) -> ImageOptions {
+        ImageOptions {
             quality: Quality::Tier(tier),
-            ..RequestOptions::default()
+            ..ImageOptions::default()
         }
     }
 
@@ -253,12 +166,12 @@ mod tests {
 
     #[test]
     fn gpt_image_requests_carry_no_dalle_fields() {
-        let r = ImageRequest::new(
+        let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2"),
             "a cat",
             &opts(Tier::Hd),
             Arc::from([]),
-        );
+        ));
         assert_eq!(keys(&r), ["model", "n", "prompt", "quality", "size"]);
         assert_eq!(r.field_str("quality"), Some("high"));
         assert_eq!(r.field_str("size"), Some("1024x1024"));
@@ -268,12 +181,12 @@ mod tests {
 
     #[test]
     fn dalle3_asks_for_base64() {
-        let r = ImageRequest::new(
+        let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("dall-e-3"),
             "a cat",
             &opts(Tier::Standard),
             Arc::from([]),
-        );
+        ));
         assert_eq!(r.field_str("response_format"), Some("b64_json"));
         assert_eq!(r.field_str("quality"), Some("standard"));
         assert!(!r.fields.contains_key("style"));
@@ -281,18 +194,18 @@ mod tests {
 
     #[test]
     fn dalle2_sends_no_quality() {
-        let r = ImageRequest::new(
+        let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("dall-e-2"),
             "a cat",
             &opts(Tier::Hd),
             Arc::from([]),
-        );
+        ));
         assert!(!r.fields.contains_key("quality"));
     }
 
     #[test]
     fn every_option_goes_into_its_field() {
-        let options = RequestOptions {
+        let options = ImageOptions {
             size: "1536x1024".parse().unwrap(),
             quality: Quality::Named("xhigh"),
             format: Some(ImageFormat::Webp),
@@ -302,12 +215,12 @@ mod tests {
             input_fidelity: Some("high"),
             complexity: Some("medium"),
         };
-        let r = ImageRequest::new(
+        let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2.6-flare"),
             "a cat",
             &options,
             Arc::from([]),
-        );
+        ));
         assert_eq!(r.field_str("quality"), Some("xhigh"));
         assert_eq!(r.field_str("size"), Some("1536x1024"));
         assert_eq!(r.field_str("output_format"), Some("webp"));
@@ -316,7 +229,6 @@ mod tests {
         assert_eq!(r.field_str("moderation"), Some("low"));
         assert_eq!(r.field_str("complexity"), Some("medium"));
         assert_eq!(r.field_str("input_fidelity"), None, "a field of edits only");
-        assert_eq!(r.expected_format(), ImageFormat::Webp);
         assert_eq!(Quality::Named("xhigh").file_token(), "xhigh");
         assert_eq!(Quality::Tier(Tier::Standard).file_token(), "standard");
     }
@@ -330,14 +242,13 @@ mod tests {
             sha256: String::new(),
         };
         assert_eq!(reference.part_file_name(0), "ref.webp");
-        let r = ImageRequest::new(
+        let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2"),
             "a cat",
             &opts(Tier::Hd),
             Arc::from([reference]),
-        );
+        ));
         assert_eq!(r.operation(), Operation::Edit);
         assert_eq!(r.operation().to_string(), "/images/edits");
-        assert_eq!(r.expected_format(), ImageFormat::Png);
     }
 }

@@ -98,6 +98,20 @@ pub fn decode_response(body: &[u8]) -> Result<ImagesResponse, DecodeError> {
     })
 }
 
+/// The `usage` of an answer that could not be used otherwise: what it billed all the same.
+/// `None` for a body that is not JSON or says nothing of usage.
+pub fn usage_of(body: &[u8]) -> Option<Value> {
+    #[derive(Deserialize)]
+    struct Billed {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    serde_json::from_slice::<Billed>(body)
+        .ok()?
+        .usage
+        .filter(|u| !u.is_null())
+}
+
 /// Decodes standard base64, tolerating the line breaks some servers insert.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, DecodeError> {
     match STANDARD.decode(text) {
@@ -207,6 +221,15 @@ mod tests {
         );
         let r = decode_response(body.as_bytes()).unwrap();
         assert_eq!(r.image, Delivery::Bytes(b"png!".to_vec()));
+    }
+
+    #[test]
+    fn the_usage_of_an_unusable_answer_is_kept() {
+        let body = br#"{"data":[{"b64_json":"not base64!!"}],"usage":{"output_tokens":7024}}"#;
+        assert!(matches!(decode_response(body), Err(DecodeError::Base64(_))));
+        assert_eq!(usage_of(body).unwrap()["output_tokens"], 7024);
+        assert_eq!(usage_of(br#"{"data":[],"usage":null}"#), None);
+        assert_eq!(usage_of(b"{\"data\": [{\"b64_json\": \"abc"), None);
     }
 
     #[test]

@@ -1,0 +1,220 @@
+//! OpenAI's error rules: which answers are worth another attempt, which are a refusal, and
+//! which stop the whole run.
+//!
+//! The rules follow the official SDKs: 408, 409, 429 and 5xx are retried, `x-should-retry`
+//! overrides the status, and errors no retry can cure — a refused prompt, a bad key, an
+//! unknown model, an empty account — are told apart so the run can react to each.
+
+use crate::provider::error::{ApiError, StatusError};
+use crate::provider::retry::{Fatal, Verdict};
+
+/// Classifies an error: our own rules, the server's `x-should-retry` on top.
+pub fn classify(err: &ApiError) -> Verdict {
+    match err {
+        ApiError::Status(s) => classify_status(s),
+        other => other.verdict(),
+    }
+}
+
+/// An error answer with OpenAI's verdict on it.
+pub fn judged(s: StatusError) -> ApiError {
+    let verdict = classify_status(&s);
+    ApiError::Status(Box::new(StatusError { verdict, ..s }))
+}
+
+/// The verdict on an error answer, given when it is decoded.
+pub fn classify_status(s: &StatusError) -> Verdict {
+    let code = s.body.code.as_deref().unwrap_or("");
+    let kind = s.body.kind.as_deref().unwrap_or("");
+    let fatal = match s.status {
+        401 => Some(Fatal::Unauthorized),
+        403 => Some(Fatal::Forbidden),
+        404 if code == "model_not_found" => Some(Fatal::ModelNotFound),
+        429 if [code, kind].iter().any(|c| is_out_of_credit(c)) => Some(Fatal::NoCredit),
+        _ => None,
+    };
+    let by_status = if let Some(fatal) = fatal {
+        Verdict::Fatal(fatal)
+    } else if is_refusal(s) {
+        Verdict::Refused
+    } else if matches!(s.status, 408 | 409 | 429 | 500..) {
+        Verdict::Retry
+    } else {
+        Verdict::Fail
+    };
+    match (s.should_retry, by_status) {
+        // A refusal is never asked again: the same prompt gets the same answer, and a
+        // retried refusal may be billed.
+        (_, Verdict::Refused) => Verdict::Refused,
+        // The server knows best whether asking again can help...
+        (Some(true), _) => Verdict::Retry,
+        (Some(false), Verdict::Retry) => Verdict::Fail,
+        // ...but "do not retry" does not make a fatal error or a refusal less so.
+        _ => by_status,
+    }
+}
+
+/// A refused prompt: DALL-E's `content_policy_violation`, GPT image's `moderation_blocked`.
+fn is_refusal(s: &StatusError) -> bool {
+    matches!(
+        s.body.code.as_deref(),
+        Some("content_policy_violation" | "moderation_blocked")
+    )
+}
+
+fn is_out_of_credit(code: &str) -> bool {
+    matches!(code, "insufficient_quota" | "billing_hard_limit_reached")
+        || code.ends_with("_spend_limit_exceeded")
+        || code == "spend_limit_exceeded"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ErrorBody;
+
+    fn status(status: u16, code: Option<&str>, should_retry: Option<bool>) -> ApiError {
+        judged(StatusError {
+            status,
+            body: ErrorBody {
+                code: code.map(str::to_owned),
+                ..ErrorBody::default()
+            },
+            request_id: None,
+            retry_after: None,
+            should_retry,
+            rate_limit: None,
+            verdict: Verdict::Fail,
+        })
+    }
+
+    #[test]
+    fn retryable_statuses_and_failures_without_an_answer() {
+        for code in [408, 409, 429, 500, 502, 503, 504, 520] {
+            assert_eq!(
+                classify(&status(code, None, None)),
+                Verdict::Retry,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(&status(429, Some("rate_limit_exceeded"), None)),
+            Verdict::Retry
+        );
+        for err in [
+            ApiError::Timeout { secs: 1 },
+            ApiError::Connect {
+                host: "h".into(),
+                detail: "refused".into(),
+            },
+            ApiError::Transport {
+                detail: "closed".into(),
+            },
+            ApiError::BadAnswer {
+                reason: "not JSON".into(),
+                request_id: None,
+                usage: None,
+            },
+        ] {
+            assert_eq!(classify(&err), Verdict::Retry, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_failed_download_is_never_fatal() {
+        let download = |status| ApiError::Download {
+            status,
+            request_id: None,
+        };
+        assert_eq!(classify(&download(403)), Verdict::Fail, "an expired link");
+        assert_eq!(classify(&download(404)), Verdict::Fail);
+        assert_eq!(classify(&download(401)), Verdict::Fail);
+        assert_eq!(classify(&download(503)), Verdict::Retry);
+    }
+
+    #[test]
+    fn bad_requests_fail_the_image_only() {
+        for code in [400, 404, 413, 415, 422] {
+            assert_eq!(
+                classify(&status(code, Some("invalid_value"), None)),
+                Verdict::Fail
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_are_not_retried() {
+        for code in ["content_policy_violation", "moderation_blocked"] {
+            assert_eq!(
+                classify(&status(400, Some(code), None)),
+                Verdict::Refused,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn fatal_errors() {
+        use Fatal::*;
+        let cases = [
+            (401, Some("invalid_api_key"), Unauthorized),
+            (401, None, Unauthorized),
+            (403, Some("unsupported_country_region_territory"), Forbidden),
+            (404, Some("model_not_found"), ModelNotFound),
+            (429, Some("insufficient_quota"), NoCredit),
+            (429, Some("billing_hard_limit_reached"), NoCredit),
+            (429, Some("monthly_spend_limit_exceeded"), NoCredit),
+            (429, Some("project_spend_limit_exceeded"), NoCredit),
+        ];
+        for (code, error_code, fatal) in cases {
+            assert_eq!(
+                classify(&status(code, error_code, None)),
+                Verdict::Fatal(fatal),
+                "{code} {error_code:?}"
+            );
+            assert!(!fatal.advice().is_empty());
+        }
+        // The quota may be named in `type` rather than `code`.
+        let err = judged(StatusError {
+            status: 429,
+            body: ErrorBody {
+                kind: Some("insufficient_quota".into()),
+                ..ErrorBody::default()
+            },
+            request_id: None,
+            retry_after: None,
+            should_retry: None,
+            rate_limit: None,
+            verdict: Verdict::Fail,
+        });
+        assert_eq!(classify(&err), Verdict::Fatal(NoCredit));
+    }
+
+    #[test]
+    fn x_should_retry_overrides_the_status() {
+        assert_eq!(classify(&status(500, None, Some(false))), Verdict::Fail);
+        assert_eq!(classify(&status(429, None, Some(false))), Verdict::Fail);
+        assert_eq!(
+            classify(&status(400, Some("invalid_value"), Some(true))),
+            Verdict::Retry
+        );
+        assert_eq!(classify(&status(500, None, Some(true))), Verdict::Retry);
+        // "false" keeps a fatal error fatal and a refusal a refusal.
+        assert_eq!(
+            classify(&status(401, None, Some(false))),
+            Verdict::Fatal(Fatal::Unauthorized)
+        );
+        assert_eq!(
+            classify(&status(400, Some("moderation_blocked"), Some(false))),
+            Verdict::Refused
+        );
+        // Nor does "true" make a refusal worth asking again.
+        for code in ["moderation_blocked", "content_policy_violation"] {
+            assert_eq!(
+                classify(&status(400, Some(code), Some(true))),
+                Verdict::Refused,
+                "{code}"
+            );
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! `ImageSpec`: one image to make, typed and provider-neutral.
+//!
+//! The plan builds one per prompt; a provider translates it into its wire request, the store
+//! records it, and its versioned hash is the image's identity in the manifest: an image on
+//! disk whose record carries the same identity was made from the same ask.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::format::ImageFormat;
+use crate::models::{Model, Size, Tier};
+use crate::units::sha256_hex;
+
+/// Which service family makes the image. OpenAI-compatible services and Azure OpenAI are
+/// dialects of [`ProviderId::OpenAi`]; a second provider gets its own variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderId {
+    OpenAi,
+}
+
+impl ProviderId {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderId::OpenAi => "openai",
+        }
+    }
+}
+
+/// One image to make: what to ask which model, with every option typed.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub provider: ProviderId,
+    pub model: Model,
+    /// The text sent, style preamble included.
+    pub prompt: String,
+    pub options: ImageOptions,
+    /// Read and checked before the run; empty for a plain generation.
+    pub references: Arc<[Reference]>,
+}
+
+/// The version of [`ImageSpec::identity`]: bump it when what the hash covers changes, and
+/// keep accepting the identities of earlier versions (see [`Identity`]).
+pub const IDENTITY_VERSION: u32 = 2;
+
+impl ImageSpec {
+    /// A spec for `model`, whose catalog entry says which provider serves it.
+    pub fn new(
+        model: &Model,
+        prompt: &str,
+        options: &ImageOptions,
+        references: Arc<[Reference]>,
+    ) -> ImageSpec {
+        ImageSpec {
+            provider: ProviderId::OpenAi,
+            model: model.clone(),
+            prompt: prompt.to_owned(),
+            options: options.clone(),
+            references,
+        }
+    }
+
+    /// Whether the image is made from reference images (an edit) rather than from text alone.
+    pub fn is_edit(&self) -> bool {
+        !self.references.is_empty()
+    }
+
+    /// The format asked for: PNG unless an output format was chosen.
+    pub fn asked_format(&self) -> ImageFormat {
+        self.options.format.unwrap_or(ImageFormat::Png)
+    }
+
+    /// The model's own quality value for what was asked, if it takes one.
+    pub fn quality_value(&self) -> Option<&'static str> {
+        self.options.quality.field(&self.model)
+    }
+
+    /// The input fidelity sent: a field of edits only.
+    pub fn input_fidelity(&self) -> Option<&'static str> {
+        self.options.input_fidelity.filter(|_| self.is_edit())
+    }
+
+    /// A hash of everything that decides what image comes back: provider, model, prompt, the
+    /// options as the model reads them, and the content of each reference (not where the
+    /// file lives). Versioned: `spec2:sha256:<hex>`.
+    pub fn identity(&self) -> String {
+        let o = &self.options;
+        let references: Vec<_> = self
+            .references
+            .iter()
+            .map(|r| json!([r.format.mime(), r.sha256]))
+            .collect();
+        // An array, not an object: its order is fixed by this code, whatever serde_json's
+        // map order is.
+        let canonical = json!([
+            "genimg-spec",
+            IDENTITY_VERSION,
+            self.provider.name(),
+            self.model.name(),
+            self.prompt,
+            o.size.to_string(),
+            self.quality_value(),
+            o.format.map(ImageFormat::extension),
+            o.compression,
+            o.background,
+            o.moderation,
+            self.input_fidelity(),
+            o.complexity,
+            references,
+        ]);
+        format!(
+            "spec{IDENTITY_VERSION}:sha256:{}",
+            sha256_hex(canonical.to_string().as_bytes())
+        )
+    }
+}
+
+/// The identities an image of a spec may carry in the manifest: today's, and the one an
+/// earlier release wrote for the same ask, so that an upgrade never makes images stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub current: String,
+    /// Release 0.1 hashed the OpenAI wire request (see `provider::legacy_identity`).
+    pub legacy: Option<String>,
+}
+
+impl Identity {
+    /// Whether a manifest's `request_hash` names this ask.
+    pub fn matches(&self, recorded: &str) -> bool {
+        recorded == self.current || self.legacy.as_deref() == Some(recorded)
+    }
+}
+
+/// A reference image, read and checked once before the run, shared by every request.
+#[derive(Clone)]
+pub struct Reference {
+    pub path: PathBuf,
+    pub format: ImageFormat,
+    pub bytes: Bytes,
+    /// Of the bytes, in hex: the manifest records it and it goes into the request hash.
+    pub sha256: String,
+}
+
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reference")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Reference {
+    /// The file name sent in the multipart part: the base name, never the directories.
+    pub fn part_file_name(&self, index: usize) -> String {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("reference-{}.{}", index + 1, self.format.extension()))
+    }
+}
+
+/// The options of an image, already checked against its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageOptions {
+    pub size: Size,
+    pub quality: Quality,
+    /// `output_format`; `None` leaves the model's default, PNG.
+    pub format: Option<ImageFormat>,
+    pub compression: Option<u8>,
+    pub background: Option<&'static str>,
+    pub moderation: Option<&'static str>,
+    pub input_fidelity: Option<&'static str>,
+    pub complexity: Option<&'static str>,
+}
+
+impl Default for ImageOptions {
+    fn default() -> ImageOptions {
+        ImageOptions {
+            size: Size::DEFAULT,
+            quality: Quality::Tier(Tier::Hd),
+            format: None,
+            compression: None,
+            background: None,
+            moderation: None,
+            input_fidelity: None,
+            complexity: None,
+        }
+    }
+}
+
+/// The quality asked for: one of the seed's two levels, or a value named with `--quality`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Tier(Tier),
+    Named(&'static str),
+}
+
+impl Quality {
+    /// The token in file names: `hd`/`standard` for the seed's levels, else the value given.
+    pub fn file_token(self) -> &'static str {
+        match self {
+            Quality::Tier(tier) => tier.file_token(),
+            Quality::Named(q) => q,
+        }
+    }
+
+    /// The `quality` field sent to `model`, if any.
+    pub fn field(self, model: &Model) -> Option<&'static str> {
+        match self {
+            Quality::Tier(tier) => model.quality_for(tier),
+            Quality::Named(q) => Some(q),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::identity;
+
+    fn spec(prompt: &str, tier: Tier, references: Vec<Reference>) -> ImageSpec {
+        ImageSpec::new(
+            &Model::lookup("gpt-image-2"),
+            prompt,
+            &ImageOptions {
+                quality: Quality::Tier(tier),
+                ..ImageOptions::default()
+            },
+            Arc::from(references),
+        )
+    }
+
+    fn reference(path: &str, bytes: &'static [u8]) -> Reference {
+        Reference {
+            path: path.into(),
+            format: ImageFormat::Png,
+            bytes: Bytes::from_static(bytes),
+            sha256: sha256_hex(bytes),
+        }
+    }
+
+    #[test]
+    fn the_identity_follows_what_is_asked_not_where_files_are() {
+        // Today's identity and the first release's follow the same rules.
+        type Hash = fn(&ImageSpec) -> String;
+        let hashes: [(Hash, usize); 2] = [
+            (|s| identity(s).current, "spec2:sha256:".len() + 64),
+            (|s| identity(s).legacy.unwrap(), "sha256:".len() + 64),
+        ];
+        for (request_hash, len) in hashes {
+            let a = request_hash(&spec("a cat", Tier::Hd, vec![]));
+            assert!(a.contains("sha256:") && a.len() == len, "{a}");
+            assert_eq!(a, request_hash(&spec("a cat", Tier::Hd, vec![])));
+            assert_ne!(a, request_hash(&spec("a dog", Tier::Hd, vec![])));
+            assert_ne!(a, request_hash(&spec("a cat", Tier::Standard, vec![])));
+            let r1 = request_hash(&spec("a cat", Tier::Hd, vec![reference("x.png", b"1")]));
+            let moved = request_hash(&spec(
+                "a cat",
+                Tier::Hd,
+                vec![reference("elsewhere/y.png", b"1")],
+            ));
+            let changed = request_hash(&spec("a cat", Tier::Hd, vec![reference("x.png", b"2")]));
+            assert_ne!(a, r1);
+            assert_eq!(r1, moved);
+            assert_ne!(r1, changed);
+        }
+    }
+
+    #[test]
+    fn an_identity_matches_what_either_version_recorded() {
+        let id = identity(&spec("a cat", Tier::Hd, vec![]));
+        assert!(id.current.starts_with("spec2:sha256:"));
+        assert!(id.matches(&id.current));
+        assert!(id.matches(id.legacy.as_deref().unwrap()));
+        assert!(!id.matches("sha256:0"));
+        let other = identity(&spec("a dog", Tier::Hd, vec![]));
+        assert!(!id.matches(&other.current));
+        assert!(!id.matches(other.legacy.as_deref().unwrap()));
+    }
+
+    #[test]
+    fn the_asked_format_is_png_unless_chosen() {
+        let mut s = spec("a cat", Tier::Hd, vec![]);
+        assert_eq!(s.asked_format(), ImageFormat::Png);
+        s.options.format = Some(ImageFormat::Webp);
+        assert_eq!(s.asked_format(), ImageFormat::Webp);
+    }
+}

@@ -1,0 +1,337 @@
+//! Keeping one image: the one place an image that was paid for goes.
+//!
+//! The sink looks at what the bytes are, picks the name they are kept under, writes them
+//! atomically, appends the image's manifest record and settles what it cost against
+//! `--max-cost`. Bytes in another format than asked are kept under the extension of what
+//! they are; bytes that are no image genimg recognises are kept under
+//! `.genimg/unrecognised/`. If the destination will not take them, they are rescued to a
+//! folder of their own outside it. Either way the record says where they are, so nothing
+//! paid for is lost and nothing is bought twice.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::atomic::{self, Exists};
+use super::destination::Destination;
+use super::manifest::{self, Manifest, Record, Status};
+use crate::format::ImageFormat;
+use crate::units::sha256_hex;
+
+/// Where bytes genimg does not recognise as an image are kept, in the destination.
+pub const UNRECOGNISED_DIR: &str = ".genimg/unrecognised";
+
+/// What delivered bytes turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// An image in the format asked for.
+    Asked(ImageFormat),
+    /// A whole image, in another format than asked.
+    Other(ImageFormat),
+    /// Bytes that are no image genimg recognises.
+    Unrecognised,
+}
+
+impl Received {
+    /// Reads the bytes' header: their magic number and dimensions, not a file name.
+    pub fn of(bytes: &[u8], asked: ImageFormat) -> Received {
+        match ImageFormat::sniff(bytes) {
+            Some(format) if imagesize::blob_size(bytes).is_ok() => {
+                if format == asked {
+                    Received::Asked(format)
+                } else {
+                    Received::Other(format)
+                }
+            }
+            _ => Received::Unrecognised,
+        }
+    }
+
+    /// The name used in the manifest: `png`, `jpeg`, `webp` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Received::Asked(f) | Received::Other(f) => f.extension(),
+            Received::Unrecognised => "unknown",
+        }
+    }
+}
+
+/// An image kept in the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// Relative to the destination: the planned name, the planned name with the extension of
+    /// what arrived, or a path under [`UNRECOGNISED_DIR`].
+    pub file: String,
+    pub sha256: String,
+    pub bytes: usize,
+    pub received: Received,
+}
+
+/// An image the destination would not take.
+#[derive(Debug)]
+pub struct NotKept {
+    /// Why the destination would not take it.
+    pub error: io::Error,
+    /// Where it was kept instead, or why it could be kept nowhere.
+    pub rescue: Result<PathBuf, String>,
+}
+
+impl NotKept {
+    /// The failure as the summary shows it.
+    pub fn reason(&self) -> String {
+        let kept = match &self.rescue {
+            Ok(path) => format!("; it was kept as {}", path.display()),
+            Err(why) => format!("; it could be kept nowhere else either: {why}"),
+        };
+        format!(
+            "the image arrived but could not be saved: {}{kept}",
+            self.error
+        )
+    }
+}
+
+/// `--max-cost` during a run: an image's request is only sent if what was spent, plus the
+/// estimates of the images on their way, plus its own estimate, stays within the limit.
+#[derive(Debug)]
+pub struct Budget {
+    max: f64,
+    /// Spent, and reserved for images on their way.
+    state: Mutex<(f64, f64)>,
+}
+
+impl Budget {
+    pub fn new(max: f64) -> Budget {
+        Budget {
+            max,
+            state: Mutex::new((0.0, 0.0)),
+        }
+    }
+
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// Reserves `estimate` for an image about to be requested, if it fits.
+    pub fn reserve(&self, estimate: f64) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // A thousandth of a cent of slack for sums of floating-point prices.
+        if s.0 + s.1 + estimate > self.max + 1e-5 {
+            return false;
+        }
+        s.1 += estimate;
+        true
+    }
+
+    /// Counts what an answer billed, at once.
+    pub fn spend(&self, cost: f64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += cost;
+    }
+
+    /// The image's request is over: its reservation goes, and what it cost is spent.
+    pub fn settle(&self, reserved: f64, cost: f64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.1 = (s.1 - reserved).max(0.0);
+        s.0 += cost;
+    }
+}
+
+/// Where images of one run end up.
+#[derive(Debug)]
+pub struct Sink {
+    destination: Destination,
+    manifest: Manifest,
+    budget: Option<Budget>,
+    /// Folders tried in turn for an image the destination will not take.
+    rescue_roots: Vec<PathBuf>,
+}
+
+impl Sink {
+    pub fn new(destination: Destination, manifest: Manifest, max_cost: Option<f64>) -> Sink {
+        Sink {
+            destination,
+            manifest,
+            budget: max_cost.map(Budget::new),
+            rescue_roots: rescue_roots(),
+        }
+    }
+
+    /// Rescues go to these folders, in turn, rather than the system's.
+    pub fn with_rescue_roots(mut self, roots: Vec<PathBuf>) -> Sink {
+        self.rescue_roots = roots;
+        self
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
+    }
+
+    /// Keeps the bytes an answer delivered for the image planned as `planned`, asked for in
+    /// `asked`: writes them, completes `record` and appends it, and settles the budget: the
+    /// estimate `reserved` for the image goes, and what its answer `cost` is spent. If the
+    /// destination will not take the image, `refused` is called at once, before the image
+    /// is rescued, so that the caller stops buying images that would meet the same fate.
+    /// Blocking: call it off the async workers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn keep(
+        &self,
+        planned: &str,
+        asked: ImageFormat,
+        bytes: &[u8],
+        mut record: Record,
+        reserved: f64,
+        cost: f64,
+        refused: impl FnOnce(),
+    ) -> Result<Kept, NotKept> {
+        if let Some(budget) = &self.budget {
+            budget.settle(reserved, cost);
+        }
+        let received = Received::of(bytes, asked);
+        let sha256 = sha256_hex(bytes);
+        record.sha256 = Some(sha256.clone());
+        record.bytes = Some(bytes.len() as u64);
+        if received != Received::Asked(asked) {
+            record.planned_file = Some(planned.to_owned());
+            record.asked_format = Some(asked.extension().to_owned());
+            record.received_format = Some(received.name().to_owned());
+        }
+        let written = match received {
+            Received::Asked(_) => self
+                .destination
+                .write_atomic(planned, bytes)
+                .map(|_| planned.to_owned()),
+            Received::Other(format) => {
+                let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
+                self.write_free(stem, format.extension(), bytes)
+            }
+            Received::Unrecognised => {
+                let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
+                self.write_free(&format!("{UNRECOGNISED_DIR}/{stem}"), "bin", bytes)
+            }
+        };
+        record.finished = manifest::now();
+        match written {
+            Ok(file) => {
+                record.file = file.clone();
+                record.status = Status::Made;
+                self.append(&record);
+                Ok(Kept {
+                    file,
+                    sha256,
+                    bytes: bytes.len(),
+                    received,
+                })
+            }
+            Err(error) => {
+                refused();
+                let file_name = Path::new(planned)
+                    .file_name()
+                    .map_or_else(|| planned.to_owned(), |n| n.to_string_lossy().into_owned());
+                let rescue = self.rescue(&file_name, bytes);
+                let not_kept = NotKept { error, rescue };
+                record.status = Status::Failed;
+                record.error = Some(not_kept.reason());
+                if let Ok(path) = &not_kept.rescue {
+                    record.rescued = Some(path.display().to_string());
+                }
+                self.append(&record);
+                Err(not_kept)
+            }
+        }
+    }
+
+    /// Appends the record of an image that was not made.
+    pub fn record_failure(&self, record: &Record) {
+        self.append(record);
+    }
+
+    /// Writes under `stem.ext`, or `stem~2.ext`, `stem~3.ext`... when that is taken: the
+    /// name is the received format's, and a file already there is someone's image.
+    fn write_free(&self, stem: &str, ext: &str, bytes: &[u8]) -> io::Result<String> {
+        for n in 1u32.. {
+            let name = match n {
+                1 => format!("{stem}.{ext}"),
+                n => format!("{stem}~{n}.{ext}"),
+            };
+            match self.destination.write_new(Path::new(&name), bytes) {
+                Ok(_) => return Ok(name),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("some name is free")
+    }
+
+    /// Keeps an image the destination would not take in the first rescue folder that takes
+    /// it whole: `<root>/<destination name>-<hash of its canonical path>/`, under a name no
+    /// earlier rescue has, written atomically. Returns the path, or why no folder took it.
+    fn rescue(&self, file_name: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+        let dir = self.destination.dir();
+        let place = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        let name = place
+            .file_name()
+            .map_or_else(|| "images".to_owned(), |n| n.to_string_lossy().into_owned());
+        let key = &sha256_hex(place.as_os_str().as_encoded_bytes())[..12];
+        let folder = format!("{name}-{key}");
+        let (stem, ext) = file_name.rsplit_once('.').unwrap_or((file_name, "bin"));
+        let mut problems = Vec::new();
+        for root in &self.rescue_roots {
+            let dir = root.join(&folder);
+            let attempt = std::fs::create_dir_all(&dir).and_then(|()| {
+                for n in 1u32.. {
+                    let path = match n {
+                        1 => dir.join(file_name),
+                        n => dir.join(format!("{stem}.{n}.{ext}")),
+                    };
+                    match atomic::write(&path, bytes, Exists::Keep) {
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                        other => return other,
+                    }
+                }
+                unreachable!("some name is free")
+            });
+            match attempt {
+                Ok(path) => {
+                    tracing::warn!("{file_name} could not be saved; kept as {}", path.display());
+                    return Ok(path);
+                }
+                Err(e) => problems.push(format!("{}: {e}", dir.display())),
+            }
+        }
+        if problems.is_empty() {
+            problems.push("no folder to keep it in".to_owned());
+        }
+        Err(format!("no room anywhere ({})", problems.join("; ")))
+    }
+
+    fn append(&self, record: &Record) {
+        if let Err(e) = self.manifest.append(record) {
+            tracing::warn!(
+                "could not add {} to {}: {e}",
+                record.file,
+                self.manifest.path().display()
+            );
+        }
+    }
+}
+
+/// The folders a rescue tries: the system's temporary directory, then the user's cache.
+fn rescue_roots() -> Vec<PathBuf> {
+    let mut roots = vec![std::env::temp_dir().join("genimg-rescue")];
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    if let Some(cache) = cache {
+        roots.push(cache.join("genimg").join("rescue"));
+    }
+    roots
+}
