@@ -9,6 +9,7 @@ pub mod config;
 pub mod config_file;
 pub mod format;
 pub mod gallery;
+pub mod input;
 pub mod logging;
 pub mod manifest;
 pub mod models;
