@@ -122,6 +122,7 @@ const HANG: std::time::Duration = std::time::Duration::from_secs(20);
 /// The documented caps (README, "The prompt file" and "Config file").
 const MIB: u64 = 1024 * 1024;
 const PROMPT_FILE_CAP: u64 = 16 * MIB;
+const CONFIG_FILE_CAP: u64 = MIB;
 
 #[test]
 fn a_device_as_the_prompt_file() {
@@ -212,4 +213,58 @@ fn ten_thousand_prompts_filling_the_cap_exactly_are_read() {
         .run();
     assert_code(&run, 0);
     assert!(run.all_output().contains("p09999"), "{}", run.stderr);
+}
+
+#[test]
+fn a_device_as_the_config_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "/dev/zero")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file /dev/zero: it is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_config_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("genimg.toml"));
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "genimg.toml")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file genimg.toml: it is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[test]
+fn a_config_file_one_byte_over_its_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    sparse_file(&ws.join("big.toml"), CONFIG_FILE_CAP + 1);
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "big.toml")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file big.toml: it is more than the size cap of 1 MB",
+    );
 }
