@@ -18,6 +18,7 @@ use bytes::Bytes;
 use crate::api::{Quality, Reference, RequestOptions};
 use crate::config::{ConfigError, human_bytes};
 use crate::format::ImageFormat;
+use crate::input;
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
 
@@ -412,8 +413,10 @@ pub fn read_style(value: &str, base: &Path) -> Result<String, String> {
     match value.strip_prefix('@') {
         Some(file) => {
             let path = base.join(file);
-            let text = fs::read_to_string(&path)
+            let bytes = input::read_bounded(&path, input::STYLE_FILE_CAP)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not valid UTF-8 text", path.display()))?;
             let text = text.trim().to_owned();
             if text.is_empty() {
                 return Err(format!("{} is empty", path.display()));

@@ -123,6 +123,7 @@ const HANG: std::time::Duration = std::time::Duration::from_secs(20);
 const MIB: u64 = 1024 * 1024;
 const PROMPT_FILE_CAP: u64 = 16 * MIB;
 const CONFIG_FILE_CAP: u64 = MIB;
+const STYLE_FILE_CAP: u64 = MIB;
 
 #[test]
 fn a_device_as_the_prompt_file() {
@@ -266,5 +267,53 @@ fn a_config_file_one_byte_over_its_cap() {
         &server,
         &run,
         "config file big.toml: it is more than the size cap of 1 MB",
+    );
+}
+
+#[test]
+fn a_device_as_the_style_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@/dev/zero"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @/dev/zero: cannot read /dev/zero: it is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_style_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("style.txt"));
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@style.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @style.txt: cannot read style.txt: it is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[test]
+fn a_style_file_one_byte_over_its_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    sparse_file(&ws.join("style.txt"), STYLE_FILE_CAP + 1);
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@style.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @style.txt: cannot read style.txt: it is more than the size cap of 1 MB",
     );
 }
