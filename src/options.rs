@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use bytes::Bytes;
 use crate::api::{Quality, Reference, RequestOptions};
 use crate::config::{ConfigError, human_bytes};
 use crate::format::ImageFormat;
-use crate::input;
+use crate::input::{self, ReadLimitError};
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
 
@@ -475,18 +474,24 @@ impl ReferenceCache {
         };
         let limit = model.info().max_reference_bytes;
         if !self.read.contains_key(path) {
-            let meta = fs::metadata(path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => fail("no such file".to_owned()),
-                _ => fail(format!("cannot be read: {e}")),
-            })?;
-            if meta.is_dir() {
-                return Err(fail("is a directory, not an image file".to_owned()));
-            }
-            // Checked before reading: a file too big for any model is not read at all.
-            if meta.len() >= limit {
-                return Err(fail(too_big(meta.len(), model)));
-            }
-            let bytes = fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+            // A reference must be under the model's limit, so no more than that is read; a
+            // file whose size is over it is not read at all.
+            let bytes =
+                input::read_bounded(path, limit.saturating_sub(1)).map_err(|e| match e {
+                    ReadLimitError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                        fail("no such file".to_owned())
+                    }
+                    ReadLimitError::Io(e) => fail(format!("cannot be read: {e}")),
+                    ReadLimitError::NotRegular { kind } => {
+                        fail(format!("is {kind}, not a regular file"))
+                    }
+                    ReadLimitError::TooBig { len: Some(len), .. } => {
+                        fail(too_big(&human_bytes(len), model))
+                    }
+                    ReadLimitError::TooBig { len: None, .. } => {
+                        fail(too_big(&format!("at least {}", human_bytes(limit)), model))
+                    }
+                })?;
             let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
                 fail(
                     "is not a PNG, JPEG or WebP image (judged by its bytes, not its name)"
@@ -499,7 +504,7 @@ impl ReferenceCache {
         }
         let (format, bytes, sha256) = self.read[path].clone();
         if bytes.len() as u64 >= limit {
-            return Err(fail(too_big(bytes.len() as u64, model)));
+            return Err(fail(too_big(&human_bytes(bytes.len() as u64), model)));
         }
         let formats = model.info().reference_formats;
         if !formats.contains(&format) {
@@ -519,10 +524,10 @@ impl ReferenceCache {
     }
 }
 
-fn too_big(len: u64, model: &Model) -> String {
+/// `size` as shown: `50 MB`, `at least 50 MB`.
+fn too_big(size: &str, model: &Model) -> String {
     format!(
-        "is {}; {} takes reference images under {}",
-        human_bytes(len),
+        "is {size}; {} takes reference images under {}",
         model.name(),
         human_bytes(model.info().max_reference_bytes)
     )
