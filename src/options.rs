@@ -498,6 +498,16 @@ impl ReferenceCache {
                         .to_owned(),
                 )
             })?;
+            // The magic bytes pass a file cut short: its header must give the image's size.
+            match imagesize::blob_size(&bytes) {
+                Ok(size) if size.width > 0 && size.height > 0 => {}
+                _ => {
+                    return Err(fail(format!(
+                        "is a truncated or damaged {format} image: its header gives no width \
+                         and height"
+                    )));
+                }
+            }
             let sha256 = crate::manifest::sha256_hex(&bytes);
             self.read
                 .insert(path.to_owned(), (format, Bytes::from(bytes), sha256));

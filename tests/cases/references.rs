@@ -269,3 +269,23 @@ fn a_reference_is_capped_at_its_models_limit() {
         "is 4 MB; dall-e-2 takes reference images under 4 MB",
     );
 }
+
+#[test]
+fn a_truncated_reference_is_refused() {
+    for fixture in ["reference.png", "reference.jpg", "reference.webp"] {
+        let whole = images::fixture(fixture);
+        let name = format!("cut-{fixture}");
+        let (run, server) = edit_with(&name, &whole[..20]);
+        refused(
+            &run,
+            &server,
+            &name,
+            "image: its header gives no width and height",
+        );
+        assert!(
+            run.stderr.contains("is a truncated or damaged"),
+            "{}",
+            run.stderr
+        );
+    }
+}
