@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use url::Url;
 
 use crate::cli::{Cli, NamingArg};
 use crate::config_file::Loaded;
+use crate::input;
 use crate::models::{DEFAULT_MODEL, Model};
 use crate::options::{self, Choices, Given, ReferenceCache, Settings, Source};
 use crate::plan::{Existing, Naming};
@@ -207,7 +207,10 @@ pub enum ConfigError {
     #[error("{0}")]
     Prompts(#[from] ParseError),
     #[error("cannot read the prompt file {path}: {source}")]
-    ReadPrompts { path: String, source: io::Error },
+    ReadPrompts {
+        path: String,
+        source: input::ReadLimitError,
+    },
     /// `at` names the file and line, when the prompt came from a file.
     #[error("{}{problem}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
     Prompt { at: Option<String>, problem: String },
@@ -633,20 +636,23 @@ fn read_prompts(
         }
         (None, Some(path)) => {
             let (origin, bytes) = if path == Path::new("-") {
-                let mut bytes = Vec::new();
-                stdin
-                    .read_to_end(&mut bytes)
-                    .map_err(|source| ConfigError::ReadPrompts {
-                        path: "<stdin>".to_owned(),
-                        source,
+                let bytes =
+                    input::read_capped(stdin, input::PROMPT_FILE_CAP).map_err(|source| {
+                        ConfigError::ReadPrompts {
+                            path: "<stdin>".to_owned(),
+                            source,
+                        }
                     })?;
                 ("<stdin>".to_owned(), bytes)
             } else {
                 let origin = path.display().to_string();
-                let bytes = fs::read(path).map_err(|source| ConfigError::ReadPrompts {
-                    path: origin.clone(),
-                    source,
-                })?;
+                let bytes =
+                    input::read_bounded(path, input::PROMPT_FILE_CAP).map_err(|source| {
+                        ConfigError::ReadPrompts {
+                            path: origin.clone(),
+                            source,
+                        }
+                    })?;
                 (origin, bytes)
             };
             let prompts = prompts::parse_bytes(&bytes, &origin)?;

@@ -6,7 +6,6 @@
 //! the built-in defaults. Paths of reference images and `style = "@FILE"` are relative to the
 //! file; `dst-dir` and `input` are relative to where genimg runs, as on the command line.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Env};
+use crate::input::{self, ReadLimitError};
 
 /// The settings a config file may hold, every one optional.
 #[derive(Debug, Default, Deserialize)]
@@ -91,18 +91,28 @@ impl Loaded {
             }
         };
         let shown = path.display().to_string();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {
+        let bytes = match input::read_bounded(&path, input::CONFIG_FILE_CAP) {
+            Ok(bytes) => bytes,
+            Err(ReadLimitError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !required => {
                 return Ok(Loaded::default());
             }
-            Err(e) => {
+            Err(ReadLimitError::Io(e)) => {
                 return Err(ConfigError::ConfigFile {
                     path: shown,
                     problem: format!("cannot be read: {e}"),
                 });
             }
+            Err(e) => {
+                return Err(ConfigError::ConfigFile {
+                    path: shown,
+                    problem: e.to_string(),
+                });
+            }
         };
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::ConfigFile {
+            path: shown.clone(),
+            problem: "cannot be read: it is not valid UTF-8 text".to_owned(),
+        })?;
         let file = parse(&text).map_err(|problem| ConfigError::ConfigFile {
             path: shown.clone(),
             problem,
@@ -134,6 +144,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::fs;
 
     #[test]
     fn keys_in_kebab_or_snake_case() {

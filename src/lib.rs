@@ -9,6 +9,7 @@ pub mod config_file;
 pub mod engine;
 pub mod format;
 pub mod gallery;
+pub mod input;
 pub mod logging;
 pub mod models;
 pub mod options;

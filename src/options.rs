@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use bytes::Bytes;
 
 use crate::config::ConfigError;
 use crate::format::ImageFormat;
+use crate::input::{self, ReadLimitError};
 use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
 use crate::spec::{ImageOptions, Quality, Reference};
@@ -413,8 +413,10 @@ pub fn read_style(value: &str, base: &Path) -> Result<String, String> {
     match value.strip_prefix('@') {
         Some(file) => {
             let path = base.join(file);
-            let text = fs::read_to_string(&path)
+            let bytes = input::read_bounded(&path, input::STYLE_FILE_CAP)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not valid UTF-8 text", path.display()))?;
             let text = text.trim().to_owned();
             if text.is_empty() {
                 return Err(format!("{} is empty", path.display()));
@@ -473,31 +475,47 @@ impl ReferenceCache {
         };
         let limit = model.info().max_reference_bytes;
         if !self.read.contains_key(path) {
-            let meta = fs::metadata(path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => fail("no such file".to_owned()),
-                _ => fail(format!("cannot be read: {e}")),
-            })?;
-            if meta.is_dir() {
-                return Err(fail("is a directory, not an image file".to_owned()));
-            }
-            // Checked before reading: a file too big for any model is not read at all.
-            if meta.len() >= limit {
-                return Err(fail(too_big(meta.len(), model)));
-            }
-            let bytes = fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+            // A reference must be under the model's limit, so no more than that is read; a
+            // file whose size is over it is not read at all.
+            let bytes =
+                input::read_bounded(path, limit.saturating_sub(1)).map_err(|e| match e {
+                    ReadLimitError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                        fail("no such file".to_owned())
+                    }
+                    ReadLimitError::Io(e) => fail(format!("cannot be read: {e}")),
+                    ReadLimitError::NotRegular { kind } => {
+                        fail(format!("is {kind}, not a regular file"))
+                    }
+                    ReadLimitError::TooBig { len: Some(len), .. } => {
+                        fail(too_big(&human_bytes(len), model))
+                    }
+                    ReadLimitError::TooBig { len: None, .. } => {
+                        fail(too_big(&format!("at least {}", human_bytes(limit)), model))
+                    }
+                })?;
             let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
                 fail(
                     "is not a PNG, JPEG or WebP image (judged by its bytes, not its name)"
                         .to_owned(),
                 )
             })?;
+            // The magic bytes pass a file cut short: its header must give the image's size.
+            match imagesize::blob_size(&bytes) {
+                Ok(size) if size.width > 0 && size.height > 0 => {}
+                _ => {
+                    return Err(fail(format!(
+                        "is a truncated or damaged {format} image: its header gives no width \
+                         and height"
+                    )));
+                }
+            }
             let sha256 = crate::units::sha256_hex(&bytes);
             self.read
                 .insert(path.to_owned(), (format, Bytes::from(bytes), sha256));
         }
         let (format, bytes, sha256) = self.read[path].clone();
         if bytes.len() as u64 >= limit {
-            return Err(fail(too_big(bytes.len() as u64, model)));
+            return Err(fail(too_big(&human_bytes(bytes.len() as u64), model)));
         }
         let formats = model.info().reference_formats;
         if !formats.contains(&format) {
@@ -517,10 +535,10 @@ impl ReferenceCache {
     }
 }
 
-fn too_big(len: u64, model: &Model) -> String {
+/// `size` as shown: `50 MB`, `at least 50 MB`.
+fn too_big(size: &str, model: &Model) -> String {
     format!(
-        "is {}; {} takes reference images under {}",
-        human_bytes(len),
+        "is {size}; {} takes reference images under {}",
         model.name(),
         human_bytes(model.info().max_reference_bytes)
     )

@@ -112,3 +112,208 @@ fn a_bad_base_url() {
         run.stderr
     );
 }
+
+// Every input is read with a bound: a size cap, and regular files only. A run that would
+// read `/dev/zero` or wait on a FIFO for ever is a hang, so these runs have a time limit.
+
+/// Long enough for a loaded machine; a run that reads a FIFO or `/dev/zero` never ends.
+const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The documented caps (README, "The prompt file" and "Config file").
+const MIB: u64 = 1024 * 1024;
+const PROMPT_FILE_CAP: u64 = 16 * MIB;
+const CONFIG_FILE_CAP: u64 = MIB;
+const STYLE_FILE_CAP: u64 = MIB;
+
+#[test]
+fn a_device_as_the_prompt_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["--input", "/dev/zero"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "cannot read the prompt file /dev/zero: it is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_prompt_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("prompts.txt"));
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["--input", "prompts.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "cannot read the prompt file prompts.txt: it is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[test]
+fn a_prompt_file_one_byte_over_its_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    sparse_file(&ws.join("big.txt"), PROMPT_FILE_CAP + 1);
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["--input", "big.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "cannot read the prompt file big.txt: it is more than the size cap of 16 MB",
+    );
+}
+
+#[test]
+fn endless_standard_input_is_read_up_to_the_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let zero = std::fs::File::open("/dev/zero").expect("open /dev/zero");
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .args(["--input", "-"])
+            .stdin(zero),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "cannot read the prompt file <stdin>: it is more than the size cap of 16 MB",
+    );
+}
+
+#[test]
+fn ten_thousand_prompts_filling_the_cap_exactly_are_read() {
+    let ws = Workspace::new();
+    let count = 10_000;
+    let mut text = String::with_capacity(PROMPT_FILE_CAP as usize);
+    for i in 0..count {
+        text.push_str(&format!("# p{i:05}\n"));
+        // Each prompt takes its share of the cap; the last one the rest.
+        let end = if i + 1 == count {
+            PROMPT_FILE_CAP as usize - 1
+        } else {
+            (PROMPT_FILE_CAP as usize / count) * (i + 1) - 1
+        };
+        text.push_str(&"a".repeat(end - text.len()));
+        text.push('\n');
+    }
+    assert_eq!(text.len() as u64, PROMPT_FILE_CAP);
+    ws.write("prompts.txt", &text);
+    let run = genimg(&ws, None)
+        .args(["--input", "prompts.txt", "--dry-run", "--dst-dir", "out"])
+        .run();
+    assert_code(&run, 0);
+    assert!(run.all_output().contains("p09999"), "{}", run.stderr);
+}
+
+#[test]
+fn a_device_as_the_config_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "/dev/zero")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file /dev/zero: it is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_config_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("genimg.toml"));
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "genimg.toml")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file genimg.toml: it is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[test]
+fn a_config_file_one_byte_over_its_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    sparse_file(&ws.join("big.toml"), CONFIG_FILE_CAP + 1);
+    let run = run_within(
+        genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", "big.toml")
+            .args(["a cat"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "config file big.toml: it is more than the size cap of 1 MB",
+    );
+}
+
+#[test]
+fn a_device_as_the_style_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@/dev/zero"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @/dev/zero: cannot read /dev/zero: it is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_style_file() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("style.txt"));
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@style.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @style.txt: cannot read style.txt: it is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[test]
+fn a_style_file_one_byte_over_its_cap() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    sparse_file(&ws.join("style.txt"), STYLE_FILE_CAP + 1);
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--style", "@style.txt"]),
+        HANG,
+    );
+    usage_error(
+        &server,
+        &run,
+        "--style @style.txt: cannot read style.txt: it is more than the size cap of 1 MB",
+    );
+}

@@ -272,7 +272,11 @@ fn an_image_that_cannot_be_saved_is_kept_elsewhere_and_the_run_stops() {
     // The next request may already have been on its way while the image was being saved;
     // none starts after.
     let requests = server.image_requests().len();
-    assert!((2..=3).contains(&requests), "{requests} requests\n{}", run.stderr);
+    assert!(
+        (2..=3).contains(&requests),
+        "{requests} requests\n{}",
+        run.stderr
+    );
     let records = ws.manifest("out");
     let lost = records
         .iter()

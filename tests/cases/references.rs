@@ -173,3 +173,119 @@ fn a_model_that_cannot_edit_is_a_usage_error() {
     );
     assert!(server.requests().is_empty());
 }
+
+// A reference is read with a bound: regular files only, under the model's limit, and whole
+// enough that its header gives its size. Runs that once hung have a time limit.
+
+const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[test]
+fn a_device_as_a_reference() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--reference-image", "/dev/zero"]),
+        HANG,
+    );
+    refused(
+        &run,
+        &server,
+        "/dev/zero",
+        "is a character device, not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_a_reference_is_refused_without_waiting() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    mkfifo(&ws.join("ref.png"));
+    let run = run_within(
+        genimg(&ws, Some(&server)).args(["a cat", "--reference-image", "ref.png"]),
+        HANG,
+    );
+    refused(
+        &run,
+        &server,
+        "ref.png",
+        "is a FIFO (named pipe), not a regular file",
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_to_a_reference_is_followed() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let target = ws.write("real.png", images::fixture("reference.png"));
+    std::os::unix::fs::symlink(&target, ws.join("link.png")).unwrap();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "--reference-image", "link.png", "--dst-dir", "out"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        server.image_requests()[0].files[0].bytes,
+        images::fixture("reference.png")
+    );
+}
+
+/// A PNG reference of exactly `len` bytes: the fixture, padded sparsely.
+fn png_of_len(ws: &Workspace, name: &str, len: u64) {
+    let path = ws.write(name, images::fixture("reference.png"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+#[test]
+fn a_reference_is_capped_at_its_models_limit() {
+    // dall-e-2 takes references under 4 MB: 4 MiB - 1 bytes is the most it is sent.
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    png_of_len(&ws, "under.png", 4 * 1024 * 1024 - 1);
+    png_of_len(&ws, "at.png", 4 * 1024 * 1024);
+    let dry = |file: &str| {
+        run_within(
+            genimg(&ws, Some(&server)).args([
+                "a cat",
+                "-m",
+                "dall-e-2",
+                "--reference-image",
+                file,
+                "--dry-run",
+            ]),
+            HANG,
+        )
+    };
+    assert_code(&dry("under.png"), 0);
+    refused(
+        &dry("at.png"),
+        &server,
+        "at.png",
+        "is 4 MB; dall-e-2 takes reference images under 4 MB",
+    );
+}
+
+#[test]
+fn a_truncated_reference_is_refused() {
+    for fixture in ["reference.png", "reference.jpg", "reference.webp"] {
+        let whole = images::fixture(fixture);
+        let name = format!("cut-{fixture}");
+        let (run, server) = edit_with(&name, &whole[..20]);
+        refused(
+            &run,
+            &server,
+            &name,
+            "image: its header gives no width and height",
+        );
+        assert!(
+            run.stderr.contains("is a truncated or damaged"),
+            "{}",
+            run.stderr
+        );
+    }
+}

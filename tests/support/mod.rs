@@ -227,3 +227,58 @@ pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
         );
     }
 }
+
+/// Runs to the end, failing the test if that takes more than `limit`: for inputs that once
+/// made genimg hang. A run that overstays is killed.
+#[track_caller]
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    let mut child = cmd.start();
+    // Drained as it comes, so a run that prints much is not blocked on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll genimg") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().expect("stderr");
+            panic!("genimg still ran after {limit:?}; killed\n{stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    }
+}
+
+/// Makes a FIFO (named pipe) at `path`: opening it for reading blocks until a writer comes.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Makes `path` a sparse file of `len` bytes: its size is all that counts.
+pub fn sparse_file(path: &Path, len: u64) {
+    fs::File::create(path)
+        .and_then(|f| f.set_len(len))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
