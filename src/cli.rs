@@ -75,7 +75,8 @@ pub struct Cli {
     pub dst_dir: Option<PathBuf>,
 
     /// Images per prompt [default: 1]
-    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count)]
+    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count,
+          allow_negative_numbers = true)]
     pub count: Option<u32>,
 
     /// Image model; any name is sent as given [env: GENIMG_MODEL] [default: gpt-image-2]
@@ -100,7 +101,8 @@ pub struct Cli {
     pub format: Option<ImageFormat>,
 
     /// JPEG or WebP compression, 0-100
-    #[arg(long, value_name = "N", value_parser = options::parse_compression)]
+    #[arg(long, value_name = "N", value_parser = options::parse_compression,
+          allow_negative_numbers = true)]
     pub compression: Option<u8>,
 
     /// Background: transparent (PNG or WebP), opaque or auto
@@ -129,12 +131,13 @@ pub struct Cli {
 
     /// Requests in flight at most; 1 runs one at a time [default: 4]
     #[arg(short = 'j', long = "jobs", visible_alias = "num-threads", value_name = "N",
-          value_parser = at_least_one::<usize>)]
+          value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub jobs: Option<usize>,
 
     /// Images per minute at most, for an account whose rate limit you know (requests are
     /// spaced evenly)
-    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>)]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>,
+          allow_negative_numbers = true)]
     pub ipm: Option<u32>,
 
     /// Run requests in parallel: the default, kept so the seed's command lines work
@@ -164,12 +167,14 @@ pub struct Cli {
     pub overwrite: bool,
 
     /// Retries per image after an error worth retrying; 0 turns retries off [default: 4]
-    #[arg(long = "max-retries", value_name = "N")]
+    #[arg(long = "max-retries", value_name = "N", value_parser = at_least_zero,
+          allow_negative_numbers = true)]
     pub max_retries: Option<u32>,
 
     /// Refuse a run estimated to cost more than USD, and stop starting requests once the
     /// images made have cost that much
-    #[arg(long = "max-cost", value_name = "USD", value_parser = parse_usd)]
+    #[arg(long = "max-cost", value_name = "USD", value_parser = parse_usd,
+          allow_negative_numbers = true)]
     pub max_cost: Option<f64>,
 
     /// API key [default: the OPENAI_API_KEY environment variable]
@@ -194,7 +199,8 @@ pub struct Cli {
     pub api_version: Option<String>,
 
     /// Seconds one request may take before it fails [default: 600]
-    #[arg(long, value_name = "SECS", value_parser = at_least_one::<u64>)]
+    #[arg(long, value_name = "SECS", value_parser = at_least_one::<u64>,
+          allow_negative_numbers = true)]
     pub timeout: Option<u64>,
 
     /// File naming: the seed's (image.NAME.01.hd.png) or its legacy desc_01_image_01_hd.png
@@ -250,12 +256,18 @@ where
     }
 }
 
+/// A count that may be 0, such as `--max-retries`.
+pub fn at_least_zero(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a whole number of 0 or more"))
+}
+
 /// A sum of US dollars: `2`, `2.50`, `$2.50`.
 pub fn parse_usd(s: &str) -> Result<f64, String> {
     match s.trim().trim_start_matches('$').parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
         _ => Err(format!(
-            "`{s}` is not an amount of US dollars, such as 2.50"
+            "`{s}` is not an amount of US dollars of 0 or more, such as 2.50"
         )),
     }
 }
@@ -448,6 +460,70 @@ mod tests {
             assert_eq!(err.exit_code(), 2);
             assert!(err.to_string().contains("1 or more"), "{err}");
         }
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parser_and_name_the_flag() {
+        for (args, problem) in [
+            (
+                ["a", "--count", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (["a", "-n", "-1"], "`-1` is not a whole number of 1 or more"),
+            (["a", "-j", "-1"], "`-1` is not a whole number of 1 or more"),
+            (
+                ["a", "--num_threads", "-2"],
+                "`-2` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--ipm", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--timeout", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--max-retries", "-1"],
+                "`-1` is not a whole number of 0 or more",
+            ),
+            (
+                ["a", "--compression", "-1"],
+                "`-1` is not a whole number from 0 to 100",
+            ),
+            (
+                ["a", "--max-cost", "-1"],
+                "`-1` is not an amount of US dollars of 0 or more",
+            ),
+            (
+                ["a", "--max_cost", "-0.5"],
+                "`-0.5` is not an amount of US dollars of 0 or more",
+            ),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            let flag = match args[1] {
+                "-n" => "--count",
+                "-j" | "--num_threads" => "--jobs",
+                "--max_cost" => "--max-cost",
+                other => other,
+            };
+            assert!(text.contains(&format!("for '{flag} <")), "{text}");
+            assert!(text.contains(problem), "{text}");
+        }
+        assert_eq!(
+            parse(&["a", "--max-retries", "0"]).unwrap().max_retries,
+            Some(0)
+        );
+        // A prompt that starts with `-` still goes after `--`, and is not taken as a value.
+        let cli = parse(&["--count", "2", "--", "-1 degree, a frosty morning"]).unwrap();
+        assert_eq!(cli.count, Some(2));
+        assert_eq!(cli.prompt.as_deref(), Some("-1 degree, a frosty morning"));
+        // Only numbers reach a flag's value: another flag after it is still a flag.
+        let err = parse(&["a", "--count", "--dry-run"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
     }
 
     #[test]

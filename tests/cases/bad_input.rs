@@ -30,6 +30,54 @@ fn zero_count_and_zero_threads() {
 }
 
 #[test]
+fn negative_numbers_say_what_the_flag_takes() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    for (args, needle) in [
+        (
+            ["a", "--count", "-1"],
+            "invalid value '-1' for '--count <N>': `-1` is not a whole number of 1 or more",
+        ),
+        (
+            ["a", "-j", "-1"],
+            "invalid value '-1' for '--jobs <N>': `-1` is not a whole number of 1 or more",
+        ),
+        (
+            ["a", "--max-cost", "-1"],
+            "invalid value '-1' for '--max-cost <USD>': `-1` is not an amount of US dollars of \
+             0 or more",
+        ),
+        (
+            ["a", "--max-retries", "-1"],
+            "invalid value '-1' for '--max-retries <N>': `-1` is not a whole number of 0 or more",
+        ),
+    ] {
+        let run = genimg(&ws, Some(&server)).args(args).run();
+        usage_error(&server, &run, needle);
+        assert!(
+            !run.stderr.contains("unexpected argument"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A prompt that starts with `-` goes after `--`, as before, and is made as written.
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "--count",
+            "1",
+            "-o",
+            "out",
+            "--",
+            "-1 degree, a frosty harbour",
+        ])
+        .run();
+    assert_code(&run, 0);
+    let requests = server.image_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].prompt(), "-1 degree, a frosty harbour");
+}
+
+#[test]
 fn prompt_and_input_together_or_neither() {
     let server = FakeServer::start();
     let ws = Workspace::new();
