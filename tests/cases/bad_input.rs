@@ -128,6 +128,31 @@ fn a_destination_that_cannot_be_written() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn a_destination_that_is_a_broken_link_is_named() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    std::os::unix::fs::symlink("elsewhere/images", ws.join("images")).unwrap();
+    for (dst, needle) in [
+        (
+            "images",
+            "--dst-dir images: is a broken symbolic link (it points at elsewhere/images, which \
+             does not exist)",
+        ),
+        (
+            "images/today",
+            "--dst-dir images/today: images is a broken symbolic link (it points at \
+             elsewhere/images, which does not exist)",
+        ),
+    ] {
+        let run = genimg(&ws, Some(&server)).args(["a", "-o", dst]).run();
+        usage_error(&server, &run, needle);
+        assert!(!run.stderr.contains("File exists"), "{}", run.stderr);
+    }
+    assert_eq!(ws.all_files(""), ["images"], "nothing created");
+}
+
 #[test]
 fn a_missing_key_names_the_variable() {
     let server = FakeServer::start();
