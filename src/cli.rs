@@ -3,15 +3,16 @@
 //! Long flags are kebab-case. The seed script's snake_case spellings (`--dst_dir`,
 //! `--num_threads`, ...) are hidden aliases added in one place, [`command`], for every flag.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::format::ImageFormat;
-use crate::models::Size;
-use crate::options;
+use crate::models::{QUALITY_TOKENS, Size};
+use crate::options::{self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -91,13 +92,13 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(Size))]
     pub size: Option<Size>,
 
-    /// Quality: low, medium, high, xhigh, max, auto (GPT image) or hd, standard (dall-e-3);
-    /// wins over --low-res and names the files
-    #[arg(long, value_name = "Q", value_parser = options::parse_quality)]
+    /// Quality: xhigh and max on 2.5 and 2.6 models, hd and standard on dall-e-3, the others
+    /// on GPT image models; wins over --low-res and names the files
+    #[arg(long, value_name = "Q", value_parser = one_of(QUALITY_TOKENS, options::parse_quality))]
     pub quality: Option<&'static str>,
 
-    /// Output format: png, jpeg or webp; the file extension follows
-    #[arg(long, value_name = "FMT", value_parser = options::parse_format)]
+    /// Output format; the file extension follows (jpg is taken for jpeg)
+    #[arg(long, value_name = "FMT", value_parser = image_formats())]
     pub format: Option<ImageFormat>,
 
     /// JPEG or WebP compression, 0-100
@@ -105,20 +106,23 @@ pub struct Cli {
           allow_negative_numbers = true)]
     pub compression: Option<u8>,
 
-    /// Background: transparent (PNG or WebP), opaque or auto
-    #[arg(long, value_name = "BG", value_parser = options::parse_background)]
+    /// Background (transparent needs PNG or WebP)
+    #[arg(long, value_name = "BG", value_parser = one_of(BACKGROUNDS, options::parse_background))]
     pub background: Option<&'static str>,
 
-    /// Moderation strictness: low or auto
-    #[arg(long, value_name = "LEVEL", value_parser = options::parse_moderation)]
+    /// Moderation strictness
+    #[arg(long, value_name = "LEVEL",
+          value_parser = one_of(MODERATIONS, options::parse_moderation))]
     pub moderation: Option<&'static str>,
 
-    /// How closely edits keep the reference images: high or low
-    #[arg(long = "input-fidelity", value_name = "LEVEL", value_parser = options::parse_fidelity)]
+    /// How closely edits keep the reference images
+    #[arg(long = "input-fidelity", value_name = "LEVEL",
+          value_parser = one_of(FIDELITIES, options::parse_fidelity))]
     pub input_fidelity: Option<&'static str>,
 
-    /// Scene complexity on gpt-image-2.6 models: low, medium or high
-    #[arg(long, value_name = "LEVEL", value_parser = options::parse_complexity)]
+    /// Scene complexity on gpt-image-2.6 models
+    #[arg(long, value_name = "LEVEL",
+          value_parser = one_of(COMPLEXITIES, options::parse_complexity))]
     pub complexity: Option<&'static str>,
 
     /// A preamble put before every prompt: TEXT, or @FILE to read it from FILE
@@ -244,6 +248,54 @@ pub enum NamingArg {
     Seed,
     /// desc_01_image_01_hd.png: prompt number, then image number
     Legacy,
+}
+
+/// A flag that takes one of a closed set of values: read by `options`' parser, as the same
+/// option in the config file or a prompt header is (so the value and its error are the same
+/// everywhere), with the set offered to `--help`, the man page and shell completions.
+#[derive(Debug, Clone)]
+struct OneOf<T> {
+    values: Vec<PossibleValue>,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+/// One of the values of an `options` table, read by its parser.
+fn one_of<T>(values: &[&'static str], parse: fn(&str) -> Result<T, String>) -> OneOf<T> {
+    OneOf {
+        values: values.iter().map(|v| PossibleValue::new(*v)).collect(),
+        parse,
+    }
+}
+
+/// `png`, `jpeg` or `webp`; the other extensions of a format (`jpg`) are taken, not offered.
+fn image_formats() -> OneOf<ImageFormat> {
+    OneOf {
+        values: ImageFormat::ALL
+            .iter()
+            .map(|f| {
+                let other = f.extensions().iter().filter(|e| **e != f.extension());
+                PossibleValue::new(f.extension()).aliases(other.copied())
+            })
+            .collect(),
+        parse: options::parse_format,
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for OneOf<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        self.parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.values.iter().cloned()))
+    }
 }
 
 pub fn at_least_one<T>(s: &str) -> Result<T, String>
@@ -524,6 +576,66 @@ mod tests {
         // Only numbers reach a flag's value: another flag after it is still a flag.
         let err = parse(&["a", "--count", "--dry-run"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    }
+
+    #[test]
+    fn closed_choices_offer_their_values_and_keep_their_types() {
+        let cmd = command();
+        let offered = |long: &str| -> Vec<String> {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long));
+            let arg = arg.unwrap_or_else(|| panic!("no --{long}"));
+            arg.get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect()
+        };
+        for (long, table) in [
+            ("quality", QUALITY_TOKENS),
+            ("background", BACKGROUNDS),
+            ("moderation", MODERATIONS),
+            ("input-fidelity", FIDELITIES),
+            ("complexity", COMPLEXITIES),
+        ] {
+            assert_eq!(offered(long), table, "--{long}");
+        }
+        assert_eq!(offered("format"), ["png", "jpeg", "webp"]);
+        assert_eq!(offered("naming"), ["seed", "legacy"]);
+
+        // Every value offered parses, through the flag and its seed spelling, to the value
+        // the rest of genimg sees: the table's own `&'static str`, or an `ImageFormat`.
+        for q in QUALITY_TOKENS {
+            assert_eq!(parse(&["a", "--quality", q]).unwrap().quality, Some(*q));
+        }
+        let cli = parse(&[
+            "a",
+            "--input_fidelity",
+            "low",
+            "--background",
+            "opaque",
+            "--moderation",
+            "low",
+            "--complexity",
+            "medium",
+            "--format",
+            "webp",
+        ])
+        .unwrap();
+        assert_eq!(cli.input_fidelity, Some("low"));
+        assert_eq!(cli.background, Some("opaque"));
+        assert_eq!(cli.moderation, Some("low"));
+        assert_eq!(cli.complexity, Some("medium"));
+        assert_eq!(cli.format, Some(ImageFormat::Webp));
+        assert_eq!(
+            parse(&["a", "--format", "jpg"]).unwrap().format,
+            Some(ImageFormat::Jpeg)
+        );
+        let err = parse(&["a", "--input_fidelity", "max"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains("--input-fidelity <LEVEL>"),
+            "{err}"
+        );
     }
 
     #[test]
