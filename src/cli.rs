@@ -3,15 +3,16 @@
 //! Long flags are kebab-case. The seed script's snake_case spellings (`--dst_dir`,
 //! `--num_threads`, ...) are hidden aliases added in one place, [`command`], for every flag.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::format::ImageFormat;
-use crate::models::Size;
-use crate::options;
+use crate::models::{QUALITY_TOKENS, Size};
+use crate::options::{self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -75,7 +76,8 @@ pub struct Cli {
     pub dst_dir: Option<PathBuf>,
 
     /// Images per prompt [default: 1]
-    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count)]
+    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count,
+          allow_negative_numbers = true)]
     pub count: Option<u32>,
 
     /// Image model; any name is sent as given [env: GENIMG_MODEL] [default: gpt-image-2]
@@ -90,33 +92,37 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(Size))]
     pub size: Option<Size>,
 
-    /// Quality: low, medium, high, xhigh, max, auto (GPT image) or hd, standard (dall-e-3);
-    /// wins over --low-res and names the files
-    #[arg(long, value_name = "Q", value_parser = options::parse_quality)]
+    /// Quality: xhigh and max on 2.5 and 2.6 models, hd and standard on dall-e-3, the others
+    /// on GPT image models; wins over --low-res and names the files
+    #[arg(long, value_name = "Q", value_parser = one_of(QUALITY_TOKENS, options::parse_quality))]
     pub quality: Option<&'static str>,
 
-    /// Output format: png, jpeg or webp; the file extension follows
-    #[arg(long, value_name = "FMT", value_parser = options::parse_format)]
+    /// Output format; the file extension follows (jpg is taken for jpeg)
+    #[arg(long, value_name = "FMT", value_parser = image_formats())]
     pub format: Option<ImageFormat>,
 
     /// JPEG or WebP compression, 0-100
-    #[arg(long, value_name = "N", value_parser = options::parse_compression)]
+    #[arg(long, value_name = "N", value_parser = options::parse_compression,
+          allow_negative_numbers = true)]
     pub compression: Option<u8>,
 
-    /// Background: transparent (PNG or WebP), opaque or auto
-    #[arg(long, value_name = "BG", value_parser = options::parse_background)]
+    /// Background (transparent needs PNG or WebP)
+    #[arg(long, value_name = "BG", value_parser = one_of(BACKGROUNDS, options::parse_background))]
     pub background: Option<&'static str>,
 
-    /// Moderation strictness: low or auto
-    #[arg(long, value_name = "LEVEL", value_parser = options::parse_moderation)]
+    /// Moderation strictness
+    #[arg(long, value_name = "LEVEL",
+          value_parser = one_of(MODERATIONS, options::parse_moderation))]
     pub moderation: Option<&'static str>,
 
-    /// How closely edits keep the reference images: high or low
-    #[arg(long = "input-fidelity", value_name = "LEVEL", value_parser = options::parse_fidelity)]
+    /// How closely edits keep the reference images
+    #[arg(long = "input-fidelity", value_name = "LEVEL",
+          value_parser = one_of(FIDELITIES, options::parse_fidelity))]
     pub input_fidelity: Option<&'static str>,
 
-    /// Scene complexity on gpt-image-2.6 models: low, medium or high
-    #[arg(long, value_name = "LEVEL", value_parser = options::parse_complexity)]
+    /// Scene complexity on gpt-image-2.6 models
+    #[arg(long, value_name = "LEVEL",
+          value_parser = one_of(COMPLEXITIES, options::parse_complexity))]
     pub complexity: Option<&'static str>,
 
     /// A preamble put before every prompt: TEXT, or @FILE to read it from FILE
@@ -129,12 +135,13 @@ pub struct Cli {
 
     /// Requests in flight at most; 1 runs one at a time [default: 4]
     #[arg(short = 'j', long = "jobs", visible_alias = "num-threads", value_name = "N",
-          value_parser = at_least_one::<usize>)]
+          value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub jobs: Option<usize>,
 
     /// Images per minute at most, for an account whose rate limit you know (requests are
     /// spaced evenly)
-    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>)]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>,
+          allow_negative_numbers = true)]
     pub ipm: Option<u32>,
 
     /// Run requests in parallel: the default, kept so the seed's command lines work
@@ -164,12 +171,14 @@ pub struct Cli {
     pub overwrite: bool,
 
     /// Retries per image after an error worth retrying; 0 turns retries off [default: 4]
-    #[arg(long = "max-retries", value_name = "N")]
+    #[arg(long = "max-retries", value_name = "N", value_parser = at_least_zero,
+          allow_negative_numbers = true)]
     pub max_retries: Option<u32>,
 
     /// Refuse a run estimated to cost more than USD, and stop starting requests once the
     /// images made have cost that much
-    #[arg(long = "max-cost", value_name = "USD", value_parser = parse_usd)]
+    #[arg(long = "max-cost", value_name = "USD", value_parser = parse_usd,
+          allow_negative_numbers = true)]
     pub max_cost: Option<f64>,
 
     /// API key [default: the OPENAI_API_KEY environment variable]
@@ -194,7 +203,8 @@ pub struct Cli {
     pub api_version: Option<String>,
 
     /// Seconds one request may take before it fails [default: 600]
-    #[arg(long, value_name = "SECS", value_parser = at_least_one::<u64>)]
+    #[arg(long, value_name = "SECS", value_parser = at_least_one::<u64>,
+          allow_negative_numbers = true)]
     pub timeout: Option<u64>,
 
     /// File naming: the seed's (image.NAME.01.hd.png) or its legacy desc_01_image_01_hd.png
@@ -240,6 +250,54 @@ pub enum NamingArg {
     Legacy,
 }
 
+/// A flag that takes one of a closed set of values: read by `options`' parser, as the same
+/// option in the config file or a prompt header is (so the value and its error are the same
+/// everywhere), with the set offered to `--help`, the man page and shell completions.
+#[derive(Debug, Clone)]
+struct OneOf<T> {
+    values: Vec<PossibleValue>,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+/// One of the values of an `options` table, read by its parser.
+fn one_of<T>(values: &[&'static str], parse: fn(&str) -> Result<T, String>) -> OneOf<T> {
+    OneOf {
+        values: values.iter().map(|v| PossibleValue::new(*v)).collect(),
+        parse,
+    }
+}
+
+/// `png`, `jpeg` or `webp`; the other extensions of a format (`jpg`) are taken, not offered.
+fn image_formats() -> OneOf<ImageFormat> {
+    OneOf {
+        values: ImageFormat::ALL
+            .iter()
+            .map(|f| {
+                let other = f.extensions().iter().filter(|e| **e != f.extension());
+                PossibleValue::new(f.extension()).aliases(other.copied())
+            })
+            .collect(),
+        parse: options::parse_format,
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for OneOf<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        self.parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.values.iter().cloned()))
+    }
+}
+
 pub fn at_least_one<T>(s: &str) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + From<u8>,
@@ -250,12 +308,18 @@ where
     }
 }
 
+/// A count that may be 0, such as `--max-retries`.
+pub fn at_least_zero(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a whole number of 0 or more"))
+}
+
 /// A sum of US dollars: `2`, `2.50`, `$2.50`.
 pub fn parse_usd(s: &str) -> Result<f64, String> {
     match s.trim().trim_start_matches('$').parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
         _ => Err(format!(
-            "`{s}` is not an amount of US dollars, such as 2.50"
+            "`{s}` is not an amount of US dollars of 0 or more, such as 2.50"
         )),
     }
 }
@@ -448,6 +512,130 @@ mod tests {
             assert_eq!(err.exit_code(), 2);
             assert!(err.to_string().contains("1 or more"), "{err}");
         }
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parser_and_name_the_flag() {
+        for (args, problem) in [
+            (
+                ["a", "--count", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (["a", "-n", "-1"], "`-1` is not a whole number of 1 or more"),
+            (["a", "-j", "-1"], "`-1` is not a whole number of 1 or more"),
+            (
+                ["a", "--num_threads", "-2"],
+                "`-2` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--ipm", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--timeout", "-1"],
+                "`-1` is not a whole number of 1 or more",
+            ),
+            (
+                ["a", "--max-retries", "-1"],
+                "`-1` is not a whole number of 0 or more",
+            ),
+            (
+                ["a", "--compression", "-1"],
+                "`-1` is not a whole number from 0 to 100",
+            ),
+            (
+                ["a", "--max-cost", "-1"],
+                "`-1` is not an amount of US dollars of 0 or more",
+            ),
+            (
+                ["a", "--max_cost", "-0.5"],
+                "`-0.5` is not an amount of US dollars of 0 or more",
+            ),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            let flag = match args[1] {
+                "-n" => "--count",
+                "-j" | "--num_threads" => "--jobs",
+                "--max_cost" => "--max-cost",
+                other => other,
+            };
+            assert!(text.contains(&format!("for '{flag} <")), "{text}");
+            assert!(text.contains(problem), "{text}");
+        }
+        assert_eq!(
+            parse(&["a", "--max-retries", "0"]).unwrap().max_retries,
+            Some(0)
+        );
+        // A prompt that starts with `-` still goes after `--`, and is not taken as a value.
+        let cli = parse(&["--count", "2", "--", "-1 degree, a frosty morning"]).unwrap();
+        assert_eq!(cli.count, Some(2));
+        assert_eq!(cli.prompt.as_deref(), Some("-1 degree, a frosty morning"));
+        // Only numbers reach a flag's value: another flag after it is still a flag.
+        let err = parse(&["a", "--count", "--dry-run"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    }
+
+    #[test]
+    fn closed_choices_offer_their_values_and_keep_their_types() {
+        let cmd = command();
+        let offered = |long: &str| -> Vec<String> {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long));
+            let arg = arg.unwrap_or_else(|| panic!("no --{long}"));
+            arg.get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect()
+        };
+        for (long, table) in [
+            ("quality", QUALITY_TOKENS),
+            ("background", BACKGROUNDS),
+            ("moderation", MODERATIONS),
+            ("input-fidelity", FIDELITIES),
+            ("complexity", COMPLEXITIES),
+        ] {
+            assert_eq!(offered(long), table, "--{long}");
+        }
+        assert_eq!(offered("format"), ["png", "jpeg", "webp"]);
+        assert_eq!(offered("naming"), ["seed", "legacy"]);
+
+        // Every value offered parses, through the flag and its seed spelling, to the value
+        // the rest of genimg sees: the table's own `&'static str`, or an `ImageFormat`.
+        for q in QUALITY_TOKENS {
+            assert_eq!(parse(&["a", "--quality", q]).unwrap().quality, Some(*q));
+        }
+        let cli = parse(&[
+            "a",
+            "--input_fidelity",
+            "low",
+            "--background",
+            "opaque",
+            "--moderation",
+            "low",
+            "--complexity",
+            "medium",
+            "--format",
+            "webp",
+        ])
+        .unwrap();
+        assert_eq!(cli.input_fidelity, Some("low"));
+        assert_eq!(cli.background, Some("opaque"));
+        assert_eq!(cli.moderation, Some("low"));
+        assert_eq!(cli.complexity, Some("medium"));
+        assert_eq!(cli.format, Some(ImageFormat::Webp));
+        assert_eq!(
+            parse(&["a", "--format", "jpg"]).unwrap().format,
+            Some(ImageFormat::Jpeg)
+        );
+        let err = parse(&["a", "--input_fidelity", "max"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains("--input-fidelity <LEVEL>"),
+            "{err}"
+        );
     }
 
     #[test]

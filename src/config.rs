@@ -712,11 +712,16 @@ fn resolve_endpoint(
 ) -> Result<Endpoint, ConfigError> {
     let f = &loaded.file;
     let file_name = |key: &str| format!("{}: {key}", loaded.path.clone().unwrap_or_default());
-    let timeout = cli
-        .timeout
-        .or(f.timeout)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS)
-        .max(1);
+    let timeout = match cli.timeout {
+        Some(secs) => secs,
+        None => from_file(
+            f.timeout.map(|n| n.to_string()),
+            crate::cli::at_least_one,
+            loaded,
+            "timeout",
+        )?
+        .unwrap_or(DEFAULT_TIMEOUT_SECS),
+    };
     // Flags first, then the file, then the environment; a base URL and an Azure endpoint
     // from the same layer cannot both be meant.
     let azure = match (&cli.base_url, &cli.azure_endpoint) {
@@ -1069,5 +1074,26 @@ mod tests {
         assert!(!format!("{env:?}").contains("sk-hidden"));
         let c = resolve(&["a", "--api-key", "sk-hidden"], &[]).unwrap();
         assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn a_config_file_timeout_is_read_with_the_flags_parser() {
+        let file = temp_file(b"timeout = 7\n");
+        let env = [KEY, ("GENIMG_CONFIG", file.path().to_str().unwrap())];
+        let c = resolve(&["a"], &env).unwrap();
+        assert_eq!(c.endpoint.timeout, Duration::from_secs(7));
+        let c = resolve(&["a", "--timeout", "9"], &env).unwrap();
+        assert_eq!(c.endpoint.timeout, Duration::from_secs(9));
+
+        let file = temp_file(b"timeout = 0\n");
+        let path = file.path().to_str().unwrap();
+        let err = resolve(&["a"], &[KEY, ("GENIMG_CONFIG", path)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{path}: timeout = \"0\": `0` is not a whole number of 1 or more")
+        );
+        // A flag overrides the file without reading its value, as for every option.
+        let c = resolve(&["a", "--timeout", "3"], &[KEY, ("GENIMG_CONFIG", path)]).unwrap();
+        assert_eq!(c.endpoint.timeout, Duration::from_secs(3));
     }
 }

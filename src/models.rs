@@ -78,9 +78,10 @@ pub enum Price {
         other: &'static [(&'static str, f64)],
     },
     /// Priced by token; the output tokens of an image follow from its size and a factor per
-    /// quality (see [`output_tokens`]).
+    /// quality (see [`output_tokens`]), times a multiple for the qualities `times` lists.
     Tokens {
         factors: &'static [(&'static str, u32)],
+        times: &'static [(&'static str, f64)],
     },
     /// Not published.
     Unknown,
@@ -110,25 +111,25 @@ const GPT1_MINI_PRICE: Price = Price::PerImage {
 };
 const GPT2_PRICE: Price = Price::Tokens {
     factors: &[("low", 16), ("medium", 48), ("high", 96)],
+    times: &[],
 };
+const GPT25_FACTORS: &[(&str, u32)] = &[
+    ("low", 16),
+    ("medium", 24),
+    ("high", 48),
+    ("xhigh", 64),
+    ("max", 96),
+];
 const GPT25_PRICE: Price = Price::Tokens {
-    factors: &[
-        ("low", 16),
-        ("medium", 24),
-        ("high", 48),
-        ("xhigh", 64),
-        ("max", 96),
-    ],
+    factors: GPT25_FACTORS,
+    times: &[],
 };
-/// 2.6 low and medium take 3-4x the tokens of 2.5; estimates take the top of that range.
+/// 2.6 low and medium take 3-4x the tokens of 2.5, high and above the same. Estimates take
+/// the middle of that range: the tokens, not the factor, are multiplied (the tokens grow with
+/// the square of the factor), and 3.5x keeps medium below high at every size.
 const GPT26_PRICE: Price = Price::Tokens {
-    factors: &[
-        ("low", 64),
-        ("medium", 96),
-        ("high", 48),
-        ("xhigh", 64),
-        ("max", 96),
-    ],
+    factors: GPT25_FACTORS,
+    times: &[("low", 3.5), ("medium", 3.5)],
 };
 const DALLE3_PRICE: Price = Price::PerImage {
     square: &[("standard", 0.04), ("hd", 0.08)],
@@ -409,9 +410,13 @@ impl Model {
         let find = |table: &[(&str, f64)]| table.iter().find(|(q, _)| *q == quality).map(|e| e.1);
         match self.info.price {
             Price::PerImage { square, other } => find(if width == height { square } else { other }),
-            Price::Tokens { factors } => {
+            Price::Tokens { factors, times } => {
                 let f = factors.iter().find(|(q, _)| *q == quality)?.1;
-                let out = output_tokens(width, height, f) as f64;
+                let times = times
+                    .iter()
+                    .find(|(q, _)| *q == quality)
+                    .map_or(1.0, |e| e.1);
+                let out = (output_tokens(width, height, f) as f64 * times).ceil();
                 let text = prompt_chars.div_ceil(4) as f64;
                 Some((out * USD_PER_M_IMAGE_OUT + text * USD_PER_M_TEXT_IN) / 1e6)
             }
@@ -571,7 +576,7 @@ fn price_text(m: &ModelInfo) -> String {
             list(square),
             list(other)
         ),
-        Price::Tokens { factors } => {
+        Price::Tokens { factors, .. } => {
             let model = Model::lookup(m.name);
             let each: Vec<String> = factors
                 .iter()
@@ -874,6 +879,85 @@ mod tests {
             .estimate(Size::DEFAULT, Some("high"), 4000)
             .unwrap();
         assert!((long - max - 1000.0 * 5.0 / 1e6).abs() < 1e-9);
+    }
+
+    /// Every size a model takes: its list, or for flexible sizes `auto` and every `WxH` in
+    /// steps of 16 that passes its rules.
+    fn sizes_taken(m: &Model) -> Vec<Size> {
+        match m.info().sizes {
+            Sizes::Fixed(list) => list.iter().map(|s| s.parse().unwrap()).collect(),
+            Sizes::Flexible => {
+                let mut sizes = vec![Size::Auto];
+                for width in (16..=3840).step_by(16) {
+                    for height in (16..=3840).step_by(16) {
+                        let size = Size::Pixels { width, height };
+                        if m.check_size(&size).is_ok() {
+                            sizes.push(size);
+                        }
+                    }
+                }
+                sizes
+            }
+        }
+    }
+
+    #[test]
+    fn estimates_rise_with_quality_for_every_model_and_size() {
+        const LADDERS: [&[&str]; 2] = [
+            &["low", "medium", "high", "xhigh", "max"],
+            &["standard", "hd"],
+        ];
+        for info in MODELS {
+            let m = Model::lookup(info.name);
+            if info.price == Price::Unknown {
+                continue;
+            }
+            let sizes = sizes_taken(&m);
+            assert!(!sizes.is_empty(), "{}", info.name);
+            for size in sizes {
+                for ladder in LADDERS {
+                    let steps: Vec<(&str, f64)> = ladder
+                        .iter()
+                        .filter(|q| info.qualities.contains(q))
+                        .map(|q| {
+                            let usd = m.estimate(size, Some(q), 0);
+                            (
+                                *q,
+                                usd.unwrap_or_else(|| panic!("{} {q}: no price", info.name)),
+                            )
+                        })
+                        .collect();
+                    for pair in steps.windows(2) {
+                        let ((lower, a), (higher, b)) = (pair[0], pair[1]);
+                        assert!(
+                            a <= b,
+                            "{} {size}: {lower} ${a} is dearer than {higher} ${b}",
+                            info.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gpt26_low_and_medium_take_3_to_4_times_the_tokens_of_25() {
+        let (m25, m26) = (
+            Model::lookup("gpt-image-2.5-flare"),
+            Model::lookup("gpt-image-2.6-flare"),
+        );
+        // With no prompt text, an estimate is the output tokens at one price.
+        for size in sizes_taken(&m26) {
+            for q in ["low", "medium", "high", "xhigh", "max"] {
+                let ratio = m26.estimate(size, Some(q), 0).unwrap()
+                    / m25.estimate(size, Some(q), 0).unwrap();
+                if q == "low" || q == "medium" {
+                    assert!((3.0..=4.0).contains(&ratio), "{size} {q}: {ratio}x");
+                } else {
+                    assert!((ratio - 1.0).abs() < 1e-12, "{size} {q}: {ratio}x");
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,9 @@ use std::fmt;
 
 use thiserror::Error;
 
+/// The one header key that may be given more than once: each `ref=` adds a reference image.
+pub const REPEATABLE_KEY: &str = "ref";
+
 /// File names carry the prompt name, and most file systems stop at 255 bytes per name.
 pub const MAX_NAME_BYTES: usize = 128;
 
@@ -56,6 +59,7 @@ pub enum ParseErrorKind {
     MissingName,
     MoreThanOneWord { header: String },
     BadOption { word: String },
+    RepeatedOption { key: String, words: [String; 2] },
     BadName { name: String, bad: char },
     ReservedName { name: String },
     NameTooLong { name: String },
@@ -84,6 +88,13 @@ impl fmt::Display for ParseErrorKind {
                 f,
                 "`{word}` is not an option: write key=value, with a value in double quotes if \
                  it has spaces"
+            ),
+            // Only `ref` may repeat: each adds a reference image.
+            RepeatedOption { key, words } => write!(
+                f,
+                "the option `{key}` is given twice in this header (`{}`, then `{}`); give \
+                 each option once (only `{REPEATABLE_KEY}` may repeat)",
+                words[0], words[1]
             ),
             BadName { name, bad } => write!(
                 f,
@@ -242,17 +253,31 @@ fn header(rest: &str, header: &str) -> Result<(String, Vec<HeaderOption>), Parse
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        match value {
-            Some(value) if key_ok && !value.is_empty() => options.push(HeaderOption {
-                key: key.to_owned(),
-                value: value.to_owned(),
-            }),
+        let value = match value {
+            Some(value) if key_ok && !value.is_empty() => value,
             _ => {
                 return Err(ParseErrorKind::BadOption {
                     word: word.to_owned(),
                 });
             }
+        };
+        // `input-fidelity` and `input_fidelity` are one key.
+        let same_key = |o: &&HeaderOption| o.key.replace('-', "_") == key.replace('-', "_");
+        if key != REPEATABLE_KEY
+            && let Some(earlier) = options.iter().find(same_key)
+        {
+            return Err(ParseErrorKind::RepeatedOption {
+                key: key.to_owned(),
+                words: [
+                    format!("{}={}", earlier.key, earlier.value),
+                    format!("{key}={value}"),
+                ],
+            });
         }
+        options.push(HeaderOption {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
         tail = rest;
     }
     Ok((name.to_owned(), options))
@@ -471,6 +496,39 @@ mod tests {
         // A second plain word is still read as a name with a space in it.
         let e = fails("# sunset city\nx\n");
         assert!(e.to_string().contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn a_key_given_twice_in_one_header_names_the_line_and_the_key() {
+        let e = fails("# a\nx\n# b count=2 count=3\ny\n");
+        assert_eq!(e.line, 3);
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::RepeatedOption {
+                key: "count".into(),
+                words: ["count=2".into(), "count=3".into()],
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "prompts.txt:3: the option `count` is given twice in this header (`count=2`, then \
+             `count=3`); give each option once (only `ref` may repeat)"
+        );
+        // The same value twice is still a slip, and both spellings of a key are one key.
+        let repeated = |text: &str| match fails(text).kind {
+            ParseErrorKind::RepeatedOption { key, .. } => key,
+            other => panic!("{other}"),
+        };
+        assert_eq!(
+            repeated("# a quality=low size=auto quality=low\nx\n"),
+            "quality"
+        );
+        assert_eq!(
+            repeated("# a input-fidelity=high input_fidelity=low\nx\n"),
+            "input_fidelity"
+        );
+        // `ref` adds a reference image each time.
+        assert_eq!(opts("# a ref=x.png ref=y.png\nx\n").len(), 2);
     }
 
     #[test]

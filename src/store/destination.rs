@@ -27,6 +27,17 @@ pub enum OutputError {
     Create { path: String, source: io::Error },
     #[error("--dst-dir {path}: is not a directory")]
     NotADirectory { path: String },
+    /// `link` is the part of the path that is the link, when it is not the whole path.
+    #[error(
+        "--dst-dir {path}: {}is a broken symbolic link (it points at {target}, which does not \
+         exist)",
+        link.as_ref().map(|l| format!("{l} ")).unwrap_or_default()
+    )]
+    BrokenLink {
+        path: String,
+        link: Option<String>,
+        target: String,
+    },
     #[error("--dst-dir {path}: cannot write there: {source}")]
     NotWritable { path: String, source: io::Error },
     #[error("--dst-dir {path}: cannot read the directory: {source}")]
@@ -60,9 +71,16 @@ impl Destination {
         if dir.exists() && !dir.is_dir() {
             return Err(OutputError::NotADirectory { path: shown });
         }
-        fs::create_dir_all(dir).map_err(|source| OutputError::Create {
-            path: shown.clone(),
-            source,
+        fs::create_dir_all(dir).map_err(|source| match broken_link(dir) {
+            Some((link, target)) => OutputError::BrokenLink {
+                path: shown.clone(),
+                link: (link != dir).then(|| link.display().to_string()),
+                target: target.display().to_string(),
+            },
+            None => OutputError::Create {
+                path: shown.clone(),
+                source,
+            },
         })?;
         let not_writable = |source| OutputError::NotWritable {
             path: shown.clone(),
@@ -164,6 +182,23 @@ impl Destination {
         }
         Ok(removed)
     }
+}
+
+/// The first part of `dir` (the whole of it, or a parent) that is a symbolic link to
+/// nothing, and where that link points: what makes "cannot create the directory" say
+/// "File exists".
+fn broken_link(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    dir.ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .find_map(|p| {
+            let is_link = fs::symlink_metadata(p).ok()?.file_type().is_symlink();
+            let dangles = fs::metadata(p).is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+            if is_link && dangles {
+                Some((p.to_owned(), fs::read_link(p).ok()?))
+            } else {
+                None
+            }
+        })
 }
 
 /// Looks at what the destination holds, without changing anything (a dry run uses it too):
@@ -393,6 +428,37 @@ mod tests {
             Destination::open(&file.join("sub")),
             Err(OutputError::Create { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_broken_symbolic_link_is_named_with_where_it_points() {
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("images");
+        let target = tmp.path().join("gone/images");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = Destination::open(&link).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--dst-dir {}: is a broken symbolic link (it points at {}, which does not exist)",
+                link.display(),
+                target.display()
+            )
+        );
+        // A broken link further up the path is named too.
+        let err = Destination::open(&link.join("2026")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--dst-dir {}/2026: {} is a broken symbolic link (it points at {}, which does \
+                 not exist)",
+                link.display(),
+                link.display(),
+                target.display()
+            )
+        );
+        assert!(!target.exists(), "nothing is created where the link points");
     }
 
     #[test]

@@ -30,6 +30,54 @@ fn zero_count_and_zero_threads() {
 }
 
 #[test]
+fn negative_numbers_say_what_the_flag_takes() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    for (args, needle) in [
+        (
+            ["a", "--count", "-1"],
+            "invalid value '-1' for '--count <N>': `-1` is not a whole number of 1 or more",
+        ),
+        (
+            ["a", "-j", "-1"],
+            "invalid value '-1' for '--jobs <N>': `-1` is not a whole number of 1 or more",
+        ),
+        (
+            ["a", "--max-cost", "-1"],
+            "invalid value '-1' for '--max-cost <USD>': `-1` is not an amount of US dollars of \
+             0 or more",
+        ),
+        (
+            ["a", "--max-retries", "-1"],
+            "invalid value '-1' for '--max-retries <N>': `-1` is not a whole number of 0 or more",
+        ),
+    ] {
+        let run = genimg(&ws, Some(&server)).args(args).run();
+        usage_error(&server, &run, needle);
+        assert!(
+            !run.stderr.contains("unexpected argument"),
+            "{}",
+            run.stderr
+        );
+    }
+    // A prompt that starts with `-` goes after `--`, as before, and is made as written.
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "--count",
+            "1",
+            "-o",
+            "out",
+            "--",
+            "-1 degree, a frosty harbour",
+        ])
+        .run();
+    assert_code(&run, 0);
+    let requests = server.image_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].prompt(), "-1 degree, a frosty harbour");
+}
+
+#[test]
 fn prompt_and_input_together_or_neither() {
     let server = FakeServer::start();
     let ws = Workspace::new();
@@ -78,6 +126,31 @@ fn a_destination_that_cannot_be_written() {
             usage_error(&server, &run, "--dst-dir read-only: cannot write there");
         }
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_destination_that_is_a_broken_link_is_named() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    std::os::unix::fs::symlink("elsewhere/images", ws.join("images")).unwrap();
+    for (dst, needle) in [
+        (
+            "images",
+            "--dst-dir images: is a broken symbolic link (it points at elsewhere/images, which \
+             does not exist)",
+        ),
+        (
+            "images/today",
+            "--dst-dir images/today: images is a broken symbolic link (it points at \
+             elsewhere/images, which does not exist)",
+        ),
+    ] {
+        let run = genimg(&ws, Some(&server)).args(["a", "-o", dst]).run();
+        usage_error(&server, &run, needle);
+        assert!(!run.stderr.contains("File exists"), "{}", run.stderr);
+    }
+    assert_eq!(ws.all_files(""), ["images"], "nothing created");
 }
 
 #[test]

@@ -238,6 +238,61 @@ fn completions_and_the_man_page() {
 }
 
 #[test]
+fn closed_choices_are_offered_by_help_and_completions() {
+    let ws = Workspace::new();
+    let choices = [
+        ("--quality", "hd standard low medium high xhigh max auto"),
+        ("--format", "png jpeg webp"),
+        ("--background", "transparent opaque auto"),
+        ("--moderation", "low auto"),
+        ("--input-fidelity", "high low"),
+        ("--complexity", "low medium high"),
+        ("--naming", "seed legacy"),
+    ];
+    // bash completes each flag's values, not file names.
+    let bash = genimg(&ws, None).args(["completions", "bash"]).run();
+    assert_code(&bash, 0);
+    for (flag, values) in choices {
+        let arm = format!("{flag})\n                    COMPREPLY=($(compgen -W \"{values}\" --");
+        assert!(bash.stdout.contains(&arm), "{flag} in:\n{}", bash.stdout);
+    }
+    let fish = genimg(&ws, None).args(["completions", "fish"]).run();
+    assert!(
+        fish.stdout.contains("-l quality") && fish.stdout.contains("xhigh\\t''"),
+        "{}",
+        fish.stdout
+    );
+    // --help lists them.
+    let help = genimg(&ws, None).arg("--help").run();
+    assert_code(&help, 0);
+    for (flag, values) in choices.into_iter().filter(|(f, _)| *f != "--naming") {
+        let listed = format!("[possible values: {}]", values.replace(' ', ", "));
+        let section = help
+            .stdout
+            .split(&format!("      {flag} <"))
+            .nth(1)
+            .unwrap();
+        let section = section.split("\n\n      --").next().unwrap();
+        assert!(
+            section.contains(&listed),
+            "{flag}: {listed} not in {section}"
+        );
+    }
+    // A value outside the set is still refused with the flag named, before any request.
+    let run = genimg(&ws, None)
+        .args(["a fox", "--quality", "ultra"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains(
+            "invalid value 'ultra' for '--quality <Q>': `ultra` is not one of hd, standard, low"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn verbose_shows_each_request_and_the_log_the_pace() {
     let server = FakeServer::with(Options {
         script: Some(std::sync::Arc::new(|i: &Incoming| {

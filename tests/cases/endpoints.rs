@@ -216,6 +216,10 @@ fn config_file_values_are_checked_like_flags() {
             "count = 0\n",
             "count = \"0\": `0` is not a whole number of 1 or more",
         ),
+        (
+            "timeout = 0\n",
+            "timeout = \"0\": `0` is not a whole number of 1 or more",
+        ),
     ];
     for (text, needle) in cases {
         let config = ws.write("genimg.toml", text);

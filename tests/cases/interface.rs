@@ -49,3 +49,27 @@ fn errors_go_to_stderr() {
     assert!(run.stdout.is_empty());
     assert!(!run.stderr.is_empty());
 }
+
+/// A user reads the README in a checkout of this repository alone: every file it names is
+/// there, and nothing it points at lies outside it.
+#[test]
+fn the_readme_names_only_files_in_the_checkout() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        !readme.contains("../"),
+        "the README points outside the checkout"
+    );
+    let mut named = Vec::new();
+    for word in readme.split(|c: char| c.is_whitespace() || "`()[]<>\"'".contains(c)) {
+        let word = word.trim_end_matches(['.', ',', ';', ':']);
+        if word.ends_with(".md") {
+            assert!(
+                root.join(word).is_file(),
+                "the README names {word}, which is not in the repository"
+            );
+            named.push(word);
+        }
+    }
+    assert!(named.contains(&"BENCHMARKS.md"), "{named:?}");
+}

@@ -324,6 +324,10 @@ fn header_option_errors_name_the_file_and_line() {
             "# a size=1024x1024 wide\nx\n",
             "p.txt:1: `wide` is not an option: write key=value",
         ),
+        (
+            "# a\nx\n# b count=2 count=3\ny\n",
+            "p.txt:3: the option `count` is given twice in this header (`count=2`, then `count=3`)",
+        ),
     ];
     for (text, needle) in cases {
         let server = FakeServer::start();
