@@ -8,12 +8,19 @@
 //!
 //! The page shows what each file is *now*: the last record of a file decides, except that a
 //! failed attempt does not hide the image an earlier attempt left on the disk.
+//!
+//! This module reads the manifest into a [`Sheet`] (files, their state, grouped and counted);
+//! the askama template `templates/gallery.html` renders it, with `gallery.css` and
+//! `gallery.js` beside it included when genimg is compiled. Every value the template shows is
+//! HTML-escaped unless the template says otherwise, and it never does.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
+
+use askama::Template;
 
 use crate::manifest::{self, Record, Status};
 use crate::plan::usd;
@@ -40,7 +47,15 @@ pub fn render(title: &str, records: &[Record]) -> String {
 /// Builds the page as [`render`] does, with `on_disk(file)` saying whether a file the records
 /// name is still there: a made image that is not is shown as missing, not as a broken image.
 pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bool) -> String {
-    Sheet::new(records, &on_disk).html(title)
+    let sheet = Sheet::new(records, &on_disk);
+    let page = Page {
+        title,
+        version: env!("CARGO_PKG_VERSION"),
+        counts: sheet.counts(),
+        sheet: &sheet,
+    };
+    // Only a `Display` of ours could fail, and none does: they all write to a `String`.
+    page.render().expect("the gallery renders to a string")
 }
 
 /// The name used when an `index.html` that genimg did not write is already there.
@@ -112,6 +127,41 @@ fn is_plain_name(file: &str) -> bool {
     )
 }
 
+/// The page, as `templates/gallery.html` lays it out.
+#[derive(Template)]
+#[template(path = "gallery.html")]
+struct Page<'a> {
+    title: &'a str,
+    version: &'a str,
+    sheet: &'a Sheet<'a>,
+    /// Of the whole sheet.
+    counts: Counts,
+}
+
+impl Page<'_> {
+    /// `, $1.25 spent in all runs`, when images remade or failed cost more than those shown.
+    fn spent(&self) -> Option<String> {
+        ((self.sheet.spent - self.counts.cost).abs() >= 0.0005).then(|| usd(self.sheet.spent))
+    }
+
+    /// When the last record was written, in minutes.
+    fn last_image(&self) -> Option<String> {
+        self.sheet.last_finished.map(when)
+    }
+}
+
+/// How the page escapes every value it shows: the five characters that mean something in
+/// HTML, as named entities (`&lt;`, `&quot;`, `&#39;`). askama's own escaper writes them as
+/// numbers; `askama.toml` makes this one the default for `.html` templates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HtmlEscaper;
+
+impl askama::filters::Escaper for HtmlEscaper {
+    fn write_escaped_str<W: fmt::Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        dest.write_str(&escape(text))
+    }
+}
+
 /// `text` with the five characters that mean something in HTML escaped, for element content
 /// and quoted attribute values alike.
 fn escape(text: &str) -> Cow<'_, str> {
@@ -168,7 +218,7 @@ struct Card<'a> {
     state: State<'a>,
 }
 
-impl Card<'_> {
+impl<'a> Card<'a> {
     fn shows_image(&self) -> bool {
         matches!(self.state, State::Made | State::Kept { .. })
     }
@@ -190,6 +240,80 @@ impl Card<'_> {
             Status::Failed | Status::Refused => None,
         }
     }
+
+    /// The file as a relative URL.
+    fn url(&self) -> String {
+        url_of(&self.record.file)
+    }
+
+    /// Where no image is shown: what the card says instead, and why.
+    fn status(&self) -> &'static str {
+        match self.state {
+            State::Missing => "missing",
+            _ if self.record.status == Status::Refused => "refused",
+            _ => "failed",
+        }
+    }
+
+    fn is_missing(&self) -> bool {
+        self.state == State::Missing
+    }
+
+    /// Why the record's attempt failed.
+    fn reason(&self) -> String {
+        reason(self.record)
+    }
+
+    /// The last attempt, where it failed after the image shown was made.
+    fn later_failure(&self) -> Option<Failure<'a>> {
+        match self.state {
+            State::Kept { failure } => Some(Failure(failure)),
+            _ => None,
+        }
+    }
+
+    /// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
+    fn meta(&self) -> String {
+        let record = self.record;
+        let mut parts = vec![format!("#{}", record.index), record.model.clone()];
+        for key in ["size", "quality"] {
+            match record.request.get(key) {
+                Some(serde_json::Value::String(s)) => parts.push(s.clone()),
+                Some(serde_json::Value::Null) | None => {}
+                Some(other) => parts.push(other.to_string()),
+            }
+        }
+        if let Some(cost) = self.cost() {
+            parts.push(usd(cost));
+        }
+        parts.join(" · ")
+    }
+
+    /// The revised prompt, when the service gave one.
+    fn revised_prompt(&self) -> Option<&'a str> {
+        self.record
+            .revised_prompt
+            .as_deref()
+            .filter(|r| !r.is_empty())
+    }
+}
+
+/// A failed or refused attempt, as a note shows it.
+#[derive(Debug, Clone, Copy)]
+struct Failure<'a>(&'a Record);
+
+impl Failure<'_> {
+    fn refused(&self) -> bool {
+        self.0.status == Status::Refused
+    }
+
+    fn when(&self) -> String {
+        when(&self.0.finished)
+    }
+
+    fn reason(&self) -> String {
+        reason(self.0)
+    }
 }
 
 /// The cards of one prompt name.
@@ -206,6 +330,11 @@ impl Group<'_> {
             Some(name) => format!("p-{name}"),
             None => "command-line".to_owned(),
         }
+    }
+
+    /// The anchor as a link's fragment.
+    fn anchor_url(&self) -> String {
+        url_of(&self.anchor())
     }
 
     fn heading(&self) -> &str {
@@ -281,6 +410,16 @@ impl Counts {
 
     fn troubled(&self) -> bool {
         self.failed + self.refused + self.missing > 0
+    }
+
+    /// What the images cost, in dollars.
+    fn cost_usd(&self) -> String {
+        usd(self.cost)
+    }
+
+    /// `1 image` whose cost is unknown, if any.
+    fn unpriced_images(&self) -> Option<String> {
+        (self.unpriced > 0).then(|| plural(self.unpriced, "image"))
     }
 }
 
@@ -391,94 +530,6 @@ impl<'a> Sheet<'a> {
             .collect();
         Counts::of(&cards)
     }
-
-    fn html(&self, title: &str) -> String {
-        let mut out = String::with_capacity(4096 + 1024 * self.groups.len());
-        let title = escape(title);
-        let _ = write!(
-            out,
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <meta name=\"generator\" content=\"genimg {}\">\n\
-             <title>{title} · genimg</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        self.header(&mut out, &title);
-        out.push_str("<main>\n");
-        if self.groups.is_empty() {
-            out.push_str("<p class=\"empty\">No images recorded yet.</p>\n");
-        }
-        for group in &self.groups {
-            section(&mut out, group);
-        }
-        out.push_str("</main>\n<script>");
-        out.push_str(SCRIPT);
-        out.push_str("</script>\n</body>\n</html>\n");
-        out
-    }
-
-    fn header(&self, out: &mut String, title: &str) {
-        let counts = self.counts();
-        let _ = write!(
-            out,
-            "<header>\n<h1><span class=\"by\">genimg ·</span> {title}</h1>\n<p class=\"totals\"><b>{}</b> made · <b{}>{}</b> failed",
-            counts.images,
-            if counts.failed > 0 {
-                " class=\"bad\""
-            } else {
-                ""
-            },
-            counts.failed,
-        );
-        if counts.refused > 0 {
-            let _ = write!(out, " · <b class=\"bad\">{}</b> refused", counts.refused);
-        }
-        if counts.missing > 0 {
-            let _ = write!(
-                out,
-                " · <b class=\"warn\">{}</b> missing from the disk",
-                counts.missing
-            );
-        }
-        if counts.kept > 0 {
-            let _ = write!(
-                out,
-                " · <b class=\"warn\">{}</b> kept after a later failed attempt",
-                counts.kept
-            );
-        }
-        let _ = write!(out, " · cost <b>{}</b>", usd(counts.cost));
-        if counts.unpriced > 0 {
-            let _ = write!(out, " (unknown for {})", plural(counts.unpriced, "image"));
-        }
-        if (self.spent - counts.cost).abs() >= 0.0005 {
-            let _ = write!(out, ", {} spent in all runs", usd(self.spent));
-        }
-        if let Some(finished) = self.last_finished {
-            let _ = write!(out, " · last image {}", escape(&when(finished)));
-        }
-        out.push_str("</p>\n");
-        if !self.groups.is_empty() {
-            out.push_str("<nav>\n");
-            for group in &self.groups {
-                let counts = group.counts();
-                let _ = writeln!(
-                    out,
-                    "<a href=\"#{}\"{}>{} <span class=\"n\">{}</span></a>",
-                    url_of(&group.anchor()),
-                    if counts.troubled() {
-                        " class=\"bad\""
-                    } else {
-                        ""
-                    },
-                    escape(group.heading()),
-                    escape(&counts.brief()),
-                );
-            }
-            out.push_str("</nav>\n");
-        }
-        out.push_str("</header>\n");
-    }
 }
 
 /// `2026-11-24T10:00:00.400Z` as `2026-11-24 10:00 UTC`; anything else as it is.
@@ -487,92 +538,6 @@ fn when(time: &str) -> String {
         (Some(day), Some(minute)) if time.ends_with('Z') => format!("{day} {minute} UTC"),
         _ => time.to_owned(),
     }
-}
-
-fn section(out: &mut String, group: &Group<'_>) {
-    let counts = group.counts();
-    let _ = write!(
-        out,
-        "<section id=\"{}\">\n<h2>{} <span class=\"n\">{}",
-        escape(&group.anchor()),
-        escape(group.heading()),
-        escape(&counts.brief()),
-    );
-    if counts.cost > 0.0 {
-        let _ = write!(out, " · {}", usd(counts.cost));
-    }
-    out.push_str("</span></h2>\n");
-    let common = group.common_prompt();
-    if let Some(text) = common {
-        let _ = writeln!(out, "<p class=\"prompt\">{}</p>", escape(text));
-    }
-    out.push_str("<div class=\"grid\">\n");
-    for card in &group.cards {
-        figure(out, card, common.is_none());
-    }
-    out.push_str("</div>\n</section>\n");
-}
-
-fn figure(out: &mut String, card: &Card<'_>, with_prompt: bool) {
-    let record = card.record;
-    let file = escape(&record.file);
-    let url = url_of(&record.file);
-    let _ = writeln!(out, "<figure class=\"{}\">", card.class());
-    if card.shows_image() {
-        let _ = writeln!(
-            out,
-            "<a class=\"thumb\" href=\"{url}\"><img src=\"{url}\" alt=\"{file}\" loading=\"lazy\" decoding=\"async\"></a>"
-        );
-    } else {
-        let (status, reason) = match card.state {
-            State::Missing => ("missing", "The file is no longer on the disk.".to_owned()),
-            _ if record.status == Status::Refused => ("refused", reason(record)),
-            _ => ("failed", reason(record)),
-        };
-        let _ = writeln!(
-            out,
-            "<div class=\"thumb none\"><span class=\"status\">{status}</span><p class=\"reason\">{}</p></div>",
-            escape(&reason)
-        );
-    }
-    out.push_str("<figcaption>\n");
-    if card.shows_image() {
-        let _ = writeln!(
-            out,
-            "<a class=\"file\" href=\"{url}\" title=\"{file}\">{file}</a>"
-        );
-    } else {
-        let _ = writeln!(out, "<span class=\"file\" title=\"{file}\">{file}</span>");
-    }
-    let _ = writeln!(out, "<div class=\"meta\">{}</div>", escape(&meta(card)));
-    if let State::Kept { failure } = card.state {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">The last attempt {} {}: {} The image shown was made before it.</p>",
-            if failure.status == Status::Refused {
-                "was refused"
-            } else {
-                "failed"
-            },
-            escape(&when(&failure.finished)),
-            escape(&reason(failure)),
-        );
-    }
-    if let Some(revised) = record.revised_prompt.as_deref().filter(|r| !r.is_empty()) {
-        let _ = writeln!(
-            out,
-            "<details class=\"revised\"><summary>revised prompt</summary><p>{}</p></details>",
-            escape(revised)
-        );
-    }
-    if with_prompt {
-        let _ = writeln!(
-            out,
-            "<details><summary>prompt</summary><p>{}</p></details>",
-            escape(&record.prompt_text)
-        );
-    }
-    out.push_str("</figcaption>\n</figure>\n");
 }
 
 /// Why a record's attempt failed, with its attempts when there were several.
@@ -589,102 +554,6 @@ fn reason(record: &Record) -> String {
     }
     text
 }
-
-/// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
-fn meta(card: &Card<'_>) -> String {
-    let record = card.record;
-    let mut parts = vec![format!("#{}", record.index), record.model.clone()];
-    for key in ["size", "quality"] {
-        match record.request.get(key) {
-            Some(serde_json::Value::String(s)) => parts.push(s.clone()),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => parts.push(other.to_string()),
-        }
-    }
-    if let Some(cost) = card.cost() {
-        parts.push(usd(cost));
-    }
-    parts.join(" · ")
-}
-
-const STYLE: &str = r#"
-:root { color-scheme: light dark; --bg: #f5f5f3; --fg: #1c1c1e; --muted: #6a6a70; --card: #fff;
-  --line: #dddde0; --well: #ececef; --link: #2457c5; --bad: #c0392b; --warn: #a86a12; }
-@media (prefers-color-scheme: dark) {
-  :root { --bg: #151517; --fg: #e9e9ec; --muted: #9c9ca3; --card: #202023; --line: #34343a;
-    --well: #29292d; --link: #86acff; --bad: #ff7466; --warn: #e6ac4f; }
-}
-* { box-sizing: border-box; }
-html { scroll-behavior: smooth; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
-a { color: var(--link); }
-header { padding: 20px 24px 14px; border-bottom: 1px solid var(--line); background: var(--card); }
-h1 { font-size: 20px; margin: 0 0 4px; overflow-wrap: anywhere; }
-h1 .by { color: var(--muted); font-weight: normal; }
-.totals { margin: 0 0 12px; color: var(--muted); }
-.totals b { color: var(--fg); font-variant-numeric: tabular-nums; }
-.totals b.bad, nav a.bad .n { color: var(--bad); }
-.totals b.warn { color: var(--warn); }
-nav { display: flex; flex-wrap: wrap; gap: 6px; }
-nav a { padding: 2px 10px; border: 1px solid var(--line); border-radius: 999px; background: var(--bg);
-  color: var(--fg); text-decoration: none; font-size: 13px; }
-nav a:hover { border-color: var(--link); }
-nav a.bad { border-color: var(--bad); }
-.n { color: var(--muted); font-weight: normal; font-size: 13px; }
-main { padding: 4px 24px 48px; }
-.empty { color: var(--muted); }
-section { margin-top: 22px; scroll-margin-top: 8px; }
-h2 { font-size: 16px; margin: 0 0 4px; overflow-wrap: anywhere; }
-.prompt { margin: 0 0 10px; max-width: 90ch; max-height: 7.5em; overflow: auto; white-space: pre-wrap;
-  overflow-wrap: anywhere; color: var(--muted); }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
-figure { margin: 0; display: flex; flex-direction: column; min-width: 0; background: var(--card);
-  border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
-figure.failed, figure.refused { border-color: var(--bad); }
-figure.missing, figure.kept { border-color: var(--warn); }
-.thumb { display: block; aspect-ratio: 1; background: var(--well); }
-.thumb img { display: block; width: 100%; height: 100%; object-fit: contain; }
-.thumb img.broken { outline: 2px solid var(--bad); outline-offset: -2px; }
-.none { display: flex; flex-direction: column; gap: 6px; padding: 12px 12px 10px; }
-.failed .none, .refused .none { background: color-mix(in srgb, var(--bad) 9%, var(--card)); }
-.missing .none { background: color-mix(in srgb, var(--warn) 9%, var(--card)); }
-.status { flex: none; font-size: 11px; font-weight: 700; letter-spacing: .06em;
-  text-transform: uppercase; }
-.failed .status, .refused .status { color: var(--bad); }
-.missing .status { color: var(--warn); }
-.reason { flex: 1 1 auto; min-height: 0; margin: 0; overflow: auto; font-size: 12px;
-  overflow-wrap: anywhere; }
-figcaption { padding: 6px 8px 8px; font-size: 12px; }
-.file { display: block; overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
-  font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 11.5px; }
-.meta { color: var(--muted); }
-.note { margin: 4px 0 0; color: var(--warn); overflow-wrap: anywhere; }
-details { margin-top: 4px; }
-summary { cursor: pointer; color: var(--link); }
-details p { margin: 4px 0 0; white-space: pre-wrap; overflow-wrap: anywhere; }
-"#;
-
-/// Marks images that did not load and counts those that did into `data-loaded` on the body
-/// ("loaded/total"), once the page has loaded and again as lazy thumbnails arrive.
-const SCRIPT: &str = r#"
-(function () {
-  var images = document.querySelectorAll("main img");
-  function tally() {
-    var loaded = 0;
-    images.forEach(function (img) {
-      if (img.complete && img.naturalWidth > 0) loaded++;
-      else if (img.complete) img.classList.add("broken");
-    });
-    document.body.dataset.loaded = loaded + "/" + images.length;
-  }
-  images.forEach(function (img) {
-    img.addEventListener("load", tally);
-    img.addEventListener("error", function () { img.classList.add("broken"); tally(); });
-  });
-  window.addEventListener("load", tally);
-})();
-"#;
 
 #[cfg(test)]
 mod tests {
