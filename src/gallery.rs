@@ -92,7 +92,7 @@ pub fn write(dir: &Path) -> io::Result<PathBuf> {
         }
     })?;
     let html = render_with(&title_of(dir), &records, |file| {
-        is_plain_name(file) && dir.join(file).is_file()
+        is_own_path(file) && dir.join(file).is_file()
     });
     let path = page_path(dir);
     let mut builder = tempfile::Builder::new();
@@ -125,6 +125,50 @@ fn is_plain_name(file: &str) -> bool {
         (components.next(), components.next()),
         (Some(Component::Normal(_)), None)
     )
+}
+
+/// Where genimg keeps an answer whose bytes are in no format it recognises: this folder of
+/// the destination.
+const UNRECOGNISED_DIR: [&str; 2] = [".genimg", "unrecognised"];
+
+/// A name right in [`UNRECOGNISED_DIR`]: `.genimg/unrecognised/image.cat.01.hd.bin`.
+fn is_unrecognised_path(file: &str) -> bool {
+    let mut components = Path::new(file).components();
+    match (
+        components.next(),
+        components.next(),
+        components.next(),
+        components.next(),
+    ) {
+        (
+            Some(Component::Normal(dir)),
+            Some(Component::Normal(sub)),
+            Some(Component::Normal(_)),
+            None,
+        ) => [dir, sub] == UNRECOGNISED_DIR.map(std::ffi::OsStr::new),
+        _ => false,
+    }
+}
+
+/// A file the page may look for on the disk, and link: a plain name, or an unrecognised
+/// answer's path. Never a path that could lead out of the destination (`..`, absolute) or
+/// anywhere else in it.
+fn is_own_path(file: &str) -> bool {
+    is_plain_name(file) || is_unrecognised_path(file)
+}
+
+/// A file's relative URL: [`url_of`] its name, and each name of an unrecognised answer's
+/// path, so that only the slashes between them stay slashes.
+fn href_of(file: &str) -> String {
+    if is_unrecognised_path(file) {
+        let names: Vec<String> = Path::new(file)
+            .components()
+            .map(|c| url_of(&c.as_os_str().to_string_lossy()))
+            .collect();
+        names.join("/")
+    } else {
+        url_of(file)
+    }
 }
 
 /// The page, as `templates/gallery.html` lays it out.
@@ -219,12 +263,24 @@ struct Card<'a> {
 }
 
 impl<'a> Card<'a> {
-    fn shows_image(&self) -> bool {
+    /// Whether the file is on the disk, to link.
+    fn links_file(&self) -> bool {
         matches!(self.state, State::Made | State::Kept { .. })
+    }
+
+    /// Whether the file is an image to show: on the disk, in a format genimg recognises.
+    fn shows_image(&self) -> bool {
+        self.links_file() && !self.unrecognised()
+    }
+
+    /// Whether the answer's bytes were in no format genimg recognises.
+    fn unrecognised(&self) -> bool {
+        self.record.received_format.as_deref() == Some(UNKNOWN_FORMAT)
     }
 
     fn class(&self) -> &'static str {
         match self.state {
+            State::Made if self.unrecognised() => "unrecognised",
             State::Made => "made",
             State::Missing => "missing",
             State::Kept { .. } => "kept",
@@ -233,17 +289,53 @@ impl<'a> Card<'a> {
         }
     }
 
-    /// What the card cost: a made image's price.
+    /// What the card cost: a made image's price, or a rescued one's.
     fn cost(&self) -> Option<f64> {
         match self.record.status {
             Status::Made => self.record.cost_usd,
+            Status::Failed if self.record.rescued.is_some() => self.record.cost_usd,
             Status::Failed | Status::Refused => None,
         }
     }
 
     /// The file as a relative URL.
     fn url(&self) -> String {
-        url_of(&self.record.file)
+        href_of(&self.record.file)
+    }
+
+    /// What the card says about the answer's format, where it was not the one asked for.
+    fn format_note(&self) -> Option<FormatNote<'a>> {
+        let received = self.record.received_format.as_deref()?;
+        let asked = self.record.asked_format.as_deref();
+        let recognised = received != UNKNOWN_FORMAT;
+        if recognised && asked == Some(received) {
+            return None;
+        }
+        Some(FormatNote {
+            asked,
+            received: recognised.then_some(received),
+            planned: self.planned_file(),
+        })
+    }
+
+    /// The name the plan gave the file, where it was kept under another.
+    fn planned_file(&self) -> Option<&'a str> {
+        let planned = self.record.planned_file.as_deref()?;
+        (planned != self.record.file).then_some(planned)
+    }
+
+    /// Where the image the last attempt paid for was kept, outside the destination that
+    /// would not take it.
+    fn rescue(&self) -> Option<Rescue<'a>> {
+        let last = match self.state {
+            State::Kept { failure } => failure,
+            _ => self.record,
+        };
+        let path = last.rescued.as_deref()?;
+        Some(Rescue {
+            path,
+            url: url::Url::from_file_path(path).ok().map(String::from),
+        })
     }
 
     /// Where no image is shown: what the card says instead, and why.
@@ -296,6 +388,26 @@ impl<'a> Card<'a> {
             .as_deref()
             .filter(|r| !r.is_empty())
     }
+}
+
+/// `received_format` of an answer whose bytes are in no format genimg recognises.
+const UNKNOWN_FORMAT: &str = "unknown";
+
+/// An answer in another format than asked for.
+#[derive(Debug, Clone, Copy)]
+struct FormatNote<'a> {
+    asked: Option<&'a str>,
+    /// `None`: in no format genimg recognises.
+    received: Option<&'a str>,
+    /// The name the plan gave the file, where it was kept under another.
+    planned: Option<&'a str>,
+}
+
+/// An image kept outside the destination: its absolute path, and that as a `file://` URL.
+#[derive(Debug, Clone)]
+struct Rescue<'a> {
+    path: &'a str,
+    url: Option<String>,
 }
 
 /// A failed or refused attempt, as a note shows it.
@@ -364,6 +476,10 @@ struct Counts {
     refused: usize,
     /// Images kept on the disk after a later attempt failed.
     kept: usize,
+    /// Answers kept on the disk in a format genimg does not recognise (not in `images`).
+    unrecognised: usize,
+    /// Images kept outside the destination, which would not take them.
+    rescued: usize,
     cost: f64,
     /// Made images whose cost the manifest does not know.
     unpriced: usize,
@@ -374,20 +490,24 @@ impl Counts {
         let mut counts = Counts::default();
         for card in cards {
             match card.state {
-                State::Made => counts.images += 1,
-                State::Kept { .. } => {
-                    counts.images += 1;
-                    counts.kept += 1;
+                State::Made | State::Kept { .. } if card.unrecognised() => {
+                    counts.unrecognised += 1;
                 }
+                State::Made | State::Kept { .. } => counts.images += 1,
                 State::Missing => counts.missing += 1,
                 State::NotMade if card.record.status == Status::Refused => counts.refused += 1,
                 State::NotMade => counts.failed += 1,
             }
-            if card.record.status == Status::Made {
-                match card.cost() {
-                    Some(cost) => counts.cost += cost,
-                    None => counts.unpriced += 1,
-                }
+            if let State::Kept { .. } = card.state {
+                counts.kept += 1;
+            }
+            if card.rescue().is_some() {
+                counts.rescued += 1;
+            }
+            match card.cost() {
+                Some(cost) => counts.cost += cost,
+                None if card.record.status == Status::Made => counts.unpriced += 1,
+                None => {}
             }
         }
         counts
@@ -400,6 +520,7 @@ impl Counts {
             (self.failed, "failed"),
             (self.refused, "refused"),
             (self.missing, "missing"),
+            (self.unrecognised, "unrecognised"),
         ] {
             if n > 0 {
                 let _ = write!(text, ", {n} {what}");
@@ -409,7 +530,7 @@ impl Counts {
     }
 
     fn troubled(&self) -> bool {
-        self.failed + self.refused + self.missing > 0
+        self.failed + self.refused + self.missing + self.unrecognised > 0
     }
 
     /// What the images cost, in dollars.
@@ -949,5 +1070,153 @@ mod tests {
             ["genimg.jsonl", "here.png", "index.html"],
             "no temporary left"
         );
+    }
+
+    #[test]
+    fn an_answer_in_another_format_is_shown_with_a_note() {
+        let mut png = made("image.a.01.hd.png", "a", 1);
+        png.planned_file = Some("image.a.01.hd.webp".to_owned());
+        png.asked_format = Some("webp".to_owned());
+        png.received_format = Some("png".to_owned());
+        let plain = made("image.a.02.hd.webp", "a", 2);
+        let html = render("out", &[png, plain]);
+        let main = main_of(&html);
+        assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
+        assert!(
+            main.contains("<div class=\"meta\">#1 · gpt-image-2 · 1024x1024 · high · $0.21</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
+            "{main}"
+        );
+        assert_eq!(main.matches("Format:").count(), 1, "only where they differ");
+        assert!(html.contains("<b>2</b> made · <b>0</b> failed"), "{html}");
+    }
+
+    #[test]
+    fn an_unrecognised_answer_is_linked_not_shown_as_an_image() {
+        let file = ".genimg/unrecognised/image.cat.01.hd.bin";
+        let mut odd = made(file, "cat", 1);
+        odd.planned_file = Some("image.cat.01.hd.png".to_owned());
+        odd.asked_format = Some("png".to_owned());
+        odd.received_format = Some("unknown".to_owned());
+        let records = [odd, made("image.cat.02.hd.png", "cat", 2)];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert_eq!(main.matches("<img").count(), 1, "{main}");
+        assert!(!main.contains("src=\".genimg"), "{main}");
+        assert!(main.contains("<figure class=\"unrecognised\">"), "{main}");
+        assert!(main.contains(
+            "<span class=\"status\">unrecognised</span><p class=\"reason\">Not an image genimg can show: the answer's bytes were kept as they came. <a href=\".genimg/unrecognised/image.cat.01.hd.bin\">Open the file</a></p>"
+        ), "{main}");
+        assert!(main.contains(
+            "<a class=\"file\" href=\".genimg/unrecognised/image.cat.01.hd.bin\" title=\".genimg/unrecognised/image.cat.01.hd.bin\">"
+        ), "{main}");
+        assert!(main.contains(
+            "<p class=\"note\">Format: asked for png, received bytes genimg does not recognise; planned as image.cat.01.hd.png.</p>"
+        ), "{main}");
+        // Paid for, so counted in the cost, but not an image.
+        assert!(html.contains(
+            "<b>1</b> made · <b>0</b> failed · <b class=\"warn\">1</b> in a format genimg does not recognise · cost <b>$0.42</b>"
+        ), "{html}");
+        assert!(html.contains(
+            "<a href=\"#p-cat\" class=\"bad\">cat <span class=\"n\">1 image, 1 unrecognised</span></a>"
+        ), "{html}");
+
+        // Gone from the disk, it is missing like any file.
+        let html = render_with("out", &records, |f| f != file);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"missing\">"), "{main}");
+        assert!(!main.contains("href=\".genimg"), "{main}");
+    }
+
+    #[test]
+    fn a_rescued_image_is_shown_on_its_failed_card_with_where_it_is() {
+        let mut lost = record("image.a.02.hd.png", Some("a"), 2, Status::Failed);
+        lost.error = Some("could not save image.a.02.hd.png: No space left on device".to_owned());
+        lost.cost_usd = Some(0.211);
+        lost.rescued = Some("/tmp/genimg rescue/<out>/image.a.02.hd.png".to_owned());
+        let records = [made("image.a.01.hd.png", "a", 1), lost];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert!(main.contains(
+            "<figure class=\"failed\">\n<div class=\"thumb none\"><span class=\"status\">failed</span><p class=\"reason\">could not save image.a.02.hd.png: No space left on device.</p></div>"
+        ), "{main}");
+        assert!(
+            main.contains("<div class=\"meta\">#2 · gpt-image-2 · 1024x1024 · high · $0.21</div>"),
+            "what it cost is shown: {main}"
+        );
+        assert!(main.contains(
+            "<p class=\"note\">The image was paid for, and kept outside the destination, which would not take it: <a href=\"file:///tmp/genimg%20rescue/%3Cout%3E/image.a.02.hd.png\">/tmp/genimg rescue/&lt;out&gt;/image.a.02.hd.png</a></p>"
+        ), "{main}");
+        assert_eq!(main.matches("<img").count(), 1, "{main}");
+        assert!(html.contains(
+            "<b>1</b> made · <b class=\"bad\">1</b> failed · <b class=\"warn\">1</b> kept outside the destination · cost <b>$0.42</b>"
+        ), "{html}");
+
+        // A rescue after an earlier image of the file: the card shows that image, and the
+        // rescue with the failure.
+        let mut again = records[1].clone();
+        again.file = "image.a.01.hd.png".to_owned();
+        again.index = 1;
+        let html = render("out", &[records[0].clone(), again]);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"kept\">"), "{main}");
+        assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
+        assert!(main.contains("kept outside the destination, which would not take it: <a href=\"file:///tmp/genimg%20rescue/"), "{main}");
+    }
+
+    #[test]
+    fn unrecognised_answers_are_looked_for_but_nothing_outside_the_destination() {
+        for path in [
+            "image_01_hd.png",
+            ".genimg/unrecognised/image.cat.01.hd.bin",
+        ] {
+            assert!(is_own_path(path), "{path}");
+        }
+        for path in [
+            "../secret.png",
+            "/etc/passwd",
+            "a/b.png",
+            "",
+            ".genimg/unrecognised",
+            ".genimg/unrecognised/../../secret.png",
+            ".genimg/unrecognised/../x.bin",
+            "/.genimg/unrecognised/x.bin",
+            "../.genimg/unrecognised/x.bin",
+            ".genimg/other/x.bin",
+            ".genimg/unrecognised/sub/x.bin",
+        ] {
+            assert!(!is_own_path(path), "{path}");
+        }
+        // Only the slashes of an unrecognised answer's path stay slashes.
+        assert_eq!(
+            href_of(".genimg/unrecognised/a b#1.bin"),
+            ".genimg/unrecognised/a%20b%231.bin"
+        );
+        assert_eq!(href_of("a/b.png"), "a%2Fb.png");
+        assert_eq!(href_of("//host/x.png"), "%2F%2Fhost%2Fx.png");
+    }
+
+    #[test]
+    fn write_finds_unrecognised_answers_in_their_folder_and_nothing_outside() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        std::fs::create_dir_all(dir.join(".genimg/unrecognised")).unwrap();
+        std::fs::write(dir.join(".genimg/unrecognised/x.bin"), b"?").unwrap();
+        std::fs::write(root.path().join("outside.png"), b"png").unwrap();
+        let mut odd = made(".genimg/unrecognised/x.bin", "a", 1);
+        odd.received_format = Some("unknown".to_owned());
+        let records = [odd, made("../outside.png", "a", 2)];
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(dir.join(manifest::FILE_NAME), text).unwrap();
+        let html = std::fs::read_to_string(write(&dir).unwrap()).unwrap();
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"unrecognised\">"), "{main}");
+        assert!(main.contains("<a href=\".genimg/unrecognised/x.bin\">Open the file</a>"));
+        assert!(main.contains("<figure class=\"missing\">"), "{main}");
+        assert!(!main.contains("outside.png\" "), "{main}");
+        assert!(!main.contains("src="), "{main}");
     }
 }
