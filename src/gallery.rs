@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use askama::Template;
 
 use crate::manifest::{self, Record, Status};
+use crate::output::{Lock, OutputError};
 use crate::plan::usd;
 
 /// The gallery's file name in the destination.
@@ -75,18 +76,12 @@ fn page_path(dir: &Path) -> PathBuf {
     }
 }
 
-/// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path.
+/// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path. The
+/// caller holds the destination's lock: a run, or [`rebuild`].
 pub fn write(dir: &Path) -> io::Result<PathBuf> {
     let records = manifest::read_records(dir).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "no {} in {}: nothing to show",
-                    manifest::FILE_NAME,
-                    dir.display()
-                ),
-            )
+            no_manifest(dir)
         } else {
             e
         }
@@ -108,6 +103,45 @@ pub fn write(dir: &Path) -> io::Result<PathBuf> {
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)
+}
+
+/// Writes `dir`'s page as [`write`] does, for `genimg gallery DIR`: under the destination's
+/// lock, so never while a run is writing there (a run writes its own page when it ends).
+pub fn rebuild(dir: &Path) -> io::Result<PathBuf> {
+    // Nothing to show, and no lock file to leave in a folder genimg never wrote to.
+    if let Err(e) = std::fs::metadata(dir.join(manifest::FILE_NAME))
+        && e.kind() == io::ErrorKind::NotFound
+    {
+        return Err(no_manifest(dir));
+    }
+    let _lock = Lock::take(dir).map_err(|e| match e {
+        OutputError::Locked { holder, .. } => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another genimg run{} is writing there; try again when it has finished",
+                holder
+                    .map(|pid| format!(" (process {pid})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        OutputError::NotWritable { source, .. } => io::Error::new(
+            source.kind(),
+            format!("cannot take the destination's lock: {source}"),
+        ),
+        other => io::Error::other(other.to_string()),
+    })?;
+    write(dir)
+}
+
+fn no_manifest(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "no {} in {}: nothing to show",
+            manifest::FILE_NAME,
+            dir.display()
+        ),
+    )
 }
 
 /// The directory's own name (`images`, not `.`), for the page's title.
@@ -1218,5 +1252,38 @@ mod tests {
         assert!(main.contains("<figure class=\"missing\">"), "{main}");
         assert!(!main.contains("outside.png\" "), "{main}");
         assert!(!main.contains("src="), "{main}");
+    }
+
+    #[test]
+    fn rebuild_never_writes_while_a_run_holds_the_lock_and_a_run_writes_under_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let err = rebuild(dir).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            !dir.join(".genimg.lock").exists(),
+            "no lock file where there is nothing to show"
+        );
+
+        let line = serde_json::to_string(&made("a.png", "a", 1)).unwrap();
+        std::fs::write(dir.join(manifest::FILE_NAME), format!("{line}\n")).unwrap();
+        let run = Lock::take(dir).unwrap();
+        let err = rebuild(dir).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "another genimg run (process {}) is writing there; try again when it has finished",
+                std::process::id()
+            )
+        );
+        assert!(!dir.join(FILE_NAME).exists(), "nothing written");
+        // The run holding the lock writes its own page.
+        assert_eq!(write(dir).unwrap(), dir.join(FILE_NAME));
+
+        drop(run);
+        assert_eq!(rebuild(dir).unwrap(), dir.join(FILE_NAME));
+        // And holds the lock only while it writes.
+        drop(Lock::take(dir).unwrap());
     }
 }

@@ -334,3 +334,56 @@ fn answers_kept_another_way_are_shown_for_what_they_are() {
     assert!(dom.contains("data-loaded=\"1/1\""), "{dom}");
     assert!(!dom.contains("class=\"broken\""), "{dom}");
 }
+
+/// `genimg gallery DIR` takes the destination's lock as a run does: while a run is writing
+/// there it refuses (exit 2) and writes nothing; the run writes its own page when it ends.
+#[test]
+fn the_gallery_command_refuses_while_a_run_writes_there() {
+    let ws = Workspace::new();
+    let fast = FakeServer::start();
+    assert_code(&genimg(&ws, Some(&fast)).args(["a", "-o", "out"]).run(), 0);
+    let before = ws.read("out/index.html");
+
+    let slow = FakeServer::with(Options {
+        latency: Duration::from_millis(3000),
+        ..Options::default()
+    });
+    let running = genimg(&ws, Some(&slow))
+        .args(["a", "-o", "out", "-n", "2"])
+        .start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slow.image_requests_started() == 0 {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&refused, 2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "gallery out: another genimg run (process {}) is writing there; try again when it \
+             has finished",
+            running.id()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        ws.read("out/index.html"),
+        before,
+        "the page was not touched"
+    );
+
+    let run = wait(running);
+    assert_code(&run, 0);
+    assert!(run.stderr.contains("Gallery: "), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("could not write the gallery"),
+        "{}",
+        run.stderr
+    );
+    let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
+    assert!(page.contains("<img src=\"image_02_hd.png\""), "{page}");
+
+    let again = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&again, 0);
+}
