@@ -8,23 +8,27 @@
 //!
 //! The page shows what each file is *now*: the last record of a file decides, except that a
 //! failed attempt does not hide the image an earlier attempt left on the disk.
+//!
+//! This module reads the manifest into a [`Sheet`] (files, their state, grouped and counted);
+//! the askama template `templates/gallery.html` renders it, with `gallery.css` and
+//! `gallery.js` beside it included when genimg is compiled. Every value the template shows is
+//! HTML-escaped unless the template says otherwise, and it never does.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::fmt::{self, Write as _};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use askama::Template;
+
+use crate::store::atomic::{self, Exists};
+use crate::store::destination::{Lock, OutputError};
 use crate::store::manifest::{self, Record, Status};
 use crate::units::usd;
 
 /// The gallery's file name in the destination.
 pub const FILE_NAME: &str = "index.html";
-
-/// Temporary files are named as the destination's own, so a run cleans up any a killed
-/// `genimg gallery` left.
-const TEMP_PREFIX: &str = ".genimg-";
-const TEMP_SUFFIX: &str = ".tmp";
 
 /// Builds the page from the manifest's records, in manifest order (the last record of a file
 /// says what the file is), taking the files some record made to be on the disk, and no other.
@@ -40,7 +44,15 @@ pub fn render(title: &str, records: &[Record]) -> String {
 /// Builds the page as [`render`] does, with `on_disk(file)` saying whether a file the records
 /// name is still there: a made image that is not is shown as missing, not as a broken image.
 pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bool) -> String {
-    Sheet::new(records, &on_disk).html(title)
+    let sheet = Sheet::new(records, &on_disk);
+    let page = Page {
+        title,
+        version: env!("CARGO_PKG_VERSION"),
+        counts: sheet.counts(),
+        sheet: &sheet,
+    };
+    // Only a `Display` of ours could fail, and none does: they all write to a `String`.
+    page.render().expect("the gallery renders to a string")
 }
 
 /// The name used when an `index.html` that genimg did not write is already there.
@@ -60,39 +72,59 @@ fn page_path(dir: &Path) -> PathBuf {
     }
 }
 
-/// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path.
+/// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path. The
+/// caller holds the destination's lock: a run, or [`rebuild`].
 pub fn write(dir: &Path) -> io::Result<PathBuf> {
     let records = manifest::read_records(dir).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "no {} in {}: nothing to show",
-                    manifest::FILE_NAME,
-                    dir.display()
-                ),
-            )
+            no_manifest(dir)
         } else {
             e
         }
     })?;
     let html = render_with(&title_of(dir), &records, |file| {
-        is_plain_name(file) && dir.join(file).is_file()
+        is_own_path(file) && dir.join(file).is_file()
     });
-    let path = page_path(dir);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
-    #[cfg(unix)]
+    atomic::write(&page_path(dir), html.as_bytes(), Exists::Replace)
+}
+
+/// Writes `dir`'s page as [`write`] does, for `genimg gallery DIR`: under the destination's
+/// lock, so never while a run is writing there (a run writes its own page when it ends).
+pub fn rebuild(dir: &Path) -> io::Result<PathBuf> {
+    // Nothing to show, and no lock file to leave in a folder genimg never wrote to.
+    if let Err(e) = std::fs::metadata(dir.join(manifest::FILE_NAME))
+        && e.kind() == io::ErrorKind::NotFound
     {
-        // A page to open or serve: let the umask decide, not tempfile's private 0600.
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        return Err(no_manifest(dir));
     }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(html.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
-    Ok(path)
+    let _lock = Lock::take(dir).map_err(|e| match e {
+        OutputError::Locked { holder, .. } => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another genimg run{} is writing there; try again when it has finished",
+                holder
+                    .map(|pid| format!(" (process {pid})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        OutputError::NotWritable { source, .. } => io::Error::new(
+            source.kind(),
+            format!("cannot take the destination's lock: {source}"),
+        ),
+        other => io::Error::other(other.to_string()),
+    })?;
+    write(dir)
+}
+
+fn no_manifest(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "no {} in {}: nothing to show",
+            manifest::FILE_NAME,
+            dir.display()
+        ),
+    )
 }
 
 /// The directory's own name (`images`, not `.`), for the page's title.
@@ -110,6 +142,85 @@ fn is_plain_name(file: &str) -> bool {
         (components.next(), components.next()),
         (Some(Component::Normal(_)), None)
     )
+}
+
+/// Where genimg keeps an answer whose bytes are in no format it recognises: this folder of
+/// the destination.
+const UNRECOGNISED_DIR: [&str; 2] = [".genimg", "unrecognised"];
+
+/// A name right in [`UNRECOGNISED_DIR`]: `.genimg/unrecognised/image.cat.01.hd.bin`.
+fn is_unrecognised_path(file: &str) -> bool {
+    let mut components = Path::new(file).components();
+    match (
+        components.next(),
+        components.next(),
+        components.next(),
+        components.next(),
+    ) {
+        (
+            Some(Component::Normal(dir)),
+            Some(Component::Normal(sub)),
+            Some(Component::Normal(_)),
+            None,
+        ) => [dir, sub] == UNRECOGNISED_DIR.map(std::ffi::OsStr::new),
+        _ => false,
+    }
+}
+
+/// A file the page may look for on the disk, and link: a plain name, or an unrecognised
+/// answer's path. Never a path that could lead out of the destination (`..`, absolute) or
+/// anywhere else in it.
+fn is_own_path(file: &str) -> bool {
+    is_plain_name(file) || is_unrecognised_path(file)
+}
+
+/// A file's relative URL: [`url_of`] its name, and each name of an unrecognised answer's
+/// path, so that only the slashes between them stay slashes.
+fn href_of(file: &str) -> String {
+    if is_unrecognised_path(file) {
+        let names: Vec<String> = Path::new(file)
+            .components()
+            .map(|c| url_of(&c.as_os_str().to_string_lossy()))
+            .collect();
+        names.join("/")
+    } else {
+        url_of(file)
+    }
+}
+
+/// The page, as `templates/gallery.html` lays it out.
+#[derive(Template)]
+#[template(path = "gallery.html")]
+struct Page<'a> {
+    title: &'a str,
+    version: &'a str,
+    sheet: &'a Sheet<'a>,
+    /// Of the whole sheet.
+    counts: Counts,
+}
+
+impl Page<'_> {
+    /// `, $1.25 spent in all runs`, when images remade or failed cost more than those shown.
+    fn spent(&self) -> Option<String> {
+        ((self.sheet.spent - self.counts.cost).abs() >= 0.0005).then(|| usd(self.sheet.spent))
+    }
+
+    /// When the last record was written, in minutes.
+    fn last_image(&self) -> Option<String> {
+        self.sheet.last_finished.map(when)
+    }
+}
+
+/// How the page escapes every value it shows: the five characters that mean something in
+/// HTML, as named entities (`&lt;`, `&quot;`, `&#39;`). askama's own escaper writes them as
+/// numbers; `askama.toml` makes this one the default for `.html` templates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HtmlEscaper;
+
+impl askama::filters::Escaper for HtmlEscaper {
+    fn write_escaped_str<W: fmt::Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        dest.write_str(&escape(text))
+    }
 }
 
 /// `text` with the five characters that mean something in HTML escaped, for element content
@@ -168,13 +279,25 @@ struct Card<'a> {
     state: State<'a>,
 }
 
-impl Card<'_> {
-    fn shows_image(&self) -> bool {
+impl<'a> Card<'a> {
+    /// Whether the file is on the disk, to link.
+    fn links_file(&self) -> bool {
         matches!(self.state, State::Made | State::Kept { .. })
+    }
+
+    /// Whether the file is an image to show: on the disk, in a format genimg recognises.
+    fn shows_image(&self) -> bool {
+        self.links_file() && !self.unrecognised()
+    }
+
+    /// Whether the answer's bytes were in no format genimg recognises.
+    fn unrecognised(&self) -> bool {
+        self.record.received_format.as_deref() == Some(UNKNOWN_FORMAT)
     }
 
     fn class(&self) -> &'static str {
         match self.state {
+            State::Made if self.unrecognised() => "unrecognised",
             State::Made => "made",
             State::Missing => "missing",
             State::Kept { .. } => "kept",
@@ -183,12 +306,142 @@ impl Card<'_> {
         }
     }
 
-    /// What the card cost: a made image's price.
+    /// What the card cost: a made image's price, or a rescued one's.
     fn cost(&self) -> Option<f64> {
         match self.record.status {
             Status::Made => self.record.cost_usd,
+            Status::Failed if self.record.rescued.is_some() => self.record.cost_usd,
             Status::Failed | Status::Refused => None,
         }
+    }
+
+    /// The file as a relative URL.
+    fn url(&self) -> String {
+        href_of(&self.record.file)
+    }
+
+    /// What the card says about the answer's format, where it was not the one asked for.
+    fn format_note(&self) -> Option<FormatNote<'a>> {
+        let received = self.record.received_format.as_deref()?;
+        let asked = self.record.asked_format.as_deref();
+        let recognised = received != UNKNOWN_FORMAT;
+        if recognised && asked == Some(received) {
+            return None;
+        }
+        Some(FormatNote {
+            asked,
+            received: recognised.then_some(received),
+            planned: self.planned_file(),
+        })
+    }
+
+    /// The name the plan gave the file, where it was kept under another.
+    fn planned_file(&self) -> Option<&'a str> {
+        let planned = self.record.planned_file.as_deref()?;
+        (planned != self.record.file).then_some(planned)
+    }
+
+    /// Where the image the last attempt paid for was kept, outside the destination that
+    /// would not take it.
+    fn rescue(&self) -> Option<Rescue<'a>> {
+        let last = match self.state {
+            State::Kept { failure } => failure,
+            _ => self.record,
+        };
+        let path = last.rescued.as_deref()?;
+        Some(Rescue {
+            path,
+            url: url::Url::from_file_path(path).ok().map(String::from),
+        })
+    }
+
+    /// Where no image is shown: what the card says instead, and why.
+    fn status(&self) -> &'static str {
+        match self.state {
+            State::Missing => "missing",
+            _ if self.record.status == Status::Refused => "refused",
+            _ => "failed",
+        }
+    }
+
+    fn is_missing(&self) -> bool {
+        self.state == State::Missing
+    }
+
+    /// Why the record's attempt failed.
+    fn reason(&self) -> String {
+        reason(self.record)
+    }
+
+    /// The last attempt, where it failed after the image shown was made.
+    fn later_failure(&self) -> Option<Failure<'a>> {
+        match self.state {
+            State::Kept { failure } => Some(Failure(failure)),
+            _ => None,
+        }
+    }
+
+    /// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
+    fn meta(&self) -> String {
+        let record = self.record;
+        let mut parts = vec![format!("#{}", record.index), record.model.clone()];
+        for key in ["size", "quality"] {
+            match record.request.get(key) {
+                Some(serde_json::Value::String(s)) => parts.push(s.clone()),
+                Some(serde_json::Value::Null) | None => {}
+                Some(other) => parts.push(other.to_string()),
+            }
+        }
+        if let Some(cost) = self.cost() {
+            parts.push(usd(cost));
+        }
+        parts.join(" · ")
+    }
+
+    /// The revised prompt, when the service gave one.
+    fn revised_prompt(&self) -> Option<&'a str> {
+        self.record
+            .revised_prompt
+            .as_deref()
+            .filter(|r| !r.is_empty())
+    }
+}
+
+/// `received_format` of an answer whose bytes are in no format genimg recognises.
+const UNKNOWN_FORMAT: &str = "unknown";
+
+/// An answer in another format than asked for.
+#[derive(Debug, Clone, Copy)]
+struct FormatNote<'a> {
+    asked: Option<&'a str>,
+    /// `None`: in no format genimg recognises.
+    received: Option<&'a str>,
+    /// The name the plan gave the file, where it was kept under another.
+    planned: Option<&'a str>,
+}
+
+/// An image kept outside the destination: its absolute path, and that as a `file://` URL.
+#[derive(Debug, Clone)]
+struct Rescue<'a> {
+    path: &'a str,
+    url: Option<String>,
+}
+
+/// A failed or refused attempt, as a note shows it.
+#[derive(Debug, Clone, Copy)]
+struct Failure<'a>(&'a Record);
+
+impl Failure<'_> {
+    fn refused(&self) -> bool {
+        self.0.status == Status::Refused
+    }
+
+    fn when(&self) -> String {
+        when(&self.0.finished)
+    }
+
+    fn reason(&self) -> String {
+        reason(self.0)
     }
 }
 
@@ -206,6 +459,11 @@ impl Group<'_> {
             Some(name) => format!("p-{name}"),
             None => "command-line".to_owned(),
         }
+    }
+
+    /// The anchor as a link's fragment.
+    fn anchor_url(&self) -> String {
+        url_of(&self.anchor())
     }
 
     fn heading(&self) -> &str {
@@ -235,6 +493,10 @@ struct Counts {
     refused: usize,
     /// Images kept on the disk after a later attempt failed.
     kept: usize,
+    /// Answers kept on the disk in a format genimg does not recognise (not in `images`).
+    unrecognised: usize,
+    /// Images kept outside the destination, which would not take them.
+    rescued: usize,
     cost: f64,
     /// Made images whose cost the manifest does not know.
     unpriced: usize,
@@ -245,20 +507,24 @@ impl Counts {
         let mut counts = Counts::default();
         for card in cards {
             match card.state {
-                State::Made => counts.images += 1,
-                State::Kept { .. } => {
-                    counts.images += 1;
-                    counts.kept += 1;
+                State::Made | State::Kept { .. } if card.unrecognised() => {
+                    counts.unrecognised += 1;
                 }
+                State::Made | State::Kept { .. } => counts.images += 1,
                 State::Missing => counts.missing += 1,
                 State::NotMade if card.record.status == Status::Refused => counts.refused += 1,
                 State::NotMade => counts.failed += 1,
             }
-            if card.record.status == Status::Made {
-                match card.cost() {
-                    Some(cost) => counts.cost += cost,
-                    None => counts.unpriced += 1,
-                }
+            if let State::Kept { .. } = card.state {
+                counts.kept += 1;
+            }
+            if card.rescue().is_some() {
+                counts.rescued += 1;
+            }
+            match card.cost() {
+                Some(cost) => counts.cost += cost,
+                None if card.record.status == Status::Made => counts.unpriced += 1,
+                None => {}
             }
         }
         counts
@@ -271,6 +537,7 @@ impl Counts {
             (self.failed, "failed"),
             (self.refused, "refused"),
             (self.missing, "missing"),
+            (self.unrecognised, "unrecognised"),
         ] {
             if n > 0 {
                 let _ = write!(text, ", {n} {what}");
@@ -280,7 +547,17 @@ impl Counts {
     }
 
     fn troubled(&self) -> bool {
-        self.failed + self.refused + self.missing > 0
+        self.failed + self.refused + self.missing + self.unrecognised > 0
+    }
+
+    /// What the images cost, in dollars.
+    fn cost_usd(&self) -> String {
+        usd(self.cost)
+    }
+
+    /// `1 image` whose cost is unknown, if any.
+    fn unpriced_images(&self) -> Option<String> {
+        (self.unpriced > 0).then(|| plural(self.unpriced, "image"))
     }
 }
 
@@ -391,94 +668,6 @@ impl<'a> Sheet<'a> {
             .collect();
         Counts::of(&cards)
     }
-
-    fn html(&self, title: &str) -> String {
-        let mut out = String::with_capacity(4096 + 1024 * self.groups.len());
-        let title = escape(title);
-        let _ = write!(
-            out,
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <meta name=\"generator\" content=\"genimg {}\">\n\
-             <title>{title} · genimg</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        self.header(&mut out, &title);
-        out.push_str("<main>\n");
-        if self.groups.is_empty() {
-            out.push_str("<p class=\"empty\">No images recorded yet.</p>\n");
-        }
-        for group in &self.groups {
-            section(&mut out, group);
-        }
-        out.push_str("</main>\n<script>");
-        out.push_str(SCRIPT);
-        out.push_str("</script>\n</body>\n</html>\n");
-        out
-    }
-
-    fn header(&self, out: &mut String, title: &str) {
-        let counts = self.counts();
-        let _ = write!(
-            out,
-            "<header>\n<h1><span class=\"by\">genimg ·</span> {title}</h1>\n<p class=\"totals\"><b>{}</b> made · <b{}>{}</b> failed",
-            counts.images,
-            if counts.failed > 0 {
-                " class=\"bad\""
-            } else {
-                ""
-            },
-            counts.failed,
-        );
-        if counts.refused > 0 {
-            let _ = write!(out, " · <b class=\"bad\">{}</b> refused", counts.refused);
-        }
-        if counts.missing > 0 {
-            let _ = write!(
-                out,
-                " · <b class=\"warn\">{}</b> missing from the disk",
-                counts.missing
-            );
-        }
-        if counts.kept > 0 {
-            let _ = write!(
-                out,
-                " · <b class=\"warn\">{}</b> kept after a later failed attempt",
-                counts.kept
-            );
-        }
-        let _ = write!(out, " · cost <b>{}</b>", usd(counts.cost));
-        if counts.unpriced > 0 {
-            let _ = write!(out, " (unknown for {})", plural(counts.unpriced, "image"));
-        }
-        if (self.spent - counts.cost).abs() >= 0.0005 {
-            let _ = write!(out, ", {} spent in all runs", usd(self.spent));
-        }
-        if let Some(finished) = self.last_finished {
-            let _ = write!(out, " · last image {}", escape(&when(finished)));
-        }
-        out.push_str("</p>\n");
-        if !self.groups.is_empty() {
-            out.push_str("<nav>\n");
-            for group in &self.groups {
-                let counts = group.counts();
-                let _ = writeln!(
-                    out,
-                    "<a href=\"#{}\"{}>{} <span class=\"n\">{}</span></a>",
-                    url_of(&group.anchor()),
-                    if counts.troubled() {
-                        " class=\"bad\""
-                    } else {
-                        ""
-                    },
-                    escape(group.heading()),
-                    escape(&counts.brief()),
-                );
-            }
-            out.push_str("</nav>\n");
-        }
-        out.push_str("</header>\n");
-    }
 }
 
 /// `2026-11-24T10:00:00.400Z` as `2026-11-24 10:00 UTC`; anything else as it is.
@@ -487,92 +676,6 @@ fn when(time: &str) -> String {
         (Some(day), Some(minute)) if time.ends_with('Z') => format!("{day} {minute} UTC"),
         _ => time.to_owned(),
     }
-}
-
-fn section(out: &mut String, group: &Group<'_>) {
-    let counts = group.counts();
-    let _ = write!(
-        out,
-        "<section id=\"{}\">\n<h2>{} <span class=\"n\">{}",
-        escape(&group.anchor()),
-        escape(group.heading()),
-        escape(&counts.brief()),
-    );
-    if counts.cost > 0.0 {
-        let _ = write!(out, " · {}", usd(counts.cost));
-    }
-    out.push_str("</span></h2>\n");
-    let common = group.common_prompt();
-    if let Some(text) = common {
-        let _ = writeln!(out, "<p class=\"prompt\">{}</p>", escape(text));
-    }
-    out.push_str("<div class=\"grid\">\n");
-    for card in &group.cards {
-        figure(out, card, common.is_none());
-    }
-    out.push_str("</div>\n</section>\n");
-}
-
-fn figure(out: &mut String, card: &Card<'_>, with_prompt: bool) {
-    let record = card.record;
-    let file = escape(&record.file);
-    let url = url_of(&record.file);
-    let _ = writeln!(out, "<figure class=\"{}\">", card.class());
-    if card.shows_image() {
-        let _ = writeln!(
-            out,
-            "<a class=\"thumb\" href=\"{url}\"><img src=\"{url}\" alt=\"{file}\" loading=\"lazy\" decoding=\"async\"></a>"
-        );
-    } else {
-        let (status, reason) = match card.state {
-            State::Missing => ("missing", "The file is no longer on the disk.".to_owned()),
-            _ if record.status == Status::Refused => ("refused", reason(record)),
-            _ => ("failed", reason(record)),
-        };
-        let _ = writeln!(
-            out,
-            "<div class=\"thumb none\"><span class=\"status\">{status}</span><p class=\"reason\">{}</p></div>",
-            escape(&reason)
-        );
-    }
-    out.push_str("<figcaption>\n");
-    if card.shows_image() {
-        let _ = writeln!(
-            out,
-            "<a class=\"file\" href=\"{url}\" title=\"{file}\">{file}</a>"
-        );
-    } else {
-        let _ = writeln!(out, "<span class=\"file\" title=\"{file}\">{file}</span>");
-    }
-    let _ = writeln!(out, "<div class=\"meta\">{}</div>", escape(&meta(card)));
-    if let State::Kept { failure } = card.state {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">The last attempt {} {}: {} The image shown was made before it.</p>",
-            if failure.status == Status::Refused {
-                "was refused"
-            } else {
-                "failed"
-            },
-            escape(&when(&failure.finished)),
-            escape(&reason(failure)),
-        );
-    }
-    if let Some(revised) = record.revised_prompt.as_deref().filter(|r| !r.is_empty()) {
-        let _ = writeln!(
-            out,
-            "<details class=\"revised\"><summary>revised prompt</summary><p>{}</p></details>",
-            escape(revised)
-        );
-    }
-    if with_prompt {
-        let _ = writeln!(
-            out,
-            "<details><summary>prompt</summary><p>{}</p></details>",
-            escape(&record.prompt_text)
-        );
-    }
-    out.push_str("</figcaption>\n</figure>\n");
 }
 
 /// Why a record's attempt failed, with its attempts when there were several.
@@ -589,102 +692,6 @@ fn reason(record: &Record) -> String {
     }
     text
 }
-
-/// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
-fn meta(card: &Card<'_>) -> String {
-    let record = card.record;
-    let mut parts = vec![format!("#{}", record.index), record.model.clone()];
-    for key in ["size", "quality"] {
-        match record.request.get(key) {
-            Some(serde_json::Value::String(s)) => parts.push(s.clone()),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => parts.push(other.to_string()),
-        }
-    }
-    if let Some(cost) = card.cost() {
-        parts.push(usd(cost));
-    }
-    parts.join(" · ")
-}
-
-const STYLE: &str = r#"
-:root { color-scheme: light dark; --bg: #f5f5f3; --fg: #1c1c1e; --muted: #6a6a70; --card: #fff;
-  --line: #dddde0; --well: #ececef; --link: #2457c5; --bad: #c0392b; --warn: #a86a12; }
-@media (prefers-color-scheme: dark) {
-  :root { --bg: #151517; --fg: #e9e9ec; --muted: #9c9ca3; --card: #202023; --line: #34343a;
-    --well: #29292d; --link: #86acff; --bad: #ff7466; --warn: #e6ac4f; }
-}
-* { box-sizing: border-box; }
-html { scroll-behavior: smooth; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
-a { color: var(--link); }
-header { padding: 20px 24px 14px; border-bottom: 1px solid var(--line); background: var(--card); }
-h1 { font-size: 20px; margin: 0 0 4px; overflow-wrap: anywhere; }
-h1 .by { color: var(--muted); font-weight: normal; }
-.totals { margin: 0 0 12px; color: var(--muted); }
-.totals b { color: var(--fg); font-variant-numeric: tabular-nums; }
-.totals b.bad, nav a.bad .n { color: var(--bad); }
-.totals b.warn { color: var(--warn); }
-nav { display: flex; flex-wrap: wrap; gap: 6px; }
-nav a { padding: 2px 10px; border: 1px solid var(--line); border-radius: 999px; background: var(--bg);
-  color: var(--fg); text-decoration: none; font-size: 13px; }
-nav a:hover { border-color: var(--link); }
-nav a.bad { border-color: var(--bad); }
-.n { color: var(--muted); font-weight: normal; font-size: 13px; }
-main { padding: 4px 24px 48px; }
-.empty { color: var(--muted); }
-section { margin-top: 22px; scroll-margin-top: 8px; }
-h2 { font-size: 16px; margin: 0 0 4px; overflow-wrap: anywhere; }
-.prompt { margin: 0 0 10px; max-width: 90ch; max-height: 7.5em; overflow: auto; white-space: pre-wrap;
-  overflow-wrap: anywhere; color: var(--muted); }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
-figure { margin: 0; display: flex; flex-direction: column; min-width: 0; background: var(--card);
-  border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
-figure.failed, figure.refused { border-color: var(--bad); }
-figure.missing, figure.kept { border-color: var(--warn); }
-.thumb { display: block; aspect-ratio: 1; background: var(--well); }
-.thumb img { display: block; width: 100%; height: 100%; object-fit: contain; }
-.thumb img.broken { outline: 2px solid var(--bad); outline-offset: -2px; }
-.none { display: flex; flex-direction: column; gap: 6px; padding: 12px 12px 10px; }
-.failed .none, .refused .none { background: color-mix(in srgb, var(--bad) 9%, var(--card)); }
-.missing .none { background: color-mix(in srgb, var(--warn) 9%, var(--card)); }
-.status { flex: none; font-size: 11px; font-weight: 700; letter-spacing: .06em;
-  text-transform: uppercase; }
-.failed .status, .refused .status { color: var(--bad); }
-.missing .status { color: var(--warn); }
-.reason { flex: 1 1 auto; min-height: 0; margin: 0; overflow: auto; font-size: 12px;
-  overflow-wrap: anywhere; }
-figcaption { padding: 6px 8px 8px; font-size: 12px; }
-.file { display: block; overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
-  font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 11.5px; }
-.meta { color: var(--muted); }
-.note { margin: 4px 0 0; color: var(--warn); overflow-wrap: anywhere; }
-details { margin-top: 4px; }
-summary { cursor: pointer; color: var(--link); }
-details p { margin: 4px 0 0; white-space: pre-wrap; overflow-wrap: anywhere; }
-"#;
-
-/// Marks images that did not load and counts those that did into `data-loaded` on the body
-/// ("loaded/total"), once the page has loaded and again as lazy thumbnails arrive.
-const SCRIPT: &str = r#"
-(function () {
-  var images = document.querySelectorAll("main img");
-  function tally() {
-    var loaded = 0;
-    images.forEach(function (img) {
-      if (img.complete && img.naturalWidth > 0) loaded++;
-      else if (img.complete) img.classList.add("broken");
-    });
-    document.body.dataset.loaded = loaded + "/" + images.length;
-  }
-  images.forEach(function (img) {
-    img.addEventListener("load", tally);
-    img.addEventListener("error", function () { img.classList.add("broken"); tally(); });
-  });
-  window.addEventListener("load", tally);
-})();
-"#;
 
 #[cfg(test)]
 mod tests {
@@ -1080,5 +1087,186 @@ mod tests {
             ["genimg.jsonl", "here.png", "index.html"],
             "no temporary left"
         );
+    }
+
+    #[test]
+    fn an_answer_in_another_format_is_shown_with_a_note() {
+        let mut png = made("image.a.01.hd.png", "a", 1);
+        png.planned_file = Some("image.a.01.hd.webp".to_owned());
+        png.asked_format = Some("webp".to_owned());
+        png.received_format = Some("png".to_owned());
+        let plain = made("image.a.02.hd.webp", "a", 2);
+        let html = render("out", &[png, plain]);
+        let main = main_of(&html);
+        assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
+        assert!(
+            main.contains("<div class=\"meta\">#1 · gpt-image-2 · 1024x1024 · high · $0.21</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
+            "{main}"
+        );
+        assert_eq!(main.matches("Format:").count(), 1, "only where they differ");
+        assert!(html.contains("<b>2</b> made · <b>0</b> failed"), "{html}");
+    }
+
+    #[test]
+    fn an_unrecognised_answer_is_linked_not_shown_as_an_image() {
+        let file = ".genimg/unrecognised/image.cat.01.hd.bin";
+        let mut odd = made(file, "cat", 1);
+        odd.planned_file = Some("image.cat.01.hd.png".to_owned());
+        odd.asked_format = Some("png".to_owned());
+        odd.received_format = Some("unknown".to_owned());
+        let records = [odd, made("image.cat.02.hd.png", "cat", 2)];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert_eq!(main.matches("<img").count(), 1, "{main}");
+        assert!(!main.contains("src=\".genimg"), "{main}");
+        assert!(main.contains("<figure class=\"unrecognised\">"), "{main}");
+        assert!(main.contains(
+            "<span class=\"status\">unrecognised</span><p class=\"reason\">Not an image genimg can show: the answer's bytes were kept as they came. <a href=\".genimg/unrecognised/image.cat.01.hd.bin\">Open the file</a></p>"
+        ), "{main}");
+        assert!(main.contains(
+            "<a class=\"file\" href=\".genimg/unrecognised/image.cat.01.hd.bin\" title=\".genimg/unrecognised/image.cat.01.hd.bin\">"
+        ), "{main}");
+        assert!(main.contains(
+            "<p class=\"note\">Format: asked for png, received bytes genimg does not recognise; planned as image.cat.01.hd.png.</p>"
+        ), "{main}");
+        // Paid for, so counted in the cost, but not an image.
+        assert!(html.contains(
+            "<b>1</b> made · <b>0</b> failed · <b class=\"warn\">1</b> in a format genimg does not recognise · cost <b>$0.42</b>"
+        ), "{html}");
+        assert!(html.contains(
+            "<a href=\"#p-cat\" class=\"bad\">cat <span class=\"n\">1 image, 1 unrecognised</span></a>"
+        ), "{html}");
+
+        // Gone from the disk, it is missing like any file.
+        let html = render_with("out", &records, |f| f != file);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"missing\">"), "{main}");
+        assert!(!main.contains("href=\".genimg"), "{main}");
+    }
+
+    #[test]
+    fn a_rescued_image_is_shown_on_its_failed_card_with_where_it_is() {
+        let mut lost = record("image.a.02.hd.png", Some("a"), 2, Status::Failed);
+        lost.error = Some("could not save image.a.02.hd.png: No space left on device".to_owned());
+        lost.cost_usd = Some(0.211);
+        lost.rescued = Some("/tmp/genimg rescue/<out>/image.a.02.hd.png".to_owned());
+        let records = [made("image.a.01.hd.png", "a", 1), lost];
+        let html = render("out", &records);
+        let main = main_of(&html);
+        assert!(main.contains(
+            "<figure class=\"failed\">\n<div class=\"thumb none\"><span class=\"status\">failed</span><p class=\"reason\">could not save image.a.02.hd.png: No space left on device.</p></div>"
+        ), "{main}");
+        assert!(
+            main.contains("<div class=\"meta\">#2 · gpt-image-2 · 1024x1024 · high · $0.21</div>"),
+            "what it cost is shown: {main}"
+        );
+        assert!(main.contains(
+            "<p class=\"note\">The image was paid for, and kept outside the destination, which would not take it: <a href=\"file:///tmp/genimg%20rescue/%3Cout%3E/image.a.02.hd.png\">/tmp/genimg rescue/&lt;out&gt;/image.a.02.hd.png</a></p>"
+        ), "{main}");
+        assert_eq!(main.matches("<img").count(), 1, "{main}");
+        assert!(html.contains(
+            "<b>1</b> made · <b class=\"bad\">1</b> failed · <b class=\"warn\">1</b> kept outside the destination · cost <b>$0.42</b>"
+        ), "{html}");
+
+        // A rescue after an earlier image of the file: the card shows that image, and the
+        // rescue with the failure.
+        let mut again = records[1].clone();
+        again.file = "image.a.01.hd.png".to_owned();
+        again.index = 1;
+        let html = render("out", &[records[0].clone(), again]);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"kept\">"), "{main}");
+        assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
+        assert!(main.contains("kept outside the destination, which would not take it: <a href=\"file:///tmp/genimg%20rescue/"), "{main}");
+    }
+
+    #[test]
+    fn unrecognised_answers_are_looked_for_but_nothing_outside_the_destination() {
+        for path in [
+            "image_01_hd.png",
+            ".genimg/unrecognised/image.cat.01.hd.bin",
+        ] {
+            assert!(is_own_path(path), "{path}");
+        }
+        for path in [
+            "../secret.png",
+            "/etc/passwd",
+            "a/b.png",
+            "",
+            ".genimg/unrecognised",
+            ".genimg/unrecognised/../../secret.png",
+            ".genimg/unrecognised/../x.bin",
+            "/.genimg/unrecognised/x.bin",
+            "../.genimg/unrecognised/x.bin",
+            ".genimg/other/x.bin",
+            ".genimg/unrecognised/sub/x.bin",
+        ] {
+            assert!(!is_own_path(path), "{path}");
+        }
+        // Only the slashes of an unrecognised answer's path stay slashes.
+        assert_eq!(
+            href_of(".genimg/unrecognised/a b#1.bin"),
+            ".genimg/unrecognised/a%20b%231.bin"
+        );
+        assert_eq!(href_of("a/b.png"), "a%2Fb.png");
+        assert_eq!(href_of("//host/x.png"), "%2F%2Fhost%2Fx.png");
+    }
+
+    #[test]
+    fn write_finds_unrecognised_answers_in_their_folder_and_nothing_outside() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        std::fs::create_dir_all(dir.join(".genimg/unrecognised")).unwrap();
+        std::fs::write(dir.join(".genimg/unrecognised/x.bin"), b"?").unwrap();
+        std::fs::write(root.path().join("outside.png"), b"png").unwrap();
+        let mut odd = made(".genimg/unrecognised/x.bin", "a", 1);
+        odd.received_format = Some("unknown".to_owned());
+        let records = [odd, made("../outside.png", "a", 2)];
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(dir.join(manifest::FILE_NAME), text).unwrap();
+        let html = std::fs::read_to_string(write(&dir).unwrap()).unwrap();
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"unrecognised\">"), "{main}");
+        assert!(main.contains("<a href=\".genimg/unrecognised/x.bin\">Open the file</a>"));
+        assert!(main.contains("<figure class=\"missing\">"), "{main}");
+        assert!(!main.contains("outside.png\" "), "{main}");
+        assert!(!main.contains("src="), "{main}");
+    }
+
+    #[test]
+    fn rebuild_never_writes_while_a_run_holds_the_lock_and_a_run_writes_under_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let err = rebuild(dir).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            !dir.join(".genimg.lock").exists(),
+            "no lock file where there is nothing to show"
+        );
+
+        let line = serde_json::to_string(&made("a.png", "a", 1)).unwrap();
+        std::fs::write(dir.join(manifest::FILE_NAME), format!("{line}\n")).unwrap();
+        let run = Lock::take(dir).unwrap();
+        let err = rebuild(dir).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "another genimg run (process {}) is writing there; try again when it has finished",
+                std::process::id()
+            )
+        );
+        assert!(!dir.join(FILE_NAME).exists(), "nothing written");
+        // The run holding the lock writes its own page.
+        assert_eq!(write(dir).unwrap(), dir.join(FILE_NAME));
+
+        drop(run);
+        assert_eq!(rebuild(dir).unwrap(), dir.join(FILE_NAME));
+        // And holds the lock only while it writes.
+        drop(Lock::take(dir).unwrap());
     }
 }

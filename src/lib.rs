@@ -234,7 +234,7 @@ fn run_command(command: &cli::Command) -> Result<(), Error> {
     match command {
         cli::Command::Models => print(&models::render_table()),
         cli::Command::Gallery { dir } => {
-            let path = gallery::write(dir).map_err(|e| Error::Gallery {
+            let path = gallery::rebuild(dir).map_err(|e| Error::Gallery {
                 dir: dir.display().to_string(),
                 problem: e.to_string(),
             })?;

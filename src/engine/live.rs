@@ -368,17 +368,27 @@ async fn make_image<S: ImageService>(
         let answer = context.service.create(spec).await;
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
-        drop(slot);
-        if let Err(e) = &answer
-            && let Some(cost) = e
-                .billed_usage()
-                .and_then(|u| job.prompt.model.cost_from_usage(u))
-        {
-            *billed.lock().unwrap_or_else(|e| e.into_inner()) += cost;
-            if let Some(budget) = budget {
-                budget.spend(cost);
+        // What the answer billed counts before the slot goes too, so that the next request
+        // is weighed against it.
+        match &answer {
+            Ok(image) => {
+                if let Some(budget) = budget {
+                    budget.settle(estimate, image_cost(&job, image).unwrap_or(estimate));
+                }
+            }
+            Err(e) => {
+                if let Some(cost) = e
+                    .billed_usage()
+                    .and_then(|u| job.prompt.model.cost_from_usage(u))
+                {
+                    *billed.lock().unwrap_or_else(|e| e.into_inner()) += cost;
+                    if let Some(budget) = budget {
+                        budget.spend(cost);
+                    }
+                }
             }
         }
+        drop(slot);
         answer.map_err(Attempt::Api)
     })
     .retry(context.retry.backoff())
@@ -475,12 +485,7 @@ async fn make_image<S: ImageService>(
         }
     };
 
-    // What this image cost: from `usage` for models priced by token, else the price table.
-    let cost = image
-        .usage
-        .as_ref()
-        .and_then(|u| job.prompt.model.cost_from_usage(u))
-        .or(job.prompt.estimate);
+    let cost = image_cost(&job, &image);
     let total = match cost {
         Some(c) => Some(c + billed),
         None => (billed > 0.0).then_some(billed),
@@ -492,18 +497,11 @@ async fn make_image<S: ImageService>(
     let keeper = context.clone();
     let planned = job.file_name.clone();
     let asked = spec.asked_format();
-    let charge = cost.unwrap_or(estimate);
     let halt = shared.halt.clone();
     let kept = task::spawn_blocking(move || {
-        let kept = keeper.sink.keep(
-            &planned,
-            asked,
-            &image.bytes,
-            record,
-            reserved,
-            charge,
-            || halt.cancel(),
-        );
+        let kept = keeper
+            .sink
+            .keep(&planned, asked, &image.bytes, record, || halt.cancel());
         (kept, image)
     })
     .await;
@@ -560,6 +558,15 @@ async fn make_image<S: ImageService>(
             attempts,
         )),
     }
+}
+
+/// What an image cost: from `usage` for models priced by token, else the price table.
+fn image_cost(job: &Job, image: &Delivered) -> Option<f64> {
+    image
+        .usage
+        .as_ref()
+        .and_then(|u| job.prompt.model.cost_from_usage(u))
+        .or(job.prompt.estimate)
 }
 
 /// Adapts the pace to an answer: the window grows after successes and shrinks on a 429 (which

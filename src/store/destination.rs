@@ -58,9 +58,7 @@ pub enum OutputError {
 #[derive(Debug)]
 pub struct Destination {
     dir: PathBuf,
-    /// Holds an OS lock, released by the OS however the process ends, so a run killed with
-    /// `kill -9` never blocks the next one.
-    _lock: File,
+    _lock: Lock,
 }
 
 impl Destination {
@@ -86,30 +84,7 @@ impl Destination {
             path: shown.clone(),
             source,
         };
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK_FILE))
-            .map_err(not_writable)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = lock.read_to_string(&mut text);
-                return Err(OutputError::Locked {
-                    path: shown,
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(not_writable(e)),
-        }
-        // The holder's process id, for the message another run shows.
-        lock.set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| writeln!(lock, "{}", std::process::id()))
-            .map_err(not_writable)?;
+        let lock = Lock::take(dir)?;
 
         let destination = Destination {
             dir: dir.to_owned(),
@@ -199,6 +174,52 @@ fn broken_link(dir: &Path) -> Option<(PathBuf, PathBuf)> {
                 None
             }
         })
+}
+
+/// A destination's lock, held for as long as it lives: while one genimg process holds it, no
+/// other writes there.
+#[derive(Debug)]
+pub struct Lock {
+    /// Holds an OS lock, released by the OS however the process ends, so a run killed with
+    /// `kill -9` never blocks the next one.
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock of the existing directory `dir` without waiting, creating nothing but
+    /// its lock file: `Locked` while another process holds it.
+    pub fn take(dir: &Path) -> Result<Lock, OutputError> {
+        let shown = dir.display().to_string();
+        let not_writable = |source| OutputError::NotWritable {
+            path: shown.clone(),
+            source,
+        };
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))
+            .map_err(not_writable)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = lock.read_to_string(&mut text);
+                return Err(OutputError::Locked {
+                    path: shown,
+                    holder: text.trim().parse().ok(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(not_writable(e)),
+        }
+        // The holder's process id, for the message another run shows.
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .map_err(not_writable)?;
+        Ok(Lock { _file: lock })
+    }
 }
 
 /// Looks at what the destination holds, without changing anything (a dry run uses it too):

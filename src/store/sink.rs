@@ -175,25 +175,19 @@ impl Sink {
     }
 
     /// Keeps the bytes an answer delivered for the image planned as `planned`, asked for in
-    /// `asked`: writes them, completes `record` and appends it, and settles the budget: the
-    /// estimate `reserved` for the image goes, and what its answer `cost` is spent. If the
-    /// destination will not take the image, `refused` is called at once, before the image
-    /// is rescued, so that the caller stops buying images that would meet the same fate.
-    /// Blocking: call it off the async workers.
-    #[allow(clippy::too_many_arguments)]
+    /// `asked`: writes them, completes `record` and appends it. If the destination will not
+    /// take the image, `refused` is called at once, before the image is rescued, so that the
+    /// caller stops buying images that would meet the same fate. Blocking: call it off the
+    /// async workers. (What the image cost is settled against the [`Budget`] as soon as its
+    /// answer arrives, before any other request is weighed.)
     pub fn keep(
         &self,
         planned: &str,
         asked: ImageFormat,
         bytes: &[u8],
         mut record: Record,
-        reserved: f64,
-        cost: f64,
         refused: impl FnOnce(),
     ) -> Result<Kept, NotKept> {
-        if let Some(budget) = &self.budget {
-            budget.settle(reserved, cost);
-        }
         let received = Received::of(bytes, asked);
         let sha256 = sha256_hex(bytes);
         record.sha256 = Some(sha256.clone());

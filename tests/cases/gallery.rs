@@ -258,3 +258,132 @@ fn the_page_is_self_contained() {
         assert!(page.contains(&format!("<img src=\"{name}\"")), "{name}");
     }
 }
+
+/// A destination as a run leaves it when answers came in another format than asked, in none
+/// genimg recognises, or could not be saved there: the records say so, and a browser shows
+/// each for what it is, with no broken image.
+#[test]
+fn answers_kept_another_way_are_shown_for_what_they_are() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "3"])
+        .run();
+    assert_code(&run, 0);
+    let out = ws.join("out");
+    let unrecognised = ".genimg/unrecognised/image_02_hd.bin";
+    std::fs::create_dir_all(out.join(".genimg/unrecognised")).unwrap();
+    // Bytes in no format genimg knows, where the image was planned.
+    std::fs::remove_file(out.join("image_02_hd.png")).unwrap();
+    std::fs::write(out.join(unrecognised), "<svg-ish>not an image genimg knows").unwrap();
+    std::fs::create_dir_all(ws.join("rescue")).unwrap();
+    let rescued = ws.join("rescue").join("image_03_hd.png");
+    std::fs::rename(out.join("image_03_hd.png"), &rescued).unwrap();
+    let mut lines = String::new();
+    for mut r in ws.manifest("out") {
+        match r["file"].as_str().unwrap() {
+            "image_01_hd.png" => {
+                r["planned_file"] = "image_01_hd.webp".into();
+                r["asked_format"] = "webp".into();
+                r["received_format"] = "png".into();
+            }
+            "image_02_hd.png" => {
+                r["file"] = unrecognised.into();
+                r["planned_file"] = "image_02_hd.png".into();
+                r["asked_format"] = "png".into();
+                r["received_format"] = "unknown".into();
+            }
+            "image_03_hd.png" => {
+                r["status"] = "failed".into();
+                r["error"] = "could not save image_03_hd.png: No space left on device".into();
+                r["rescued"] = rescued.display().to_string().into();
+            }
+            other => panic!("unexpected record of {other}"),
+        }
+        lines.push_str(&format!("{r}\n"));
+    }
+    std::fs::write(out.join(MANIFEST), lines).unwrap();
+
+    let run = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&run, 0);
+    let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
+    assert!(
+        page.contains("Format: asked for webp, received png; planned as image_01_hd.webp."),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<a href=\"{unrecognised}\">Open the file</a>")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<a href=\"file://{0}\">{0}</a>",
+            rescued.display()
+        )),
+        "{page}"
+    );
+    assert_eq!(page.matches("<img ").count(), 1, "{page}");
+
+    if !chromium_available() {
+        return;
+    }
+    let dom = chromium(
+        &out.join(GALLERY).canonicalize().expect("index.html"),
+        &["--dump-dom"],
+    );
+    assert!(dom.contains("data-loaded=\"1/1\""), "{dom}");
+    assert!(!dom.contains("class=\"broken\""), "{dom}");
+}
+
+/// `genimg gallery DIR` takes the destination's lock as a run does: while a run is writing
+/// there it refuses (exit 2) and writes nothing; the run writes its own page when it ends.
+#[test]
+fn the_gallery_command_refuses_while_a_run_writes_there() {
+    let ws = Workspace::new();
+    let fast = FakeServer::start();
+    assert_code(&genimg(&ws, Some(&fast)).args(["a", "-o", "out"]).run(), 0);
+    let before = ws.read("out/index.html");
+
+    let slow = FakeServer::with(Options {
+        latency: Duration::from_millis(3000),
+        ..Options::default()
+    });
+    let running = genimg(&ws, Some(&slow))
+        .args(["a", "-o", "out", "-n", "2"])
+        .start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slow.image_requests_started() == 0 {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&refused, 2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "gallery out: another genimg run (process {}) is writing there; try again when it \
+             has finished",
+            running.id()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        ws.read("out/index.html"),
+        before,
+        "the page was not touched"
+    );
+
+    let run = wait(running);
+    assert_code(&run, 0);
+    assert!(run.stderr.contains("Gallery: "), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("could not write the gallery"),
+        "{}",
+        run.stderr
+    );
+    let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
+    assert!(page.contains("<img src=\"image_02_hd.png\""), "{page}");
+
+    let again = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&again, 0);
+}
