@@ -10,9 +10,9 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use crate::catalog::{QUALITY_TOKENS, Size};
+use crate::config::options::{self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS};
 use crate::format::ImageFormat;
-use crate::models::{QUALITY_TOKENS, Size};
-use crate::options::{self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS};
 
 const EXAMPLES: &str = "\
 Examples:

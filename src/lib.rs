@@ -3,16 +3,12 @@
 //! The binary is a thin shell around [`run`]: parse the command line into a [`Config`], run
 //! it, map the [`Outcome`] to an exit code. Everything is testable without argv.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod config_file;
 pub mod engine;
 pub mod format;
-pub mod gallery;
-pub mod input;
 pub mod logging;
-pub mod models;
-pub mod options;
 pub mod outcome;
 pub mod plan;
 pub mod progress;
@@ -130,7 +126,7 @@ pub async fn run(
         let survey = store::survey(&plan, config.existing)?;
         plan.adopt(&survey);
         if config.json {
-            print_json(&report::document(
+            print_json(&report::json::document(
                 config,
                 &plan,
                 &survey,
@@ -204,7 +200,7 @@ pub async fn run(
     if config.gallery {
         // The images are safe whatever happens here: a gallery that cannot be written is a
         // warning, not a failed run.
-        match gallery::write(&config.dst_dir) {
+        match report::gallery::write(&config.dst_dir) {
             Ok(path) => reporter.event(Event::Gallery { path: &path }),
             Err(e) => reporter.event(Event::Warning {
                 text: &format!("could not write the gallery: {e}"),
@@ -216,7 +212,7 @@ pub async fn run(
     if config.json
         && let Outcome::Ran(summary) = &outcome
     {
-        let doc = report::document(config, &plan, &survey, Some(summary), outcome.status());
+        let doc = report::json::document(config, &plan, &survey, Some(summary), outcome.status());
         print_json(&doc);
     }
     Ok(outcome)
@@ -232,9 +228,9 @@ pub fn print_json(doc: &serde_json::Value) {
 /// Runs a subcommand: everything but making images.
 fn run_command(command: &cli::Command) -> Result<(), Error> {
     match command {
-        cli::Command::Models => print(&models::render_table()),
+        cli::Command::Models => print(&catalog::render_table()),
         cli::Command::Gallery { dir } => {
-            let path = gallery::rebuild(dir).map_err(|e| Error::Gallery {
+            let path = report::gallery::rebuild(dir).map_err(|e| Error::Gallery {
                 dir: dir.display().to_string(),
                 problem: e.to_string(),
             })?;

@@ -46,7 +46,7 @@ fn fail(error: &dyn std::fmt::Display, json: bool) -> ExitCode {
     let message = format!("{error:#}");
     eprintln!("genimg: error: {message}");
     if json {
-        genimg::print_json(&genimg::report::error_document(&message));
+        genimg::print_json(&genimg::report::json::error_document(&message));
     }
     Status::Usage.into()
 }

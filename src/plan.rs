@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::catalog::Model;
+use crate::catalog::QUALITY_TOKENS;
 use crate::config::{Config, PromptSource};
 use crate::format::ImageFormat;
-use crate::models::Model;
-use crate::models::QUALITY_TOKENS;
 use crate::provider::{self, ImageRequest, Operation, openai};
 use crate::spec::{Identity, ImageSpec};
 use crate::store::manifest;

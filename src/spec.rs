@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 
+use crate::catalog::{Model, Size, Tier};
 use crate::format::ImageFormat;
-use crate::models::{Model, Size, Tier};
 use crate::units::sha256_hex;
 
 /// Which service family makes the image. OpenAI-compatible services and Azure OpenAI are

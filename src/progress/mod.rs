@@ -359,7 +359,7 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
         if stop.fatal == Fatal::ModelNotFound {
             lines.push(format!(
                 "Live models: {}.",
-                crate::models::live_models().join(", ")
+                crate::catalog::live_models().join(", ")
             ));
         }
         lines.push(format!("The service said: {}", stop.error));

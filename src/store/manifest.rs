@@ -345,7 +345,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::models::{Model, Tier};
+    use crate::catalog::{Model, Tier};
     use crate::spec::{ImageOptions, Quality};
 
     fn spec() -> ImageSpec {

@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn azure_paths() {
-        use crate::models::Model;
+        use crate::catalog::Model;
         use crate::spec::ImageOptions;
         let request = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("my-dalle"),
@@ -295,8 +295,8 @@ mod frozen_identities {
     use bytes::Bytes;
 
     use super::*;
+    use crate::catalog::{Model, Size, Tier};
     use crate::format::ImageFormat;
-    use crate::models::{Model, Size, Tier};
     use crate::spec::{ImageOptions, Quality, Reference};
     use crate::units::sha256_hex;
 

@@ -149,8 +149,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::catalog::{Model, Tier};
     use crate::format::ImageFormat;
-    use crate::models::{Model, Tier};
     use crate::spec::{ImageOptions, Quality};
 
     fn opts(tier: Tier) -> ImageOptions {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::catalog::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::config::ConfigError;
+use crate::config::input::{self, ReadLimitError};
 use crate::format::ImageFormat;
-use crate::input::{self, ReadLimitError};
-use crate::models::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
 use crate::prompts::HeaderOption;
 use crate::spec::{ImageOptions, Quality, Reference};
 use crate::units::human_bytes;

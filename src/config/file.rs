@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::config::input::{self, ReadLimitError};
 use crate::config::{ConfigError, Env};
-use crate::input::{self, ReadLimitError};
 
 /// The settings a config file may hold, every one optional.
 #[derive(Debug, Default, Deserialize)]

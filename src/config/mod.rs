@@ -4,6 +4,10 @@
 //! reference images, the model's limits, the key and the endpoint. Each error names the flag,
 //! variable, file or line at fault.
 
+pub mod file;
+pub mod input;
+pub mod options;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
@@ -14,14 +18,13 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
+use crate::catalog::{DEFAULT_MODEL, Model};
 use crate::cli::{Cli, NamingArg};
-use crate::config_file::Loaded;
-use crate::input;
-use crate::models::{DEFAULT_MODEL, Model};
-use crate::options::{self, Choices, Given, ReferenceCache, Settings, Source};
 use crate::plan::{Existing, Naming};
 use crate::prompts::{self, ParseError, Prompt};
 use crate::provider::{ClientConfig, RetryPolicy, Service};
+use file::Loaded;
+use options::{Choices, Given, ReferenceCache, Settings, Source};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_JOBS: usize = 4;
@@ -812,9 +815,9 @@ fn parse_base_url(value: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{Size, Tier};
     use crate::cli::try_parse_from;
     use crate::format::ImageFormat;
-    use crate::models::{Size, Tier};
     use crate::spec::Quality;
     use secrecy::ExposeSecret;
     use std::io::Cursor;
