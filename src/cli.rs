@@ -11,8 +11,11 @@ use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, V
 use secrecy::SecretString;
 
 use crate::catalog::{QUALITY_TOKENS, Size};
-use crate::config::options::{self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS};
 use crate::format::ImageFormat;
+use crate::values::{
+    self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS, at_least_one, at_least_zero,
+    parse_usd,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -76,7 +79,7 @@ pub struct Cli {
     pub dst_dir: Option<PathBuf>,
 
     /// Images per prompt [default: 1]
-    #[arg(short = 'n', long, value_name = "N", value_parser = options::parse_count,
+    #[arg(short = 'n', long, value_name = "N", value_parser = values::parse_count,
           allow_negative_numbers = true)]
     pub count: Option<u32>,
 
@@ -94,7 +97,7 @@ pub struct Cli {
 
     /// Quality: xhigh and max on 2.5 and 2.6 models, hd and standard on dall-e-3, the others
     /// on GPT image models; wins over --low-res and names the files
-    #[arg(long, value_name = "Q", value_parser = one_of(QUALITY_TOKENS, options::parse_quality))]
+    #[arg(long, value_name = "Q", value_parser = one_of(QUALITY_TOKENS, values::parse_quality))]
     pub quality: Option<&'static str>,
 
     /// Output format; the file extension follows (jpg is taken for jpeg)
@@ -102,27 +105,27 @@ pub struct Cli {
     pub format: Option<ImageFormat>,
 
     /// JPEG or WebP compression, 0-100
-    #[arg(long, value_name = "N", value_parser = options::parse_compression,
+    #[arg(long, value_name = "N", value_parser = values::parse_compression,
           allow_negative_numbers = true)]
     pub compression: Option<u8>,
 
     /// Background (transparent needs PNG or WebP)
-    #[arg(long, value_name = "BG", value_parser = one_of(BACKGROUNDS, options::parse_background))]
+    #[arg(long, value_name = "BG", value_parser = one_of(BACKGROUNDS, values::parse_background))]
     pub background: Option<&'static str>,
 
     /// Moderation strictness
     #[arg(long, value_name = "LEVEL",
-          value_parser = one_of(MODERATIONS, options::parse_moderation))]
+          value_parser = one_of(MODERATIONS, values::parse_moderation))]
     pub moderation: Option<&'static str>,
 
     /// How closely edits keep the reference images
     #[arg(long = "input-fidelity", value_name = "LEVEL",
-          value_parser = one_of(FIDELITIES, options::parse_fidelity))]
+          value_parser = one_of(FIDELITIES, values::parse_fidelity))]
     pub input_fidelity: Option<&'static str>,
 
     /// Scene complexity on gpt-image-2.6 models
     #[arg(long, value_name = "LEVEL",
-          value_parser = one_of(COMPLEXITIES, options::parse_complexity))]
+          value_parser = one_of(COMPLEXITIES, values::parse_complexity))]
     pub complexity: Option<&'static str>,
 
     /// A preamble put before every prompt: TEXT, or @FILE to read it from FILE
@@ -277,7 +280,7 @@ fn image_formats() -> OneOf<ImageFormat> {
                 PossibleValue::new(f.extension()).aliases(other.copied())
             })
             .collect(),
-        parse: options::parse_format,
+        parse: values::parse_format,
     }
 }
 
@@ -295,32 +298,6 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for OneOf<T> {
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(self.values.iter().cloned()))
-    }
-}
-
-pub fn at_least_one<T>(s: &str) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + From<u8>,
-{
-    match s.parse::<T>() {
-        Ok(n) if n >= T::from(1) => Ok(n),
-        _ => Err(format!("`{s}` is not a whole number of 1 or more")),
-    }
-}
-
-/// A count that may be 0, such as `--max-retries`.
-pub fn at_least_zero(s: &str) -> Result<u32, String> {
-    s.parse::<u32>()
-        .map_err(|_| format!("`{s}` is not a whole number of 0 or more"))
-}
-
-/// A sum of US dollars: `2`, `2.50`, `$2.50`.
-pub fn parse_usd(s: &str) -> Result<f64, String> {
-    match s.trim().trim_start_matches('$').parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
-        _ => Err(format!(
-            "`{s}` is not an amount of US dollars of 0 or more, such as 2.50"
-        )),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod report;
 pub mod spec;
 pub mod store;
 pub mod units;
+pub mod values;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,10 +26,11 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use config::Existing;
 pub use config::{Config, ConfigError, Env};
 use engine::live::{Context, Stop};
 use outcome::Summary;
-use plan::{Existing, Plan};
+use plan::Plan;
 use progress::{Event, Reporter};
 use store::manifest::{self, Manifest};
 use store::sink::Sink;
@@ -134,7 +136,7 @@ pub async fn run(
                 Status::Success,
             ));
         } else {
-            print(&plan::render_dry_run(&plan, &survey, config));
+            print(&report::dry_run::render(&plan, &survey, config));
         }
         return Ok(Outcome::DryRun);
     }

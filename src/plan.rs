@@ -6,25 +6,14 @@
 //! when the count needs them.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::catalog::Model;
-use crate::catalog::QUALITY_TOKENS;
-use crate::config::{Config, PromptSource};
+use crate::catalog::{Model, QUALITY_TOKENS};
+use crate::config::{Config, Existing, Naming, PromptSource};
 use crate::format::ImageFormat;
-use crate::provider::{self, ImageRequest, Operation, openai};
+use crate::provider;
 use crate::spec::{Identity, ImageSpec};
-use crate::store::manifest;
-use crate::units::{excerpt, usd};
-
-/// The file naming scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Naming {
-    Seed,
-    Legacy,
-}
 
 /// One prompt of the run, with the request every image of it sends.
 #[derive(Debug)]
@@ -268,18 +257,6 @@ fn number_field(s: &str) -> Option<usize> {
     }
 }
 
-/// What to do with images already in the destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Existing {
-    /// Keep them; make only the missing ones (the default: a re-run resumes).
-    #[default]
-    Keep,
-    /// Make them again (`--overwrite`); each is replaced only once its new image is saved.
-    Overwrite,
-    /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
-    Remove,
-}
-
 /// What the destination holds of one planned image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -323,128 +300,6 @@ impl Survey {
             .map(|(job, _)| job)
             .collect()
     }
-}
-
-/// The text of a dry run: each file with its model, size, quality, endpoint and a prompt
-/// excerpt, then the totals.
-pub fn render_dry_run(plan: &Plan, survey: &Survey, config: &Config) -> String {
-    let mut out = String::new();
-    let dir = plan.dst_dir.display();
-    let url = match plan.prompts.first() {
-        Some(p) => openai::request_url(
-            &config.endpoint.base_url,
-            &config.endpoint.service,
-            &ImageRequest::encode(&p.spec),
-        ),
-        None => openai::endpoint_url(&config.endpoint.base_url, Operation::Generate),
-    };
-    let _ = writeln!(
-        out,
-        "Dry run: nothing is sent and nothing is written.\n\
-         Model {}, endpoint POST {url}, {} at a time, into {dir}",
-        config.model_names().join(", "),
-        config.jobs,
-    );
-    if !survey.removals.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n--from-scratch would first remove {} file(s) from {dir}, and their records from \
-             its {}:",
-            survey.removals.len(),
-            manifest::FILE_NAME
-        );
-        for name in &survey.removals {
-            let _ = writeln!(out, "  {name}");
-        }
-    }
-    let _ = writeln!(out);
-    let width = plan
-        .jobs
-        .iter()
-        .map(|j| j.file_name.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (i, job) in plan.jobs.iter().enumerate() {
-        let spec = &job.prompt.spec;
-        let what = if !survey.is_todo(i) {
-            match survey.found[i] {
-                Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
-                _ => "already there, skipped",
-            }
-            .to_owned()
-        } else {
-            format!(
-                "{} {} {} {}",
-                spec.model.name(),
-                spec.options.size,
-                spec.quality_value().unwrap_or("-"),
-                Operation::of(spec)
-            )
-        };
-        let _ = writeln!(
-            out,
-            "  {:width$}  {what}  \"{}\"",
-            job.file_name,
-            excerpt(&spec.prompt, 48)
-        );
-    }
-    let total = plan.jobs.len();
-    let to_make = survey.to_make();
-    let stale = survey.stale(plan).len();
-    let stale = match stale {
-        0 => String::new(),
-        n => format!(" ({n} of them stale)"),
-    };
-    let _ = writeln!(
-        out,
-        "\nTotal: {total} image(s) of {} prompt(s): {to_make} to make, {} already there{stale}; \
-         {to_make} request(s).",
-        plan.prompts.len(),
-        total - to_make,
-    );
-    out.push_str(&render_estimate(plan, survey, config.max_cost));
-    out
-}
-
-/// The estimated cost per prompt and in total, of the images still to make.
-fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> String {
-    let mut out = String::from("\nEstimated cost (from the price table; usage decides):\n");
-    let width = plan.prompts.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    // Images to make per prompt, by prompt number, in one pass over the jobs.
-    let mut to_make_of = vec![0usize; plan.prompts.len() + 1];
-    for (i, job) in plan.jobs.iter().enumerate() {
-        if survey.is_todo(i) {
-            to_make_of[job.prompt.number] += 1;
-        }
-    }
-    for p in &plan.prompts {
-        let to_make = to_make_of[p.number];
-        let line = match p.estimate {
-            Some(each) => format!("{} x ${each:.3} = {}", to_make, usd(each * to_make as f64)),
-            None => format!(
-                "{to_make} x unknown ({} has no published price)",
-                p.model.name()
-            ),
-        };
-        let _ = writeln!(out, "  {:width$}  {line}", p.name);
-    }
-    let (total, unpriced) = plan.estimate(|i| survey.is_todo(i));
-    let unknown = match unpriced {
-        0 => String::new(),
-        n => format!(", plus {n} image(s) of unknown price"),
-    };
-    let _ = writeln!(out, "Total: {}{unknown}", usd(total));
-    if let Some(max) = max_cost {
-        let verdict = if unpriced > 0 {
-            "a real run would be refused: the price of some images is unknown"
-        } else if total > max {
-            "a real run would be refused"
-        } else {
-            "within it"
-        };
-        let _ = writeln!(out, "--max-cost {}: {verdict}", usd(max));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use url::Url;
 
 use crate::catalog::{DEFAULT_MODEL, Model};
 use crate::cli::{Cli, NamingArg};
-use crate::plan::{Existing, Naming};
 use crate::prompts::{self, ParseError, Prompt};
 use crate::provider::{ClientConfig, RetryPolicy, Service};
 use file::Loaded;
@@ -28,6 +27,25 @@ use options::{Choices, Given, ReferenceCache, Settings, Source};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_JOBS: usize = 4;
+
+/// The file naming scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    Seed,
+    Legacy,
+}
+
+/// What to do with images already in the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Keep them; make only the missing ones (the default: a re-run resumes).
+    #[default]
+    Keep,
+    /// Make them again (`--overwrite`); each is replaced only once its new image is saved.
+    Overwrite,
+    /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
+    Remove,
+}
 
 /// The environment variables genimg reads, captured once so tests can supply their own.
 #[derive(Clone, Default)]
@@ -395,7 +413,7 @@ impl Config {
                 Some(jobs) => jobs,
                 None => from_file(
                     f.jobs.map(|n| n.to_string()),
-                    crate::cli::at_least_one,
+                    crate::values::at_least_one,
                     &loaded,
                     "jobs",
                 )?
@@ -418,7 +436,7 @@ impl Config {
                 Some(max) => Some(max),
                 None => from_file(
                     f.max_cost.map(|n| n.to_string()),
-                    crate::cli::parse_usd,
+                    crate::values::parse_usd,
                     &loaded,
                     "max-cost",
                 )?,
@@ -427,7 +445,7 @@ impl Config {
                 Some(ipm) => std::num::NonZeroU32::new(ipm),
                 None => from_file(
                     f.ipm.map(|n| n.to_string()),
-                    crate::cli::at_least_one,
+                    crate::values::at_least_one,
                     &loaded,
                     "ipm",
                 )?
@@ -503,7 +521,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         cli.count,
         "--count",
         f.count.map(|n| n.to_string()),
-        options::parse_count,
+        crate::values::parse_count,
         loaded,
         "count",
     )?;
@@ -558,7 +576,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             "--quality",
             // `--low-res` on the command line wins over a quality the file names.
             f.quality.clone().filter(|_| !cli.low_res),
-            options::parse_quality,
+            crate::values::parse_quality,
             loaded,
             "quality",
         )?,
@@ -566,7 +584,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.format,
             "--format",
             f.format.clone(),
-            options::parse_format,
+            crate::values::parse_format,
             loaded,
             "format",
         )?,
@@ -574,7 +592,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.compression,
             "--compression",
             f.compression.map(|c| c.to_string()),
-            options::parse_compression,
+            crate::values::parse_compression,
             loaded,
             "compression",
         )?,
@@ -582,7 +600,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.background,
             "--background",
             f.background.clone(),
-            options::parse_background,
+            crate::values::parse_background,
             loaded,
             "background",
         )?,
@@ -590,7 +608,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.moderation,
             "--moderation",
             f.moderation.clone(),
-            options::parse_moderation,
+            crate::values::parse_moderation,
             loaded,
             "moderation",
         )?,
@@ -598,7 +616,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.input_fidelity,
             "--input-fidelity",
             f.input_fidelity.clone(),
-            options::parse_fidelity,
+            crate::values::parse_fidelity,
             loaded,
             "input-fidelity",
         )?,
@@ -606,7 +624,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             cli.complexity,
             "--complexity",
             f.complexity.clone(),
-            options::parse_complexity,
+            crate::values::parse_complexity,
             loaded,
             "complexity",
         )?,
@@ -719,7 +737,7 @@ fn resolve_endpoint(
         Some(secs) => secs,
         None => from_file(
             f.timeout.map(|n| n.to_string()),
-            crate::cli::at_least_one,
+            crate::values::at_least_one,
             loaded,
             "timeout",
         )?

@@ -14,77 +14,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::catalog::{DEFAULT_MODEL, Model, QUALITY_TOKENS, Size, Tier};
+use crate::catalog::{DEFAULT_MODEL, Model, Size, Tier};
 use crate::config::ConfigError;
 use crate::config::input::{self, ReadLimitError};
 use crate::format::ImageFormat;
 use crate::prompts::HeaderOption;
 use crate::spec::{ImageOptions, Quality, Reference};
 use crate::units::human_bytes;
-
-pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
-pub const MODERATIONS: &[&str] = &["low", "auto"];
-pub const FIDELITIES: &[&str] = &["high", "low"];
-pub const COMPLEXITIES: &[&str] = &["low", "medium", "high"];
-
-/// Reads one of `allowed`, giving back the table's own `&'static str`.
-pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static str, String> {
-    allowed
-        .iter()
-        .find(|a| **a == value)
-        .copied()
-        .ok_or_else(|| format!("`{value}` is not one of {}", allowed.join(", ")))
-}
-
-pub fn parse_quality(value: &str) -> Result<&'static str, String> {
-    choice(value, QUALITY_TOKENS)
-}
-
-pub fn parse_background(value: &str) -> Result<&'static str, String> {
-    choice(value, BACKGROUNDS)
-}
-
-pub fn parse_moderation(value: &str) -> Result<&'static str, String> {
-    choice(value, MODERATIONS)
-}
-
-pub fn parse_fidelity(value: &str) -> Result<&'static str, String> {
-    choice(value, FIDELITIES)
-}
-
-pub fn parse_complexity(value: &str) -> Result<&'static str, String> {
-    choice(value, COMPLEXITIES)
-}
-
-pub fn parse_format(value: &str) -> Result<ImageFormat, String> {
-    match value {
-        "png" => Ok(ImageFormat::Png),
-        "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
-        "webp" => Ok(ImageFormat::Webp),
-        _ => Err(format!("`{value}` is not one of png, jpeg, webp")),
-    }
-}
-
-pub fn parse_compression(value: &str) -> Result<u8, String> {
-    match value.parse::<u8>() {
-        Ok(n) if n <= 100 => Ok(n),
-        _ => Err(format!("`{value}` is not a whole number from 0 to 100")),
-    }
-}
-
-/// The most images of one prompt a run makes: a slip of the finger in `-n` should not buy a
-/// hundred million images.
-pub const MAX_COUNT: u32 = 10_000;
-
-pub fn parse_count(value: &str) -> Result<u32, String> {
-    match value.parse::<u32>() {
-        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
-        Ok(n) if n > MAX_COUNT => Err(format!(
-            "`{value}` is more than {MAX_COUNT} images of one prompt"
-        )),
-        _ => Err(format!("`{value}` is not a whole number of 1 or more")),
-    }
-}
+use crate::values::{
+    parse_background, parse_complexity, parse_compression, parse_count, parse_fidelity,
+    parse_format, parse_moderation, parse_quality,
+};
 
 /// Where a value was given.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -639,8 +639,9 @@ mod tests {
 
     use super::*;
     use crate::cli::try_parse_from;
+    use crate::config::Existing;
     use crate::config::{Config, Env};
-    use crate::plan::{Existing, Found};
+    use crate::plan::Found;
     use crate::provider::openai::judged;
     use crate::provider::{ErrorBody, StatusError};
     use crate::store::Destination;

@@ -68,7 +68,7 @@ pub struct StatusError {
     /// The server's `x-should-retry`, which overrides the status.
     pub should_retry: Option<bool>,
     /// What the `x-ratelimit-*` headers said.
-    pub rate_limit: Option<crate::engine::pace::RateLimitInfo>,
+    pub rate_limit: Option<crate::provider::RateLimitInfo>,
     /// What to do about it, as the provider that decoded it judged.
     pub verdict: Verdict,
 }

@@ -14,6 +14,7 @@
 mod error;
 mod http;
 pub mod openai;
+mod ratelimit;
 mod retry;
 
 use std::fmt;
@@ -32,9 +33,9 @@ pub use http::{
 pub use openai::{
     DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Service, decode_response,
 };
+pub use ratelimit::{RateLimitInfo, parse_reset};
 pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, retry_after};
 
-use crate::engine::pace::RateLimitInfo;
 use crate::spec::{ImageSpec, ProviderId};
 
 /// The service a run talks to, in its dialect.

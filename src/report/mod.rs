@@ -1,4 +1,5 @@
-//! What a run shows when it is over: `--json` and the gallery.
+//! What a run shows: the dry run's text, `--json` and the gallery.
 
+pub mod dry_run;
 pub mod gallery;
 pub mod json;

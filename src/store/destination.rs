@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::plan::{Existing, FileKey, Found, Plan, Survey};
+use crate::config::Existing;
+use crate::plan::{FileKey, Found, Plan, Survey};
 use crate::store::manifest::{self, History};
 
 use super::atomic::{self, Exists, TEMP_PREFIX, TEMP_SUFFIX};

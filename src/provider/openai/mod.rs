@@ -21,7 +21,7 @@ use super::Answer;
 use super::error::{ApiError, ErrorBody, StatusError};
 use super::http::{ClientError, RawAnswer, WireBody, WireRequest, secret_header};
 use super::retry::{Verdict, retry_after};
-use crate::engine::pace::RateLimitInfo;
+use crate::provider::RateLimitInfo;
 use crate::spec::ImageSpec;
 
 /// Which kind of service answers: they differ in paths and in how the key is sent.

@@ -1,0 +1,95 @@
+//! The values flags take, read the same way wherever they are given: on the command line,
+//! in the config file, or on a prompt's header line. Each parser says what it takes.
+
+use crate::catalog::QUALITY_TOKENS;
+use crate::format::ImageFormat;
+
+pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
+pub const MODERATIONS: &[&str] = &["low", "auto"];
+pub const FIDELITIES: &[&str] = &["high", "low"];
+pub const COMPLEXITIES: &[&str] = &["low", "medium", "high"];
+
+/// Reads one of `allowed`, giving back the table's own `&'static str`.
+pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static str, String> {
+    allowed
+        .iter()
+        .find(|a| **a == value)
+        .copied()
+        .ok_or_else(|| format!("`{value}` is not one of {}", allowed.join(", ")))
+}
+
+pub fn parse_quality(value: &str) -> Result<&'static str, String> {
+    choice(value, QUALITY_TOKENS)
+}
+
+pub fn parse_background(value: &str) -> Result<&'static str, String> {
+    choice(value, BACKGROUNDS)
+}
+
+pub fn parse_moderation(value: &str) -> Result<&'static str, String> {
+    choice(value, MODERATIONS)
+}
+
+pub fn parse_fidelity(value: &str) -> Result<&'static str, String> {
+    choice(value, FIDELITIES)
+}
+
+pub fn parse_complexity(value: &str) -> Result<&'static str, String> {
+    choice(value, COMPLEXITIES)
+}
+
+pub fn parse_format(value: &str) -> Result<ImageFormat, String> {
+    match value {
+        "png" => Ok(ImageFormat::Png),
+        "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
+        "webp" => Ok(ImageFormat::Webp),
+        _ => Err(format!("`{value}` is not one of png, jpeg, webp")),
+    }
+}
+
+pub fn parse_compression(value: &str) -> Result<u8, String> {
+    match value.parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number from 0 to 100")),
+    }
+}
+
+/// The most images of one prompt a run makes: a slip of the finger in `-n` should not buy a
+/// hundred million images.
+pub const MAX_COUNT: u32 = 10_000;
+
+pub fn parse_count(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        Ok(n) if n > MAX_COUNT => Err(format!(
+            "`{value}` is more than {MAX_COUNT} images of one prompt"
+        )),
+        _ => Err(format!("`{value}` is not a whole number of 1 or more")),
+    }
+}
+
+pub fn at_least_one<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of 1 or more")),
+    }
+}
+
+/// A count that may be 0, such as `--max-retries`.
+pub fn at_least_zero(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a whole number of 0 or more"))
+}
+
+/// A sum of US dollars: `2`, `2.50`, `$2.50`.
+pub fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not an amount of US dollars of 0 or more, such as 2.50"
+        )),
+    }
+}
