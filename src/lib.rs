@@ -1,7 +1,7 @@
 //! genimg: generate images in bulk from named text prompts with OpenAI's image models.
 //!
-//! The binary is a thin shell around [`run`]: parse the command line into a [`Config`], run
-//! it, map the [`Outcome`] to an exit code. Everything is testable without argv.
+//! The binary is a thin shell around [`run`]: parse the command line into an [`Invocation`],
+//! run it, map the [`Outcome`] to an exit code. Everything is testable without argv.
 
 pub mod catalog;
 pub mod cli;
@@ -21,15 +21,14 @@ pub mod units;
 pub mod values;
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use config::Existing;
-pub use config::{Config, ConfigError, Env};
+pub use config::{Config, ConfigError, Env, Invocation};
 use engine::live::{Context, Stop};
-use outcome::Summary;
+pub use outcome::{Outcome, Status};
 use plan::Plan;
 use progress::{Event, Reporter};
 use store::manifest::{self, Manifest};
@@ -63,63 +62,46 @@ pub enum Error {
     Gallery { dir: String, problem: String },
 }
 
-/// The exit codes, as the README documents them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Every image was made (or was already there).
-    Success = 0,
-    /// Some images failed.
-    SomeFailed = 1,
-    /// A usage or input error; nothing was requested.
-    Usage = 2,
-    /// Stopped by an error no request could survive: a bad key, an unknown model, no credit.
-    Fatal = 3,
-    /// Stopped starting requests once the images made reached `--max-cost`.
-    Budget = 4,
-    /// Stopped by Ctrl-C.
-    Interrupted = 130,
-}
-
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> ExitCode {
-        ExitCode::from(status as u8)
-    }
-}
-
-/// What a run ended with.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A subcommand printed what it was asked for.
-    Printed,
-    DryRun,
-    Ran(Summary),
-}
-
-impl Outcome {
-    pub fn status(&self) -> Status {
-        match self {
-            Outcome::Printed | Outcome::DryRun => Status::Success,
-            Outcome::Ran(s) if s.fatal.is_some() => Status::Fatal,
-            Outcome::Ran(s) if s.budget_stop.is_some() => Status::Budget,
-            Outcome::Ran(s) if s.interrupted => Status::Interrupted,
-            Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
-            Outcome::Ran(_) => Status::Success,
-        }
-    }
-}
-
-/// Runs a resolved configuration: `genimg models` prints the model table; a dry run prints
+/// Does what genimg was asked: a subcommand prints what it was asked for; a dry run prints
 /// the plan and its estimated cost on stdout; a real run makes the missing images and
 /// reports on `reporter`.
 pub async fn run(
+    invocation: &Invocation,
+    reporter: Arc<dyn Reporter>,
+    stop: &Stop,
+) -> Result<Outcome, Error> {
+    match invocation {
+        Invocation::Run(config) => return make_images(config, reporter, stop).await,
+        Invocation::Models => print(&catalog::render_table()),
+        Invocation::Gallery { dir } => {
+            let path = report::gallery::rebuild(dir).map_err(|e| Error::Gallery {
+                dir: dir.display().to_string(),
+                problem: e.to_string(),
+            })?;
+            eprintln!("wrote {}", path.display());
+        }
+        Invocation::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cli::command(), "genimg", &mut out);
+            print(&String::from_utf8_lossy(&out));
+        }
+        Invocation::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cli::command())
+                .render(&mut out)
+                .expect("writing to memory does not fail");
+            print(&String::from_utf8_lossy(&out));
+        }
+    }
+    Ok(Outcome::Printed)
+}
+
+/// A run, dry or real.
+async fn make_images(
     config: &Config,
     reporter: Arc<dyn Reporter>,
     stop: &Stop,
 ) -> Result<Outcome, Error> {
-    if let Some(command) = &config.command {
-        run_command(command)?;
-        return Ok(Outcome::Printed);
-    }
     for warning in &config.warnings {
         reporter.event(Event::Warning { text: warning });
     }
@@ -227,82 +209,7 @@ pub fn print_json(doc: &serde_json::Value) {
     print(&text);
 }
 
-/// Runs a subcommand: everything but making images.
-fn run_command(command: &cli::Command) -> Result<(), Error> {
-    match command {
-        cli::Command::Models => print(&catalog::render_table()),
-        cli::Command::Gallery { dir } => {
-            let path = report::gallery::rebuild(dir).map_err(|e| Error::Gallery {
-                dir: dir.display().to_string(),
-                problem: e.to_string(),
-            })?;
-            eprintln!("wrote {}", path.display());
-        }
-        cli::Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut cli::command(), "genimg", &mut out);
-            print(&String::from_utf8_lossy(&out));
-        }
-        cli::Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(cli::command())
-                .render(&mut out)
-                .expect("writing to memory does not fail");
-            print(&String::from_utf8_lossy(&out));
-        }
-    }
-    Ok(())
-}
-
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth reporting.
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use outcome::{Failure, FailureKind, FatalStop, Made};
-
-    fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
-        let m = Made::example("a.png", None, None);
-        let f = Failure {
-            file_name: "b.png".into(),
-            prompt: None,
-            index: 1,
-            reason: "x".into(),
-            kind: FailureKind::Error,
-            attempts: 1,
-        };
-        Summary {
-            made: vec![m; made],
-            failed: vec![f; failed],
-            interrupted,
-            ..Summary::default()
-        }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(Outcome::DryRun.status(), Status::Success);
-        assert_eq!(Outcome::Ran(summary(3, 0, false)).status(), Status::Success);
-        assert_eq!(Outcome::Ran(summary(0, 0, false)).status(), Status::Success);
-        assert_eq!(
-            Outcome::Ran(summary(2, 1, false)).status(),
-            Status::SomeFailed
-        );
-        assert_eq!(
-            Outcome::Ran(summary(2, 1, true)).status(),
-            Status::Interrupted
-        );
-        let mut fatal = summary(2, 1, true);
-        fatal.fatal = Some(FatalStop {
-            fatal: provider::Fatal::Unauthorized,
-            error: "HTTP 401".into(),
-        });
-        assert_eq!(Outcome::Ran(fatal).status(), Status::Fatal);
-        assert_eq!(Status::Usage as u8, 2);
-        assert_eq!(Status::Fatal as u8, 3);
-        assert_eq!(Status::Interrupted as u8, 130);
-    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use genimg::config::Verbosity;
 use genimg::engine::live::Stop;
 use genimg::progress::{PlainReporter, Reporter, TerminalReporter};
-use genimg::{Config, Env, Status, cli};
+use genimg::{Env, Invocation, Status, cli};
 
 fn main() -> ExitCode {
     let cli = cli::parse();
@@ -13,27 +13,31 @@ fn main() -> ExitCode {
     genimg::logging::init(Verbosity::from_flags(cli.quiet, cli.verbose));
     let json = cli.json;
 
-    let config = match Config::from_cli(cli, &Env::from_process()) {
-        Ok(config) => config,
+    let invocation = match Invocation::from_cli(cli, &Env::from_process()) {
+        Ok(invocation) => invocation,
         Err(e) => return fail(&e, json),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&e, json),
     };
-    // Bars on a terminal; plain lines for a log file, a pipe or --quiet.
+    // Bars on a terminal; plain lines for a log file, a pipe, --quiet or a subcommand.
+    let verbosity = match &invocation {
+        Invocation::Run(config) => config.verbosity,
+        _ => Verbosity::Quiet,
+    };
     let reporter: Arc<dyn Reporter> =
-        if std::io::stderr().is_terminal() && config.verbosity > Verbosity::Quiet {
-            let bars = TerminalReporter::stderr(config.verbosity);
+        if std::io::stderr().is_terminal() && verbosity > Verbosity::Quiet {
+            let bars = TerminalReporter::stderr(verbosity);
             genimg::logging::print_above(bars.bars());
             Arc::new(bars)
         } else {
-            Arc::new(PlainReporter::stderr(config.verbosity))
+            Arc::new(PlainReporter::stderr(verbosity))
         };
     let outcome = runtime.block_on(async {
         let stop = Stop::new();
         stop.watch_ctrl_c(reporter.clone());
-        genimg::run(&config, reporter, &stop).await
+        genimg::run(&invocation, reporter, &stop).await
     });
     match outcome {
         Ok(outcome) => outcome.status().into(),

@@ -1,6 +1,7 @@
 //! What a run produced: the images made, those that failed and why, and the totals. Every
 //! output — the progress lines, the closing summary, `--json` and the gallery — renders these.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -110,5 +111,98 @@ impl Summary {
         let known: f64 = self.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
         let unknown = self.made.iter().filter(|m| m.cost.is_none()).count();
         (known, unknown)
+    }
+}
+
+/// The exit codes, as the README documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every image was made (or was already there).
+    Success = 0,
+    /// Some images failed.
+    SomeFailed = 1,
+    /// A usage or input error; nothing was requested.
+    Usage = 2,
+    /// Stopped by an error no request could survive: a bad key, an unknown model, no credit.
+    Fatal = 3,
+    /// Stopped starting requests once the images made reached `--max-cost`.
+    Budget = 4,
+    /// Stopped by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status as u8)
+    }
+}
+
+/// What a run ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A subcommand printed what it was asked for.
+    Printed,
+    DryRun,
+    Ran(Summary),
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Printed | Outcome::DryRun => Status::Success,
+            Outcome::Ran(s) if s.fatal.is_some() => Status::Fatal,
+            Outcome::Ran(s) if s.budget_stop.is_some() => Status::Budget,
+            Outcome::Ran(s) if s.interrupted => Status::Interrupted,
+            Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
+            Outcome::Ran(_) => Status::Success,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider;
+
+    fn summary(made: usize, failed: usize, interrupted: bool) -> Summary {
+        let m = Made::example("a.png", None, None);
+        let f = Failure {
+            file_name: "b.png".into(),
+            prompt: None,
+            index: 1,
+            reason: "x".into(),
+            kind: FailureKind::Error,
+            attempts: 1,
+        };
+        Summary {
+            made: vec![m; made],
+            failed: vec![f; failed],
+            interrupted,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Outcome::DryRun.status(), Status::Success);
+        assert_eq!(Outcome::Ran(summary(3, 0, false)).status(), Status::Success);
+        assert_eq!(Outcome::Ran(summary(0, 0, false)).status(), Status::Success);
+        assert_eq!(
+            Outcome::Ran(summary(2, 1, false)).status(),
+            Status::SomeFailed
+        );
+        assert_eq!(
+            Outcome::Ran(summary(2, 1, true)).status(),
+            Status::Interrupted
+        );
+        let mut fatal = summary(2, 1, true);
+        fatal.fatal = Some(FatalStop {
+            fatal: provider::Fatal::Unauthorized,
+            error: "HTTP 401".into(),
+        });
+        assert_eq!(Outcome::Ran(fatal).status(), Status::Fatal);
+        assert_eq!(Status::Usage as u8, 2);
+        assert_eq!(Status::Fatal as u8, 3);
+        assert_eq!(Status::Interrupted as u8, 130);
     }
 }

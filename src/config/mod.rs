@@ -19,7 +19,7 @@ use thiserror::Error;
 use url::Url;
 
 use crate::catalog::{DEFAULT_MODEL, Model};
-use crate::cli::{Cli, NamingArg};
+use crate::cli::{Cli, Command, NamingArg};
 use crate::prompts::{self, ParseError, Prompt};
 use crate::provider::{ClientConfig, RetryPolicy, Service};
 use file::Loaded;
@@ -45,6 +45,47 @@ pub enum Existing {
     Overwrite,
     /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
     Remove,
+}
+
+/// What genimg was asked to do: a run (a dry run too), or one of the subcommands, which
+/// read nothing and need no key.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Config>),
+    /// `genimg models`: the model table.
+    Models,
+    /// `genimg gallery DIR`: rebuild DIR's gallery from its manifest.
+    Gallery {
+        dir: PathBuf,
+    },
+    /// `genimg completions SHELL`.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// `genimg man`.
+    Man,
+}
+
+impl Invocation {
+    /// What the command line asks, resolved against the environment and the config file.
+    pub fn from_cli(cli: Cli, env: &Env) -> Result<Invocation, ConfigError> {
+        Invocation::from_cli_with_stdin(cli, env, &mut io::stdin())
+    }
+
+    /// As [`Invocation::from_cli`], with `--input -` read from `stdin`.
+    pub fn from_cli_with_stdin(
+        cli: Cli,
+        env: &Env,
+        stdin: &mut dyn Read,
+    ) -> Result<Invocation, ConfigError> {
+        Ok(match cli.command {
+            Some(Command::Models) => Invocation::Models,
+            Some(Command::Gallery { dir }) => Invocation::Gallery { dir },
+            Some(Command::Completions { shell }) => Invocation::Completions { shell },
+            Some(Command::Man) => Invocation::Man,
+            None => Invocation::Run(Box::new(Config::from_cli_with_stdin(cli, env, stdin)?)),
+        })
+    }
 }
 
 /// The environment variables genimg reads, captured once so tests can supply their own.
@@ -138,8 +179,6 @@ impl Verbosity {
 /// Everything a run needs, checked.
 #[derive(Debug)]
 pub struct Config {
-    /// A subcommand instead of a run.
-    pub command: Option<crate::cli::Command>,
     pub source: PromptSource,
     pub prompts: Vec<PromptConfig>,
     pub dst_dir: PathBuf,
@@ -329,9 +368,6 @@ impl Config {
                 loaded.file.verbose.unwrap_or(0)
             },
         );
-        if cli.command.is_some() {
-            return Ok(Config::for_command(cli, verbosity));
-        }
         let choices = run_choices(&cli, &loaded, env)?;
         let f = &loaded.file;
         let dry_run = cli.dry_run || f.dry_run.unwrap_or(false);
@@ -398,7 +434,6 @@ impl Config {
         let from_scratch = cli.from_scratch || f.from_scratch.unwrap_or(false);
         let overwrite = cli.overwrite || f.overwrite.unwrap_or(false);
         Ok(Config {
-            command: None,
             source,
             prompts: resolved,
             dst_dir: cli
@@ -457,35 +492,6 @@ impl Config {
             gallery: !cli.no_gallery,
             json: cli.json,
         })
-    }
-
-    /// A configuration for a subcommand: nothing to read or check.
-    fn for_command(cli: Cli, verbosity: Verbosity) -> Config {
-        Config {
-            command: cli.command,
-            source: PromptSource::Argument,
-            prompts: Vec::new(),
-            dst_dir: PathBuf::from("."),
-            naming: Naming::Seed,
-            jobs: DEFAULT_JOBS,
-            dry_run: true,
-            existing: Existing::Keep,
-            retry: RetryPolicy::default(),
-            max_cost: None,
-            ipm: None,
-            endpoint: Endpoint {
-                base_url: Url::parse(DEFAULT_BASE_URL).expect("the default URL parses"),
-                service: Service::OpenAi,
-                api_key: None,
-                organization: None,
-                project: None,
-                timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-            },
-            verbosity,
-            warnings: Vec::new(),
-            gallery: false,
-            json: false,
-        }
     }
 }
 

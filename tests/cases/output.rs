@@ -259,7 +259,18 @@ fn failures_leave_no_temporary_file() {
 
 #[test]
 fn an_image_that_cannot_be_saved_is_kept_elsewhere_and_the_run_stops() {
-    let server = FakeServer::start();
+    // Answers after the second take a while, so that the request on its way while the second
+    // image is being saved is still in flight when the save fails, however busy the machine.
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth >= 2 {
+                Action::Delay(std::time::Duration::from_millis(800))
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
     let ws = Workspace::new();
     // A directory where the second image's file would go: renaming onto it fails, as a
     // full disk or a lost mount would.
