@@ -203,7 +203,7 @@ async fn make_images(
 }
 
 /// One JSON document on stdout, for `--json`.
-pub fn print_json(doc: &serde_json::Value) {
+pub fn print_json(doc: &impl serde::Serialize) {
     let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
     text.push('\n');
     print(&text);

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::provider::Fatal;
@@ -11,7 +12,11 @@ use crate::provider::Fatal;
 /// An image saved under its final name.
 #[derive(Debug, Clone)]
 pub struct Made {
+    /// Where it was kept, relative to the destination: its planned name, or another where
+    /// the bytes were in another format than asked (see `received`).
     pub file_name: String,
+    /// The name the plan gave it.
+    pub planned: String,
     /// The prompt's name in its file; `None` for a prompt on the command line.
     pub prompt: Option<String>,
     pub index: u32,
@@ -38,6 +43,7 @@ impl Made {
     pub(crate) fn example(file_name: &str, prompt: Option<&str>, cost: Option<f64>) -> Made {
         Made {
             file_name: file_name.to_owned(),
+            planned: file_name.to_owned(),
             prompt: prompt.map(str::to_owned),
             index: 1,
             bytes: 1,
@@ -74,6 +80,8 @@ pub struct Failure {
     pub reason: String,
     pub kind: FailureKind,
     pub attempts: u32,
+    /// What answers that gave no usable image billed, in US dollars, if any did.
+    pub cost: Option<f64>,
 }
 
 /// The error that stopped a run before its end.
@@ -104,13 +112,49 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
+/// The figures of a run, counted once: the closing summary, `--json` and the budget's stop
+/// message all show these.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Totals {
+    pub made: usize,
+    /// Every image not made for an error of its own, refusals included.
+    pub failed: usize,
+    pub refused: usize,
+    /// Not made because the run stopped early.
+    pub not_made: usize,
+    /// Retries sent, over all images.
+    pub retries: u32,
+    /// What the run was billed, in US dollars: the images made, and the answers that billed
+    /// without giving a usable image.
+    pub cost_usd: f64,
+    /// Images made whose price is unknown, so not in `cost_usd`.
+    pub cost_unknown: usize,
+    pub elapsed_s: f64,
+}
+
 impl Summary {
-    /// What the images made cost, and how many of them have no known price.
-    pub fn cost(&self) -> (f64, usize) {
-        // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
-        let known: f64 = self.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
-        let unknown = self.made.iter().filter(|m| m.cost.is_none()).count();
-        (known, unknown)
+    /// The run's figures.
+    pub fn totals(&self) -> Totals {
+        let billed = self
+            .made
+            .iter()
+            .filter_map(|m| m.cost)
+            .chain(self.failed.iter().filter_map(|f| f.cost));
+        Totals {
+            made: self.made.len(),
+            failed: self.failed.len(),
+            refused: self
+                .failed
+                .iter()
+                .filter(|f| f.kind == FailureKind::Refused)
+                .count(),
+            not_made: self.unfinished,
+            retries: self.retries,
+            // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
+            cost_usd: billed.sum::<f64>() + 0.0,
+            cost_unknown: self.made.iter().filter(|m| m.cost.is_none()).count(),
+            elapsed_s: self.elapsed.as_secs_f64(),
+        }
     }
 }
 
@@ -173,6 +217,7 @@ mod tests {
             reason: "x".into(),
             kind: FailureKind::Error,
             attempts: 1,
+            cost: None,
         };
         Summary {
             made: vec![m; made],

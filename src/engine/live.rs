@@ -296,6 +296,7 @@ fn failure(job: &Job, reason: String, kind: FailureKind, attempts: u32) -> Failu
         reason,
         kind,
         attempts,
+        cost: None,
     }
 }
 
@@ -481,7 +482,10 @@ async fn make_image<S: ImageService>(
             record.finished = manifest::now();
             let writer = context.clone();
             let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
-            return Ended::Failed(failure(&job, reason, kind, attempts));
+            return Ended::Failed(Failure {
+                cost: (billed > 0.0).then_some(billed),
+                ..failure(&job, reason, kind, attempts)
+            });
         }
     };
 
@@ -524,6 +528,7 @@ async fn make_image<S: ImageService>(
             }
             Ended::Made(Made {
                 file_name: kept.file,
+                planned: job.file_name.clone(),
                 prompt: job.prompt.label.clone(),
                 index: job.index,
                 bytes: kept.bytes,
@@ -544,12 +549,15 @@ async fn make_image<S: ImageService>(
         // buying images that would be lost the same way.
         Ok((Err(not_kept), _)) => {
             shared.halt.cancel();
-            Ended::Failed(failure(
-                &job,
-                not_kept.reason(),
-                FailureKind::Fatal(Fatal::CannotSave),
-                attempts,
-            ))
+            Ended::Failed(Failure {
+                cost: total,
+                ..failure(
+                    &job,
+                    not_kept.reason(),
+                    FailureKind::Fatal(Fatal::CannotSave),
+                    attempts,
+                )
+            })
         }
         Err(e) => Ended::Failed(failure(
             &job,

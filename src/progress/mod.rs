@@ -291,31 +291,31 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
             "Done in"
         };
         lines.push(format!("{verb} {}.", duration(s.elapsed)));
-        let (cost, unknown) = s.cost();
+        let totals = s.totals();
         let mut rows: Vec<(&str, String, String)> = vec![
-            ("made", s.made.len().to_string(), String::new()),
+            ("made", totals.made.to_string(), String::new()),
             ("skipped", s.skipped.to_string(), "already there".to_owned()),
             (
                 "stale",
                 s.stale.len().to_string(),
                 "kept; --overwrite makes them again".to_owned(),
             ),
-            ("failed", s.failed.len().to_string(), String::new()),
+            ("failed", totals.failed.to_string(), String::new()),
             (
                 "not made",
-                s.unfinished.to_string(),
+                totals.not_made.to_string(),
                 "run again to make them".to_owned(),
             ),
-            ("retried", s.retries.to_string(), "requests".to_owned()),
+            ("retried", totals.retries.to_string(), "requests".to_owned()),
         ];
         // Rows of nothing say nothing, except the two every run has.
         rows.retain(|(label, value, _)| value != "0" || matches!(*label, "made" | "failed"));
-        if !s.made.is_empty() {
-            let note = match unknown {
+        if totals.made > 0 || totals.cost_usd > 0.0 {
+            let note = match totals.cost_unknown {
                 0 => String::new(),
                 n => format!("plus {n} image(s) of unknown price"),
             };
-            rows.push(("cost", usd(cost), note));
+            rows.push(("cost", usd(totals.cost_usd), note));
         }
         for (label, value, note) in rows {
             let line = format!("  {label:<9}{value:>7}  {note}");
@@ -351,7 +351,7 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
             "genimg stopped at --max-cost {}: the images made cost {}, and the next could pass \
              the limit.",
             usd(max),
-            usd(s.cost().0)
+            usd(s.totals().cost_usd)
         ));
     }
     if let Some(stop) = &s.fatal {
@@ -416,6 +416,7 @@ mod tests {
             reason: "refused by the service: HTTP 400".into(),
             kind: FailureKind::Refused,
             attempts: 1,
+            cost: None,
         }
     }
 

@@ -11,11 +11,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
-use crate::Status;
 use crate::config::Config;
-use crate::outcome::{FailureKind, Summary};
+use crate::outcome::{Failure, FailureKind, Made, Status, Summary, Totals};
 use crate::plan::{Found, Plan, Survey};
 
 /// The name of an exit status in the document.
@@ -30,101 +29,163 @@ pub fn status_name(status: Status) -> &'static str {
     }
 }
 
+/// The document of a run, or of a dry run.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    genimg: &'static str,
+    dry_run: bool,
+    status: &'static str,
+    exit_code: u8,
+    dst_dir: String,
+    models: Vec<String>,
+    totals: DocumentTotals,
+    images: Vec<Image<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped: Option<Stopped<'a>>,
+}
+
+/// What the plan and the destination say, and, after a real run, the run's own figures.
+#[derive(Debug, Serialize)]
+struct DocumentTotals {
+    planned: usize,
+    to_make: usize,
+    skipped: usize,
+    stale: usize,
+    estimate_usd: f64,
+    unpriced: usize,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    ran: Option<Totals>,
+}
+
+#[derive(Debug, Serialize)]
+struct Stopped<'a> {
+    error: &'a str,
+    advice: &'static str,
+}
+
+/// One planned image.
+#[derive(Debug, Serialize)]
+struct Image<'a> {
+    file: &'a str,
+    path: String,
+    prompt: Option<&'a str>,
+    index: u32,
+    model: &'a str,
+    status: &'static str,
+    #[serde(flatten)]
+    detail: Detail<'a>,
+}
+
+/// What is known of an image besides its status.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Detail<'a> {
+    Made {
+        sha256: &'a str,
+        bytes: usize,
+        attempts: u32,
+        cost_usd: Option<f64>,
+        request_id: Option<&'a str>,
+        revised_prompt: Option<&'a str>,
+        /// The format the bytes were in, where it was not the one asked for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        received_format: Option<&'static str>,
+    },
+    Failed {
+        error: &'a str,
+        attempts: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+    },
+    ToMake {
+        estimate_usd: Option<f64>,
+    },
+    Nothing {},
+}
+
 /// The document for a run, or for a dry run when `summary` is `None`.
-pub fn document(
+pub fn document<'a>(
     config: &Config,
-    plan: &Plan,
+    plan: &'a Plan,
     survey: &Survey,
-    summary: Option<&Summary>,
+    summary: Option<&'a Summary>,
     status: Status,
-) -> Value {
-    let made: HashMap<&str, _> = summary
-        .map(|s| s.made.iter().map(|m| (m.file_name.as_str(), m)).collect())
+) -> Document<'a> {
+    let made: HashMap<&str, &Made> = summary
+        .map(|s| s.made.iter().map(|m| (m.planned.as_str(), m)).collect())
         .unwrap_or_default();
-    let failed: HashMap<&str, _> = summary
+    let failed: HashMap<&str, &Failure> = summary
         .map(|s| s.failed.iter().map(|f| (f.file_name.as_str(), f)).collect())
         .unwrap_or_default();
-    let images: Vec<Value> = plan
+    let images = plan
         .jobs
         .iter()
         .enumerate()
         .map(|(i, job)| {
-            let mut entry = Map::new();
-            entry.insert("file".into(), job.file_name.clone().into());
-            entry.insert(
-                "path".into(),
-                plan.dst_dir
-                    .join(&job.file_name)
-                    .display()
-                    .to_string()
-                    .into(),
-            );
-            entry.insert("prompt".into(), json!(job.prompt.label));
-            entry.insert("index".into(), job.index.into());
-            entry.insert("model".into(), job.prompt.model.name().into());
-            let name = file_status(&job.file_name, i, survey, summary.is_some(), &made, &failed);
-            entry.insert("status".into(), name.into());
-            if let Some(m) = made.get(job.file_name.as_str()) {
-                entry.insert("sha256".into(), m.sha256.clone().into());
-                entry.insert("bytes".into(), m.bytes.into());
-                entry.insert("attempts".into(), m.attempts.into());
-                entry.insert("cost_usd".into(), json!(m.cost));
-                entry.insert("request_id".into(), json!(m.request_id));
-                entry.insert("revised_prompt".into(), json!(m.revised_prompt));
-            } else if let Some(f) = failed.get(job.file_name.as_str()) {
-                entry.insert("error".into(), f.reason.clone().into());
-                entry.insert("attempts".into(), f.attempts.into());
+            let planned = job.file_name.as_str();
+            let file = made.get(planned).map_or(planned, |m| m.file_name.as_str());
+            let detail = if let Some(m) = made.get(planned) {
+                Detail::Made {
+                    sha256: &m.sha256,
+                    bytes: m.bytes,
+                    attempts: m.attempts,
+                    cost_usd: m.cost,
+                    request_id: m.request_id.as_deref(),
+                    revised_prompt: m.revised_prompt.as_deref(),
+                    received_format: m.received,
+                }
+            } else if let Some(f) = failed.get(planned) {
+                Detail::Failed {
+                    error: &f.reason,
+                    attempts: f.attempts,
+                    cost_usd: f.cost,
+                }
             } else if summary.is_none() && survey.is_todo(i) {
-                entry.insert("estimate_usd".into(), json!(job.prompt.estimate));
+                Detail::ToMake {
+                    estimate_usd: job.prompt.estimate,
+                }
+            } else {
+                Detail::Nothing {}
+            };
+            Image {
+                file,
+                path: plan.dst_dir.join(file).display().to_string(),
+                prompt: job.prompt.label.as_deref(),
+                index: job.index,
+                model: job.prompt.model.name(),
+                status: file_status(planned, i, survey, summary.is_some(), &made, &failed),
+                detail,
             }
-            Value::Object(entry)
         })
         .collect();
 
     let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
-    let mut totals = json!({
-        "planned": plan.jobs.len(),
-        "to_make": survey.to_make(),
-        "skipped": plan.jobs.len() - survey.to_make(),
-        "stale": survey.stale(plan).len(),
-        "estimate_usd": estimate,
-        "unpriced": unpriced,
-    });
-    if let Some(s) = summary {
-        let (cost, unknown) = s.cost();
-        let refused = s
-            .failed
-            .iter()
-            .filter(|f| f.kind == FailureKind::Refused)
-            .count();
-        let extra = json!({
-            "made": s.made.len(),
-            "failed": s.failed.len(),
-            "refused": refused,
-            "not_made": s.unfinished,
-            "retries": s.retries,
-            "cost_usd": cost,
-            "cost_unknown": unknown,
-            "elapsed_s": s.elapsed.as_secs_f64(),
-        });
-        if let (Value::Object(t), Value::Object(e)) = (&mut totals, extra) {
-            t.extend(e);
-        }
+    Document {
+        genimg: env!("CARGO_PKG_VERSION"),
+        dry_run: summary.is_none(),
+        status: status_name(status),
+        exit_code: status as u8,
+        dst_dir: plan.dst_dir.display().to_string(),
+        models: config
+            .model_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        totals: DocumentTotals {
+            planned: plan.jobs.len(),
+            to_make: survey.to_make(),
+            skipped: plan.jobs.len() - survey.to_make(),
+            stale: survey.stale(plan).len(),
+            estimate_usd: estimate,
+            unpriced,
+            ran: summary.map(Summary::totals),
+        },
+        images,
+        stopped: summary.and_then(|s| s.fatal.as_ref()).map(|stop| Stopped {
+            error: &stop.error,
+            advice: stop.fatal.advice(),
+        }),
     }
-    let mut doc = json!({
-        "genimg": env!("CARGO_PKG_VERSION"),
-        "dry_run": summary.is_none(),
-        "status": status_name(status),
-        "exit_code": status as u8,
-        "dst_dir": plan.dst_dir.display().to_string(),
-        "models": config.model_names(),
-        "totals": totals,
-        "images": images,
-    });
-    if let Some(stop) = summary.and_then(|s| s.fatal.as_ref()) {
-        doc["stopped"] = json!({"error": stop.error, "advice": stop.fatal.advice()});
-    }
-    doc
 }
 
 fn file_status(
@@ -132,8 +193,8 @@ fn file_status(
     i: usize,
     survey: &Survey,
     ran: bool,
-    made: &HashMap<&str, &crate::outcome::Made>,
-    failed: &HashMap<&str, &crate::outcome::Failure>,
+    made: &HashMap<&str, &Made>,
+    failed: &HashMap<&str, &Failure>,
 ) -> &'static str {
     if made.contains_key(file) {
         return "made";
@@ -153,11 +214,19 @@ fn file_status(
 }
 
 /// The document for an error that stopped genimg before any request.
-pub fn error_document(error: &str) -> Value {
-    json!({
-        "genimg": env!("CARGO_PKG_VERSION"),
-        "status": status_name(Status::Usage),
-        "exit_code": Status::Usage as u8,
-        "error": error,
-    })
+#[derive(Debug, Serialize)]
+pub struct ErrorDocument<'a> {
+    genimg: &'static str,
+    status: &'static str,
+    exit_code: u8,
+    error: &'a str,
+}
+
+pub fn error_document(error: &str) -> ErrorDocument<'_> {
+    ErrorDocument {
+        genimg: env!("CARGO_PKG_VERSION"),
+        status: status_name(Status::Usage),
+        exit_code: Status::Usage as u8,
+        error,
+    }
 }
