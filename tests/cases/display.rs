@@ -163,6 +163,28 @@ fn json_prints_the_plan_each_image_and_the_totals_on_stdout() {
 }
 
 #[test]
+fn json_names_the_file_an_image_in_another_format_was_kept_as() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|_: &Incoming| Action::WrongFormat)),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "--format", "webp", "--json"])
+        .run();
+    assert_code(&run, 0);
+    let doc = json_of(&run);
+    assert_eq!(doc["totals"]["made"], 1);
+    assert!(doc["totals"]["cost_usd"].as_f64().unwrap() > 0.0);
+    let image = &doc["images"][0];
+    assert_eq!(image["status"], "made");
+    assert_eq!(image["file"], "image_01_hd.png");
+    assert_eq!(image["path"], "out/image_01_hd.png");
+    assert_eq!(image["received_format"], "png");
+    assert!(ws.join("out/image_01_hd.png").is_file());
+}
+
+#[test]
 fn json_for_a_dry_run_and_for_an_error() {
     let ws = Workspace::new();
     let run = genimg(&ws, None)
