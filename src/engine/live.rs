@@ -20,13 +20,14 @@ use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::pace::{ImageRate, Pause, Window};
+use crate::format::ImageFormat;
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
 use crate::provider::{ApiError, Client, Delivered, Fatal, RetryPolicy, Verdict};
 use crate::spec::ImageSpec;
 use crate::store::manifest::{self, Record};
-use crate::store::sink::{Received, Sink};
+use crate::store::sink::{Kept, Received, Sink};
 
 /// Stopping signals, shared with the Ctrl-C watcher.
 #[derive(Debug, Clone, Default)]
@@ -463,34 +464,61 @@ async fn make_image<S: ImageService>(
             if let Some(budget) = budget {
                 budget.settle(reserved, 0.0);
             }
-            let (kind, status) = match e.verdict() {
-                Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
-                Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
-                Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
-            };
-            let mut reason = match kind {
-                FailureKind::Refused => format!("refused by the service: {e}"),
-                _ => e.to_string(),
-            };
-            if attempts > 1 {
-                reason.push_str(&format!(" (gave up after {attempts} attempts)"));
-            }
-            record.status = status;
-            record.error = Some(reason.clone());
-            record.request_id = e.request_id().map(str::to_owned);
-            record.cost_usd = (billed > 0.0).then_some(billed);
-            record.finished = manifest::now();
-            let writer = context.clone();
-            let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
-            return Ended::Failed(Failure {
-                cost: (billed > 0.0).then_some(billed),
-                ..failure(&job, reason, kind, attempts)
-            });
+            return gave_up(&context, &job, record, &e, billed).await;
         }
     };
+    hand_over(&context, &shared, &job, record, image, billed, started).await
+}
 
-    let cost = image_cost(&job, &image);
-    let total = match cost {
+/// An image whose requests gave nothing to keep: its record says why, and what its answers
+/// billed all the same.
+async fn gave_up<S: ImageService>(
+    context: &Arc<Context<S>>,
+    job: &Job,
+    mut record: Record,
+    e: &ApiError,
+    billed: f64,
+) -> Ended {
+    let attempts = record.attempts;
+    let (kind, status) = match e.verdict() {
+        Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
+        Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
+        Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
+    };
+    let mut reason = match kind {
+        FailureKind::Refused => format!("refused by the service: {e}"),
+        _ => e.to_string(),
+    };
+    if attempts > 1 {
+        reason.push_str(&format!(" (gave up after {attempts} attempts)"));
+    }
+    let billed = (billed > 0.0).then_some(billed);
+    record.status = status;
+    record.error = Some(reason.clone());
+    record.request_id = e.request_id().map(str::to_owned);
+    record.cost_usd = billed;
+    record.finished = manifest::now();
+    let writer = context.clone();
+    let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
+    Ended::Failed(Failure {
+        cost: billed,
+        ..failure(job, reason, kind, attempts)
+    })
+}
+
+/// Hands what an answer delivered to the sink, off the async workers, and says how the image
+/// ended: made (under its planned name or the one its bytes call for), or not saved.
+async fn hand_over<S: ImageService>(
+    context: &Arc<Context<S>>,
+    shared: &Shared,
+    job: &Job,
+    mut record: Record,
+    image: Delivered,
+    billed: f64,
+    started: Instant,
+) -> Ended {
+    let attempts = record.attempts;
+    let total = match image_cost(job, &image) {
         Some(c) => Some(c + billed),
         None => (billed > 0.0).then_some(billed),
     };
@@ -500,7 +528,7 @@ async fn make_image<S: ImageService>(
     record.request_id = image.request_id.clone();
     let keeper = context.clone();
     let planned = job.file_name.clone();
-    let asked = spec.asked_format();
+    let asked = job.prompt.spec.asked_format();
     let halt = shared.halt.clone();
     let kept = task::spawn_blocking(move || {
         let kept = keeper
@@ -511,18 +539,7 @@ async fn make_image<S: ImageService>(
     .await;
     match kept {
         Ok((Ok(kept), image)) => {
-            if kept.received != Received::Asked(asked) {
-                let text = match kept.received {
-                    Received::Other(format) => format!(
-                        "{}: asked for {asked}, received {format}; kept as {}",
-                        job.file_name, kept.file
-                    ),
-                    _ => format!(
-                        "{}: asked for {asked}, received bytes genimg does not recognise as an \
-                         image; kept as {}",
-                        job.file_name, kept.file
-                    ),
-                };
+            if let Some(text) = mismatch(job, asked, &kept) {
                 tracing::warn!("{text}");
                 context.reporter.event(Event::Warning { text: &text });
             }
@@ -552,7 +569,7 @@ async fn make_image<S: ImageService>(
             Ended::Failed(Failure {
                 cost: total,
                 ..failure(
-                    &job,
+                    job,
                     not_kept.reason(),
                     FailureKind::Fatal(Fatal::CannotSave),
                     attempts,
@@ -560,12 +577,25 @@ async fn make_image<S: ImageService>(
             })
         }
         Err(e) => Ended::Failed(failure(
-            &job,
+            job,
             format!("the image arrived but saving it stopped: {e}"),
             FailureKind::Fatal(Fatal::CannotSave),
             attempts,
         )),
     }
+}
+
+/// The warning for an image kept under another name than planned, if it was.
+fn mismatch(job: &Job, asked: ImageFormat, kept: &Kept) -> Option<String> {
+    let what = match kept.received {
+        Received::Asked(_) => return None,
+        Received::Other(format) => format.to_string(),
+        Received::Unrecognised => "bytes genimg does not recognise as an image".to_owned(),
+    };
+    Some(format!(
+        "{}: asked for {asked}, received {what}; kept as {}",
+        job.file_name, kept.file
+    ))
 }
 
 /// What an image cost: from `usage` for models priced by token, else the price table.
