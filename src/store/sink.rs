@@ -329,3 +329,203 @@ fn rescue_roots() -> Vec<PathBuf> {
     }
     roots
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::catalog::Model;
+    use crate::provider;
+    use crate::spec::{ImageOptions, ImageSpec};
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+    const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xc0\0\x11\x08\0\x01\0\x01\x03\x01\x22\0\x02\x11\x01\x03\x11\x01";
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        sink: Sink,
+    }
+
+    fn setup(roots: Vec<PathBuf>) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let destination = Destination::open(&out).unwrap();
+        let manifest = Manifest::open(&destination).unwrap();
+        let sink = Sink::new(destination, manifest, None).with_rescue_roots(roots);
+        Setup { dir, sink }
+    }
+
+    fn record(file: &str) -> Record {
+        let spec = ImageSpec::new(
+            &Model::lookup("gpt-image-2"),
+            "a cat",
+            &ImageOptions::default(),
+            std::sync::Arc::from([]),
+        );
+        Record::of(file, None, 1, &spec, &provider::identity(&spec))
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn bytes_are_judged_by_what_they_are() {
+        use ImageFormat::*;
+        assert_eq!(Received::of(PNG, Png), Received::Asked(Png));
+        assert_eq!(Received::of(PNG, Webp), Received::Other(Png));
+        assert_eq!(Received::of(JPEG, Png), Received::Other(Jpeg));
+        assert_eq!(Received::of(b"hello", Png), Received::Unrecognised);
+        // The magic number alone is not an image: its header must give a size.
+        assert_eq!(Received::of(&PNG[..12], Png), Received::Unrecognised);
+    }
+
+    #[test]
+    fn an_image_in_another_format_is_kept_under_its_own_extension_never_over_another() {
+        let s = setup(Vec::new());
+        let kept = s
+            .sink
+            .keep("a.webp", ImageFormat::Webp, PNG, record("a.webp"), || {})
+            .unwrap();
+        assert_eq!(kept.file, "a.png");
+        assert_eq!(kept.received, Received::Other(ImageFormat::Png));
+        // A second one finds the name taken, and keeps the first.
+        let again = s
+            .sink
+            .keep("a.webp", ImageFormat::Webp, JPEG, record("a.webp"), || {})
+            .unwrap();
+        assert_eq!(again.file, "a.jpeg");
+        let third = s
+            .sink
+            .keep("a.webp", ImageFormat::Webp, PNG, record("a.webp"), || {})
+            .unwrap();
+        assert_eq!(third.file, "a~2.png");
+        let out = s.dir.path().join("out");
+        assert_eq!(fs::read(out.join("a.png")).unwrap(), PNG);
+        let records = manifest::read_records(&out).unwrap();
+        assert_eq!(records[0].file, "a.png");
+        assert_eq!(records[0].planned_file.as_deref(), Some("a.webp"));
+        assert_eq!(records[0].asked_format.as_deref(), Some("webp"));
+        assert_eq!(records[0].received_format.as_deref(), Some("png"));
+        assert_eq!(records[0].status, Status::Made);
+    }
+
+    #[test]
+    fn unrecognised_bytes_are_kept_aside() {
+        let s = setup(Vec::new());
+        let kept = s
+            .sink
+            .keep(
+                "image.a.01.hd.png",
+                ImageFormat::Png,
+                b"hello",
+                record("x"),
+                || {},
+            )
+            .unwrap();
+        assert_eq!(kept.file, ".genimg/unrecognised/image.a.01.hd.bin");
+        let out = s.dir.path().join("out");
+        assert_eq!(fs::read(out.join(&kept.file)).unwrap(), b"hello");
+        let r = &manifest::read_records(&out).unwrap()[0];
+        assert_eq!(r.received_format.as_deref(), Some("unknown"));
+        assert_eq!(r.file, kept.file);
+    }
+
+    #[test]
+    fn a_rescue_is_unique_to_its_destination_and_never_replaces_an_earlier_one() {
+        let roots = tempfile::tempdir().unwrap();
+        let s = setup(vec![roots.path().to_owned()]);
+        let out = s.dir.path().join("out");
+        // A directory in the way of the image's name: the destination will not take it.
+        fs::create_dir(out.join("a.png")).unwrap();
+        let mut refused = 0;
+        let first = s
+            .sink
+            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {
+                refused += 1
+            })
+            .unwrap_err();
+        let first = first.rescue.unwrap();
+        let second = s
+            .sink
+            .keep(
+                "a.png",
+                ImageFormat::Png,
+                &[PNG, b"2"].concat(),
+                record("a.png"),
+                || refused += 1,
+            )
+            .unwrap_err()
+            .rescue
+            .unwrap();
+        assert_eq!(refused, 2);
+        assert_ne!(first, second);
+        assert_eq!(fs::read(&first).unwrap(), PNG, "the first rescue is kept");
+        assert_eq!(first.parent(), second.parent());
+        let folder = first
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            folder.starts_with("out-") && folder.len() == "out-".len() + 12,
+            "{folder}"
+        );
+        let r = &manifest::read_records(&out).unwrap()[0];
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.rescued.as_deref(), Some(first.to_str().unwrap()));
+
+        // Another destination with the same folder name rescues elsewhere.
+        let other = setup(vec![roots.path().to_owned()]);
+        let other_out = other.dir.path().join("out");
+        fs::create_dir(other_out.join("a.png")).unwrap();
+        let elsewhere = other
+            .sink
+            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {})
+            .unwrap_err()
+            .rescue
+            .unwrap();
+        assert_ne!(elsewhere.parent(), first.parent());
+    }
+
+    #[test]
+    fn with_no_room_anywhere_the_failure_says_so_and_leaves_nothing() {
+        let places = tempfile::tempdir().unwrap();
+        // Files, not folders: nothing can be made under them.
+        let roots: Vec<PathBuf> = ["tmp", "cache"]
+            .iter()
+            .map(|n| {
+                let p = places.path().join(n);
+                fs::write(&p, b"").unwrap();
+                p
+            })
+            .collect();
+        let s = setup(roots);
+        let out = s.dir.path().join("out");
+        fs::create_dir(out.join("a.png")).unwrap();
+        let not_kept = s
+            .sink
+            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {})
+            .unwrap_err();
+        let why = not_kept.rescue.as_ref().unwrap_err();
+        assert!(why.starts_with("no room anywhere"), "{why}");
+        assert!(not_kept.reason().contains("no room anywhere"));
+        assert_eq!(files(places.path()), ["cache", "tmp"]);
+        assert_eq!(
+            files(&out),
+            [".genimg.lock", "a.png", manifest::FILE_NAME],
+            "nothing under an image name, no temporary file"
+        );
+        assert!(files(&out.join("a.png")).is_empty());
+    }
+}
