@@ -201,7 +201,8 @@ impl Manifest {
         file.flush()
     }
 
-    /// Rewrites the manifest of `destination` without the records `drop` picks, atomically,
+    /// Rewrites the manifest of `destination` without the records `drop` picks by their file
+    /// or the file they were planned as, atomically,
     /// for `--from-scratch`. Lines that cannot be read go too. Returns how many lines went.
     pub fn reset(destination: &Destination, drop: impl Fn(&str) -> bool) -> io::Result<usize> {
         let path = destination.dir().join(FILE_NAME);
@@ -213,7 +214,8 @@ impl Manifest {
         let mut kept = Vec::new();
         let mut dropped = 0;
         let unreadable = read_lines(BufReader::new(file), |seen: Seen, line| {
-            if drop(&seen.file) {
+            // An image kept under another name than planned goes with its planned name's.
+            if drop(&seen.file) || seen.planned_file.as_deref().is_some_and(&drop) {
                 dropped += 1;
             } else {
                 kept.extend_from_slice(line);
@@ -464,6 +466,28 @@ mod tests {
         assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
+        assert_eq!(h.made_from("theirs.png"), Some("h2"));
+    }
+
+    #[test]
+    fn an_image_kept_under_another_name_is_known_by_its_planned_name_and_reset_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let m = Manifest::open(&d).unwrap();
+        let mut kept = record(".genimg/unrecognised/ours.bin", "h1", Status::Made);
+        kept.planned_file = Some("ours.png".into());
+        m.append(&kept).unwrap();
+        m.append(&record("theirs.png", "h2", Status::Made)).unwrap();
+        drop(m);
+        let h = History::read(tmp.path()).unwrap();
+        assert_eq!(
+            h.kept_as("ours.png"),
+            Some((".genimg/unrecognised/ours.bin", "h1"))
+        );
+        assert_eq!(h.kept_as("theirs.png"), None);
+        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
+        let h = History::read(tmp.path()).unwrap();
+        assert_eq!(h.kept_as("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
     }
 }
