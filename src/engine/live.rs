@@ -997,6 +997,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refusal_inside_a_successful_answer_is_a_refusal_not_retried() {
+        // As Gemini says it: HTTP 200, no image, a block reason.
+        let s = setup(
+            "# a
+x
+",
+            1,
+            1,
+            Stand::scripted(|_, _| {
+                Some(ApiError::Refused {
+                    reason: "blocked: SAFETY".into(),
+                    request_id: Some("req_9".into()),
+                })
+            }),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 1, "never asked again");
+        assert_eq!(summary.failed.len(), 1);
+        assert_eq!(summary.failed[0].kind, FailureKind::Refused);
+        assert_eq!(s.manifest()[0].status, manifest::Status::Refused);
+    }
+
+    #[tokio::test]
     async fn images_on_disk_are_skipped_and_stale_ones_listed() {
         let s = setup("# a\nx\n", 4, 2, Stand::default());
         let survey = Survey {

@@ -123,6 +123,13 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// An answer arrived but holds no usable image.
+    /// A successful answer that refuses the prompt, as some providers say it (Gemini's
+    /// `promptFeedback.blockReason`, a `finishReason` of `IMAGE_SAFETY`): never asked again.
+    #[error("{reason}{}", request_note(.request_id))]
+    Refused {
+        reason: String,
+        request_id: Option<String>,
+    },
     /// A successful answer that carried no usable bytes: nothing can be kept, so it is
     /// asked again. Its `usage`, if it had one, was billed all the same.
     #[error("unusable answer: {reason}{}", request_note(.request_id))]
@@ -214,6 +221,12 @@ impl ApiError {
                     redactor.string(id);
                 }
             }
+            ApiError::Refused { reason, request_id } => {
+                redactor.string(reason);
+                if let Some(id) = request_id {
+                    redactor.string(id);
+                }
+            }
             ApiError::BadAnswer {
                 reason,
                 request_id,
@@ -247,9 +260,9 @@ impl ApiError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             ApiError::Status(s) => s.request_id.as_deref(),
-            ApiError::BadAnswer { request_id, .. } | ApiError::Download { request_id, .. } => {
-                request_id.as_deref()
-            }
+            ApiError::BadAnswer { request_id, .. }
+            | ApiError::Download { request_id, .. }
+            | ApiError::Refused { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
@@ -272,6 +285,7 @@ impl ApiError {
     pub fn verdict(&self) -> Verdict {
         match self {
             ApiError::Status(s) => s.verdict,
+            ApiError::Refused { .. } => Verdict::Refused,
             // A link that fails for good (expired, say) will not work on a second try either.
             ApiError::Download { status, .. } => {
                 if matches!(status, 408 | 429 | 500..) {
