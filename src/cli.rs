@@ -253,7 +253,7 @@ pub enum NamingArg {
     Legacy,
 }
 
-/// A flag that takes one of a closed set of values: read by `options`' parser, as the same
+/// A flag that takes one of a closed set of values: read by its parser in `values`, as the same
 /// option in the config file or a prompt header is (so the value and its error are the same
 /// everywhere), with the set offered to `--help`, the man page and shell completions.
 #[derive(Debug, Clone)]
@@ -262,7 +262,7 @@ struct OneOf<T> {
     parse: fn(&str) -> Result<T, String>,
 }
 
-/// One of the values of an `options` table, read by its parser.
+/// One of the values of a `values` table, read by its parser.
 fn one_of<T>(values: &[&'static str], parse: fn(&str) -> Result<T, String>) -> OneOf<T> {
     OneOf {
         values: values.iter().map(|v| PossibleValue::new(*v)).collect(),

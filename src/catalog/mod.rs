@@ -1,6 +1,6 @@
 //! One table of what each image model takes, and the rules that turn options into a request.
 //!
-//! Facts come from `shared/API-NOTES.md`. A model that is not in the table is still sent as
+//! Facts come from OpenAI's documentation and API reference (as of 2026-12). A model that is not in the table is still sent as
 //! named, under the rules of the GPT image models, since new models appear every few months.
 
 use std::fmt;
@@ -69,7 +69,7 @@ pub struct ModelInfo {
     pub successor: Option<&'static str>,
 }
 
-/// What an image costs, in US dollars, as `API-NOTES.md` gives it.
+/// What an image costs, in US dollars, as OpenAI publishes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Price {
     /// A price per image by quality: for square images, and for the others.
@@ -92,8 +92,9 @@ pub const USD_PER_M_TEXT_IN: f64 = 5.0;
 pub const USD_PER_M_IMAGE_IN: f64 = 8.0;
 pub const USD_PER_M_IMAGE_OUT: f64 = 30.0;
 
-/// The output tokens of a `width`x`height` image at quality factor `f`, by the formula in
-/// `API-NOTES.md` (1024x1024 at factor 96 is 7024 tokens).
+/// The output tokens of a `width`x`height` image at quality factor `f`, by the formula
+/// third-party sources give (unverified; 1024x1024 at factor 96 is 7024 tokens). Estimates
+/// only: each answer's `usage` gives the real cost.
 pub fn output_tokens(width: u32, height: u32, f: u32) -> u64 {
     let (w, h, f) = (u64::from(width), u64::from(height), u64::from(f));
     let (short, long) = (w.min(h), w.max(h));

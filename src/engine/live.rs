@@ -2,12 +2,12 @@
 //! failure never stops the others, a fatal error or Ctrl-C stops cleanly.
 //!
 //! A retryable error is tried again after the wait the server asked for, else after an
-//! exponential backoff (see `api::retry`). A 429 also pauses the whole run for that wait, so
+//! exponential backoff (see `provider::retry`). A 429 also pauses the whole run for that wait, so
 //! no new request piles onto a service that just asked for less. An error no request of the
 //! run can survive (a bad key, an unknown model, an empty account) stops new requests; those
 //! in flight finish and are saved. The first Ctrl-C does the same; a second one abandons the
 //! requests in flight. Either way no partial file is left under a final name, since every
-//! write is atomic (see `output`), and each image's outcome is appended to the manifest.
+//! write is atomic (see `store::atomic`), and each image's outcome is appended to the manifest.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,11 +1,9 @@
-//! Which errors are worth another attempt, which stop the whole run, and how long to wait.
+//! What to do after an error, whichever provider judged it ([`Verdict`], [`Fatal`]), how long
+//! to wait before another attempt ([`retry_after`], [`RetryPolicy`]).
 //!
-//! The rules follow the official SDKs (see `API-NOTES.md`): 408, 409, 429 and 5xx, broken
-//! connections and timeouts are retried, `x-should-retry` overrides the status, and the wait
-//! comes from `retry-after-ms` or `retry-after` when the server gives one. genimg adds two
-//! things: an answer that holds no usable image is retried too (it was not paid for in a
-//! form that can be kept), and errors no retry can cure — a refused prompt, a bad key, an
-//! unknown model, an empty account — are told apart so the run can react to each.
+//! The wait comes from `retry-after-ms` or `retry-after` when the server gives one, as the
+//! official OpenAI SDKs read them, else an exponential backoff with jitter. Each provider's
+//! own rules for which answers are worth another attempt live with it (`openai::verdict`).
 
 use std::time::{Duration, SystemTime};
 
