@@ -235,6 +235,7 @@ fn an_answer_without_usable_bytes_is_asked_again() {
         ("a body that is not JSON", Action::MalformedJson),
         ("bad base64", Action::BadBase64),
         ("no image in the answer", answer_without_image()),
+        ("an empty image", answer("", None)),
     ];
     for (what, fault) in faults {
         let server = scripted(move |i| {
