@@ -289,6 +289,55 @@ fn what_an_unusable_answer_billed_counts_in_the_images_cost() {
     assert_summary(&run, &[("made", "1"), ("cost", "$0.42")]);
 }
 
+#[test]
+fn max_cost_stops_buying_answers_that_bill_but_give_no_image() {
+    // Every answer bills $0.211 and holds no usable image. Retries are on (four by
+    // default), and low quality is estimated under a cent: only what was billed can stop
+    // the run. No request may go once the billed spend is past $0.50.
+    let server = scripted(|_| answer("!!not base64!!", Some(usage())));
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "10", "-j", "1"])
+        .args(["--quality", "low", "--max-cost", "0.50"])
+        .run();
+    assert_code(&run, 4);
+    // $0, $0.21 and $0.42 spent before the first three; $0.63 before a fourth.
+    assert_eq!(server.image_requests().len(), 3, "{}", run.stderr);
+    assert_eq!(ws.files("out"), Vec::<String>::new());
+    // Two images were under way (one in flight, the next ready): both were billed, and the
+    // manifest keeps what each cost though neither was made.
+    let records = ws.manifest("out");
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let mut attempts = 0;
+    let mut spent = 0.0;
+    for r in &records {
+        assert_eq!(r["status"], "failed", "{r}");
+        let error = r["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("unusable answer: the image is not valid base64"),
+            "{r}"
+        );
+        let n = r["attempts"].as_u64().unwrap();
+        assert_cost(r, n as f64 * BILLED);
+        attempts += n;
+        spent += r["cost_usd"].as_f64().unwrap();
+    }
+    assert_eq!(attempts, 3);
+    assert!((spent - 3.0 * BILLED).abs() < 1e-9, "{spent}");
+    assert!(
+        records.iter().any(|r| r["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("attempt(s): another could pass --max-cost)")),
+        "{records:#?}"
+    );
+    assert!(
+        run.stderr.contains("Stopping at --max-cost $0.50"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A destination in `ws` where the image cannot be saved: a directory is in the way of its
 /// name, as a full disk or a lost mount would fail it.
 fn blocked(ws: &Workspace, dst: &str) {
