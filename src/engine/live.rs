@@ -334,6 +334,8 @@ async fn make_image<S: ImageService>(
     let first_sent: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     // What answers that could not be used billed all the same.
     let billed = std::sync::Mutex::new(0.0f64);
+    // The last error, for the record of an image whose next attempt was not sent.
+    let last_error: std::sync::Mutex<Option<ApiError>> = std::sync::Mutex::new(None);
     let estimate = job.prompt.estimate.unwrap_or(0.0);
     let budget = context.sink.budget();
     let halt = shared.halt.clone();
@@ -354,9 +356,11 @@ async fn make_image<S: ImageService>(
             } => slot,
         };
         let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
-        if first
-            && let Some(budget) = budget
-            && !budget.reserve(estimate)
+        // The first request reserves the image's estimate. A retry, its estimate still
+        // reserved, goes only while what was spent stays within the limit too: answers that
+        // billed without a usable image count there.
+        if let Some(budget) = budget
+            && !budget.reserve(if first { estimate } else { 0.0 })
         {
             attempts.fetch_sub(1, Ordering::SeqCst);
             return Err(Attempt::OverBudget);
@@ -388,6 +392,7 @@ async fn make_image<S: ImageService>(
                         budget.spend(cost);
                     }
                 }
+                *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
             }
         }
         drop(slot);
@@ -453,13 +458,43 @@ async fn make_image<S: ImageService>(
 
     let image = match result {
         Ok(image) => image,
-        Err(Attempt::Halted) => {
+        Err(stopped @ (Attempt::Halted | Attempt::OverBudget)) => {
             if let Some(budget) = budget {
                 budget.settle(reserved, 0.0);
             }
-            return Ended::NotSent;
+            let over_budget = matches!(stopped, Attempt::OverBudget);
+            // Answers that billed without a usable image were paid for: the manifest keeps
+            // what they cost, though the image was not made (a run again asks for it).
+            if billed > 0.0 {
+                let last = last_error.into_inner().unwrap_or_else(|e| e.into_inner());
+                let why = if over_budget {
+                    "another could pass --max-cost"
+                } else {
+                    "the run stopped"
+                };
+                let mut reason = last
+                    .as_ref()
+                    .map_or_else(|| "no usable image".to_owned(), ToString::to_string);
+                reason.push_str(&format!(
+                    " (not asked again after {attempts} attempt(s): {why})"
+                ));
+                record.status = manifest::Status::Failed;
+                record.error = Some(reason);
+                record.request_id = last
+                    .as_ref()
+                    .and_then(|e| e.request_id())
+                    .map(str::to_owned);
+                record.cost_usd = Some(billed);
+                record.finished = manifest::now();
+                let writer = context.clone();
+                let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
+            }
+            return if over_budget {
+                Ended::OverBudget
+            } else {
+                Ended::NotSent
+            };
         }
-        Err(Attempt::OverBudget) => return Ended::OverBudget,
         Err(Attempt::Api(e)) => {
             if let Some(budget) = budget {
                 budget.settle(reserved, 0.0);

@@ -200,6 +200,15 @@ impl Client {
                     .await?
             }
         };
+        // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
+        // it billed counts.
+        if bytes.is_empty() {
+            return Err(ApiError::BadAnswer {
+                reason: "the image is empty".to_owned(),
+                request_id: answer.request_id,
+                usage: answer.usage,
+            });
+        }
         Ok(Delivered {
             bytes,
             revised_prompt: answer.revised_prompt,

@@ -6,6 +6,7 @@ mod fake_server;
 mod faults;
 mod gallery;
 mod interface;
+mod kept;
 mod options;
 mod output;
 mod pace;

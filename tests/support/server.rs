@@ -714,11 +714,15 @@ fn push_record(state: &State, record: Recorded) {
     recorded.push(record);
 }
 
+/// Every answer carries an `x-request-id`: `req_fake_{seq}`, unless a scripted answer
+/// ([`Action::Raw`], or [`Action::Error`] with headers) set its own.
 fn finish(state: &State, mut record: Recorded, mut response: Response<Body>) -> Response<Body> {
-    response.headers_mut().insert(
-        "x-request-id",
-        format!("req_fake_{}", record.seq).parse().unwrap(),
-    );
+    if !response.headers().contains_key("x-request-id") {
+        response.headers_mut().insert(
+            "x-request-id",
+            format!("req_fake_{}", record.seq).parse().unwrap(),
+        );
+    }
     record.status = response.status().as_u16();
     record.answered = Instant::now();
     if !state.options.record_images {
