@@ -105,6 +105,9 @@ pub struct Summary {
     pub unfinished: usize,
     /// Retries sent, over all images.
     pub retries: u32,
+    /// What answers billed without a usable image, for images the run stopped before
+    /// making (their manifest records carry it too).
+    pub billed_not_made: f64,
     pub interrupted: bool,
     pub fatal: Option<FatalStop>,
     /// `--max-cost`, when the run stopped starting requests to stay within it.
@@ -151,7 +154,7 @@ impl Summary {
             not_made: self.unfinished,
             retries: self.retries,
             // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
-            cost_usd: billed.sum::<f64>() + 0.0,
+            cost_usd: billed.sum::<f64>() + self.billed_not_made + 0.0,
             cost_unknown: self.made.iter().filter(|m| m.cost.is_none()).count(),
             elapsed_s: self.elapsed.as_secs_f64(),
         }

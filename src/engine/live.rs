@@ -112,10 +112,15 @@ struct Shared {
 enum Ended {
     Made(Made),
     Failed(Failure),
-    /// The run stopped before this job's request (or its next retry) was sent.
-    NotSent,
-    /// Its request was not sent, to stay within `--max-cost`.
-    OverBudget,
+    /// The run stopped before this job's request (or its next retry) was sent. What its
+    /// earlier answers billed without a usable image, if any.
+    NotSent {
+        billed: f64,
+    },
+    /// Its request (or its next retry) was not sent, to stay within `--max-cost`.
+    OverBudget {
+        billed: f64,
+    },
 }
 
 /// Makes every image of the plan that is not on disk yet.
@@ -275,8 +280,9 @@ impl Tally<'_> {
                 });
                 s.failed.push(failure);
             }
-            Ended::NotSent => {}
-            Ended::OverBudget => {
+            Ended::NotSent { billed } => s.billed_not_made += billed,
+            Ended::OverBudget { billed } => {
+                s.billed_not_made += billed;
                 if s.budget_stop.is_none() {
                     s.budget_stop = Some(self.max_cost.unwrap_or_default());
                     self.halt.cancel();
@@ -490,9 +496,9 @@ async fn make_image<S: ImageService>(
                 let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
             }
             return if over_budget {
-                Ended::OverBudget
+                Ended::OverBudget { billed }
             } else {
-                Ended::NotSent
+                Ended::NotSent { billed }
             };
         }
         Err(Attempt::Api(e)) => {

@@ -347,11 +347,19 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
         }
     }
     if let Some(max) = s.budget_stop {
+        let totals = s.totals();
+        let made: f64 = s.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
+        let spent = if (totals.cost_usd - made).abs() < 1e-9 {
+            format!("the images made cost {}", usd(made))
+        } else {
+            format!(
+                "this run was billed {} (images made, and answers that held no usable image)",
+                usd(totals.cost_usd)
+            )
+        };
         lines.push(format!(
-            "genimg stopped at --max-cost {}: the images made cost {}, and the next could pass \
-             the limit.",
+            "genimg stopped at --max-cost {}: {spent}, and the next could pass the limit.",
             usd(max),
-            usd(s.totals().cost_usd)
         ));
     }
     if let Some(stop) = &s.fatal {

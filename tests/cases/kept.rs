@@ -336,6 +336,13 @@ fn max_cost_stops_buying_answers_that_bill_but_give_no_image() {
         "{}",
         run.stderr
     );
+    // The summary counts what was billed, though no image was made.
+    assert_summary(&run, &[("made", "0"), ("cost", "$0.63")]);
+    assert!(
+        run.stderr.contains("this run was billed $0.63"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A destination in `ws` where the image cannot be saved: a directory is in the way of its
