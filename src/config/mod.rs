@@ -48,7 +48,8 @@ pub enum Existing {
 }
 
 /// What genimg was asked to do: a run (a dry run too), or one of the subcommands, which
-/// read nothing and need no key.
+/// read nothing and need no key. A run through a provider's Batch API will be a variant of
+/// its own beside `Run`, with its own settings.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
