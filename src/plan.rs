@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::catalog::{Model, QUALITY_TOKENS};
 use crate::config::{Config, Existing, Naming, PromptSource};
@@ -33,8 +33,17 @@ pub struct PlannedPrompt {
     pub extension: &'static str,
     /// What every image of the prompt asks for.
     pub spec: ImageSpec,
-    /// The spec's identity in the manifest: the same for every image of the prompt.
-    pub identity: Identity,
+    /// The spec's identity in the manifest: the same for every image of the prompt. Worked
+    /// out when first needed (a file to judge, an image to record): a dry run of a fresh
+    /// folder never hashes.
+    identity: OnceLock<Identity>,
+}
+
+impl PlannedPrompt {
+    /// The identities its images carry in the manifest (see [`Identity`]).
+    pub fn identity(&self) -> &Identity {
+        self.identity.get_or_init(|| provider::identity(&self.spec))
+    }
 }
 
 /// One image to make.
@@ -81,7 +90,7 @@ impl Plan {
                         spec.quality_value(),
                         p.text.chars().count(),
                     ),
-                    identity: provider::identity(&spec),
+                    identity: OnceLock::new(),
                     model: s.model.clone(),
                     quality: s.options.quality.file_token(),
                     extension: spec.asked_format().extension(),

@@ -331,7 +331,7 @@ async fn make_image<S: ImageService>(
         job.prompt.label.as_deref(),
         job.index,
         spec,
-        &job.prompt.identity,
+        job.prompt.identity(),
     );
     record.prompt_number = Some(job.prompt.number);
     let attempts = AtomicU32::new(0);
@@ -1111,7 +1111,7 @@ x
             assert_eq!(r.prompt_text, "x");
             assert_eq!(r.model, "gpt-image-2");
             assert_eq!(r.request["quality"], "high");
-            assert_eq!(r.request_hash, s.plan.jobs[0].prompt.identity.current);
+            assert_eq!(r.request_hash, s.plan.jobs[0].prompt.identity().current);
             assert_eq!(r.attempts, 1);
             assert_eq!(r.request_id.as_deref(), Some("req_ok"));
             assert_eq!(r.usage, Some(serde_json::json!({"total_tokens": 7})));
@@ -1130,7 +1130,7 @@ x
         let history = History::read(s.context.sink.destination().dir()).unwrap();
         assert_eq!(
             history.made_from("image.a.01.hd.png"),
-            Some(s.plan.jobs[0].prompt.identity.current.as_str())
+            Some(s.plan.jobs[0].prompt.identity().current.as_str())
         );
     }
 

@@ -121,8 +121,9 @@ pub enum ApiError {
     Download {
         status: u16,
         request_id: Option<String>,
+        /// What the answer that named the link billed.
+        usage: Option<Value>,
     },
-    /// An answer arrived but holds no usable image.
     /// A successful answer that refuses the prompt, as some providers say it (Gemini's
     /// `promptFeedback.blockReason`, a `finishReason` of `IMAGE_SAFETY`): never asked again.
     #[error("{reason}{}", request_note(.request_id))]
@@ -201,8 +202,33 @@ impl ApiError {
     /// What the service billed for this attempt, where its answer said.
     pub fn billed_usage(&self) -> Option<&Value> {
         match self {
-            ApiError::BadAnswer { usage, .. } => usage.as_ref(),
+            ApiError::BadAnswer { usage, .. } | ApiError::Download { usage, .. } => usage.as_ref(),
             _ => None,
+        }
+    }
+
+    /// This error of fetching an image link, with what the answer that named the link
+    /// billed: the image was paid for though it never arrived.
+    pub(crate) fn billed(self, usage: Option<Value>, request_id: &Option<String>) -> ApiError {
+        if usage.is_none() {
+            return self;
+        }
+        match self {
+            ApiError::Download {
+                status, request_id, ..
+            } => ApiError::Download {
+                status,
+                request_id,
+                usage,
+            },
+            e @ (ApiError::Connect { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Transport { .. }) => ApiError::BadAnswer {
+                reason: format!("the image link could not be fetched: {e}"),
+                request_id: request_id.clone(),
+                usage,
+            },
+            other => other,
         }
     }
 
@@ -241,13 +267,19 @@ impl ApiError {
                 }
             }
             ApiError::Download {
-                request_id: Some(id),
-                ..
-            } => redactor.string(id),
+                request_id, usage, ..
+            } => {
+                if let Some(id) = request_id {
+                    redactor.string(id);
+                }
+                if let Some(usage) = usage {
+                    redactor.value(usage);
+                }
+            }
             ApiError::Connect { detail, .. } | ApiError::Transport { detail } => {
                 redactor.string(detail)
             }
-            ApiError::Download { .. } | ApiError::Timeout { .. } => {}
+            ApiError::Timeout { .. } => {}
         }
     }
 

@@ -299,6 +299,7 @@ impl Transport {
                 return Err(ApiError::Download {
                     status: status.as_u16(),
                     request_id: request_id.clone(),
+                    usage: None,
                 });
             }
             Ok(body.to_vec())

@@ -194,11 +194,11 @@ impl Client {
         }
         let bytes = match answer.image {
             Delivery::Bytes(bytes) => bytes,
-            Delivery::Url(link) => {
-                self.transport
-                    .download(&self.base_url, &link, &answer.request_id)
-                    .await?
-            }
+            Delivery::Url(link) => self
+                .transport
+                .download(&self.base_url, &link, &answer.request_id)
+                .await
+                .map_err(|e| e.billed(answer.usage.clone(), &answer.request_id))?,
         };
         // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
         // it billed counts.

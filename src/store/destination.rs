@@ -269,7 +269,7 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
             by_key.get(&plan.namer.key_of(job)).cloned()
         };
         let judge = |hash: Option<&str>| match hash {
-            Some(hash) if !job.prompt.identity.matches(hash) => Found::Stale,
+            Some(hash) if !job.prompt.identity().matches(hash) => Found::Stale,
             _ => Found::Current,
         };
         found.push(match &name {

@@ -695,3 +695,28 @@ fn a_destination_written_by_release_0_1_is_current_after_the_upgrade() {
     assert_eq!(server.image_requests().len(), 0, "a stale image is kept");
     assert_summary(&run, &[("made", "0"), ("skipped", "1"), ("stale", "1")]);
 }
+
+#[test]
+fn an_image_whose_link_fails_for_good_still_counts_what_its_answer_billed() {
+    // The answer billed the image and named a link; the link had expired.
+    let server = FakeServer::with(Options {
+        url_answers: true,
+        links_expire: true,
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out"])
+        .run();
+    assert_code(&run, 1);
+    assert_eq!(
+        server.image_requests().len(),
+        1,
+        "a dead link is not bought again"
+    );
+    let records = ws.manifest("out");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], "failed");
+    assert_cost(&records[0], BILLED);
+    assert_summary(&run, &[("made", "0"), ("failed", "1"), ("cost", "$0.21")]);
+}

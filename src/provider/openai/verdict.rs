@@ -125,6 +125,7 @@ mod tests {
         let download = |status| ApiError::Download {
             status,
             request_id: None,
+            usage: None,
         };
         assert_eq!(classify(&download(403)), Verdict::Fail, "an expired link");
         assert_eq!(classify(&download(404)), Verdict::Fail);
