@@ -132,7 +132,11 @@ impl Destination {
     pub fn write_new(&self, relative: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         let path = self.dir.join(relative);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            // A file in the way of the folder says "exists" too: that is no taken name.
+            fs::create_dir_all(parent).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => io::Error::new(io::ErrorKind::NotADirectory, e),
+                _ => e,
+            })?;
         }
         atomic::write(&path, bytes, Exists::Keep)
     }

@@ -287,11 +287,11 @@ impl History {
     }
 
     /// The file an image planned as `planned` was kept as instead, and the request hash it
-    /// was made from, if an earlier run kept it under another name.
+    /// was made from, if an earlier run kept it under another name and no later record made
+    /// that file from another request.
     pub fn kept_as(&self, planned: &str) -> Option<(&str, &str)> {
-        self.kept_as
-            .get(planned)
-            .map(|(file, hash)| (file.as_str(), hash.as_str()))
+        let (file, hash) = self.kept_as.get(planned)?;
+        (self.made_from(file) == Some(hash.as_str())).then_some((file.as_str(), hash.as_str()))
     }
 
     /// The request hash `file` was last made from, if the manifest knows.
@@ -485,7 +485,14 @@ mod tests {
             Some((".genimg/unrecognised/ours.bin", "h1"))
         );
         assert_eq!(h.kept_as("theirs.png"), None);
-        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
+        // A later image made under that name from another request ends it.
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record(".genimg/unrecognised/ours.bin", "h3", Status::Made))
+            .unwrap();
+        assert_eq!(History::read(tmp.path()).unwrap().kept_as("ours.png"), None);
+        m.append(&kept).unwrap();
+        drop(m);
+        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 2);
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.kept_as("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));

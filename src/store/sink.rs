@@ -18,6 +18,14 @@ use super::manifest::{self, Manifest, Record, Status};
 use crate::format::ImageFormat;
 use crate::units::sha256_hex;
 
+/// How many names a kept or rescued image may try before giving up: a bound, so that a
+/// folder that answers "exists" to everything cannot hold a run forever.
+const MAX_NAMES: u32 = 1000;
+
+fn too_many(stem: &str) -> io::Error {
+    io::Error::other(format!("{MAX_NAMES} names of {stem} are taken already"))
+}
+
 /// Where bytes genimg does not recognise as an image are kept, in the destination.
 pub const UNRECOGNISED_DIR: &str = ".genimg/unrecognised";
 
@@ -197,19 +205,23 @@ impl Sink {
             record.asked_format = Some(asked.extension().to_owned());
             record.received_format = Some(received.name().to_owned());
         }
-        let written = match received {
-            Received::Asked(_) => self
-                .destination
-                .write_atomic(planned, bytes)
-                .map(|_| planned.to_owned()),
-            Received::Other(format) => {
-                let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
-                self.write_free(stem, format.extension(), bytes)
-            }
-            Received::Unrecognised => {
-                let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
-                self.write_free(&format!("{UNRECOGNISED_DIR}/{stem}"), "bin", bytes)
-            }
+        let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
+        // The name the bytes are kept under: what they are decides its extension.
+        let (written, name) = match received {
+            Received::Asked(_) => (
+                self.destination
+                    .write_atomic(planned, bytes)
+                    .map(|_| planned.to_owned()),
+                planned.to_owned(),
+            ),
+            Received::Other(format) => (
+                self.write_free(stem, format.extension(), bytes),
+                format!("{stem}.{}", format.extension()),
+            ),
+            Received::Unrecognised => (
+                self.write_free(&format!("{UNRECOGNISED_DIR}/{stem}"), "bin", bytes),
+                format!("{stem}.bin"),
+            ),
         };
         record.finished = manifest::now();
         match written {
@@ -226,9 +238,9 @@ impl Sink {
             }
             Err(error) => {
                 refused();
-                let file_name = Path::new(planned)
+                let file_name = Path::new(&name)
                     .file_name()
-                    .map_or_else(|| planned.to_owned(), |n| n.to_string_lossy().into_owned());
+                    .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
                 let rescue = self.rescue(&file_name, bytes);
                 let not_kept = NotKept { error, rescue };
                 record.status = Status::Failed;
@@ -250,7 +262,7 @@ impl Sink {
     /// Writes under `stem.ext`, or `stem~2.ext`, `stem~3.ext`... when that is taken: the
     /// name is the received format's, and a file already there is someone's image.
     fn write_free(&self, stem: &str, ext: &str, bytes: &[u8]) -> io::Result<String> {
-        for n in 1u32.. {
+        for n in 1..=MAX_NAMES {
             let name = match n {
                 1 => format!("{stem}.{ext}"),
                 n => format!("{stem}~{n}.{ext}"),
@@ -261,7 +273,7 @@ impl Sink {
                 Err(e) => return Err(e),
             }
         }
-        unreachable!("some name is free")
+        Err(too_many(stem))
     }
 
     /// Keeps an image the destination would not take in the first rescue folder that takes
@@ -280,7 +292,7 @@ impl Sink {
         for root in &self.rescue_roots {
             let dir = root.join(&folder);
             let attempt = std::fs::create_dir_all(&dir).and_then(|()| {
-                for n in 1u32.. {
+                for n in 1..=MAX_NAMES {
                     let path = match n {
                         1 => dir.join(file_name),
                         n => dir.join(format!("{stem}.{n}.{ext}")),
@@ -290,7 +302,7 @@ impl Sink {
                         other => return other,
                     }
                 }
-                unreachable!("some name is free")
+                Err(too_many(stem))
             });
             match attempt {
                 Ok(path) => {
@@ -496,6 +508,27 @@ mod tests {
             .rescue
             .unwrap();
         assert_ne!(elsewhere.parent(), first.parent());
+    }
+
+    #[test]
+    fn a_rescue_is_named_after_what_the_bytes_are() {
+        let roots = tempfile::tempdir().unwrap();
+        let s = setup(vec![roots.path().to_owned()]);
+        // Nothing can be written in the destination at all: a file took its place.
+        let out = s.dir.path().join("out");
+        fs::remove_dir_all(&out).unwrap();
+        fs::write(&out, b"in the way").unwrap();
+        let rescued = |bytes: &[u8], planned: &str, asked| {
+            s.sink
+                .keep(planned, asked, bytes, record(planned), || {})
+                .unwrap_err()
+                .rescue
+                .unwrap()
+        };
+        let other = rescued(PNG, "a.webp", ImageFormat::Webp);
+        assert_eq!(other.file_name().unwrap(), "a.png");
+        let unknown = rescued(b"GIF89a not really", "b.png", ImageFormat::Png);
+        assert_eq!(unknown.file_name().unwrap(), "b.bin");
     }
 
     #[test]
