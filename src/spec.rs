@@ -11,24 +11,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 
+pub use crate::catalog::ProviderId;
 use crate::catalog::{Model, Size, Tier};
 use crate::format::ImageFormat;
 use crate::units::sha256_hex;
-
-/// Which service family makes the image. OpenAI-compatible services and Azure OpenAI are
-/// dialects of [`ProviderId::OpenAi`]; a second provider gets its own variant here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderId {
-    OpenAi,
-}
-
-impl ProviderId {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProviderId::OpenAi => "openai",
-        }
-    }
-}
 
 /// One image to make: what to ask which model, with every option typed.
 #[derive(Debug, Clone)]
@@ -55,7 +41,7 @@ impl ImageSpec {
         references: Arc<[Reference]>,
     ) -> ImageSpec {
         ImageSpec {
-            provider: ProviderId::OpenAi,
+            provider: model.provider(),
             model: model.clone(),
             prompt: prompt.to_owned(),
             options: options.clone(),

@@ -46,6 +46,8 @@ pub enum Lifecycle {
 #[derive(Debug)]
 pub struct ModelInfo {
     pub name: &'static str,
+    /// Who serves it: the provider whose wire format its requests take.
+    pub provider: ProviderId,
     /// Dated snapshots that share the rules.
     pub snapshots: &'static [&'static str],
     pub family: Family,
@@ -67,6 +69,22 @@ pub struct ModelInfo {
     pub price: Price,
     pub lifecycle: Lifecycle,
     pub successor: Option<&'static str>,
+}
+
+/// Which service family makes a model's images. OpenAI-compatible services and Azure OpenAI
+/// are dialects of [`ProviderId::OpenAi`]; a second provider gets its own variant here, and
+/// its models a table of their own beside OpenAI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderId {
+    OpenAi,
+}
+
+impl ProviderId {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderId::OpenAi => "openai",
+        }
+    }
 }
 
 /// What an image costs, in US dollars, as OpenAI publishes it.
@@ -184,6 +202,7 @@ const fn gpt(
 ) -> ModelInfo {
     ModelInfo {
         name,
+        provider: ProviderId::OpenAi,
         snapshots,
         family: Family::GptImage,
         sizes: kind.sizes,
@@ -255,6 +274,7 @@ pub static MODELS: &[ModelInfo] = &[
     gpt("gpt-image-1", &[], GPT1, Lifecycle::Removed("2026-10-23")),
     ModelInfo {
         name: "dall-e-3",
+        provider: ProviderId::OpenAi,
         snapshots: &[],
         family: Family::DallE3,
         sizes: Sizes::Fixed(&["1024x1024", "1792x1024", "1024x1792"]),
@@ -273,6 +293,7 @@ pub static MODELS: &[ModelInfo] = &[
     },
     ModelInfo {
         name: "dall-e-2",
+        provider: ProviderId::OpenAi,
         snapshots: &[],
         family: Family::DallE2,
         sizes: Sizes::Fixed(&["256x256", "512x512", "1024x1024"]),
@@ -295,6 +316,7 @@ pub static MODELS: &[ModelInfo] = &[
 /// models, permissive where they differ, so that a new model is not refused by an old table.
 static UNKNOWN_GPT_IMAGE: ModelInfo = ModelInfo {
     name: "",
+    provider: ProviderId::OpenAi,
     snapshots: &[],
     family: Family::GptImage,
     sizes: Sizes::Flexible,
@@ -342,6 +364,11 @@ impl Model {
 
     pub fn info(&self) -> &'static ModelInfo {
         self.info
+    }
+
+    /// The provider whose wire format the model's requests take.
+    pub fn provider(&self) -> ProviderId {
+        self.info.provider
     }
 
     pub fn family(&self) -> Family {

@@ -21,7 +21,7 @@ use url::Url;
 use crate::catalog::{DEFAULT_MODEL, Model};
 use crate::cli::{Cli, Command, NamingArg};
 use crate::prompts::{self, ParseError, Prompt};
-use crate::provider::{ClientConfig, RetryPolicy, Service};
+use crate::provider::{ClientConfig, Provider, RetryPolicy, Service};
 use file::Loaded;
 use options::{Choices, Given, ReferenceCache, Settings, Source};
 
@@ -249,11 +249,16 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The provider that answers, in its dialect.
+    pub fn provider(&self) -> Provider {
+        Provider::OpenAi(self.service.clone())
+    }
+
     /// The client settings, if there is a key.
     pub fn client_config(&self) -> Option<ClientConfig> {
         Some(ClientConfig {
             base_url: self.base_url.clone(),
-            service: self.service.clone(),
+            provider: self.provider(),
             api_key: self.api_key.clone()?,
             organization: self.organization.clone(),
             project: self.project.clone(),

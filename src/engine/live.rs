@@ -581,7 +581,6 @@ async fn hand_over<S: ImageService>(
     match kept {
         Ok((Ok(kept), image)) => {
             if let Some(text) = mismatch(job, asked, &kept) {
-                tracing::warn!("{text}");
                 context.reporter.event(Event::Warning { text: &text });
             }
             Ended::Made(Made {
@@ -709,7 +708,6 @@ fn verdict_logged(e: &ApiError) -> Verdict {
     verdict
 }
 
-/// Appends a record; a manifest that cannot be written costs the record, not the image.
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

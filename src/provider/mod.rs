@@ -45,9 +45,17 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn id(&self) -> ProviderId {
+    /// The URL a request for `spec` goes to, and its operation as people read it
+    /// (`/images/edits`): for the dry run.
+    pub fn describe(&self, base: &Url, spec: &ImageSpec) -> (Url, String) {
         match self {
-            Provider::OpenAi(_) => ProviderId::OpenAi,
+            Provider::OpenAi(service) => {
+                let request = ImageRequest::encode(spec);
+                (
+                    openai::request_url(base, service, &request),
+                    request.operation().to_string(),
+                )
+            }
         }
     }
 
@@ -133,7 +141,7 @@ impl fmt::Debug for Delivered {
 pub struct ClientConfig {
     /// The API root, e.g. `https://api.openai.com/v1/`; for Azure, the resource's URL.
     pub base_url: Url,
-    pub service: Service,
+    pub provider: Provider,
     pub api_key: SecretString,
     pub organization: Option<String>,
     pub project: Option<String>,
@@ -151,12 +159,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
-        let api_headers = openai::api_headers(
-            &config.service,
-            &config.api_key,
-            &config.organization,
-            &config.project,
-        )?;
+        let api_headers = match &config.provider {
+            Provider::OpenAi(service) => openai::api_headers(
+                service,
+                &config.api_key,
+                &config.organization,
+                &config.project,
+            )?,
+        };
         let transport = Transport::new(TransportConfig {
             api_headers,
             timeout: config.timeout,
@@ -164,7 +174,7 @@ impl Client {
         })?;
         Ok(Client {
             transport,
-            provider: Provider::OpenAi(config.service.clone()),
+            provider: config.provider.clone(),
             base_url: config.base_url.clone(),
         })
     }
@@ -227,7 +237,7 @@ mod tests {
     fn config(key: &str) -> ClientConfig {
         ClientConfig {
             base_url: Url::parse("https://api.openai.com/v1").unwrap(),
-            service: Service::OpenAi,
+            provider: Provider::OpenAi(Service::OpenAi),
             api_key: SecretString::from(key.to_owned()),
             organization: Some("org-1".into()),
             project: None,

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::plan::{Found, Plan, Survey};
-use crate::provider::{ImageRequest, Operation, openai};
 use crate::store::manifest;
 use crate::units::{excerpt, usd};
 
@@ -13,13 +12,11 @@ use crate::units::{excerpt, usd};
 pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let mut out = String::new();
     let dir = plan.dst_dir.display();
+    let provider = config.endpoint.provider();
+    let base = &config.endpoint.base_url;
     let url = match plan.prompts.first() {
-        Some(p) => openai::request_url(
-            &config.endpoint.base_url,
-            &config.endpoint.service,
-            &ImageRequest::encode(&p.spec),
-        ),
-        None => openai::endpoint_url(&config.endpoint.base_url, Operation::Generate),
+        Some(p) => provider.describe(base, &p.spec).0,
+        None => base.clone(),
     };
     let _ = writeln!(
         out,
@@ -47,6 +44,8 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         .map(|j| j.file_name.chars().count())
         .max()
         .unwrap_or(0);
+    // The operation of each prompt, worked out once for all its images.
+    let mut operation: Option<(usize, String)> = None;
     for (i, job) in plan.jobs.iter().enumerate() {
         let spec = &job.prompt.spec;
         let what = if !survey.is_todo(i) {
@@ -61,7 +60,13 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
                 spec.model.name(),
                 spec.options.size,
                 spec.quality_value().unwrap_or("-"),
-                Operation::of(spec)
+                match &operation {
+                    Some((n, op)) if *n == job.prompt.number => op,
+                    _ => {
+                        let op = provider.describe(base, spec).1;
+                        &operation.insert((job.prompt.number, op)).1
+                    }
+                }
             )
         };
         let _ = writeln!(

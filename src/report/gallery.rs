@@ -25,6 +25,7 @@ use askama::Template;
 use crate::store::atomic::{self, Exists};
 use crate::store::destination::{Lock, OutputError};
 use crate::store::manifest::{self, Record, Status};
+use crate::store::sink::UNRECOGNISED_DIR;
 use crate::units::usd;
 
 /// The gallery's file name in the destination.
@@ -144,27 +145,13 @@ fn is_plain_name(file: &str) -> bool {
     )
 }
 
-/// Where genimg keeps an answer whose bytes are in no format it recognises: this folder of
-/// the destination.
-const UNRECOGNISED_DIR: [&str; 2] = [".genimg", "unrecognised"];
-
-/// A name right in [`UNRECOGNISED_DIR`]: `.genimg/unrecognised/image.cat.01.hd.bin`.
+/// A name right in the folder where the sink keeps an answer whose bytes are in no format
+/// genimg recognises ([`UNRECOGNISED_DIR`]): `.genimg/unrecognised/image.cat.01.hd.bin`.
 fn is_unrecognised_path(file: &str) -> bool {
-    let mut components = Path::new(file).components();
-    match (
-        components.next(),
-        components.next(),
-        components.next(),
-        components.next(),
-    ) {
-        (
-            Some(Component::Normal(dir)),
-            Some(Component::Normal(sub)),
-            Some(Component::Normal(_)),
-            None,
-        ) => [dir, sub] == UNRECOGNISED_DIR.map(std::ffi::OsStr::new),
-        _ => false,
-    }
+    let path = Path::new(file);
+    path.parent() == Some(Path::new(UNRECOGNISED_DIR))
+        && matches!(path.file_name(), Some(name) if is_plain_name(&name.to_string_lossy()))
+        && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// A file the page may look for on the disk, and link: a plain name, or an unrecognised

@@ -105,19 +105,14 @@ impl Destination {
         atomic::temp_file(&self.dir)
     }
 
+    /// Removes the temporary files a killed run left, in the destination and in the folder
+    /// it keeps unrecognised answers in.
     fn remove_stale_temporaries(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-                match fs::remove_file(entry.path()) {
-                    Ok(()) => tracing::info!("removed {name}, left by an interrupted run"),
-                    Err(e) => tracing::warn!("could not remove {name}: {e}"),
-                }
-            }
+        for dir in [
+            self.dir.clone(),
+            self.dir.join(super::sink::UNRECOGNISED_DIR),
+        ] {
+            remove_temporaries_in(&dir);
         }
     }
 
@@ -161,6 +156,24 @@ impl Destination {
             atomic::sync_dir(&self.dir);
         }
         Ok(removed)
+    }
+}
+
+/// Removes the `.genimg-*.tmp` files in `dir`: only the run holding the lock writes them, so
+/// any there when it starts were left by a run that was killed.
+fn remove_temporaries_in(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!("removed {name}, left by an interrupted run"),
+                Err(e) => tracing::warn!("could not remove {name}: {e}"),
+            }
+        }
     }
 }
 
@@ -430,6 +443,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         drop(Destination::open(tmp.path()).unwrap());
         Destination::open(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn temporaries_left_in_the_unrecognised_folder_are_removed_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = tmp.path().join(crate::store::sink::UNRECOGNISED_DIR);
+        fs::create_dir_all(&kept).unwrap();
+        fs::write(kept.join(".genimg-abc.tmp"), b"half").unwrap();
+        fs::write(kept.join("image.a.01.hd.bin"), b"kept").unwrap();
+        Destination::open(tmp.path()).unwrap();
+        assert_eq!(names_in(&kept), ["image.a.01.hd.bin"]);
     }
 
     #[test]

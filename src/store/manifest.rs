@@ -1,8 +1,10 @@
 //! `genimg.jsonl`: one JSON line per image a run made or failed to make, appended as it goes.
 //!
 //! The manifest is what makes a resume trustworthy: it records the request each image came
-//! from (every field, plus a hash of them), so a later run can tell an image that is current
-//! from one whose prompt or options have changed since ("stale"). It also keeps what the
+//! from (every field sent, plus the versioned identity of what was asked: see
+//! `spec::ImageSpec::identity`), so a later run can tell an image that is current from one
+//! whose prompt or options have changed since ("stale"), and finds an image kept under
+//! another name than planned. It also keeps what the
 //! service said — revised prompt, usage, request id — and the image's sha256.
 //!
 //! Lines are only ever appended, by the run that holds the destination's lock. A run killed
