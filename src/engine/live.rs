@@ -24,7 +24,7 @@ use crate::format::ImageFormat;
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
-use crate::provider::{ApiError, Client, Delivered, Fatal, RetryPolicy, Verdict};
+use crate::provider::{ApiError, Billed, Client, Delivered, Fatal, RetryPolicy, Verdict};
 use crate::spec::ImageSpec;
 use crate::store::manifest::{self, Record};
 use crate::store::sink::{Kept, Received, Sink};
@@ -389,10 +389,7 @@ async fn make_image<S: ImageService>(
                 }
             }
             Err(e) => {
-                if let Some(cost) = e
-                    .billed_usage()
-                    .and_then(|u| job.prompt.model.cost_from_usage(u))
-                {
+                if let Some(cost) = billed_cost(&job, e) {
                     *billed.lock().unwrap_or_else(|e| e.into_inner()) += cost;
                     if let Some(budget) = budget {
                         budget.spend(cost);
@@ -616,12 +613,15 @@ async fn hand_over<S: ImageService>(
                 )
             })
         }
-        Err(e) => Ended::Failed(failure(
-            job,
-            format!("the image arrived but saving it stopped: {e}"),
-            FailureKind::Fatal(Fatal::CannotSave),
-            attempts,
-        )),
+        Err(e) => Ended::Failed(Failure {
+            cost: total,
+            ..failure(
+                job,
+                format!("the image arrived but saving it stopped: {e}"),
+                FailureKind::Fatal(Fatal::CannotSave),
+                attempts,
+            )
+        }),
     }
 }
 
@@ -636,6 +636,20 @@ fn mismatch(job: &Job, asked: ImageFormat, kept: &Kept) -> Option<String> {
         "{}: asked for {asked}, received {what}; kept as {}",
         job.file_name, kept.file
     ))
+}
+
+/// What an attempt that gave no image was billed: from its `usage` for models priced by
+/// token, else the price table; `None` if it was not billed.
+fn billed_cost(job: &Job, e: &ApiError) -> Option<f64> {
+    match e.billed() {
+        Billed::No => None,
+        Billed::Usage(usage) => job
+            .prompt
+            .model
+            .cost_from_usage(usage)
+            .or(job.prompt.estimate),
+        Billed::Unknown => job.prompt.estimate,
+    }
 }
 
 /// What an image cost: from `usage` for models priced by token, else the price table.

@@ -57,6 +57,16 @@ impl ErrorBody {
     }
 }
 
+/// Whether an attempt that gave no image was billed all the same.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Billed<'a> {
+    No,
+    /// Billed, as the answer's `usage` says.
+    Usage(&'a Value),
+    /// Billed, for an amount the answer did not say: the price table's estimate stands in.
+    Unknown,
+}
+
 /// An error answer from the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusError {
@@ -122,6 +132,15 @@ pub enum ApiError {
         status: u16,
         request_id: Option<String>,
         /// What the answer that named the link billed.
+        usage: Option<Value>,
+    },
+    /// The image link an answer named could not be fetched (not a URL, a broken connection,
+    /// no answer in time): the image was made, and billed, but never arrived.
+    #[error("fetching the image from its link failed: {detail}{}", request_note(.request_id))]
+    Link {
+        detail: String,
+        request_id: Option<String>,
+        /// What the answer that named the link billed, if it said.
         usage: Option<Value>,
     },
     /// A successful answer that refuses the prompt, as some providers say it (Gemini's
@@ -199,20 +218,24 @@ impl ApiError {
         }
     }
 
-    /// What the service billed for this attempt, where its answer said.
-    pub fn billed_usage(&self) -> Option<&Value> {
+    /// Whether the attempt that ended in this error was billed: an answer that reported its
+    /// `usage` but held no usable image, or one that named an image link which then failed
+    /// (the image was made), with its `usage` if it said.
+    pub fn billed(&self) -> Billed<'_> {
         match self {
-            ApiError::BadAnswer { usage, .. } | ApiError::Download { usage, .. } => usage.as_ref(),
-            _ => None,
+            ApiError::BadAnswer {
+                usage: Some(usage), ..
+            } => Billed::Usage(usage),
+            ApiError::Download { usage, .. } | ApiError::Link { usage, .. } => {
+                usage.as_ref().map_or(Billed::Unknown, Billed::Usage)
+            }
+            _ => Billed::No,
         }
     }
 
-    /// This error of fetching an image link, with what the answer that named the link
+    /// This error of fetching the image link an answer named, with what that answer said it
     /// billed: the image was paid for though it never arrived.
-    pub(crate) fn billed(self, usage: Option<Value>, request_id: &Option<String>) -> ApiError {
-        if usage.is_none() {
-            return self;
-        }
+    pub(crate) fn from_link(self, usage: Option<Value>, request_id: &Option<String>) -> ApiError {
         match self {
             ApiError::Download {
                 status, request_id, ..
@@ -221,10 +244,17 @@ impl ApiError {
                 request_id,
                 usage,
             },
+            ApiError::Link {
+                detail, request_id, ..
+            } => ApiError::Link {
+                detail,
+                request_id,
+                usage,
+            },
             e @ (ApiError::Connect { .. }
             | ApiError::Timeout { .. }
-            | ApiError::Transport { .. }) => ApiError::BadAnswer {
-                reason: format!("the image link could not be fetched: {e}"),
+            | ApiError::Transport { .. }) => ApiError::Link {
+                detail: e.to_string(),
                 request_id: request_id.clone(),
                 usage,
             },
@@ -254,11 +284,16 @@ impl ApiError {
                 }
             }
             ApiError::BadAnswer {
-                reason,
+                reason: text,
+                request_id,
+                usage,
+            }
+            | ApiError::Link {
+                detail: text,
                 request_id,
                 usage,
             } => {
-                redactor.string(reason);
+                redactor.string(text);
                 if let Some(id) = request_id {
                     redactor.string(id);
                 }
@@ -294,6 +329,7 @@ impl ApiError {
             ApiError::Status(s) => s.request_id.as_deref(),
             ApiError::BadAnswer { request_id, .. }
             | ApiError::Download { request_id, .. }
+            | ApiError::Link { request_id, .. }
             | ApiError::Refused { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
@@ -331,6 +367,7 @@ impl ApiError {
             ApiError::Connect { .. }
             | ApiError::Timeout { .. }
             | ApiError::Transport { .. }
+            | ApiError::Link { .. }
             | ApiError::BadAnswer { .. } => Verdict::Retry,
         }
     }

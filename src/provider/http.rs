@@ -278,8 +278,8 @@ impl Transport {
         link: &str,
         request_id: &Option<String>,
     ) -> Result<Vec<u8>, ApiError> {
-        let url = base.join(link).map_err(|e| ApiError::BadAnswer {
-            reason: format!("the image link is not a URL: {e}"),
+        let url = base.join(link).map_err(|e| ApiError::Link {
+            detail: format!("the image link is not a URL: {e}"),
             request_id: request_id.clone(),
             usage: None,
         })?;

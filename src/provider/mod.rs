@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use url::Url;
 
-pub use error::{ApiError, ErrorBody, StatusError};
+pub use error::{ApiError, Billed, ErrorBody, StatusError};
 pub use http::{
     ClientError, REDACTED, RawAnswer, Redactor, Transport, TransportConfig, USER_AGENT, WireBody,
     WireRequest,
@@ -208,7 +208,7 @@ impl Client {
                 .transport
                 .download(&self.base_url, &link, &answer.request_id)
                 .await
-                .map_err(|e| e.billed(answer.usage.clone(), &answer.request_id))?,
+                .map_err(|e| e.from_link(answer.usage.clone(), &answer.request_id))?,
         };
         // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
         // it billed counts.

@@ -720,3 +720,68 @@ fn an_image_whose_link_fails_for_good_still_counts_what_its_answer_billed() {
     assert_cost(&records[0], BILLED);
     assert_summary(&run, &[("made", "0"), ("failed", "1"), ("cost", "$0.21")]);
 }
+
+#[test]
+fn an_unusable_answer_of_a_model_priced_per_image_counts_at_its_price() {
+    // gpt-image-1.5 is priced per image ($0.009 at low quality), not by token: its billed
+    // but unusable answers count at the table's price, and --max-cost stops them.
+    let server = scripted(|_| answer("!!not base64!!", Some(usage())));
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "5", "-j", "1"])
+        .args([
+            "-m",
+            "gpt-image-1.5",
+            "--quality",
+            "low",
+            "--max-cost",
+            "0.05",
+        ])
+        .run();
+    assert_code(&run, 4);
+    // Each attempt bills $0.009: no more than five fit in $0.05 (without the count, all 25
+    // attempts of the 5 images went, and none was counted).
+    let requests = server.image_requests().len();
+    assert!(
+        (3..=5).contains(&requests),
+        "{requests} requests\n{}",
+        run.stderr
+    );
+    let records = ws.manifest("out");
+    let billed: f64 = records
+        .iter()
+        .map(|r| r["cost_usd"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (billed - requests as f64 * 0.009).abs() < 1e-9,
+        "{billed} for {requests} requests: {records:#?}"
+    );
+    let shown = format!("${:.3}", requests as f64 * 0.009);
+    assert_summary(&run, &[("made", "0"), ("cost", shown.as_str())]);
+}
+
+#[test]
+fn an_answer_whose_link_is_no_url_still_counts_what_it_billed() {
+    let server = scripted(|i| {
+        if i.nth == 0 {
+            let body = json!({"created": 1, "data": [{"url": "http://"}], "usage": usage()});
+            Action::Raw {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_string(),
+            }
+        } else {
+            Action::Answer
+        }
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 2);
+    let records = ws.manifest("out");
+    assert_eq!(records[0]["attempts"], 2);
+    assert_cost(&records[0], 2.0 * BILLED);
+    assert_summary(&run, &[("made", "1"), ("cost", "$0.42")]);
+}
