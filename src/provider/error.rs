@@ -235,7 +235,7 @@ impl ApiError {
 
     /// This error of fetching the image link an answer named, with what that answer said it
     /// billed: the image was paid for though it never arrived.
-    pub(crate) fn from_link(self, usage: Option<Value>, request_id: &Option<String>) -> ApiError {
+    pub(crate) fn of_link(self, usage: Option<Value>, request_id: &Option<String>) -> ApiError {
         match self {
             ApiError::Download {
                 status, request_id, ..

@@ -208,7 +208,7 @@ impl Client {
                 .transport
                 .download(&self.base_url, &link, &answer.request_id)
                 .await
-                .map_err(|e| e.from_link(answer.usage.clone(), &answer.request_id))?,
+                .map_err(|e| e.of_link(answer.usage.clone(), &answer.request_id))?,
         };
         // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
         // it billed counts.
