@@ -288,6 +288,9 @@ pub struct Survey {
     /// Per job: the name its file already has, where it differs from the planned one (its
     /// numbers were written narrower, before a count passed 99). See [`Plan::adopt`].
     pub aliases: Vec<Option<String>>,
+    /// Per job: the file an earlier run kept its image as, under another name than planned
+    /// (its bytes were in another format than asked), where that is how it is on disk.
+    pub kept: Vec<Option<String>>,
 }
 
 impl Survey {

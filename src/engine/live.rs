@@ -960,6 +960,7 @@ mod tests {
                 existing: Existing::Keep,
                 removals: Vec::new(),
                 aliases: Vec::new(),
+                kept: Vec::new(),
             };
             execute(&self.plan, &survey, self.context.clone(), stop).await
         }
@@ -1080,6 +1081,7 @@ x
             existing: Existing::Keep,
             removals: Vec::new(),
             aliases: Vec::new(),
+            kept: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.skipped, 2);
@@ -1098,6 +1100,7 @@ x
             existing: Existing::Overwrite,
             removals: Vec::new(),
             aliases: Vec::new(),
+            kept: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.made.len(), 3);

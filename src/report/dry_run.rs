@@ -49,11 +49,14 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     for (i, job) in plan.jobs.iter().enumerate() {
         let spec = &job.prompt.spec;
         let what = if !survey.is_todo(i) {
-            match survey.found[i] {
+            let what = match survey.found[i] {
                 Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
                 _ => "already there, skipped",
+            };
+            match survey.kept.get(i).and_then(Option::as_deref) {
+                Some(file) => format!("{what} (kept as {file})"),
+                None => what.to_owned(),
             }
-            .to_owned()
         } else {
             format!(
                 "{} {} {} {}",

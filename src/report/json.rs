@@ -107,7 +107,7 @@ enum Detail<'a> {
 pub fn document<'a>(
     config: &Config,
     plan: &'a Plan,
-    survey: &Survey,
+    survey: &'a Survey,
     summary: Option<&'a Summary>,
     status: Status,
 ) -> Document<'a> {
@@ -123,7 +123,14 @@ pub fn document<'a>(
         .enumerate()
         .map(|(i, job)| {
             let planned = job.file_name.as_str();
-            let file = made.get(planned).map_or(planned, |m| m.file_name.as_str());
+            // Where the image is: this run's name for it, else the name an earlier run kept
+            // it under, else the planned one.
+            let kept = survey.kept.get(i).and_then(Option::as_deref);
+            let file = made
+                .get(planned)
+                .map(|m| m.file_name.as_str())
+                .or(kept)
+                .unwrap_or(planned);
             let detail = if let Some(m) = made.get(planned) {
                 Detail::Made {
                     sha256: &m.sha256,

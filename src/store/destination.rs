@@ -245,26 +245,37 @@ impl Lock {
 /// came from another request), and which files `--from-scratch` would remove.
 pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
     let present = list_files(&plan.dst_dir)?;
+    let history = History::read(&plan.dst_dir).map_err(|source| OutputError::Manifest {
+        path: plan.dst_dir.join(manifest::FILE_NAME).display().to_string(),
+        source,
+    })?;
     let removals = if existing == Existing::Remove {
         let mut names: Vec<String> = present
             .iter()
             .filter_map(|n| n.to_str())
             .filter(|n| plan.namer.is_ours(n))
             .map(str::to_owned)
+            // Images of these prompts kept under another name than planned go too.
+            .chain(
+                history
+                    .kept_files(|planned| plan.namer.is_ours(planned))
+                    .filter(|file| dir_has(&plan.dst_dir, file))
+                    .map(str::to_owned),
+            )
             .collect();
         names.sort();
+        names.dedup();
         names
     } else {
         Vec::new()
     };
-    let history = if existing == Existing::Remove {
-        History::default()
-    } else {
-        History::read(&plan.dst_dir).map_err(|source| OutputError::Manifest {
-            path: plan.dst_dir.join(manifest::FILE_NAME).display().to_string(),
-            source,
-        })?
-    };
+    // Images kept under another name than planned, by what their planned name says,
+    // whatever the width of its numbers.
+    let kept_by_key: HashMap<FileKey, (&str, &str)> = history
+        .kept()
+        .filter(|(_, file, _)| dir_has(&plan.dst_dir, file))
+        .filter_map(|(planned, file, hash)| Some((plan.namer.key(planned)?, (file, hash))))
+        .collect();
     // Files of this run's prompts by what they are, whatever the width of their numbers.
     let by_key: HashMap<FileKey, String> = if existing == Existing::Remove {
         HashMap::new()
@@ -277,6 +288,7 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
     };
     let mut found = Vec::with_capacity(plan.jobs.len());
     let mut aliases = Vec::with_capacity(plan.jobs.len());
+    let mut kept = Vec::with_capacity(plan.jobs.len());
     for job in &plan.jobs {
         let name = if existing == Existing::Remove {
             None
@@ -289,19 +301,20 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
             Some(hash) if !job.prompt.identity().matches(hash) => Found::Stale,
             _ => Found::Current,
         };
-        found.push(match &name {
-            Some(name) => judge(history.made_from(name)),
-            // Kept under another name by an earlier run, as its bytes were in another format
-            // than asked: it was paid for, so it is not bought again.
-            None => match history.kept_as(&job.file_name) {
-                Some((file, hash))
-                    if existing != Existing::Remove && dir_has(&plan.dst_dir, file) =>
-                {
-                    judge(Some(hash))
-                }
-                _ => Found::Missing,
-            },
+        // Kept under another name by an earlier run, as its bytes were in another format
+        // than asked: it was paid for, so it is not bought again.
+        let kept_as = match (&name, existing) {
+            (None, Existing::Keep | Existing::Overwrite) => {
+                kept_by_key.get(&plan.namer.key_of(job)).copied()
+            }
+            _ => None,
+        };
+        found.push(match (&name, kept_as) {
+            (Some(name), _) => judge(history.made_from(name)),
+            (None, Some((_, hash))) => judge(Some(hash)),
+            (None, None) => Found::Missing,
         });
+        kept.push(kept_as.map(|(file, _)| file.to_owned()));
         aliases.push(name.filter(|n| *n != job.file_name));
     }
     Ok(Survey {
@@ -309,6 +322,7 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         existing,
         removals,
         aliases,
+        kept,
     })
 }
 

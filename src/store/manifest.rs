@@ -252,6 +252,8 @@ pub struct History {
     /// Per planned name: the file an image was kept as instead (its bytes were in another
     /// format than asked, or in none genimg recognises), and its request hash.
     kept_as: HashMap<String, (String, String)>,
+    /// Every file kept under another name than planned, with its planned name, as recorded.
+    kept_files: Vec<(String, String)>,
     /// Lines that could not be read (a torn last line after a crash, an edit by hand).
     pub unreadable: usize,
 }
@@ -278,6 +280,7 @@ impl History {
             } = seen
             {
                 if let Some(planned) = planned_file {
+                    history.kept_files.push((planned.clone(), file.clone()));
                     history
                         .kept_as
                         .insert(planned, (file.clone(), hash.clone()));
@@ -294,6 +297,23 @@ impl History {
     pub fn kept_as(&self, planned: &str) -> Option<(&str, &str)> {
         let (file, hash) = self.kept_as.get(planned)?;
         (self.made_from(file) == Some(hash.as_str())).then_some((file.as_str(), hash.as_str()))
+    }
+
+    /// The images kept under another name than planned that are still current: planned
+    /// name, file, request hash.
+    pub fn kept(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.kept_as.keys().filter_map(|planned| {
+            let (file, hash) = self.kept_as(planned)?;
+            Some((planned.as_str(), file, hash))
+        })
+    }
+
+    /// Every file ever kept under another name than a planned name `ours` picks.
+    pub fn kept_files(&self, ours: impl Fn(&str) -> bool) -> impl Iterator<Item = &str> {
+        self.kept_files
+            .iter()
+            .filter(move |(planned, _)| ours(planned))
+            .map(|(_, file)| file.as_str())
     }
 
     /// The request hash `file` was last made from, if the manifest knows.

@@ -785,3 +785,85 @@ fn an_answer_whose_link_is_no_url_still_counts_what_it_billed() {
     assert_cost(&records[0], 2.0 * BILLED);
     assert_summary(&run, &[("made", "1"), ("cost", "$0.42")]);
 }
+
+#[test]
+fn an_image_kept_in_another_format_is_found_again_when_its_number_widens() {
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|_: &Incoming| Action::WrongFormat)),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let flags = ["a cat", "-o", "out", "--format", "webp", "--quality", "low"];
+    let first = genimg(&ws, Some(&server)).args(flags).run();
+    assert_code(&first, 0);
+    assert!(ws.join("out/image_01_low.png").is_file());
+
+    // A later run names it as it is, in --json and in the dry run.
+    let again = genimg(&ws, Some(&server)).args(flags).arg("--json").run();
+    assert_code(&again, 0);
+    let doc: Value = serde_json::from_str(&again.stdout).unwrap();
+    let image = &doc["images"][0];
+    assert_eq!(image["status"], "skipped");
+    assert_eq!(image["file"], "image_01_low.png");
+    assert!(ws.join(image["path"].as_str().unwrap()).is_file());
+    let dry = genimg(&ws, None).args(flags).arg("--dry-run").run();
+    assert!(
+        dry.stdout
+            .contains("already there, skipped (kept as image_01_low.png)"),
+        "{}",
+        dry.stdout
+    );
+
+    // Raising the count past 99 widens the numbers: the first image is still known.
+    let more = genimg(&ws, Some(&server))
+        .args(flags)
+        .args(["-n", "100", "-j", "8"])
+        .run();
+    assert_code(&more, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        100,
+        "the first is not bought again"
+    );
+    assert!(!ws.join("out/image_001_low.png").exists());
+}
+
+#[test]
+fn from_scratch_removes_the_images_kept_under_other_names_too() {
+    let server = scripted(|i| {
+        if i.prompt.contains("junk") {
+            answer(&STANDARD.encode(b"no image at all"), None)
+        } else {
+            Action::Answer
+        }
+    });
+    let ws = Workspace::new();
+    let run = |extra: &[&str]| {
+        genimg(&ws, Some(&server))
+            .args(["junk", "-o", "out"])
+            .args(extra)
+            .run()
+    };
+    assert_code(&run(&[]), 0);
+    assert_code(&run(&["--overwrite"]), 0);
+    let kept = ws.join("out/.genimg/unrecognised");
+    assert_eq!(
+        ws.all_files("out/.genimg/unrecognised"),
+        ["image_01_hd.bin", "image_01_hd~2.bin"]
+    );
+    let scratch = run(&["--from-scratch"]);
+    assert_code(&scratch, 0);
+    assert!(
+        scratch.stderr.contains("removed 2 earlier image(s)"),
+        "{}",
+        scratch.stderr
+    );
+    // The new answer is junk again, so one file is there: the new one.
+    assert_eq!(
+        ws.all_files("out/.genimg/unrecognised"),
+        ["image_01_hd.bin"]
+    );
+    assert!(kept.is_dir());
+    let records = ws.manifest("out");
+    assert_eq!(records.len(), 1, "{records:#?}");
+}
