@@ -17,15 +17,6 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The endpoint an image of `spec` goes to.
-    pub fn of(spec: &ImageSpec) -> Operation {
-        if spec.is_edit() {
-            Operation::Edit
-        } else {
-            Operation::Generate
-        }
-    }
-
     /// The path under the base URL.
     pub fn path(self) -> &'static str {
         match self {
@@ -104,13 +95,7 @@ impl ImageRequest {
             .unwrap_or("")
     }
 
-    pub fn prompt(&self) -> &str {
-        self.fields
-            .get("prompt")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    }
-
+    #[cfg(test)]
     pub fn field_str(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(Value::as_str)
     }
