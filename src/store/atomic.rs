@@ -62,15 +62,7 @@ pub fn sync_dir(_dir: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::store::names_in;
 
     #[test]
     fn replaces_or_keeps_as_asked_and_leaves_no_temporary_file() {
@@ -82,7 +74,7 @@ mod tests {
         let err = write(&path, b"three", Exists::Keep).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(names(tmp.path()), ["a.png"]);
+        assert_eq!(names_in(tmp.path()), ["a.png"]);
     }
 
     #[test]
@@ -92,7 +84,7 @@ mod tests {
         let path = tmp.path().join("in-the-way");
         fs::create_dir(&path).unwrap();
         assert!(write(&path, b"bytes", Exists::Replace).is_err());
-        assert_eq!(names(tmp.path()), ["in-the-way"]);
+        assert_eq!(names_in(tmp.path()), ["in-the-way"]);
         assert!(write(&tmp.path().join("missing/x.png"), b"b", Exists::Replace).is_err());
     }
 }

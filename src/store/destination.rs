@@ -365,15 +365,7 @@ fn list_files(dir: &Path) -> Result<HashSet<OsString>, OutputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::store::names_in;
 
     #[test]
     fn creates_the_directory_with_parents() {

@@ -7,3 +7,17 @@ pub mod manifest;
 pub mod sink;
 
 pub use destination::{Destination, OutputError, survey};
+
+/// The names in `dir`, sorted; none if it cannot be read.
+#[cfg(test)]
+pub(crate) fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

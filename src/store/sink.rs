@@ -350,6 +350,7 @@ mod tests {
     use crate::catalog::Model;
     use crate::provider;
     use crate::spec::{ImageOptions, ImageSpec};
+    use crate::store::names_in;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
     const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xc0\0\x11\x08\0\x01\0\x01\x03\x01\x22\0\x02\x11\x01\x03\x11\x01";
@@ -376,17 +377,6 @@ mod tests {
             std::sync::Arc::from([]),
         );
         Record::of(file, None, 1, &spec, &provider::identity(&spec))
-    }
-
-    fn files(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
     }
 
     #[test]
@@ -553,12 +543,12 @@ mod tests {
         let why = not_kept.rescue.as_ref().unwrap_err();
         assert!(why.starts_with("no room anywhere"), "{why}");
         assert!(not_kept.reason().contains("no room anywhere"));
-        assert_eq!(files(places.path()), ["cache", "tmp"]);
+        assert_eq!(names_in(places.path()), ["cache", "tmp"]);
         assert_eq!(
-            files(&out),
+            names_in(&out),
             [".genimg.lock", "a.png", manifest::FILE_NAME],
             "nothing under an image name, no temporary file"
         );
-        assert!(files(&out.join("a.png")).is_empty());
+        assert!(names_in(&out.join("a.png")).is_empty());
     }
 }
