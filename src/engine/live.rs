@@ -1342,7 +1342,10 @@ x
             1,
             "a quota error is not retried"
         );
-        assert_eq!(summary.fatal.unwrap().fatal, Fatal::NoCredit);
+        assert_eq!(
+            summary.fatal.unwrap().fatal,
+            Fatal::NoCredit(crate::provider::Billing::Unspecified)
+        );
         assert_eq!(summary.failed.len(), 1);
         assert_eq!(summary.unfinished, 1);
     }

@@ -483,7 +483,7 @@ mod tests {
             unfinished: 4,
             retries: 2,
             fatal: Some(FatalStop {
-                fatal: Fatal::NoCredit,
+                fatal: Fatal::NoCredit(crate::provider::Billing::Unspecified),
                 error: "HTTP 429 Too Many Requests: You exceeded your current quota".into(),
             }),
             elapsed: Duration::from_secs(3),
@@ -502,7 +502,7 @@ mod tests {
                  genimg stopped: {}.\n\
                  The service said: HTTP 429 Too Many Requests: You exceeded your current quota\n\
                  Run the same command again to make the 4 image(s) not made; those made are kept.",
-                Fatal::NoCredit.advice()
+                Fatal::NoCredit(crate::provider::Billing::Unspecified).advice()
             )
         );
         let quiet = summary_text(&s, Verbosity::Quiet);

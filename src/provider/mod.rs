@@ -34,7 +34,7 @@ pub use openai::{
     DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Service, decode_response,
 };
 pub use ratelimit::{RateLimitInfo, parse_reset};
-pub use retry::{Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, retry_after};
+pub use retry::{Billing, Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict, retry_after};
 
 use crate::spec::{ImageSpec, ProviderId};
 

@@ -64,6 +64,19 @@ pub enum Verdict {
     Fail,
 }
 
+/// Which billing stop an out-of-credit error is, by its `code`: each has its own cure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    /// `insufficient_quota` alone, `billing_hard_limit_reached`, another spend limit.
+    Unspecified,
+    /// `credit_balance_exhausted`: the prepaid credit is used up.
+    CreditExhausted,
+    /// `project_spend_limit_exceeded`: the project's own budget.
+    ProjectLimit,
+    /// `organization_spend_limit_exceeded`, `organization_usage_limit_exceeded`.
+    OrganizationLimit,
+}
+
 /// Errors that doom every request of the run, each with what the user can do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fatal {
@@ -73,8 +86,9 @@ pub enum Fatal {
     Forbidden,
     /// 404 `model_not_found`.
     ModelNotFound,
-    /// 429 for an empty account or a spend limit reached.
-    NoCredit,
+    /// 429 (or 400) for an empty account or a spend or usage limit reached, with which one
+    /// when the service says.
+    NoCredit(Billing),
     /// An image arrived but the destination would not take it (a full disk, say): the next
     /// ones would be paid for and lost too.
     CannotSave,
@@ -96,10 +110,25 @@ impl Fatal {
                 "the model does not exist or this key cannot use it: pick a live model (see \
                  the README's model table) with --model"
             }
-            Fatal::NoCredit => {
+            Fatal::NoCredit(Billing::Unspecified) => {
                 "the account is out of credit or over its spend limit: add credit or raise the \
                  limit in the billing settings, then run the same command again; images \
                  already made are kept"
+            }
+            Fatal::NoCredit(Billing::CreditExhausted) => {
+                "the account's credit balance is used up: add credit in the organization's \
+                 billing settings, then run the same command again; images already made are \
+                 kept"
+            }
+            Fatal::NoCredit(Billing::ProjectLimit) => {
+                "the project has reached its spend limit: raise the project's budget in its \
+                 limits settings (or use a key of another project), then run the same command \
+                 again; images already made are kept"
+            }
+            Fatal::NoCredit(Billing::OrganizationLimit) => {
+                "the organization has reached its spend or usage limit: raise the \
+                 organization's limit in its billing limits settings, then run the same \
+                 command again; images already made are kept"
             }
             Fatal::CannotSave => {
                 "the destination would not take an image (a full disk?): make room or choose \

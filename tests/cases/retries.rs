@@ -336,6 +336,66 @@ fn an_empty_account_stops_the_run_without_retrying() {
     }
 }
 
+/// `insufficient_quota` in `type`, the billing stop in `code`, as the service sends them.
+fn quota(status: u16, code: &str) -> Action {
+    Action::Error {
+        status,
+        code: Some(code.to_owned()),
+        kind: "insufficient_quota".to_owned(),
+        message: "You exceeded your current quota, please check your plan and billing details."
+            .to_owned(),
+        headers: vec![("retry-after".to_owned(), "1".to_owned())],
+    }
+}
+
+#[test]
+fn each_billing_stop_has_its_own_advice() {
+    for (status, code, advice) in [
+        (
+            429,
+            "credit_balance_exhausted",
+            "the account's credit balance is used up: add credit",
+        ),
+        (
+            429,
+            "project_spend_limit_exceeded",
+            "the project has reached its spend limit: raise the project's budget",
+        ),
+        (
+            429,
+            "organization_spend_limit_exceeded",
+            "the organization has reached its spend or usage limit: raise the organization's limit",
+        ),
+        (
+            429,
+            "organization_usage_limit_exceeded",
+            "the organization has reached its spend or usage limit: raise the organization's limit",
+        ),
+    ] {
+        let (run, ws, server) = run_into(quota(status, code), &[]);
+        stopped_with(&run, &ws, &server, advice);
+        assert!(!run.stderr.contains("retrying"), "{code}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_400_hard_billing_limit_stops_the_run() {
+    let (run, ws, server) = run_into(
+        Action::error(
+            400,
+            "billing_hard_limit_reached",
+            "Billing hard limit has been reached",
+        ),
+        &[],
+    );
+    stopped_with(
+        &run,
+        &ws,
+        &server,
+        "the account is out of credit or over its spend limit",
+    );
+}
+
 #[test]
 fn a_stopped_run_resumes_where_it_stopped() {
     let (run, ws, _) = run_into(

@@ -6,7 +6,7 @@
 //! unknown model, an empty account — are told apart so the run can react to each.
 
 use crate::provider::error::{ApiError, StatusError};
-use crate::provider::retry::{Fatal, Verdict};
+use crate::provider::retry::{Billing, Fatal, Verdict};
 
 /// Classifies an error: our own rules, the server's `x-should-retry` on top.
 pub fn classify(err: &ApiError) -> Verdict {
@@ -30,7 +30,9 @@ pub fn classify_status(s: &StatusError) -> Verdict {
         401 => Some(Fatal::Unauthorized),
         403 => Some(Fatal::Forbidden),
         404 if code == "model_not_found" => Some(Fatal::ModelNotFound),
-        429 if [code, kind].iter().any(|c| is_out_of_credit(c)) => Some(Fatal::NoCredit),
+        // Decided on `code` and `type`: most billing stops are 429s, but older accounts met
+        // `billing_hard_limit_reached` as a 400.
+        400 | 429 => out_of_credit(code, kind).map(Fatal::NoCredit),
         _ => None,
     };
     let by_status = if let Some(fatal) = fatal {
@@ -60,6 +62,24 @@ fn is_refusal(s: &StatusError) -> bool {
         s.body.code.as_deref(),
         Some("content_policy_violation" | "moderation_blocked")
     )
+}
+
+/// Which billing stop, if any, an error's `code` and `type` name.
+fn out_of_credit(code: &str, kind: &str) -> Option<Billing> {
+    let specific = match code {
+        "credit_balance_exhausted" => Some(Billing::CreditExhausted),
+        "project_spend_limit_exceeded" => Some(Billing::ProjectLimit),
+        "organization_spend_limit_exceeded" | "organization_usage_limit_exceeded" => {
+            Some(Billing::OrganizationLimit)
+        }
+        _ => None,
+    };
+    specific.or_else(|| {
+        [code, kind]
+            .iter()
+            .any(|c| is_out_of_credit(c))
+            .then_some(Billing::Unspecified)
+    })
 }
 
 fn is_out_of_credit(code: &str) -> bool {
@@ -162,10 +182,47 @@ mod tests {
             (401, None, Unauthorized),
             (403, Some("unsupported_country_region_territory"), Forbidden),
             (404, Some("model_not_found"), ModelNotFound),
-            (429, Some("insufficient_quota"), NoCredit),
-            (429, Some("billing_hard_limit_reached"), NoCredit),
-            (429, Some("monthly_spend_limit_exceeded"), NoCredit),
-            (429, Some("project_spend_limit_exceeded"), NoCredit),
+            (
+                429,
+                Some("insufficient_quota"),
+                NoCredit(Billing::Unspecified),
+            ),
+            (
+                429,
+                Some("billing_hard_limit_reached"),
+                NoCredit(Billing::Unspecified),
+            ),
+            (
+                429,
+                Some("monthly_spend_limit_exceeded"),
+                NoCredit(Billing::Unspecified),
+            ),
+            (
+                429,
+                Some("project_spend_limit_exceeded"),
+                NoCredit(Billing::ProjectLimit),
+            ),
+            // Older accounts met the hard limit as a 400.
+            (
+                400,
+                Some("billing_hard_limit_reached"),
+                NoCredit(Billing::Unspecified),
+            ),
+            (
+                429,
+                Some("credit_balance_exhausted"),
+                NoCredit(Billing::CreditExhausted),
+            ),
+            (
+                429,
+                Some("organization_spend_limit_exceeded"),
+                NoCredit(Billing::OrganizationLimit),
+            ),
+            (
+                429,
+                Some("organization_usage_limit_exceeded"),
+                NoCredit(Billing::OrganizationLimit),
+            ),
         ];
         for (code, error_code, fatal) in cases {
             assert_eq!(
@@ -188,7 +245,69 @@ mod tests {
             rate_limit: None,
             verdict: Verdict::Fail,
         });
-        assert_eq!(classify(&err), Verdict::Fatal(NoCredit));
+        assert_eq!(
+            classify(&err),
+            Verdict::Fatal(NoCredit(Billing::Unspecified))
+        );
+    }
+
+    #[test]
+    fn each_billing_code_under_insufficient_quota_has_its_own_advice() {
+        let with_type = |status: u16, code: &str| {
+            judged(StatusError {
+                status,
+                body: ErrorBody {
+                    kind: Some("insufficient_quota".into()),
+                    code: Some(code.into()),
+                    ..ErrorBody::default()
+                },
+                request_id: None,
+                retry_after: None,
+                should_retry: None,
+                rate_limit: None,
+                verdict: Verdict::Fail,
+            })
+        };
+        let cases = [
+            (
+                "credit_balance_exhausted",
+                Billing::CreditExhausted,
+                "add credit",
+            ),
+            (
+                "project_spend_limit_exceeded",
+                Billing::ProjectLimit,
+                "project's budget",
+            ),
+            (
+                "organization_spend_limit_exceeded",
+                Billing::OrganizationLimit,
+                "organization's limit",
+            ),
+            (
+                "organization_usage_limit_exceeded",
+                Billing::OrganizationLimit,
+                "organization's limit",
+            ),
+        ];
+        for (code, billing, advice) in cases {
+            let fatal = Fatal::NoCredit(billing);
+            assert_eq!(
+                classify(&with_type(429, code)),
+                Verdict::Fatal(fatal),
+                "{code}"
+            );
+            assert!(
+                fatal.advice().contains(advice),
+                "{code}: {}",
+                fatal.advice()
+            );
+        }
+        // A 400 billing stop is as fatal as a 429 one.
+        assert_eq!(
+            classify(&status(400, Some("billing_hard_limit_reached"), None)),
+            Verdict::Fatal(Fatal::NoCredit(Billing::Unspecified))
+        );
     }
 
     #[test]
