@@ -191,7 +191,11 @@ async fn make_images(
             }),
         }
     }
-    reporter.event(Event::Finished { summary: &summary });
+    let names = config.model_names();
+    reporter.event(Event::Finished {
+        summary: &summary,
+        models: &names,
+    });
     let outcome = Outcome::Ran(summary);
     if config.json
         && let Outcome::Ran(summary) = &outcome

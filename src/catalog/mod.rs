@@ -250,6 +250,22 @@ impl Model {
         )
     }
 
+    /// A warning for a name the table does not know but that is close to one it does (a
+    /// typo, a letter case, a dash or a dot away). The name is still sent as given.
+    pub fn unknown_model_warning(&self) -> Option<String> {
+        if self.known {
+            return None;
+        }
+        let near = nearest_models(&self.name);
+        (!near.is_empty()).then(|| {
+            format!(
+                "unknown model {}; did you mean {}? (genimg models lists them)",
+                self.name,
+                or_list(&near)
+            )
+        })
+    }
+
     /// A warning for a model that is gone from OpenAI or shuts down within 30 days of
     /// `today`, naming its successor.
     pub fn retirement_warning(&self, today: jiff::civil::Date) -> Option<String> {
@@ -398,6 +414,52 @@ fn price_text(m: &ModelInfo) -> String {
             )
         }
         Price::Unknown => "not published".to_owned(),
+    }
+}
+
+/// The farthest a name may be from a known one, in edits (strsim's Levenshtein distance),
+/// for genimg to ask whether that one was meant.
+const NEAR_EDITS: usize = 2;
+
+/// The known model names a mistyped `name` most likely means, in table order (newest first),
+/// at most three: those that differ from it only in letter case, dashes, dots or underscores,
+/// else the nearest within [`NEAR_EDITS`] edits. None when nothing is that close.
+pub fn nearest_models(name: &str) -> Vec<&'static str> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '.' | '_' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (squashed, lower) = (squash(name), name.to_lowercase());
+    let mut near: Vec<(usize, &'static str)> = MODELS
+        .iter()
+        .filter(|m| !m.name.is_empty() && m.name != name)
+        .filter_map(|m| {
+            let edits = if squash(m.name) == squashed {
+                0
+            } else {
+                strsim::levenshtein(&lower, m.name)
+            };
+            (edits <= NEAR_EDITS).then_some((edits, m.name))
+        })
+        .collect();
+    // A stable sort keeps table order among names as near.
+    near.sort_by_key(|&(edits, _)| edits);
+    let nearest = near.first().map(|&(edits, _)| edits);
+    near.into_iter()
+        .filter(|&(edits, _)| Some(edits) == nearest)
+        .take(3)
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// `a`, `a or b`, `a, b or c`.
+pub fn or_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 
@@ -785,6 +847,52 @@ mod tests {
             Model::lookup("gpt-image-2").cost_from_usage(&serde_json::json!({})),
             None
         );
+    }
+
+    #[test]
+    fn names_near_a_known_model() {
+        // A dash, a dot, the letter case: the one name meant.
+        assert_eq!(nearest_models("gpt-image2"), ["gpt-image-2"]);
+        assert_eq!(nearest_models("GPT-Image-2"), ["gpt-image-2"]);
+        assert_eq!(
+            nearest_models("gpt-image-2-6-flare"),
+            ["gpt-image-2.6-flare"]
+        );
+        assert_eq!(nearest_models("dalle3"), ["dall-e-3"]);
+        // Typos within two edits, the nearest only.
+        assert_eq!(nearest_models("gpt-imgae-2"), ["gpt-image-2"]);
+        assert_eq!(
+            nearest_models("gpt-image-2.6-flair"),
+            ["gpt-image-2.6-flare"]
+        );
+        assert_eq!(
+            nearest_models("gpt-image-9"),
+            ["gpt-image-2", "gpt-image-1"]
+        );
+        // Nothing close: no guess.
+        assert!(nearest_models("stable-diffusion-xl").is_empty());
+        assert!(nearest_models("my-own-model").is_empty());
+        assert!(nearest_models("").is_empty());
+    }
+
+    #[test]
+    fn unknown_model_warnings() {
+        let w = |m: &str| Model::lookup(m).unknown_model_warning();
+        assert_eq!(
+            w("gpt-image2").as_deref(),
+            Some("unknown model gpt-image2; did you mean gpt-image-2? (genimg models lists them)")
+        );
+        assert_eq!(
+            w("gpt-image-9").as_deref(),
+            Some(
+                "unknown model gpt-image-9; did you mean gpt-image-2 or gpt-image-1? \
+                 (genimg models lists them)"
+            )
+        );
+        assert_eq!(w("gpt-image-2"), None, "known");
+        assert_eq!(w("gpt-image-2-2026-04-21"), None, "a known snapshot");
+        assert_eq!(w("my-own-model"), None, "far from any");
+        assert_eq!(or_list(&["a", "b", "c"]), "a, b or c");
     }
 
     #[test]

@@ -415,10 +415,17 @@ impl Config {
             .date();
         let mut warnings = Vec::new();
         for p in &resolved {
-            if let Some(w) = p.settings.model.retirement_warning(today)
-                && !warnings.contains(&w)
+            let model = &p.settings.model;
+            for w in [
+                model.unknown_model_warning(),
+                model.retirement_warning(today),
+            ]
+            .into_iter()
+            .flatten()
             {
-                warnings.push(w);
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
             }
         }
 

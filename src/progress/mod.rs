@@ -93,6 +93,9 @@ pub enum Event<'a> {
     Aborting,
     Finished {
         summary: &'a Summary,
+        /// The models the run asked for, as given: the advice for an unknown one names the
+        /// known models nearest to it.
+        models: &'a [&'a str],
     },
 }
 
@@ -262,9 +265,9 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
                 .to_owned(),
         ),
         Event::Aborting => (Quiet, "Abandoning the requests in flight.".to_owned()),
-        Event::Finished { summary } => {
+        Event::Finished { summary, models } => {
             // With --quiet and nothing wrong, nothing at all.
-            let text = summary_text(summary, verbosity);
+            let text = closing_text(summary, verbosity, models);
             if text.is_empty() {
                 return None;
             }
@@ -279,6 +282,12 @@ const LISTED: usize = 10;
 /// The closing summary: images made, failed with their reasons, stale ones kept, why the
 /// run stopped early if it did, and the time taken.
 pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
+    closing_text(s, verbosity, &[])
+}
+
+/// [`summary_text`] for a run that asked for `models`: a model the service does not know is
+/// answered with the known names nearest to it.
+pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> String {
     let mut lines = Vec::new();
     let normal = verbosity > Verbosity::Quiet;
     let stopped_early = s.interrupted || s.fatal.is_some() || s.budget_stop.is_some();
@@ -365,6 +374,21 @@ pub fn summary_text(s: &Summary, verbosity: Verbosity) -> String {
     if let Some(stop) = &s.fatal {
         lines.push(format!("genimg stopped: {}.", stop.fatal.advice()));
         if stop.fatal == Fatal::ModelNotFound {
+            let mut near: Vec<&str> = Vec::new();
+            // A name the table knows is no typo: the key may not use it, say.
+            for model in models
+                .iter()
+                .filter(|m| !crate::catalog::Model::lookup(m).is_known())
+            {
+                for name in crate::catalog::nearest_models(model) {
+                    if !near.contains(&name) {
+                        near.push(name);
+                    }
+                }
+            }
+            if !near.is_empty() {
+                lines.push(format!("Did you mean {}?", crate::catalog::or_list(&near)));
+            }
             lines.push(format!(
                 "Live models: {}.",
                 crate::catalog::live_models().join(", ")
@@ -474,6 +498,31 @@ mod tests {
             text.ends_with("  image.a.10.hd.png\n  ... and 2 more"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_unknown_model_is_answered_with_the_nearest_known_ones() {
+        let s = Summary {
+            unfinished: 1,
+            fatal: Some(FatalStop {
+                fatal: Fatal::ModelNotFound,
+                error: "HTTP 404 Not Found: The model `gpt-image2` does not exist".into(),
+            }),
+            ..Summary::default()
+        };
+        let text = closing_text(&s, Verbosity::Quiet, &["gpt-image2", "gpt-image-9"]);
+        assert!(
+            text.contains(
+                "(genimg models lists them).\nDid you mean gpt-image-2 or gpt-image-1?\n"
+            ),
+            "{text}"
+        );
+        // A name the table knows is not questioned, nor is one far from any.
+        for models in [&["gpt-image-2"][..], &["my-own-model"], &[]] {
+            let text = closing_text(&s, Verbosity::Quiet, models);
+            assert!(!text.contains("Did you mean"), "{models:?}: {text}");
+            assert!(text.contains("Live models: "), "{text}");
+        }
     }
 
     #[test]

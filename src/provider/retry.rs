@@ -107,8 +107,8 @@ impl Fatal {
                  organization permissions, and that the organization is verified for this model"
             }
             Fatal::ModelNotFound => {
-                "the model does not exist or this key cannot use it: pick a live model (see \
-                 the README's model table) with --model"
+                "the model does not exist or this key cannot use it: pick a live model with \
+                 --model (genimg models lists them)"
             }
             Fatal::NoCredit(Billing::Unspecified) => {
                 "the account is out of credit or over its spend limit: add credit or raise the \

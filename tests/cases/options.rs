@@ -415,6 +415,85 @@ fn model_not_found_suggests_live_models() {
 }
 
 #[test]
+fn a_near_miss_model_name_is_questioned_but_still_sent() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-m", "gpt-image2"])
+        .run();
+    // The fake knows no gpt-image2: the service's 404 stops the run.
+    assert_code(&run, 3);
+    let warning =
+        "warning: unknown model gpt-image2; did you mean gpt-image-2? (genimg models lists them)";
+    let stderr = &run.stderr;
+    let at = stderr.find(warning).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        at < stderr.find("Stopping").unwrap_or(usize::MAX),
+        "the warning comes before any request: {stderr}"
+    );
+    assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+    let requests = server.image_requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.field("model").as_deref() == Some("gpt-image2")),
+        "sent as given"
+    );
+    for needle in [
+        "pick a live model with --model (genimg models lists them)",
+        "Did you mean gpt-image-2?",
+        "Live models: gpt-image-2.6-flare, gpt-image-2.6-sunburst",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("README"), "{stderr}");
+}
+
+#[test]
+fn a_near_miss_model_name_in_a_header_is_questioned_in_a_dry_run() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        "# a\nx\n\n# b model=GPT-Image-2.6-Flare\ny\n\n# c model=my-model\nz\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run"])
+        .run();
+    assert_code(&run, 0);
+    assert!(
+        run.stderr.contains(
+            "warning: unknown model GPT-Image-2.6-Flare; did you mean gpt-image-2.6-flare? \
+             (genimg models lists them)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("unknown model my-model"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("unknown model gpt-image-2;"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_model_name_far_from_any_known_one_draws_no_guess() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-m", "my-own-model"])
+        .run();
+    assert_code(&run, 3);
+    assert!(!run.stderr.contains("did you mean"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Did you mean"), "{}", run.stderr);
+}
+
+#[test]
 fn an_option_refused_because_of_a_headers_model_names_that_line() {
     let server = FakeServer::start();
     let ws = Workspace::new();
