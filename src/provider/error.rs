@@ -18,6 +18,52 @@ pub struct ErrorBody {
     pub kind: Option<String>,
     pub code: Option<String>,
     pub param: Option<String>,
+    /// A refusal's `moderation_details`: which stage refused (`input` or `output`), and the
+    /// categories it named.
+    pub moderation: Option<Moderation>,
+}
+
+/// Why GPT image refused a prompt, as its `moderation_details` say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moderation {
+    pub stage: Option<String>,
+    pub categories: Vec<String>,
+}
+
+impl Moderation {
+    fn parse(v: Option<&Value>) -> Option<Moderation> {
+        let v = v?;
+        let stage = v
+            .get("moderation_stage")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let categories: Vec<String> = v
+            .get("categories")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (stage.is_some() || !categories.is_empty()).then_some(Moderation { stage, categories })
+    }
+}
+
+impl fmt::Display for Moderation {
+    /// `refused at the input stage for sexual, violence`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused")?;
+        if let Some(stage) = &self.stage {
+            write!(f, " at the {stage} stage")?;
+        }
+        if !self.categories.is_empty() {
+            write!(f, " for {}", self.categories.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 impl ErrorBody {
@@ -42,6 +88,7 @@ impl ErrorBody {
                         kind: text(e.get("type")),
                         code: text(e.get("code")),
                         param: text(e.get("param")),
+                        moderation: Moderation::parse(e.get("moderation_details")),
                     },
                 }
             }
@@ -99,6 +146,9 @@ impl fmt::Display for StatusError {
         }
         if let Some(p) = &self.body.param {
             notes.push(format!("param {p}"));
+        }
+        if let Some(m) = &self.body.moderation {
+            notes.push(m.to_string());
         }
         if let Some(id) = &self.request_id {
             notes.push(format!("request {id}"));
@@ -399,6 +449,37 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_shows_its_moderation_details() {
+        let body = br#"{"error": {"message": "Your request was rejected by the safety system. safety_violations=[sexual].", "type": "image_generation_user_error", "param": null, "code": "moderation_blocked", "moderation_details": {"moderation_stage": "input", "categories": ["sexual", "violence"]}}}"#;
+        let b = ErrorBody::parse(body);
+        assert_eq!(
+            b.moderation,
+            Some(Moderation {
+                stage: Some("input".into()),
+                categories: vec!["sexual".into(), "violence".into()],
+            })
+        );
+        let e = crate::provider::openai::judged(StatusError {
+            status: 400,
+            body: b,
+            request_id: None,
+            retry_after: None,
+            should_retry: None,
+            rate_limit: None,
+            verdict: Verdict::Fail,
+        });
+        assert!(
+            e.to_string().ends_with(
+                "(code moderation_blocked, refused at the input stage for sexual, violence)"
+            ),
+            "{e}"
+        );
+        // Absent or empty details add nothing.
+        let plain = br#"{"error": {"code": "moderation_blocked", "moderation_details": {}}}"#;
+        assert_eq!(ErrorBody::parse(plain).moderation, None);
+    }
+
+    #[test]
     fn odd_error_bodies_still_give_a_message() {
         let b = ErrorBody::parse(b"<html>\n  <body>502 Bad Gateway</body>\n</html>");
         assert_eq!(
@@ -425,6 +506,7 @@ mod tests {
                 kind: Some("invalid_request_error".into()),
                 code: Some("unknown_parameter".into()),
                 param: Some("style".into()),
+                moderation: None,
             },
             request_id: Some("req_123".into()),
             retry_after: None,

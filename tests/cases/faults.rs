@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use crate::support::*;
 
 /// Two prompts; the one named `bad` meets `action` on every attempt. Retries are off, so
@@ -87,6 +89,43 @@ fn a_refused_prompt_is_reported_and_the_others_are_made() {
         run.stderr.contains("code moderation_blocked"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn a_refusal_shows_the_services_moderation_details() {
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.prompt.contains("FORBIDDEN") {
+                Action::Raw {
+                    status: 400,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: r#"{"error": {"message": "Your request was rejected by the safety system. safety_violations=[violence].", "type": "image_generation_user_error", "param": null, "code": "moderation_blocked", "moderation_details": {"moderation_stage": "output", "categories": ["violence"]}}}"#.into(),
+                }
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fine\na meadow\n# nope\nsomething FORBIDDEN\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out"])
+        .run();
+    assert_code(&run, 1);
+    let details = "refused at the output stage for violence";
+    assert!(run.stderr.contains(details), "{}", run.stderr);
+    let records = ws.manifest("out");
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["status"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    assert!(
+        refused[0]["error"].as_str().unwrap().contains(details),
+        "{}",
+        refused[0]
     );
 }
 
