@@ -23,6 +23,8 @@ pub struct PlannedPrompt {
     pub label: Option<String>,
     /// 1-based position in the file.
     pub number: usize,
+    /// Where it is written, `prompts.txt:7`; `None` for a prompt on the command line.
+    pub at: Option<String>,
     /// Images to make of it.
     pub count: u32,
     /// Of one image, in US dollars; `None` where the model has no published price.
@@ -84,6 +86,12 @@ impl Plan {
                     name: p.name.clone(),
                     label: namer.from_file.then(|| p.name.clone()),
                     number: i + 1,
+                    at: match &config.source {
+                        PromptSource::File(file) if p.line > 0 => {
+                            Some(format!("{file}:{}", p.line))
+                        }
+                        _ => None,
+                    },
                     count: s.count,
                     estimate: s.model.estimate(
                         s.options.size,

@@ -524,7 +524,13 @@ async fn gave_up<S: ImageService>(
         Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
     };
     let mut reason = match kind {
-        FailureKind::Refused => format!("refused by the service: {e}"),
+        FailureKind::Refused => {
+            let reword = match &job.prompt.at {
+                Some(at) => format!("reword the prompt at {at}"),
+                None => "reword the prompt".to_owned(),
+            };
+            format!("refused by the service: {e}; {reword}")
+        }
         _ => e.to_string(),
     };
     if attempts > 1 {

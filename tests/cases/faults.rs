@@ -342,3 +342,28 @@ fn a_redirect_from_the_api_is_not_followed_with_the_key() {
     );
     assert!(run.stderr.contains("HTTP 307"), "{}", run.stderr);
 }
+
+#[test]
+fn a_refusal_says_which_prompt_to_reword() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na fox\n\n# nope\nFORBIDDEN\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out"])
+        .run();
+    assert_code(&run, 1);
+    assert!(
+        run.stderr.contains("; reword the prompt at p.txt:4"),
+        "{}",
+        run.stderr
+    );
+    let records = ws.manifest("out");
+    let refused = records.iter().find(|r| r["status"] == "refused").unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("reword the prompt at p.txt:4"),
+        "{refused}"
+    );
+}
