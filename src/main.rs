@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         };
     let outcome = runtime.block_on(async {
         let stop = Stop::new();
-        stop.watch_ctrl_c(reporter.clone());
+        stop.watch_signals(reporter.clone());
         genimg::run(&invocation, reporter, &stop).await
     });
     match outcome {

@@ -108,11 +108,47 @@ pub struct Summary {
     /// What answers billed without a usable image, for images the run stopped before
     /// making (their manifest records carry it too).
     pub billed_not_made: f64,
+    /// Stopped by a signal: Ctrl-C, SIGTERM or SIGHUP.
     pub interrupted: bool,
+    /// The signal that stopped the run, where one did; `None` with `interrupted` is a stop
+    /// asked for otherwise, which counts as Ctrl-C.
+    pub interrupted_by: Option<StopSignal>,
     pub fatal: Option<FatalStop>,
     /// `--max-cost`, when the run stopped starting requests to stay within it.
     pub budget_stop: Option<f64>,
     pub elapsed: Duration,
+}
+
+/// A signal that stops a run the way Ctrl-C does: the first lets the requests in flight
+/// finish and be saved, a second abandons them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM: `kill`, `timeout`, `docker stop`, a CI cancel.
+    Terminate,
+    /// SIGHUP: the terminal or SSH session closed.
+    Hangup,
+}
+
+impl StopSignal {
+    /// Its conventional name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+            StopSignal::Hangup => "SIGHUP",
+        }
+    }
+
+    /// The exit status of a run it stopped: 128 plus the signal's number.
+    pub fn status(self) -> Status {
+        match self {
+            StopSignal::Interrupt => Status::Interrupted,
+            StopSignal::Terminate => Status::Terminated,
+            StopSignal::Hangup => Status::HungUp,
+        }
+    }
 }
 
 /// The figures of a run, counted once: the closing summary, `--json` and the budget's stop
@@ -174,8 +210,12 @@ pub enum Status {
     Fatal = 3,
     /// Stopped starting requests once the images made reached `--max-cost`.
     Budget = 4,
-    /// Stopped by Ctrl-C.
+    /// Stopped by SIGHUP: the terminal or session closed.
+    HungUp = 129,
+    /// Stopped by Ctrl-C (SIGINT).
     Interrupted = 130,
+    /// Stopped by SIGTERM.
+    Terminated = 143,
 }
 
 impl From<Status> for ExitCode {
@@ -199,7 +239,9 @@ impl Outcome {
             Outcome::Printed | Outcome::DryRun => Status::Success,
             Outcome::Ran(s) if s.fatal.is_some() => Status::Fatal,
             Outcome::Ran(s) if s.budget_stop.is_some() => Status::Budget,
-            Outcome::Ran(s) if s.interrupted => Status::Interrupted,
+            Outcome::Ran(s) if s.interrupted => s
+                .interrupted_by
+                .map_or(Status::Interrupted, StopSignal::status),
             Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
             Outcome::Ran(_) => Status::Success,
         }
@@ -252,5 +294,26 @@ mod tests {
         assert_eq!(Status::Usage as u8, 2);
         assert_eq!(Status::Fatal as u8, 3);
         assert_eq!(Status::Interrupted as u8, 130);
+    }
+
+    #[test]
+    fn each_stopping_signal_has_its_conventional_exit_code() {
+        let stopped_by = |signal| {
+            let mut s = summary(2, 0, true);
+            s.interrupted_by = signal;
+            Outcome::Ran(s).status()
+        };
+        assert_eq!(stopped_by(None), Status::Interrupted);
+        assert_eq!(stopped_by(Some(StopSignal::Interrupt)), Status::Interrupted);
+        assert_eq!(stopped_by(Some(StopSignal::Terminate)), Status::Terminated);
+        assert_eq!(stopped_by(Some(StopSignal::Hangup)), Status::HungUp);
+        assert_eq!(Status::Interrupted as u8, 130);
+        assert_eq!(Status::Terminated as u8, 143);
+        assert_eq!(Status::HungUp as u8, 129);
+        // A fatal error or the budget still tells why the run stopped first.
+        let mut fatal = summary(0, 1, true);
+        fatal.interrupted_by = Some(StopSignal::Terminate);
+        fatal.budget_stop = Some(5.0);
+        assert_eq!(Outcome::Ran(fatal).status(), Status::Budget);
     }
 }

@@ -1,18 +1,20 @@
 //! Concurrent execution: at most N requests in flight, retries that honour the server, one
-//! failure never stops the others, a fatal error or Ctrl-C stops cleanly.
+//! failure never stops the others, a fatal error or a signal (Ctrl-C, SIGTERM, SIGHUP) stops
+//! cleanly.
 //!
 //! A retryable error is tried again after the wait the server asked for, else after an
 //! exponential backoff (see `provider::retry`). A 429 also pauses the whole run for that wait, so
 //! no new request piles onto a service that just asked for less. An error no request of the
 //! run can survive (a bad key, an unknown model, an empty account) stops new requests; those
-//! in flight finish and are saved. The first Ctrl-C does the same; a second one abandons the
-//! requests in flight. Either way no partial file is left under a final name, since every
-//! write is atomic (see `store::atomic`), and each image's outcome is appended to the manifest.
+//! in flight finish and are saved. The first Ctrl-C, SIGTERM or SIGHUP does the same; a second
+//! one (any of the three) abandons the requests in flight. Either way no partial file is left
+//! under a final name, since every write is atomic (see `store::atomic`), and each image's
+//! outcome is appended to the manifest.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use backon::Retryable as _;
@@ -21,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::pace::{ImageRate, Pause, Window};
 use crate::format::ImageFormat;
-use crate::outcome::{Failure, FailureKind, FatalStop, Made, Summary};
+use crate::outcome::{Failure, FailureKind, FatalStop, Made, StopSignal, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
 use crate::provider::{ApiError, Billed, Client, Delivered, Fatal, RetryPolicy, Verdict};
@@ -29,13 +31,15 @@ use crate::spec::ImageSpec;
 use crate::store::manifest::{self, Record};
 use crate::store::sink::{Kept, Received, Sink};
 
-/// Stopping signals, shared with the Ctrl-C watcher.
+/// Stopping signals, shared with the signal watcher.
 #[derive(Debug, Clone, Default)]
 pub struct Stop {
     /// Start no new request.
     stop: CancellationToken,
     /// Abandon the requests in flight too.
     abort: CancellationToken,
+    /// The signal that stopped the run, if one did: the first one wins.
+    signal: Arc<OnceLock<StopSignal>>,
 }
 
 impl Stop {
@@ -47,6 +51,12 @@ impl Stop {
         self.stop.cancel();
     }
 
+    /// Stops on `signal`, which is remembered unless another stopped the run before.
+    pub fn stop_on(&self, signal: StopSignal) {
+        let _ = self.signal.set(signal);
+        self.stop();
+    }
+
     pub fn abort(&self) {
         self.stop.cancel();
         self.abort.cancel();
@@ -56,20 +66,81 @@ impl Stop {
         self.stop.is_cancelled()
     }
 
-    /// Watches for Ctrl-C: the first stops new requests, the second aborts.
-    pub fn watch_ctrl_c(&self, reporter: Arc<dyn Reporter>) {
-        let stop = self.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
+    /// The signal that stopped the run, if a signal did.
+    pub fn signal(&self) -> Option<StopSignal> {
+        self.signal.get().copied()
+    }
+
+    /// Watches for Ctrl-C, SIGTERM and SIGHUP: the first stops new requests, a second one
+    /// (any of the three) aborts. Outside unix, only Ctrl-C.
+    pub fn watch_signals(&self, reporter: Arc<dyn Reporter>) {
+        // Installed now, before any request: a signal from here on stops the run cleanly.
+        let mut signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                tracing::warn!("cannot watch for signals: {e}");
                 return;
             }
-            stop.stop();
-            reporter.event(Event::Stopping);
-            if tokio::signal::ctrl_c().await.is_ok() {
+        };
+        let stop = self.clone();
+        tokio::spawn(async move {
+            let Some(signal) = signals.next().await else {
+                return;
+            };
+            stop.stop_on(signal);
+            reporter.event(Event::Stopping { signal });
+            if signals.next().await.is_some() {
                 stop.abort();
                 reporter.event(Event::Aborting);
             }
         });
+    }
+}
+
+/// The signals that stop a run.
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next one to arrive; `None` once none can.
+    async fn next(&mut self) -> Option<StopSignal> {
+        tokio::select! {
+            s = self.interrupt.recv() => s.map(|()| StopSignal::Interrupt),
+            s = self.terminate.recv() => s.map(|()| StopSignal::Terminate),
+            s = self.hangup.recv() => s.map(|()| StopSignal::Hangup),
+        }
+    }
+}
+
+/// Ctrl-C only, outside unix.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn next(&mut self) -> Option<StopSignal> {
+        tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| StopSignal::Interrupt)
     }
 }
 
@@ -206,6 +277,7 @@ pub async fn execute<S: ImageService>(
     }
 
     summary.interrupted = stop.is_stopped();
+    summary.interrupted_by = stop.signal();
     summary.unfinished = total - summary.made.len() - summary.failed.len();
     summary.retries = summary
         .made

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::config::Verbosity;
-use crate::outcome::{Failure, FatalStop, Made, Summary};
+use crate::outcome::{Failure, FatalStop, Made, StopSignal, Summary};
 use crate::plan::Job;
 use crate::provider::{ApiError, Fatal};
 use crate::store::manifest;
@@ -87,9 +87,11 @@ pub enum Event<'a> {
         done: usize,
         total: usize,
     },
-    /// First Ctrl-C.
-    Stopping,
-    /// Second Ctrl-C.
+    /// The first Ctrl-C, SIGTERM or SIGHUP.
+    Stopping {
+        signal: StopSignal,
+    },
+    /// A second one.
     Aborting,
     Finished {
         summary: &'a Summary,
@@ -258,11 +260,21 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
                 failure.file_name, failure.reason
             ),
         ),
-        Event::Stopping => (
+        Event::Stopping {
+            signal: StopSignal::Interrupt,
+        } => (
             Quiet,
             "Stopping: no new requests. Requests in flight will finish and be saved; press \
              Ctrl-C again to abandon them."
                 .to_owned(),
+        ),
+        Event::Stopping { signal } => (
+            Quiet,
+            format!(
+                "Stopping on {}: no new requests. Requests in flight will finish and be saved; \
+                 send it again (or press Ctrl-C) to abandon them.",
+                signal.name()
+            ),
         ),
         Event::Aborting => (Quiet, "Abandoning the requests in flight.".to_owned()),
         Event::Finished { summary, models } => {
@@ -293,11 +305,16 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
     let stopped_early = s.interrupted || s.fatal.is_some() || s.budget_stop.is_some();
     if normal {
         let verb = if s.fatal.is_some() || s.budget_stop.is_some() {
-            "Stopped after"
+            "Stopped after".to_owned()
         } else if s.interrupted {
-            "Interrupted after"
+            match s.interrupted_by {
+                Some(signal @ (StopSignal::Terminate | StopSignal::Hangup)) => {
+                    format!("Interrupted by {} after", signal.name())
+                }
+                _ => "Interrupted after".to_owned(),
+            }
         } else {
-            "Done in"
+            "Done in".to_owned()
         };
         lines.push(format!("{verb} {}.", duration(s.elapsed)));
         let totals = s.totals();

@@ -26,6 +26,8 @@ pub fn status_name(status: Status) -> &'static str {
         Status::Fatal => "stopped_by_service",
         Status::Budget => "stopped_at_max_cost",
         Status::Interrupted => "interrupted",
+        Status::Terminated => "terminated",
+        Status::HungUp => "hung_up",
     }
 }
 

@@ -17,3 +17,4 @@ mod requests;
 mod resume;
 mod retries;
 mod seed_examples;
+mod signals;
