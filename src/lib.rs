@@ -78,7 +78,7 @@ pub async fn run(
                 dir: dir.display().to_string(),
                 problem: e.to_string(),
             })?;
-            eprintln!("wrote {}", path.display());
+            let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
         }
         Invocation::Completions { shell } => {
             let mut out = Vec::new();

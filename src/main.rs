@@ -1,4 +1,4 @@
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 /// Reports an error that stopped genimg before any request: exit code 2.
 fn fail(error: &dyn std::fmt::Display, json: bool) -> ExitCode {
     let message = format!("{error:#}");
-    eprintln!("genimg: error: {message}");
+    let _ = writeln!(std::io::stderr(), "genimg: error: {message}");
     if json {
         genimg::print_json(&genimg::report::json::error_document(&message));
     }

@@ -4,6 +4,7 @@
 //! the bars, as the plain reporter would print it.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -204,7 +205,11 @@ impl Reporter for TerminalReporter {
                 }
                 self.overall.finish_and_clear();
                 if let Some((_, text)) = describe(&event, self.verbosity) {
-                    self.multi.suspend(|| eprintln!("{text}"));
+                    // A terminal closed under the run (SIGHUP) must not turn the summary
+                    // into a panic.
+                    self.multi.suspend(|| {
+                        let _ = writeln!(std::io::stderr(), "{text}");
+                    });
                 }
             }
             _ => self.tell(&event),
