@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -176,6 +176,45 @@ struct Shared {
     halt: CancellationToken,
     pause: Pause,
     window: Window,
+    /// Whether the service has answered anything yet (an image or an error answer).
+    answered: AtomicBool,
+    /// Requests that failed to connect, in a row, before the service first answered.
+    unreachable: AtomicU32,
+}
+
+/// The requests that may fail to connect, in a row, before the service ever answers, and the
+/// run stops as it cannot reach it (exit 3). Once the service has answered, a connection that
+/// fails is a blip: that image retries as usual.
+const UNREACHABLE_AFTER: u32 = 3;
+
+impl Shared {
+    /// Passes an answer on, or turns a failure to connect into a stop of the whole run when
+    /// it is the run's [`UNREACHABLE_AFTER`]th in a row and the service never answered.
+    fn unless_unreachable(
+        &self,
+        answer: Result<Delivered, ApiError>,
+    ) -> Result<Delivered, ApiError> {
+        match answer {
+            Err(ApiError::Connect { host, detail }) => {
+                let failed = self.unreachable.fetch_add(1, Ordering::SeqCst) + 1;
+                if failed >= UNREACHABLE_AFTER && !self.answered.load(Ordering::SeqCst) {
+                    Err(ApiError::Unreachable {
+                        host,
+                        detail,
+                        attempts: failed,
+                    })
+                } else {
+                    Err(ApiError::Connect { host, detail })
+                }
+            }
+            Ok(_) | Err(ApiError::Status(_)) => {
+                self.answered.store(true, Ordering::SeqCst);
+                self.unreachable.store(0, Ordering::SeqCst);
+                answer
+            }
+            other => other,
+        }
+    }
 }
 
 /// How one job ended.
@@ -226,6 +265,8 @@ pub async fn execute<S: ImageService>(
         halt: stop.stop.child_token(),
         pause: Pause::default(),
         window: Window::new(limit),
+        answered: AtomicBool::new(false),
+        unreachable: AtomicU32::new(0),
     });
     let mut tally = Tally {
         running: HashMap::new(),
@@ -449,7 +490,7 @@ async fn make_image<S: ImageService>(
             job: &job,
             attempt: attempts.load(Ordering::SeqCst),
         });
-        let answer = context.service.create(spec).await;
+        let answer = shared.unless_unreachable(context.service.create(spec).await);
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
         // What the answer billed counts before the slot goes too, so that the next request
@@ -1126,6 +1167,48 @@ mod tests {
         assert_eq!(s.tally.failed.load(Ordering::SeqCst), 2);
         assert_eq!(s.images(), 4);
         assert!(summary.fatal.is_none());
+    }
+
+    #[test]
+    fn connections_refused_stop_the_run_only_before_the_service_ever_answered() {
+        let shared = Shared {
+            halt: CancellationToken::new(),
+            pause: Pause::default(),
+            window: Window::new(1),
+            answered: std::sync::atomic::AtomicBool::new(false),
+            unreachable: AtomicU32::new(0),
+        };
+        let refused = || {
+            Err(ApiError::Connect {
+                host: "h:9".into(),
+                detail: "refused".into(),
+            })
+        };
+        let verdict = |a: Result<Delivered, ApiError>| a.unwrap_err().verdict();
+        assert_eq!(
+            verdict(shared.unless_unreachable(refused())),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(shared.unless_unreachable(refused())),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(shared.unless_unreachable(refused())),
+            Verdict::Fatal(Fatal::Unreachable)
+        );
+        // Once the service has answered, a refused connection is a blip, retried.
+        let shared = Shared {
+            answered: std::sync::atomic::AtomicBool::new(true),
+            unreachable: AtomicU32::new(0),
+            ..shared
+        };
+        for _ in 0..5 {
+            assert_eq!(
+                verdict(shared.unless_unreachable(refused())),
+                Verdict::Retry
+            );
+        }
     }
 
     #[tokio::test]

@@ -184,6 +184,14 @@ pub enum ApiError {
         /// What the answer that named the link billed.
         usage: Option<Value>,
     },
+    /// The run's first requests all failed to connect: the service cannot be reached, and
+    /// the run stops rather than retry every image (see `engine::live`).
+    #[error("could not connect to {host} ({attempts} attempts in a row, none answered): {detail}")]
+    Unreachable {
+        host: String,
+        detail: String,
+        attempts: u32,
+    },
     /// The image link an answer named could not be fetched (not a URL, a broken connection,
     /// no answer in time): the image was made, and billed, but never arrived.
     #[error("fetching the image from its link failed: {detail}{}", request_note(.request_id))]
@@ -361,9 +369,9 @@ impl ApiError {
                     redactor.value(usage);
                 }
             }
-            ApiError::Connect { detail, .. } | ApiError::Transport { detail } => {
-                redactor.string(detail)
-            }
+            ApiError::Connect { detail, .. }
+            | ApiError::Transport { detail }
+            | ApiError::Unreachable { detail, .. } => redactor.string(detail),
             ApiError::Timeout { .. } => {}
         }
     }
@@ -404,6 +412,7 @@ impl ApiError {
         match self {
             ApiError::Status(s) => s.verdict,
             ApiError::Refused { .. } => Verdict::Refused,
+            ApiError::Unreachable { .. } => Verdict::Fatal(super::retry::Fatal::Unreachable),
             // A link that fails for good (expired, say) will not work on a second try either.
             ApiError::Download { status, .. } => {
                 if matches!(status, 408 | 429 | 500..) {

@@ -92,6 +92,9 @@ pub enum Fatal {
     /// An image arrived but the destination would not take it (a full disk, say): the next
     /// ones would be paid for and lost too.
     CannotSave,
+    /// The first requests of the run all failed before reaching the service (connection
+    /// refused, DNS, TLS, a proxy refusing): the next would too.
+    Unreachable,
 }
 
 impl Fatal {
@@ -134,6 +137,11 @@ impl Fatal {
                 "the destination would not take an image (a full disk?): make room or choose \
                  another --dst-dir, then run the same command again; an image that arrived \
                  but could not be saved was kept where its failure says"
+            }
+            Fatal::Unreachable => {
+                "the service could not be reached: check --base-url (or OPENAI_BASE_URL, or \
+                 the Azure endpoint), the proxy settings (HTTPS_PROXY, NO_PROXY) and the \
+                 network, then run the same command again"
             }
         }
     }

@@ -367,3 +367,29 @@ fn a_refusal_says_which_prompt_to_reword() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_service_that_cannot_be_reached_stops_the_run_once() {
+    // Nothing listens on port 9: every request is refused before reaching any service.
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .env("OPENAI_API_KEY", "k")
+        .args(["a cat", "-o", "out", "-n", "24", "-j", "4"])
+        .run();
+    assert_code(&run, 3);
+    assert!(
+        run.stderr
+            .contains("genimg stopped: the service could not be reached: check --base-url"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("attempts in a row, none answered"),
+        "{}",
+        run.stderr
+    );
+    // Not image by image: the run stopped after a few refused connections.
+    let retries = run.stderr.matches("retrying").count();
+    assert!(retries < 6, "{retries} retries:\n{}", run.stderr);
+    assert_eq!(ws.files("out"), Vec::<String>::new());
+}
