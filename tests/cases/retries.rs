@@ -416,3 +416,29 @@ fn a_stopped_run_resumes_where_it_stopped() {
     let failed: Vec<&Value> = records.iter().filter(|r| r["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "and the one that met the 401");
 }
+
+#[test]
+fn a_wrong_key_met_by_every_request_in_flight_is_said_once() {
+    let server = scripted(|_| Action::error(401, "invalid_api_key", "Incorrect API key provided."));
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-n", "12", "-j", "4"])
+        .run();
+    assert_code(&run, 3);
+    let requests = server.image_requests().len();
+    assert!((1..=4).contains(&requests), "{requests} requests");
+    // One failure listed; the other requests it stopped count as not made.
+    assert_summary(&run, &[("made", "0"), ("failed", "1"), ("not made", "11")]);
+    assert!(
+        run.stderr
+            .contains("Run the same command again to make the 11 image(s) not made"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("FAILED").count(),
+        1,
+        "one FAILED line:\n{}",
+        run.stderr
+    );
+}
