@@ -93,21 +93,6 @@ fn numbers_widen_once_the_count_reaches_100() {
     assert_eq!(files[99], "image_100_hd.png");
 }
 
-fn slow_server(latency_ms: u64) -> FakeServer {
-    FakeServer::with(Options {
-        latency: Duration::from_millis(latency_ms),
-        ..Options::default()
-    })
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[cfg(unix)]
 fn interrupt(child: &std::process::Child) {
     use nix::sys::signal::{Signal, kill};

@@ -12,21 +12,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn slow_server(latency_ms: u64) -> FakeServer {
-    FakeServer::with(Options {
-        latency: Duration::from_millis(latency_ms),
-        ..Options::default()
-    })
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn send(child: &Child, signal: Signal) {
     kill(Pid::from_raw(child.id() as i32), signal).expect("kill");
 }
@@ -117,8 +102,9 @@ fn sighup_stops_new_requests_saves_those_in_flight_and_exits_129() {
     stopped_by(Signal::SIGHUP, 129, "SIGHUP", "hung_up");
 }
 
-#[test]
-fn a_second_sigterm_abandons_requests_in_flight_and_leaves_nothing_partial() {
+/// A SIGTERM, then `second`: the requests in flight are abandoned, nothing partial is left,
+/// and the first signal decides the exit code.
+fn aborted_by(second: Signal) {
     let server = slow_server(5000);
     let ws = Workspace::new();
     let child = genimg(&ws, Some(&server))
@@ -129,7 +115,7 @@ fn a_second_sigterm_abandons_requests_in_flight_and_leaves_nothing_partial() {
     });
     send(&child, Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(200));
-    send(&child, Signal::SIGTERM);
+    send(&child, second);
     let started = Instant::now();
     let run = wait(child);
     assert_code(&run, 143);
@@ -152,25 +138,11 @@ fn a_second_sigterm_abandons_requests_in_flight_and_leaves_nothing_partial() {
 }
 
 #[test]
+fn a_second_sigterm_abandons_requests_in_flight_and_leaves_nothing_partial() {
+    aborted_by(Signal::SIGTERM);
+}
+
+#[test]
 fn ctrl_c_after_sigterm_abandons_requests_in_flight_and_the_exit_code_stays_143() {
-    let server = slow_server(5000);
-    let ws = Workspace::new();
-    let child = genimg(&ws, Some(&server))
-        .args(["a", "-o", "out", "--count", "4", "-j", "2"])
-        .start();
-    wait_for("two requests in flight", || {
-        server.image_requests_started() == 2
-    });
-    send(&child, Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(200));
-    send(&child, Signal::SIGINT);
-    let started = Instant::now();
-    let run = wait(child);
-    assert_code(&run, 143);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "aborted without waiting for the answers"
-    );
-    assert_eq!(ws.files("out"), Vec::<String>::new());
-    assert_no_temp_file(&ws);
+    aborted_by(Signal::SIGINT);
 }

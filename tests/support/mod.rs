@@ -287,3 +287,23 @@ pub fn sparse_file(path: &Path, len: u64) {
         .and_then(|f| f.set_len(len))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
+
+/// A fake whose every answer takes `latency_ms`.
+pub fn slow_server(latency_ms: u64) -> FakeServer {
+    FakeServer::with(Options {
+        latency: std::time::Duration::from_millis(latency_ms),
+        ..Options::default()
+    })
+}
+
+/// Waits until `ready`, failing the test after 20 s.
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
