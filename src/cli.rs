@@ -147,6 +147,11 @@ pub struct Cli {
           allow_negative_numbers = true)]
     pub ipm: Option<u32>,
 
+    /// When the service asks to wait more than 120 s: sit out a wait up to this long (shown),
+    /// or stop the run (exit 3) if it asks for longer [default: 15m]
+    #[arg(long = "max-wait", value_name = "DURATION", value_parser = crate::values::parse_wait)]
+    pub max_wait: Option<std::time::Duration>,
+
     /// Run requests in parallel: the default, kept so the seed's command lines work
     #[arg(long)]
     pub parallel: bool,

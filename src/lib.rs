@@ -178,7 +178,8 @@ async fn make_images(
         reporter: reporter.clone(),
         jobs: config.jobs,
         retry: config.retry,
-        ipm: config.ipm.map(engine::pace::ImageRate::per_minute),
+        ipm: config.ipm,
+        max_wait: config.max_wait,
     });
     let summary = engine::live::execute(&plan, &survey, context, stop).await;
     if config.gallery {

@@ -18,6 +18,12 @@ pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static 
         .ok_or_else(|| format!("`{value}` is not one of {}", allowed.join(", ")))
 }
 
+/// A wait: `15m`, `90s`, `1h30m`, `500ms`, or plain seconds (`600`).
+pub fn parse_wait(value: &str) -> Result<std::time::Duration, String> {
+    crate::provider::parse_reset(value)
+        .ok_or_else(|| format!("`{value}` is not a duration such as 15m, 90s, 1h30m or 0"))
+}
+
 pub fn parse_quality(value: &str) -> Result<&'static str, String> {
     choice(value, QUALITY_TOKENS)
 }

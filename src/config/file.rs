@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub jobs: Option<usize>,
     pub parallel: Option<bool>,
     pub ipm: Option<u32>,
+    #[serde(alias = "max_wait")]
+    pub max_wait: Option<String>,
     #[serde(alias = "dry_run")]
     pub dry_run: Option<bool>,
     #[serde(alias = "from_scratch")]

@@ -27,6 +27,8 @@ use options::{Choices, Given, ReferenceCache, Settings, Source};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_JOBS: usize = 4;
+/// `--max-wait`'s default: a wait the service asks for up to this long is sat out.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The file naming scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,9 @@ pub struct Config {
     pub max_cost: Option<f64>,
     /// `--ipm`: images (requests) per minute at most.
     pub ipm: Option<std::num::NonZeroU32>,
+    /// `--max-wait`: the longest wait beyond 120 s the run sits out when the service asks
+    /// for one; a longer one stops it.
+    pub max_wait: Duration,
     pub endpoint: Endpoint,
     pub verbosity: Verbosity,
     /// Said before the run starts: models retired or about to be.
@@ -498,6 +503,16 @@ impl Config {
                     "ipm",
                 )?
                 .and_then(std::num::NonZeroU32::new),
+            },
+            max_wait: match cli.max_wait {
+                Some(wait) => wait,
+                None => from_file(
+                    f.max_wait.clone(),
+                    crate::values::parse_wait,
+                    &loaded,
+                    "max-wait",
+                )?
+                .unwrap_or(DEFAULT_MAX_WAIT),
             },
             endpoint,
             verbosity,

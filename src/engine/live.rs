@@ -14,19 +14,20 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use backon::Retryable as _;
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::pace::{ImageRate, Pause, Window};
+use crate::engine::pace::{Pause, RELEASE_SPACING, Rate, Window};
 use crate::format::ImageFormat;
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, StopSignal, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
-use crate::provider::{ApiError, Billed, Client, Delivered, Fatal, RetryPolicy, Verdict};
+use crate::provider::{
+    ApiError, Billed, Client, Delivered, Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict,
+};
 use crate::spec::ImageSpec;
 use crate::store::manifest::{self, Record};
 use crate::store::sink::{Kept, Received, Sink};
@@ -166,7 +167,10 @@ pub struct Context<S> {
     pub jobs: usize,
     pub retry: RetryPolicy,
     /// `--ipm`: requests per minute at most.
-    pub ipm: Option<ImageRate>,
+    pub ipm: Option<std::num::NonZeroU32>,
+    /// `--max-wait`: the longest wait beyond [`MAX_RETRY_AFTER`] the run sits out when the
+    /// service asks for one; a longer one stops the run.
+    pub max_wait: Duration,
 }
 
 /// What the tasks of one run share beyond the context.
@@ -180,7 +184,19 @@ struct Shared {
     answered: AtomicBool,
     /// Requests that failed to connect, in a row, before the service first answered.
     unreachable: AtomicU32,
+    /// The pace of new requests: `--ipm`, and the limit the service showed.
+    rate: Rate,
+    /// When the run last made progress: an image arrived (or a long wait the service asked
+    /// for ended). Rate-limit 429s do not use up an image's attempts while it is recent.
+    progress: Mutex<tokio::time::Instant>,
+    /// The end of the longest wait beyond [`MAX_RETRY_AFTER`] said so far, to say each once.
+    long_wait: Mutex<Option<tokio::time::Instant>>,
 }
+
+/// How long a run may go without an image before rate-limit 429s count against an image's
+/// attempts again: while images keep arriving, a 429 for rate is a pacing signal, not a
+/// failure.
+pub const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(10 * 60);
 
 /// The requests that may fail to connect, in a row, before the service ever answers, and the
 /// run stops as it cannot reach it (exit 3). Once the service has answered, a connection that
@@ -188,6 +204,47 @@ struct Shared {
 const UNREACHABLE_AFTER: u32 = 3;
 
 impl Shared {
+    fn new(halt: CancellationToken, limit: usize, ipm: Option<std::num::NonZeroU32>) -> Shared {
+        Shared {
+            halt,
+            pause: Pause::default(),
+            window: Window::new(limit),
+            answered: AtomicBool::new(false),
+            unreachable: AtomicU32::new(0),
+            rate: Rate::new(ipm),
+            progress: Mutex::new(tokio::time::Instant::now()),
+            long_wait: Mutex::new(None),
+        }
+    }
+
+    /// Whether an image arrived within [`RATE_LIMIT_PATIENCE`].
+    fn progressing(&self) -> bool {
+        let last = *self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        tokio::time::Instant::now().saturating_duration_since(last) < RATE_LIMIT_PATIENCE
+    }
+
+    /// Progress as of `at`.
+    fn progressed(&self, at: tokio::time::Instant) {
+        let mut last = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        *last = (*last).max(at);
+    }
+
+    /// The service asked for a wait beyond [`MAX_RETRY_AFTER`], within `--max-wait`: the
+    /// whole run sits it out, and the patience with rate limits counts from its end. Whether
+    /// it is news, to be said.
+    fn sit_out(&self, wait: Duration) -> bool {
+        let end = tokio::time::Instant::now() + wait;
+        self.pause.extend(wait);
+        self.progressed(end);
+        let mut said = self.long_wait.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request meeting the same wait (give or take a second) says nothing new.
+        let news = said.is_none_or(|s| end > s + Duration::from_secs(1));
+        if news {
+            *said = Some(end);
+        }
+        news
+    }
+
     /// Passes an answer on, or turns a failure to connect into a stop of the whole run when
     /// it is the run's [`UNREACHABLE_AFTER`]th in a row and the service never answered.
     fn unless_unreachable(
@@ -261,13 +318,7 @@ pub async fn execute<S: ImageService>(
     let limit = context.jobs.max(1);
     let reporter = context.reporter.clone();
     // Ctrl-C halts the run; so does a fatal error, without counting as an interruption.
-    let shared = Arc::new(Shared {
-        halt: stop.stop.child_token(),
-        pause: Pause::default(),
-        window: Window::new(limit),
-        answered: AtomicBool::new(false),
-        unreachable: AtomicU32::new(0),
-    });
+    let shared = Arc::new(Shared::new(stop.stop.child_token(), limit, context.ipm));
     let mut tally = Tally {
         running: HashMap::new(),
         summary: &mut summary,
@@ -439,6 +490,11 @@ enum Attempt {
     Halted,
     /// Sending it could take the spend past `--max-cost`.
     OverBudget,
+    /// The service asks for a wait longer than `--max-wait`.
+    TooLong {
+        error: ApiError,
+        wait: Duration,
+    },
 }
 
 /// One image: request it (retrying what is worth it), hand what arrives to the sink off the
@@ -468,19 +524,29 @@ async fn make_image<S: ImageService>(
     let last_error: std::sync::Mutex<Option<ApiError>> = std::sync::Mutex::new(None);
     let estimate = job.prompt.estimate.unwrap_or(0.0);
     let budget = context.sink.budget();
-    let halt = shared.halt.clone();
     let max_attempts = context.retry.max_retries + 1;
-    let result = (|| async {
+    let attempt = || async {
         // Room in the concurrency window, the end of any pause of the whole run, and a slot
-        // of the --ipm rate come before any request; a run that halts meanwhile sends none.
+        // of the pace come before any request; a run that halts meanwhile sends none.
         let slot = tokio::select! {
             biased;
             () = shared.halt.cancelled() => return Err(Attempt::Halted),
             slot = async {
                 let slot = shared.window.acquire().await;
-                shared.pause.wait().await;
-                if let Some(rate) = &context.ipm {
-                    rate.take().await;
+                // A pause that began while it waited for its turn holds it back too.
+                loop {
+                    // Requests that waited on a pause leave it spaced, by the rate if
+                    // there is one, else one by one.
+                    let spacing = if shared.rate.paces() {
+                        Duration::ZERO
+                    } else {
+                        RELEASE_SPACING
+                    };
+                    shared.pause.wait(spacing).await;
+                    shared.rate.take().await;
+                    if !shared.pause.is_on() {
+                        break;
+                    }
                 }
                 slot
             } => slot,
@@ -524,52 +590,86 @@ async fn make_image<S: ImageService>(
         }
         drop(slot);
         answer.map_err(Attempt::Api)
-    })
-    .retry(context.retry.backoff())
-    .sleep(move |wait| {
-        // Waiting for a retry ends early if the run halts: that retry is then never sent.
-        let halt = halt.clone();
-        async move {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = halt.cancelled() => {}
+    };
+    // The retries an image may use, with the waits between them. A 429 for rate does not use
+    // one while the run makes progress (see [`RATE_LIMIT_PATIENCE`]).
+    let mut backoff = backon::BackoffBuilder::build(context.retry.backoff());
+    let mut used = 0;
+    let result = loop {
+        let error = match attempt().await {
+            Ok(image) => break Ok(image),
+            Err(Attempt::Api(error)) => error,
+            Err(stopped) => break Err(stopped),
+        };
+        if verdict_logged(&error) != Verdict::Retry {
+            break Err(Attempt::Api(error));
+        }
+        let asked = error.retry_after();
+        let rate_limited = error.is_rate_limited();
+        let (wait, long, counted) = match asked {
+            Some(wait) if wait > MAX_RETRY_AFTER => {
+                if wait > context.max_wait {
+                    break Err(Attempt::TooLong { error, wait });
+                }
+                if backoff.next().is_none() {
+                    break Err(Attempt::Api(error));
+                }
+                used += 1;
+                (wait, true, true)
             }
-        }
-    })
-    .when(|e| matches!(e, Attempt::Api(e) if verdict_logged(e) == Verdict::Retry))
-    .adjust(|e, backoff| {
-        // `None` once the retries are used up; otherwise the server's wait wins.
-        let backoff = backoff?;
-        match e {
-            Attempt::Api(e) => Some(e.retry_after().unwrap_or(backoff)),
-            Attempt::Halted | Attempt::OverBudget => None,
-        }
-    })
-    .notify(|e, wait| {
-        let Attempt::Api(error) = e else { return };
-        let pauses_run = error.status() == Some(429);
-        if pauses_run {
+            _ if rate_limited && shared.progressing() => {
+                (asked.unwrap_or(context.retry.min_delay), false, false)
+            }
+            _ => match backoff.next() {
+                Some(backoff) => {
+                    used += 1;
+                    (asked.unwrap_or(backoff), false, true)
+                }
+                None => break Err(Attempt::Api(error)),
+            },
+        };
+        let pauses_run = error.status() == Some(429) || long;
+        if long {
+            if shared.sit_out(wait) {
+                tracing::warn!(
+                    wait_s = wait.as_secs(),
+                    max_wait_s = context.max_wait.as_secs(),
+                    error = %error,
+                    "the service asks for a long wait; waiting"
+                );
+                context.reporter.event(Event::LongWait {
+                    wait,
+                    max: context.max_wait,
+                });
+            }
+        } else if pauses_run {
             shared.pause.extend(wait);
         }
-        let attempt = attempts.load(Ordering::SeqCst);
         tracing::info!(
             file = %job.file_name,
-            attempt,
+            attempt = attempts.load(Ordering::SeqCst),
+            used,
             max_attempts,
+            counted,
             wait_ms = wait.as_millis() as u64,
             error = %error,
             "retrying"
         );
         context.reporter.event(Event::Retrying {
             job: &job,
-            attempt,
+            attempt: used,
             max_attempts,
             wait,
-            error,
+            error: &error,
             pauses_run,
+            counted,
         });
-    })
-    .await;
+        // Waiting for a retry ends early if the run halts: that retry is then never sent.
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.halt.cancelled() => {}
+        }
+    };
     let attempts = attempts.load(Ordering::SeqCst);
     record.attempts = attempts;
     if let Some(sent) = first_sent.into_inner() {
@@ -626,23 +726,40 @@ async fn make_image<S: ImageService>(
             if let Some(budget) = budget {
                 budget.settle(reserved, 0.0);
             }
-            return gave_up(&context, &job, record, &e, billed).await;
+            return gave_up(&context, &job, record, &e, billed, None).await;
+        }
+        Err(Attempt::TooLong { error, wait }) => {
+            if let Some(budget) = budget {
+                budget.settle(reserved, 0.0);
+            }
+            let why = format!(
+                "the service asks to wait {}, longer than --max-wait {}",
+                crate::progress::duration(wait),
+                crate::progress::duration(context.max_wait)
+            );
+            return gave_up(&context, &job, record, &error, billed, Some(why)).await;
         }
     };
     hand_over(&context, &shared, &job, record, image, billed, started).await
 }
 
 /// An image whose requests gave nothing to keep: its record says why, and what its answers
-/// billed all the same.
+/// billed all the same. `too_long`: the run stops, as the service asks for a longer wait
+/// than `--max-wait`, and this says so.
 async fn gave_up<S: ImageService>(
     context: &Arc<Context<S>>,
     job: &Job,
     mut record: Record,
     e: &ApiError,
     billed: f64,
+    too_long: Option<String>,
 ) -> Ended {
     let attempts = record.attempts;
-    let (kind, status) = match e.verdict() {
+    let verdict = match too_long {
+        Some(_) => Verdict::Fatal(Fatal::WaitTooLong),
+        None => e.verdict(),
+    };
+    let (kind, status) = match verdict {
         Verdict::Refused => (FailureKind::Refused, manifest::Status::Refused),
         Verdict::Fatal(f) => (FailureKind::Fatal(f), manifest::Status::Failed),
         Verdict::Retry | Verdict::Fail => (FailureKind::Error, manifest::Status::Failed),
@@ -655,7 +772,10 @@ async fn gave_up<S: ImageService>(
             };
             format!("refused by the service: {e}; {reword}")
         }
-        _ => e.to_string(),
+        _ => match &too_long {
+            Some(why) => format!("{why} ({e})"),
+            None => e.to_string(),
+        },
     };
     if attempts > 1 {
         reason.push_str(&format!(" (gave up after {attempts} attempts)"));
@@ -791,8 +911,9 @@ fn image_cost(job: &Job, image: &Delivered) -> Option<f64> {
         .or(job.prompt.estimate)
 }
 
-/// Adapts the pace to an answer: the window grows after successes and shrinks on a 429 (which
-/// also pauses the run), a used-up rate-limit window pauses the run until it resets, and an
+/// Adapts the pace to an answer: a limit the service shows sets the pace of new requests;
+/// the window grows after successes and shrinks on a 429 that shows no limit (a 429 pauses
+/// the run either way); a used-up rate-limit window pauses the run until it resets; and an
 /// error no request can survive halts it at once.
 fn pace_after<S>(
     context: &Context<S>,
@@ -801,29 +922,60 @@ fn pace_after<S>(
     sent: tokio::time::Instant,
     answer: &Result<Delivered, ApiError>,
 ) {
-    let (change, limits) = match answer {
-        Ok(image) => (shared.window.succeeded(), image.rate_limit),
+    let limits = match answer {
+        Ok(image) => image.rate_limit,
+        Err(ApiError::Status(s)) => s.rate_limit,
+        Err(_) => None,
+    };
+    if matches!(answer, Ok(_) | Err(ApiError::Status(_))) {
+        shared.rate.settle();
+    }
+    if let Some(learned) = limits
+        .and_then(|l| l.per_minute)
+        .and_then(|limit| shared.rate.learn(limit))
+    {
+        tracing::info!(
+            limit = learned.limit,
+            pace = learned.pace,
+            "the service's rate limit"
+        );
+        context.reporter.event(Event::RateLearned {
+            limit: learned.limit,
+            pace: learned.pace,
+        });
+    }
+    let change = match answer {
+        Ok(_) => {
+            shared.progressed(tokio::time::Instant::now());
+            shared.window.succeeded()
+        }
         Err(error @ ApiError::Status(s)) => {
             let verdict = error.verdict();
             if let Verdict::Fatal(_) = verdict {
                 shared.halt.cancel();
             }
-            let throttled = s.status == 429 && verdict == Verdict::Retry;
-            let change = if throttled {
+            if s.status == 429 && verdict == Verdict::Retry {
                 // At least until the retry's own wait is known and extends it further.
-                shared
-                    .pause
-                    .extend(error.retry_after().unwrap_or(context.retry.min_delay));
-                shared.window.rate_limited(sent)
+                shared.pause.extend(
+                    error
+                        .retry_after()
+                        .unwrap_or(context.retry.min_delay)
+                        .min(MAX_RETRY_AFTER),
+                );
+                // With the limit known the pace keeps under it; else fewer in flight do.
+                if shared.rate.is_learned() {
+                    None
+                } else {
+                    shared.window.rate_limited(sent)
+                }
             } else {
                 None
-            };
-            (change, s.rate_limit)
+            }
         }
-        Err(_) => (None, None),
+        Err(_) => None,
     };
     if let Some(wait) = limits.and_then(|l| l.exhausted_for()) {
-        let wait = wait.min(crate::provider::MAX_RETRY_AFTER);
+        let wait = wait.min(MAX_RETRY_AFTER);
         tracing::info!(
             wait_ms = wait.as_millis() as u64,
             "rate-limit window used up"
@@ -995,6 +1147,8 @@ mod tests {
         retrying: Mutex<Vec<(String, u32, Duration)>>,
         fatal: AtomicUsize,
         concurrency: Mutex<Vec<(usize, usize)>>,
+        long_waits: Mutex<Vec<Duration>>,
+        learned: Mutex<Vec<u32>>,
     }
 
     impl Reporter for Tally {
@@ -1019,6 +1173,8 @@ mod tests {
                 Event::Concurrency { from, to } => {
                     self.concurrency.lock().unwrap().push((from, to));
                 }
+                Event::LongWait { wait, .. } => self.long_waits.lock().unwrap().push(wait),
+                Event::RateLearned { limit, .. } => self.learned.lock().unwrap().push(limit),
                 _ => {}
             }
         }
@@ -1073,6 +1229,7 @@ mod tests {
             jobs,
             retry,
             ipm: None,
+            max_wait: crate::config::DEFAULT_MAX_WAIT,
         });
         Setup {
             _dir: dir,
@@ -1182,13 +1339,7 @@ mod tests {
 
     #[test]
     fn connections_refused_stop_the_run_only_before_the_service_ever_answered() {
-        let shared = Shared {
-            halt: CancellationToken::new(),
-            pause: Pause::default(),
-            window: Window::new(1),
-            answered: std::sync::atomic::AtomicBool::new(false),
-            unreachable: AtomicU32::new(0),
-        };
+        let shared = Shared::new(CancellationToken::new(), 1, None);
         let refused = || {
             Err(ApiError::Connect {
                 host: "h:9".into(),
@@ -1448,6 +1599,119 @@ x
         );
         assert_eq!(s.manifest()[0].attempts, 3);
         assert_eq!(s.manifest()[0].status, manifest::Status::Failed);
+    }
+
+    fn rate_limited(wait: Duration) -> ApiError {
+        with_retry_after(status(429, Some("rate_limit_exceeded")), wait)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_429s_use_no_attempts_while_images_arrive() {
+        // `x` is rate limited eight times over with two retries allowed, while `y`'s images
+        // keep arriving: `x` is made all the same.
+        let s = setup_with(
+            "# a\nx\n# b\ny\n",
+            4,
+            2,
+            Stand::scripted(|prompt, nth| {
+                (prompt == "x" && nth < 8).then(|| rate_limited(Duration::from_secs(1)))
+            }),
+            RetryPolicy::new(2),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 8, "{:?}", summary.failed);
+        assert!(summary.failed.is_empty());
+        // Counted: the requests sent, 429s included.
+        let attempts: u32 = summary.made.iter().map(|m| m.attempts).sum();
+        assert_eq!(attempts, 16);
+        // And shown as not counted.
+        assert!(
+            s.tally
+                .retrying
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(_, used, _)| *used == 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_429s_count_again_once_nothing_arrives_for_the_patience() {
+        let s = setup_with(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(|_, _| Some(rate_limited(Duration::from_secs(30)))),
+            RetryPolicy::new(2),
+        );
+        let start = tokio::time::Instant::now();
+        let summary = s.execute(&Stop::new()).await;
+        let took = start.elapsed();
+        assert_eq!(summary.failed.len(), 1);
+        assert!(
+            took >= RATE_LIMIT_PATIENCE && took < RATE_LIMIT_PATIENCE + Duration::from_secs(120),
+            "gave up after {took:?}"
+        );
+        // Twenty free 429s in the ten minutes, then the two retries it has.
+        assert_eq!(
+            s.stand().calls() as u64,
+            RATE_LIMIT_PATIENCE.as_secs() / 30 + 3
+        );
+        assert!(
+            summary.failed[0].reason.contains("gave up after"),
+            "{}",
+            summary.failed[0].reason
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_wait_within_max_wait_is_sat_out_and_said_once() {
+        // Both images, in flight together, meet the same 10-minute wait: the run sits it
+        // out, says so once, and sends nothing meanwhile.
+        let wait = Duration::from_secs(600);
+        let s = setup(
+            "# a\nx\n",
+            2,
+            2,
+            Stand {
+                delay: Duration::from_millis(100),
+                ..Stand::scripted(move |_, nth| (nth < 2).then(|| rate_limited(wait)))
+            },
+        );
+        let start = tokio::time::Instant::now();
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 2, "{:?}", summary.failed);
+        let arrivals = s.stand().arrivals_of("x");
+        assert_eq!(arrivals.len(), 4);
+        assert!(arrivals[2] >= start + wait, "{:?}", arrivals[2] - start);
+        assert_eq!(*s.tally.long_waits.lock().unwrap(), [wait]);
+        assert!(summary.fatal.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_longer_than_max_wait_stops_the_run() {
+        let s = setup(
+            "# a\nx\n# b\ny\n# c\nz\n",
+            1,
+            1,
+            Stand::scripted(|prompt, _| {
+                (prompt == "x").then(|| rate_limited(Duration::from_secs(3600)))
+            }),
+        );
+        let start = tokio::time::Instant::now();
+        let summary = s.execute(&Stop::new()).await;
+        assert!(start.elapsed() < Duration::from_secs(1), "no waiting");
+        assert_eq!(s.stand().calls(), 1, "nothing more is sent");
+        let stop = summary.fatal.as_ref().expect("a fatal stop");
+        assert_eq!(stop.fatal, Fatal::WaitTooLong);
+        assert!(
+            stop.error
+                .starts_with("the service asks to wait 1h 00m, longer than --max-wait 15m 00s"),
+            "{}",
+            stop.error
+        );
+        assert_eq!(summary.unfinished, 2);
+        assert!(s.tally.long_waits.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,15 +1,21 @@
 //! How fast requests go out: as fast as the service allows, and no faster.
 //!
-//! Three controls, consulted before every request (retries included):
+//! Four controls, consulted before every request (retries included):
 //! - a [`Pause`] of the whole run while a 429's wait, or an exhausted rate-limit window
-//!   (`x-ratelimit-remaining-*: 0` until `x-ratelimit-reset-*`), runs out;
-//! - the `--ipm` cap, a token bucket (GCRA, from `governor`) that spaces requests evenly;
+//!   (`x-ratelimit-remaining-*: 0` until `x-ratelimit-reset-*`), runs out. The requests that
+//!   waited on it leave one at a time, [`RELEASE_SPACING`] apart, unless a rate is known to
+//!   space them;
+//! - the [`Rate`]: a token bucket (GCRA, from `governor`) that spaces requests evenly at the
+//!   `--ipm` cap or at [`HEADROOM`] of the limit the service showed (its `x-ratelimit-limit-*`
+//!   headers, or a 429's "Limit 600"), whichever is lower. Until the service first answers
+//!   and nothing is known, requests start [`RAMP`] apart, so that a burst limit below `-j`
+//!   shows itself with one 429 rather than `-j` of them;
 //! - the [`Window`]: how many requests may be in flight. It starts at `-j`, which stays its
-//!   ceiling, halves on a 429 and grows by one after a window's worth of successes (AIMD), so
-//!   a run settles just under the service's limit instead of hammering it.
+//!   ceiling, halves on a 429 that teaches no rate and grows by one after a window's worth of
+//!   successes (AIMD), so a run settles just under a limit it cannot read.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -17,53 +23,200 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+/// The requests that waited on a pause leave this far apart when no rate spaces them: a
+/// service that asked a whole run to wait is not met by all of it at once.
+pub const RELEASE_SPACING: Duration = Duration::from_millis(50);
+
+/// The share of the service's limit the run holds to: just under it, so that the jitter of
+/// the network does not turn an even pace into 429s.
+pub const HEADROOM: f64 = 0.95;
+
+/// Until the service first answers, and while no rate is known, requests start this far
+/// apart.
+pub const RAMP: Duration = Duration::from_millis(5);
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Default)]
+struct PauseState {
+    until: Option<Instant>,
+    /// When the next request that waited on the pause may leave it.
+    next_release: Option<Instant>,
+}
+
 /// A pause of the whole run: no request starts before it ends.
 #[derive(Debug, Default)]
 pub struct Pause {
-    until: Mutex<Option<Instant>>,
+    state: Mutex<PauseState>,
 }
 
 impl Pause {
     /// Extends the pause to at least `wait` from now.
     pub fn extend(&self, wait: Duration) {
         let end = Instant::now() + wait;
-        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        if until.is_none_or(|u| u < end) {
-            *until = Some(end);
+        let mut s = locked(&self.state);
+        if s.until.is_none_or(|u| u < end) {
+            s.until = Some(end);
         }
     }
 
-    /// Returns once no pause is running.
-    pub async fn wait(&self) {
+    /// Whether a pause is running.
+    pub fn is_on(&self) -> bool {
+        locked(&self.state)
+            .until
+            .is_some_and(|end| end > Instant::now())
+    }
+
+    /// Returns once no pause is running. A request that had to wait, or that comes while
+    /// those that did are still leaving, leaves `spacing` after the one before it.
+    pub async fn wait(&self, spacing: Duration) {
+        // Whether it waited on a pause since it last took its turn to leave.
+        let mut waited = false;
+        // Whether it took a turn and waited for it.
+        let mut turned = false;
         loop {
-            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(end) if end > Instant::now() => tokio::time::sleep_until(end).await,
-                _ => return,
-            }
+            let until = {
+                let mut s = locked(&self.state);
+                let now = Instant::now();
+                let leaving = !turned && s.next_release.is_some_and(|r| r > now);
+                match s.until {
+                    Some(end) if end > now => {
+                        waited = true;
+                        end
+                    }
+                    _ if (waited || leaving) && !spacing.is_zero() => {
+                        // Its turn to leave, taken once: a new pause meanwhile makes it
+                        // wait again, and take another.
+                        waited = false;
+                        turned = true;
+                        let slot = s.next_release.filter(|r| *r > now).unwrap_or(now);
+                        s.next_release = Some(slot + spacing);
+                        if slot <= now {
+                            return;
+                        }
+                        slot
+                    }
+                    _ => return,
+                }
+            };
+            tokio::time::sleep_until(until).await;
         }
     }
 }
 
-/// The `--ipm` cap: requests spaced evenly at `per_minute`, without bursts, since a service
-/// that counts per minute often enforces it over a few seconds.
+/// What the run learned about the service's limit, for the log and the display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learned {
+    /// What the service allows a minute.
+    pub limit: u32,
+    /// The pace the run now holds, a minute.
+    pub pace: f64,
+}
+
 #[derive(Debug)]
-pub struct ImageRate {
-    limiter: DefaultDirectRateLimiter,
+struct RateState {
+    /// The service's limit a minute, once it showed it.
+    learned: Option<u32>,
+    /// Spaces requests at the pace; rebuilt when the pace changes.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Whether the ramp of the start is over: the service answered, or showed its limit.
+    settled: bool,
+    /// The start of the next request during the ramp.
+    next_start: Option<Instant>,
 }
 
-impl ImageRate {
-    pub fn per_minute(per_minute: NonZeroU32) -> ImageRate {
-        let quota = Quota::per_minute(per_minute).allow_burst(NonZeroU32::MIN);
-        ImageRate {
-            limiter: RateLimiter::direct(quota),
+/// The pace of new requests: at most the `--ipm` cap and [`HEADROOM`] of the limit the
+/// service showed, spaced evenly, without bursts, since a service that counts per minute
+/// often enforces it over a few seconds.
+#[derive(Debug)]
+pub struct Rate {
+    cap: Option<NonZeroU32>,
+    state: Mutex<RateState>,
+}
+
+impl Rate {
+    pub fn new(cap: Option<NonZeroU32>) -> Rate {
+        Rate {
+            cap,
+            state: Mutex::new(RateState {
+                learned: None,
+                limiter: cap.map(|c| limiter(f64::from(c.get()))),
+                settled: false,
+                next_start: None,
+            }),
         }
     }
 
-    /// Waits for the next slot and takes it.
+    /// The pace for what is known, a minute: `None` for no pace at all.
+    fn pace(&self, learned: Option<u32>) -> Option<f64> {
+        let learned = learned.map(|l| (f64::from(l) * HEADROOM).max(0.1));
+        let cap = self.cap.map(|c| f64::from(c.get()));
+        match (cap, learned) {
+            (Some(c), Some(l)) => Some(c.min(l)),
+            (c, l) => c.or(l),
+        }
+    }
+
+    /// Whether a pace spaces the requests (`--ipm`, or a limit the service showed).
+    pub fn paces(&self) -> bool {
+        locked(&self.state).limiter.is_some()
+    }
+
+    /// Whether the service showed its limit.
+    pub fn is_learned(&self) -> bool {
+        locked(&self.state).learned.is_some()
+    }
+
+    /// The service answered: the ramp of the start is over.
+    pub fn settle(&self) {
+        locked(&self.state).settled = true;
+    }
+
+    /// The service says it allows `per_minute` requests a minute: from now on the run holds
+    /// just under it (or under `--ipm`, if lower). Says what changed, if anything did.
+    pub fn learn(&self, per_minute: u32) -> Option<Learned> {
+        let mut s = locked(&self.state);
+        s.settled = true;
+        if per_minute == 0 || s.learned == Some(per_minute) {
+            return None;
+        }
+        let before = self.pace(s.learned);
+        s.learned = Some(per_minute);
+        let pace = self.pace(s.learned)?;
+        if before != Some(pace) {
+            s.limiter = Some(limiter(pace));
+        }
+        Some(Learned {
+            limit: per_minute,
+            pace,
+        })
+    }
+
+    /// Waits for the next request's turn and takes it.
     pub async fn take(&self) {
+        // The ramp of the start.
+        let ramp = {
+            let mut s = locked(&self.state);
+            if s.settled || s.learned.is_some() {
+                None
+            } else {
+                let now = Instant::now();
+                let slot = s.next_start.filter(|t| *t > now).unwrap_or(now);
+                s.next_start = Some(slot + RAMP);
+                Some(slot)
+            }
+        };
+        if let Some(slot) = ramp {
+            tokio::time::sleep_until(slot).await;
+        }
         loop {
-            match self.limiter.check() {
+            // Read again on each turn: a pace learned meanwhile replaces the old one.
+            let Some(limiter) = locked(&self.state).limiter.clone() else {
+                return;
+            };
+            match limiter.check() {
                 Ok(()) => return,
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -72,6 +225,15 @@ impl ImageRate {
             }
         }
     }
+}
+
+/// An even pace of `per_minute`, one request at a time.
+fn limiter(per_minute: f64) -> Arc<DefaultDirectRateLimiter> {
+    let period = Duration::from_secs_f64(60.0 / per_minute.max(0.01));
+    let quota = Quota::with_period(period)
+        .expect("a pace is more than zero")
+        .allow_burst(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(quota))
 }
 
 /// A change of the concurrency window, for the log and the display.
@@ -206,10 +368,10 @@ mod tests {
         let start = Instant::now();
         pause.extend(Duration::from_secs(3));
         pause.extend(Duration::from_secs(1));
-        pause.wait().await;
+        pause.wait(Duration::ZERO).await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
         let again = Instant::now();
-        pause.wait().await;
+        pause.wait(RELEASE_SPACING).await;
         assert_eq!(
             again.elapsed(),
             Duration::ZERO,
@@ -317,8 +479,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_image_rate_spaces_requests_evenly() {
-        let rate = ImageRate::per_minute(NonZeroU32::new(1200).unwrap());
+    async fn the_ipm_cap_spaces_requests_evenly() {
+        let rate = Rate::new(NonZeroU32::new(1200));
         let start = std::time::Instant::now();
         for _ in 0..6 {
             rate.take().await;
@@ -326,5 +488,86 @@ mod tests {
         // Six requests at 20 per second: the sixth goes 250 ms after the first.
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(240), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_leaving_a_pause_go_one_at_a_time() {
+        let pause = Arc::new(Pause::default());
+        pause.extend(Duration::from_secs(1));
+        let start = Instant::now();
+        let mut waiters = Vec::new();
+        for _ in 0..4 {
+            let pause = pause.clone();
+            waiters.push(tokio::spawn(async move {
+                pause.wait(Duration::from_millis(100)).await;
+                Instant::now()
+            }));
+        }
+        let mut left = Vec::new();
+        for w in waiters {
+            left.push(w.await.unwrap() - start);
+        }
+        left.sort();
+        let ms: Vec<u128> = left.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [1000, 1100, 1200, 1300]);
+        // One that finds no pause goes at once.
+        let now = Instant::now();
+        pause.wait(Duration::from_millis(100)).await;
+        assert_eq!(now.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_learned_limit_sets_the_pace_just_under_it_or_under_the_cap() {
+        let rate = Rate::new(None);
+        assert!(!rate.is_learned());
+        assert_eq!(
+            rate.learn(600),
+            Some(Learned {
+                limit: 600,
+                pace: 570.0
+            })
+        );
+        assert_eq!(rate.learn(600), None, "nothing new");
+        assert!(rate.is_learned());
+        let capped = Rate::new(NonZeroU32::new(100));
+        assert_eq!(
+            capped.learn(600).map(|l| l.pace),
+            Some(100.0),
+            "--ipm is lower"
+        );
+        assert_eq!(
+            capped.learn(60).map(|l| l.pace),
+            Some(57.0),
+            "the limit is lower"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_learned_limit_spaces_the_requests() {
+        let rate = Rate::new(None);
+        rate.learn(1200);
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            rate.take().await;
+        }
+        // 95% of 20 a second: the fifth goes 4 × 52.6 ms after the first.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(205), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_start_ramps_until_the_service_answers() {
+        let rate = Rate::new(None);
+        let start = Instant::now();
+        for _ in 0..4 {
+            rate.take().await;
+        }
+        assert_eq!(start.elapsed(), RAMP * 3, "the first four, RAMP apart");
+        rate.settle();
+        let settled = Instant::now();
+        for _ in 0..4 {
+            rate.take().await;
+        }
+        assert_eq!(settled.elapsed(), Duration::ZERO, "then no pace at all");
     }
 }

@@ -44,13 +44,30 @@ pub enum Event<'a> {
     /// An attempt failed with an error worth retrying; the next comes after `wait`.
     Retrying {
         job: &'a Job,
-        /// The attempt that failed, from 1.
+        /// The attempts that failed and count against `max_attempts`, from 1 (0 when only
+        /// rate-limit 429s failed so far).
         attempt: u32,
         max_attempts: u32,
         wait: Duration,
         error: &'a ApiError,
         /// A 429: no new request of the run starts during the wait.
         pauses_run: bool,
+        /// Whether this failure counts against the image's attempts: a 429 for rate does
+        /// not, while the run makes progress.
+        counted: bool,
+    },
+    /// The service showed how many requests a minute it allows: new requests are paced just
+    /// under it (or under `--ipm`, if lower).
+    RateLearned {
+        limit: u32,
+        /// The pace now held, a minute.
+        pace: f64,
+    },
+    /// The service asks for a wait beyond the usual retry waits, within `--max-wait`: the
+    /// run sits it out.
+    LongWait {
+        wait: Duration,
+        max: Duration,
     },
     /// An error no request can survive: no new request starts.
     Fatal {
@@ -188,11 +205,36 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
         Event::Sending { .. } => return None,
         Event::Retrying {
             job,
+            max_attempts,
+            wait,
+            error,
+            pauses_run,
+            counted: false,
+            ..
+        } => {
+            let pause = if pauses_run {
+                "; no new request starts until then"
+            } else {
+                ""
+            };
+            (
+                Normal,
+                format!(
+                    "rate limited: retrying {} in {} (not counted against its {max_attempts} \
+                     attempts: {error}){pause}",
+                    job.file_name,
+                    duration(wait),
+                ),
+            )
+        }
+        Event::Retrying {
+            job,
             attempt,
             max_attempts,
             wait,
             error,
             pauses_run,
+            counted: true,
         } => {
             let pause = if pauses_run {
                 "; no new request starts until then"
@@ -218,8 +260,33 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
         ),
         Event::Warning { text } => (Quiet, format!("warning: {text}")),
         Event::Gallery { path } => (Normal, format!("Gallery: {}", path.display())),
-        Event::RateLimitWait { wait } => (
+        Event::RateLearned { limit, pace } => (
             Normal,
+            format!(
+                "the service allows {limit} request(s) a minute: new requests go at {} a \
+                 minute",
+                if pace >= 10.0 {
+                    format!("{pace:.0}")
+                } else {
+                    format!("{pace:.1}")
+                }
+            ),
+        ),
+        Event::LongWait { wait, max } => (
+            Quiet,
+            format!(
+                "the service asks to wait {}; waiting (--max-wait is {}), Ctrl-C to stop",
+                duration(wait),
+                duration(max)
+            ),
+        ),
+        // A short wait for one more request to come back is the pace at work.
+        Event::RateLimitWait { wait } => (
+            if wait < Duration::from_secs(1) {
+                Verbose
+            } else {
+                Normal
+            },
             format!(
                 "the service's rate limit is used up: no new request for {}",
                 duration(wait)

@@ -35,6 +35,8 @@ pub struct TerminalReporter {
     lines: Mutex<HashMap<String, ProgressBar>>,
     /// Failures and the cost so far, for the overall bar.
     tally: Mutex<(usize, f64)>,
+    /// A long wait the service asked for, and when it ends, for the overall bar.
+    waiting: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for TerminalReporter {
@@ -61,6 +63,7 @@ impl TerminalReporter {
             overall,
             lines: Mutex::new(HashMap::new()),
             tally: Mutex::new((0, 0.0)),
+            waiting: Mutex::new(None),
         }
     }
 
@@ -122,8 +125,20 @@ impl TerminalReporter {
             0 => String::new(),
             n => format!(" · {n} failed"),
         };
-        self.overall
-            .set_message(format!("· {}{failures} · {in_flight} in flight", usd(cost)));
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting
+            .as_ref()
+            .is_some_and(|(_, end)| *end <= std::time::Instant::now())
+        {
+            *waiting = None;
+        }
+        let wait = waiting
+            .as_ref()
+            .map_or(String::new(), |(text, _)| format!(" · {text}"));
+        self.overall.set_message(format!(
+            "· {}{failures} · {in_flight} in flight{wait}",
+            usd(cost)
+        ));
     }
 }
 
@@ -159,11 +174,23 @@ impl Reporter for TerminalReporter {
                 drop(lines);
                 self.refresh();
             }
+            Event::LongWait { wait, .. } => {
+                *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+                    format!(
+                        "the service asks to wait {}, Ctrl-C to stop",
+                        duration(*wait)
+                    ),
+                    std::time::Instant::now() + *wait,
+                ));
+                self.refresh();
+                self.tell(&event);
+            }
             Event::Retrying {
                 job,
                 attempt,
                 wait,
                 error,
+                counted,
                 ..
             } => {
                 if let Some(line) = self
@@ -176,11 +203,19 @@ impl Reporter for TerminalReporter {
                     if reason.chars().count() > 60 {
                         reason = format!("{}…", reason.chars().take(60).collect::<String>());
                     }
-                    line.set_message(format!(
-                        "{}: attempt {attempt} failed, retrying in {} ({reason})",
-                        Self::label(job),
-                        duration(*wait)
-                    ));
+                    line.set_message(if *counted {
+                        format!(
+                            "{}: attempt {attempt} failed, retrying in {} ({reason})",
+                            Self::label(job),
+                            duration(*wait)
+                        )
+                    } else {
+                        format!(
+                            "{}: rate limited, retrying in {}",
+                            Self::label(job),
+                            duration(*wait)
+                        )
+                    });
                 }
                 if self.verbosity >= Verbosity::Verbose {
                     self.tell(&event);
@@ -279,6 +314,7 @@ mod tests {
             wait: Duration::from_secs(2),
             error: &error,
             pauses_run: false,
+            counted: true,
         });
         let screen = settled(&r, &term, |s| {
             s.contains("retrying") && s.contains("fox #1 (") && s.contains("0/2")

@@ -431,6 +431,12 @@ impl ApiError {
         }
     }
 
+    /// A 429 for rate (`rate_limit_exceeded`, `slow_down`): a signal to go slower, not a
+    /// failure. (An empty account's 429 is fatal, and not this.)
+    pub fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429) && self.verdict() == Verdict::Retry
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status(s) => Some(s.status),

@@ -1,54 +1,75 @@
-//! What `x-ratelimit-*` headers say about the service's rate limits.
+//! What the service says about its rate limits: the `x-ratelimit-*` headers, and the limit an
+//! error message names.
 
 use std::time::Duration;
 
-/// What `x-ratelimit-*` headers say: the tightest window that is used up, and when it resets.
-/// `remaining` is the smallest count left over all kinds (requests, tokens, images).
+/// What `x-ratelimit-*` headers say: the tightest window and when it resets, and how many
+/// requests (or images) a minute the account may make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitInfo {
-    pub remaining: u64,
+    /// The smallest count left over all kinds (requests, images, tokens); `None` when no
+    /// `x-ratelimit-remaining-*` header came.
+    pub remaining: Option<u64>,
     /// When the kind with the fewest left is full again.
     pub reset: Duration,
-    /// For requests and images, limited per minute: the time one more takes to come back.
-    pub one_back: Option<Duration>,
+    /// The tightest of `x-ratelimit-limit-requests` and `x-ratelimit-limit-images`, which
+    /// count per minute (a 429's message may say it too). Tokens are not requests: their
+    /// limit is left out.
+    pub per_minute: Option<u32>,
 }
 
 impl RateLimitInfo {
-    /// Reads the headers through `header(name)`; `None` without any `remaining` header.
+    /// Reads the headers through `header(name)`; `None` without any `remaining` or `limit`
+    /// header.
     pub fn from_headers<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<RateLimitInfo> {
-        let mut tightest: Option<RateLimitInfo> = None;
+        let mut tightest: Option<(u64, Duration)> = None;
+        let mut per_minute: Option<u32> = None;
         for kind in ["requests", "images", "tokens"] {
+            if kind != "tokens"
+                && let Some(limit) = header(&format!("x-ratelimit-limit-{kind}"))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .filter(|limit| *limit > 0)
+            {
+                per_minute = Some(per_minute.map_or(limit, |p| p.min(limit)));
+            }
             let remaining = header(&format!("x-ratelimit-remaining-{kind}"))
                 .and_then(|v| v.trim().parse::<u64>().ok());
             let Some(remaining) = remaining else { continue };
             let reset = header(&format!("x-ratelimit-reset-{kind}"))
                 .and_then(parse_reset)
                 .unwrap_or(Duration::ZERO);
-            let one_back = header(&format!("x-ratelimit-limit-{kind}"))
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .filter(|limit| *limit > 0 && kind != "tokens")
-                .map(|limit| Duration::from_secs(60) / limit);
-            let info = RateLimitInfo {
-                remaining,
-                reset,
-                one_back,
-            };
             tightest = Some(match tightest {
-                Some(t) if t.remaining < remaining => t,
-                Some(t) if t.remaining == remaining && t.reset >= reset => t,
-                _ => info,
+                Some(t) if t.0 < remaining => t,
+                Some(t) if t.0 == remaining && t.1 >= reset => t,
+                _ => (remaining, reset),
             });
         }
-        tightest
+        if tightest.is_none() && per_minute.is_none() {
+            return None;
+        }
+        Some(RateLimitInfo {
+            remaining: tightest.map(|t| t.0),
+            reset: tightest.map_or(Duration::ZERO, |t| t.1),
+            per_minute,
+        })
+    }
+
+    /// The time one more request takes to come back, where the limit per minute is known.
+    pub fn one_back(&self) -> Option<Duration> {
+        self.per_minute
+            .map(|limit| Duration::from_secs(60) / limit.max(1))
     }
 
     /// The wait before another request, when the window is used up: until one more comes
     /// back where the limit says how fast they do, else until the window is full again.
     pub fn exhausted_for(&self) -> Option<Duration> {
-        if self.remaining > 0 || self.reset.is_zero() {
+        if self.remaining != Some(0) || self.reset.is_zero() {
             return None;
         }
-        Some(self.one_back.map_or(self.reset, |one| one.min(self.reset)))
+        Some(
+            self.one_back()
+                .map_or(self.reset, |one| one.min(self.reset)),
+        )
     }
 }
 
@@ -109,7 +130,7 @@ mod tests {
         ];
         let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let info = RateLimitInfo::from_headers(get).unwrap();
-        assert_eq!(info.remaining, 0);
+        assert_eq!(info.remaining, Some(0));
         assert_eq!(info.exhausted_for(), Some(Duration::from_millis(250)));
         let none = |_: &str| None;
         assert_eq!(RateLimitInfo::from_headers(none), None);
@@ -127,6 +148,28 @@ mod tests {
         assert_eq!(
             RateLimitInfo::from_headers(get).unwrap().exhausted_for(),
             None
+        );
+    }
+
+    #[test]
+    fn the_limit_per_minute_is_the_tightest_of_requests_and_images() {
+        let headers = [
+            ("x-ratelimit-limit-requests", "5000"),
+            ("x-ratelimit-limit-images", "50"),
+            ("x-ratelimit-limit-tokens", "10"),
+        ];
+        let get = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let info = RateLimitInfo::from_headers(get).unwrap();
+        assert_eq!(info.per_minute, Some(50), "tokens are not requests");
+        assert_eq!(info.remaining, None, "no remaining header came");
+        assert_eq!(info.exhausted_for(), None);
+        assert_eq!(info.one_back(), Some(Duration::from_millis(1200)));
+        let zero = [("x-ratelimit-limit-requests", "0")];
+        let get = |name: &str| zero.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        assert_eq!(
+            RateLimitInfo::from_headers(get),
+            None,
+            "a limit of 0 says nothing"
         );
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use backon::ExponentialBuilder;
 
-/// The longest wait a server may ask for; longer ones are cut to this.
+/// The longest wait a server may ask for that is honoured as any retry's, as the official
+/// SDKs do. A longer one is for `--max-wait` to judge: wait for it, or stop the run.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 /// How often and how long to retry.
@@ -95,6 +96,8 @@ pub enum Fatal {
     /// The first requests of the run all failed before reaching the service (connection
     /// refused, DNS, TLS, a proxy refusing): the next would too.
     Unreachable,
+    /// The service asks for a longer wait than `--max-wait`.
+    WaitTooLong,
 }
 
 impl Fatal {
@@ -143,13 +146,19 @@ impl Fatal {
                  the Azure endpoint), the proxy settings (HTTPS_PROXY, NO_PROXY) and the \
                  network, then run the same command again"
             }
+            Fatal::WaitTooLong => {
+                "the service asks for a longer wait than --max-wait allows: run the same \
+                 command after that wait (or raise --max-wait to sit it out); images already \
+                 made are kept"
+            }
         }
     }
 }
 
 /// The wait a server asks for: `retry-after-ms` (milliseconds), else `retry-after` (seconds,
 /// possibly fractional, or an HTTP date). A wait of zero or in the past, or a value that
-/// cannot be read, counts as none; a wait longer than [`MAX_RETRY_AFTER`] is cut to it.
+/// cannot be read, counts as none. A wait longer than [`MAX_RETRY_AFTER`] is kept whole: the
+/// caller decides what to do about it.
 pub fn retry_after(
     retry_after_ms: Option<&str>,
     retry_after: Option<&str>,
@@ -158,7 +167,7 @@ pub fn retry_after(
     let from_ms = retry_after_ms
         .and_then(|v| v.trim().parse::<f64>().ok())
         .and_then(|ms| seconds(ms / 1000.0));
-    let wait = from_ms.or_else(|| {
+    from_ms.or_else(|| {
         let v = retry_after?.trim();
         match v.parse::<f64>() {
             Ok(secs) => seconds(secs),
@@ -170,8 +179,7 @@ pub fn retry_after(
                 seconds(at.duration_since(now).as_secs_f64())
             }
         }
-    })?;
-    Some(wait.min(MAX_RETRY_AFTER))
+    })
 }
 
 fn seconds(secs: f64) -> Option<Duration> {
@@ -212,9 +220,12 @@ mod tests {
         assert_eq!(d(None, Some("inf")), None);
         assert_eq!(d(None, Some("tomorrow")), None);
         assert_eq!(d(None, Some("Wed, 21 Oct 2015 07:27:00 GMT")), None, "past");
-        // Long waits are cut to the cap.
-        assert_eq!(d(None, Some("3600")), Some(MAX_RETRY_AFTER));
-        assert_eq!(d(Some("1e12"), None), Some(MAX_RETRY_AFTER));
+        // Long waits are kept whole, for --max-wait to judge.
+        assert_eq!(d(None, Some("3600")), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            d(Some("1e15"), None),
+            Some(Duration::from_secs(1_000_000_000))
+        );
     }
 
     #[test]

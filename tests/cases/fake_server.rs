@@ -1311,8 +1311,10 @@ async fn the_rate_limiter_answers_429_once_the_burst_is_spent_and_refills() {
     assert_eq!(headers["x-ratelimit-limit-requests"], "60");
     assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
     assert!(headers.contains_key("x-ratelimit-reset-requests"));
+    // The refused request counts too: the next token is a second further away than the
+    // bucket alone would say.
     let wait: u64 = headers["retry-after-ms"].parse().unwrap();
-    assert!((1..=1000).contains(&wait), "retry-after-ms {wait}");
+    assert!((1001..=2000).contains(&wait), "retry-after-ms {wait}");
     assert_eq!(server.rate_limited(), 1);
     let answered = server.image_requests();
     assert_eq!(
@@ -1321,12 +1323,19 @@ async fn the_rate_limiter_answers_429_once_the_burst_is_spent_and_refills() {
     );
     assert!(answered[2].image.is_none());
 
+    // Hammering pushes it further: another refusal, a second more to wait.
+    let (status, headers, _) = limited_post(&server).await;
+    assert_eq!(status, 429);
+    let again: u64 = headers["retry-after-ms"].parse().unwrap();
+    assert!(again >= wait + 950, "retry-after-ms {again} after {wait}");
+    assert_eq!(server.rate_limited(), 2);
+
     // Once the token is there, the next request gets it.
-    tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(again + 20)).await;
     let (status, headers, body) = limited_post(&server).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
-    assert_eq!(server.rate_limited(), 1);
+    assert_eq!(server.rate_limited(), 2);
 }
 
 #[tokio::test]

@@ -141,3 +141,96 @@ fn a_429_without_retry_after_waits_for_the_rate_limit_window() {
         run.stderr
     );
 }
+
+#[test]
+fn a_limit_that_counts_rejections_is_learned_and_fails_no_image() {
+    // 120 a minute, one at a time, and every refused request counts against the limit. Six
+    // images at -j 6 with a single retry each: hammering, or retrying all at once after the
+    // pause, would fail most of them.
+    let server = FakeServer::with(Options {
+        rate_limit: Some(RateLimit {
+            per_minute: 120,
+            burst: 1,
+        }),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a fox",
+            "-o",
+            "out",
+            "-n",
+            "6",
+            "-j",
+            "6",
+            "--max-retries",
+            "1",
+        ])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(ws.files("out").len(), 6);
+    assert_summary(&run, &[("made", "6")]);
+    assert!(
+        run.stderr.contains(
+            "the service allows 120 request(s) a minute: new requests go at 114 a minute"
+        ),
+        "{}",
+        run.stderr
+    );
+    let refused = server.rate_limited();
+    assert!(refused <= 2, "{refused} requests refused:\n{}", run.stderr);
+    // Once learned, the successes are paced: none closer than the limit allows.
+    let ok: Vec<Instant> = server
+        .image_requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.arrived)
+        .collect();
+    for pair in ok.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(480),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[test]
+fn requests_that_waited_on_a_pause_leave_it_one_at_a_time() {
+    // Six requests in flight are all told to wait 300 ms, with nothing to say what the limit
+    // is: their retries leave the pause spaced, not all together.
+    let server = FakeServer::with(Options {
+        script: Some(Arc::new(|i: &Incoming| {
+            if i.nth < 6 {
+                Action::error(429, "rate_limit_exceeded", "Rate limit reached.")
+                    .with_header("retry-after-ms", "300")
+            } else {
+                Action::Answer
+            }
+        })),
+        latency: Duration::from_millis(100),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "6", "-j", "6"])
+        .run();
+    assert_code(&run, 0);
+    let requests = server.image_requests();
+    assert_eq!(requests.len(), 12, "{}", run.stderr);
+    let mut sorted: Vec<Instant> = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.arrived)
+        .collect();
+    sorted.sort();
+    assert_eq!(sorted.len(), 6);
+    for pair in sorted.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(40),
+            "retries {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+}

@@ -98,7 +98,8 @@ fn retry_after_is_honoured() {
     assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
     assert!(
         run.stderr.contains(
-            "retrying image_01_hd.png in 1.0 s (attempt 1 of 5 failed: HTTP 429 Too Many Requests"
+            "rate limited: retrying image_01_hd.png in 1.0 s (not counted against its 5 \
+             attempts: HTTP 429 Too Many Requests"
         ),
         "{}",
         run.stderr
@@ -441,4 +442,114 @@ fn a_wrong_key_met_by_every_request_in_flight_is_said_once() {
         "one FAILED line:\n{}",
         run.stderr
     );
+}
+
+/// A server that asks the first image request to wait `secs` seconds.
+fn asks_to_wait(secs: &'static str) -> FakeServer {
+    scripted(move |n| match n {
+        0 => rate_limited().with_header("retry-after", secs),
+        _ => Action::Answer,
+    })
+}
+
+#[test]
+fn a_wait_longer_than_max_wait_stops_the_run_cleanly() {
+    let server = asks_to_wait("3600");
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "3", "-j", "1"])
+        .run();
+    assert_code(&run, 3);
+    assert_eq!(server.image_requests().len(), 1, "no hammering");
+    assert!(
+        run.stderr
+            .contains("the service asks to wait 1h 00m, longer than --max-wait 15m 00s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("run the same command after that wait"),
+        "{}",
+        run.stderr
+    );
+    assert_summary(&run, &[("made", "0"), ("failed", "1"), ("not made", "2")]);
+    assert!(ws.files("out").is_empty());
+
+    // --max-wait 0: any wait beyond 120 s stops the run.
+    let server = asks_to_wait("121");
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "--max-wait", "0"])
+        .run();
+    assert_code(&run, 3);
+    assert_eq!(server.image_requests().len(), 1);
+    assert!(
+        run.stderr.contains("the service asks to wait 2m 01s"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_wait_within_max_wait_is_sat_out_and_shown() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let server = asks_to_wait("130");
+    let ws = Workspace::new();
+    let child = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "-n", "2", "-j", "1"])
+        .start();
+    wait_for("the first answer", || server.image_requests().len() == 1);
+    // Waiting, not retrying: nothing more goes out.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(server.image_requests().len(), 1);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let run = wait(child);
+    assert_code(&run, 130);
+    assert_eq!(server.image_requests().len(), 1);
+    assert!(
+        run.stderr.contains(
+            "the service asks to wait 2m 10s; waiting (--max-wait is 15m 00s), Ctrl-C to stop"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_summary(&run, &[("not made", "2")]);
+}
+
+#[test]
+fn max_wait_is_read_from_the_flag_and_the_config_file_and_checked() {
+    let server = asks_to_wait("600");
+    let ws = Workspace::new();
+    let config = ws.write("genimg.toml", b"max-wait = \"5m\"\n");
+    let run = genimg(&ws, Some(&server))
+        .env("GENIMG_CONFIG", &config)
+        .args(["a fox", "-o", "out"])
+        .run();
+    assert_code(&run, 3);
+    assert!(
+        run.stderr.contains("longer than --max-wait 5m 00s"),
+        "{}",
+        run.stderr
+    );
+
+    let run = genimg(&ws, None)
+        .args(["a fox", "-o", "out", "--dry-run", "--max-wait", "soon"])
+        .run();
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("--max-wait"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a duration such as 15m"),
+        "{}",
+        run.stderr
+    );
+
+    let bad = ws.write("bad.toml", b"max-wait = \"later\"\n");
+    let run = genimg(&ws, None)
+        .env("GENIMG_CONFIG", &bad)
+        .args(["a fox", "-o", "out", "--dry-run"])
+        .run();
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("max-wait"), "{}", run.stderr);
 }

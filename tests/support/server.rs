@@ -454,8 +454,11 @@ impl FakeServer {
 
 /// The rate limiter's state, as a theoretical arrival time (GCRA): the bucket is full when
 /// `tat <= now`, each request moves `tat` on by one token's `interval`, and a request that
-/// would move it further than `burst` tokens ahead of now is refused. All in whole
-/// nanoseconds, so a refill is never missed by a rounding error.
+/// would move it further than `burst` tokens ahead of now is refused. A refused request
+/// counts all the same, as the service counts rejected requests against its limits: it
+/// moves `tat` on too (up to a minute's worth past the burst), so hammering the limit
+/// pushes the next success further away. All in whole nanoseconds, so a refill is never
+/// missed by a rounding error.
 struct Bucket {
     limit: RateLimit,
     interval: Duration,
@@ -502,11 +505,14 @@ impl Bucket {
                 retry_after: Duration::ZERO,
             })
         } else {
+            // Counted: the next token is one interval further away.
+            self.tat = after.min(now + capacity + Duration::from_secs(60));
+            let accepted_at = self.tat + self.interval - capacity;
             Err(Quota {
                 limit: self.limit.per_minute,
                 remaining: 0,
                 reset: self.tat.saturating_duration_since(now),
-                retry_after: ahead - capacity,
+                retry_after: accepted_at.saturating_duration_since(now),
             })
         }
     }

@@ -91,9 +91,23 @@ pub fn decode(raw: &RawAnswer) -> Result<Answer, ApiError> {
             Some("false") => Some(false),
             _ => None,
         };
+        let body = ErrorBody::parse(&raw.body);
+        // A 429's message names the limit even when no header does.
+        let rate_limit = match body.message.as_deref().and_then(limit_in_message) {
+            Some(limit) => {
+                let mut info = rate_limit.unwrap_or(RateLimitInfo {
+                    remaining: None,
+                    reset: std::time::Duration::ZERO,
+                    per_minute: None,
+                });
+                info.per_minute.get_or_insert(limit);
+                Some(info)
+            }
+            None => rate_limit,
+        };
         return Err(judged(StatusError {
             status: raw.status,
-            body: ErrorBody::parse(&raw.body),
+            body,
             request_id,
             retry_after: retry_after(
                 raw.header("retry-after-ms"),
@@ -124,6 +138,27 @@ pub fn decode(raw: &RawAnswer) -> Result<Answer, ApiError> {
         }
         Err(e) => Err(ApiError::bad_answer(&e, request_id, usage_of(&raw.body))),
     }
+}
+
+/// The per-minute limit a rate-limit message names: "Rate limit reached for MODEL in
+/// organization ORG on images per min (IPM): Limit 600, Used 600, Requested 1. Please try
+/// again in 1.2s." Only a limit on requests or images per minute counts: tokens are not
+/// requests, and a daily limit says nothing about the pace.
+pub fn limit_in_message(message: &str) -> Option<u32> {
+    let lower = message.to_ascii_lowercase();
+    let per_minute = ["images per min", "requests per min", "(ipm)", "(rpm)"]
+        .iter()
+        .any(|unit| lower.contains(unit));
+    if !per_minute {
+        return None;
+    }
+    let after = &message[message.find("Limit ")? + "Limit ".len()..];
+    let digits: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse::<u32>().ok().filter(|limit| *limit > 0)
 }
 
 /// The `request_hash` release 0.1 wrote for this spec: a hash of the OpenAI request, every
@@ -222,6 +257,43 @@ pub fn request_url(base: &Url, service: &Service, request: &ImageRequest) -> Url
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_message_names_the_limit_per_minute() {
+        let ipm = "Rate limit reached for gpt-image-2 in organization org-x on images per min \
+                   (IPM): Limit 600, Used 600, Requested 1. Please try again in 1.2s.";
+        assert_eq!(limit_in_message(ipm), Some(600));
+        assert_eq!(
+            limit_in_message("... on requests per min (RPM): Limit 1,000, Used 1000"),
+            Some(1000)
+        );
+        for other in [
+            "... on tokens per min (TPM): Limit 40000, Used 40000, Requested 1.",
+            "... on requests per day (RPD): Limit 200, Used 200, Requested 1.",
+            "Rate limit reached for images per min.",
+            "... images per min (IPM): Limit 0, Used 0",
+            "You exceeded your current quota.",
+        ] {
+            assert_eq!(limit_in_message(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_429_teaches_its_limit_from_the_message_without_headers() {
+        let raw = RawAnswer {
+            status: 429,
+            headers: HeaderMap::new(),
+            slot: std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+                .try_acquire_owned()
+                .unwrap(),
+            body: bytes::Bytes::from_static(br#"{"error": {"message": "Rate limit reached for m in organization o on images per min (IPM): Limit 120, Used 120, Requested 1. Please try again in 500ms.", "type": "requests", "code": "rate_limit_exceeded"}}"#),
+        };
+        let Err(ApiError::Status(s)) = decode(&raw) else {
+            panic!("an error")
+        };
+        assert_eq!(s.rate_limit.and_then(|r| r.per_minute), Some(120));
+        assert_eq!(s.verdict, Verdict::Retry);
+    }
 
     #[test]
     fn endpoints_join_with_or_without_a_trailing_slash() {
