@@ -162,7 +162,7 @@ pub fn document<'a>(
                 prompt: job.prompt.label.as_deref(),
                 index: job.index,
                 model: job.prompt.model.name(),
-                status: file_status(planned, i, survey, summary.is_some(), &made, &failed),
+                status: file_status(planned, i, survey, summary, &made, &failed),
                 detail,
             }
         })
@@ -197,19 +197,23 @@ pub fn document<'a>(
     }
 }
 
+/// An image's status. One that met the error that stopped the run is `not_made`, as the
+/// totals count it, and keeps what that error said.
 fn file_status(
     file: &str,
     i: usize,
     survey: &Survey,
-    ran: bool,
+    summary: Option<&Summary>,
     made: &HashMap<&str, &Made>,
     failed: &HashMap<&str, &Failure>,
 ) -> &'static str {
     if made.contains_key(file) {
         return "made";
     }
+    let stop = summary.and_then(|s| s.fatal.as_ref()).map(|s| s.fatal);
     if let Some(f) = failed.get(file) {
         return match f.kind {
+            _ if f.stopped_by(stop) => "not_made",
             FailureKind::Refused => "refused",
             _ => "failed",
         };
@@ -217,7 +221,7 @@ fn file_status(
     match (survey.is_todo(i), survey.found[i]) {
         (false, Found::Stale) => "stale",
         (false, _) => "skipped",
-        (true, _) if ran => "not_made",
+        (true, _) if summary.is_some() => "not_made",
         (true, _) => "to_make",
     }
 }
