@@ -376,14 +376,14 @@ impl Tally<'_> {
             }
             Ended::Failed(failure) => {
                 // The same stop again, met by a request already in flight: said once, and
-                // that image counts as not made, as the stop's other images do. (An image
-                // the destination would not take is listed each time: each says where it
-                // was kept.)
+                // that image counts as not made, as the stop's other images do (see
+                // `Failure::stopped_by`); kept for --json. (An image the destination would
+                // not take is listed each time: each says where it was kept.)
                 if let (FailureKind::Fatal(fatal), Some(stop)) = (failure.kind, &s.fatal)
                     && stop.fatal == fatal
                     && fatal != Fatal::CannotSave
                 {
-                    s.billed_not_made += failure.cost.unwrap_or(0.0);
+                    s.failed.push(failure);
                     return;
                 }
                 if let FailureKind::Fatal(fatal) = failure.kind
