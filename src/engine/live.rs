@@ -664,6 +664,10 @@ async fn gave_up<S: ImageService>(
     record.status = status;
     record.error = Some(reason.clone());
     record.request_id = e.request_id().map(str::to_owned);
+    record.moderation = e.moderation().map(|m| manifest::Moderation {
+        stage: m.stage.clone(),
+        categories: m.categories.clone(),
+    });
     record.cost_usd = billed;
     record.finished = manifest::now();
     let writer = context.clone();

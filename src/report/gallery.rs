@@ -724,6 +724,7 @@ mod tests {
             asked_format: None,
             received_format: None,
             rescued: None,
+            moderation: None,
         }
     }
 
