@@ -82,6 +82,8 @@ pub struct Failure {
     pub attempts: u32,
     /// What answers that gave no usable image billed, in US dollars, if any did.
     pub cost: Option<f64>,
+    /// A refusal's `moderation_details`, where the service gave them.
+    pub moderation: Option<crate::store::manifest::Moderation>,
 }
 
 impl Failure {
@@ -288,6 +290,7 @@ mod tests {
             kind: FailureKind::Error,
             attempts: 1,
             cost: None,
+            moderation: None,
         };
         Summary {
             made: vec![m; made],

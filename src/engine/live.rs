@@ -428,6 +428,7 @@ fn failure(job: &Job, reason: String, kind: FailureKind, attempts: u32) -> Failu
         kind,
         attempts,
         cost: None,
+        moderation: None,
     }
 }
 
@@ -664,16 +665,18 @@ async fn gave_up<S: ImageService>(
     record.status = status;
     record.error = Some(reason.clone());
     record.request_id = e.request_id().map(str::to_owned);
-    record.moderation = e.moderation().map(|m| manifest::Moderation {
+    let moderation = e.moderation().map(|m| manifest::Moderation {
         stage: m.stage.clone(),
         categories: m.categories.clone(),
     });
+    record.moderation = moderation.clone();
     record.cost_usd = billed;
     record.finished = manifest::now();
     let writer = context.clone();
     let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
     Ended::Failed(Failure {
         cost: billed,
+        moderation,
         ..failure(job, reason, kind, attempts)
     })
 }

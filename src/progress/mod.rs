@@ -509,6 +509,7 @@ mod tests {
             kind: FailureKind::Refused,
             attempts: 1,
             cost: None,
+            moderation: None,
         }
     }
 

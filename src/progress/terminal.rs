@@ -344,6 +344,7 @@ mod tests {
                 kind: FailureKind::Fatal(stop.fatal),
                 attempts: 1,
                 cost: None,
+                moderation: None,
             },
             done: 1,
             total: 2,

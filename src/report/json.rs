@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::outcome::{Failure, FailureKind, Made, Status, Summary, Totals};
 use crate::plan::{Found, Plan, Survey};
+use crate::store::manifest::Moderation;
 
 /// The name of an exit status in the document.
 pub fn status_name(status: Status) -> &'static str {
@@ -98,6 +99,9 @@ enum Detail<'a> {
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// A refusal's `moderation_details`: `{"stage": "output", "categories": [...]}`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moderation: Option<&'a Moderation>,
     },
     ToMake {
         estimate_usd: Option<f64>,
@@ -148,6 +152,7 @@ pub fn document<'a>(
                     error: &f.reason,
                     attempts: f.attempts,
                     cost_usd: f.cost,
+                    moderation: f.moderation.as_ref(),
                 }
             } else if summary.is_none() && survey.is_todo(i) {
                 Detail::ToMake {

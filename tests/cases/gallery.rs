@@ -352,7 +352,7 @@ fn a_refusal_shows_its_stage_and_categories_in_the_manifest_and_the_gallery() {
     let ws = Workspace::new();
     ws.write("p.txt", "# fine\na meadow\n\n# nope\nsomething FORBIDDEN\n");
     let run = genimg(&ws, Some(&server))
-        .args(["--input", "p.txt", "-o", "out"])
+        .args(["--input", "p.txt", "-o", "out", "--json"])
         .run();
     assert_code(&run, 1);
 
@@ -380,6 +380,20 @@ fn a_refusal_shows_its_stage_and_categories_in_the_manifest_and_the_gallery() {
     assert!(
         html.contains("reword the prompt at p.txt:4"),
         "the hint to reword it: {html}"
+    );
+
+    // And --json, for scripts.
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let image = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["status"] == "refused")
+        .expect("the refused image");
+    assert_eq!(
+        image["moderation"],
+        serde_json::json!({"stage": "output", "categories": ["violence", "<self-harm>"]}),
+        "{image}"
     );
 }
 
