@@ -82,6 +82,20 @@ pub struct Failure {
     pub attempts: u32,
     /// What answers that gave no usable image billed, in US dollars, if any did.
     pub cost: Option<f64>,
+    /// A refusal's `moderation_details`, where the service gave them.
+    pub moderation: Option<crate::store::manifest::Moderation>,
+}
+
+impl Failure {
+    /// Whether this image failed on the error that stopped the run, `stop`: the stop says
+    /// that error once, and the image counts as not made, as those never sent do. An image
+    /// the destination would not take is the exception: each says where it was kept.
+    pub fn stopped_by(&self, stop: Option<Fatal>) -> bool {
+        match (self.kind, stop) {
+            (FailureKind::Fatal(fatal), Some(stop)) => fatal == stop && fatal != Fatal::CannotSave,
+            _ => false,
+        }
+    }
 }
 
 /// The error that stopped a run before its end.
@@ -96,12 +110,16 @@ pub struct FatalStop {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub made: Vec<Made>,
+    /// Every image whose requests ended in an error, those that met the error that stopped
+    /// the run included: outputs count and list these as not made (see
+    /// [`Failure::stopped_by`]), `--json` keeps what each said.
     pub failed: Vec<Failure>,
     /// Already in the destination, so not requested.
     pub skipped: usize,
     /// Kept although their request changed since they were made (see `--overwrite`).
     pub stale: Vec<String>,
-    /// Not made because the run stopped early (Ctrl-C or a fatal error).
+    /// Never finished because the run stopped early (Ctrl-C or a fatal error). The images
+    /// not made are these and those that met the fatal error (see [`Totals::not_made`]).
     pub unfinished: usize,
     /// Retries sent, over all images.
     pub retries: u32,
@@ -159,7 +177,8 @@ pub struct Totals {
     /// Every image not made for an error of its own, refusals included.
     pub failed: usize,
     pub refused: usize,
-    /// Not made because the run stopped early.
+    /// Not made because the run stopped early: never sent, or met the error that stopped
+    /// it. A second run of the same command makes these.
     pub not_made: usize,
     /// Retries sent, over all images.
     pub retries: u32,
@@ -172,8 +191,16 @@ pub struct Totals {
 }
 
 impl Summary {
+    /// The failures to list one by one: all but those of the error that stopped the run,
+    /// which the stop says once.
+    pub fn listed_failures(&self) -> impl Iterator<Item = &Failure> {
+        let stop = self.fatal.as_ref().map(|s| s.fatal);
+        self.failed.iter().filter(move |f| !f.stopped_by(stop))
+    }
+
     /// The run's figures.
     pub fn totals(&self) -> Totals {
+        let listed = self.listed_failures().count();
         let billed = self
             .made
             .iter()
@@ -181,13 +208,13 @@ impl Summary {
             .chain(self.failed.iter().filter_map(|f| f.cost));
         Totals {
             made: self.made.len(),
-            failed: self.failed.len(),
+            failed: listed,
             refused: self
                 .failed
                 .iter()
                 .filter(|f| f.kind == FailureKind::Refused)
                 .count(),
-            not_made: self.unfinished,
+            not_made: self.unfinished + (self.failed.len() - listed),
             retries: self.retries,
             // `+ 0.0`: an empty sum of floats is -0.0, which prints as "$-0.00".
             cost_usd: billed.sum::<f64>() + self.billed_not_made + 0.0,
@@ -263,6 +290,7 @@ mod tests {
             kind: FailureKind::Error,
             attempts: 1,
             cost: None,
+            moderation: None,
         };
         Summary {
             made: vec![m; made],

@@ -427,14 +427,14 @@ impl Tally<'_> {
             }
             Ended::Failed(failure) => {
                 // The same stop again, met by a request already in flight: said once, and
-                // that image counts as not made, as the stop's other images do. (An image
-                // the destination would not take is listed each time: each says where it
-                // was kept.)
+                // that image counts as not made, as the stop's other images do (see
+                // `Failure::stopped_by`); kept for --json. (An image the destination would
+                // not take is listed each time: each says where it was kept.)
                 if let (FailureKind::Fatal(fatal), Some(stop)) = (failure.kind, &s.fatal)
                     && stop.fatal == fatal
                     && fatal != Fatal::CannotSave
                 {
-                    s.billed_not_made += failure.cost.unwrap_or(0.0);
+                    s.failed.push(failure);
                     return;
                 }
                 if let FailureKind::Fatal(fatal) = failure.kind
@@ -479,6 +479,7 @@ fn failure(job: &Job, reason: String, kind: FailureKind, attempts: u32) -> Failu
         kind,
         attempts,
         cost: None,
+        moderation: None,
     }
 }
 
@@ -525,6 +526,8 @@ async fn make_image<S: ImageService>(
     let estimate = job.prompt.estimate.unwrap_or(0.0);
     let budget = context.sink.budget();
     let max_attempts = context.retry.max_retries + 1;
+    // Whether the last attempt met a 429: its retry leaves the run's pause in line.
+    let after_429 = AtomicBool::new(false);
     let attempt = || async {
         // Room in the concurrency window, the end of any pause of the whole run, and a slot
         // of the pace come before any request; a run that halts meanwhile sends none.
@@ -534,6 +537,7 @@ async fn make_image<S: ImageService>(
             slot = async {
                 let slot = shared.window.acquire().await;
                 // A pause that began while it waited for its turn holds it back too.
+                let mut in_line = after_429.swap(false, Ordering::SeqCst);
                 loop {
                     // Requests that waited on a pause leave it spaced, by the rate if
                     // there is one, else one by one.
@@ -542,7 +546,7 @@ async fn make_image<S: ImageService>(
                     } else {
                         RELEASE_SPACING
                     };
-                    shared.pause.wait(spacing).await;
+                    shared.pause.wait(spacing, std::mem::take(&mut in_line)).await;
                     shared.rate.take().await;
                     if !shared.pause.is_on() {
                         break;
@@ -645,6 +649,7 @@ async fn make_image<S: ImageService>(
         } else if pauses_run {
             shared.pause.extend(wait);
         }
+        after_429.store(pauses_run, Ordering::SeqCst);
         tracing::info!(
             file = %job.file_name,
             attempt = attempts.load(Ordering::SeqCst),
@@ -784,12 +789,18 @@ async fn gave_up<S: ImageService>(
     record.status = status;
     record.error = Some(reason.clone());
     record.request_id = e.request_id().map(str::to_owned);
+    let moderation = e.moderation().map(|m| manifest::Moderation {
+        stage: m.stage.clone(),
+        categories: m.categories.clone(),
+    });
+    record.moderation = moderation.clone();
     record.cost_usd = billed;
     record.finished = manifest::now();
     let writer = context.clone();
     let _ = task::spawn_blocking(move || writer.sink.record_failure(&record)).await;
     Ended::Failed(Failure {
         cost: billed,
+        moderation,
         ..failure(job, reason, kind, attempts)
     })
 }

@@ -69,28 +69,25 @@ impl Pause {
             .is_some_and(|end| end > Instant::now())
     }
 
-    /// Returns once no pause is running. A request that had to wait, or that comes while
-    /// those that did are still leaving, leaves `spacing` after the one before it.
-    pub async fn wait(&self, spacing: Duration) {
-        // Whether it waited on a pause since it last took its turn to leave.
-        let mut waited = false;
-        // Whether it took a turn and waited for it.
-        let mut turned = false;
+    /// Returns once no pause is running. A request that had to wait, or that comes `in_line`
+    /// (a retry the pause was for, whose own wait may end with it), leaves `spacing` after
+    /// the one before it.
+    pub async fn wait(&self, spacing: Duration, in_line: bool) {
+        // Whether it is to take a turn to leave, once no pause holds it.
+        let mut waited = in_line;
         loop {
             let until = {
                 let mut s = locked(&self.state);
                 let now = Instant::now();
-                let leaving = !turned && s.next_release.is_some_and(|r| r > now);
                 match s.until {
                     Some(end) if end > now => {
                         waited = true;
                         end
                     }
-                    _ if (waited || leaving) && !spacing.is_zero() => {
+                    _ if waited && !spacing.is_zero() => {
                         // Its turn to leave, taken once: a new pause meanwhile makes it
                         // wait again, and take another.
                         waited = false;
-                        turned = true;
                         let slot = s.next_release.filter(|r| *r > now).unwrap_or(now);
                         s.next_release = Some(slot + spacing);
                         if slot <= now {
@@ -368,10 +365,10 @@ mod tests {
         let start = Instant::now();
         pause.extend(Duration::from_secs(3));
         pause.extend(Duration::from_secs(1));
-        pause.wait(Duration::ZERO).await;
+        pause.wait(Duration::ZERO, false).await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
         let again = Instant::now();
-        pause.wait(RELEASE_SPACING).await;
+        pause.wait(RELEASE_SPACING, false).await;
         assert_eq!(
             again.elapsed(),
             Duration::ZERO,
@@ -499,7 +496,7 @@ mod tests {
         for _ in 0..4 {
             let pause = pause.clone();
             waiters.push(tokio::spawn(async move {
-                pause.wait(Duration::from_millis(100)).await;
+                pause.wait(Duration::from_millis(100), false).await;
                 Instant::now()
             }));
         }
@@ -510,9 +507,13 @@ mod tests {
         left.sort();
         let ms: Vec<u128> = left.iter().map(Duration::as_millis).collect();
         assert_eq!(ms, [1000, 1100, 1200, 1300]);
-        // One that finds no pause goes at once.
+        // A retry the pause was for, whose own wait ends now, takes its turn too.
         let now = Instant::now();
-        pause.wait(Duration::from_millis(100)).await;
+        pause.wait(Duration::from_millis(100), true).await;
+        assert_eq!(now.elapsed(), Duration::from_millis(100));
+        // A new request that finds no pause goes at once.
+        let now = Instant::now();
+        pause.wait(Duration::from_millis(100), false).await;
         assert_eq!(now.elapsed(), Duration::ZERO);
     }
 

@@ -127,6 +127,27 @@ pub trait Reporter: Send + Sync + std::fmt::Debug {
 pub struct PlainReporter {
     verbosity: Verbosity,
     out: Mutex<Box<dyn Write + Send>>,
+    said: Said,
+}
+
+/// The error that stopped the run, once its stop line is said: the images it failed are
+/// not said again one by one (the closing summary counts them as not made).
+#[derive(Debug, Default)]
+struct Said(Mutex<Option<Fatal>>);
+
+impl Said {
+    /// Whether `event` would only repeat what the stop line said; notes the stop.
+    fn repeats(&self, event: &Event<'_>) -> bool {
+        let mut said = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Fatal { stop } => {
+                said.get_or_insert(stop.fatal);
+                false
+            }
+            Event::Failed { failure, .. } => failure.stopped_by(*said),
+            _ => false,
+        }
+    }
 }
 
 impl PlainReporter {
@@ -138,6 +159,7 @@ impl PlainReporter {
         PlainReporter {
             verbosity,
             out: Mutex::new(out),
+            said: Said::default(),
         }
     }
 
@@ -160,6 +182,9 @@ impl std::fmt::Debug for PlainReporter {
 
 impl Reporter for PlainReporter {
     fn event(&self, event: Event<'_>) {
+        if self.said.repeats(&event) {
+            return;
+        }
         if let Some((min, text)) = describe(&event, self.verbosity) {
             self.say(min, &text);
         }
@@ -300,6 +325,20 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             Verbose,
             format!("{to} request(s) in flight at most, up from {from}"),
         ),
+        // An image the destination would not take has a line of its own, which says where
+        // it was kept.
+        Event::Fatal {
+            stop:
+                FatalStop {
+                    fatal: Fatal::CannotSave,
+                    ..
+                },
+        } => (
+            Quiet,
+            "Stopping: the destination would not take an image. No new request starts; \
+             requests in flight will finish."
+                .to_owned(),
+        ),
         Event::Fatal { stop } => (
             Quiet,
             format!(
@@ -415,9 +454,12 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
             lines.push(line.trim_end().to_owned());
         }
     }
-    if !s.failed.is_empty() {
-        lines.push(format!("Failed ({}):", s.failed.len()));
-        for f in &s.failed {
+    // Those that met the error that stopped the run are counted as not made: the stop
+    // said that error when it came, and the advice below says what to do about it.
+    let listed: Vec<&Failure> = s.listed_failures().collect();
+    if !listed.is_empty() {
+        lines.push(format!("Failed ({}):", listed.len()));
+        for f in listed {
             let label = f
                 .prompt
                 .as_ref()
@@ -478,12 +520,13 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
                 crate::catalog::live_models().join(", ")
             ));
         }
-        lines.push(format!("The service said: {}", stop.error));
     }
-    if normal && stopped_early && s.unfinished > 0 {
+    // With --quiet too after a fatal error: the images it stopped are said nowhere else.
+    let not_made = s.totals().not_made;
+    if (normal || s.fatal.is_some()) && stopped_early && not_made > 0 {
         lines.push(format!(
-            "Run the same command again to make the {} image(s) not made; those made are kept.",
-            s.unfinished
+            "Run the same command again to make the {not_made} image(s) not made; those made \
+             are kept."
         ));
     }
     lines.join("\n")
@@ -533,6 +576,7 @@ mod tests {
             kind: FailureKind::Refused,
             attempts: 1,
             cost: None,
+            moderation: None,
         }
     }
 
@@ -609,16 +653,32 @@ mod tests {
         }
     }
 
+    fn no_credit() -> FatalStop {
+        FatalStop {
+            fatal: Fatal::NoCredit(crate::provider::Billing::Unspecified),
+            error: "HTTP 429 Too Many Requests: You exceeded your current quota".into(),
+        }
+    }
+
+    /// An image whose request met `stop`.
+    fn stopped(name: &str, stop: &FatalStop) -> Failure {
+        Failure {
+            reason: stop.error.clone(),
+            kind: FailureKind::Fatal(stop.fatal),
+            ..failed(name)
+        }
+    }
+
     #[test]
     fn a_fatal_stop_says_what_to_do_and_how_to_resume() {
+        // The image that met the error is not listed: the stop line said the error, and the
+        // image counts as not made.
         let s = Summary {
             made: vec![made("a.png")],
-            unfinished: 4,
+            failed: vec![stopped("b.png", &no_credit())],
+            unfinished: 3,
             retries: 2,
-            fatal: Some(FatalStop {
-                fatal: Fatal::NoCredit(crate::provider::Billing::Unspecified),
-                error: "HTTP 429 Too Many Requests: You exceeded your current quota".into(),
-            }),
+            fatal: Some(no_credit()),
             elapsed: Duration::from_secs(3),
             ..Summary::default()
         };
@@ -633,15 +693,94 @@ mod tests {
                  \x20 retried        2  requests\n\
                  \x20 cost       $0.25\n\
                  genimg stopped: {}.\n\
-                 The service said: HTTP 429 Too Many Requests: You exceeded your current quota\n\
                  Run the same command again to make the 4 image(s) not made; those made are kept.",
                 Fatal::NoCredit(crate::provider::Billing::Unspecified).advice()
             )
         );
+        // With --quiet: the advice, and the images it leaves to make.
         let quiet = summary_text(&s, Verbosity::Quiet);
+        assert_eq!(
+            quiet,
+            format!(
+                "genimg stopped: {}.\n\
+                 Run the same command again to make the 4 image(s) not made; those made are kept.",
+                Fatal::NoCredit(crate::provider::Billing::Unspecified).advice()
+            )
+        );
+    }
+
+    #[test]
+    fn other_failures_beside_a_stop_are_listed() {
+        let stop = no_credit();
+        let mut cannot_save = stopped("c.png", &stop);
+        cannot_save.kind = FailureKind::Fatal(Fatal::CannotSave);
+        cannot_save.reason = "could not be saved; it was kept as /tmp/c.png".into();
+        let s = Summary {
+            failed: vec![failed("a.png"), stopped("b.png", &stop), cannot_save],
+            unfinished: 2,
+            fatal: Some(stop),
+            ..Summary::default()
+        };
+        let totals = s.totals();
+        assert_eq!((totals.failed, totals.not_made, totals.refused), (2, 3, 1));
+        let text = summary_text(&s, Verbosity::Normal);
         assert!(
-            quiet.starts_with("genimg stopped: the account is out of credit"),
-            "{quiet}"
+            text.contains(
+                "Failed (2):\n\
+                 \x20 a.png [dog]: refused by the service: HTTP 400\n\
+                 \x20 c.png [dog]: could not be saved; it was kept as /tmp/c.png\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("b.png"), "{text}");
+        assert!(!text.contains("You exceeded"), "{text}");
+        assert!(text.contains("make the 3 image(s) not made"), "{text}");
+    }
+
+    #[test]
+    fn the_images_a_stop_failed_are_said_by_its_stop_line_only() {
+        let buf = Buffer::default();
+        let r = PlainReporter::new(Verbosity::Quiet, Box::new(buf.clone()));
+        let stop = no_credit();
+        let first = stopped("b.png", &stop);
+        // Said before the stop: an error like any other.
+        let unauthorized = FatalStop {
+            fatal: Fatal::Unauthorized,
+            error: "HTTP 401".into(),
+        };
+        r.event(Event::Failed {
+            failure: &stopped("a.png", &unauthorized),
+            done: 1,
+            total: 4,
+        });
+        r.event(Event::Fatal { stop: &stop });
+        r.event(Event::Failed {
+            failure: &first,
+            done: 2,
+            total: 4,
+        });
+        // Another fatal error, met in flight, is not the one said.
+        r.event(Event::Failed {
+            failure: &stopped("c.png", &unauthorized),
+            done: 3,
+            total: 4,
+        });
+        let mut lost = stopped("d.png", &stop);
+        lost.kind = FailureKind::Fatal(Fatal::CannotSave);
+        lost.reason = "kept as /tmp/d.png".into();
+        r.event(Event::Failed {
+            failure: &lost,
+            done: 4,
+            total: 4,
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[1/4] FAILED a.png: HTTP 401\n\
+             Stopping: HTTP 429 Too Many Requests: You exceeded your current quota. No new \
+             request starts; requests in flight will finish and be saved.\n\
+             [3/4] FAILED c.png: HTTP 401\n\
+             [4/4] FAILED d.png: kept as /tmp/d.png\n"
         );
     }
 

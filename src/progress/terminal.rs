@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Event, Reporter, describe, duration};
+use super::{Event, Reporter, Said, describe, duration};
 use crate::config::Verbosity;
 use crate::plan::Job;
 use crate::units::usd;
@@ -37,6 +37,7 @@ pub struct TerminalReporter {
     tally: Mutex<(usize, f64)>,
     /// A long wait the service asked for, and when it ends, for the overall bar.
     waiting: Mutex<Option<(String, std::time::Instant)>>,
+    said: Said,
 }
 
 impl std::fmt::Debug for TerminalReporter {
@@ -64,6 +65,7 @@ impl TerminalReporter {
             lines: Mutex::new(HashMap::new()),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
+            said: Said::default(),
         }
     }
 
@@ -144,6 +146,7 @@ impl TerminalReporter {
 
 impl Reporter for TerminalReporter {
     fn event(&self, event: Event<'_>) {
+        let repeats = self.said.repeats(&event);
         match &event {
             Event::Planned { to_make, .. } => {
                 self.overall.set_length(*to_make as u64);
@@ -231,8 +234,11 @@ impl Reporter for TerminalReporter {
             }
             Event::Failed { failure, .. } => {
                 self.end_line(&failure.file_name);
-                self.count(true, None);
-                self.tell(&event);
+                // An image the stop line already spoke for is not made, not failed.
+                self.count(!repeats, None);
+                if !repeats {
+                    self.tell(&event);
+                }
             }
             Event::Finished { .. } => {
                 for (_, line) in self.lines.lock().unwrap_or_else(|e| e.into_inner()).drain() {
@@ -339,5 +345,52 @@ mod tests {
         assert!(screen.contains("1 in flight"), "{screen}");
         assert!(!screen.contains("fox #1 ("), "the line went: {screen}");
         assert!(screen.contains("1/2 · $0.21"), "{screen}");
+    }
+
+    #[test]
+    fn an_image_a_stop_failed_is_said_by_the_stop_line_only() {
+        use crate::outcome::{Failure, FailureKind, FatalStop};
+        use crate::provider::Fatal;
+
+        let term = InMemoryTerm::new(12, 160);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = TerminalReporter::with_target(Verbosity::Normal, target);
+        let plan = plan();
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        let job = &plan.jobs[0];
+        r.event(Event::Started { job });
+        r.event(Event::Sending { job, attempt: 1 });
+        let stop = FatalStop {
+            fatal: Fatal::Unauthorized,
+            error: "HTTP 401 Unauthorized: Incorrect API key provided".into(),
+        };
+        r.event(Event::Fatal { stop: &stop });
+        r.event(Event::Failed {
+            failure: &Failure {
+                file_name: job.file_name.clone(),
+                prompt: job.prompt.label.clone(),
+                index: job.index,
+                reason: stop.error.clone(),
+                kind: FailureKind::Fatal(stop.fatal),
+                attempts: 1,
+                cost: None,
+                moderation: None,
+            },
+            done: 1,
+            total: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1 ("));
+        assert_eq!(screen.matches("Incorrect API key").count(), 1, "{screen}");
+        assert!(!screen.contains("FAILED"), "{screen}");
+        assert!(
+            !screen.contains("failed"),
+            "not counted as failed: {screen}"
+        );
     }
 }

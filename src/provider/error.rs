@@ -381,6 +381,14 @@ impl ApiError {
         self.verdict() == Verdict::Refused
     }
 
+    /// A refusal's `moderation_details` (stage, categories), where the service gave them.
+    pub fn moderation(&self) -> Option<&Moderation> {
+        match self {
+            ApiError::Status(s) => s.body.moderation.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The `x-request-id` of the answer, for a support ticket.
     pub fn request_id(&self) -> Option<&str> {
         match self {

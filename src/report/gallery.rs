@@ -360,6 +360,21 @@ impl<'a> Card<'a> {
         reason(self.record)
     }
 
+    /// What the service said of a refusal of the card's failed attempt: the stage that
+    /// refused and the categories, where it said.
+    fn refusal(&self) -> Option<Refusal<'a>> {
+        let last = match self.state {
+            State::Kept { failure } => failure,
+            _ => self.record,
+        };
+        let moderation = last.moderation.as_ref()?;
+        Some(Refusal {
+            stage: moderation.stage.as_deref().filter(|s| !s.is_empty()),
+            categories: (!moderation.categories.is_empty())
+                .then(|| moderation.categories.join(", ")),
+        })
+    }
+
     /// The last attempt, where it failed after the image shown was made.
     fn later_failure(&self) -> Option<Failure<'a>> {
         match self.state {
@@ -405,6 +420,14 @@ struct FormatNote<'a> {
     received: Option<&'a str>,
     /// The name the plan gave the file, where it was kept under another.
     planned: Option<&'a str>,
+}
+
+/// A refusal's `moderation_details`, as fields: the stage that refused (`input`, `output`)
+/// and the categories named, joined.
+#[derive(Debug, Clone)]
+struct Refusal<'a> {
+    stage: Option<&'a str>,
+    categories: Option<String>,
 }
 
 /// An image kept outside the destination: its absolute path, and that as a `file://` URL.
@@ -724,6 +747,7 @@ mod tests {
             asked_format: None,
             received_format: None,
             rescued: None,
+            moderation: None,
         }
     }
 
@@ -917,6 +941,61 @@ mod tests {
             ),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_refusals_stage_and_categories_are_shown_as_fields_escaped() {
+        let mut refused = record("image.b.01.hd.png", Some("b"), 1, Status::Refused);
+        refused.error = Some(
+            "refused by the service: HTTP 400 Bad Request: rejected (code moderation_blocked, \
+             refused at the output stage for violence, <b>odd</b>); reword the prompt at p.txt:4"
+                .to_owned(),
+        );
+        refused.moderation = Some(manifest::Moderation {
+            stage: Some("output".to_owned()),
+            categories: vec!["violence".to_owned(), "<b>odd</b>".to_owned()],
+        });
+        let html = render("out", &[made("image.a.01.hd.png", "a", 1), refused.clone()]);
+        let main = main_of(&html);
+        assert!(
+            main.contains(
+                "<dl class=\"refusal\"><dt>stage</dt><dd>output</dd><dt>categories</dt><dd>violence, &lt;b&gt;odd&lt;/b&gt;</dd></dl>"
+            ),
+            "{main}"
+        );
+        assert!(!main.contains("<b>odd"), "{main}");
+        assert!(
+            main.contains("; reword the prompt at p.txt:4.</p>"),
+            "the hint is in the reason: {main}"
+        );
+        assert_eq!(main.matches("class=\"refusal\"").count(), 1, "{main}");
+
+        // Only what the service said: no stage, no stage field.
+        refused.moderation = Some(manifest::Moderation {
+            stage: None,
+            categories: vec!["sexual".to_owned()],
+        });
+        let main = render("out", std::slice::from_ref(&refused));
+        assert!(
+            main.contains("<dl class=\"refusal\"><dt>categories</dt><dd>sexual</dd></dl>"),
+            "{main}"
+        );
+
+        // A refusal after an image was made: the card shows the image, and the refusal.
+        let mut later = refused.clone();
+        later.file = "image.a.01.hd.png".to_owned();
+        later.prompt = Some("a".to_owned());
+        let html = render("out", &[made("image.a.01.hd.png", "a", 1), later]);
+        let main = main_of(&html);
+        assert!(main.contains("<figure class=\"kept\">"), "{main}");
+        assert!(
+            main.contains("<dl class=\"refusal\"><dt>categories</dt><dd>sexual</dd></dl>"),
+            "{main}"
+        );
+
+        // A refusal without details has none.
+        let plain = record("image.c.01.hd.png", Some("c"), 1, Status::Refused);
+        assert!(!render("out", &[plain]).contains("class=\"refusal\""));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::outcome::{Failure, FailureKind, Made, Status, Summary, Totals};
 use crate::plan::{Found, Plan, Survey};
+use crate::store::manifest::Moderation;
 
 /// The name of an exit status in the document.
 pub fn status_name(status: Status) -> &'static str {
@@ -98,6 +99,9 @@ enum Detail<'a> {
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// A refusal's `moderation_details`: `{"stage": "output", "categories": [...]}`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moderation: Option<&'a Moderation>,
     },
     ToMake {
         estimate_usd: Option<f64>,
@@ -148,6 +152,7 @@ pub fn document<'a>(
                     error: &f.reason,
                     attempts: f.attempts,
                     cost_usd: f.cost,
+                    moderation: f.moderation.as_ref(),
                 }
             } else if summary.is_none() && survey.is_todo(i) {
                 Detail::ToMake {
@@ -162,7 +167,7 @@ pub fn document<'a>(
                 prompt: job.prompt.label.as_deref(),
                 index: job.index,
                 model: job.prompt.model.name(),
-                status: file_status(planned, i, survey, summary.is_some(), &made, &failed),
+                status: file_status(planned, i, survey, summary, &made, &failed),
                 detail,
             }
         })
@@ -197,19 +202,23 @@ pub fn document<'a>(
     }
 }
 
+/// An image's status. One that met the error that stopped the run is `not_made`, as the
+/// totals count it, and keeps what that error said.
 fn file_status(
     file: &str,
     i: usize,
     survey: &Survey,
-    ran: bool,
+    summary: Option<&Summary>,
     made: &HashMap<&str, &Made>,
     failed: &HashMap<&str, &Failure>,
 ) -> &'static str {
     if made.contains_key(file) {
         return "made";
     }
+    let stop = summary.and_then(|s| s.fatal.as_ref()).map(|s| s.fatal);
     if let Some(f) = failed.get(file) {
         return match f.kind {
+            _ if f.stopped_by(stop) => "not_made",
             FailureKind::Refused => "refused",
             _ => "failed",
         };
@@ -217,7 +226,7 @@ fn file_status(
     match (survey.is_todo(i), survey.found[i]) {
         (false, Found::Stale) => "stale",
         (false, _) => "skipped",
-        (true, _) if ran => "not_made",
+        (true, _) if summary.is_some() => "not_made",
         (true, _) => "to_make",
     }
 }

@@ -60,6 +60,17 @@ impl From<&Reference> for ReferenceRecord {
     }
 }
 
+/// Why the service refused a prompt, as its `moderation_details` said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderation {
+    /// The stage that refused it: `input` (the prompt) or `output` (the image made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The categories it named (`violence`, ...).
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
 /// One line of the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -109,6 +120,9 @@ pub struct Record {
     /// path outside the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescued: Option<String>,
+    /// A refused prompt's `moderation_details`, where the service gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<Moderation>,
 }
 
 impl Record {
@@ -147,6 +161,7 @@ impl Record {
             asked_format: None,
             received_format: None,
             rescued: None,
+            moderation: None,
         }
     }
 }
@@ -422,6 +437,58 @@ mod tests {
             self.finished = other.finished.clone();
             self
         }
+    }
+
+    #[test]
+    fn a_refusals_moderation_details_round_trip_and_are_left_out_when_absent() {
+        let mut refused = record("a.png", "h1", Status::Refused);
+        refused.moderation = Some(Moderation {
+            stage: Some("output".into()),
+            categories: vec!["violence".into(), "self-harm".into()],
+        });
+        let line = serde_json::to_string(&refused).unwrap();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value["moderation"],
+            serde_json::json!({"stage": "output", "categories": ["violence", "self-harm"]})
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), refused);
+
+        // No stage said: none written, none read.
+        refused.moderation = Some(Moderation {
+            stage: None,
+            categories: vec!["sexual".into()],
+        });
+        let line = serde_json::to_string(&refused).unwrap();
+        assert!(
+            line.contains(r#""moderation":{"categories":["sexual"]}"#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), refused);
+
+        // Without details the line has no such field at all.
+        let made = record("b.png", "h2", Status::Made);
+        let line = serde_json::to_string(&made).unwrap();
+        assert!(!line.contains("\"moderation\":{"), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), made);
+    }
+
+    #[test]
+    fn a_manifest_written_before_moderation_details_is_still_read() {
+        // A refused image's line as the previous release wrote it: no `moderation`, and
+        // neither the fields added since the first manifests.
+        let old = r#"{"file":"image.nope.01.hd.png","prompt":"nope","index":1,"prompt_text":"FORBIDDEN","model":"gpt-image-2","operation":"images/generations","request":{"model":"gpt-image-2","quality":"high"},"references":[],"request_hash":"spec2:sha256:0","status":"refused","error":"refused by the service: HTTP 400 Bad Request: Your request was rejected by the safety system. (code moderation_blocked, refused at the input stage for violence); reword the prompt at p.txt:4","attempts":1,"revised_prompt":null,"usage":null,"request_id":"req_1","sha256":null,"bytes":null,"started":"2026-11-24T10:00:00.000Z","finished":"2026-11-24T10:00:01.000Z"}"#;
+        let records = records_from(format!("{old}\n").as_bytes()).unwrap();
+        assert_eq!(records.len(), 1, "the line is read");
+        assert_eq!(records[0].status, Status::Refused);
+        assert_eq!(records[0].moderation, None);
+        assert!(
+            records[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .ends_with("reword the prompt at p.txt:4")
+        );
     }
 
     #[test]

@@ -338,6 +338,66 @@ fn answers_kept_another_way_are_shown_for_what_they_are() {
 /// `genimg gallery DIR` takes the destination's lock as a run does: while a run is writing
 /// there it refuses (exit 2) and writes nothing; the run writes its own page when it ends.
 #[test]
+fn a_refusal_shows_its_stage_and_categories_in_the_manifest_and_the_gallery() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.prompt.contains("FORBIDDEN") {
+                Action::moderation_blocked("output", &["violence", "<self-harm>"])
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fine\na meadow\n\n# nope\nsomething FORBIDDEN\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--json"])
+        .run();
+    assert_code(&run, 1);
+
+    let records = ws.manifest("out");
+    let refused = records
+        .iter()
+        .find(|r| r["status"] == "refused")
+        .expect("a refused record");
+    assert_eq!(
+        refused["moderation"],
+        serde_json::json!({"stage": "output", "categories": ["violence", "<self-harm>"]}),
+        "{refused}"
+    );
+    let made = records.iter().find(|r| r["status"] == "made").unwrap();
+    assert!(made.get("moderation").is_none(), "{made}");
+
+    let html = String::from_utf8(ws.read(&format!("out/{GALLERY}"))).unwrap();
+    assert!(
+        html.contains(
+            "<dl class=\"refusal\"><dt>stage</dt><dd>output</dd><dt>categories</dt><dd>violence, &lt;self-harm&gt;</dd></dl>"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<self-harm>"), "escaped: {html}");
+    assert!(
+        html.contains("reword the prompt at p.txt:4"),
+        "the hint to reword it: {html}"
+    );
+
+    // And --json, for scripts.
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let image = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["status"] == "refused")
+        .expect("the refused image");
+    assert_eq!(
+        image["moderation"],
+        serde_json::json!({"stage": "output", "categories": ["violence", "<self-harm>"]}),
+        "{image}"
+    );
+}
+
+#[test]
 fn the_gallery_command_refuses_while_a_run_writes_there() {
     let ws = Workspace::new();
     let fast = FakeServer::start();

@@ -18,3 +18,4 @@ mod resume;
 mod retries;
 mod seed_examples;
 mod signals;
+mod stops;

@@ -151,6 +151,27 @@ impl Action {
         }
     }
 
+    /// A GPT image model's refusal as the service sends it: 400 `moderation_blocked` with
+    /// `moderation_details`, the stage that refused (`input` or `output`) and the categories,
+    /// which the message repeats as `safety_violations=[...]`.
+    pub fn moderation_blocked(stage: &str, categories: &[&str]) -> Action {
+        let body = serde_json::json!({"error": {
+            "message": format!(
+                "Your request was rejected by the safety system. safety_violations=[{}].",
+                categories.join(", ")
+            ),
+            "type": "image_generation_user_error",
+            "param": null,
+            "code": "moderation_blocked",
+            "moderation_details": {"moderation_stage": stage, "categories": categories},
+        }});
+        Action::Raw {
+            status: 400,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body: body.to_string(),
+        }
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Action {
         if let Action::Error { headers, .. } = &mut self {
             headers.push((name.to_owned(), value.to_owned()));
