@@ -146,13 +146,15 @@ impl Rate {
         }
     }
 
-    /// The pace for what is known, a minute: `None` for no pace at all.
+    /// The pace for what is known, a minute: `None` for no pace at all. A `--ipm` within the
+    /// service's limit is the user's word and kept as it is; the limit is held to with
+    /// [`HEADROOM`].
     fn pace(&self, learned: Option<u32>) -> Option<f64> {
-        let learned = learned.map(|l| (f64::from(l) * HEADROOM).max(0.1));
-        let cap = self.cap.map(|c| f64::from(c.get()));
+        let cap = self.cap.map(|c| c.get());
         match (cap, learned) {
-            (Some(c), Some(l)) => Some(c.min(l)),
-            (c, l) => c.or(l),
+            (Some(c), Some(l)) if c <= l => Some(f64::from(c)),
+            (_, Some(l)) => Some((f64::from(l) * HEADROOM).max(0.1)),
+            (c, None) => c.map(f64::from),
         }
     }
 
@@ -540,6 +542,12 @@ mod tests {
             capped.learn(60).map(|l| l.pace),
             Some(57.0),
             "the limit is lower"
+        );
+        let exact = Rate::new(NonZeroU32::new(600));
+        assert_eq!(
+            exact.learn(600).map(|l| l.pace),
+            Some(600.0),
+            "--ipm at the limit is kept"
         );
     }
 

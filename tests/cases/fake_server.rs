@@ -1284,9 +1284,11 @@ async fn the_rate_limiter_answers_429_once_the_burst_is_spent_and_refills() {
     assert_eq!(status, 200);
     assert_eq!(headers["x-ratelimit-limit-requests"], "60");
     assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
-    assert_eq!(
-        headers["x-ratelimit-reset-requests"], "1s",
-        "one token to refill"
+    // Said as the answer leaves, a moment after the token was taken.
+    let reset = seconds(&headers["x-ratelimit-reset-requests"]);
+    assert!(
+        0.9 < reset && reset <= 1.0,
+        "one token to refill: {reset} s"
     );
     assert!(!headers.contains_key("retry-after-ms"));
 
@@ -1358,6 +1360,16 @@ async fn the_rate_limiter_takes_the_token_on_arrival() {
     let mut statuses = [a.0, b.0, c.0];
     statuses.sort();
     assert_eq!(statuses, [200, 200, 429]);
+    // The successes' headers say what the bucket holds as they leave, 300 ms after the
+    // tokens were taken: three tokens of 10 s each (the refused request counts too), minus
+    // what refilled meanwhile.
+    for (status, headers, _) in [&a, &b, &c] {
+        if *status == 200 {
+            assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+            let reset = seconds(&headers["x-ratelimit-reset-requests"]);
+            assert!(29.0 < reset && reset <= 29.8, "reset {reset} s");
+        }
+    }
     let refused = server
         .image_requests()
         .into_iter()

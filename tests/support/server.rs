@@ -511,6 +511,19 @@ impl Bucket {
         }
     }
 
+    /// What the bucket holds at `now`, taking nothing.
+    fn peek(&self, now: Instant) -> Quota {
+        let capacity = self.interval * self.limit.burst;
+        let used = self.tat.saturating_duration_since(now);
+        let left = capacity.saturating_sub(used);
+        Quota {
+            limit: self.limit.per_minute,
+            remaining: u32::try_from(left.as_nanos() / self.interval.as_nanos()).unwrap(),
+            reset: used,
+            retry_after: Duration::ZERO,
+        }
+    }
+
     /// Takes a token if there is one.
     fn take(&mut self, now: Instant) -> Result<Quota, Quota> {
         let capacity = self.interval * self.limit.burst;
@@ -959,8 +972,11 @@ async fn answer_image_request(
         record.image = Some(image.bytes(state));
     }
     let mut response = respond_parts(200, "application/json", body);
-    if let Some(quota) = quota {
-        add_quota_headers(&mut response, &quota);
+    // The headers say what the bucket holds as the answer leaves, not as the request came:
+    // it refilled meanwhile.
+    if let (Some(_), Some(bucket)) = (quota, &state.bucket) {
+        let now = bucket.lock().unwrap().peek(Instant::now());
+        add_quota_headers(&mut response, &now);
     }
     Ok(response)
 }
