@@ -175,10 +175,15 @@ impl Rate {
 
     /// The service says it allows `per_minute` requests a minute: from now on the run holds
     /// just under it (or under `--ipm`, if lower). Says what changed, if anything did.
+    ///
+    /// Only a tighter limit changes the pace: the lowest one shown holds for the rest of the
+    /// run. Limits differ per model, and a header may count requests while a 429 counts
+    /// images; going back and forth between them would start a fresh bucket each time, and
+    /// a fresh bucket lets requests through at once.
     pub fn learn(&self, per_minute: u32) -> Option<Learned> {
         let mut s = locked(&self.state);
         s.settled = true;
-        if per_minute == 0 || s.learned == Some(per_minute) {
+        if per_minute == 0 || s.learned.is_some_and(|known| per_minute >= known) {
             return None;
         }
         let before = self.pace(s.learned);
@@ -532,6 +537,17 @@ mod tests {
         );
         assert_eq!(rate.learn(600), None, "nothing new");
         assert!(rate.is_learned());
+        assert_eq!(
+            rate.learn(5000),
+            None,
+            "a looser limit (another model's) changes nothing"
+        );
+        assert_eq!(
+            rate.learn(60).map(|l| l.pace),
+            Some(57.0),
+            "a tighter one holds from now on"
+        );
+        assert_eq!(rate.learn(600), None, "and is not undone by a looser one");
         let capped = Rate::new(NonZeroU32::new(100));
         assert_eq!(
             capped.learn(600).map(|l| l.pace),

@@ -226,7 +226,10 @@ fn request_note(id: &Option<String>) -> String {
 
 impl ApiError {
     pub(crate) fn from_reqwest(err: reqwest::Error, timeout_secs: u64) -> ApiError {
-        if err.is_timeout() {
+        // A connection that never opened in time is a failure to connect (a wrong address, a
+        // firewall that drops packets), not a request that took too long: it counts towards
+        // a service that cannot be reached.
+        if err.is_timeout() && !err.is_connect() {
             return ApiError::Timeout { secs: timeout_secs };
         }
         let host = err
@@ -456,6 +459,41 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener whose queue of connections is full: the next connection is never
+    /// answered, as with an address whose firewall drops packets.
+    fn unanswering_listener() -> Option<(std::net::TcpListener, Vec<std::net::TcpStream>)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+        let addr = listener.local_addr().ok()?;
+        let mut held = Vec::new();
+        for _ in 0..4096 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(stream) => held.push(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Some((listener, held));
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_opens_is_a_failure_to_connect_not_a_timeout() {
+        // Where the system answers a full queue otherwise, there is nothing to test.
+        let Some((listener, _held)) = unanswering_listener() else {
+            return;
+        };
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let err = client.get(url).send().await.unwrap_err();
+        let e = ApiError::from_reqwest(err, 600);
+        assert!(matches!(e, ApiError::Connect { .. }), "{e:?}");
+    }
 
     #[test]
     fn parses_the_documented_error_body() {

@@ -12,6 +12,9 @@ pub struct RateLimitInfo {
     pub remaining: Option<u64>,
     /// When the kind with the fewest left is full again.
     pub reset: Duration,
+    /// Whether the kind with the fewest left counts requests or images (not tokens): only
+    /// such a window gets one back every `60 s / per_minute`.
+    pub counts_requests: bool,
     /// The tightest of `x-ratelimit-limit-requests` and `x-ratelimit-limit-images`, which
     /// count per minute (a 429's message may say it too). Tokens are not requests: their
     /// limit is left out.
@@ -22,7 +25,7 @@ impl RateLimitInfo {
     /// Reads the headers through `header(name)`; `None` without any `remaining` or `limit`
     /// header.
     pub fn from_headers<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<RateLimitInfo> {
-        let mut tightest: Option<(u64, Duration)> = None;
+        let mut tightest: Option<(u64, Duration, bool)> = None;
         let mut per_minute: Option<u32> = None;
         for kind in ["requests", "images", "tokens"] {
             if kind != "tokens"
@@ -41,7 +44,7 @@ impl RateLimitInfo {
             tightest = Some(match tightest {
                 Some(t) if t.0 < remaining => t,
                 Some(t) if t.0 == remaining && t.1 >= reset => t,
-                _ => (remaining, reset),
+                _ => (remaining, reset, kind != "tokens"),
             });
         }
         if tightest.is_none() && per_minute.is_none() {
@@ -50,6 +53,7 @@ impl RateLimitInfo {
         Some(RateLimitInfo {
             remaining: tightest.map(|t| t.0),
             reset: tightest.map_or(Duration::ZERO, |t| t.1),
+            counts_requests: tightest.is_some_and(|t| t.2),
             per_minute,
         })
     }
@@ -61,15 +65,16 @@ impl RateLimitInfo {
     }
 
     /// The wait before another request, when the window is used up: until one more comes
-    /// back where the limit says how fast they do, else until the window is full again.
+    /// back where the limit says how fast requests do, else (and for a window of tokens)
+    /// until the window is full again.
     pub fn exhausted_for(&self) -> Option<Duration> {
         if self.remaining != Some(0) || self.reset.is_zero() {
             return None;
         }
-        Some(
-            self.one_back()
-                .map_or(self.reset, |one| one.min(self.reset)),
-        )
+        Some(match self.one_back() {
+            Some(one) if self.counts_requests => one.min(self.reset),
+            _ => self.reset,
+        })
     }
 }
 
@@ -143,6 +148,16 @@ mod tests {
         let get = |name: &str| per_minute.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let info = RateLimitInfo::from_headers(get).unwrap();
         assert_eq!(info.exhausted_for(), Some(Duration::from_millis(100)));
+        // A window of tokens used up comes back on its own reset, whatever the requests do.
+        let tokens = [
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "10"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "14s"),
+        ];
+        let get = |name: &str| tokens.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let info = RateLimitInfo::from_headers(get).unwrap();
+        assert_eq!(info.exhausted_for(), Some(Duration::from_secs(14)));
         let plenty = [("x-ratelimit-remaining-requests", "12")];
         let get = |name: &str| plenty.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         assert_eq!(

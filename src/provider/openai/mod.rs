@@ -83,43 +83,63 @@ pub fn encode(base: &Url, service: &Service, spec: &ImageSpec) -> WireRequest {
 /// answer that carries no usable bytes is an error worth asking again; what it billed is
 /// kept with it.
 pub fn decode(raw: &RawAnswer) -> Result<Answer, ApiError> {
-    let request_id = raw.header("x-request-id").map(str::to_owned);
-    let rate_limit = RateLimitInfo::from_headers(|name| raw.header(name));
-    if !(200..300).contains(&raw.status) {
-        let should_retry = match raw.header("x-should-retry").map(str::trim) {
+    decode_parts(raw.status, |name| raw.header(name), &raw.body)
+}
+
+/// As [`decode`], from an answer's parts: its status, its headers (by lower-case name) and
+/// its body. A line of a batch's results is decoded so, with its `request_id` as the only
+/// header.
+pub fn decode_parts<'h>(
+    status: u16,
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+) -> Result<Answer, ApiError> {
+    let request_id = header("x-request-id").map(str::to_owned);
+    let rate_limit = RateLimitInfo::from_headers(&header);
+    if !(200..300).contains(&status) {
+        let should_retry = match header("x-should-retry").map(str::trim) {
             Some("true") => Some(true),
             Some("false") => Some(false),
             _ => None,
         };
-        let body = ErrorBody::parse(&raw.body);
+        let body = ErrorBody::parse(body);
         // A 429's message names the limit even when no header does.
         let rate_limit = match body.message.as_deref().and_then(limit_in_message) {
             Some(limit) => {
                 let mut info = rate_limit.unwrap_or(RateLimitInfo {
                     remaining: None,
                     reset: std::time::Duration::ZERO,
+                    counts_requests: false,
                     per_minute: None,
                 });
-                info.per_minute.get_or_insert(limit);
+                // The tighter of the two: the message names the limit that refused it.
+                info.per_minute = Some(info.per_minute.map_or(limit, |l| l.min(limit)));
                 Some(info)
             }
             None => rate_limit,
         };
+        // Without a header, a 429's message may say how long: "Please try again in 1.2s."
+        let retry_after = retry_after(
+            header("retry-after-ms"),
+            header("retry-after"),
+            std::time::SystemTime::now(),
+        )
+        .or_else(|| {
+            (status == 429)
+                .then(|| body.message.as_deref().and_then(wait_in_message))
+                .flatten()
+        });
         return Err(judged(StatusError {
-            status: raw.status,
+            status,
             body,
             request_id,
-            retry_after: retry_after(
-                raw.header("retry-after-ms"),
-                raw.header("retry-after"),
-                std::time::SystemTime::now(),
-            ),
+            retry_after,
             should_retry,
             rate_limit,
             verdict: Verdict::Fail,
         }));
     }
-    match decode_response(&raw.body) {
+    match decode_response(body) {
         Ok(decoded) => {
             if decoded.count > 1 {
                 tracing::warn!(
@@ -136,7 +156,7 @@ pub fn decode(raw: &RawAnswer) -> Result<Answer, ApiError> {
                 rate_limit,
             })
         }
-        Err(e) => Err(ApiError::bad_answer(&e, request_id, usage_of(&raw.body))),
+        Err(e) => Err(ApiError::bad_answer(&e, request_id, usage_of(body))),
     }
 }
 
@@ -159,6 +179,30 @@ pub fn limit_in_message(message: &str) -> Option<u32> {
         .filter(char::is_ascii_digit)
         .collect();
     digits.parse::<u32>().ok().filter(|limit| *limit > 0)
+}
+
+/// The wait a message asks for: "Please try again in 1.2s." (also `in 6m0s`, `in 20ms`, `in
+/// 1h2m3s`, or `in 20 seconds`).
+pub fn wait_in_message(message: &str) -> Option<std::time::Duration> {
+    let at = message.to_ascii_lowercase().find("try again in ")? + "try again in ".len();
+    let mut words = message[at..].split_whitespace();
+    let first = words.next()?.trim_end_matches(['.', ',', ';', ')']);
+    if let Some(wait) = super::parse_reset(first)
+        .filter(|_| !first.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    {
+        return Some(wait);
+    }
+    let number: f64 = first.parse().ok()?;
+    let unit = words.next()?.trim_end_matches(['.', ',', ';', ')']);
+    let seconds = match unit.trim_end_matches('s') {
+        "millisecond" | "ms" => 0.001,
+        "second" | "sec" => 1.0,
+        "minute" | "min" => 60.0,
+        "hour" | "hr" => 3600.0,
+        _ => return None,
+    };
+    let total = number * seconds;
+    (total.is_finite() && total >= 0.0).then(|| std::time::Duration::from_secs_f64(total))
 }
 
 /// The `request_hash` release 0.1 wrote for this spec: a hash of the OpenAI request, every
@@ -293,6 +337,58 @@ mod tests {
         };
         assert_eq!(s.rate_limit.and_then(|r| r.per_minute), Some(120));
         assert_eq!(s.verdict, Verdict::Retry);
+        assert_eq!(
+            s.retry_after,
+            Some(std::time::Duration::from_millis(500)),
+            "the wait the message asks for, as no header said one"
+        );
+    }
+
+    #[test]
+    fn the_tighter_of_the_headers_and_the_message_is_the_limit() {
+        let body = br#"{"error": {"message": "Rate limit reached on images per min (IPM): Limit 5, Used 5, Requested 1.", "code": "rate_limit_exceeded"}}"#;
+        let headers = |name: &str| match name {
+            "x-ratelimit-limit-requests" => Some("50"),
+            "retry-after-ms" => Some("250"),
+            _ => None,
+        };
+        let Err(ApiError::Status(s)) = decode_parts(429, headers, body) else {
+            panic!("an error")
+        };
+        assert_eq!(s.rate_limit.and_then(|r| r.per_minute), Some(5));
+        assert_eq!(
+            s.retry_after,
+            Some(std::time::Duration::from_millis(250)),
+            "a header's wait wins over the message's"
+        );
+    }
+
+    #[test]
+    fn a_message_may_say_how_long_to_wait() {
+        use std::time::Duration;
+        let cases = [
+            (
+                "Please try again in 1.2s.",
+                Some(Duration::from_millis(1200)),
+            ),
+            ("Please try again in 6m0s.", Some(Duration::from_secs(360))),
+            ("please try again in 20ms", Some(Duration::from_millis(20))),
+            ("Try again in 1h2m3s.", Some(Duration::from_secs(3723))),
+            (
+                "Please try again in 20 seconds.",
+                Some(Duration::from_secs(20)),
+            ),
+            (
+                "Please try again in 2 minutes",
+                Some(Duration::from_secs(120)),
+            ),
+            ("Please try again in a while.", None),
+            ("Please try again later.", None),
+            ("Limit 600, Used 600", None),
+        ];
+        for (message, wait) in cases {
+            assert_eq!(wait_in_message(message), wait, "{message}");
+        }
     }
 
     #[test]
