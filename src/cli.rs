@@ -44,7 +44,8 @@ Examples:
 The seed script's spellings still work: --dst_dir, --dry_run, --num_threads, ...
 Defaults for any flag can live in ~/.config/genimg/config.toml (or $GENIMG_CONFIG).
 Exit codes: 0 every image made, 1 some failed, 2 usage or input error, 3 stopped by an error
-no request could survive (bad key, unknown model, no credit), 4 stopped at --max-cost,
+no request could survive (bad key, unknown model, no credit, a service that cannot be reached,
+a wait longer than --max-wait), 4 stopped at --max-cost,
 130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 stopped by SIGHUP.";
 
 /// Generate images in bulk from text prompts with OpenAI's image models.
@@ -141,14 +142,15 @@ pub struct Cli {
           value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub jobs: Option<usize>,
 
-    /// Images per minute at most, for an account whose rate limit you know (requests are
-    /// spaced evenly)
+    /// Images per minute at most, spaced evenly. genimg learns the account's limit from the
+    /// service and paces at 95% of it; a --ipm above the learned limit gives way to it
     #[arg(long, value_name = "N", value_parser = at_least_one::<u32>,
           allow_negative_numbers = true)]
     pub ipm: Option<u32>,
 
-    /// When the service asks to wait more than 120 s: sit out a wait up to this long (shown),
-    /// or stop the run (exit 3) if it asks for longer [default: 15m]
+    /// When the service asks to wait more than 120 s: sit out such waits while they add up to
+    /// at most this long without an image arriving (shown), else stop the run (exit 3)
+    /// [default: 15m]
     #[arg(long = "max-wait", value_name = "DURATION", value_parser = crate::values::parse_wait)]
     pub max_wait: Option<std::time::Duration>,
 
@@ -178,7 +180,8 @@ pub struct Cli {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// Retries per image after an error worth retrying; 0 turns retries off [default: 4]
+    /// Retries per image after an error worth retrying; 0 turns them off [default: 4]. A 429
+    /// for rate and a wait within --max-wait use none while images keep arriving
     #[arg(long = "max-retries", value_name = "N", value_parser = at_least_zero,
           allow_negative_numbers = true)]
     pub max_retries: Option<u32>,

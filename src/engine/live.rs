@@ -72,8 +72,8 @@ impl Stop {
         self.signal.get().copied()
     }
 
-    /// Watches for Ctrl-C, SIGTERM and SIGHUP: the first stops new requests, a second one
-    /// (any of the three) aborts. Outside unix, only Ctrl-C.
+    /// Watches for Ctrl-C, SIGTERM and SIGHUP: the first stops new requests, a second Ctrl-C
+    /// or SIGTERM aborts (a second SIGHUP does not). Outside unix, only Ctrl-C.
     pub fn watch_signals(&self, reporter: Arc<dyn Reporter>) {
         // Installed now, before any request: a signal from here on stops the run cleanly.
         let mut signals = match Signals::install() {
@@ -90,9 +90,14 @@ impl Stop {
             };
             stop.stop_on(signal);
             reporter.event(Event::Stopping { signal });
-            if signals.next().await.is_some() {
-                stop.abort();
-                reporter.event(Event::Aborting);
+            // A hangup never abandons the requests in flight: a closed SSH session may send
+            // it twice, and nobody is left who could have asked for an abort.
+            while let Some(next) = signals.next().await {
+                if next != StopSignal::Hangup {
+                    stop.abort();
+                    reporter.event(Event::Aborting);
+                    break;
+                }
             }
         });
     }
@@ -182,7 +187,9 @@ struct Shared {
     window: Window,
     /// Whether the service has answered anything yet (an image or an error answer).
     answered: AtomicBool,
-    /// Requests that failed to connect, in a row, before the service first answered.
+    /// Requests sent so far, and those of them that failed to connect, before the service
+    /// first answered.
+    sent: AtomicU32,
     unreachable: AtomicU32,
     /// The pace of new requests: `--ipm`, and the limit the service showed.
     rate: Rate,
@@ -191,6 +198,9 @@ struct Shared {
     progress: Mutex<tokio::time::Instant>,
     /// The end of the longest wait beyond [`MAX_RETRY_AFTER`] said so far, to say each once.
     long_wait: Mutex<Option<tokio::time::Instant>>,
+    /// When the run began sitting out waits beyond [`MAX_RETRY_AFTER`] with no image since:
+    /// `--max-wait` bounds the time from then to the end of the last such wait.
+    sitting_since: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// How long a run may go without an image before rate-limit 429s count against an image's
@@ -198,9 +208,10 @@ struct Shared {
 /// failure.
 pub const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(10 * 60);
 
-/// The requests that may fail to connect, in a row, before the service ever answers, and the
-/// run stops as it cannot reach it (exit 3). Once the service has answered, a connection that
-/// fails is a blip: that image retries as usual.
+/// The run stops as it cannot reach the service (exit 3) when every request it sent failed to
+/// connect, at least this many, before the service ever answered. A request still on its way
+/// may have reached it (an image takes a minute to make), so it holds the stop off; once the
+/// service has answered, a connection that fails is a blip: that image retries as usual.
 const UNREACHABLE_AFTER: u32 = 3;
 
 impl Shared {
@@ -210,11 +221,34 @@ impl Shared {
             pause: Pause::default(),
             window: Window::new(limit),
             answered: AtomicBool::new(false),
+            sent: AtomicU32::new(0),
             unreachable: AtomicU32::new(0),
             rate: Rate::new(ipm),
             progress: Mutex::new(tokio::time::Instant::now()),
             long_wait: Mutex::new(None),
+            sitting_since: Mutex::new(None),
         }
+    }
+
+    /// A request goes out.
+    fn sending(&self) {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// An image arrived: the waits sat out so far no longer count against `--max-wait`.
+    fn image_arrived(&self) {
+        self.progressed(tokio::time::Instant::now());
+        *self.sitting_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether the run may sit out a wait of `wait` the service asked for: from the first
+    /// such wait since the last image to the end of this one is at most `max`. If not, that
+    /// time.
+    fn may_sit_out(&self, wait: Duration, max: Duration) -> Result<(), Duration> {
+        let now = tokio::time::Instant::now();
+        let mut since = self.sitting_since.lock().unwrap_or_else(|e| e.into_inner());
+        let all = (now + wait).saturating_duration_since(*since.get_or_insert(now));
+        if all <= max { Ok(()) } else { Err(all) }
     }
 
     /// Whether an image arrived within [`RATE_LIMIT_PATIENCE`].
@@ -246,7 +280,7 @@ impl Shared {
     }
 
     /// Passes an answer on, or turns a failure to connect into a stop of the whole run when
-    /// it is the run's [`UNREACHABLE_AFTER`]th in a row and the service never answered.
+    /// every request sent so far, at least [`UNREACHABLE_AFTER`], failed to connect.
     fn unless_unreachable(
         &self,
         answer: Result<Delivered, ApiError>,
@@ -254,7 +288,10 @@ impl Shared {
         match answer {
             Err(ApiError::Connect { host, detail }) => {
                 let failed = self.unreachable.fetch_add(1, Ordering::SeqCst) + 1;
-                if failed >= UNREACHABLE_AFTER && !self.answered.load(Ordering::SeqCst) {
+                if failed >= UNREACHABLE_AFTER
+                    && failed >= self.sent.load(Ordering::SeqCst)
+                    && !self.answered.load(Ordering::SeqCst)
+                {
                     Err(ApiError::Unreachable {
                         host,
                         detail,
@@ -491,10 +528,12 @@ enum Attempt {
     Halted,
     /// Sending it could take the spend past `--max-cost`.
     OverBudget,
-    /// The service asks for a wait longer than `--max-wait`.
+    /// The service asks for a wait that would keep the run waiting longer than `--max-wait`:
+    /// `all` from the first wait since the last image to the end of this one.
     TooLong {
         error: ApiError,
         wait: Duration,
+        all: Duration,
     },
 }
 
@@ -571,6 +610,7 @@ async fn make_image<S: ImageService>(
             job: &job,
             attempt: attempts.load(Ordering::SeqCst),
         });
+        shared.sending();
         let answer = shared.unless_unreachable(context.service.create(spec).await);
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
@@ -611,15 +651,13 @@ async fn make_image<S: ImageService>(
         let asked = error.retry_after();
         let rate_limited = error.is_rate_limited();
         let (wait, long, counted) = match asked {
+            // A wait the service asks for is sat out without using an attempt, as long as
+            // the run has waited so within `--max-wait` since its last image.
             Some(wait) if wait > MAX_RETRY_AFTER => {
-                if wait > context.max_wait {
-                    break Err(Attempt::TooLong { error, wait });
+                if let Err(all) = shared.may_sit_out(wait, context.max_wait) {
+                    break Err(Attempt::TooLong { error, wait, all });
                 }
-                if backoff.next().is_none() {
-                    break Err(Attempt::Api(error));
-                }
-                used += 1;
-                (wait, true, true)
+                (wait, true, false)
             }
             _ if rate_limited && shared.progressing() => {
                 (asked.unwrap_or(context.retry.min_delay), false, false)
@@ -733,15 +771,26 @@ async fn make_image<S: ImageService>(
             }
             return gave_up(&context, &job, record, &e, billed, None).await;
         }
-        Err(Attempt::TooLong { error, wait }) => {
+        Err(Attempt::TooLong { error, wait, all }) => {
             if let Some(budget) = budget {
                 budget.settle(reserved, 0.0);
             }
-            let why = format!(
-                "the service asks to wait {}, longer than --max-wait {}",
-                crate::progress::duration(wait),
-                crate::progress::duration(context.max_wait)
-            );
+            let duration = crate::progress::duration;
+            let why = if all > wait + Duration::from_secs(1) {
+                format!(
+                    "the service asks to wait {} more, {} of waiting without an image in all, \
+                     longer than --max-wait {}",
+                    duration(wait),
+                    duration(all),
+                    duration(context.max_wait)
+                )
+            } else {
+                format!(
+                    "the service asks to wait {}, longer than --max-wait {}",
+                    duration(wait),
+                    duration(context.max_wait)
+                )
+            };
             return gave_up(&context, &job, record, &error, billed, Some(why)).await;
         }
     };
@@ -957,7 +1006,7 @@ fn pace_after<S>(
     }
     let change = match answer {
         Ok(_) => {
-            shared.progressed(tokio::time::Instant::now());
+            shared.image_arrived();
             shared.window.succeeded()
         }
         Err(error @ ApiError::Status(s)) => {
@@ -1358,6 +1407,9 @@ mod tests {
             })
         };
         let verdict = |a: Result<Delivered, ApiError>| a.unwrap_err().verdict();
+        for _ in 0..3 {
+            shared.sending();
+        }
         assert_eq!(
             verdict(shared.unless_unreachable(refused())),
             Verdict::Retry
@@ -1370,6 +1422,22 @@ mod tests {
             verdict(shared.unless_unreachable(refused())),
             Verdict::Fatal(Fatal::Unreachable)
         );
+        // A request still on its way may have reached the service: no stop until it fails
+        // to connect too.
+        let shared = Shared::new(CancellationToken::new(), 1, None);
+        for _ in 0..4 {
+            shared.sending();
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                verdict(shared.unless_unreachable(refused())),
+                Verdict::Retry
+            );
+        }
+        assert_eq!(
+            verdict(shared.unless_unreachable(refused())),
+            Verdict::Fatal(Fatal::Unreachable)
+        );
         // Once the service has answered, a refused connection is a blip, retried.
         let shared = Shared {
             answered: std::sync::atomic::AtomicBool::new(true),
@@ -1377,6 +1445,7 @@ mod tests {
             ..shared
         };
         for _ in 0..5 {
+            shared.sending();
             assert_eq!(
                 verdict(shared.unless_unreachable(refused())),
                 Verdict::Retry
@@ -1696,6 +1765,58 @@ x
         assert_eq!(arrivals.len(), 4);
         assert!(arrivals[2] >= start + wait, "{:?}", arrivals[2] - start);
         assert_eq!(*s.tally.long_waits.lock().unwrap(), [wait]);
+        assert!(summary.fatal.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_wait_uses_no_attempt_even_with_retries_off() {
+        let wait = Duration::from_secs(180);
+        let s = setup_with(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(move |_, nth| (nth < 3).then(|| rate_limited(wait))),
+            RetryPolicy::new(0),
+        );
+        let start = tokio::time::Instant::now();
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 1, "{:?}", summary.failed);
+        assert!(start.elapsed() >= wait * 3, "{:?}", start.elapsed());
+        assert!(summary.fatal.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_waits_without_an_image_count_together_against_max_wait() {
+        // Two 10-minute waits in a row: 20 minutes without an image, over the 15 minutes of
+        // --max-wait. An image between them would have started the count again.
+        let wait = Duration::from_secs(600);
+        let s = setup(
+            "# a\nx\n",
+            1,
+            1,
+            Stand::scripted(move |_, nth| (nth < 2).then(|| rate_limited(wait))),
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!(s.stand().calls(), 2, "the second wait is not sat out");
+        let stop = summary.fatal.as_ref().expect("a fatal stop");
+        assert_eq!(stop.fatal, Fatal::WaitTooLong);
+        assert!(
+            stop.error.starts_with(
+                "the service asks to wait 10m 00s more, 20m 00s of waiting without an image in \
+                 all, longer than --max-wait 15m 00s"
+            ),
+            "{}",
+            stop.error
+        );
+
+        let between = setup(
+            "# a\nx\n",
+            3,
+            1,
+            Stand::scripted(move |_, nth| (nth % 2 == 0).then(|| rate_limited(wait))),
+        );
+        let summary = between.execute(&Stop::new()).await;
+        assert_eq!(summary.made.len(), 3, "{:?}", summary.failed);
         assert!(summary.fatal.is_none());
     }
 

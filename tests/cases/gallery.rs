@@ -335,8 +335,7 @@ fn answers_kept_another_way_are_shown_for_what_they_are() {
     assert!(!dom.contains("class=\"broken\""), "{dom}");
 }
 
-/// `genimg gallery DIR` takes the destination's lock as a run does: while a run is writing
-/// there it refuses (exit 2) and writes nothing; the run writes its own page when it ends.
+/// A refusal's moderation details are fields of its manifest record and of its card.
 #[test]
 fn a_refusal_shows_its_stage_and_categories_in_the_manifest_and_the_gallery() {
     let server = FakeServer::with(Options {
@@ -397,6 +396,8 @@ fn a_refusal_shows_its_stage_and_categories_in_the_manifest_and_the_gallery() {
     );
 }
 
+/// `genimg gallery DIR` takes the destination's lock as a run does: while a run is writing
+/// there it refuses (exit 2) and writes nothing; the run writes its own page when it ends.
 #[test]
 fn the_gallery_command_refuses_while_a_run_writes_there() {
     let ws = Workspace::new();

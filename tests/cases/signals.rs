@@ -27,8 +27,9 @@ fn assert_no_temp_file(ws: &Workspace) {
     );
 }
 
-/// Ten images, two at a time; `signal` arrives while the first two are in flight.
-fn stopped_by(signal: Signal, code: i32, name: &str, status: &str) {
+/// Ten images, two at a time; `signal` arrives `times` times, 20 ms apart, while the first
+/// two are in flight.
+fn stopped_by(signal: Signal, times: usize, code: i32, name: &str, status: &str) {
     let server = slow_server(1500);
     let ws = Workspace::new();
     let args = ["a", "-o", "out", "--count", "10", "-j", "2"];
@@ -36,7 +37,12 @@ fn stopped_by(signal: Signal, code: i32, name: &str, status: &str) {
     wait_for("two requests in flight", || {
         server.image_requests_started() == 2
     });
-    send(&child, signal);
+    for n in 0..times {
+        if n > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send(&child, signal);
+    }
     let run = wait(child);
     let stderr = &run.stderr;
     assert_code(&run, code);
@@ -94,12 +100,20 @@ fn stopped_by(signal: Signal, code: i32, name: &str, status: &str) {
 
 #[test]
 fn sigterm_stops_new_requests_saves_those_in_flight_and_exits_143() {
-    stopped_by(Signal::SIGTERM, 143, "SIGTERM", "terminated");
+    stopped_by(Signal::SIGTERM, 1, 143, "SIGTERM", "terminated");
 }
 
 #[test]
 fn sighup_stops_new_requests_saves_those_in_flight_and_exits_129() {
-    stopped_by(Signal::SIGHUP, 129, "SIGHUP", "hung_up");
+    stopped_by(Signal::SIGHUP, 1, 129, "SIGHUP", "hung_up");
+}
+
+/// A closed SSH session may send SIGHUP twice (the shell passes one on, the kernel sends
+/// another when the shell exits): nobody is left to ask for an abort, so the images in
+/// flight are still saved.
+#[test]
+fn a_second_sighup_abandons_nothing() {
+    stopped_by(Signal::SIGHUP, 2, 129, "SIGHUP", "hung_up");
 }
 
 /// A SIGTERM, then `second`: the requests in flight are abandoned, nothing partial is left,
