@@ -36,7 +36,11 @@ fn main() -> ExitCode {
         };
     let outcome = runtime.block_on(async {
         let stop = Stop::new();
-        stop.watch_signals(reporter.clone());
+        // Only a run that sends requests has anything to finish on a signal: elsewhere a
+        // signal ends genimg at once, as it does any program.
+        if matches!(&invocation, Invocation::Run(config) if !config.dry_run) {
+            stop.watch_signals(reporter.clone());
+        }
         genimg::run(&invocation, reporter, &stop).await
     });
     match outcome {

@@ -20,8 +20,15 @@ pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static 
 
 /// A wait: `15m`, `90s`, `1h30m`, `500ms`, or plain seconds (`600`).
 pub fn parse_wait(value: &str) -> Result<std::time::Duration, String> {
-    crate::provider::parse_reset(value)
-        .ok_or_else(|| format!("`{value}` is not a duration such as 15m, 90s, 1h30m or 0"))
+    let wait = crate::provider::parse_reset(value)
+        .ok_or_else(|| format!("`{value}` is not a duration such as 15m, 90s, 1h30m or 0"))?;
+    // Durations are read up to a day; a longer one would be cut to it without a word.
+    if wait >= std::time::Duration::from_secs(86_400) && value.trim() != "24h" {
+        return Err(format!(
+            "`{value}` is more than 24h, the longest wait genimg sits out"
+        ));
+    }
+    Ok(wait)
 }
 
 pub fn parse_quality(value: &str) -> Result<&'static str, String> {

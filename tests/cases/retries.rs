@@ -547,6 +547,21 @@ fn max_wait_is_read_from_the_flag_and_the_config_file_and_checked() {
         run.stderr
     );
 
+    // Over a day is refused rather than cut to one without a word.
+    let run = genimg(&ws, None)
+        .args(["a fox", "-o", "out", "--dry-run", "--max-wait", "48h"])
+        .run();
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains("`48h` is more than 24h"),
+        "{}",
+        run.stderr
+    );
+    let run = genimg(&ws, None)
+        .args(["a fox", "-o", "out", "--dry-run", "--max-wait", "24h"])
+        .run();
+    assert_code(&run, 0);
+
     let bad = ws.write("bad.toml", b"max-wait = \"later\"\n");
     let run = genimg(&ws, None)
         .env("GENIMG_CONFIG", &bad)
