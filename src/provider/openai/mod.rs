@@ -5,6 +5,7 @@
 //! delivered or an error with OpenAI's verdict on it. Neither does any I/O: the shared
 //! transport (`provider::http`) sends and receives.
 
+pub mod batch;
 mod request;
 mod response;
 mod verdict;
