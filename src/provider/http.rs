@@ -48,6 +48,36 @@ pub enum WireBody {
     Multipart(reqwest::multipart::Form),
 }
 
+/// The body of a call to the API that is not an image request.
+#[derive(Debug)]
+pub enum CallBody {
+    None,
+    Json(Value),
+    Multipart(reqwest::multipart::Form),
+}
+
+/// The answer to such a call, an error body's key scrubbed out.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A header's value as text, if it has one that is.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A local file that could not be written, as an error of the request it belonged to.
+fn io_error(path: &std::path::Path, e: &std::io::Error) -> ApiError {
+    ApiError::Transport {
+        detail: format!("could not write {}: {e}", path.display()),
+    }
+}
+
 /// An answer as it came off the wire, before any provider read it. Header values and an
 /// error body have the key scrubbed out already.
 pub struct RawAnswer {
@@ -318,6 +348,119 @@ impl Transport {
                 tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "fetching the image link again");
             })
             .await
+    }
+
+    /// Sends one call to the API that is not an image request (a file, a batch, a list)
+    /// and reads its whole answer, with the key scrubbed out of an error body. The answer
+    /// is small: it takes no image slot.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: CallBody,
+    ) -> Result<Reply, ApiError> {
+        tracing::debug!(%method, url = %url, "calling the API");
+        let builder = self
+            .http
+            .request(method, url)
+            .headers(self.api_headers.clone())
+            .timeout(self.timeout);
+        let builder = match body {
+            CallBody::None => builder,
+            CallBody::Json(value) => builder.json(&value),
+            CallBody::Multipart(form) => builder.multipart(form),
+        };
+        let response = builder.send().await.map_err(|e| self.error(e))?;
+        let status = response.status().as_u16();
+        let headers = self.redactor.headers(response.headers());
+        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        let body = match self.redactor.text(&String::from_utf8_lossy(&body)) {
+            Cow::Owned(clean) if !(200..300).contains(&status) => Bytes::from(clean),
+            _ => body,
+        };
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Streams the API resource at `url` (a file's content) into the file at `path`, chunk
+    /// by chunk, so memory does not grow with its size. What `path` already holds is kept:
+    /// the rest is asked for with `Range`, and a download that breaks resumes from where it
+    /// stopped, a few times, before it fails. A server that ignores `Range` sends the whole
+    /// file, which then replaces the part. Returns the file's length.
+    pub async fn download_to(&self, url: &Url, path: &std::path::Path) -> Result<u64, ApiError> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut failures = 0;
+        loop {
+            let have = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+            let attempt = async {
+                let mut request = self
+                    .http
+                    .get(url.clone())
+                    .headers(self.api_headers.clone())
+                    .timeout(self.timeout);
+                if have > 0 {
+                    request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+                }
+                let mut response = request.send().await.map_err(|e| self.error(e))?;
+                let status = response.status().as_u16();
+                if status == 416 && have > 0 {
+                    // Nothing beyond what is there: the file is whole.
+                    return Ok(have);
+                }
+                if !(200..300).contains(&status) {
+                    let headers = self.redactor.headers(response.headers());
+                    let body = response.bytes().await.unwrap_or_default();
+                    let body = self
+                        .redactor
+                        .text(&String::from_utf8_lossy(&body))
+                        .into_owned();
+                    return Err(super::openai::decode_parts(
+                        status,
+                        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+                        body.as_bytes(),
+                    )
+                    .err()
+                    .unwrap_or(ApiError::Transport {
+                        detail: format!("HTTP {status} without an error"),
+                    }));
+                }
+                let resumed = status == 206 && have > 0;
+                let mut file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(resumed)
+                    .truncate(!resumed)
+                    .open(path)
+                    .await
+                    .map_err(|e| io_error(path, &e))?;
+                let mut len = if resumed { have } else { 0 };
+                while let Some(chunk) = response.chunk().await.map_err(|e| self.error(e))? {
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| io_error(path, &e))?;
+                    len += chunk.len() as u64;
+                }
+                file.flush().await.map_err(|e| io_error(path, &e))?;
+                file.sync_all().await.map_err(|e| io_error(path, &e))?;
+                Ok(len)
+            };
+            match attempt.await {
+                Ok(len) => return Ok(len),
+                Err(e) if e.verdict() == Verdict::Retry && failures < DOWNLOAD_RETRIES => {
+                    failures += 1;
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(200 << failures))
+                        .min(Duration::from_secs(30));
+                    tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "resuming the download");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn error(&self, err: reqwest::Error) -> ApiError {

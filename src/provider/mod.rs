@@ -11,6 +11,7 @@
 //! provider is a sibling module of `openai` and a variant of [`Provider`]; the engine, the
 //! store and the reports see only specs, answers and errors.
 
+pub mod batches;
 mod error;
 mod http;
 pub mod openai;
@@ -27,8 +28,8 @@ use url::Url;
 
 pub use error::{ApiError, Billed, ErrorBody, StatusError};
 pub use http::{
-    ClientError, REDACTED, RawAnswer, Redactor, Transport, TransportConfig, USER_AGENT, WireBody,
-    WireRequest,
+    CallBody, ClientError, REDACTED, RawAnswer, Redactor, Reply, Transport, TransportConfig,
+    USER_AGENT, WireBody, WireRequest,
 };
 pub use openai::{
     DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Service, decode_response,
@@ -158,6 +159,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// OpenAI's Files and Batches APIs, over this client's transport.
+    pub fn batches(&self) -> batches::BatchApi {
+        batches::BatchApi::new(self.transport.clone(), self.base_url.clone())
+    }
+
     pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
         let api_headers = match &config.provider {
             Provider::OpenAi(service) => openai::api_headers(
