@@ -123,6 +123,12 @@ pub struct Record {
     /// A refused prompt's `moderation_details`, where the service gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<Moderation>,
+    /// `batch` for an image made through the Batch API; absent for a live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The batch that made it, for an image made through the Batch API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 impl Record {
@@ -162,6 +168,8 @@ impl Record {
             received_format: None,
             rescued: None,
             moderation: None,
+            mode: None,
+            batch_id: None,
         }
     }
 }

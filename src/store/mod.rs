@@ -2,6 +2,7 @@
 //! and keeping one image.
 
 pub mod atomic;
+pub mod batches;
 pub mod destination;
 pub mod manifest;
 pub mod sink;
