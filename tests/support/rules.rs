@@ -35,7 +35,7 @@ pub struct ApiErr {
 }
 
 impl ApiErr {
-    fn new(status: u16, code: &str, param: Option<&str>, message: String) -> ApiErr {
+    pub fn new(status: u16, code: &str, param: Option<&str>, message: String) -> ApiErr {
         ApiErr {
             status,
             message,
@@ -155,7 +155,7 @@ impl ApiErr {
         )
     }
 
-    fn unknown(name: &str) -> ApiErr {
+    pub fn unknown(name: &str) -> ApiErr {
         ApiErr::new(
             400,
             "unknown_parameter",
@@ -164,7 +164,7 @@ impl ApiErr {
         )
     }
 
-    fn missing(name: &str) -> ApiErr {
+    pub fn missing(name: &str) -> ApiErr {
         ApiErr::new(
             400,
             "missing_required_parameter",
@@ -173,7 +173,7 @@ impl ApiErr {
         )
     }
 
-    fn invalid(name: &str, message: String) -> ApiErr {
+    pub fn invalid(name: &str, message: String) -> ApiErr {
         ApiErr::new(400, "invalid_value", Some(name), message)
     }
 
