@@ -786,6 +786,23 @@ async fn json_edits_take_image_references() {
     }
 }
 
+#[tokio::test]
+async fn image_urls_are_limited_in_length() {
+    let server = FakeServer::start();
+    let long = format!("https://example.com/{}", "a".repeat(rules::MAX_IMAGE_URL));
+    let answer = send(
+        http()
+            .post(format!("{}/images/edits", server.base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x", "images": [{"image_url": long}]})),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (400, "string_above_max_length", "images[0].image_url")
+    );
+}
+
 // Azure OpenAI
 
 fn azure_v1(server: &FakeServer, endpoint: &str) -> reqwest::RequestBuilder {
