@@ -7,7 +7,9 @@
 //!
 //! It serves OpenAI's routes (`/v1/images/...`, key in `Authorization: Bearer`) and Azure
 //! OpenAI's (`/openai/v1/images/...` and
-//! `/openai/deployments/{deployment}/images/...?api-version=...`, key in `api-key`).
+//! `/openai/deployments/{deployment}/images/...?api-version=...`, key in `api-key`), and
+//! OpenAI's Files and Batches APIs (`/v1/files...`, `/v1/batches...`; see `batches.rs`), whose
+//! batch lines are answered by the same logic as live image requests.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,6 +29,7 @@ use hyper::{Request, Response};
 use serde_json::{Map, Value, json};
 
 use super::background::Background;
+use super::batches;
 use super::images;
 use super::rules::{self, ApiErr};
 
@@ -264,9 +267,13 @@ pub struct Options {
     /// Limit image requests as the service limits images per minute; `None`: no limit and no
     /// `x-ratelimit-*` headers.
     pub rate_limit: Option<RateLimit>,
-    /// Keep each answer's image in [`Recorded::image`]. On by default; a benchmark sending
-    /// thousands of big images turns it off to save memory (then `image` is always `None`).
+    /// Keep each answer's image in [`Recorded::image`] (and each batch line's in
+    /// [`batches::AnsweredLine::image`]). On by default; a benchmark sending thousands of big
+    /// images turns it off to save memory (then `image` is always `None`).
     pub record_images: bool,
+    /// How the Files and Batches APIs behave: polls per status, output order, expiry,
+    /// per-line scripts, faults, limits.
+    pub batch: batches::BatchOptions,
 }
 
 /// A token bucket over image requests: it holds `burst` tokens, starts full and refills at
@@ -294,6 +301,7 @@ impl Default for Options {
             payload_bytes: None,
             rate_limit: None,
             record_images: true,
+            batch: batches::BatchOptions::default(),
         }
     }
 }
@@ -313,6 +321,8 @@ pub(super) struct State {
     bucket: Option<Mutex<Bucket>>,
     rate_limited: AtomicUsize,
     link_fetches: AtomicUsize,
+    /// The Files and Batches APIs' files, batches and counters.
+    pub(super) batches: batches::Store,
 }
 
 /// A running fake server; it stops when dropped.
@@ -345,6 +355,7 @@ impl FakeServer {
             padding,
             bucket,
             rate_limited: AtomicUsize::new(0),
+            batches: batches::Store::default(),
         });
         let task_state = state.clone();
         let service = Background::start(move |stream| {
@@ -700,6 +711,17 @@ async fn handle(
             None => error_response(&ApiErr::not_found(&path)),
         };
         return Ok(finish(&state, record, response));
+    }
+
+    if batches::is_route(&path) {
+        return match batches::handle(&state, req, &mut record).await {
+            Ok(response) => Ok(finish(&state, record, response)),
+            Err(Dropped) => {
+                record.answered = Instant::now();
+                push_record(&state, record);
+                Err(Dropped)
+            }
+        };
     }
 
     let is_image = method == "POST" && is_image_path(&path);
