@@ -786,6 +786,23 @@ async fn json_edits_take_image_references() {
     }
 }
 
+#[tokio::test]
+async fn image_urls_are_limited_in_length() {
+    let server = FakeServer::start();
+    let long = format!("https://example.com/{}", "a".repeat(rules::MAX_IMAGE_URL));
+    let answer = send(
+        http()
+            .post(format!("{}/images/edits", server.base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x", "images": [{"image_url": long}]})),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (400, "string_above_max_length", "images[0].image_url")
+    );
+}
+
 // Azure OpenAI
 
 fn azure_v1(server: &FakeServer, endpoint: &str) -> reqwest::RequestBuilder {
@@ -1445,4 +1462,1217 @@ async fn the_fake_records_how_many_requests_were_in_flight() {
         3
     );
     assert_eq!(server.peak_in_flight(), 3);
+}
+
+// The Files and Batches APIs
+
+/// A JSONL file of `lines`.
+fn jsonl(lines: &[Value]) -> Vec<u8> {
+    lines
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// A batch request for the generations endpoint.
+fn generation(custom_id: &str, body: Value) -> Value {
+    json!({"custom_id": custom_id, "method": "POST", "url": "/v1/images/generations", "body": body})
+}
+
+/// A batch request for `gpt-image-2` with `prompt`.
+fn gen_line(custom_id: &str, prompt: &str) -> Value {
+    generation(custom_id, json!({"model": "gpt-image-2", "prompt": prompt}))
+}
+
+fn api(server: &FakeServer, path: &str) -> String {
+    format!("{}/{path}", server.base_url())
+}
+
+async fn upload(server: &FakeServer, purpose: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let form = Form::new()
+        .text("purpose", purpose.to_owned())
+        .part("file", Part::bytes(bytes).file_name(name.to_owned()));
+    send(
+        http()
+            .post(api(server, "files"))
+            .bearer_auth(KEY)
+            .multipart(form),
+    )
+    .await
+}
+
+/// Uploads `lines` as a batch input file; its id.
+async fn upload_lines(server: &FakeServer, lines: &[Value]) -> String {
+    let answer = upload(server, "batch", "input.jsonl", jsonl(lines)).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    answer.1["id"].as_str().unwrap().to_owned()
+}
+
+async fn create(server: &FakeServer, body: Value) -> (u16, Value) {
+    send(
+        http()
+            .post(api(server, "batches"))
+            .bearer_auth(KEY)
+            .json(&body),
+    )
+    .await
+}
+
+/// Uploads `lines` and creates a batch of them for `endpoint`; the batch object.
+async fn submit(server: &FakeServer, endpoint: &str, lines: &[Value]) -> Value {
+    let file = upload_lines(server, lines).await;
+    let answer = create(
+        server,
+        json!({"input_file_id": file, "endpoint": endpoint, "completion_window": "24h"}),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    answer.1
+}
+
+async fn get(server: &FakeServer, path: &str) -> (u16, Value) {
+    send(http().get(api(server, path)).bearer_auth(KEY)).await
+}
+
+/// One poll of a batch; the batch object.
+async fn poll(server: &FakeServer, id: &str) -> Value {
+    let answer = get(server, &format!("batches/{id}")).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    answer.1
+}
+
+/// Polls until the batch ends; the statuses seen, one per poll.
+async fn poll_to_end(server: &FakeServer, id: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let batch = poll(server, id).await;
+        let status = batch["status"].as_str().unwrap().to_owned();
+        seen.push(status.clone());
+        if ["completed", "failed", "expired", "cancelled"].contains(&status.as_str()) {
+            return seen;
+        }
+    }
+    panic!("batch {id} never ended: {seen:?}");
+}
+
+async fn download(server: &FakeServer, id: &str) -> Vec<u8> {
+    let response = http()
+        .get(api(server, &format!("files/{id}/content")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// The JSONL lines of `bytes`.
+fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn custom_ids(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect()
+}
+
+/// The image in an output line's answer, decoded; it must be a PNG the png crate reads.
+fn line_png(line: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = line["response"]["body"]["data"][0]["b64_json"]
+        .as_str()
+        .expect("b64_json");
+    let image = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(&image));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut pixels).expect("pixels");
+    image
+}
+
+#[tokio::test]
+async fn a_batch_goes_through_its_statuses_to_an_output_file() {
+    let server = FakeServer::start();
+    let lines = [
+        gen_line("a", "a lighthouse"),
+        gen_line("b", "a harbour"),
+        gen_line("c", "a ship"),
+    ];
+    let created = submit(&server, "/v1/images/generations", &lines).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("batch_"), "{id}");
+    assert_eq!(created["object"], "batch");
+    assert_eq!(created["status"], "validating");
+    assert_eq!(created["endpoint"], "/v1/images/generations");
+    assert_eq!(created["completion_window"], "24h");
+    assert_eq!(created["errors"], Value::Null);
+    assert_eq!(created["output_file_id"], Value::Null);
+    assert_eq!(created["metadata"], Value::Null);
+    let created_at = created["created_at"].as_u64().unwrap();
+    assert_eq!(created["expires_at"].as_u64(), Some(created_at + 86_400));
+    for field in [
+        "in_progress_at",
+        "finalizing_at",
+        "completed_at",
+        "failed_at",
+    ] {
+        assert_eq!(created[field], Value::Null, "{field}");
+    }
+
+    let batch = poll(&server, &id).await;
+    assert_eq!(batch["status"], "in_progress");
+    assert!(batch["in_progress_at"].is_u64());
+    assert_eq!(
+        batch["request_counts"],
+        json!({"total": 3, "completed": 0, "failed": 0})
+    );
+    let batch = poll(&server, &id).await;
+    assert_eq!(batch["status"], "finalizing");
+    assert_eq!(
+        batch["request_counts"],
+        json!({"total": 3, "completed": 3, "failed": 0})
+    );
+    let batch = poll(&server, &id).await;
+    assert_eq!(batch["status"], "completed");
+    assert!(batch["completed_at"].is_u64());
+    assert_eq!(batch["error_file_id"], Value::Null);
+    let output_id = batch["output_file_id"].as_str().unwrap();
+
+    // The output file, as a client downloads it.
+    let (status, file) = get(&server, &format!("files/{output_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(file["purpose"], "batch_output");
+    assert_eq!(file["object"], "file");
+    let bytes = download(&server, output_id).await;
+    assert_eq!(file["bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(server.file_content(output_id).as_ref(), Some(&bytes));
+    let output = parse_lines(&bytes);
+    // Not in the input's order.
+    assert_eq!(custom_ids(&output), ["c", "b", "a"]);
+    let mut seen = Vec::new();
+    for line in &output {
+        assert!(line["id"].as_str().unwrap().starts_with("batch_req_"));
+        assert_eq!(line["error"], Value::Null);
+        assert_eq!(line["response"]["status_code"], 200);
+        assert!(
+            line["response"]["request_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("req_")
+        );
+        let body = &line["response"]["body"];
+        assert_eq!(body["output_format"], "png");
+        assert!(body["usage"]["output_tokens"].is_number(), "{body}");
+        let image = line_png(line);
+        assert!(!seen.contains(&image), "every line is a different image");
+        seen.push(image);
+    }
+
+    assert_eq!(server.batch_lines_answered(), 3);
+    let answered: Vec<AnsweredLine> = server.batch_lines();
+    assert_eq!(
+        answered.iter().map(|l| l.line).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(answered.iter().all(|l| l.status == 200));
+    assert!(
+        answered
+            .iter()
+            .all(|l| seen.contains(l.image.as_ref().unwrap()))
+    );
+    // No live image request was made, and none of the batch images is a live one's.
+    assert!(server.image_requests().is_empty());
+    assert_eq!(server.batches_created(), 1);
+    assert_eq!(server.batch(&id).unwrap()["status"], "completed");
+    let polls = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == format!("/v1/batches/{id}"))
+        .count();
+    assert_eq!(polls, 3);
+    // Polling a finished batch changes nothing.
+    assert_eq!(poll(&server, &id).await, batch);
+    assert_eq!(
+        server.output_lines(&id).len(),
+        3,
+        "the accessors read the same file"
+    );
+}
+
+#[tokio::test]
+async fn uploads_are_checked_and_files_can_be_read_and_deleted() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            max_file_bytes: 1000,
+            max_upload_requests: 3,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let answer = upload(
+        &server,
+        "fine-tune",
+        "a.jsonl",
+        jsonl(&[gen_line("a", "x")]),
+    )
+    .await;
+    assert_eq!(outcome(&answer), invalid("purpose"), "{}", answer.1);
+    let answer = upload(
+        &server,
+        "batch",
+        "a.jsonl",
+        b"{\"a\": 1}\nnot json\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (400, "invalid_file_format", "file"),
+        "{}",
+        answer.1
+    );
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Line 2")
+    );
+    let answer = upload(&server, "batch", "a.jsonl", vec![b' '; 1001]).await;
+    assert_eq!(outcome(&answer), (400, "file_too_large", "file"));
+    let four: Vec<Value> = (0..4).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let answer = upload(&server, "batch", "a.jsonl", jsonl(&four)).await;
+    assert_eq!(outcome(&answer), (400, "file_too_large", "file"));
+    let answer = send(
+        http()
+            .post(api(&server, "files"))
+            .bearer_auth(KEY)
+            .multipart(Form::new().text("purpose", "batch")),
+    )
+    .await;
+    assert_eq!(
+        outcome(&answer),
+        (400, "missing_required_parameter", "file")
+    );
+    let answer = send(
+        http()
+            .post(api(&server, "files"))
+            .bearer_auth("sk-nope")
+            .multipart(Form::new().text("purpose", "batch")),
+    )
+    .await;
+    assert_eq!(code(&answer), (401, "invalid_api_key"));
+    assert!(server.uploaded_files().is_empty());
+
+    // Any bytes will do for the other purposes.
+    let png = images::fixture("reference.png");
+    for purpose in ["vision", "user_data", "assistants"] {
+        let answer = upload(&server, purpose, "ref.png", png.clone()).await;
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        assert_eq!(answer.1["purpose"], purpose);
+        assert_eq!(answer.1["filename"], "ref.png");
+        assert_eq!(answer.1["bytes"].as_u64(), Some(png.len() as u64));
+        assert!(answer.1["created_at"].is_u64());
+        assert!(answer.1["id"].as_str().unwrap().starts_with("file-"));
+    }
+    let input = jsonl(&[gen_line("a", "x")]);
+    let answer = upload(&server, "batch", "in.jsonl", input.clone()).await;
+    let id = answer.1["id"].as_str().unwrap().to_owned();
+    let files: Vec<FileInfo> = server.uploaded_files();
+    assert_eq!(files.len(), 4);
+    assert_eq!(files[3].id, id);
+    assert_eq!(files[3].purpose, "batch");
+    assert_eq!(files[3].bytes, input.len());
+    assert_eq!(server.file_content(&id), Some(input.clone()));
+    let recorded = server.requests().into_iter().last().unwrap();
+    assert_eq!(recorded.field("purpose").as_deref(), Some("batch"));
+    assert_eq!(recorded.files[0].bytes, input);
+
+    let (status, file) = get(&server, &format!("files/{id}")).await;
+    assert_eq!((status, file["id"].as_str()), (200, Some(id.as_str())));
+    assert_eq!(download(&server, &id).await, input);
+    // Reference images are not for downloading.
+    let vision = &files[0].id;
+    let answer = get(&server, &format!("files/{vision}/content")).await;
+    assert_eq!(answer.0, 400, "{}", answer.1);
+
+    let answer = send(
+        http()
+            .delete(api(&server, &format!("files/{id}")))
+            .bearer_auth(KEY),
+    )
+    .await;
+    assert_eq!(
+        answer,
+        (200, json!({"id": id, "object": "file", "deleted": true}))
+    );
+    for path in [format!("files/{id}"), format!("files/{id}/content")] {
+        assert_eq!(
+            code(&get(&server, &path).await),
+            (404, "not_found"),
+            "{path}"
+        );
+    }
+    let answer = send(
+        http()
+            .delete(api(&server, &format!("files/{id}")))
+            .bearer_auth(KEY),
+    )
+    .await;
+    assert_eq!(code(&answer), (404, "not_found"));
+    assert!(server.uploaded_files()[3].deleted);
+    assert_eq!(server.file_content(&id), None);
+    assert_eq!(
+        code(&get(&server, "files/file-999").await),
+        (404, "not_found")
+    );
+}
+
+#[tokio::test]
+async fn batch_creation_is_checked() {
+    let server = FakeServer::start();
+    let file = upload_lines(&server, &[gen_line("a", "x")]).await;
+    let vision = upload(&server, "vision", "a.png", images::fixture("reference.png")).await;
+    let vision = vision.1["id"].as_str().unwrap();
+    let ok = json!({"input_file_id": file, "endpoint": "/v1/images/generations", "completion_window": "24h"});
+    let with = |key: &str, value: Value| {
+        let mut body = ok.clone();
+        body[key] = value;
+        body
+    };
+    let cases = [
+        (
+            with("endpoint", "/v1/chat/completions".into()),
+            invalid("endpoint"),
+        ),
+        (
+            with("completion_window", "48h".into()),
+            invalid("completion_window"),
+        ),
+        (
+            with("input_file_id", "file-999".into()),
+            invalid("input_file_id"),
+        ),
+        (
+            with("input_file_id", vision.into()),
+            invalid("input_file_id"),
+        ),
+        (with("metadata", json!({"k": 1})), invalid("metadata.k")),
+        (with("priority", "high".into()), unknown("priority")),
+        (
+            json!({"input_file_id": file, "endpoint": "/v1/images/generations"}),
+            (400, "missing_required_parameter", "completion_window"),
+        ),
+    ];
+    for (body, expected) in cases {
+        let answer = create(&server, body.clone()).await;
+        assert_eq!(outcome(&answer), expected, "{body}: {}", answer.1);
+    }
+    assert_eq!(server.batches_created(), 0);
+    let answer = send(
+        http()
+            .post(api(&server, "batches"))
+            .bearer_auth("sk-nope")
+            .json(&ok),
+    )
+    .await;
+    assert_eq!(code(&answer), (401, "invalid_api_key"));
+    assert_eq!(
+        code(&get(&server, "batches/batch_9").await),
+        (404, "not_found")
+    );
+
+    let answer = create(
+        &server,
+        with("metadata", json!({"run": "genimg", "dst": "out"})),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["metadata"], json!({"run": "genimg", "dst": "out"}));
+    assert_eq!(server.batches_created(), 1);
+}
+
+#[tokio::test]
+async fn validation_fails_a_batch_with_its_bad_lines_numbered() {
+    let server = FakeServer::start();
+    let mut wrong_url = gen_line("b", "x");
+    wrong_url["url"] = "/v1/images/edits".into();
+    let mut get_method = gen_line("d", "x");
+    get_method["method"] = "GET".into();
+    let lines = [
+        gen_line("a", "x"),
+        wrong_url,
+        gen_line("a", "x"),
+        get_method,
+        json!({"custom_id": "e", "method": "POST", "url": "/v1/images/generations"}),
+        json!([1, 2]),
+        generation("g", json!({"model": "gpt-image-1.5", "prompt": "x"})),
+        json!({"method": "POST", "url": "/v1/images/generations", "body": {}}),
+    ];
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    let batch = poll(&server, id).await;
+    assert_eq!(batch["status"], "failed");
+    assert!(batch["failed_at"].is_u64());
+    assert_eq!(batch["errors"]["object"], "list");
+    let errors: Vec<(u64, &str, &str)> = batch["errors"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+            (
+                e["line"].as_u64().unwrap(),
+                e["code"].as_str().unwrap(),
+                e["param"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (2, "invalid_request", "url"),
+            (3, "duplicate_custom_id", "custom_id"),
+            (4, "invalid_request", "method"),
+            (5, "invalid_request", "body"),
+            (6, "invalid_json_line", ""),
+            (7, "mismatched_model", "body.model"),
+            (8, "invalid_request", "custom_id"),
+        ]
+    );
+    assert!(
+        batch["errors"]["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the batch endpoint")
+    );
+    assert_eq!(batch["output_file_id"], Value::Null);
+    assert_eq!(batch["error_file_id"], Value::Null);
+    assert_eq!(server.batch_lines_answered(), 0);
+    // It stays failed, and cannot be cancelled.
+    assert_eq!(poll(&server, id).await["status"], "failed");
+    let answer = send(
+        http()
+            .post(api(&server, &format!("batches/{id}/cancel")))
+            .bearer_auth(KEY),
+    )
+    .await;
+    assert_eq!(answer.0, 400);
+    assert_eq!(
+        answer.1["error"]["message"],
+        "Cannot cancel a batch with status failed."
+    );
+
+    // A file of blank lines holds no request.
+    let file = upload(&server, "batch", "empty.jsonl", b"\n  \n".to_vec()).await;
+    let answer = create(
+        &server,
+        json!({"input_file_id": file.1["id"], "endpoint": "/v1/images/generations", "completion_window": "24h"}),
+    )
+    .await;
+    let id = answer.1["id"].as_str().unwrap();
+    let batch = poll(&server, id).await;
+    assert_eq!(batch["status"], "failed");
+    assert_eq!(batch["errors"]["data"][0]["code"], "empty_file");
+}
+
+#[tokio::test]
+async fn a_batch_over_the_request_limit_fails_validation() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            max_requests: 2,
+            max_upload_requests: 10,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines: Vec<Value> = (0..3).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let batch = poll(&server, batch["id"].as_str().unwrap()).await;
+    assert_eq!(batch["status"], "failed");
+    assert_eq!(batch["errors"]["data"][0]["code"], "too_many_requests");
+    assert_eq!(batch["errors"]["data"][0]["line"], Value::Null);
+
+    // Requests of different models are fine where the service takes them.
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            one_model: false,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines = [
+        gen_line("a", "x"),
+        generation("b", json!({"model": "gpt-image-1.5", "prompt": "x"})),
+    ];
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let statuses = poll_to_end(&server, batch["id"].as_str().unwrap()).await;
+    assert_eq!(statuses.last().unwrap(), "completed");
+}
+
+#[tokio::test]
+async fn failed_and_refused_requests_go_to_the_error_file() {
+    // By custom_id, or by a marker in the prompt.
+    let script: BatchScript =
+        std::sync::Arc::new(|line: &BatchLine| match line.custom_id.as_str() {
+            "busy" => Action::error(500, "server_error", "The server had an error."),
+            "blocked" => Action::moderation_blocked("output", &["violence"]),
+            _ if line.prompt.contains("QUOTA") => Action::error(
+                429,
+                "insufficient_quota",
+                "You exceeded your current quota.",
+            ),
+            _ => Action::Answer,
+        });
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            script: Some(script),
+            order: OutputOrder::InOrder,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines = [
+        gen_line("ok1", "a lighthouse"),
+        gen_line("busy", "a harbour"),
+        gen_line("refused", "a FORBIDDEN thing"),
+        gen_line("blocked", "a ship"),
+        generation(
+            "bad",
+            json!({"model": "gpt-image-2", "prompt": "x", "style": "vivid"}),
+        ),
+        gen_line("quota", "QUOTA please"),
+        gen_line("ok2", "a boat"),
+        generation(
+            "stream",
+            json!({"model": "gpt-image-2", "prompt": "x", "stream": true}),
+        ),
+    ];
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    let statuses = poll_to_end(&server, id).await;
+    assert_eq!(statuses, ["in_progress", "finalizing", "completed"]);
+    let batch = server.batch(id).unwrap();
+    assert_eq!(
+        batch["request_counts"],
+        json!({"total": 8, "completed": 2, "failed": 6})
+    );
+
+    let output = server.output_lines(id);
+    assert_eq!(custom_ids(&output), ["ok1", "ok2"]);
+    for line in &output {
+        line_png(line);
+    }
+    let errors = server.error_lines(id);
+    assert_eq!(
+        custom_ids(&errors),
+        ["busy", "refused", "blocked", "bad", "quota", "stream"]
+    );
+    let answers: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|l| {
+            assert_eq!(l["error"], Value::Null, "{l}");
+            (
+                l["response"]["status_code"].as_u64().unwrap(),
+                l["response"]["body"]["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (500, "server_error"),
+            (400, "moderation_blocked"),
+            (400, "moderation_blocked"),
+            (400, "unknown_parameter"),
+            (429, "insufficient_quota"),
+            (400, "invalid_value"),
+        ]
+    );
+    let refused = &errors[1]["response"]["body"]["error"];
+    assert_eq!(refused["type"], "image_generation_user_error");
+    let blocked = &errors[2]["response"]["body"]["error"];
+    assert_eq!(
+        blocked["moderation_details"],
+        json!({"moderation_stage": "output", "categories": ["violence"]})
+    );
+    assert_eq!(errors[3]["response"]["body"]["error"]["param"], "style");
+
+    // Every request ran, and only two gave an image.
+    assert_eq!(server.batch_lines_answered(), 8);
+    let made: Vec<String> = server
+        .batch_lines()
+        .into_iter()
+        .filter(|l| l.image.is_some())
+        .map(|l| l.custom_id)
+        .collect();
+    assert_eq!(made, ["ok1", "ok2"]);
+}
+
+#[tokio::test]
+async fn an_expired_batch_keeps_what_ran_and_lists_the_rest() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            expire_after: Some(2),
+            order: OutputOrder::Shuffled(7),
+            script: Some(std::sync::Arc::new(|line: &BatchLine| {
+                if line.custom_id == "1" {
+                    Action::error(500, "server_error", "The server had an error.")
+                } else {
+                    Action::Answer
+                }
+            })),
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines: Vec<Value> = (0..5).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    let statuses = poll_to_end(&server, id).await;
+    assert_eq!(statuses, ["in_progress", "expired"]);
+    let batch = server.batch(id).unwrap();
+    assert!(batch["expired_at"].is_u64());
+    assert_eq!(batch["completed_at"], Value::Null);
+    assert_eq!(
+        batch["request_counts"],
+        json!({"total": 5, "completed": 1, "failed": 1})
+    );
+    assert_eq!(custom_ids(&server.output_lines(id)), ["0"]);
+    let errors = server.error_lines(id);
+    let mut ids = custom_ids(&errors);
+    ids.sort_unstable();
+    assert_eq!(ids, ["1", "2", "3", "4"]);
+    for line in &errors {
+        if line["custom_id"] == "1" {
+            assert_eq!(line["response"]["status_code"], 500);
+        } else {
+            assert_eq!(line["response"], Value::Null);
+            assert_eq!(line["error"]["code"], "batch_expired");
+            assert_eq!(
+                line["error"]["message"],
+                "This request could not be executed before the completion window expired."
+            );
+        }
+    }
+    assert_eq!(server.batch_lines_answered(), 2);
+}
+
+#[tokio::test]
+async fn a_test_can_hold_advance_and_force_batches() {
+    let server = FakeServer::start();
+    let lines: Vec<Value> = (0..3).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let a = submit(&server, "/v1/images/generations", &lines).await;
+    let a = a["id"].as_str().unwrap();
+    server.hold_batches(true);
+    for _ in 0..3 {
+        assert_eq!(poll(&server, a).await["status"], "validating");
+    }
+    server.advance_all();
+    assert_eq!(server.batch(a).unwrap()["status"], "in_progress");
+    server.advance_batch(a);
+    assert_eq!(server.batch(a).unwrap()["status"], "finalizing");
+    server.hold_batches(false);
+    assert_eq!(poll(&server, a).await["status"], "completed");
+
+    let b = submit(&server, "/v1/images/generations", &lines).await;
+    let b = b["id"].as_str().unwrap();
+    server.set_batch_status(b, "completed");
+    assert_eq!(server.output_lines(b).len(), 3);
+
+    let c = submit(&server, "/v1/images/generations", &lines).await;
+    let c = c["id"].as_str().unwrap();
+    server.set_batch_status(c, "expired");
+    let batch = server.batch(c).unwrap();
+    assert_eq!(batch["status"], "expired");
+    assert_eq!(batch["output_file_id"], Value::Null);
+    assert_eq!(server.error_lines(c).len(), 3);
+}
+
+#[tokio::test]
+async fn polls_per_step_hold_each_status_and_the_counts_grow() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            polls_per_step: 3,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines: Vec<Value> = (0..6).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let batch = poll(&server, id).await;
+        let status = batch["status"].as_str().unwrap().to_owned();
+        seen.push((
+            status.clone(),
+            batch["request_counts"]["completed"].as_u64().unwrap(),
+        ));
+        if status == "completed" {
+            break;
+        }
+    }
+    let expected: Vec<(String, u64)> = [
+        ("validating", 0),
+        ("validating", 0),
+        ("in_progress", 0),
+        ("in_progress", 2),
+        ("in_progress", 4),
+        ("finalizing", 6),
+        ("finalizing", 6),
+        ("finalizing", 6),
+        ("completed", 6),
+    ]
+    .iter()
+    .map(|(s, n)| ((*s).to_owned(), *n))
+    .collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_cancelled_batch_keeps_what_ran() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            polls_per_step: 2,
+            order: OutputOrder::InOrder,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let lines: Vec<Value> = (0..4).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    let cancel = || {
+        send(
+            http()
+                .post(api(&server, &format!("batches/{id}/cancel")))
+                .bearer_auth(KEY),
+        )
+    };
+    // Two polls validate it, the third runs half of it.
+    for _ in 0..3 {
+        poll(&server, id).await;
+    }
+    assert_eq!(server.batch_lines_answered(), 2);
+    let answer = cancel().await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["status"], "cancelling");
+    assert!(answer.1["cancelling_at"].is_u64());
+    // Cancelling again is no error.
+    assert_eq!(cancel().await.1["status"], "cancelling");
+    assert_eq!(poll(&server, id).await["status"], "cancelling");
+    let batch = poll(&server, id).await;
+    assert_eq!(batch["status"], "cancelled");
+    assert!(batch["cancelled_at"].is_u64());
+    assert_eq!(
+        batch["request_counts"],
+        json!({"total": 4, "completed": 2, "failed": 0})
+    );
+    assert_eq!(
+        server.batch_lines_answered(),
+        2,
+        "nothing ran once cancelled"
+    );
+    assert_eq!(custom_ids(&server.output_lines(id)), ["0", "1"]);
+    let errors = server.error_lines(id);
+    assert_eq!(custom_ids(&errors), ["2", "3"]);
+    assert!(
+        errors
+            .iter()
+            .all(|l| l["error"]["code"] == "batch_cancelled" && l["response"] == Value::Null)
+    );
+
+    let answer = cancel().await;
+    assert_eq!(answer.0, 400);
+    assert_eq!(
+        answer.1["error"]["message"],
+        "Cannot cancel a batch with status cancelled."
+    );
+    let done = submit(&server, "/v1/images/generations", &lines).await;
+    let done = done["id"].as_str().unwrap();
+    server.set_batch_status(done, "completed");
+    let answer = send(
+        http()
+            .post(api(&server, &format!("batches/{done}/cancel")))
+            .bearer_auth(KEY),
+    )
+    .await;
+    assert_eq!(answer.0, 400);
+    assert_eq!(
+        answer.1["error"]["message"],
+        "Cannot cancel a batch with status completed."
+    );
+}
+
+#[tokio::test]
+async fn batches_are_listed_newest_first_a_page_at_a_time() {
+    let server = FakeServer::start();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let batch = submit(
+            &server,
+            "/v1/images/generations",
+            &[gen_line(&i.to_string(), "x")],
+        )
+        .await;
+        ids.push(batch["id"].as_str().unwrap().to_owned());
+    }
+    let (status, page) = get(&server, "batches?limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["object"], "list");
+    let listed: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    assert_eq!(page["first_id"], ids[2].as_str());
+    assert_eq!(page["last_id"], ids[1].as_str());
+    assert_eq!(page["has_more"], true);
+    let (_, page) = get(&server, &format!("batches?limit=2&after={}", ids[1])).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"][0]["id"], ids[0].as_str());
+    assert_eq!(page["has_more"], false);
+    let (_, page) = get(&server, "batches").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+    // Listing is no poll.
+    assert!(
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["status"] == "validating")
+    );
+    assert_eq!(
+        outcome(&get(&server, "batches?limit=0").await),
+        invalid("limit")
+    );
+    assert_eq!(
+        outcome(&get(&server, "batches?after=batch_99").await),
+        invalid("after")
+    );
+}
+
+#[tokio::test]
+async fn file_contents_come_in_frames_and_ranges() {
+    use bytes::Bytes;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    // Framing: big pieces are sliced, small ones gathered; no frame over 64 KB.
+    let parts = vec![
+        Bytes::from(content[..10].to_vec()),
+        Bytes::from(content[10..150_000].to_vec()),
+        Bytes::from(content[150_000..150_003].to_vec()),
+        Bytes::from(content[150_003..].to_vec()),
+    ];
+    for start in [0, 5, 10, 70_000, 150_001, 199_999] {
+        let frames = batches::frames(parts.clone(), start, content.len() - start);
+        assert!(frames.iter().all(|f| f.len() <= batches::FRAME));
+        assert!(
+            frames[..frames.len() - 1]
+                .iter()
+                .all(|f| f.len() == batches::FRAME)
+        );
+        assert_eq!(frames.concat(), content[start..], "from {start}");
+    }
+
+    let server = FakeServer::start();
+    let (_, file) = upload(&server, "user_data", "data.bin", content.clone()).await;
+    let id = file["id"].as_str().unwrap();
+    let url = api(&server, &format!("files/{id}/content"));
+    let response = http().get(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-length"], "200000");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(response.bytes().await.unwrap(), content);
+
+    for (range, first, last) in [
+        ("bytes=150000-", 150_000, 199_999),
+        ("bytes=10-19", 10, 19),
+        ("bytes=-100", 199_900, 199_999),
+        ("bytes=199999-300000", 199_999, 199_999),
+    ] {
+        let response = http()
+            .get(&url)
+            .bearer_auth(KEY)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 206, "{range}");
+        assert_eq!(
+            response.headers()["content-range"],
+            format!("bytes {first}-{last}/200000").as_str()
+        );
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            content[first..=last],
+            "{range}"
+        );
+    }
+    let response = http()
+        .get(&url)
+        .bearer_auth(KEY)
+        .header("range", "bytes=200000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 416);
+    assert_eq!(response.headers()["content-range"], "bytes */200000");
+}
+
+#[tokio::test]
+async fn cut_downloads_can_be_resumed_with_a_range() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            download_cuts: 2,
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let (_, file) = upload(&server, "user_data", "data.bin", content.clone()).await;
+    let url = api(
+        &server,
+        &format!("files/{}/content", file["id"].as_str().unwrap()),
+    );
+
+    // The first download: the headers promise it all, about half comes.
+    let mut response = http().get(&url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-length"], "300000");
+    let mut got = Vec::new();
+    let failed = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(failed, "the download was cut");
+    assert!(got.len() <= 150_000 && got.len() > 100_000, "{}", got.len());
+    assert_eq!(got, content[..got.len()]);
+
+    // The second, a resumption, is cut too: half of what it was to send.
+    let from = got.len();
+    let response = http()
+        .get(&url)
+        .bearer_auth(KEY)
+        .header("range", format!("bytes={from}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 206);
+    assert!(response.bytes().await.is_err());
+    // The third comes whole.
+    let response = http()
+        .get(&url)
+        .bearer_auth(KEY)
+        .header("range", format!("bytes={from}-"))
+        .send()
+        .await
+        .unwrap();
+    got.extend_from_slice(&response.bytes().await.unwrap());
+    assert_eq!(got, content);
+    assert_eq!(server.downloads_cut(), 2);
+}
+
+#[tokio::test]
+async fn batch_edits_take_file_ids_and_data_urls() {
+    use base64::Engine as _;
+    let server = FakeServer::start();
+    let png = images::fixture("reference.png");
+    let (_, a) = upload(&server, "vision", "a.png", png.clone()).await;
+    let (_, b) = upload(
+        &server,
+        "user_data",
+        "b.webp",
+        images::fixture("reference.webp"),
+    )
+    .await;
+    let (_, text) = upload(&server, "user_data", "notes.txt", b"not an image".to_vec()).await;
+    let (a, b, text) = (
+        a["id"].as_str().unwrap(),
+        b["id"].as_str().unwrap(),
+        text["id"].as_str().unwrap(),
+    );
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    );
+    let edit = |custom_id: &str, images: Value| {
+        json!({"custom_id": custom_id, "method": "POST", "url": "/v1/images/edits",
+               "body": {"model": "gpt-image-2", "prompt": "x", "images": images}})
+    };
+    let mut masked = edit("masked", json!([{"file_id": a}]));
+    masked["body"]["mask"] = json!({"file_id": a});
+    let lines = [
+        edit("one", json!([{"file_id": a}])),
+        edit("two", json!([{"file_id": a}, {"file_id": b}])),
+        edit("data", json!([{"image_url": data_url}])),
+        edit("mixed", json!([{"image_url": data_url}, {"file_id": b}])),
+        masked,
+        edit("unknown", json!([{"file_id": "file-999"}])),
+        edit("text", json!([{"file_id": text}])),
+        edit("both", json!([{"file_id": a, "image_url": data_url}])),
+    ];
+    let batch = submit(&server, "/v1/images/edits", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    assert_eq!(poll_to_end(&server, id).await.last().unwrap(), "completed");
+    let mut ok = custom_ids(&server.output_lines(id))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    ok.sort();
+    assert_eq!(ok, ["data", "masked", "mixed", "one", "two"]);
+    for line in server.output_lines(id) {
+        line_png(&line);
+    }
+    let errors = server.error_lines(id);
+    let mut failed: Vec<(&str, &str, &str)> = errors
+        .iter()
+        .map(|l| {
+            let e = &l["response"]["body"]["error"];
+            (
+                l["custom_id"].as_str().unwrap(),
+                e["code"].as_str().unwrap(),
+                e["param"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        [
+            ("both", "invalid_value", "images[0]"),
+            ("text", "invalid_image_format", "images[0]"),
+            ("unknown", "invalid_value", "images[0].file_id"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn batch_calls_can_fail_before_they_succeed() {
+    let server = FakeServer::with(Options {
+        batch: BatchOptions {
+            upload_faults: vec![Action::error(
+                503,
+                "overloaded",
+                "The engine is currently overloaded.",
+            )],
+            create_faults: vec![
+                Action::error(500, "server_error", "The server had an error."),
+                Action::error(429, "rate_limit_exceeded", "Slow down.")
+                    .with_header("retry-after-ms", "10"),
+                Action::Truncate,
+            ],
+            poll_faults: vec![Action::error(
+                500,
+                "server_error",
+                "The server had an error.",
+            )],
+            ..BatchOptions::default()
+        },
+        ..Options::default()
+    });
+    let input = jsonl(&[gen_line("a", "x")]);
+    let answer = upload(&server, "batch", "in.jsonl", input.clone()).await;
+    assert_eq!(code(&answer), (503, "overloaded"));
+    assert!(server.uploaded_files().is_empty());
+    let file = upload_lines(&server, &[gen_line("a", "x")]).await;
+    let body = json!({"input_file_id": file, "endpoint": "/v1/images/generations", "completion_window": "24h"});
+
+    assert_eq!(
+        code(&create(&server, body.clone()).await),
+        (500, "server_error")
+    );
+    let response = http()
+        .post(api(&server, "batches"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()["retry-after-ms"], "10");
+    assert_eq!(server.batches_created(), 0);
+    // A cut answer: the batch was made, the client never saw its id.
+    let response = http()
+        .post(api(&server, "batches"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.bytes().await.is_err());
+    assert_eq!(server.batches_created(), 1);
+    let (status, batch) = create(&server, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(server.batches_created(), 2);
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/batches")
+        .count();
+    assert_eq!(posts, 4);
+
+    let id = batch["id"].as_str().unwrap();
+    assert_eq!(
+        code(&get(&server, &format!("batches/{id}")).await),
+        (500, "server_error")
+    );
+    assert_eq!(server.batch(id).unwrap()["status"], "validating");
+    assert_eq!(poll(&server, id).await["status"], "in_progress");
+}
+
+#[tokio::test]
+async fn padded_batch_outputs_share_their_padding() {
+    use base64::Engine as _;
+    const TARGET: usize = 300_000;
+    let server = FakeServer::with(Options {
+        payload_bytes: Some(TARGET),
+        record_images: false,
+        ..Options::default()
+    });
+    let lines: Vec<Value> = (0..20).map(|i| gen_line(&i.to_string(), "x")).collect();
+    let batch = submit(&server, "/v1/images/generations", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    poll_to_end(&server, id).await;
+    let output = server.batch(id).unwrap()["output_file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = download(&server, &output).await;
+    assert!(bytes.len() > 20 * TARGET, "{}", bytes.len());
+    let lines = parse_lines(&bytes);
+    assert_eq!(lines.len(), 20);
+    let mut seen = std::collections::HashSet::new();
+    for line in &lines {
+        let image = line_png(line);
+        assert!(
+            image.len().abs_diff(TARGET) < TARGET / 50,
+            "{}",
+            image.len()
+        );
+        let b64 = line["response"]["body"]["data"][0]["b64_json"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            b64,
+            base64::engine::general_purpose::STANDARD.encode(&image)
+        );
+        assert!(seen.insert(image), "every line is a different image");
+    }
+    assert!(server.batch_lines().iter().all(|l| l.image.is_none()));
 }

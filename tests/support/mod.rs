@@ -1,9 +1,11 @@
-//! The shared harness of the end-to-end tests: a fake Images API, and the real genimg binary
-//! run against it with a cleared, deterministic environment.
+//! The shared harness of the end-to-end tests: a fake Images API (with OpenAI's Files and
+//! Batches APIs), and the real genimg binary run against it with a cleared, deterministic
+//! environment.
 
 #![allow(dead_code)]
 
 pub mod background;
+pub mod batches;
 pub mod images;
 pub mod proxy;
 pub mod rules;
@@ -16,6 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub use batches::{AnsweredLine, BatchLine, BatchOptions, BatchScript, FileInfo, OutputOrder};
 pub use server::{Action, FakeServer, Incoming, KEY, Options, RateLimit, Recorded, chaos};
 
 /// A temporary directory to run genimg in.
@@ -211,14 +214,16 @@ pub fn assert_code(run: &Run, code: i32) {
     );
 }
 
-/// Asserts that each image written equals, byte for byte, what the server sent for it. A
-/// temporary file a killed run left under its own name (`.genimg-*.tmp`) is no image.
+/// Asserts that each image written equals, byte for byte, what the server sent for it, live
+/// or in a batch's output file. A temporary file a killed run left under its own name
+/// (`.genimg-*.tmp`) is no image.
 #[track_caller]
 pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
     let sent: Vec<Vec<u8>> = server
         .requests()
         .into_iter()
         .filter_map(|r| r.image)
+        .chain(server.batch_lines().into_iter().filter_map(|l| l.image))
         .collect();
     let images = ws
         .files(dir)

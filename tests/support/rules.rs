@@ -35,7 +35,7 @@ pub struct ApiErr {
 }
 
 impl ApiErr {
-    fn new(status: u16, code: &str, param: Option<&str>, message: String) -> ApiErr {
+    pub fn new(status: u16, code: &str, param: Option<&str>, message: String) -> ApiErr {
         ApiErr {
             status,
             message,
@@ -155,7 +155,7 @@ impl ApiErr {
         )
     }
 
-    fn unknown(name: &str) -> ApiErr {
+    pub fn unknown(name: &str) -> ApiErr {
         ApiErr::new(
             400,
             "unknown_parameter",
@@ -164,7 +164,7 @@ impl ApiErr {
         )
     }
 
-    fn missing(name: &str) -> ApiErr {
+    pub fn missing(name: &str) -> ApiErr {
         ApiErr::new(
             400,
             "missing_required_parameter",
@@ -173,7 +173,7 @@ impl ApiErr {
         )
     }
 
-    fn invalid(name: &str, message: String) -> ApiErr {
+    pub fn invalid(name: &str, message: String) -> ApiErr {
         ApiErr::new(400, "invalid_value", Some(name), message)
     }
 
@@ -757,6 +757,49 @@ fn check_json_images(
     Ok(())
 }
 
+/// The longest `image_url` the JSON form takes, in characters: a data URL of about 15 MB of
+/// image.
+pub const MAX_IMAGE_URL: usize = 20_971_520;
+
+/// The `file_id` references of a JSON edit (in `images` and `mask`, already checked by
+/// [`check`]) name files the Files API holds, and those files are images (the mask a PNG).
+/// `sniff_file` gives what a file's bytes look like ([`sniff`]), or `None` if there is no such
+/// file (or it was deleted). Any purpose will do.
+pub fn check_file_refs(
+    fields: &Map<String, Value>,
+    sniff_file: impl Fn(&str) -> Option<Option<&'static str>>,
+) -> Result<(), ApiErr> {
+    let mut refs: Vec<(String, &Value, &[&str])> = Vec::new();
+    if let Some(Value::Array(images)) = get(fields, "images") {
+        for (i, image) in images.iter().enumerate() {
+            refs.push((format!("images[{i}]"), image, FORMATS));
+        }
+    }
+    if let Some(mask) = get(fields, "mask") {
+        refs.push(("mask".to_owned(), mask, &["image/png"]));
+    }
+    for (param, value, formats) in refs {
+        let Some(Value::String(id)) = value.get("file_id") else {
+            continue;
+        };
+        match sniff_file(id) {
+            None => {
+                return Err(ApiErr::new(
+                    400,
+                    "invalid_value",
+                    Some(&format!("{param}.file_id")),
+                    format!("Invalid '{param}.file_id': No such File object: {id}."),
+                ));
+            }
+            Some(sniffed) if !sniffed.is_some_and(|m| formats.contains(&m)) => {
+                return Err(bad_image(&param, None, sniffed));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// One `ImageRefParam`: exactly one of `image_url` (a URL, or a base64 data URL whose bytes
 /// are what it says) and `file_id`.
 fn check_image_ref(param: &str, value: &Value, formats: &[&str]) -> Result<(), ApiErr> {
@@ -769,6 +812,17 @@ fn check_image_ref(param: &str, value: &Value, formats: &[&str]) -> Result<(), A
     }
     match (map.get("image_url"), map.get("file_id")) {
         (Some(Value::String(url)), None) => {
+            if url.len() > MAX_IMAGE_URL {
+                return Err(ApiErr::new(
+                    400,
+                    "string_above_max_length",
+                    Some(&format!("{param}.image_url")),
+                    format!(
+                        "Invalid '{param}.image_url': string too long. Expected a string with maximum length {MAX_IMAGE_URL}, but got a string with length {} instead.",
+                        url.len()
+                    ),
+                ));
+            }
             if let Some(data) = url.strip_prefix("data:") {
                 let Some((declared, b64)) = data.split_once(";base64,") else {
                     return Err(invalid("a data URL must be base64-encoded"));

@@ -7,7 +7,9 @@
 //!
 //! It serves OpenAI's routes (`/v1/images/...`, key in `Authorization: Bearer`) and Azure
 //! OpenAI's (`/openai/v1/images/...` and
-//! `/openai/deployments/{deployment}/images/...?api-version=...`, key in `api-key`).
+//! `/openai/deployments/{deployment}/images/...?api-version=...`, key in `api-key`), and
+//! OpenAI's Files and Batches APIs (`/v1/files...`, `/v1/batches...`; see `batches.rs`), whose
+//! batch lines are answered by the same logic as live image requests.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,13 +29,14 @@ use hyper::{Request, Response};
 use serde_json::{Map, Value, json};
 
 use super::background::Background;
+use super::batches;
 use super::images;
 use super::rules::{self, ApiErr};
 
 /// The key the fake accepts.
 pub const KEY: &str = "sk-test-0123456789abcdef";
 
-type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub(super) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A part of a multipart request.
 #[derive(Debug, Clone)]
@@ -264,9 +267,13 @@ pub struct Options {
     /// Limit image requests as the service limits images per minute; `None`: no limit and no
     /// `x-ratelimit-*` headers.
     pub rate_limit: Option<RateLimit>,
-    /// Keep each answer's image in [`Recorded::image`]. On by default; a benchmark sending
-    /// thousands of big images turns it off to save memory (then `image` is always `None`).
+    /// Keep each answer's image in [`Recorded::image`] (and each batch line's in
+    /// [`batches::AnsweredLine::image`]). On by default; a benchmark sending thousands of big
+    /// images turns it off to save memory (then `image` is always `None`).
     pub record_images: bool,
+    /// How the Files and Batches APIs behave: polls per status, output order, expiry,
+    /// per-line scripts, faults, limits.
+    pub batch: batches::BatchOptions,
 }
 
 /// A token bucket over image requests: it holds `burst` tokens, starts full and refills at
@@ -294,12 +301,13 @@ impl Default for Options {
             payload_bytes: None,
             rate_limit: None,
             record_images: true,
+            batch: batches::BatchOptions::default(),
         }
     }
 }
 
-struct State {
-    options: Options,
+pub(super) struct State {
+    pub(super) options: Options,
     addr: OnceLock<SocketAddr>,
     seq: AtomicUsize,
     image_seq: AtomicUsize,
@@ -313,11 +321,13 @@ struct State {
     bucket: Option<Mutex<Bucket>>,
     rate_limited: AtomicUsize,
     link_fetches: AtomicUsize,
+    /// The Files and Batches APIs' files, batches and counters.
+    pub(super) batches: batches::Store,
 }
 
 /// A running fake server; it stops when dropped.
 pub struct FakeServer {
-    state: Arc<State>,
+    pub(super) state: Arc<State>,
     service: Background,
 }
 
@@ -345,6 +355,7 @@ impl FakeServer {
             padding,
             bucket,
             rate_limited: AtomicUsize::new(0),
+            batches: batches::Store::default(),
         });
         let task_state = state.clone();
         let service = Background::start(move |stream| {
@@ -579,7 +590,7 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
-fn insert_header(response: &mut Response<Body>, name: &str, value: &str) {
+pub(super) fn insert_header(response: &mut Response<Body>, name: &str, value: &str) {
     response.headers_mut().insert(
         hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
         value.parse().unwrap(),
@@ -632,7 +643,7 @@ fn rate_limited_response(model: &str, quota: &Quota) -> Response<Body> {
 
 /// The reason the fake closes a connection without answering.
 #[derive(Debug)]
-struct Dropped;
+pub(super) struct Dropped;
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -700,6 +711,17 @@ async fn handle(
             None => error_response(&ApiErr::not_found(&path)),
         };
         return Ok(finish(&state, record, response));
+    }
+
+    if batches::is_route(&path) {
+        return match batches::handle(&state, req, &mut record).await {
+            Ok(response) => Ok(finish(&state, record, response)),
+            Err(Dropped) => {
+                record.answered = Instant::now();
+                push_record(&state, record);
+                Err(Dropped)
+            }
+        };
     }
 
     let is_image = method == "POST" && is_image_path(&path);
@@ -772,6 +794,13 @@ fn finish(state: &State, mut record: Recorded, mut response: Response<Body>) -> 
     response
 }
 
+/// OpenAI's answer to a request without its key as a bearer token; `None` if the key is there.
+pub(super) fn openai_key_error(record: &Recorded) -> Option<ApiErr> {
+    let auth = record.header("authorization").unwrap_or_default();
+    (auth != format!("Bearer {KEY}"))
+        .then(|| ApiErr::unauthorized(auth.strip_prefix("Bearer ").unwrap_or(auth)))
+}
+
 async fn answer_image_request(
     state: &State,
     req: Request<hyper::body::Incoming>,
@@ -791,13 +820,8 @@ async fn answer_image_request(
         if record.header("api-key") != Some(KEY) {
             return Ok(error_response(&ApiErr::azure_unauthorized()));
         }
-    } else {
-        let auth = record.header("authorization").unwrap_or_default();
-        if auth != format!("Bearer {KEY}") {
-            return Ok(error_response(&ApiErr::unauthorized(
-                auth.strip_prefix("Bearer ").unwrap_or(auth),
-            )));
-        }
+    } else if let Some(err) = openai_key_error(record) {
+        return Ok(error_response(&err));
     }
 
     let path = record.path.clone();
@@ -878,39 +902,14 @@ async fn answer_image_request(
         tokio::time::sleep(state.options.latency).await;
     }
 
-    // Only GPT image models take `output_format`, and the rules have checked its value.
     let format = output_format(&record.fields);
     let seq = incoming.nth as u64 + 1;
-    let image = match &state.padding {
-        Some(_) if format == "png" => Picture::Padded(images::png(seq)),
-        _ => Picture::Plain(image_in(format, seq)),
-    };
+    let image = picture(state, &record.fields, seq);
     match action {
         Action::Answer => {}
         Action::Delay(d) => tokio::time::sleep(d).await,
-        Action::Error {
-            status,
-            code,
-            kind,
-            message,
-            headers,
-        } => {
-            let err = ApiErr {
-                status,
-                message,
-                kind,
-                param: None,
-                code,
-                azure: false,
-            };
-            let mut response = error_response(&err);
-            for (k, v) in headers {
-                response.headers_mut().insert(
-                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
-            }
-            return Ok(response);
+        Action::Error { .. } | Action::Raw { .. } => {
+            return Ok(scripted_answer(&action).expect("an error or a raw answer"));
         }
         Action::Drop => return Err(Dropped),
         Action::Truncate => {
@@ -932,20 +931,6 @@ async fn answer_image_request(
                 body.to_string().into_bytes(),
             ));
         }
-        Action::Raw {
-            status,
-            headers,
-            body,
-        } => {
-            let mut response = respond(status, "text/html", body.into_bytes());
-            for (k, v) in headers {
-                response.headers_mut().insert(
-                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
-            }
-            return Ok(response);
-        }
         Action::WrongFormat => {
             let wrong = if format == "png" {
                 jpeg(seq)
@@ -962,12 +947,10 @@ async fn answer_image_request(
         }
     }
 
-    // Moderation looks at the prompt last, as it runs on a valid request.
-    if incoming.prompt.contains(&state.options.refuse_marker) {
-        return Ok(error_response(&ApiErr::refused(family)));
-    }
-
-    let body = success_body(state, family, &record.fields, &image, &incoming);
+    let body = match answer_valid(state, family, &record.fields, &image, &incoming) {
+        Ok(body) => body,
+        Err(err) => return Ok(error_response(&err)),
+    };
     if state.options.record_images {
         record.image = Some(image.bytes(state));
     }
@@ -979,6 +962,70 @@ async fn answer_image_request(
         add_quota_headers(&mut response, &now);
     }
     Ok(response)
+}
+
+/// The answer of a scripted [`Action::Error`] (the API's error body, with the action's
+/// headers) or [`Action::Raw`]; `None` for any other action.
+pub(super) fn scripted_answer(action: &Action) -> Option<Response<Body>> {
+    let (mut response, headers) = match action {
+        Action::Error {
+            status,
+            code,
+            kind,
+            message,
+            headers,
+        } => {
+            let err = ApiErr {
+                status: *status,
+                message: message.clone(),
+                kind: kind.clone(),
+                param: None,
+                code: code.clone(),
+                azure: false,
+            };
+            (error_response(&err), headers)
+        }
+        Action::Raw {
+            status,
+            headers,
+            body,
+        } => (
+            respond(*status, "text/html", body.clone().into_bytes()),
+            headers,
+        ),
+        _ => return None,
+    };
+    for (k, v) in headers {
+        insert_header(&mut response, k, v);
+    }
+    Some(response)
+}
+
+/// The image an answer to `fields` carries, `seq`'s: in the `output_format` asked for (only
+/// GPT image models take it, and the rules have checked its value), padded as
+/// [`Options::payload_bytes`] asks if it is a PNG.
+pub(super) fn picture(state: &State, fields: &Map<String, Value>, seq: u64) -> Picture {
+    let format = output_format(fields);
+    match &state.padding {
+        Some(_) if format == "png" => Picture::Padded(images::png(seq)),
+        _ => Picture::Plain(image_in(format, seq)),
+    }
+}
+
+/// The answer to a valid image request that its script let through: the moderation system's
+/// refusal if the prompt holds [`Options::refuse_marker`] (moderation looks at the prompt
+/// last, as it runs on a valid request), else the documented body, as JSON in pieces.
+pub(super) fn answer_valid(
+    state: &State,
+    family: rules::Family,
+    fields: &Map<String, Value>,
+    image: &Picture,
+    incoming: &Incoming,
+) -> Result<Vec<Bytes>, ApiErr> {
+    if incoming.prompt.contains(&state.options.refuse_marker) {
+        return Err(ApiErr::refused(family));
+    }
+    Ok(success_body(state, family, fields, image, incoming))
 }
 
 /// Stands for the `b64_json` string in a body until it is written out: the image's megabytes
@@ -1004,7 +1051,7 @@ fn render(body: &Value, b64: Option<Vec<Bytes>>) -> Vec<Bytes> {
 }
 
 /// An answer's image.
-enum Picture {
+pub(super) enum Picture {
     /// The whole image.
     Plain(Vec<u8>),
     /// A small PNG, with the server's [`images::Padding`] to splice in.
@@ -1013,7 +1060,7 @@ enum Picture {
 
 impl Picture {
     /// The whole image.
-    fn bytes(&self, state: &State) -> Vec<u8> {
+    pub(super) fn bytes(&self, state: &State) -> Vec<u8> {
         match self {
             Picture::Plain(bytes) => bytes.clone(),
             Picture::Padded(small) => state.padding.as_ref().expect("padded").splice(small),
@@ -1137,7 +1184,7 @@ fn api_version_ok(version: &str) -> bool {
 }
 
 /// The format the answer is in: the request's `output_format`, PNG by default.
-fn output_format(fields: &Map<String, Value>) -> &str {
+pub(super) fn output_format(fields: &Map<String, Value>) -> &str {
     fields
         .get("output_format")
         .and_then(Value::as_str)
@@ -1204,7 +1251,7 @@ pub fn webp(seq: u64) -> Vec<u8> {
     out
 }
 
-async fn parse_multipart(
+pub(super) async fn parse_multipart(
     content_type: &str,
     body: Bytes,
 ) -> Result<(Map<String, Value>, Vec<FilePart>), ApiErr> {
@@ -1242,7 +1289,7 @@ async fn parse_multipart(
     Ok((fields, files))
 }
 
-fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
+pub(super) fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -1267,7 +1314,7 @@ fn respond_parts(status: u16, content_type: &str, parts: Vec<Bytes>) -> Response
         .unwrap()
 }
 
-fn error_response(err: &ApiErr) -> Response<Body> {
+pub(super) fn error_response(err: &ApiErr) -> Response<Body> {
     respond(
         err.status,
         "application/json",
@@ -1276,7 +1323,7 @@ fn error_response(err: &ApiErr) -> Response<Body> {
 }
 
 /// Announces the full length, sends half, then fails the stream so the connection closes.
-fn truncated(body: Vec<u8>) -> Response<Body> {
+pub(super) fn truncated(body: Vec<u8>) -> Response<Body> {
     let half = Bytes::from(body[..body.len() / 2].to_vec());
     let frames = futures_util::stream::iter(vec![
         Ok(Frame::data(half)),
