@@ -748,6 +748,8 @@ mod tests {
             received_format: None,
             rescued: None,
             moderation: None,
+            mode: None,
+            batch_id: None,
         }
     }
 
