@@ -158,6 +158,20 @@ pub struct Cli {
     #[arg(long)]
     pub parallel: bool,
 
+    /// Make the images through the Batch API: half the price, done within 24 h. Submits
+    /// the images neither on disk nor pending, waits, collects; run it again to collect
+    #[arg(long)]
+    pub batch: bool,
+
+    /// With --batch: return once the batches are submitted, printing how to collect them
+    #[arg(long = "no-wait", requires = "batch")]
+    pub no_wait: bool,
+
+    /// With --batch: seconds before the first poll of a batch; polls then grow apart
+    /// [default: 30]
+    #[arg(long = "poll-interval", value_name = "SECS", value_parser = values::parse_seconds)]
+    pub poll_interval: Option<std::time::Duration>,
+
     /// Write no index.html contact sheet after the run
     #[arg(long = "no-gallery")]
     pub no_gallery: bool,
@@ -244,6 +258,11 @@ pub enum Command {
         #[arg(value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
+    /// The batches submitted with --batch to DIR: status, collect, cancel
+    Batch {
+        #[command(subcommand)]
+        action: BatchAction,
+    },
     /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish)
     Completions {
         #[arg(value_name = "SHELL")]
@@ -252,6 +271,65 @@ pub enum Command {
     /// Print the man page (roff), e.g. `genimg man > /usr/local/share/man/man1/genimg.1`
     Man,
 }
+
+/// What `genimg batch` does.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum BatchAction {
+    /// List each batch recorded in DIR: id, status, counts, created, expires, estimated cost
+    Status(BatchArgs),
+    /// Collect every finished batch of DIR; with --wait, wait for the others and collect them
+    Collect {
+        #[command(flatten)]
+        args: BatchArgs,
+        /// Wait for the batches still running, then collect them too
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Cancel the pending batches of DIR, and collect what they finished
+    Cancel(BatchArgs),
+}
+
+impl BatchAction {
+    pub fn args(&self) -> &BatchArgs {
+        match self {
+            BatchAction::Status(args) | BatchAction::Cancel(args) => args,
+            BatchAction::Collect { args, .. } => args,
+        }
+    }
+}
+
+/// Where the batches are recorded, and how to reach the service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchArgs {
+    /// The destination directory of a --batch run
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// API key [default: the OPENAI_API_KEY environment variable]
+    #[arg(long = "api-key", value_name = "KEY", value_parser = secret)]
+    pub api_key: Option<SecretString>,
+
+    /// API root URL [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]
+    #[arg(long = "base-url", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Seconds before the first poll of a batch; polls then grow apart [default: 30]
+    #[arg(long = "poll-interval", value_name = "SECS", value_parser = values::parse_seconds)]
+    pub poll_interval: Option<std::time::Duration>,
+}
+
+impl PartialEq for BatchArgs {
+    fn eq(&self, other: &BatchArgs) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.dir == other.dir
+            && self.base_url == other.base_url
+            && self.poll_interval == other.poll_interval
+            && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
+                == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())
+    }
+}
+
+impl Eq for BatchArgs {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NamingArg {

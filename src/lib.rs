@@ -60,6 +60,20 @@ pub enum Error {
     },
     #[error("gallery {dir}: {problem}")]
     Gallery { dir: String, problem: String },
+    /// The Batch API refused a call no retry can fix (exit code 3).
+    #[error(transparent)]
+    Batch(#[from] engine::batch::BatchError),
+}
+
+impl Error {
+    /// The exit status of the error: a usage or input error, or (for the Batch API) an
+    /// error of the service's that stopped the command.
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Batch(_) => Status::Fatal,
+            _ => Status::Usage,
+        }
+    }
 }
 
 /// Does what genimg was asked: a subcommand prints what it was asked for; a dry run prints
@@ -72,6 +86,7 @@ pub async fn run(
 ) -> Result<Outcome, Error> {
     match invocation {
         Invocation::Run(config) => return make_images(config, reporter, stop).await,
+        Invocation::Batch(batch) => return batch_command(batch, reporter, stop).await,
         Invocation::Models => print(&catalog::render_table()),
         Invocation::Gallery { dir } => {
             let path = report::gallery::rebuild(dir).map_err(|e| Error::Gallery {
@@ -109,6 +124,12 @@ async fn make_images(
     if config.dry_run {
         let survey = store::survey(&plan, config.existing)?;
         plan.adopt(&survey);
+        let ledger = store::batches::Ledger::read(&config.dst_dir).unwrap_or_default();
+        let mut survey = survey;
+        survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
+        if config.batch {
+            skip_refused(config, &plan, &mut survey);
+        }
         if config.json {
             print_json(&report::json::document(
                 config,
@@ -116,6 +137,14 @@ async fn make_images(
                 &survey,
                 None,
                 Status::Success,
+            ));
+        } else if config.batch {
+            let todo: Vec<usize> = (0..plan.jobs.len())
+                .filter(|&i| survey.is_todo(i))
+                .collect();
+            let chunks = engine::batch::split(&plan, &todo, &engine::batch::placeholder)?;
+            print(&report::dry_run::render_batches(
+                &plan, &survey, config, &chunks,
             ));
         } else {
             print(&report::dry_run::render(&plan, &survey, config));
@@ -131,8 +160,39 @@ async fn make_images(
         })?;
     let client = provider::Client::new(&client_config)?;
     let destination = Destination::open(&config.dst_dir)?;
-    let survey = store::survey(&plan, config.existing)?;
+    let mut survey = store::survey(&plan, config.existing)?;
     plan.adopt(&survey);
+    if config.batch {
+        if !matches!(config.endpoint.service, provider::Service::OpenAi) {
+            return Err(Error::Batch(engine::batch::BatchError(
+                "--batch: genimg sends batches to OpenAI's Batch API; Azure OpenAI's batches \
+                 are not supported yet"
+                    .to_owned(),
+            )));
+        }
+        return make_batch(config, plan, survey, client, destination, reporter, stop).await;
+    }
+    let ledger =
+        store::batches::Ledger::read(&config.dst_dir).map_err(|e| OutputError::Manifest {
+            path: config
+                .dst_dir
+                .join(store::batches::FILE_NAME)
+                .display()
+                .to_string(),
+            source: e,
+        })?;
+    survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
+    if survey.pending_count() > 0 {
+        reporter.event(Event::Note {
+            text: &format!(
+                "{} image(s) are pending in a batch of {}: not bought again; collect them with \
+                 `genimg batch collect {}`",
+                survey.pending_count(),
+                config.dst_dir.display(),
+                config.dst_dir.display()
+            ),
+        });
+    }
     if let Some(max) = config.max_cost {
         let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
         if unpriced > 0 || estimate > max {
@@ -205,6 +265,277 @@ async fn make_images(
         print_json(&doc);
     }
     Ok(outcome)
+}
+
+/// With `--batch`, an image the service refused (as the manifest last recorded it, for the
+/// same request) is not asked again unless `--overwrite` or `--from-scratch` says so.
+fn skip_refused(config: &Config, plan: &Plan, survey: &mut plan::Survey) {
+    if config.existing != Existing::Keep {
+        return;
+    }
+    let Ok(refused) = engine::batch::refused(&config.dst_dir) else {
+        return;
+    };
+    if refused.is_empty() {
+        return;
+    }
+    if survey.pending.is_empty() {
+        survey.pending = vec![None; plan.jobs.len()];
+    }
+    for (i, job) in plan.jobs.iter().enumerate() {
+        if let Some(hash) = refused.get(&job.file_name)
+            && job.prompt.identity().matches(hash)
+            && survey.is_todo(i)
+        {
+            survey.pending[i] = Some("refused".to_owned());
+        }
+    }
+}
+
+/// A run through the Batch API: collect what earlier runs submitted, submit what is
+/// neither on disk nor pending, wait (unless `--no-wait`) and collect.
+async fn make_batch(
+    config: &Config,
+    plan: Plan,
+    mut survey: plan::Survey,
+    client: provider::Client,
+    destination: Destination,
+    reporter: Arc<dyn Reporter>,
+    stop: &Stop,
+) -> Result<Outcome, Error> {
+    let started = std::time::Instant::now();
+    let dir = config.dst_dir.display().to_string();
+    let manifest_error = |source| OutputError::Manifest {
+        path: config
+            .dst_dir
+            .join(manifest::FILE_NAME)
+            .display()
+            .to_string(),
+        source,
+    };
+    if config.existing == Existing::Remove {
+        let count = destination.remove(&survey.removals)?;
+        let records = Manifest::reset(&destination, |file| plan.namer.is_ours(file))
+            .map_err(manifest_error)?;
+        reporter.event(Event::Removed {
+            count,
+            records,
+            dir: &dir,
+        });
+    }
+    let manifest = Manifest::open(&destination).map_err(manifest_error)?;
+    let batcher = engine::batch::Batcher {
+        api: client.batches(),
+        client,
+        sink: Arc::new(Sink::new(destination, manifest, None)),
+        reporter: reporter.clone(),
+        poll: config.poll_interval,
+    };
+    let mut summary = outcome::Summary::default();
+    let mut ledger = store::batches::Ledger::read(&config.dst_dir)
+        .map_err(|e| engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME)))?;
+    // What earlier runs submitted: given its batch, looked at, collected where over.
+    batcher.reconcile(&mut ledger).await?;
+    let seen = batcher.refresh(&mut ledger).await?;
+    batcher
+        .collect_over(&mut ledger, &seen, &mut summary)
+        .await?;
+    // What is left to buy: neither on disk (a collect may just have put it there) nor
+    // pending, nor refused before.
+    let mut survey_now = store::survey(&plan, config.existing)?;
+    if config.existing == Existing::Remove {
+        survey_now.found = survey.found.clone();
+    }
+    survey = survey_now;
+    survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
+    skip_refused(config, &plan, &mut survey);
+    let todo: Vec<usize> = (0..plan.jobs.len())
+        .filter(|&i| survey.is_todo(i))
+        .collect();
+    let refused_again = survey
+        .pending
+        .iter()
+        .filter(|p| p.as_deref() == Some("refused"))
+        .count();
+    if refused_again > 0 {
+        reporter.event(Event::Note {
+            text: &format!(
+                "{refused_again} image(s) were refused by the service before: not asked again \
+                 (reword their prompts, or pass --overwrite)"
+            ),
+        });
+    }
+    let pending = survey.pending_count() - refused_again;
+    if let Some(max) = config.max_cost {
+        let (estimate, unpriced) = plan.estimate(|i| todo.contains(&i));
+        let estimate = estimate * catalog::BATCH_PRICE;
+        if unpriced > 0 || estimate > max {
+            return Err(Error::OverBudget {
+                estimate,
+                unpriced,
+                max,
+            });
+        }
+    }
+    reporter.event(Event::Note {
+        text: &format!(
+            "Batch: {} image(s) to submit, {pending} pending in earlier batches, {} already in {dir}",
+            todo.len(),
+            plan.jobs.len() - todo.len() - pending - refused_again,
+        ),
+    });
+    if !todo.is_empty() {
+        let sources = batcher.references(&mut ledger, &plan, &todo).await?;
+        let source = |r: &spec::Reference| {
+            sources
+                .get(&r.sha256)
+                .cloned()
+                .unwrap_or_else(|| engine::batch::placeholder(r))
+        };
+        let chunks = engine::batch::split(&plan, &todo, &source)?;
+        batcher.submit(&mut ledger, &plan, &chunks, &source).await?;
+    }
+    if config.wait {
+        batcher.wait(&mut ledger, &mut summary, stop).await?;
+    }
+    let left: Vec<String> = ledger
+        .batches
+        .iter()
+        .filter_map(|e| e.batch_id.clone())
+        .collect();
+    if !left.is_empty() {
+        reporter.event(Event::Note {
+            text: &format!(
+                "{} batch(es) pending ({}): collect with `genimg batch collect {dir}`, or run \
+                 the same command again",
+                left.len(),
+                left.join(", ")
+            ),
+        });
+    }
+    // Already on disk; not the pending ones, nor those refused before (said above).
+    summary.skipped = plan.jobs.len() - todo.len() - pending - refused_again;
+    summary.elapsed = started.elapsed();
+    if config.gallery {
+        match report::gallery::write(&config.dst_dir) {
+            Ok(path) => reporter.event(Event::Gallery { path: &path }),
+            Err(e) => reporter.event(Event::Warning {
+                text: &format!("could not write the gallery: {e}"),
+            }),
+        }
+    }
+    let names = config.model_names();
+    reporter.event(Event::Finished {
+        summary: &summary,
+        models: &names,
+    });
+    let outcome = Outcome::Ran(summary);
+    if config.json
+        && let Outcome::Ran(summary) = &outcome
+    {
+        let doc = report::json::document(config, &plan, &survey, Some(summary), outcome.status());
+        print_json(&doc);
+    }
+    Ok(outcome)
+}
+
+/// `genimg batch status|collect|cancel DIR`.
+async fn batch_command(
+    batch: &config::BatchConfig,
+    reporter: Arc<dyn Reporter>,
+    stop: &Stop,
+) -> Result<Outcome, Error> {
+    use config::BatchCommand;
+    let client_config = batch
+        .endpoint
+        .client_config()
+        .ok_or(ConfigError::MissingKey {
+            hint: "set OPENAI_API_KEY or pass --api-key",
+        })?;
+    let client = provider::Client::new(&client_config)?;
+    let started = std::time::Instant::now();
+    if batch.command == BatchCommand::Status {
+        let mut ledger = store::batches::Ledger::read(&batch.dir).map_err(|e| {
+            engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME))
+        })?;
+        let api = client.batches();
+        let mut refreshed = Vec::new();
+        for entry in ledger.batches.iter_mut() {
+            if let Some(id) = &entry.batch_id {
+                match api.get(id).await {
+                    Ok(b) => {
+                        entry.status = b.status.clone();
+                        entry.counts = b.request_counts.or(entry.counts);
+                        entry.created_at = b.created_at.or(entry.created_at);
+                        entry.expires_at = b.expires_at.or(entry.expires_at);
+                    }
+                    Err(e) => reporter.event(Event::Warning {
+                        text: &format!("batch {id}: {e}"),
+                    }),
+                }
+            }
+            refreshed.push(entry.clone());
+        }
+        print(&report::dry_run::render_ledger(&batch.dir, &refreshed));
+        return Ok(Outcome::Printed);
+    }
+    let destination = Destination::open(&batch.dir)?;
+    let manifest = Manifest::open(&destination).map_err(|source| OutputError::Manifest {
+        path: batch.dir.join(manifest::FILE_NAME).display().to_string(),
+        source,
+    })?;
+    let batcher = engine::batch::Batcher {
+        api: client.batches(),
+        client,
+        sink: Arc::new(Sink::new(destination, manifest, None)),
+        reporter: reporter.clone(),
+        poll: batch.poll_interval,
+    };
+    let mut ledger = store::batches::Ledger::read(&batch.dir)
+        .map_err(|e| engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME)))?;
+    let mut summary = outcome::Summary::default();
+    batcher.reconcile(&mut ledger).await?;
+    match batch.command {
+        BatchCommand::Cancel => batcher.cancel(&mut ledger, &mut summary, stop).await?,
+        BatchCommand::Collect { wait: true } => {
+            batcher.wait(&mut ledger, &mut summary, stop).await?
+        }
+        _ => {
+            let seen = batcher.refresh(&mut ledger).await?;
+            batcher
+                .collect_over(&mut ledger, &seen, &mut summary)
+                .await?;
+        }
+    }
+    let left: Vec<String> = ledger
+        .batches
+        .iter()
+        .filter_map(|e| e.batch_id.clone())
+        .collect();
+    let dir = batch.dir.display();
+    if !left.is_empty() {
+        reporter.event(Event::Note {
+            text: &format!(
+                "{} batch(es) still running ({}): `genimg batch collect {dir} --wait` waits for them",
+                left.len(),
+                left.join(", ")
+            ),
+        });
+    }
+    summary.elapsed = started.elapsed();
+    if !summary.made.is_empty() || !summary.failed.is_empty() {
+        match report::gallery::write(&batch.dir) {
+            Ok(path) => reporter.event(Event::Gallery { path: &path }),
+            Err(e) => reporter.event(Event::Warning {
+                text: &format!("could not write the gallery: {e}"),
+            }),
+        }
+    }
+    reporter.event(Event::Finished {
+        summary: &summary,
+        models: &[],
+    });
+    Ok(Outcome::Ran(summary))
 }
 
 /// One JSON document on stdout, for `--json`.

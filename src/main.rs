@@ -15,15 +15,16 @@ fn main() -> ExitCode {
 
     let invocation = match Invocation::from_cli(cli, &Env::from_process()) {
         Ok(invocation) => invocation,
-        Err(e) => return fail(&e, json),
+        Err(e) => return fail(&e, json, Status::Usage),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail(&e, json),
+        Err(e) => return fail(&e, json, Status::Usage),
     };
     // Bars on a terminal; plain lines for a log file, a pipe, --quiet or a subcommand.
     let verbosity = match &invocation {
         Invocation::Run(config) => config.verbosity,
+        Invocation::Batch(batch) => batch.verbosity,
         _ => Verbosity::Quiet,
     };
     let reporter: Arc<dyn Reporter> =
@@ -38,23 +39,26 @@ fn main() -> ExitCode {
         let stop = Stop::new();
         // Only a run that sends requests has anything to finish on a signal: elsewhere a
         // signal ends genimg at once, as it does any program.
-        if matches!(&invocation, Invocation::Run(config) if !config.dry_run) {
+        if matches!(&invocation, Invocation::Run(config) if !config.dry_run)
+            || matches!(&invocation, Invocation::Batch(_))
+        {
             stop.watch_signals(reporter.clone());
         }
         genimg::run(&invocation, reporter, &stop).await
     });
     match outcome {
         Ok(outcome) => outcome.status().into(),
-        Err(e) => fail(&e, json),
+        Err(e) => fail(&e, json, e.status()),
     }
 }
 
-/// Reports an error that stopped genimg before any request: exit code 2.
-fn fail(error: &dyn std::fmt::Display, json: bool) -> ExitCode {
+/// Reports an error that stopped genimg: before any request (exit code 2), or a call to
+/// the Batch API the service refused (exit code 3).
+fn fail(error: &dyn std::fmt::Display, json: bool, status: Status) -> ExitCode {
     let message = format!("{error:#}");
     let _ = writeln!(std::io::stderr(), "genimg: error: {message}");
     if json {
         genimg::print_json(&genimg::report::json::error_document(&message));
     }
-    Status::Usage.into()
+    status.into()
 }

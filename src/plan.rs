@@ -299,12 +299,42 @@ pub struct Survey {
     /// Per job: the file an earlier run kept its image as, under another name than planned
     /// (its bytes were in another format than asked), where that is how it is on disk.
     pub kept: Vec<Option<String>>,
+    /// Per job: the batch of the Batch API it is pending in, if it is; no run buys it
+    /// again. Empty when no batch is pending.
+    pub pending: Vec<Option<String>>,
 }
 
 impl Survey {
     /// Whether the job at `i` is to be made by this run.
     pub fn is_todo(&self, i: usize) -> bool {
-        self.existing != Existing::Keep || self.found[i] == Found::Missing
+        self.pending_in(i).is_none()
+            && (self.existing != Existing::Keep || self.found[i] == Found::Missing)
+    }
+
+    /// The batch the job at `i` is pending in, if any.
+    pub fn pending_in(&self, i: usize) -> Option<&str> {
+        self.pending.get(i).and_then(Option::as_deref)
+    }
+
+    /// Marks the jobs whose file names are pending in a batch, by `(file name, batch)`.
+    pub fn mark_pending(&mut self, plan: &Plan, pending: &[(String, String)]) {
+        if pending.is_empty() {
+            return;
+        }
+        let by_name: std::collections::HashMap<&str, &str> = pending
+            .iter()
+            .map(|(name, batch)| (name.as_str(), batch.as_str()))
+            .collect();
+        self.pending = plan
+            .jobs
+            .iter()
+            .map(|job| by_name.get(job.file_name.as_str()).map(|b| (*b).to_owned()))
+            .collect();
+    }
+
+    /// How many jobs are pending in a batch.
+    pub fn pending_count(&self) -> usize {
+        self.pending.iter().filter(|p| p.is_some()).count()
     }
 
     pub fn to_make(&self) -> usize {

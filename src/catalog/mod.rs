@@ -230,6 +230,17 @@ impl Model {
         }
     }
 
+    /// The estimate of one image made through the Batch API: see [`BATCH_PRICE`].
+    pub fn batch_estimate(
+        &self,
+        size: Size,
+        quality: Option<&str>,
+        prompt_chars: usize,
+    ) -> Option<f64> {
+        self.estimate(size, quality, prompt_chars)
+            .map(|usd| usd * BATCH_PRICE)
+    }
+
     /// The price of an image from the `usage` its answer reported, for models priced by
     /// token; `None` for other models or when `usage` says too little.
     pub fn cost_from_usage(&self, usage: &serde_json::Value) -> Option<f64> {
@@ -314,10 +325,15 @@ impl Model {
 }
 
 /// The table `genimg models` prints: each model with what it takes and costs.
+/// What the Batch API bills, as a share of the live price: half (API-NOTES, "Batch API:
+/// 50% off").
+pub const BATCH_PRICE: f64 = 0.5;
+
 pub fn render_table() -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "Models genimg knows (any other name is sent as given, with GPT image rules).\n",
+        "Models genimg knows (any other name is sent as given, with GPT image rules).\n\
+         Prices are live prices; through the Batch API (--batch) every image costs half.\n",
     );
     for m in MODELS {
         let status = match m.lifecycle {

@@ -67,7 +67,34 @@ pub enum Invocation {
     },
     /// `genimg man`.
     Man,
+    /// `genimg batch status|collect|cancel DIR`.
+    Batch(Box<BatchConfig>),
 }
+
+/// What `genimg batch` was asked, and how to reach the service.
+#[derive(Debug)]
+pub struct BatchConfig {
+    pub command: BatchCommand,
+    pub dir: PathBuf,
+    pub endpoint: Endpoint,
+    /// The first interval between polls.
+    pub poll_interval: Duration,
+    pub verbosity: Verbosity,
+}
+
+/// The three things `genimg batch` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchCommand {
+    Status,
+    /// Collect what is over; with `wait`, wait for the rest too.
+    Collect {
+        wait: bool,
+    },
+    Cancel,
+}
+
+/// The first interval between two polls of a batch, unless `--poll-interval` says.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Invocation {
     /// What the command line asks, resolved against the environment and the config file.
@@ -86,7 +113,38 @@ impl Invocation {
             Some(Command::Gallery { dir }) => Invocation::Gallery { dir },
             Some(Command::Completions { shell }) => Invocation::Completions { shell },
             Some(Command::Man) => Invocation::Man,
+            Some(Command::Batch { action }) => {
+                Invocation::Batch(Box::new(BatchConfig::from_action(action, env)?))
+            }
             None => Invocation::Run(Box::new(Config::from_cli_with_stdin(cli, env, stdin)?)),
+        })
+    }
+}
+
+impl BatchConfig {
+    fn from_action(action: crate::cli::BatchAction, env: &Env) -> Result<BatchConfig, ConfigError> {
+        let loaded = Loaded::from_env(env)?;
+        let command = match &action {
+            crate::cli::BatchAction::Status(_) => BatchCommand::Status,
+            crate::cli::BatchAction::Collect { wait, .. } => BatchCommand::Collect { wait: *wait },
+            crate::cli::BatchAction::Cancel(_) => BatchCommand::Cancel,
+        };
+        let args = action.args().clone();
+        // The endpoint is resolved as a run's is, from these flags, the file and the
+        // environment.
+        let mut cli = crate::cli::try_parse_from(["genimg"]).expect("no arguments parse");
+        cli.api_key = args.api_key;
+        cli.base_url = args.base_url;
+        let endpoint = resolve_endpoint(&cli, &loaded, false, env)?;
+        Ok(BatchConfig {
+            command,
+            dir: args.dir,
+            endpoint,
+            poll_interval: args.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            verbosity: Verbosity::from_flags(
+                loaded.file.quiet.unwrap_or(false),
+                loaded.file.verbose.unwrap_or(0),
+            ),
         })
     }
 }
@@ -205,6 +263,12 @@ pub struct Config {
     pub gallery: bool,
     /// Print the run as one JSON document on stdout.
     pub json: bool,
+    /// `--batch`: through the Batch API.
+    pub batch: bool,
+    /// With `--batch`: wait for the batches and collect them (not `--no-wait`).
+    pub wait: bool,
+    /// With `--batch`: the first interval between polls.
+    pub poll_interval: Duration,
 }
 
 /// One prompt with its settings, checked against its model.
@@ -518,6 +582,9 @@ impl Config {
             verbosity,
             warnings,
             gallery: !cli.no_gallery,
+            batch: cli.batch,
+            wait: !cli.no_wait,
+            poll_interval: cli.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             json: cli.json,
         })
     }

@@ -67,6 +67,11 @@ impl Stop {
         self.stop.is_cancelled()
     }
 
+    /// Waits until the run is stopped.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+
     /// The signal that stopped the run, if a signal did.
     pub fn signal(&self) -> Option<StopSignal> {
         self.signal.get().copied()
@@ -1308,6 +1313,7 @@ mod tests {
                 removals: Vec::new(),
                 aliases: Vec::new(),
                 kept: Vec::new(),
+                pending: Vec::new(),
             };
             execute(&self.plan, &survey, self.context.clone(), stop).await
         }
@@ -1485,6 +1491,7 @@ x
             removals: Vec::new(),
             aliases: Vec::new(),
             kept: Vec::new(),
+            pending: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.skipped, 2);
@@ -1504,6 +1511,7 @@ x
             removals: Vec::new(),
             aliases: Vec::new(),
             kept: Vec::new(),
+            pending: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.made.len(), 3);

@@ -90,6 +90,22 @@ pub enum Event<'a> {
     Gallery {
         path: &'a std::path::Path,
     },
+    /// Something worth a line of its own: a batch submitted or collected, say.
+    Note {
+        text: &'a str,
+    },
+    /// How a batch of the Batch API is doing, as a poll found it.
+    BatchProgress {
+        id: &'a str,
+        status: &'a str,
+        done: u64,
+        failed: u64,
+        total: u64,
+        /// Since the service created it.
+        since: Option<Duration>,
+        /// Until its 24 h window ends.
+        left: Option<Duration>,
+    },
     /// Something the user should know before the run: a model about to retire, say.
     Warning {
         text: &'a str,
@@ -284,6 +300,19 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             ),
         ),
         Event::Warning { text } => (Quiet, format!("warning: {text}")),
+        Event::Note { text } => (Normal, text.to_owned()),
+        Event::BatchProgress {
+            id,
+            status,
+            done,
+            failed,
+            total,
+            since,
+            left,
+        } => (
+            Normal,
+            batch_line(id, status, done, failed, total, since, left),
+        ),
         Event::Gallery { path } => (Normal, format!("Gallery: {}", path.display())),
         Event::RateLearned { limit, pace } => (
             Normal,
@@ -533,6 +562,29 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
 }
 
 /// `12.3 s`, `4m 05s`, `1h 02m`.
+/// `batch_1: in_progress, 3 of 10 done, 1 failed, created 2m 00s ago, 23h 58m left`.
+pub fn batch_line(
+    id: &str,
+    status: &str,
+    done: u64,
+    failed: u64,
+    total: u64,
+    since: Option<Duration>,
+    left: Option<Duration>,
+) -> String {
+    let mut text = format!("batch {id}: {status}, {done} of {total} done");
+    if failed > 0 {
+        text.push_str(&format!(", {failed} failed"));
+    }
+    if let Some(since) = since {
+        text.push_str(&format!(", created {} ago", duration(since)));
+    }
+    if let Some(left) = left {
+        text.push_str(&format!(", {} left in its window", duration(left)));
+    }
+    text
+}
+
 pub fn duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {

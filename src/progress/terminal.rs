@@ -253,6 +253,25 @@ impl Reporter for TerminalReporter {
                     });
                 }
             }
+            Event::BatchProgress {
+                id,
+                status,
+                done,
+                failed,
+                total,
+                since,
+                left,
+            } => {
+                // The bar shows the batch as the service counts it.
+                self.overall.set_length(*total);
+                self.overall.set_position(done + failed);
+                self.overall.set_message(super::batch_line(
+                    id, status, *done, *failed, *total, *since, *left,
+                ));
+                if self.verbosity >= Verbosity::Verbose {
+                    self.tell(&event);
+                }
+            }
             _ => self.tell(&event),
         }
     }

@@ -126,6 +126,34 @@ impl BatchApi {
         self.call(Method::POST, "files", form).await
     }
 
+    /// Uploads `bytes` under `name` for `purpose`.
+    pub async fn upload_bytes(
+        &self,
+        bytes: bytes::Bytes,
+        name: &str,
+        purpose: &str,
+        mime: &str,
+    ) -> Result<FileObject, ApiError> {
+        let form = || {
+            let len = bytes.len() as u64;
+            let part = reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::from(bytes.clone()),
+                len,
+            )
+            .file_name(name.to_owned())
+            .mime_str(mime)
+            .map_err(|e| ApiError::Transport {
+                detail: format!("{mime}: {e}"),
+            })?;
+            Ok(CallBody::Multipart(
+                reqwest::multipart::Form::new()
+                    .text("purpose", purpose.to_owned())
+                    .part("file", part),
+            ))
+        };
+        self.call(Method::POST, "files", form).await
+    }
+
     /// A file, or `None` if the service no longer has it.
     pub async fn file(&self, id: &str) -> Result<Option<FileObject>, ApiError> {
         match self

@@ -164,6 +164,33 @@ impl Client {
         batches::BatchApi::new(self.transport.clone(), self.base_url.clone())
     }
 
+    /// Fetches an image an answer named by its link (see [`Transport::download`]).
+    pub async fn fetch_link(
+        &self,
+        link: &str,
+        request_id: &Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.transport
+            .download(&self.base_url, link, request_id)
+            .await
+    }
+
+    /// Scrubs the key out of what an answer said back, as [`Client::create`] does.
+    pub fn redact(&self, answer: &mut Answer) {
+        let redactor = self.transport.redactor();
+        if let Some(text) = &mut answer.revised_prompt {
+            redactor.string(text);
+        }
+        if let Some(usage) = &mut answer.usage {
+            redactor.value(usage);
+        }
+    }
+
+    /// Scrubs the key out of an error's text.
+    pub fn redact_error(&self, error: &mut ApiError) {
+        error.redact(self.transport.redactor());
+    }
+
     pub fn new(config: &ClientConfig) -> Result<Client, ClientError> {
         let api_headers = match &config.provider {
             Provider::OpenAi(service) => openai::api_headers(

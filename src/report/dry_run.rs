@@ -48,7 +48,13 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let mut operation: Option<(usize, String)> = None;
     for (i, job) in plan.jobs.iter().enumerate() {
         let spec = &job.prompt.spec;
-        let what = if !survey.is_todo(i) {
+        let what = if let Some(batch) = survey.pending_in(i) {
+            if batch == "refused" {
+                "refused by the service before, skipped; --overwrite asks again".to_owned()
+            } else {
+                format!("pending in batch {batch}, skipped")
+            }
+        } else if !survey.is_todo(i) {
             let what = match survey.found[i] {
                 Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
                 _ => "already there, skipped",
@@ -94,6 +100,101 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         total - to_make,
     );
     out.push_str(&render_estimate(plan, survey, config.max_cost));
+    out
+}
+
+/// The text of `--dry-run --batch`: the files as a dry run shows them, then the batches a
+/// real run would create, and their cost at batch prices.
+pub fn render_batches(
+    plan: &Plan,
+    survey: &Survey,
+    config: &Config,
+    chunks: &[crate::engine::batch::Chunk],
+) -> String {
+    let full = render(plan, survey, config);
+    // The files as a dry run lists them; the live estimate gives way to the batches'.
+    let mut out = match full.find("\nEstimated cost") {
+        Some(at) => full[..at].to_owned(),
+        None => full,
+    };
+    let _ = writeln!(
+        out,
+        "\nBatches (OpenAI's Batch API: done within 24 h, at half the live price):"
+    );
+    if chunks.is_empty() {
+        let _ = writeln!(out, "  none: nothing to submit");
+    }
+    for (n, chunk) in chunks.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  batch {}: {} request(s) to {} ({}), input file {}",
+            n + 1,
+            chunk.jobs.len(),
+            crate::provider::openai::batch::endpoint(chunk.operation),
+            chunk.model,
+            crate::units::human_bytes(chunk.bytes),
+        );
+    }
+    let (live, unpriced) = plan.estimate(|i| survey.is_todo(i));
+    let unknown = match unpriced {
+        0 => String::new(),
+        n => format!(", plus {n} image(s) of unknown price"),
+    };
+    let batch = live * crate::catalog::BATCH_PRICE;
+    let _ = writeln!(
+        out,
+        "Total at batch prices: {}{unknown} (live: {})",
+        usd(batch),
+        usd(live)
+    );
+    if let Some(max) = config.max_cost {
+        let verdict = if unpriced > 0 {
+            "a real run would be refused: the price of some images is unknown"
+        } else if batch > max {
+            "a real run would be refused"
+        } else {
+            "within it"
+        };
+        let _ = writeln!(out, "--max-cost {}: {verdict}", usd(max));
+    }
+    out
+}
+
+/// The text of `genimg batch status`: each batch recorded in `dir`.
+pub fn render_ledger(dir: &std::path::Path, entries: &[crate::store::batches::Entry]) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        let _ = writeln!(out, "No batch is recorded in {}.", dir.display());
+        return out;
+    }
+    let _ = writeln!(out, "Batches of {}:", dir.display());
+    let time = |t: Option<i64>| {
+        t.and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map_or_else(
+                || "-".to_owned(),
+                |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            )
+    };
+    for e in entries {
+        let counts = e.counts.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}  {}  {} of {} done, {} failed  created {}  expires {}  about {}",
+            e.batch_id.as_deref().unwrap_or("(not created yet)"),
+            if e.status.is_empty() { "-" } else { &e.status },
+            counts.completed,
+            if counts.total > 0 {
+                counts.total
+            } else {
+                e.requests as u64
+            },
+            counts.failed,
+            time(e.created_at),
+            time(e.expires_at),
+            e.estimate_usd
+                .map_or_else(|| "an unknown price".to_owned(), usd),
+        );
+    }
     out
 }
 

@@ -148,6 +148,10 @@ pub struct Request {
     pub at: Option<String>,
     /// The extension asked for: `png`, `jpeg`, `webp`.
     pub asked: String,
+    /// The image's price at batch prices, where the model has one: its cost when the
+    /// answer's `usage` does not say.
+    #[serde(default)]
+    pub estimate: Option<f64>,
     /// The manifest record to complete, status and outcome still open.
     pub record: Record,
 }
@@ -265,6 +269,7 @@ mod tests {
             custom_id: name.to_owned(),
             at: Some("p.txt:1".into()),
             asked: "png".into(),
+            estimate: Some(0.1),
             record: Record::of(name, Some("a"), 1, &spec, &provider::identity(&spec)),
         }
     }

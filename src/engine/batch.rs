@@ -1,0 +1,960 @@
+//! Making images through OpenAI's Batch API: submit, wait, collect.
+//!
+//! A submission is recorded in the destination's ledger (`store::batches`) before anything
+//! is uploaded, its input file's id once uploaded, and its batch's id the moment the service
+//! created it: a crash at any point leads to the same batch, never a second one. Waiting
+//! polls with a growing interval and shows the batch's counts. Collecting streams the
+//! output and error files to disk and reads them line by line, so memory does not grow with
+//! the batch; each line is decoded by the live decoder and its image kept by the live sink.
+//! A batch is forgotten once every request it held is in the manifest, so collecting twice
+//! changes nothing.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::catalog::{BATCH_PRICE, Model};
+use crate::format::ImageFormat;
+use crate::outcome::{Failure, FailureKind, Made, Summary};
+use crate::plan::{Job, Plan};
+use crate::progress::{Event, Reporter};
+use crate::provider::batches::BatchApi;
+use crate::provider::openai::Operation;
+use crate::provider::openai::batch::{
+    self as wire, BatchObject, ImageSource, LineResult, SPLIT_BYTES, SPLIT_REQUESTS,
+};
+use crate::provider::{ApiError, Client, Delivery, Verdict};
+use crate::spec::Reference;
+use crate::store::batches::{self as ledger, Entry, Ledger, Request, Requests};
+use crate::store::manifest::{self, Record, Status};
+use crate::store::sink::{Received, Sink};
+
+use super::live::Stop;
+
+/// The longest interval between two polls of a batch.
+const MAX_POLL: Duration = Duration::from_secs(300);
+
+/// The purpose reference images are uploaded for, to be named by `file_id` in edits.
+const REFERENCE_PURPOSE: &str = "vision";
+
+/// An error of the Batch API that ends the command: the service refused a call that no
+/// retry can fix (a bad key, a file it would not take), or the destination would not
+/// take the ledger.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BatchError(pub String);
+
+impl From<std::io::Error> for BatchError {
+    fn from(e: std::io::Error) -> BatchError {
+        BatchError(e.to_string())
+    }
+}
+
+fn service_error(what: &str, e: &ApiError) -> BatchError {
+    let advice = match e.verdict() {
+        Verdict::Fatal(fatal) => format!("; {}", fatal.advice()),
+        _ => String::new(),
+    };
+    BatchError(format!("{what}: {e}{advice}"))
+}
+
+/// What one batch of a run will hold: requests to one endpoint, for one model.
+#[derive(Debug)]
+pub struct Chunk {
+    pub operation: Operation,
+    pub model: String,
+    /// Indices into the plan's jobs.
+    pub jobs: Vec<usize>,
+    /// The input file's size, in bytes.
+    pub bytes: u64,
+    /// At batch prices; `None` if some image has no price.
+    pub estimate: Option<f64>,
+}
+
+/// Where a reference image goes in a batch line: an upload, or inline.
+#[derive(Debug, Clone)]
+pub enum RefPlan {
+    /// Uploaded (or to be uploaded) through the Files API; the id is known once it is.
+    Upload(Option<String>),
+    /// As a `data:` URL.
+    Inline,
+}
+
+/// The request lines of `jobs`, split into batches: one endpoint and one model each, at
+/// most [`SPLIT_REQUESTS`] lines and [`SPLIT_BYTES`] bytes. `source` says how each reference
+/// travels (by the sha256 of its bytes).
+pub fn split(
+    plan: &Plan,
+    jobs: &[usize],
+    source: &dyn Fn(&Reference) -> ImageSource,
+) -> Result<Vec<Chunk>, BatchError> {
+    let mut groups: Vec<Chunk> = Vec::new();
+    for &i in jobs {
+        let job = &plan.jobs[i];
+        let spec = &job.prompt.spec;
+        let operation = if spec.references.is_empty() {
+            Operation::Generate
+        } else {
+            Operation::Edit
+        };
+        let images: Vec<ImageSource> = spec.references.iter().map(source).collect();
+        let len = line_of(job, operation, &images).len() as u64;
+        if len > SPLIT_BYTES {
+            return Err(BatchError(format!(
+                "{}: one request of the batch would be {len} bytes, more than a batch may \
+                 hold ({SPLIT_BYTES}); make it live, without --batch",
+                job.file_name
+            )));
+        }
+        let model = spec.model.name().to_owned();
+        let estimate = job.prompt.estimate.map(|usd| usd * BATCH_PRICE);
+        let open = groups.iter_mut().rev().find(|c| {
+            c.operation == operation
+                && c.model == model
+                && c.jobs.len() < SPLIT_REQUESTS
+                && c.bytes + len <= SPLIT_BYTES
+        });
+        match open {
+            Some(chunk) => {
+                chunk.jobs.push(i);
+                chunk.bytes += len;
+                chunk.estimate = chunk.estimate.zip(estimate).map(|(a, b)| a + b);
+            }
+            None => groups.push(Chunk {
+                operation,
+                model,
+                jobs: vec![i],
+                bytes: len,
+                estimate,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+/// The input line of one job.
+fn line_of(job: &Job, operation: Operation, images: &[ImageSource]) -> String {
+    let body = wire::request_body(&job.prompt.spec, images);
+    wire::request_line(&job.file_name, operation, &body)
+}
+
+/// A stand-in for an uploaded file's id, for the sizes of a dry run.
+pub fn placeholder(_: &Reference) -> ImageSource {
+    ImageSource::FileId("file-XXXXXXXXXXXXXXXXXXXXXXXX".to_owned())
+}
+
+/// The images of the pending batches of a destination, by file name, with their batch.
+pub fn pending(dir: &std::path::Path, ledger: &Ledger) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for entry in &ledger.batches {
+        if let Ok(requests) = Requests::open(dir, &entry.submission) {
+            let batch = entry
+                .batch_id
+                .clone()
+                .unwrap_or_else(|| entry.submission.clone());
+            names.extend(requests.ids().iter().map(|id| (id.clone(), batch.clone())));
+        }
+    }
+    names
+}
+
+/// The images the manifest says the service refused, as last recorded, by file name with
+/// the request hash: a `--batch` run does not ask for them again unless `--overwrite`.
+pub fn refused(
+    dir: &std::path::Path,
+) -> std::io::Result<std::collections::HashMap<String, String>> {
+    let mut last = std::collections::HashMap::new();
+    for r in manifest::read_records(dir)? {
+        let name = r.planned_file.clone().unwrap_or_else(|| r.file.clone());
+        if r.status == Status::Refused {
+            last.insert(name, r.request_hash.clone());
+        } else {
+            last.remove(&name);
+        }
+    }
+    Ok(last)
+}
+
+/// The Batch API for one destination.
+#[derive(Debug)]
+pub struct Batcher {
+    pub api: BatchApi,
+    pub client: Client,
+    pub sink: Arc<Sink>,
+    pub reporter: Arc<dyn Reporter>,
+    /// The first interval between polls.
+    pub poll: Duration,
+}
+
+impl Batcher {
+    fn dir(&self) -> PathBuf {
+        self.sink.destination().dir().to_owned()
+    }
+
+    fn save(&self, ledger: &mut Ledger) -> Result<(), BatchError> {
+        ledger
+            .write(self.sink.destination())
+            .map_err(|e| BatchError(format!("could not write {}: {e}", ledger::FILE_NAME)))
+    }
+
+    fn note(&self, text: &str) {
+        self.reporter.event(Event::Note { text });
+    }
+
+    /// Gives every submission of the ledger its batch: one whose creation a crash
+    /// interrupted is found by its metadata, or created now from its uploaded input; one
+    /// whose input never reached the service is uploaded again, or dropped when its input
+    /// is gone (its images are then simply not pending).
+    pub async fn reconcile(&self, ledger: &mut Ledger) -> Result<(), BatchError> {
+        let open: Vec<String> = ledger
+            .batches
+            .iter()
+            .filter(|e| e.batch_id.is_none())
+            .map(|e| e.submission.clone())
+            .collect();
+        for submission in open {
+            let entry = ledger.entry_mut(&submission).expect("listed").clone();
+            if entry.input_file_id.is_some()
+                && let Some(batch) = self
+                    .api
+                    .find(&submission, 10)
+                    .await
+                    .map_err(|e| service_error("listing the batches", &e))?
+            {
+                self.adopt(ledger, &submission, &batch)?;
+                continue;
+            }
+            let input = input_path(&self.dir(), &submission);
+            if entry.input_file_id.is_none() && !input.exists() {
+                ledger.batches.retain(|e| e.submission != submission);
+                self.save(ledger)?;
+                continue;
+            }
+            self.launch(ledger, &submission).await?;
+        }
+        Ok(())
+    }
+
+    /// Uploads a recorded submission's input (unless it was) and creates its batch.
+    async fn launch(&self, ledger: &mut Ledger, submission: &str) -> Result<(), BatchError> {
+        let entry = ledger.entry_mut(submission).expect("recorded").clone();
+        let input = input_path(&self.dir(), submission);
+        let file_id = match entry.input_file_id {
+            Some(id) => id,
+            None => {
+                let file = self
+                    .api
+                    .upload(
+                        &input,
+                        &format!("{submission}.jsonl"),
+                        "batch",
+                        "application/jsonl",
+                    )
+                    .await
+                    .map_err(|e| service_error("uploading the batch's requests", &e))?;
+                ledger
+                    .entry_mut(submission)
+                    .expect("recorded")
+                    .input_file_id = Some(file.id.clone());
+                self.save(ledger)?;
+                file.id
+            }
+        };
+        let batch = self.create(submission, &file_id, &entry.endpoint).await?;
+        self.adopt(ledger, submission, &batch)?;
+        let _ = std::fs::remove_file(&input);
+        Ok(())
+    }
+
+    /// Creates the batch of `submission`, once: an answer lost on its way (the batch may
+    /// exist) is followed by a look for the batch before any second try.
+    async fn create(
+        &self,
+        submission: &str,
+        file_id: &str,
+        endpoint: &str,
+    ) -> Result<BatchObject, BatchError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.api.create(file_id, endpoint, submission).await {
+                Ok(batch) => return Ok(batch),
+                Err(e) if e.status().is_none() && tries < 3 => {
+                    tracing::info!(error = %e, "creating the batch failed on its way; looking for it");
+                    if let Ok(Some(batch)) = self.api.find(submission, 2).await {
+                        return Ok(batch);
+                    }
+                }
+                Err(e) => return Err(service_error("creating the batch", &e)),
+            }
+        }
+    }
+
+    /// Records what the service says of a submission's batch, at once.
+    fn adopt(
+        &self,
+        ledger: &mut Ledger,
+        submission: &str,
+        batch: &BatchObject,
+    ) -> Result<(), BatchError> {
+        if let Some(entry) = ledger.entry_mut(submission) {
+            entry.batch_id = Some(batch.id.clone());
+            update(entry, batch);
+            self.save(ledger)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the service how each batch of the ledger is doing; returns the batches, by
+    /// submission.
+    pub async fn refresh(
+        &self,
+        ledger: &mut Ledger,
+    ) -> Result<Vec<(String, BatchObject)>, BatchError> {
+        let mut seen = Vec::new();
+        for entry in ledger.batches.iter_mut() {
+            let Some(id) = entry.batch_id.clone() else {
+                continue;
+            };
+            let batch = self
+                .api
+                .get(&id)
+                .await
+                .map_err(|e| service_error(&format!("reading batch {id}"), &e))?;
+            update(entry, &batch);
+            seen.push((entry.submission.clone(), batch));
+        }
+        self.save(ledger)?;
+        Ok(seen)
+    }
+
+    /// Collects every batch of `seen` that is over, into `summary`, and forgets it.
+    pub async fn collect_over(
+        &self,
+        ledger: &mut Ledger,
+        seen: &[(String, BatchObject)],
+        summary: &mut Summary,
+    ) -> Result<(), BatchError> {
+        for (submission, batch) in seen {
+            if batch.is_over() {
+                self.collect(ledger, submission, batch, summary).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits the jobs of `chunks`: for each, its requests and input written beside the
+    /// ledger and recorded in it, then uploaded, then the batch created and recorded.
+    pub async fn submit(
+        &self,
+        ledger: &mut Ledger,
+        plan: &Plan,
+        chunks: &[Chunk],
+        sources: &dyn Fn(&Reference) -> ImageSource,
+    ) -> Result<Vec<String>, BatchError> {
+        let mut submitted = Vec::new();
+        let stamp = jiff::Timestamp::now().as_millisecond();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let submission = format!("s{stamp}-{}-{}", std::process::id(), n + 1);
+            let mut requests = Vec::with_capacity(chunk.jobs.len());
+            let mut input = Vec::with_capacity(chunk.bytes as usize);
+            for &i in &chunk.jobs {
+                let job = &plan.jobs[i];
+                let spec = &job.prompt.spec;
+                let images: Vec<ImageSource> = spec.references.iter().map(sources).collect();
+                input.extend_from_slice(line_of(job, chunk.operation, &images).as_bytes());
+                let mut record = Record::of(
+                    &job.file_name,
+                    job.prompt.label.as_deref(),
+                    job.index,
+                    spec,
+                    job.prompt.identity(),
+                );
+                record.prompt_number = Some(job.prompt.number);
+                record.mode = Some("batch".to_owned());
+                requests.push(Request {
+                    custom_id: job.file_name.clone(),
+                    at: job.prompt.at.clone(),
+                    asked: spec.asked_format().extension().to_owned(),
+                    estimate: job.prompt.estimate.map(|usd| usd * BATCH_PRICE),
+                    record,
+                });
+            }
+            let destination = self.sink.destination();
+            ledger::write_requests(destination, &submission, &requests)?;
+            crate::store::atomic::write(
+                &input_path(destination.dir(), &submission),
+                &input,
+                crate::store::atomic::Exists::Replace,
+            )?;
+            drop(input);
+            ledger.batches.push(Entry {
+                submission: submission.clone(),
+                endpoint: wire::endpoint(chunk.operation).to_owned(),
+                requests: chunk.jobs.len(),
+                input_bytes: chunk.bytes,
+                estimate_usd: chunk.estimate,
+                submitted: manifest::now(),
+                status: "submitting".to_owned(),
+                ..Entry::default()
+            });
+            self.save(ledger)?;
+            self.launch(ledger, &submission).await?;
+            let entry = ledger.entry_mut(&submission).expect("recorded");
+            let id = entry.batch_id.clone().unwrap_or_default();
+            self.note(&format!(
+                "submitted batch {id}: {} request(s) to {}, {}",
+                chunk.jobs.len(),
+                entry.endpoint,
+                match chunk.estimate {
+                    Some(usd) => format!("about {} at batch prices", crate::units::usd(usd)),
+                    None => "price unknown".to_owned(),
+                }
+            ));
+            submitted.push(id);
+        }
+        Ok(submitted)
+    }
+
+    /// The reference images of `jobs`, each as it travels in the lines: uploaded once
+    /// through the Files API (an upload the ledger knows is reused while the service still
+    /// has it), or, where the service takes no upload, inline as a `data:` URL.
+    pub async fn references(
+        &self,
+        ledger: &mut Ledger,
+        plan: &Plan,
+        jobs: &[usize],
+    ) -> Result<std::collections::HashMap<String, ImageSource>, BatchError> {
+        let mut sources = std::collections::HashMap::new();
+        let mut inline = false;
+        for &i in jobs {
+            for reference in plan.jobs[i].prompt.spec.references.iter() {
+                if sources.contains_key(&reference.sha256) {
+                    continue;
+                }
+                let source = if inline {
+                    None
+                } else {
+                    match self.upload_reference(ledger, reference).await {
+                        Ok(id) => Some(ImageSource::FileId(id)),
+                        // A service without the Files API, or that will not take images
+                        // there: the references go inline.
+                        Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 415 | 501)) => {
+                            tracing::info!(error = %e, "uploads are refused; references go inline");
+                            inline = true;
+                            None
+                        }
+                        Err(e) => {
+                            return Err(service_error(
+                                &format!("uploading {}", reference.path.display()),
+                                &e,
+                            ));
+                        }
+                    }
+                };
+                let source = match source {
+                    Some(source) => source,
+                    None => ImageSource::data_url(reference).ok_or_else(|| {
+                        BatchError(format!(
+                            "{}: {} bytes is too big to send inline (a data URL holds at most \
+                             {} characters), and the service takes no upload",
+                            reference.path.display(),
+                            reference.bytes.len(),
+                            wire::MAX_DATA_URL_CHARS
+                        ))
+                    })?,
+                };
+                sources.insert(reference.sha256.clone(), source);
+            }
+        }
+        if inline {
+            // Uploads already made stay valid, but one form for all keeps it simple.
+            for (sha, source) in sources.iter_mut() {
+                if let ImageSource::FileId(_) = source {
+                    let reference = plan
+                        .jobs
+                        .iter()
+                        .flat_map(|j| j.prompt.spec.references.iter())
+                        .find(|r| &r.sha256 == sha)
+                        .expect("a reference of the plan");
+                    if let Some(data) = ImageSource::data_url(reference) {
+                        *source = data;
+                    }
+                }
+            }
+        }
+        Ok(sources)
+    }
+
+    async fn upload_reference(
+        &self,
+        ledger: &mut Ledger,
+        reference: &Reference,
+    ) -> Result<String, ApiError> {
+        if let Some(id) = ledger.uploads.get(&reference.sha256).cloned() {
+            if self.api.file(&id).await?.is_some() {
+                return Ok(id);
+            }
+            ledger.uploads.remove(&reference.sha256);
+        }
+        let name = reference.path.file_name().map_or_else(
+            || "reference".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let file = self
+            .api
+            .upload_bytes(
+                reference.bytes.clone(),
+                &name,
+                REFERENCE_PURPOSE,
+                reference.format.mime(),
+            )
+            .await?;
+        ledger
+            .uploads
+            .insert(reference.sha256.clone(), file.id.clone());
+        // An upload the ledger forgets would be made again next time: record it now.
+        let _ = ledger.write(self.sink.destination());
+        Ok(file.id)
+    }
+
+    /// Polls the pending batches until every one is over, collecting each as it ends, with
+    /// an interval that starts at `poll` and grows. A stop (Ctrl-C) ends the wait, not the
+    /// batches: they go on at the service, and a later collect gets them.
+    pub async fn wait(
+        &self,
+        ledger: &mut Ledger,
+        summary: &mut Summary,
+        stop: &Stop,
+    ) -> Result<(), BatchError> {
+        let mut interval = self.poll;
+        let cap = MAX_POLL.max(self.poll);
+        while ledger.batches.iter().any(|e| e.batch_id.is_some()) {
+            let seen = self.refresh(ledger).await?;
+            for (_, batch) in &seen {
+                self.progress(batch);
+            }
+            self.collect_over(ledger, &seen, summary).await?;
+            if !ledger.batches.iter().any(|e| e.batch_id.is_some()) {
+                break;
+            }
+            if stop.is_stopped() {
+                summary.interrupted = true;
+                summary.interrupted_by = stop.signal();
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.stopped() => {}
+            }
+            interval = interval.mul_f64(1.5).min(cap);
+        }
+        Ok(())
+    }
+
+    fn progress(&self, batch: &BatchObject) {
+        let counts = batch.request_counts.unwrap_or_default();
+        let now = jiff::Timestamp::now().as_second();
+        let since = batch
+            .created_at
+            .map(|t| Duration::from_secs((now - t).max(0) as u64));
+        let left = batch
+            .expires_at
+            .map(|t| Duration::from_secs((t - now).max(0) as u64));
+        self.reporter.event(Event::BatchProgress {
+            id: &batch.id,
+            status: &batch.status,
+            done: counts.completed,
+            failed: counts.failed,
+            total: counts.total,
+            since,
+            left,
+        });
+    }
+
+    /// Asks the service to cancel every pending batch, then waits for each to be over and
+    /// collects what it finished.
+    pub async fn cancel(
+        &self,
+        ledger: &mut Ledger,
+        summary: &mut Summary,
+        stop: &Stop,
+    ) -> Result<(), BatchError> {
+        let ids: Vec<String> = ledger
+            .batches
+            .iter()
+            .filter(|e| !wire::is_over(&e.status))
+            .filter_map(|e| e.batch_id.clone())
+            .collect();
+        for id in &ids {
+            match self.api.cancel(id).await {
+                Ok(batch) => self.note(&format!("cancelling batch {id} ({})", batch.status)),
+                // Over already: nothing to cancel, it is collected below.
+                Err(e) if e.status() == Some(400) || e.status() == Some(409) => {
+                    tracing::info!(error = %e, "batch {id} could not be cancelled")
+                }
+                Err(e) => return Err(service_error(&format!("cancelling batch {id}"), &e)),
+            }
+        }
+        self.wait(ledger, summary, stop).await
+    }
+
+    /// Collects a batch that is over: every image it returned kept, every request it did
+    /// not run recorded as failed, then the batch forgotten.
+    async fn collect(
+        &self,
+        ledger: &mut Ledger,
+        submission: &str,
+        batch: &BatchObject,
+        summary: &mut Summary,
+    ) -> Result<(), BatchError> {
+        let dir = self.dir();
+        let mut downloads = Vec::new();
+        for (file_id, kind) in [
+            (&batch.output_file_id, "output"),
+            (&batch.error_file_id, "errors"),
+        ] {
+            let Some(file_id) = file_id else { continue };
+            let path = dir
+                .join(ledger::DIR)
+                .join(format!("{submission}.{kind}.jsonl"));
+            self.api.download(file_id, &path).await.map_err(|e| {
+                service_error(&format!("downloading the {kind} of batch {}", batch.id), &e)
+            })?;
+            downloads.push(path);
+        }
+        let keeper = Keeper {
+            sink: self.sink.clone(),
+            client: self.client.clone(),
+            reporter: self.reporter.clone(),
+            dir: dir.clone(),
+            submission: submission.to_owned(),
+            batch: batch.clone(),
+        };
+        let handle = tokio::runtime::Handle::current();
+        let (made, failed) =
+            tokio::task::spawn_blocking(move || keeper.keep_all(&downloads, &handle))
+                .await
+                .map_err(|e| BatchError(format!("collecting stopped: {e}")))??;
+        let (made_n, failed_n) = (made.len(), failed.len());
+        summary.made.extend(made);
+        summary.failed.extend(failed);
+        self.note(&format!(
+            "collected batch {} ({}): {made_n} made, {failed_n} not made",
+            batch.id, batch.status
+        ));
+        ledger
+            .forget(self.sink.destination(), submission)
+            .map_err(|e| BatchError(format!("could not write {}: {e}", ledger::FILE_NAME)))?;
+        Ok(())
+    }
+}
+
+/// The ledger's picture of a batch, from what the service says.
+fn update(entry: &mut Entry, batch: &BatchObject) {
+    entry.status = batch.status.clone();
+    entry.created_at = batch.created_at.or(entry.created_at);
+    entry.expires_at = batch.expires_at.or(entry.expires_at);
+    if batch.request_counts.is_some() {
+        entry.counts = batch.request_counts;
+    }
+}
+
+/// Where a submission's input file waits until its batch is created.
+fn input_path(dir: &std::path::Path, submission: &str) -> PathBuf {
+    dir.join(ledger::DIR)
+        .join(format!("{submission}.input.jsonl"))
+}
+
+/// Keeps what one batch returned, off the async workers.
+struct Keeper {
+    sink: Arc<Sink>,
+    client: Client,
+    reporter: Arc<dyn Reporter>,
+    dir: PathBuf,
+    submission: String,
+    batch: BatchObject,
+}
+
+impl Keeper {
+    fn keep_all(
+        &self,
+        files: &[PathBuf],
+        handle: &tokio::runtime::Handle,
+    ) -> Result<(Vec<Made>, Vec<Failure>), BatchError> {
+        let mut requests = Requests::open(&self.dir, &self.submission)
+            .map_err(|e| BatchError(format!("the requests of batch {}: {e}", self.batch.id)))?;
+        // What an earlier, interrupted collect of this batch already recorded.
+        let mut done: HashSet<String> = manifest::read_records(&self.dir)?
+            .into_iter()
+            .filter(|r| r.batch_id.as_deref() == Some(self.batch.id.as_str()))
+            .map(|r| r.planned_file.unwrap_or(r.file))
+            .collect();
+        let mut made = Vec::new();
+        let mut failed = Vec::new();
+        let started = Instant::now();
+        let total = requests.len();
+        let mut line = Vec::new();
+        for path in files {
+            let mut reader = BufReader::new(std::fs::File::open(path)?);
+            loop {
+                line.clear();
+                if reader.read_until(b'\n', &mut line)? == 0 {
+                    break;
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let (custom_id, result) = match wire::decode_line(&line) {
+                    Ok(decoded) => decoded,
+                    Err(why) => {
+                        tracing::warn!("{}: {why}", path.display());
+                        continue;
+                    }
+                };
+                if done.contains(&custom_id) {
+                    continue;
+                }
+                let Some(request) = requests.get(&custom_id)? else {
+                    tracing::warn!(
+                        "batch {}: a result for {custom_id}, which it was not asked for",
+                        self.batch.id
+                    );
+                    continue;
+                };
+                done.insert(custom_id);
+                let outcome = self.keep(request, result, handle, started);
+                self.tell(&outcome, made.len() + failed.len() + 1, total);
+                match outcome {
+                    Ok(m) => made.push(m),
+                    Err(f) => failed.push(f),
+                }
+            }
+        }
+        // Requests the batch returned nothing for: a batch that failed validation, or one
+        // that ended otherwise without a line for them.
+        let reasons: std::collections::HashMap<u64, String> = self
+            .batch
+            .errors
+            .iter()
+            .flat_map(|e| e.data.iter())
+            .filter_map(|e| Some((e.line?, e.message.clone().unwrap_or_default())))
+            .collect();
+        let general = self
+            .batch
+            .errors
+            .as_ref()
+            .and_then(|e| e.data.first())
+            .and_then(|e| e.message.clone());
+        for custom_id in requests.ids().to_vec() {
+            if done.contains(&custom_id) {
+                continue;
+            }
+            let Some(request) = requests.get(&custom_id)? else {
+                continue;
+            };
+            let line = requests.line_of(&custom_id).unwrap_or(0) as u64;
+            let message = match (reasons.get(&line), &general) {
+                (Some(reason), _) => format!("line {line} of the batch's input: {reason}"),
+                (None, Some(reason)) => format!("the batch {}: {reason}", self.batch.status),
+                (None, None) => format!(
+                    "the batch ended ({}) without a result for it",
+                    self.batch.status
+                ),
+            };
+            let code = if self.batch.status == "failed" {
+                "batch_failed"
+            } else {
+                "no_result"
+            };
+            let outcome = self.keep(
+                request,
+                LineResult::NotRun {
+                    code: code.to_owned(),
+                    message,
+                },
+                handle,
+                started,
+            );
+            self.tell(&outcome, made.len() + failed.len() + 1, total);
+            if let Err(f) = outcome {
+                failed.push(f);
+            }
+        }
+        Ok((made, failed))
+    }
+
+    fn tell(&self, outcome: &Result<Made, Failure>, done: usize, total: usize) {
+        match outcome {
+            Ok(made) => self.reporter.event(Event::Saved { made, done, total }),
+            Err(failure) => self.reporter.event(Event::Failed {
+                failure,
+                done,
+                total,
+            }),
+        }
+    }
+
+    /// Keeps one result: the image through the sink, or a failure in the manifest.
+    // Both are the outcome of one image, read at once; neither is an error to propagate.
+    #[allow(clippy::result_large_err)]
+    fn keep(
+        &self,
+        request: Request,
+        result: LineResult,
+        handle: &tokio::runtime::Handle,
+        started: Instant,
+    ) -> Result<Made, Failure> {
+        let Request {
+            custom_id,
+            at,
+            asked,
+            estimate,
+            mut record,
+        } = request;
+        record.mode = Some("batch".to_owned());
+        record.batch_id = Some(self.batch.id.clone());
+        record.attempts = 1;
+        let model = Model::lookup(&record.model);
+        let failure =
+            |record: &mut Record, reason: String, kind: FailureKind, cost: Option<f64>| {
+                record.status = match kind {
+                    FailureKind::Refused => Status::Refused,
+                    _ => Status::Failed,
+                };
+                record.error = Some(reason.clone());
+                record.cost_usd = cost;
+                record.finished = manifest::now();
+                self.sink.record_failure(record);
+                Failure {
+                    file_name: custom_id.clone(),
+                    prompt: record.prompt.clone(),
+                    index: record.index,
+                    reason,
+                    kind,
+                    attempts: 1,
+                    cost,
+                    moderation: record.moderation.clone(),
+                }
+            };
+        let place = at.as_deref().map(|a| format!("{a}: ")).unwrap_or_default();
+        let mut answer = match result {
+            LineResult::NotRun { code, message } => {
+                let reason = match code.as_str() {
+                    "" => format!("{place}{message}"),
+                    code => format!("{place}{message} ({code})"),
+                };
+                return Err(failure(&mut record, reason, FailureKind::Error, None));
+            }
+            LineResult::Answered(Err(mut e)) => {
+                self.client.redact_error(&mut e);
+                record.request_id = e.request_id().map(str::to_owned);
+                record.moderation = e.moderation().map(|m| manifest::Moderation {
+                    stage: m.stage.clone(),
+                    categories: m.categories.clone(),
+                });
+                let billed = match e.billed() {
+                    crate::provider::Billed::No => None,
+                    crate::provider::Billed::Usage(u) => model
+                        .cost_from_usage(u)
+                        .map(|c| c * BATCH_PRICE)
+                        .or(estimate),
+                    crate::provider::Billed::Unknown => estimate,
+                };
+                let (kind, reason) = if e.verdict() == Verdict::Refused {
+                    (
+                        FailureKind::Refused,
+                        format!("{place}refused by the service: {e}; reword the prompt"),
+                    )
+                } else {
+                    (FailureKind::Error, format!("{place}{e}"))
+                };
+                return Err(failure(&mut record, reason, kind, billed));
+            }
+            LineResult::Answered(Ok(answer)) => answer,
+        };
+        self.client.redact(&mut answer);
+        record.request_id = answer.request_id.clone();
+        record.usage = answer.usage.clone();
+        record.revised_prompt = answer.revised_prompt.clone();
+        let cost = answer
+            .usage
+            .as_ref()
+            .and_then(|u| model.cost_from_usage(u))
+            .map(|c| c * BATCH_PRICE)
+            .or(estimate);
+        record.cost_usd = cost;
+        let bytes = match answer.image {
+            Delivery::Bytes(bytes) => Ok(bytes),
+            Delivery::Url(link) => {
+                handle.block_on(self.client.fetch_link(&link, &answer.request_id))
+            }
+        };
+        let bytes = match bytes {
+            Ok(bytes) if !bytes.is_empty() => bytes,
+            Ok(_) => {
+                return Err(failure(
+                    &mut record,
+                    format!("{place}the image is empty"),
+                    FailureKind::Error,
+                    cost,
+                ));
+            }
+            Err(e) => {
+                return Err(failure(
+                    &mut record,
+                    format!("{place}{e}"),
+                    FailureKind::Error,
+                    cost,
+                ));
+            }
+        };
+        let asked = ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.extension() == asked)
+            .unwrap_or(ImageFormat::Png);
+        let prompt = record.prompt.clone();
+        let index = record.index;
+        match self
+            .sink
+            .keep(&custom_id, asked, &bytes, record.clone(), || {})
+        {
+            Ok(kept) => {
+                let made = Made {
+                    file_name: kept.file,
+                    planned: custom_id,
+                    prompt,
+                    index,
+                    bytes: kept.bytes,
+                    sha256: kept.sha256,
+                    elapsed: started.elapsed(),
+                    attempts: 1,
+                    revised_prompt: answer.revised_prompt,
+                    usage: answer.usage,
+                    request_id: answer.request_id,
+                    cost,
+                    received: match kept.received {
+                        Received::Asked(_) => None,
+                        other => Some(other.name()),
+                    },
+                };
+                Ok(made)
+            }
+            Err(not_kept) => {
+                let failure = Failure {
+                    file_name: custom_id,
+                    prompt,
+                    index,
+                    reason: not_kept.reason(),
+                    kind: FailureKind::Fatal(crate::provider::Fatal::CannotSave),
+                    attempts: 1,
+                    cost,
+                    moderation: None,
+                };
+                Err(failure)
+            }
+        }
+    }
+}
