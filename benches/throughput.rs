@@ -28,6 +28,8 @@
 //! - (c) CPU time per image in (a): under 5 ms.
 //! - (d) peak RSS of (a), for information, and of 1,000 images at `-j 64` with no latency:
 //!   under 150 MB.
+//! - (g) a `--batch` of 500 images of 1.5 MB (an output file of about 1 GB) submitted, waited
+//!   for and collected: peak RSS under 200 MB, whatever the size of the batch.
 //! - (e) a dry run of a 10,000-prompt file: under 300 ms.
 
 #[path = "../tests/support/mod.rs"]
@@ -156,6 +158,21 @@ fn main() {
                 &format!("peak RSS {}, CPU {}", mb(m.rss_kb), opt_secs(m.cpu)),
             ),
             Err(e) => table.failed("(e) dry run of 10,000 prompts", e),
+        }
+    }
+
+    if want("g") {
+        let g = repeat(args.runs, scenario_g);
+        notes.push(g.note.clone());
+        match &g.result {
+            Ok(m) => table.under(
+                "(g) --batch of 500 images (about 1 GB of output): peak RSS",
+                m.rss_kb.map_or(f64::NAN, |kb| kb as f64 / 1024.0),
+                200.0,
+                "MB",
+                &format!("wall {}, CPU {}", secs(m.wall), opt_secs(m.cpu)),
+            ),
+            Err(e) => table.failed("(g) --batch of 500 images", e),
         }
     }
 
@@ -514,6 +531,47 @@ fn scenario_e() -> Scenario {
             m.stdout_bytes / 1024
         ),
         Err(_) => String::new(),
+    };
+    Scenario {
+        result,
+        requests: 0,
+        limited: 0,
+        note,
+    }
+}
+
+/// A batch of 500 images of 1.5 MB, submitted, waited for and collected: its output file
+/// holds about 1 GB of base64, which genimg streams to disk and reads line by line.
+fn scenario_g() -> Scenario {
+    let server = server(Options::default());
+    let args = [
+        "a prompt",
+        "-n",
+        "500",
+        "--batch",
+        "--poll-interval",
+        "0.05",
+    ];
+    let (result, _) = run_images(&server, &args, 500);
+    let output: usize = server
+        .batches()
+        .iter()
+        .filter_map(|b| b["output_file_id"].as_str().map(str::to_owned))
+        .filter_map(|id| server.file_info(&id))
+        .map(|f| f.bytes)
+        .sum();
+    let note = match &result {
+        Ok(m) => format!(
+            "(g) `genimg {}`: wall {}, genimg CPU {}, peak RSS {}; {} batch(es), output file {} MB, {} lines answered",
+            args.join(" "),
+            secs(m.wall),
+            opt_secs(m.cpu),
+            mb(m.rss_kb),
+            server.batches_created(),
+            output / (1024 * 1024),
+            server.batch_lines_answered(),
+        ),
+        Err(e) => format!("(g) failed: {e}"),
     };
     Scenario {
         result,

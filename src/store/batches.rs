@@ -134,6 +134,11 @@ impl Ledger {
         ] {
             let _ = fs::remove_file(path);
         }
+        // Folders left empty go too (one that holds anything else stays).
+        let _ = fs::remove_dir(&dir);
+        if let Some(parent) = dir.parent() {
+            let _ = fs::remove_dir(parent);
+        }
         Ok(())
     }
 }
@@ -294,6 +299,10 @@ mod tests {
         ledger.forget(&destination, "s1").unwrap();
         assert!(!dir.path().join(FILE_NAME).exists());
         assert!(!requests_path(dir.path(), "s1").exists());
+        assert!(
+            !dir.path().join(".genimg").exists(),
+            "no empty folder is left"
+        );
 
         fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
         let err = Ledger::read(dir.path()).unwrap_err();
