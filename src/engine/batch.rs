@@ -237,14 +237,19 @@ impl Batcher {
         Ok(())
     }
 
-    /// Uploads a recorded submission's input (unless it was) and creates its batch.
+    /// Uploads a recorded submission's input (unless it was) and creates its batch. A
+    /// refusal no retry can change (a 4xx) drops the submission: no batch exists, and its
+    /// images are simply to make again.
     async fn launch(&self, ledger: &mut Ledger, submission: &str) -> Result<(), BatchError> {
+        let definite = |e: &ApiError| {
+            matches!(e.status(), Some(400..=499)) && !matches!(e.status(), Some(408 | 409 | 429))
+        };
         let entry = ledger.entry_mut(submission).expect("recorded").clone();
         let input = input_path(&self.dir(), submission);
         let file_id = match entry.input_file_id {
             Some(id) => id,
             None => {
-                let file = self
+                let uploaded = self
                     .api
                     .upload(
                         &input,
@@ -252,17 +257,32 @@ impl Batcher {
                         "batch",
                         "application/jsonl",
                     )
-                    .await
-                    .map_err(|e| service_error("uploading the batch's requests", &e))?;
-                ledger
-                    .entry_mut(submission)
-                    .expect("recorded")
-                    .input_file_id = Some(file.id.clone());
+                    .await;
+                let file = match uploaded {
+                    Ok(file) => file,
+                    Err(e) => {
+                        if definite(&e) {
+                            let _ = ledger.forget(self.sink.destination(), submission);
+                        }
+                        return Err(service_error("uploading the batch's requests", &e));
+                    }
+                };
+                if let Some(entry) = ledger.entry_mut(submission) {
+                    entry.input_file_id = Some(file.id.clone());
+                }
                 self.save(ledger)?;
                 file.id
             }
         };
-        let batch = self.create(submission, &file_id, &entry.endpoint).await?;
+        let batch = match self.create(submission, &file_id, &entry.endpoint).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                if definite(&e) {
+                    let _ = ledger.forget(self.sink.destination(), submission);
+                }
+                return Err(service_error("creating the batch", &e));
+            }
+        };
         self.adopt(ledger, submission, &batch)?;
         let _ = std::fs::remove_file(&input);
         Ok(())
@@ -275,7 +295,7 @@ impl Batcher {
         submission: &str,
         file_id: &str,
         endpoint: &str,
-    ) -> Result<BatchObject, BatchError> {
+    ) -> Result<BatchObject, ApiError> {
         let mut tries = 0;
         loop {
             tries += 1;
@@ -287,7 +307,7 @@ impl Batcher {
                         return Ok(batch);
                     }
                 }
-                Err(e) => return Err(service_error("creating the batch", &e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -318,11 +338,18 @@ impl Batcher {
             let Some(id) = entry.batch_id.clone() else {
                 continue;
             };
-            let batch = self
-                .api
-                .get(&id)
-                .await
-                .map_err(|e| service_error(&format!("reading batch {id}"), &e))?;
+            let batch = match self.api.get(&id).await {
+                Ok(batch) => batch,
+                // A service that cannot be asked for now is asked at the next poll: the
+                // batch goes on meanwhile.
+                Err(e) if e.verdict() == Verdict::Retry => {
+                    self.reporter.event(Event::Warning {
+                        text: &format!("reading batch {id}: {e}; asking again at the next poll"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(service_error(&format!("reading batch {id}"), &e)),
+            };
             update(entry, &batch);
             seen.push((entry.submission.clone(), batch));
         }
