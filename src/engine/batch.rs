@@ -33,6 +33,10 @@ use crate::store::sink::{Received, Sink};
 
 use super::live::Stop;
 
+// The split keeps a margin under the service's limits (checked when genimg is built).
+const _: () = assert!(SPLIT_REQUESTS < wire::MAX_REQUESTS);
+const _: () = assert!(SPLIT_BYTES < 200_000_000 && SPLIT_BYTES < wire::MAX_INPUT_BYTES);
+
 /// The longest interval between two polls of a batch.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
@@ -90,6 +94,17 @@ pub fn split(
     jobs: &[usize],
     source: &dyn Fn(&Reference) -> ImageSource,
 ) -> Result<Vec<Chunk>, BatchError> {
+    split_at(plan, jobs, source, SPLIT_REQUESTS, SPLIT_BYTES)
+}
+
+/// As [`split`], at `max_requests` and `max_bytes`.
+fn split_at(
+    plan: &Plan,
+    jobs: &[usize],
+    source: &dyn Fn(&Reference) -> ImageSource,
+    max_requests: usize,
+    max_bytes: u64,
+) -> Result<Vec<Chunk>, BatchError> {
     let mut groups: Vec<Chunk> = Vec::new();
     for &i in jobs {
         let job = &plan.jobs[i];
@@ -101,10 +116,10 @@ pub fn split(
         };
         let images: Vec<ImageSource> = spec.references.iter().map(source).collect();
         let len = line_of(job, operation, &images).len() as u64;
-        if len > SPLIT_BYTES {
+        if len > max_bytes {
             return Err(BatchError(format!(
                 "{}: one request of the batch would be {len} bytes, more than a batch may \
-                 hold ({SPLIT_BYTES}); make it live, without --batch",
+                 hold ({max_bytes}); make it live, without --batch",
                 job.file_name
             )));
         }
@@ -113,8 +128,8 @@ pub fn split(
         let open = groups.iter_mut().rev().find(|c| {
             c.operation == operation
                 && c.model == model
-                && c.jobs.len() < SPLIT_REQUESTS
-                && c.bytes + len <= SPLIT_BYTES
+                && c.jobs.len() < max_requests
+                && c.bytes + len <= max_bytes
         });
         match open {
             Some(chunk) => {
@@ -983,5 +998,76 @@ impl Keeper {
                 Err(failure)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Env};
+
+    fn plan(prompts: &str, count: u32) -> Plan {
+        let count = count.to_string();
+        let args = [
+            "genimg",
+            "--input",
+            "-",
+            "-o",
+            "out",
+            "-n",
+            &count,
+            "--dry-run",
+        ];
+        let cli = crate::cli::try_parse_from(args).unwrap();
+        let config =
+            Config::from_cli_with_stdin(cli, &Env::default(), &mut prompts.as_bytes()).unwrap();
+        Plan::new(&config)
+    }
+
+    #[test]
+    fn batches_hold_one_endpoint_and_one_model_each() {
+        let plan = plan("# a\nx\n\n# b model=gpt-image-2.5-flare\ny\n\n# c\nz\n", 2);
+        let all: Vec<usize> = (0..plan.jobs.len()).collect();
+        let chunks = split(&plan, &all, &placeholder).unwrap();
+        let shape: Vec<(&str, Vec<usize>)> = chunks
+            .iter()
+            .map(|c| (c.model.as_str(), c.jobs.clone()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("gpt-image-2", vec![0, 1, 4, 5]),
+                ("gpt-image-2.5-flare", vec![2, 3])
+            ]
+        );
+        assert!(chunks.iter().all(|c| c.operation == Operation::Generate));
+        let bytes: u64 = all
+            .iter()
+            .map(|&i| line_of(&plan.jobs[i], Operation::Generate, &[]).len() as u64)
+            .sum();
+        assert_eq!(chunks.iter().map(|c| c.bytes).sum::<u64>(), bytes);
+        // The batch estimate is half the live one.
+        let live = plan.jobs[0].prompt.estimate.unwrap();
+        assert!((chunks[0].estimate.unwrap() - 4.0 * live * BATCH_PRICE).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_batch_is_split_by_lines_and_by_bytes() {
+        let plan = plan("# a\nx\n", 10);
+        let all: Vec<usize> = (0..10).collect();
+        let by_lines = split_at(&plan, &all, &placeholder, 4, u64::MAX).unwrap();
+        assert_eq!(
+            by_lines.iter().map(|c| c.jobs.len()).collect::<Vec<_>>(),
+            [4, 4, 2]
+        );
+        let line = line_of(&plan.jobs[0], Operation::Generate, &[]).len() as u64;
+        let by_bytes = split_at(&plan, &all, &placeholder, 100, line * 3 + 5).unwrap();
+        assert_eq!(
+            by_bytes.iter().map(|c| c.jobs.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        assert!(by_bytes.iter().all(|c| c.bytes <= line * 3 + 5));
+        let err = split_at(&plan, &all, &placeholder, 100, line - 1).unwrap_err();
+        assert!(err.to_string().contains("image.a.01.hd.png"), "{err}");
     }
 }
