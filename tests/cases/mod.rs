@@ -1,4 +1,5 @@
 mod bad_input;
+mod batch;
 mod cost;
 mod display;
 mod endpoints;
