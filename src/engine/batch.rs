@@ -40,6 +40,9 @@ const _: () = assert!(SPLIT_BYTES < 200_000_000 && SPLIT_BYTES < wire::MAX_INPUT
 /// The longest interval between two polls of a batch.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
+/// Tries at creating one batch, each after a look for it.
+const CREATE_TRIES: u32 = 5;
+
 /// The purpose reference images are uploaded for, to be named by `file_id` in edits.
 const REFERENCE_PURPOSE: &str = "vision";
 
@@ -303,8 +306,9 @@ impl Batcher {
         Ok(())
     }
 
-    /// Creates the batch of `submission`, once: an answer lost on its way (the batch may
-    /// exist) is followed by a look for the batch before any second try.
+    /// Creates the batch of `submission`, once: before any second try (an error that may
+    /// have come after the batch was made, or an answer lost on its way) it looks for the
+    /// batch by its metadata.
     async fn create(
         &self,
         submission: &str,
@@ -316,11 +320,16 @@ impl Batcher {
             tries += 1;
             match self.api.create(file_id, endpoint, submission).await {
                 Ok(batch) => return Ok(batch),
-                Err(e) if e.status().is_none() && tries < 3 => {
-                    tracing::info!(error = %e, "creating the batch failed on its way; looking for it");
-                    if let Ok(Some(batch)) = self.api.find(submission, 2).await {
+                Err(e) if e.verdict() == Verdict::Retry && tries < CREATE_TRIES => {
+                    tracing::info!(error = %e, "creating the batch failed; looking for it before asking again");
+                    if let Some(batch) = self.api.find(submission, 2).await? {
                         return Ok(batch);
                     }
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(250 << tries))
+                        .min(Duration::from_secs(60));
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -53,6 +53,17 @@ impl BatchApi {
         path: &str,
         body: impl Fn() -> Result<CallBody, ApiError>,
     ) -> Result<T, ApiError> {
+        self.call_tries(method, path, body, CALL_TRIES).await
+    }
+
+    /// As [`BatchApi::call`], sent at most `max_tries` times.
+    async fn call_tries<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Fn() -> Result<CallBody, ApiError>,
+        max_tries: u32,
+    ) -> Result<T, ApiError> {
         let url = self.url(path);
         let mut tries = 0;
         loop {
@@ -78,7 +89,7 @@ impl BatchApi {
                     }),
                 Err(e) => e,
             };
-            if tries >= CALL_TRIES || result.verdict() != Verdict::Retry {
+            if tries >= max_tries || result.verdict() != Verdict::Retry {
                 return Err(result);
             }
             let wait = result
@@ -167,7 +178,9 @@ impl BatchApi {
     }
 
     /// Creates a batch of the requests in the file `input_file_id`, all to `endpoint`,
-    /// named by `submission` in its metadata so that it can be found again.
+    /// named by `submission` in its metadata so that it can be found again. Sent once: an
+    /// answer lost on its way may hide a batch that exists, so the caller looks for it (see
+    /// [`BatchApi::find`]) before it asks again.
     pub async fn create(
         &self,
         input_file_id: &str,
@@ -180,8 +193,13 @@ impl BatchApi {
             "completion_window": COMPLETION_WINDOW,
             "metadata": { SUBMISSION_KEY: submission },
         });
-        self.call(Method::POST, "batches", || Ok(CallBody::Json(body.clone())))
-            .await
+        self.call_tries(
+            Method::POST,
+            "batches",
+            || Ok(CallBody::Json(body.clone())),
+            1,
+        )
+        .await
     }
 
     pub async fn get(&self, id: &str) -> Result<BatchObject, ApiError> {
