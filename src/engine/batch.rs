@@ -10,7 +10,7 @@
 //! changes nothing.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,8 +154,7 @@ fn split_at(
 
 /// The input line of one job.
 fn line_of(job: &Job, operation: Operation, images: &[ImageSource]) -> String {
-    let body = wire::request_body(&job.prompt.spec, images);
-    wire::request_line(&job.file_name, operation, &body)
+    wire::request_line(&job.file_name, operation, &job.prompt.spec, images)
 }
 
 /// A stand-in for an uploaded file's id, for the sizes of a dry run.
@@ -410,12 +409,16 @@ impl Batcher {
         for (n, chunk) in chunks.iter().enumerate() {
             let submission = format!("s{stamp}-{}-{}", std::process::id(), n + 1);
             let mut requests = Vec::with_capacity(chunk.jobs.len());
-            let mut input = Vec::with_capacity(chunk.bytes as usize);
+            // The input goes to disk a line at a time: it may be 190 MB.
+            let destination = self.sink.destination();
+            let folder = destination.dir().join(ledger::DIR);
+            std::fs::create_dir_all(&folder)?;
+            let mut input = std::io::BufWriter::new(crate::store::atomic::temp_file(&folder)?);
             for &i in &chunk.jobs {
                 let job = &plan.jobs[i];
                 let spec = &job.prompt.spec;
                 let images: Vec<ImageSource> = spec.references.iter().map(sources).collect();
-                input.extend_from_slice(line_of(job, chunk.operation, &images).as_bytes());
+                input.write_all(line_of(job, chunk.operation, &images).as_bytes())?;
                 let mut record = Record::of(
                     &job.file_name,
                     job.prompt.label.as_deref(),
@@ -433,14 +436,13 @@ impl Batcher {
                     record,
                 });
             }
-            let destination = self.sink.destination();
             ledger::write_requests(destination, &submission, &requests)?;
-            crate::store::atomic::write(
-                &input_path(destination.dir(), &submission),
-                &input,
-                crate::store::atomic::Exists::Replace,
-            )?;
-            drop(input);
+            let input = input.into_inner().map_err(|e| e.into_error())?;
+            input.as_file().sync_all()?;
+            input
+                .persist(input_path(destination.dir(), &submission))
+                .map_err(|e| e.error)?;
+            crate::store::atomic::sync_dir(&folder);
             ledger.batches.push(Entry {
                 submission: submission.clone(),
                 endpoint: wire::endpoint(chunk.operation).to_owned(),

@@ -63,30 +63,21 @@ impl ImageSource {
         STANDARD.encode_string(&reference.bytes, &mut url);
         Some(ImageSource::DataUrl(url))
     }
-
-    fn to_json(&self) -> Value {
-        match self {
-            ImageSource::FileId(id) => serde_json::json!({ "file_id": id }),
-            ImageSource::DataUrl(url) => serde_json::json!({ "image_url": url }),
-        }
-    }
 }
 
-/// The body of one batch request for an image of `spec`: the live request's fields, and for
-/// an edit the `images` of the JSON form, in the order of the spec's references.
-pub fn request_body(spec: &ImageSpec, images: &[ImageSource]) -> Map<String, Value> {
-    let mut body = ImageRequest::encode(spec).fields;
-    if !spec.references.is_empty() {
-        body.insert(
-            "images".into(),
-            Value::Array(images.iter().map(ImageSource::to_json).collect()),
-        );
-    }
-    body
-}
-
-/// One line of a batch's input file, newline included.
-pub fn request_line(custom_id: &str, operation: Operation, body: &Map<String, Value>) -> String {
+/// One line of a batch's input file for an image of `spec`, newline included: the live
+/// request's fields as its `body`, and for an edit the `images` of the JSON form, in the
+/// order of the spec's references.
+///
+/// The images are written as they are, not through a JSON serialiser: a data URL is
+/// megabytes of base64, and neither base64 nor a file id holds a character JSON escapes (an
+/// id that did would be escaped).
+pub fn request_line(
+    custom_id: &str,
+    operation: Operation,
+    spec: &ImageSpec,
+    images: &[ImageSource],
+) -> String {
     #[derive(Serialize)]
     struct Line<'a> {
         custom_id: &'a str,
@@ -94,15 +85,69 @@ pub fn request_line(custom_id: &str, operation: Operation, body: &Map<String, Va
         url: &'static str,
         body: &'a Map<String, Value>,
     }
+    let body = ImageRequest::encode(spec).fields;
     let mut line = serde_json::to_string(&Line {
         custom_id,
         method: "POST",
         url: endpoint(operation),
-        body,
+        body: &body,
     })
     .expect("a map of JSON values serialises");
+    if !spec.references.is_empty() {
+        // The line ends with the body's `}` and its own: the images go before them.
+        let images_len: usize = images.iter().map(ImageSource::json_len).sum();
+        line.truncate(line.len() - 2);
+        line.reserve(images_len + images.len() + 16);
+        line.push_str(",\"images\":[");
+        for (n, image) in images.iter().enumerate() {
+            if n > 0 {
+                line.push(',');
+            }
+            image.write_json(&mut line);
+        }
+        line.push_str("]}}");
+    }
     line.push('\n');
     line
+}
+
+impl ImageSource {
+    /// The length of its JSON object.
+    pub fn json_len(&self) -> usize {
+        let mut text = String::new();
+        match self {
+            ImageSource::FileId(id) if plain(id) => "{\"file_id\":\"\"}".len() + id.len(),
+            ImageSource::DataUrl(url) if plain(url) => "{\"image_url\":\"\"}".len() + url.len(),
+            _ => {
+                self.write_json(&mut text);
+                text.len()
+            }
+        }
+    }
+
+    fn write_json(&self, out: &mut String) {
+        let (key, value) = match self {
+            ImageSource::FileId(id) => ("file_id", id),
+            ImageSource::DataUrl(url) => ("image_url", url),
+        };
+        out.push_str("{\"");
+        out.push_str(key);
+        out.push_str("\":");
+        if plain(value) {
+            out.push('"');
+            out.push_str(value);
+            out.push('"');
+        } else {
+            out.push_str(&Value::from(value.as_str()).to_string());
+        }
+        out.push('}');
+    }
+}
+
+/// Whether `text` needs no escaping in a JSON string.
+fn plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x80)
 }
 
 /// A batch, as `POST /v1/batches` and `GET /v1/batches/{id}` describe it. Read leniently:
@@ -314,8 +359,7 @@ mod tests {
     #[test]
     fn a_generation_line_is_the_live_request_under_its_custom_id() {
         let spec = spec(Vec::new());
-        let body = request_body(&spec, &[]);
-        let line = request_line("image.a.01.hd.png", Operation::Generate, &body);
+        let line = request_line("image.a.01.hd.png", Operation::Generate, &spec, &[]);
         assert!(line.ends_with('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["custom_id"], "image.a.01.hd.png");
@@ -335,13 +379,31 @@ mod tests {
             data,
             ImageSource::DataUrl("data:image/png;base64,iVBORzI=".into())
         );
-        let body = request_body(&spec, &[ImageSource::FileId("file-1".into()), data]);
-        let line = request_line("x.png", Operation::Edit, &body);
+        let images = [
+            ImageSource::FileId("file-1".into()),
+            data,
+            ImageSource::FileId("odd\"id".into()),
+        ];
+        let line = request_line("x.png", Operation::Edit, &spec, &images);
         let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["body"]["model"], "gpt-image-2");
+        assert_eq!(
+            v["body"]["images"][2]["file_id"], "odd\"id",
+            "escaped where it must be"
+        );
+        for image in &images {
+            let mut text = String::new();
+            image.write_json(&mut text);
+            assert_eq!(image.json_len(), text.len());
+        }
         assert_eq!(v["url"], "/v1/images/edits");
         assert_eq!(
             v["body"]["images"],
-            serde_json::json!([{"file_id": "file-1"}, {"image_url": "data:image/png;base64,iVBORzI="}])
+            serde_json::json!([
+                {"file_id": "file-1"},
+                {"image_url": "data:image/png;base64,iVBORzI="},
+                {"file_id": "odd\"id"}
+            ])
         );
     }
 
