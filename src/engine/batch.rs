@@ -975,6 +975,9 @@ impl Keeper {
             .keep(&custom_id, asked, &bytes, record.clone(), || {})
         {
             Ok(kept) => {
+                if let Some(text) = super::live::mismatch(&custom_id, asked, &kept) {
+                    self.reporter.event(Event::Warning { text: &text });
+                }
                 let made = Made {
                     file_name: kept.file,
                     planned: custom_id,

@@ -892,7 +892,7 @@ async fn hand_over<S: ImageService>(
     .await;
     match kept {
         Ok((Ok(kept), image)) => {
-            if let Some(text) = mismatch(job, asked, &kept) {
+            if let Some(text) = mismatch(&job.file_name, asked, &kept) {
                 context.reporter.event(Event::Warning { text: &text });
             }
             Ended::Made(Made {
@@ -941,15 +941,15 @@ async fn hand_over<S: ImageService>(
 }
 
 /// The warning for an image kept under another name than planned, if it was.
-fn mismatch(job: &Job, asked: ImageFormat, kept: &Kept) -> Option<String> {
+pub(crate) fn mismatch(planned: &str, asked: ImageFormat, kept: &Kept) -> Option<String> {
     let what = match kept.received {
         Received::Asked(_) => return None,
         Received::Other(format) => format.to_string(),
         Received::Unrecognised => "bytes genimg does not recognise as an image".to_owned(),
     };
     Some(format!(
-        "{}: asked for {asked}, received {what}; kept as {}",
-        job.file_name, kept.file
+        "{planned}: asked for {asked}, received {what}; kept as {}",
+        kept.file
     ))
 }
 

@@ -453,6 +453,55 @@ fn images_in_any_output_order_are_kept_under_their_own_names() {
     }
 }
 
+/// A line whose image is in another format than asked is kept under the extension of what
+/// it is, as a live answer is, and recorded so that no later run buys it again.
+#[test]
+fn a_batch_image_in_another_format_is_kept_under_its_own_extension() {
+    let server = with_batch(BatchOptions {
+        script: Some(Arc::new(|line: &BatchLine| {
+            if line.custom_id.contains(".owl.") {
+                Action::WrongFormat
+            } else {
+                Action::Answer
+            }
+        })),
+        ..BatchOptions::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    let run = batch_run(&ws, &server, 1, &[]);
+    assert_code(&run, 0);
+    assert_eq!(
+        image_files(&ws),
+        ["image.fox.01.hd.png", "image.owl.01.hd.jpeg"]
+    );
+    assert!(
+        run.stderr.contains("kept as image.owl.01.hd.jpeg"),
+        "the mismatch is said: {}",
+        run.stderr
+    );
+    let owl = server
+        .batch_lines()
+        .into_iter()
+        .find(|l| l.custom_id == "image.owl.01.hd.png")
+        .expect("the owl's line");
+    assert_eq!(
+        ws.read("out/image.owl.01.hd.jpeg"),
+        owl.image.expect("its image"),
+        "byte for byte"
+    );
+    let records = ws.manifest("out");
+    let r = record(&records, "image.owl.01.hd.jpeg");
+    assert_eq!(r["planned_file"], "image.owl.01.hd.png");
+    assert_eq!(r["received_format"], "jpeg");
+    assert_eq!(r["mode"], "batch");
+
+    // Nothing is bought again.
+    let again = batch_run(&ws, &server, 1, &[]);
+    assert_code(&again, 0);
+    assert_eq!(creations(&server), 1);
+}
+
 #[test]
 fn images_already_on_disk_are_not_submitted() {
     let server = FakeServer::start();
