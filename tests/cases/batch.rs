@@ -901,6 +901,34 @@ fn a_batch_that_fails_validation_fails_its_images_and_a_rerun_submits_them_again
     assert_eq!(requests_in(&server, &ids[1]), 3);
 }
 
+/// A batch whose input fails validation on one line names that line's prompt, and the
+/// service's message with the line, for that image; the others say the batch failed.
+#[test]
+fn a_batch_refused_on_one_line_names_the_prompt_of_that_line() {
+    let server = with_batch(BatchOptions {
+        invalid_lines: vec![2],
+        order: OutputOrder::InOrder,
+        ..BatchOptions::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    let run = batch_run(&ws, &server, 1, &[]);
+    assert_code(&run, 1);
+    assert!(image_files(&ws).is_empty());
+    let stderr = &run.stderr;
+    assert!(
+        stderr.contains("p.txt:4: line 2 of the batch's input: Line 2 is not a valid request"),
+        "the owl's line, with the service's message: {stderr}"
+    );
+    let records = ws.manifest("out");
+    let fox = record(&records, "image.fox.01.hd.png");
+    assert_eq!(fox["status"], "failed");
+    assert!(
+        fox["error"].as_str().unwrap().contains("the batch failed"),
+        "{fox}"
+    );
+}
+
 // The subcommands
 
 #[test]

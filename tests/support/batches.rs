@@ -146,6 +146,9 @@ pub struct BatchOptions {
     /// file can only include requests to a single model"); on by default. A request whose
     /// `body` has no `model` uses the endpoint's default.
     pub one_model: bool,
+    /// These lines of every batch's input (1-based) fail its validation with
+    /// `invalid_request`, naming the line: a batch the service refuses as a whole.
+    pub invalid_lines: Vec<usize>,
 }
 
 impl Default for BatchOptions {
@@ -163,6 +166,7 @@ impl Default for BatchOptions {
             max_upload_requests: MAX_REQUESTS,
             max_file_bytes: MAX_FILE_BYTES,
             one_model: true,
+            invalid_lines: Vec::new(),
         }
     }
 }
@@ -397,6 +401,14 @@ impl Batch {
                 errors
                     .push(json!({"code": code, "message": message, "param": param, "line": line}));
             };
+            if options.invalid_lines.contains(&line) {
+                error(
+                    "invalid_request",
+                    Some("body"),
+                    format!("Line {line} is not a valid request (a test said so)."),
+                );
+                continue;
+            }
             let request = match serde_json::from_slice::<Value>(text) {
                 Ok(Value::Object(request)) => request,
                 Ok(_) => {
