@@ -304,6 +304,8 @@ async fn make_batch(
     stop: &Stop,
 ) -> Result<Outcome, Error> {
     let started = std::time::Instant::now();
+    // On disk before this run: the summary's "already there".
+    let on_disk = (0..plan.jobs.len()).filter(|&i| !survey.is_todo(i)).count();
     let dir = config.dst_dir.display().to_string();
     let manifest_error = |source| OutputError::Manifest {
         path: config
@@ -335,7 +337,7 @@ async fn make_batch(
     let mut ledger = store::batches::Ledger::read(&config.dst_dir)
         .map_err(|e| engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME)))?;
     // What earlier runs submitted: given its batch, looked at, collected where over.
-    batcher.reconcile(&mut ledger).await?;
+    batcher.reconcile(&mut ledger, true).await?;
     let seen = batcher.refresh(&mut ledger).await?;
     batcher
         .collect_over(&mut ledger, &seen, &mut summary)
@@ -349,8 +351,12 @@ async fn make_batch(
     survey = survey_now;
     survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
     skip_refused(config, &plan, &mut survey);
+    // Images this run just collected are made, whatever --overwrite says: it asks for
+    // images made before, not for those the run itself is bringing in.
+    let collected: std::collections::HashSet<&str> =
+        summary.made.iter().map(|m| m.planned.as_str()).collect();
     let todo: Vec<usize> = (0..plan.jobs.len())
-        .filter(|&i| survey.is_todo(i))
+        .filter(|&i| survey.is_todo(i) && !collected.contains(plan.jobs[i].file_name.as_str()))
         .collect();
     let refused_again = survey
         .pending
@@ -367,7 +373,8 @@ async fn make_batch(
     }
     let pending = survey.pending_count() - refused_again;
     if let Some(max) = config.max_cost {
-        let (estimate, unpriced) = plan.estimate(|i| todo.contains(&i));
+        let todo_set: std::collections::HashSet<usize> = todo.iter().copied().collect();
+        let (estimate, unpriced) = plan.estimate(|i| todo_set.contains(&i));
         let estimate = estimate * catalog::BATCH_PRICE;
         if unpriced > 0 || estimate > max {
             return Err(Error::OverBudget {
@@ -379,12 +386,18 @@ async fn make_batch(
     }
     reporter.event(Event::Note {
         text: &format!(
-            "Batch: {} image(s) to submit, {pending} pending in earlier batches, {} already in {dir}",
+            "Batch: {} image(s) to submit, {pending} pending in earlier batches, {on_disk} \
+             already in {dir}{}",
             todo.len(),
-            plan.jobs.len() - todo.len() - pending - refused_again,
+            match collected.len() {
+                0 => String::new(),
+                n => format!(", {n} collected now"),
+            },
         ),
     });
     if !todo.is_empty() {
+        // A request too big for any batch is said before anything is uploaded.
+        engine::batch::split(&plan, &todo, &engine::batch::placeholder)?;
         let sources = batcher.references(&mut ledger, &plan, &todo).await?;
         let source = |r: &spec::Reference| {
             sources
@@ -413,8 +426,9 @@ async fn make_batch(
             ),
         });
     }
-    // Already on disk; not the pending ones, nor those refused before (said above).
-    summary.skipped = plan.jobs.len() - todo.len() - pending - refused_again;
+    // Already on disk before this run; not the pending ones, nor those refused before
+    // (said above), nor those this run collected (counted as made).
+    summary.skipped = on_disk;
     summary.elapsed = started.elapsed();
     if config.gallery {
         match report::gallery::write(&config.dst_dir) {
@@ -494,7 +508,7 @@ async fn batch_command(
     let mut ledger = store::batches::Ledger::read(&batch.dir)
         .map_err(|e| engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME)))?;
     let mut summary = outcome::Summary::default();
-    batcher.reconcile(&mut ledger).await?;
+    batcher.reconcile(&mut ledger, false).await?;
     match batch.command {
         BatchCommand::Cancel => batcher.cancel(&mut ledger, &mut summary, stop).await?,
         BatchCommand::Collect { wait: true } => {

@@ -183,14 +183,17 @@ pub fn refused(
     dir: &std::path::Path,
 ) -> std::io::Result<std::collections::HashMap<String, String>> {
     let mut last = std::collections::HashMap::new();
-    for r in manifest::read_records(dir)? {
-        let name = r.planned_file.clone().unwrap_or_else(|| r.file.clone());
-        if r.status == Status::Refused {
-            last.insert(name, r.request_hash.clone());
-        } else {
-            last.remove(&name);
+    manifest::scan_for_batches(dir, |r| {
+        let name = r.planned().to_owned();
+        match (r.status, r.request_hash) {
+            (Some(Status::Refused), Some(hash)) => {
+                last.insert(name, hash);
+            }
+            _ => {
+                last.remove(&name);
+            }
         }
-    }
+    })?;
     Ok(last)
 }
 
@@ -224,7 +227,9 @@ impl Batcher {
     /// interrupted is found by its metadata, or created now from its uploaded input; one
     /// whose input never reached the service is uploaded again, or dropped when its input
     /// is gone (its images are then simply not pending).
-    pub async fn reconcile(&self, ledger: &mut Ledger) -> Result<(), BatchError> {
+    /// With `create` false (a collect, a cancel), a submission whose batch cannot be found
+    /// is dropped instead: those commands never buy anything.
+    pub async fn reconcile(&self, ledger: &mut Ledger, create: bool) -> Result<(), BatchError> {
         let open: Vec<String> = ledger
             .batches
             .iter()
@@ -244,9 +249,12 @@ impl Batcher {
                 continue;
             }
             let input = input_path(&self.dir(), &submission);
-            if entry.input_file_id.is_none() && !input.exists() {
-                ledger.batches.retain(|e| e.submission != submission);
-                self.save(ledger)?;
+            if !create || (entry.input_file_id.is_none() && !input.exists()) {
+                ledger
+                    .forget(self.sink.destination(), &submission)
+                    .map_err(|e| {
+                        BatchError(format!("could not write {}: {e}", ledger::FILE_NAME))
+                    })?;
                 continue;
             }
             self.launch(ledger, &submission).await?;
@@ -315,22 +323,31 @@ impl Batcher {
         endpoint: &str,
     ) -> Result<BatchObject, ApiError> {
         let mut tries = 0;
+        let mut ambiguous = false;
         loop {
             tries += 1;
             match self.api.create(file_id, endpoint, submission).await {
                 Ok(batch) => return Ok(batch),
                 Err(e) if e.verdict() == Verdict::Retry && tries < CREATE_TRIES => {
                     tracing::info!(error = %e, "creating the batch failed; looking for it before asking again");
-                    if let Some(batch) = self.api.find(submission, 2).await? {
-                        return Ok(batch);
-                    }
+                    ambiguous = true;
+                    // The service's list may lag behind a batch it just made.
                     let wait = e
                         .retry_after()
                         .unwrap_or(Duration::from_millis(250 << tries))
                         .min(Duration::from_secs(60));
                     tokio::time::sleep(wait).await;
+                    if let Some(batch) = self.api.find(submission, 2).await? {
+                        return Ok(batch);
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // An earlier try may have made it after all.
+                    if ambiguous && let Ok(Some(batch)) = self.api.find(submission, 2).await {
+                        return Ok(batch);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -371,6 +388,17 @@ impl Batcher {
                     });
                     continue;
                 }
+                // One batch the service will not show (a 404 after a change of key or
+                // project) does not hold up the others: it stays recorded, and said.
+                Err(e) if !matches!(e.verdict(), Verdict::Fatal(_)) => {
+                    self.reporter.event(Event::Warning {
+                        text: &format!(
+                            "batch {id} cannot be read: {e}; it stays pending (is this the key \
+                             that created it?)"
+                        ),
+                    });
+                    continue;
+                }
                 Err(e) => return Err(service_error(&format!("reading batch {id}"), &e)),
             };
             update(entry, &batch);
@@ -388,6 +416,9 @@ impl Batcher {
         summary: &mut Summary,
     ) -> Result<(), BatchError> {
         for (submission, batch) in seen {
+            if summary.fatal.is_some() {
+                break;
+            }
             if batch.is_over() {
                 self.collect(ledger, submission, batch, summary).await?;
             }
@@ -408,7 +439,8 @@ impl Batcher {
         let stamp = jiff::Timestamp::now().as_millisecond();
         for (n, chunk) in chunks.iter().enumerate() {
             let submission = format!("s{stamp}-{}-{}", std::process::id(), n + 1);
-            let mut requests = Vec::with_capacity(chunk.jobs.len());
+            let mut requests =
+                ledger::RequestsWriter::create(self.sink.destination(), &submission)?;
             // The input goes to disk a line at a time: it may be 190 MB.
             let destination = self.sink.destination();
             let folder = destination.dir().join(ledger::DIR);
@@ -428,15 +460,15 @@ impl Batcher {
                 );
                 record.prompt_number = Some(job.prompt.number);
                 record.mode = Some("batch".to_owned());
-                requests.push(Request {
+                requests.push(&Request {
                     custom_id: job.file_name.clone(),
                     at: job.prompt.at.clone(),
                     asked: spec.asked_format().extension().to_owned(),
                     estimate: job.prompt.estimate.map(|usd| usd * BATCH_PRICE),
                     record,
-                });
+                })?;
             }
-            ledger::write_requests(destination, &submission, &requests)?;
+            requests.finish()?;
             let input = input.into_inner().map_err(|e| e.into_error())?;
             input.as_file().sync_all()?;
             input
@@ -590,7 +622,7 @@ impl Batcher {
                 self.progress(batch);
             }
             self.collect_over(ledger, &seen, summary).await?;
-            if !ledger.batches.iter().any(|e| e.batch_id.is_some()) {
+            if summary.fatal.is_some() || !ledger.batches.iter().any(|e| e.batch_id.is_some()) {
                 break;
             }
             if stop.is_stopped() {
@@ -655,7 +687,10 @@ impl Batcher {
     }
 
     /// Collects a batch that is over: every image it returned kept, every request it did
-    /// not run recorded as failed, then the batch forgotten.
+    /// not run recorded as failed, then the batch forgotten. A result file that cannot be
+    /// downloaded leaves the batch recorded (said, and tried again by the next collect); an
+    /// image the destination will not take stops the run (`summary.fatal`) with the batch
+    /// still recorded, so that a collect once there is room keeps the rest.
     async fn collect(
         &self,
         ledger: &mut Ledger,
@@ -673,9 +708,16 @@ impl Batcher {
             let path = dir
                 .join(ledger::DIR)
                 .join(format!("{submission}.{kind}.jsonl"));
-            self.api.download(file_id, &path).await.map_err(|e| {
-                service_error(&format!("downloading the {kind} of batch {}", batch.id), &e)
-            })?;
+            if let Err(e) = self.api.download(file_id, &path).await {
+                self.reporter.event(Event::Warning {
+                    text: &format!(
+                        "downloading the {kind} of batch {}: {e}; the batch stays recorded, \
+                         and the next collect goes on from what arrived",
+                        batch.id
+                    ),
+                });
+                return Ok(());
+            }
             downloads.push(path);
         }
         let keeper = Keeper {
@@ -687,13 +729,32 @@ impl Batcher {
             batch: batch.clone(),
         };
         let handle = tokio::runtime::Handle::current();
-        let (made, failed) =
-            tokio::task::spawn_blocking(move || keeper.keep_all(&downloads, &handle))
-                .await
-                .map_err(|e| BatchError(format!("collecting stopped: {e}")))??;
-        let (made_n, failed_n) = (made.len(), failed.len());
-        summary.made.extend(made);
-        summary.failed.extend(failed);
+        let kept = tokio::task::spawn_blocking(move || keeper.keep_all(&downloads, &handle))
+            .await
+            .map_err(|e| BatchError(format!("collecting stopped: {e}")))??;
+        let (made_n, failed_n) = (kept.made.len(), kept.failed.len());
+        summary.made.extend(kept.made);
+        summary.failed.extend(kept.failed);
+        if let Some(error) = kept.cannot_save {
+            summary.fatal = Some(crate::outcome::FatalStop {
+                fatal: crate::provider::Fatal::CannotSave,
+                error: format!(
+                    "{error}; batch {} stays recorded: `genimg batch collect` keeps the rest \
+                     once the folder takes images again",
+                    batch.id
+                ),
+            });
+            return Ok(());
+        }
+        if let Some(kept_as) = kept.unreadable {
+            self.reporter.event(Event::Warning {
+                text: &format!(
+                    "batch {}: some result lines could not be read; its output is kept as {}",
+                    batch.id,
+                    kept_as.display()
+                ),
+            });
+        }
         self.note(&format!(
             "collected batch {} ({}): {made_n} made, {failed_n} not made",
             batch.id, batch.status
@@ -731,22 +792,35 @@ struct Keeper {
     batch: BatchObject,
 }
 
+/// What one collect of a batch kept.
+struct KeptAll {
+    made: Vec<Made>,
+    failed: Vec<Failure>,
+    /// Why the destination would not take an image: the collect stopped there.
+    cannot_save: Option<String>,
+    /// Where a result file with lines that could not be read was kept.
+    unreadable: Option<PathBuf>,
+}
+
 impl Keeper {
     fn keep_all(
         &self,
         files: &[PathBuf],
         handle: &tokio::runtime::Handle,
-    ) -> Result<(Vec<Made>, Vec<Failure>), BatchError> {
+    ) -> Result<KeptAll, BatchError> {
         let mut requests = Requests::open(&self.dir, &self.submission)
             .map_err(|e| BatchError(format!("the requests of batch {}: {e}", self.batch.id)))?;
-        // What an earlier, interrupted collect of this batch already recorded.
-        let mut done: HashSet<String> = manifest::read_records(&self.dir)?
-            .into_iter()
-            .filter(|r| r.batch_id.as_deref() == Some(self.batch.id.as_str()))
-            .map(|r| r.planned_file.unwrap_or(r.file))
-            .collect();
+        // What an earlier, interrupted collect of this batch already recorded; an image
+        // the destination would not take is kept by this one.
+        let mut done: HashSet<String> = HashSet::new();
+        manifest::scan_for_batches(&self.dir, |r| {
+            if r.batch_id.as_deref() == Some(self.batch.id.as_str()) && !r.not_saved() {
+                done.insert(r.planned().to_owned());
+            }
+        })?;
         let mut made = Vec::new();
         let mut failed = Vec::new();
+        let mut unreadable = None;
         let started = Instant::now();
         let total = requests.len();
         let mut line = Vec::new();
@@ -762,8 +836,11 @@ impl Keeper {
                 }
                 let (custom_id, result) = match wire::decode_line(&line) {
                     Ok(decoded) => decoded,
+                    // A line that names no image may still hold one that was paid for: the
+                    // file is kept where no collect removes it.
                     Err(why) => {
                         tracing::warn!("{}: {why}", path.display());
+                        unreadable.get_or_insert_with(|| path.clone());
                         continue;
                     }
                 };
@@ -782,10 +859,35 @@ impl Keeper {
                 self.tell(&outcome, made.len() + failed.len() + 1, total);
                 match outcome {
                     Ok(m) => made.push(m),
-                    Err(f) => failed.push(f),
+                    Err(f) => {
+                        let stop = matches!(f.kind, FailureKind::Fatal(_));
+                        let reason = f.reason.clone();
+                        failed.push(f);
+                        if stop {
+                            return Ok(KeptAll {
+                                made,
+                                failed,
+                                cannot_save: Some(reason),
+                                unreadable: None,
+                            });
+                        }
+                    }
                 }
             }
         }
+        let unreadable = match unreadable {
+            Some(path) => {
+                let kept = self.dir.join(ledger::DIR).join(format!(
+                    "{}.unread.{}",
+                    self.batch.id,
+                    path.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                ));
+                std::fs::rename(&path, &kept)?;
+                Some(kept)
+            }
+            None => None,
+        };
         // Requests the batch returned nothing for: a batch that failed validation, or one
         // that ended otherwise without a line for them.
         let reasons: std::collections::HashMap<u64, String> = self
@@ -800,7 +902,13 @@ impl Keeper {
             .errors
             .as_ref()
             .and_then(|e| e.data.first())
-            .and_then(|e| e.message.clone());
+            .and_then(|e| {
+                let message = e.message.clone()?;
+                Some(match e.line {
+                    Some(line) => format!("line {line} of its input: {message}"),
+                    None => message,
+                })
+            });
         for custom_id in requests.ids().to_vec() {
             if done.contains(&custom_id) {
                 continue;
@@ -836,7 +944,12 @@ impl Keeper {
                 failed.push(f);
             }
         }
-        Ok((made, failed))
+        Ok(KeptAll {
+            made,
+            failed,
+            cannot_save: None,
+            unreadable,
+        })
     }
 
     fn tell(&self, outcome: &Result<Made, Failure>, done: usize, total: usize) {

@@ -390,21 +390,32 @@ impl Transport {
     /// the rest is asked for with `Range`, and a download that breaks resumes from where it
     /// stopped, a few times, before it fails. A server that ignores `Range` sends the whole
     /// file, which then replaces the part. Returns the file's length.
+    ///
+    /// `--timeout` bounds the wait for the answer and for each chunk, not the whole
+    /// transfer: gigabytes take what they take while bytes keep coming. Tries that move the
+    /// file on do not count against the retries.
     pub async fn download_to(&self, url: &Url, path: &std::path::Path) -> Result<u64, ApiError> {
         use tokio::io::AsyncWriteExt as _;
+        let idle = |_| ApiError::Timeout {
+            secs: self.timeout.as_secs(),
+        };
         let mut failures = 0;
+        let mut before = u64::MAX;
         loop {
             let have = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+            if before != u64::MAX && have > before {
+                failures = 0;
+            }
+            before = have;
             let attempt = async {
-                let mut request = self
-                    .http
-                    .get(url.clone())
-                    .headers(self.api_headers.clone())
-                    .timeout(self.timeout);
+                let mut request = self.http.get(url.clone()).headers(self.api_headers.clone());
                 if have > 0 {
                     request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
                 }
-                let mut response = request.send().await.map_err(|e| self.error(e))?;
+                let mut response = tokio::time::timeout(self.timeout, request.send())
+                    .await
+                    .map_err(idle)?
+                    .map_err(|e| self.error(e))?;
                 let status = response.status().as_u16();
                 if status == 416 && have > 0 {
                     // Nothing beyond what is there: the file is whole.
@@ -428,6 +439,22 @@ impl Transport {
                     }));
                 }
                 let resumed = status == 206 && have > 0;
+                // A part that does not start where the file ends would corrupt it: start over.
+                let start = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if resumed && start != Some(have) {
+                    let _ = tokio::fs::remove_file(path).await;
+                    return Err(ApiError::Transport {
+                        detail: format!(
+                            "the download resumed at {start:?}, not at byte {have}; starting over"
+                        ),
+                    });
+                }
                 let mut file = tokio::fs::OpenOptions::new()
                     .create(true)
                     .write(true)
@@ -437,7 +464,11 @@ impl Transport {
                     .await
                     .map_err(|e| io_error(path, &e))?;
                 let mut len = if resumed { have } else { 0 };
-                while let Some(chunk) = response.chunk().await.map_err(|e| self.error(e))? {
+                while let Some(chunk) = tokio::time::timeout(self.timeout, response.chunk())
+                    .await
+                    .map_err(idle)?
+                    .map_err(|e| self.error(e))?
+                {
                     file.write_all(&chunk)
                         .await
                         .map_err(|e| io_error(path, &e))?;

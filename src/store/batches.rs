@@ -172,14 +172,48 @@ pub fn write_requests(
     submission: &str,
     requests: &[Request],
 ) -> io::Result<PathBuf> {
-    let mut text = Vec::new();
+    let mut writer = RequestsWriter::create(destination, submission)?;
     for r in requests {
-        serde_json::to_writer(&mut text, r).expect("a request serialises");
-        text.push(b'\n');
+        writer.push(r)?;
     }
-    let path = requests_path(destination.dir(), submission);
-    fs::create_dir_all(path.parent().expect("under DIR"))?;
-    super::atomic::write(&path, &text, super::atomic::Exists::Replace)
+    writer.finish()
+}
+
+/// Writes a submission's requests a line at a time, to a temporary file that takes its name
+/// once whole: a batch of 49,000 requests is never held in memory.
+#[derive(Debug)]
+pub struct RequestsWriter {
+    file: io::BufWriter<tempfile::NamedTempFile>,
+    path: PathBuf,
+}
+
+impl RequestsWriter {
+    pub fn create(destination: &Destination, submission: &str) -> io::Result<RequestsWriter> {
+        let path = requests_path(destination.dir(), submission);
+        let dir = path.parent().expect("under DIR");
+        fs::create_dir_all(dir)?;
+        Ok(RequestsWriter {
+            file: io::BufWriter::new(super::atomic::temp_file(dir)?),
+            path,
+        })
+    }
+
+    pub fn push(&mut self, request: &Request) -> io::Result<()> {
+        use io::Write as _;
+        serde_json::to_writer(&mut self.file, request).map_err(io::Error::other)?;
+        self.file.write_all(b"\n")
+    }
+
+    /// Fsyncs the file and gives it its name.
+    pub fn finish(self) -> io::Result<PathBuf> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.as_file().sync_all()?;
+        file.persist(&self.path).map_err(|e| e.error)?;
+        if let Some(dir) = self.path.parent() {
+            super::atomic::sync_dir(dir);
+        }
+        Ok(self.path)
+    }
 }
 
 /// A submission's requests, read by `custom_id` without holding them all: an index of

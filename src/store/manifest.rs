@@ -362,6 +362,48 @@ fn records_from(reader: impl BufRead) -> io::Result<Vec<Record>> {
 /// The one reader of the manifest's lines: each line read whole as a `T` goes to `each`, with
 /// its text; blank lines are passed over. Lines that cannot be read (a torn last line after a
 /// crash, an edit by hand) are counted, warned about and returned as the count.
+/// What a batch needs of a record, read without the rest of it.
+#[derive(Debug, Deserialize)]
+pub struct BatchSeen {
+    pub file: String,
+    #[serde(default)]
+    pub planned_file: Option<String>,
+    #[serde(default)]
+    pub request_hash: Option<String>,
+    #[serde(default)]
+    pub status: Option<Status>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub batch_id: Option<String>,
+}
+
+impl BatchSeen {
+    /// The image's planned name.
+    pub fn planned(&self) -> &str {
+        self.planned_file.as_deref().unwrap_or(&self.file)
+    }
+
+    /// Whether the image arrived but the destination would not take it: paid for, and to
+    /// be kept by a later collect.
+    pub fn not_saved(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(super::sink::NOT_SAVED))
+    }
+}
+
+/// Calls `each` with every record of the manifest in `dir`, read lightly and one line at a
+/// time: memory does not grow with the manifest.
+pub fn scan_for_batches(dir: &Path, mut each: impl FnMut(BatchSeen)) -> io::Result<()> {
+    let file = match File::open(dir.join(FILE_NAME)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    read_lines(BufReader::new(file), |seen: BatchSeen, _| each(seen)).map(|_| ())
+}
+
 fn read_lines<T: serde::de::DeserializeOwned>(
     reader: impl BufRead,
     mut each: impl FnMut(T, &[u8]),

@@ -26,6 +26,9 @@ fn too_many(stem: &str) -> io::Error {
     io::Error::other(format!("{MAX_NAMES} names of {stem} are taken already"))
 }
 
+/// How the reason of an image the destination would not take begins.
+pub const NOT_SAVED: &str = "the image arrived but could not be saved";
+
 /// Where bytes genimg does not recognise as an image are kept, in the destination.
 pub const UNRECOGNISED_DIR: &str = ".genimg/unrecognised";
 
@@ -91,10 +94,7 @@ impl NotKept {
             Ok(path) => format!("; it was kept as {}", path.display()),
             Err(why) => format!("; it could be kept nowhere else either: {why}"),
         };
-        format!(
-            "the image arrived but could not be saved: {}{kept}",
-            self.error
-        )
+        format!("{NOT_SAVED}: {}{kept}", self.error)
     }
 }
 
