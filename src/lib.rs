@@ -164,11 +164,12 @@ async fn make_images(
     plan.adopt(&survey);
     if config.batch {
         if !matches!(config.endpoint.service, provider::Service::OpenAi) {
-            return Err(Error::Batch(engine::batch::BatchError(
-                "--batch: genimg sends batches to OpenAI's Batch API; Azure OpenAI's batches \
-                 are not supported yet"
+            return Err(Error::Config(ConfigError::Option {
+                given: "--batch".to_owned(),
+                problem: "genimg sends batches to OpenAI's Batch API; Azure OpenAI's batches \
+                          are not supported yet"
                     .to_owned(),
-            )));
+            }));
         }
         return make_batch(config, plan, survey, client, destination, reporter, stop).await;
     }

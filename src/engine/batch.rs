@@ -699,6 +699,7 @@ impl Batcher {
         summary: &mut Summary,
     ) -> Result<(), BatchError> {
         let dir = self.dir();
+        std::fs::create_dir_all(dir.join(ledger::DIR))?;
         let mut downloads = Vec::new();
         for (file_id, kind) in [
             (&batch.output_file_id, "output"),

@@ -1043,6 +1043,170 @@ fn collecting_twice_changes_nothing() {
     assert_eq!(ws.manifest("out").len(), records, "no record added");
 }
 
+/// A collect that stopped after keeping its images but before forgetting the batch (a
+/// crash) is done again by the next collect without a change: its ledger entry and requests
+/// are put back as they were, and the next collect keeps nothing twice.
+#[test]
+fn a_collect_interrupted_before_forgetting_is_done_again_without_a_change() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    assert_code(&batch_run(&ws, &server, 2, &["--no-wait"]), 0);
+    // What the ledger and the requests are while the batch is pending.
+    let mut saved: Vec<(String, Vec<u8>)> = vec![(
+        "genimg-batch.json".to_owned(),
+        ws.read("out/genimg-batch.json"),
+    )];
+    for name in ws.all_files("out/.genimg/batches") {
+        let rel = format!(".genimg/batches/{name}");
+        let bytes = ws.read(&format!("out/{rel}"));
+        saved.push((rel, bytes));
+    }
+    assert!(saved.len() >= 2, "the ledger and the requests: {saved:?}");
+    let collected = batch_command(
+        &ws,
+        &server,
+        "collect",
+        &["--wait", "--poll-interval", "0.05"],
+    );
+    assert_code(&collected, 0);
+    let before = snapshot(&ws);
+    let records = ws.manifest("out").len();
+    assert_eq!(records, 4);
+    // As if the collect had died just before forgetting the batch.
+    for (name, bytes) in &saved {
+        ws.write(&format!("out/{name}"), bytes);
+    }
+    let again = batch_command(&ws, &server, "collect", &[]);
+    assert_code(&again, 0);
+    assert_eq!(ws.manifest("out").len(), records, "no record added");
+    let after: BTreeMap<String, String> = snapshot(&ws)
+        .into_iter()
+        .filter(|(n, _)| before.contains_key(n))
+        .collect();
+    assert_eq!(after, before, "no image changed");
+    assert!(
+        !ws.join(LEDGER).exists(),
+        "the batch is forgotten now: {}",
+        again.stderr
+    );
+    assert_eq!(creations(&server), 1);
+}
+
+/// A submission whose batch was never created (its upload kept failing) is not created by
+/// `batch collect` or `batch cancel`: they never buy anything. The next `--batch` run submits
+/// its images.
+#[test]
+fn collect_and_cancel_never_create_a_batch() {
+    let server = with_batch(BatchOptions {
+        upload_faults: vec![Action::error(500, "server_error", "The server had an error."); 5],
+        ..BatchOptions::default()
+    });
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    let run = batch_run(&ws, &server, 1, &[]);
+    assert_code(&run, 3);
+    assert!(run.stderr.contains("uploading"), "{}", run.stderr);
+    assert!(ws.join(LEDGER).exists(), "the intent is recorded");
+    for action in ["collect", "cancel"] {
+        let run = batch_command(&ws, &server, action, &POLL);
+        assert_code(&run, 0);
+        assert_eq!(creations(&server), 0, "{action} creates nothing");
+        assert_eq!(
+            uploads(&server, "batch").len(),
+            0,
+            "{action} uploads nothing"
+        );
+    }
+    assert!(!ws.join(LEDGER).exists(), "the intent is dropped");
+    let again = batch_run(&ws, &server, 1, &[]);
+    assert_code(&again, 0);
+    assert_eq!(creations(&server), 1);
+    assert_bought_once(&ws, &server, &names(&[("fox", 1), ("owl", 1)]));
+}
+
+/// `--overwrite` asks for the images made before this run: a re-run that collects a batch
+/// does not buy the images it has just collected again.
+#[test]
+fn an_overwrite_rerun_collects_without_buying_again() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    assert_code(&batch_run(&ws, &server, 1, &["--no-wait"]), 0);
+    let run = batch_run(&ws, &server, 1, &["--overwrite"]);
+    assert_code(&run, 0);
+    assert_eq!(creations(&server), 1, "{}", run.stderr);
+    assert_bought_once(&ws, &server, &names(&[("fox", 1), ("owl", 1)]));
+}
+
+/// An image the folder will not take stops the collect (exit 3), with the batch still
+/// recorded; a collect once the folder takes it keeps it, and nothing is bought again.
+#[test]
+fn an_image_the_folder_will_not_take_keeps_its_batch_for_the_next_collect() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na fox\n");
+    assert_code(&batch_run(&ws, &server, 1, &["--no-wait"]), 0);
+    // A folder where the image goes: the destination cannot write it.
+    std::fs::create_dir_all(ws.join("out/image.fox.01.hd.png/blocked")).unwrap();
+    let run = batch_command(
+        &ws,
+        &server,
+        "collect",
+        &["--wait", "--poll-interval", "0.05"],
+    );
+    assert_code(&run, 3);
+    assert!(run.stderr.contains("could not be saved"), "{}", run.stderr);
+    assert!(ws.join(LEDGER).exists(), "the batch stays recorded");
+
+    std::fs::remove_dir_all(ws.join("out/image.fox.01.hd.png")).unwrap();
+    let again = batch_command(&ws, &server, "collect", &[]);
+    assert_code(&again, 0);
+    assert!(!ws.join(LEDGER).exists());
+    assert_eq!(creations(&server), 1);
+    assert_bought_once(&ws, &server, &names(&[("fox", 1)]));
+    let records = ws.manifest("out");
+    assert_eq!(record(&records, "image.fox.01.hd.png")["status"], "made");
+}
+
+/// `--max-cost` weighs the estimate at batch prices, before anything is sent.
+#[test]
+fn max_cost_applies_to_the_batch_estimate() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    // Four images: about $0.84 live, $0.42 at batch prices.
+    let over = batch_run(&ws, &server, 2, &["--max-cost", "0.30"]);
+    assert_code(&over, 2);
+    assert!(over.stderr.contains("--max-cost"), "{}", over.stderr);
+    assert!(server.requests().is_empty(), "nothing was sent");
+    let within = batch_run(&ws, &server, 2, &["--max-cost", "0.50"]);
+    assert_code(&within, 0);
+    assert_eq!(image_files(&ws).len(), 4);
+}
+
+/// Azure OpenAI's batches are not OpenAI's: `--batch` with an Azure endpoint is refused
+/// before any request.
+#[test]
+fn batch_with_azure_is_refused_before_any_request() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    let run = genimg(&ws, Some(&server))
+        .env_remove("OPENAI_BASE_URL")
+        .args(["--input", "p.txt", "-o", "out", "--batch"])
+        .args([
+            "--azure-endpoint",
+            &server.azure_endpoint(),
+            "--api-key",
+            KEY,
+        ])
+        .run();
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("--batch"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}
+
 #[test]
 fn the_gallery_and_json_show_a_batch_runs_images() {
     let server = FakeServer::start();
