@@ -288,7 +288,7 @@ fn skip_refused(config: &Config, plan: &Plan, survey: &mut plan::Survey) {
             && job.prompt.identity().matches(hash)
             && survey.is_todo(i)
         {
-            survey.pending[i] = Some("refused".to_owned());
+            survey.pending[i] = Some(plan::Survey::REFUSED.to_owned());
         }
     }
 }
@@ -362,7 +362,7 @@ async fn make_batch(
     let refused_again = survey
         .pending
         .iter()
-        .filter(|p| p.as_deref() == Some("refused"))
+        .filter(|p| p.as_deref() == Some(plan::Survey::REFUSED))
         .count();
     if refused_again > 0 {
         reporter.event(Event::Note {
@@ -412,6 +412,8 @@ async fn make_batch(
     if config.wait {
         batcher.wait(&mut ledger, &mut summary, stop).await?;
     }
+    // What is still pending, for --json: this run's submissions too.
+    survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
     let left: Vec<String> = ledger
         .batches
         .iter()
@@ -461,12 +463,28 @@ async fn batch_command(
     stop: &Stop,
 ) -> Result<Outcome, Error> {
     use config::BatchCommand;
-    let client_config = batch
-        .endpoint
-        .client_config()
-        .ok_or(ConfigError::MissingKey {
-            hint: "set OPENAI_API_KEY or pass --api-key",
+    // A folder that is not there holds no batch: it is not made by asking.
+    if !batch.dir.is_dir() {
+        return Err(Error::Config(ConfigError::Option {
+            given: batch.dir.display().to_string(),
+            problem: "is not a folder of a --batch run".to_owned(),
+        }));
+    }
+    let client_config = batch.endpoint.client_config();
+    if batch.command == BatchCommand::Status && client_config.is_none() {
+        // Without a key, what the ledger last recorded.
+        let ledger = store::batches::Ledger::read(&batch.dir).map_err(|e| {
+            engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME))
         })?;
+        reporter.event(Event::Warning {
+            text: "no API key: showing what the ledger last recorded, without asking the service",
+        });
+        print(&report::dry_run::render_ledger(&batch.dir, &ledger.batches));
+        return Ok(Outcome::Printed);
+    }
+    let client_config = client_config.ok_or(ConfigError::MissingKey {
+        hint: "set OPENAI_API_KEY or pass --api-key",
+    })?;
     let client = provider::Client::new(&client_config)?;
     let started = std::time::Instant::now();
     if batch.command == BatchCommand::Status {

@@ -316,21 +316,29 @@ impl Survey {
         self.pending.get(i).and_then(Option::as_deref)
     }
 
-    /// Marks the jobs whose file names are pending in a batch, by `(file name, batch)`.
+    /// Marks the jobs whose file names are pending in a batch, by `(file name, batch)`,
+    /// in place of what was marked before (a job marked [`Survey::REFUSED`] stays so).
     pub fn mark_pending(&mut self, plan: &Plan, pending: &[(String, String)]) {
-        if pending.is_empty() {
-            return;
+        if self.pending.is_empty() {
+            if pending.is_empty() {
+                return;
+            }
+            self.pending = vec![None; plan.jobs.len()];
         }
         let by_name: std::collections::HashMap<&str, &str> = pending
             .iter()
             .map(|(name, batch)| (name.as_str(), batch.as_str()))
             .collect();
-        self.pending = plan
-            .jobs
-            .iter()
-            .map(|job| by_name.get(job.file_name.as_str()).map(|b| (*b).to_owned()))
-            .collect();
+        for (slot, job) in self.pending.iter_mut().zip(&plan.jobs) {
+            if slot.as_deref() != Some(Survey::REFUSED) {
+                *slot = by_name.get(job.file_name.as_str()).map(|b| (*b).to_owned());
+            }
+        }
     }
+
+    /// What [`Survey::pending`] holds for an image the service refused in a batch before,
+    /// for the same request: a `--batch` run does not ask for it again.
+    pub const REFUSED: &'static str = "refused";
 
     /// How many jobs are pending in a batch.
     pub fn pending_count(&self) -> usize {

@@ -34,9 +34,11 @@ pub fn parse_wait(value: &str) -> Result<std::time::Duration, String> {
 /// A number of seconds, fractions allowed (`0.5`), more than 0 and at most a day.
 pub fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
     match value.trim().parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(secs)),
+        Ok(secs) if (0.01..=86_400.0).contains(&secs) => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
         _ => Err(format!(
-            "`{value}` is not a number of seconds between 0 and 86400, such as 30 or 0.5"
+            "`{value}` is not a number of seconds from 0.01 to 86400, such as 30 or 0.5"
         )),
     }
 }

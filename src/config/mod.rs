@@ -49,9 +49,8 @@ pub enum Existing {
     Remove,
 }
 
-/// What genimg was asked to do: a run (a dry run too), or one of the subcommands, which
-/// read nothing and need no key. A run through a provider's Batch API will be a variant of
-/// its own beside `Run`, with its own settings.
+/// What genimg was asked to do: a run (a dry run too, and a `--batch` run), or one of the
+/// subcommands: `batch` reaches the service with a key, the others need none.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
@@ -135,7 +134,9 @@ impl BatchConfig {
         let mut cli = crate::cli::try_parse_from(["genimg"]).expect("no arguments parse");
         cli.api_key = args.api_key;
         cli.base_url = args.base_url;
-        let endpoint = resolve_endpoint(&cli, &loaded, false, env)?;
+        // A key may be missing here: `status` shows the ledger without one; the others
+        // say so before any request.
+        let endpoint = resolve_endpoint(&cli, &loaded, true, env)?;
         Ok(BatchConfig {
             command,
             dir: args.dir,

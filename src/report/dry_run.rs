@@ -49,7 +49,7 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     for (i, job) in plan.jobs.iter().enumerate() {
         let spec = &job.prompt.spec;
         let what = if let Some(batch) = survey.pending_in(i) {
-            if batch == "refused" {
+            if batch == Survey::REFUSED {
                 "refused by the service before, skipped; --overwrite asks again".to_owned()
             } else {
                 format!("pending in batch {batch}, skipped")

@@ -123,6 +123,12 @@ pub fn document<'a>(
     let failed: HashMap<&str, &Failure> = summary
         .map(|s| s.failed.iter().map(|f| (f.file_name.as_str(), f)).collect())
         .unwrap_or_default();
+    // Estimates at the prices the run pays: half through the Batch API.
+    let price = if config.batch {
+        crate::catalog::BATCH_PRICE
+    } else {
+        1.0
+    };
     let images = plan
         .jobs
         .iter()
@@ -156,7 +162,7 @@ pub fn document<'a>(
                 }
             } else if summary.is_none() && survey.is_todo(i) {
                 Detail::ToMake {
-                    estimate_usd: job.prompt.estimate,
+                    estimate_usd: job.prompt.estimate.map(|usd| usd * price),
                 }
             } else {
                 Detail::Nothing {}
@@ -174,6 +180,7 @@ pub fn document<'a>(
         .collect();
 
     let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
+    let estimate = estimate * price;
     Document {
         genimg: env!("CARGO_PKG_VERSION"),
         dry_run: summary.is_none(),
@@ -214,6 +221,12 @@ fn file_status(
 ) -> &'static str {
     if made.contains_key(file) {
         return "made";
+    }
+    // Pending in a batch of the Batch API (or refused by the service in one before).
+    match survey.pending_in(i) {
+        Some(Survey::REFUSED) => return "refused",
+        Some(_) => return "pending",
+        None => {}
     }
     let stop = summary.and_then(|s| s.fatal.as_ref()).map(|s| s.fatal);
     if let Some(f) = failed.get(file) {

@@ -1207,6 +1207,70 @@ fn batch_with_azure_is_refused_before_any_request() {
     assert!(server.requests().is_empty());
 }
 
+/// `--json` says which images are pending in a batch, and a dry run's estimate is at the
+/// prices the run would pay.
+#[test]
+fn json_shows_pending_images_and_batch_prices() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    let run = batch_run(&ws, &server, 1, &["--no-wait", "--json"]);
+    assert_code(&run, 0);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("a JSON document");
+    let statuses: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["pending", "pending"], "{doc}");
+
+    let dry = |extra: &[&str]| {
+        let run = genimg(&ws, None)
+            .args(["--input", "p.txt", "-o", "fresh", "--dry-run", "--json"])
+            .args(extra)
+            .run();
+        assert_code(&run, 0);
+        let doc: Value = serde_json::from_str(&run.stdout).expect("a JSON document");
+        doc["totals"]["estimate_usd"].as_f64().expect("an estimate")
+    };
+    let live = dry(&[]);
+    let batch = dry(&["--batch"]);
+    assert!(live > 0.0);
+    assert!((batch - live / 2.0).abs() < 1e-9, "{batch} vs {live}");
+}
+
+/// The subcommands check what they are given: a folder that is not there is an error
+/// (exit 2) and is not made; `status` without a key shows the ledger as last recorded; a poll
+/// interval under 10 ms is refused.
+#[test]
+fn batch_subcommands_check_their_folder_key_and_interval() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = batch_command(&ws, &server, "collect", &[]);
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("out"), "{}", run.stderr);
+    assert!(!ws.join("out").exists(), "no folder is made");
+
+    ws.write("p.txt", FOX_OWL);
+    assert_code(&batch_run(&ws, &server, 1, &["--no-wait"]), 0);
+    let before = server.requests().len();
+    let status = genimg(&ws, None)
+        .env_remove("OPENAI_API_KEY")
+        .args(["batch", "status", "out"])
+        .run();
+    assert_code(&status, 0);
+    assert!(status.stdout.contains("batch_1"), "{}", status.stdout);
+    assert!(status.stderr.contains("no API key"), "{}", status.stderr);
+    assert_eq!(server.requests().len(), before, "nothing was asked");
+
+    let fast = genimg(&ws, Some(&server))
+        .args(["batch", "collect", "out", "--poll-interval", "0"])
+        .run();
+    assert_code(&fast, 2);
+    assert!(fast.stderr.contains("--poll-interval"), "{}", fast.stderr);
+}
+
 #[test]
 fn the_gallery_and_json_show_a_batch_runs_images() {
     let server = FakeServer::start();
