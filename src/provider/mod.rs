@@ -13,6 +13,7 @@
 
 pub mod batches;
 mod error;
+pub mod gemini;
 mod http;
 pub mod openai;
 mod ratelimit;

@@ -98,6 +98,8 @@ pub enum Fatal {
     Unreachable,
     /// The service asks for a longer wait than `--max-wait`.
     WaitTooLong,
+    /// Gemini's daily quota (requests per day) is used up: it resets at midnight Pacific.
+    DailyQuota,
 }
 
 impl Fatal {
@@ -145,6 +147,11 @@ impl Fatal {
                 "the service could not be reached: check --base-url (or OPENAI_BASE_URL, or \
                  the Azure endpoint), the proxy settings (HTTPS_PROXY, NO_PROXY) and the \
                  network, then run the same command again"
+            }
+            Fatal::DailyQuota => {
+                "the daily quota (requests per day for this model) is used up: it resets at \
+                 midnight Pacific time; run the same command after that, or use a project \
+                 with a higher tier; images already made are kept"
             }
             Fatal::WaitTooLong => {
                 "the service asks for a longer wait than --max-wait allows: run the same \

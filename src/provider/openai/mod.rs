@@ -15,7 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 pub use request::{ImageRequest, Operation};
-pub use response::{DecodeError, Delivery, ImagesResponse, decode_response, usage_of};
+pub use response::{
+    DecodeError, Delivery, ImagesResponse, decode_base64, decode_response, usage_of,
+};
 pub use verdict::{classify, classify_status, judged};
 
 use super::Answer;

@@ -1,0 +1,405 @@
+//! Google's Gemini API (`generateContent`), read the way genimg reads OpenAI's: a pure
+//! translator from an answer to the image it delivered or an error with Gemini's verdict.
+//!
+//! What the Gemini API does differently (see `GEMINI-NOTES.md`):
+//! - the image is an `inlineData` part of the first candidate (or a `fileData` part naming a
+//!   file); parts marked `"thought": true` are reasoning, never the image, and the last image
+//!   part is the image;
+//! - a refusal comes as a 200: `promptFeedback.blockReason`, or a candidate with no image and
+//!   a safety `finishReason`; never asked again. A 200 with no image for another reason
+//!   (`NO_IMAGE`, `OTHER`) is an unusable answer, worth one more try;
+//! - errors are google.rpc statuses; a 429 is a pace (`...PerMinute...` quota, wait its
+//!   `RetryInfo.retryDelay`) or a stop (`...PerDay...` quota, reset at midnight Pacific).
+//!   There are no rate-limit headers.
+//!
+//! Decoding is lenient: an image that was paid for is never lost to a field genimg does not
+//! know.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{ApiError, ErrorBody, StatusError};
+use super::openai::decode_base64;
+use super::retry::{Fatal, Verdict};
+use super::{Answer, Delivery, ratelimit::parse_reset};
+
+/// The `finishReason`s that say the service refused to make the image.
+const REFUSALS: &[&str] = &[
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "IMAGE_PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+];
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(default, borrow)]
+    candidates: Option<Vec<Candidate<'a>>>,
+    #[serde(default, rename = "promptFeedback")]
+    prompt_feedback: Option<Value>,
+    #[serde(default, rename = "usageMetadata")]
+    usage: Option<Value>,
+    #[serde(default, rename = "responseId")]
+    response_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Candidate<'a> {
+    #[serde(default, borrow)]
+    content: Option<Content<'a>>,
+    #[serde(default, rename = "finishReason")]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Content<'a> {
+    #[serde(default, borrow)]
+    parts: Option<Vec<Part<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(default)]
+    thought: Option<bool>,
+    #[serde(default, borrow, rename = "inlineData", alias = "inline_data")]
+    inline_data: Option<Blob<'a>>,
+    #[serde(default, rename = "fileData", alias = "file_data")]
+    file_data: Option<FileData>,
+}
+
+#[derive(Deserialize)]
+struct Blob<'a> {
+    /// Megabytes of base64, read in place when it has no escapes.
+    #[serde(default, borrow)]
+    data: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+#[derive(Deserialize)]
+struct FileData {
+    #[serde(default, rename = "fileUri", alias = "file_uri")]
+    file_uri: Option<String>,
+}
+
+/// Reads an answer to `generateContent` from its parts: its status, its headers (by
+/// lower-case name) and its body.
+pub fn decode_parts<'h>(
+    status: u16,
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+) -> Result<Answer, ApiError> {
+    if !(200..300).contains(&status) {
+        return Err(status_error(status, header, body));
+    }
+    let request_id = header("x-request-id").map(str::to_owned);
+    let wire: Wire<'_> = serde_json::from_slice(body).map_err(|e| ApiError::BadAnswer {
+        reason: format!("the answer is not valid JSON: {e}"),
+        request_id: request_id.clone(),
+        usage: None,
+    })?;
+    let request_id = request_id.or(wire.response_id);
+    let usage = wire.usage.filter(|u| !u.is_null());
+    if let Some(reason) = wire
+        .prompt_feedback
+        .as_ref()
+        .and_then(|f| f.get("blockReason"))
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty() && *r != "BLOCKED_REASON_UNSPECIFIED")
+    {
+        return Err(ApiError::Refused {
+            reason: format!("the prompt was blocked ({reason})"),
+            request_id,
+        });
+    }
+    let candidate = wire.candidates.unwrap_or_default().into_iter().next();
+    let finish = candidate
+        .as_ref()
+        .and_then(|c| c.finish_reason.clone())
+        .unwrap_or_default();
+    let parts = candidate
+        .and_then(|c| c.content)
+        .and_then(|c| c.parts)
+        .unwrap_or_default();
+    // The last image part that is not a thought is the image.
+    let image = parts
+        .into_iter()
+        .rev()
+        .filter(|p| p.thought != Some(true))
+        .filter_map(|p| match (p.inline_data, p.file_data) {
+            (Some(Blob { data: Some(data) }), _) => Some(Err(data.0)),
+            (
+                _,
+                Some(FileData {
+                    file_uri: Some(uri),
+                }),
+            ) => Some(Ok(uri)),
+            _ => None,
+        })
+        .next();
+    match image {
+        Some(Err(data)) => {
+            let bytes = decode_base64(&data).map_err(|e| ApiError::BadAnswer {
+                reason: e.to_string(),
+                request_id: request_id.clone(),
+                usage: usage.clone(),
+            })?;
+            Ok(Answer {
+                image: Delivery::Bytes(bytes),
+                revised_prompt: None,
+                usage,
+                request_id,
+                rate_limit: None,
+            })
+        }
+        Some(Ok(uri)) => Ok(Answer {
+            image: Delivery::Url(uri),
+            revised_prompt: None,
+            usage,
+            request_id,
+            rate_limit: None,
+        }),
+        None if is_refusal(&finish) => Err(ApiError::Refused {
+            reason: format!("the image was refused ({finish})"),
+            request_id,
+        }),
+        None => Err(ApiError::BadAnswer {
+            reason: match finish.as_str() {
+                "" => "the answer holds no image".to_owned(),
+                finish => format!("the answer holds no image (finishReason {finish})"),
+            },
+            request_id,
+            usage,
+        }),
+    }
+}
+
+/// Whether a `finishReason` without an image is a refusal: a safety reason, or a recitation.
+pub fn is_refusal(finish: &str) -> bool {
+    REFUSALS.contains(&finish) || finish.ends_with("RECITATION")
+}
+
+/// A google.rpc error answer, with Gemini's verdict on it.
+fn status_error<'h>(
+    status: u16,
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+) -> ApiError {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = value.get("error").unwrap_or(&value);
+    let details: &[Value] = error
+        .get("details")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let of_type = |suffix: &str| {
+        details.iter().find(|d| {
+            d.get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with(suffix))
+        })
+    };
+    let quota_ids: Vec<&str> = of_type("QuotaFailure")
+        .and_then(|q| q.get("violations"))
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(|v| v.get("quotaId").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let retry_delay = of_type("RetryInfo")
+        .and_then(|r| r.get("retryDelay"))
+        .and_then(Value::as_str)
+        .and_then(parse_reset)
+        .filter(|d| !d.is_zero());
+    let reason = of_type("ErrorInfo")
+        .and_then(|e| e.get("reason"))
+        .and_then(Value::as_str);
+    let rpc_status = error.get("status").and_then(Value::as_str);
+    let mut body = ErrorBody::parse(body);
+    body.kind = rpc_status.map(str::to_owned).or(body.kind);
+    body.code = reason
+        .map(str::to_owned)
+        .or_else(|| quota_ids.first().map(|q| (*q).to_owned()))
+        .or_else(|| rpc_status.map(str::to_owned));
+    let per_day = quota_ids.iter().any(|q| q.contains("PerDay"));
+    let verdict = match status {
+        429 if per_day => Verdict::Fatal(Fatal::DailyQuota),
+        429 | 408 | 500 | 502 | 503 | 504 => Verdict::Retry,
+        400 if reason == Some("API_KEY_INVALID") => Verdict::Fatal(Fatal::Unauthorized),
+        401 => Verdict::Fatal(Fatal::Unauthorized),
+        403 => Verdict::Fatal(Fatal::Forbidden),
+        404 => Verdict::Fatal(Fatal::ModelNotFound),
+        _ => Verdict::Fail,
+    };
+    ApiError::Status(Box::new(StatusError {
+        status,
+        body,
+        request_id: header("x-request-id").map(str::to_owned),
+        retry_after: retry_delay.or_else(|| {
+            super::retry_after(
+                header("retry-after-ms"),
+                header("retry-after"),
+                std::time::SystemTime::now(),
+            )
+        }),
+        should_retry: None,
+        rate_limit: None,
+        verdict,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const PNG_B64: &str = "iVBORw0KGgo=";
+
+    fn ok(body: &str) -> Result<Answer, ApiError> {
+        decode_parts(200, |_| None, body.as_bytes())
+    }
+
+    #[test]
+    fn the_last_image_part_that_is_not_a_thought_is_the_image() {
+        let answer = ok(&format!(
+            r#"{{"candidates":[{{"content":{{"role":"model","parts":[
+                {{"text":"Here is your mug"}},
+                {{"inlineData":{{"mimeType":"image/png","data":"/9j/4AAQ"}},"thought":true}},
+                {{"inlineData":{{"mimeType":"image/png","data":"{PNG_B64}"}},"thoughtSignature":"x"}}]}},
+                "finishReason":"STOP"}}],
+              "usageMetadata":{{"candidatesTokenCount":1120}},"responseId":"resp-1"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            answer.image,
+            Delivery::Bytes(b"\x89PNG\r\n\x1a\n".to_vec()),
+            "not the thought's image"
+        );
+        assert_eq!(answer.usage.unwrap()["candidatesTokenCount"], 1120);
+        assert_eq!(answer.request_id.as_deref(), Some("resp-1"));
+        // A thought after the image is still no image.
+        let thought_last = ok(&format!(
+            r#"{{"candidates":[{{"content":{{"parts":[
+                {{"inlineData":{{"mimeType":"image/png","data":"{PNG_B64}"}}}},
+                {{"inlineData":{{"mimeType":"image/jpeg","data":"/9j/4AAQ"}},"thought":true}}]}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            thought_last.image,
+            Delivery::Bytes(b"\x89PNG\r\n\x1a\n".to_vec())
+        );
+        // A file part is a link to fetch.
+        let linked = ok(r#"{"candidates":[{"content":{"parts":[{"fileData":{"mimeType":"image/png","fileUri":"https://x/download/v1beta/files/a"}}]}}]}"#).unwrap();
+        assert_eq!(
+            linked.image,
+            Delivery::Url("https://x/download/v1beta/files/a".into())
+        );
+    }
+
+    #[test]
+    fn refusals_arrive_as_200s() {
+        let blocked =
+            ok(r#"{"candidates":[],"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"}}"#)
+                .unwrap_err();
+        assert_eq!(blocked.verdict(), Verdict::Refused);
+        assert!(
+            blocked.to_string().contains("PROHIBITED_CONTENT"),
+            "{blocked}"
+        );
+        for finish in [
+            "SAFETY",
+            "IMAGE_SAFETY",
+            "PROHIBITED_CONTENT",
+            "IMAGE_PROHIBITED_CONTENT",
+            "BLOCKLIST",
+            "SPII",
+            "RECITATION",
+            "IMAGE_RECITATION",
+        ] {
+            let e = ok(&format!(
+                r#"{{"candidates":[{{"content":{{"parts":[{{"text":"no"}}]}},"finishReason":"{finish}"}}]}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.verdict(), Verdict::Refused, "{finish}");
+            assert!(e.to_string().contains(finish), "{e}");
+        }
+        // No image for another reason: asked again.
+        for finish in ["NO_IMAGE", "OTHER"] {
+            let e = ok(&format!(
+                r#"{{"candidates":[{{"content":{{"parts":[]}},"finishReason":"{finish}"}}]}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.verdict(), Verdict::Retry, "{finish}");
+            assert!(matches!(e, ApiError::BadAnswer { .. }), "{finish}");
+        }
+        assert_eq!(ok("not json").unwrap_err().verdict(), Verdict::Retry);
+    }
+
+    fn rpc(status: u16, body: &str) -> ApiError {
+        decode_parts(status, |_| None, body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn a_429_per_minute_is_a_pace_and_per_day_a_stop() {
+        let per_minute = rpc(
+            429,
+            r#"{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED","details":[
+                {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel","quotaValue":"10"}]},
+                {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"26s"}]}}"#,
+        );
+        assert_eq!(per_minute.verdict(), Verdict::Retry);
+        assert!(per_minute.is_rate_limited());
+        assert_eq!(per_minute.retry_after(), Some(Duration::from_secs(26)));
+        let per_day = rpc(
+            429,
+            r#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[
+                {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}"#,
+        );
+        assert_eq!(per_day.verdict(), Verdict::Fatal(Fatal::DailyQuota));
+        assert!(Fatal::DailyQuota.advice().contains("midnight Pacific"));
+        // No details at all: capacity on Google's side, backed off.
+        assert_eq!(
+            rpc(
+                429,
+                r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#
+            )
+            .verdict(),
+            Verdict::Retry
+        );
+    }
+
+    #[test]
+    fn other_statuses_as_google_rpc_says_them() {
+        let cases = [
+            (403, "PERMISSION_DENIED", Verdict::Fatal(Fatal::Forbidden)),
+            (404, "NOT_FOUND", Verdict::Fatal(Fatal::ModelNotFound)),
+            (500, "INTERNAL", Verdict::Retry),
+            (503, "UNAVAILABLE", Verdict::Retry),
+            (504, "DEADLINE_EXCEEDED", Verdict::Retry),
+            (400, "INVALID_ARGUMENT", Verdict::Fail),
+        ];
+        for (status, name, verdict) in cases {
+            let e = rpc(
+                status,
+                &format!(
+                    r#"{{"error":{{"code":{status},"message":"m {name}","status":"{name}"}}}}"#
+                ),
+            );
+            assert_eq!(e.verdict(), verdict, "{status} {name}");
+            assert!(e.to_string().contains(&format!("m {name}")), "{e}");
+        }
+        let bad_key = rpc(
+            400,
+            r#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#,
+        );
+        assert_eq!(bad_key.verdict(), Verdict::Fatal(Fatal::Unauthorized));
+        assert!(bad_key.to_string().contains("API_KEY_INVALID"), "{bad_key}");
+    }
+}
