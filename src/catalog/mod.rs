@@ -4,6 +4,7 @@
 //! A model that is not in a table is still sent as named, under the rules of the GPT image
 //! models, since new models appear every few months.
 
+pub mod gemini;
 mod openai;
 
 use std::fmt;

@@ -25,6 +25,85 @@ use super::openai::decode_base64;
 use super::retry::{Fatal, Verdict};
 use super::{Answer, Delivery, ratelimit::parse_reset};
 
+/// The most a `generateContent` request may carry inline, references included: 100 MB.
+pub const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// The default API root.
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// The URL of `generateContent` for `model` at `base` (the API root, with or without a
+/// trailing `/`). The key goes in a header, never in the URL.
+pub fn request_url(base: &url::Url, model: &str) -> url::Url {
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}/v1beta/models/{model}:generateContent",
+        base.path().trim_end_matches('/')
+    ));
+    url.set_query(None);
+    url
+}
+
+/// The headers every Gemini request carries: the key, as `x-goog-api-key`, marked
+/// sensitive so no HTTP library logs it.
+pub fn api_headers(
+    key: &secrecy::SecretString,
+) -> Result<reqwest::header::HeaderMap, super::ClientError> {
+    use secrecy::ExposeSecret as _;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::HeaderName::from_static("x-goog-api-key"),
+        super::http::secret_header(key.expose_secret())?,
+    );
+    Ok(headers)
+}
+
+/// The body of one `generateContent` request for an image: the prompt, then each reference
+/// as `inlineData` with its real MIME type; an image-only answer, at `aspect_ratio` and
+/// `image_size` where given (`imageConfig` takes nothing else on the Gemini API).
+pub fn request_body(
+    prompt: &str,
+    references: &[crate::spec::Reference],
+    aspect_ratio: Option<&str>,
+    image_size: Option<&str>,
+) -> Value {
+    use base64::Engine as _;
+    let mut parts = vec![serde_json::json!({ "text": prompt })];
+    for r in references {
+        parts.push(serde_json::json!({
+            "inlineData": {
+                "mimeType": r.format.mime(),
+                "data": base64::engine::general_purpose::STANDARD.encode(&r.bytes),
+            }
+        }));
+    }
+    let mut image_config = serde_json::Map::new();
+    if let Some(ratio) = aspect_ratio {
+        image_config.insert("aspectRatio".into(), ratio.into());
+    }
+    if let Some(size) = image_size {
+        image_config.insert("imageSize".into(), size.into());
+    }
+    let mut config = serde_json::json!({ "responseModalities": ["IMAGE"] });
+    if !image_config.is_empty() {
+        config["imageConfig"] = Value::Object(image_config);
+    }
+    serde_json::json!({
+        "contents": [{ "role": "user", "parts": parts }],
+        "generationConfig": config,
+    })
+}
+
+/// The size of a request's body before it is built: the prompt, and each reference in
+/// base64, with room for the JSON around them. For the check against
+/// [`MAX_REQUEST_BYTES`] before any request.
+pub fn request_size(prompt: &str, references: &[crate::spec::Reference]) -> usize {
+    let images: usize = references
+        .iter()
+        .map(|r| r.bytes.len().div_ceil(3) * 4 + 64)
+        .sum();
+    prompt.len() * 2 + images + 256
+}
+
 /// The `finishReason`s that say the service refused to make the image.
 const REFUSALS: &[&str] = &[
     "SAFETY",
@@ -301,6 +380,47 @@ mod tests {
             linked.image,
             Delivery::Url("https://x/download/v1beta/files/a".into())
         );
+    }
+
+    #[test]
+    fn a_request_is_the_prompt_and_its_references_inline_with_the_key_in_a_header() {
+        let base = url::Url::parse("https://generativelanguage.googleapis.com/").unwrap();
+        assert_eq!(
+            request_url(&base, "gemini-3-pro-image").as_str(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-3-pro-image:generateContent"
+        );
+        let reference = crate::spec::Reference {
+            path: "/x/mug.jpg".into(),
+            format: crate::format::ImageFormat::Jpeg,
+            bytes: bytes::Bytes::from_static(b"\xff\xd8\xff"),
+            sha256: String::new(),
+        };
+        let body = request_body(
+            "a mug",
+            std::slice::from_ref(&reference),
+            Some("16:9"),
+            Some("2K"),
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "contents": [{"role": "user", "parts": [
+                    {"text": "a mug"},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/"}}
+                ]}],
+                "generationConfig": {
+                    "responseModalities": ["IMAGE"],
+                    "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"}
+                }
+            })
+        );
+        let plain = request_body("a mug", &[], None, None);
+        assert!(plain["generationConfig"].get("imageConfig").is_none());
+        assert!(request_size("a mug", &[reference]) >= body.to_string().len());
+        let key = secrecy::SecretString::from("AIza-secret".to_owned());
+        let headers = api_headers(&key).unwrap();
+        assert!(headers["x-goog-api-key"].is_sensitive());
+        assert!(!format!("{headers:?}").contains("AIza-secret"));
     }
 
     #[test]
