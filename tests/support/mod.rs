@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod batches;
+pub mod gemini_rules;
 pub mod images;
 pub mod proxy;
 pub mod rules;
