@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::support::gemini::{GEMINI_SEQ_BASE, REFUSAL_REASONS};
+use crate::support::gemini::{GEMINI_BATCH_SEQ_BASE, GEMINI_SEQ_BASE, REFUSAL_REASONS};
 use crate::support::gemini_rules::{PER_DAY_QUOTA, PER_MINUTE_QUOTA};
 use crate::support::*;
 
@@ -1033,4 +1033,728 @@ async fn written_images_are_matched_against_what_the_fake_sent() {
         .collect();
     assert!(envs.contains(&("GEMINI_BASE_URL".to_owned(), gemini.base_url())));
     assert!(envs.contains(&("GEMINI_API_KEY".to_owned(), GEMINI_KEY.to_owned())));
+}
+
+// The Files API
+
+/// Starts a resumable upload of `len` bytes; the session URL.
+async fn start_upload(gemini: &FakeGemini, len: usize, mime: &str, display: &str) -> String {
+    let response = keyed(http().post(url(gemini, "/upload/v1beta/files")))
+        .header("x-goog-upload-protocol", "resumable")
+        .header("x-goog-upload-command", "start")
+        .header("x-goog-upload-header-content-length", len.to_string())
+        .header("x-goog-upload-header-content-type", mime)
+        .json(&json!({"file": {"display_name": display}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["x-goog-upload-status"], "active");
+    response.headers()["x-goog-upload-url"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends `bytes` at `offset` with `command`: the status, the upload status, the body.
+async fn upload_chunk(
+    session: &str,
+    command: &str,
+    offset: usize,
+    bytes: Vec<u8>,
+) -> (u16, String, Value) {
+    let response = http()
+        .post(session)
+        .header("x-goog-upload-command", command)
+        .header("x-goog-upload-offset", offset.to_string())
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let upload = response
+        .headers()
+        .get("x-goog-upload-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, upload, body)
+}
+
+/// Uploads `bytes` in one request; the file's name.
+async fn upload(gemini: &FakeGemini, bytes: Vec<u8>, display: &str) -> String {
+    let session = start_upload(gemini, bytes.len(), "application/jsonl", display).await;
+    let (status, upload, body) = upload_chunk(&session, "upload, finalize", 0, bytes).await;
+    assert_eq!((status, upload.as_str()), (200, "final"), "{body}");
+    body["file"]["name"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_resumable_upload_makes_a_file() {
+    let gemini = FakeGemini::start();
+    let bytes: Vec<u8> = (0..100u8).collect();
+    let session = start_upload(&gemini, 100, "application/jsonl", "input-1").await;
+    assert!(session.starts_with(&gemini.base_url()), "{session}");
+
+    // A chunk at the wrong offset is refused.
+    let (status, _, _) = upload_chunk(&session, "upload", 10, bytes[..40].to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, upload, _) = upload_chunk(&session, "upload", 0, bytes[..40].to_vec()).await;
+    assert_eq!((status, upload.as_str()), (200, "active"));
+    let query = http()
+        .post(&session)
+        .header("x-goog-upload-command", "query")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.headers()["x-goog-upload-size-received"], "40");
+    let (status, upload, body) =
+        upload_chunk(&session, "upload, finalize", 40, bytes[40..].to_vec()).await;
+    assert_eq!((status, upload.as_str()), (200, "final"), "{body}");
+    let file = &body["file"];
+    let name = file["name"].as_str().unwrap();
+    assert!(name.starts_with("files/"), "{name}");
+    assert_eq!(file["displayName"], "input-1");
+    assert_eq!(file["mimeType"], "application/jsonl");
+    assert_eq!(file["sizeBytes"], "100", "int64 as a string");
+    assert_eq!(file["state"], "ACTIVE");
+    assert_eq!(file["source"], "UPLOADED");
+    assert!(file["sha256Hash"].is_string());
+    let id = name.trim_start_matches("files/");
+    assert_eq!(
+        file["uri"],
+        format!("{}/v1beta/files/{id}", gemini.base_url())
+    );
+    // A retried finalize gets the same file.
+    let (_, upload, again) = upload_chunk(&session, "upload, finalize", 100, Vec::new()).await;
+    assert_eq!(upload, "final");
+    assert_eq!(again["file"]["name"], name);
+
+    let (status, got) = send(keyed(http().get(url(&gemini, &format!("/v1beta/{name}"))))).await;
+    assert_eq!(status, 200);
+    assert_eq!(&got, file);
+    assert_eq!(gemini.file_content(name), Some(bytes));
+    assert_eq!(gemini.uploaded_files().len(), 1);
+    assert_eq!(gemini.uploaded_files()[0].size, 100);
+
+    // An uploaded file cannot be downloaded; a missing one is not there.
+    let (status, _) = send(keyed(http().get(url(
+        &gemini,
+        &format!("/download/v1beta/{name}:download?alt=media"),
+    ))))
+    .await;
+    assert_eq!(status, 400);
+    let (status, answer) = send(keyed(http().get(url(&gemini, "/v1beta/files/nope")))).await;
+    assert_eq!(status_name(&(status, answer)), (403, "PERMISSION_DENIED"));
+
+    // A finalize short of the declared length is refused.
+    let session = start_upload(&gemini, 10, "application/jsonl", "short").await;
+    let (status, _, _) = upload_chunk(&session, "upload, finalize", 0, vec![1; 5]).await;
+    assert_eq!(status, 400);
+
+    let (status, listed) = send(keyed(http().get(url(&gemini, "/v1beta/files")))).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["files"].as_array().unwrap().len(), 1);
+
+    // An uploaded image can be a reference by its URI.
+    let png = images::fixture("reference.png");
+    let session = start_upload(&gemini, png.len(), "image/png", "ref").await;
+    let (_, _, body) = upload_chunk(&session, "upload, finalize", 0, png).await;
+    let uri = body["file"]["uri"].as_str().unwrap();
+    let mut with_file = request("x");
+    with_file["contents"][0]["parts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"fileData": {"mimeType": "image/png", "fileUri": uri}}));
+    let answer = generate(&gemini, "gemini-3-pro-image", &with_file).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    with_file["contents"][0]["parts"][1]["fileData"]["fileUri"] =
+        format!("{}/v1beta/files/nope", gemini.base_url()).into();
+    let answer = generate(&gemini, "gemini-3-pro-image", &with_file).await;
+    assert_eq!(status_name(&answer), (403, "PERMISSION_DENIED"));
+}
+
+// Batch mode
+
+/// A batch input line for `key` with `prompt`.
+fn line(key: &str, prompt: &str) -> Value {
+    json!({"key": key, "request": {
+        "contents": [{"parts": [{"text": prompt}]}],
+        "generation_config": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "4:5", "imageSize": "2K"}},
+    }})
+}
+
+fn jsonl(lines: &[Value]) -> Vec<u8> {
+    lines
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+async fn create(gemini: &FakeGemini, model: &str, body: &Value) -> (u16, Value) {
+    send(
+        keyed(http().post(url(
+            gemini,
+            &format!("/v1beta/models/{model}:batchGenerateContent"),
+        )))
+        .json(body),
+    )
+    .await
+}
+
+/// Uploads `lines` and creates a batch of them named `display`; the operation.
+async fn submit(gemini: &FakeGemini, display: &str, lines: &[Value]) -> Value {
+    let file = upload(gemini, jsonl(lines), display).await;
+    let answer = create(
+        gemini,
+        "gemini-3-pro-image",
+        &json!({"batch": {"display_name": display, "input_config": {"file_name": file}}}),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    answer.1
+}
+
+/// One poll; the operation.
+async fn poll(gemini: &FakeGemini, name: &str) -> Value {
+    let (status, operation) =
+        send(keyed(http().get(url(gemini, &format!("/v1beta/{name}"))))).await;
+    assert_eq!(status, 200, "{operation}");
+    operation
+}
+
+/// Polls until the batch is done; the states seen, one per poll, and the last operation.
+async fn poll_to_end(gemini: &FakeGemini, name: &str) -> (Vec<String>, Value) {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let operation = poll(gemini, name).await;
+        seen.push(operation["metadata"]["state"].as_str().unwrap().to_owned());
+        if operation["done"] == true {
+            return (seen, operation);
+        }
+    }
+    panic!("batch {name} never ended: {seen:?}");
+}
+
+async fn download(gemini: &FakeGemini, file: &str) -> Vec<u8> {
+    let response = keyed(http().get(url(
+        gemini,
+        &format!("/download/v1beta/{file}:download?alt=media"),
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn keys(lines: &[Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["key"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_batch_goes_from_pending_to_succeeded_with_a_responses_file() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            download_cuts: 1,
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let created = submit(
+        &gemini,
+        "genimg-run-1",
+        &[
+            line("a", "a lighthouse"),
+            line("b", "a harbour"),
+            line("c", "a ship"),
+        ],
+    )
+    .await;
+    let name = created["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("batches/"), "{name}");
+    let metadata = &created["metadata"];
+    assert_eq!(metadata["state"], "BATCH_STATE_PENDING");
+    assert_eq!(metadata["displayName"], "genimg-run-1");
+    assert_eq!(metadata["model"], "models/gemini-3-pro-image");
+    assert_eq!(metadata["name"], name);
+    assert_eq!(
+        metadata["batchStats"],
+        json!({"requestCount": "3", "pendingRequestCount": "3"})
+    );
+    assert!(metadata["createTime"].is_string());
+    assert!(created["done"].is_null());
+    assert_eq!(gemini.batches_created(), 1);
+
+    let running = poll(&gemini, &name).await;
+    assert_eq!(running["metadata"]["state"], "BATCH_STATE_RUNNING");
+    let (states, done) = poll_to_end(&gemini, &name).await;
+    assert_eq!(states, ["BATCH_STATE_SUCCEEDED"]);
+    assert_eq!(done["done"], true);
+    assert!(done["error"].is_null());
+    assert_eq!(
+        done["metadata"]["batchStats"],
+        json!({"requestCount": "3", "successfulRequestCount": "3"})
+    );
+    assert!(done["metadata"]["endTime"].is_string());
+    let file = done["metadata"]["output"]["responsesFile"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(done["response"]["responsesFile"], file);
+    assert!(
+        done["response"]["@type"]
+            .as_str()
+            .unwrap()
+            .ends_with("GenerateContentBatchOutput")
+    );
+
+    // The responses file, as a client downloads it: the first download is cut.
+    let cut = keyed(http().get(url(
+        &gemini,
+        &format!("/download/v1beta/{file}:download?alt=media"),
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert!(cut.bytes().await.is_err());
+    assert_eq!(gemini.downloads_cut(), 1);
+    let bytes = download(&gemini, &file).await;
+    assert_eq!(gemini.file_content(&file).as_ref(), Some(&bytes));
+    let lines = parse_lines(&bytes);
+    assert_eq!(keys(&lines), ["c", "b", "a"], "not in the input's order");
+    let mut seen = Vec::new();
+    for line in &lines {
+        assert!(line["error"].is_null());
+        let response = &line["response"];
+        assert_eq!(response["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(response["usageMetadata"]["candidatesTokenCount"], 1120);
+        let (_, image) = final_image(response);
+        decode_png(&image);
+        assert!(!seen.contains(&image));
+        seen.push(image);
+    }
+    assert_eq!(gemini.response_lines(&name), lines);
+    let answered = gemini.batch_lines();
+    assert_eq!(gemini.batch_lines_answered(), 3);
+    assert_eq!(
+        answered.iter().map(|l| l.line).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        answered[0].image,
+        Some(images::png(GEMINI_BATCH_SEQ_BASE + 1))
+    );
+    assert!(
+        answered
+            .iter()
+            .all(|l| seen.contains(l.image.as_ref().unwrap()))
+    );
+    assert!(gemini.generate_requests().is_empty(), "no live request");
+
+    // A range of it.
+    let ranged = keyed(http().get(url(
+        &gemini,
+        &format!("/download/v1beta/{file}:download?alt=media"),
+    )))
+    .header("range", "bytes=10-19")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(
+        ranged.bytes().await.unwrap().to_vec(),
+        bytes[10..20].to_vec()
+    );
+}
+
+#[tokio::test]
+async fn batch_lines_are_judged_and_scripted_one_by_one() {
+    let script: GeminiBatchScript = Arc::new(|line: &GeminiBatchLine| match line.key.as_str() {
+        "busy" => GeminiAction::rate_limited(&line.model),
+        "think" => GeminiAction::Thought,
+        _ => GeminiAction::Answer,
+    });
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            script: Some(script),
+            order: OutputOrder::InOrder,
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let mut bad = line("bad", "x");
+    bad["request"]["generation_config"]["imageConfig"]["imageSize"] = "512".into();
+    let created = submit(
+        &gemini,
+        "mixed",
+        &[
+            line("ok", "a lighthouse"),
+            bad,
+            line("busy", "x"),
+            line("refused", "a FORBIDDEN thing"),
+            line("think", "a ship"),
+        ],
+    )
+    .await;
+    let name = created["name"].as_str().unwrap();
+    let (_, done) = poll_to_end(&gemini, name).await;
+    assert_eq!(done["metadata"]["state"], "BATCH_STATE_SUCCEEDED");
+    assert_eq!(
+        done["metadata"]["batchStats"],
+        json!({"requestCount": "5", "successfulRequestCount": "3", "failedRequestCount": "2"})
+    );
+    let lines = gemini.response_lines(name);
+    assert_eq!(keys(&lines), ["ok", "bad", "busy", "refused", "think"]);
+    assert!(lines[0]["response"].is_object());
+    assert_eq!(lines[1]["error"]["code"], 3, "INVALID_ARGUMENT");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image_size")
+    );
+    assert_eq!(lines[2]["error"]["code"], 8, "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        lines[3]["response"]["candidates"][0]["finishReason"],
+        "IMAGE_SAFETY"
+    );
+    assert_eq!(parts(&lines[4]["response"]).len(), 3, "thought parts");
+    let answered = gemini.batch_lines();
+    assert_eq!(
+        answered[1].error_status.as_deref(),
+        Some("INVALID_ARGUMENT")
+    );
+    assert_eq!(answered[3].outcome.as_deref(), Some("IMAGE_SAFETY"));
+    assert_eq!(answered[4].thought_images.len(), 1);
+    assert_eq!(gemini.images_delivered().len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_expires_after_some_lines_with_what_ran() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            expire_after: Some(2),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let created = submit(
+        &gemini,
+        "expiring",
+        &[line("a", "x"), line("b", "y"), line("c", "z")],
+    )
+    .await;
+    let name = created["name"].as_str().unwrap();
+    let (states, done) = poll_to_end(&gemini, name).await;
+    assert_eq!(states, ["BATCH_STATE_RUNNING", "BATCH_STATE_EXPIRED"]);
+    assert_eq!(done["done"], true);
+    assert_eq!(done["error"]["code"], 4);
+    assert!(done["response"].is_null());
+    let lines = gemini.response_lines(name);
+    assert_eq!(keys(&lines), ["b", "a"]);
+    assert_eq!(gemini.batch_lines_answered(), 2);
+
+    // Without partial output, an expired batch names no file.
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            expire_after: Some(1),
+            partial_output: false,
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let created = submit(&gemini, "expiring", &[line("a", "x"), line("b", "y")]).await;
+    let name = created["name"].as_str().unwrap();
+    let (_, done) = poll_to_end(&gemini, name).await;
+    assert_eq!(done["metadata"]["state"], "BATCH_STATE_EXPIRED");
+    assert!(done["metadata"]["output"].is_null());
+}
+
+#[tokio::test]
+async fn a_batch_can_be_cancelled_once() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            polls_per_step: 2,
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let lines: Vec<Value> = (0..4).map(|i| line(&format!("k{i}"), "x")).collect();
+    let created = submit(&gemini, "to-cancel", &lines).await;
+    let name = created["name"].as_str().unwrap();
+    poll(&gemini, name).await;
+    poll(&gemini, name).await;
+    let halfway = poll(&gemini, name).await;
+    assert_eq!(halfway["metadata"]["state"], "BATCH_STATE_RUNNING");
+    assert_eq!(gemini.batch_lines_answered(), 2, "half the lines ran");
+
+    let cancel_url = url(&gemini, &format!("/v1beta/{name}:cancel"));
+    let (status, answer) = send(keyed(http().post(&cancel_url))).await;
+    assert_eq!((status, answer), (200, json!({})));
+    let cancelled = poll(&gemini, name).await;
+    assert_eq!(cancelled["metadata"]["state"], "BATCH_STATE_CANCELLED");
+    assert_eq!(cancelled["done"], true);
+    assert_eq!(gemini.response_lines(name).len(), 2, "what ran is kept");
+    let again = send(keyed(http().post(&cancel_url))).await;
+    assert_eq!(status_name(&again), (400, "FAILED_PRECONDITION"));
+    let missing = send(keyed(
+        http().post(url(&gemini, "/v1beta/batches/nope:cancel")),
+    ))
+    .await;
+    assert_eq!(status_name(&missing), (404, "NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn batches_are_listed_newest_first_in_pages() {
+    let gemini = FakeGemini::start();
+    for i in 1..=3 {
+        submit(&gemini, &format!("run-{i}"), &[line("a", "x")]).await;
+    }
+    let (status, first) = send(keyed(
+        http().get(url(&gemini, "/v1beta/batches?pageSize=2")),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let names = |page: &Value| -> Vec<String> {
+        page["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["displayName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&first), ["run-3", "run-2"]);
+    let token = first["nextPageToken"].as_str().unwrap();
+    let (_, second) = send(keyed(http().get(url(
+        &gemini,
+        &format!("/v1beta/batches?pageSize=2&pageToken={token}"),
+    ))))
+    .await;
+    assert_eq!(names(&second), ["run-1"]);
+    assert!(second["nextPageToken"].is_null());
+    let (status, _) = send(keyed(
+        http().get(url(&gemini, "/v1beta/batches?pageToken=garbage")),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(gemini.batch_polls(), 0, "a list is no poll");
+}
+
+#[tokio::test]
+async fn a_cut_create_makes_a_batch_that_is_found_by_its_display_name() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            create_faults: vec![GeminiAction::Truncate],
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let file = upload(&gemini, jsonl(&[line("a", "x")]), "lost").await;
+    let response = keyed(http().post(url(
+        &gemini,
+        "/v1beta/models/gemini-3-pro-image:batchGenerateContent",
+    )))
+    .json(&json!({"batch": {"display_name": "genimg-lost-1", "input_config": {"file_name": file}}}))
+    .send()
+    .await
+    .unwrap();
+    assert!(response.bytes().await.is_err(), "the answer is cut");
+    assert_eq!(gemini.batches_created(), 1, "but the batch exists");
+
+    let (_, listed) = send(keyed(http().get(url(&gemini, "/v1beta/batches")))).await;
+    let found = listed["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["metadata"]["displayName"] == "genimg-lost-1")
+        .expect("found by display name");
+    let name = found["name"].as_str().unwrap();
+    let (states, _) = poll_to_end(&gemini, name).await;
+    assert_eq!(states.last().unwrap(), "BATCH_STATE_SUCCEEDED");
+}
+
+#[tokio::test]
+async fn batch_creation_is_checked() {
+    let gemini = FakeGemini::start();
+    let file = upload(&gemini, jsonl(&[line("a", "x")]), "in").await;
+    let cases = [
+        (
+            "gemini-3-pro-image",
+            json!({"batch": {"input_config": {"file_name": "files/nope"}}}),
+            (403, "PERMISSION_DENIED"),
+        ),
+        (
+            "gemini-3-pro-image",
+            json!({"batch": {"display_name": "x"}}),
+            INVALID,
+        ),
+        (
+            "gemini-3-pro-image",
+            json!({"batch": {"input_config": {"file_name": file}, "colour": "red"}}),
+            INVALID,
+        ),
+        ("gemini-3-pro-image", json!({"display_name": "x"}), INVALID),
+        (
+            "gemini-3-pro-image-preview",
+            json!({"batch": {"input_config": {"file_name": file}}}),
+            (404, "NOT_FOUND"),
+        ),
+        (
+            "gemini-3-pro-image",
+            json!({"batch": {"displayName": "camel", "inputConfig": {"fileName": file}}}),
+            OK,
+        ),
+    ];
+    for (model, body, expected) in cases {
+        let answer = create(&gemini, model, &body).await;
+        assert_eq!(status_name(&answer), expected, "{body}: {}", answer.1);
+    }
+    let answer = create(
+        &gemini,
+        "gemini-3-pro-image-preview",
+        &json!({"batch": {"input_config": {"file_name": file}}}),
+    )
+    .await;
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported for batchGenerateContent")
+    );
+    assert_eq!(gemini.batches_created(), 1);
+
+    // An input the service cannot read fails the batch as it is validated.
+    let file = upload(
+        &gemini,
+        b"{\"key\": \"a\", \"request\": {}}\nnot json\n".to_vec(),
+        "bad",
+    )
+    .await;
+    let answer = create(
+        &gemini,
+        "gemini-3-pro-image",
+        &json!({"batch": {"input_config": {"file_name": file}}}),
+    )
+    .await;
+    let name = answer.1["name"].as_str().unwrap();
+    let (states, done) = poll_to_end(&gemini, name).await;
+    assert_eq!(states, ["BATCH_STATE_FAILED"]);
+    assert_eq!(done["error"]["code"], 3);
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2")
+    );
+}
+
+#[tokio::test]
+async fn an_inline_batch_answers_inline() {
+    let gemini = FakeGemini::start();
+    let request = |key: &str, prompt: &str| json!({"request": line(key, prompt)["request"], "metadata": {"key": key}});
+    let answer = create(
+        &gemini,
+        "gemini-nano-banana-2.1",
+        &json!({"batch": {"display_name": "inline", "input_config": {"requests": {"requests": [
+            request("one", "x"), request("two", "y"),
+        ]}}}}),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let name = answer.1["name"].as_str().unwrap();
+    let (_, done) = poll_to_end(&gemini, name).await;
+    let inline = &done["response"]["inlinedResponses"]["inlinedResponses"];
+    assert_eq!(inline.as_array().unwrap().len(), 2);
+    assert_eq!(inline[0]["metadata"]["key"], "two");
+    assert!(inline[0]["response"]["candidates"].is_array());
+    assert_eq!(
+        done["metadata"]["output"]["inlinedResponses"]["inlinedResponses"],
+        *inline
+    );
+    assert_eq!(gemini.response_lines(name).len(), 2);
+}
+
+#[tokio::test]
+async fn tests_can_drive_batches_by_hand() {
+    let gemini = FakeGemini::start();
+    gemini.hold_batches(true);
+    let created = submit(&gemini, "held", &[line("a", "x"), line("b", "y")]).await;
+    let name = created["name"].as_str().unwrap();
+    assert_eq!(
+        poll(&gemini, name).await["metadata"]["state"],
+        "BATCH_STATE_PENDING"
+    );
+    gemini.advance_all();
+    assert_eq!(
+        gemini.batch_state(name).as_deref(),
+        Some("BATCH_STATE_RUNNING")
+    );
+    gemini.set_batch_state(name, "EXPIRED");
+    assert_eq!(
+        gemini.batch_state(name).as_deref(),
+        Some("BATCH_STATE_EXPIRED")
+    );
+    assert!(gemini.response_lines(name).is_empty(), "nothing ran");
+
+    let created = submit(&gemini, "forced", &[line("a", "x")]).await;
+    let name = created["name"].as_str().unwrap();
+    gemini.set_batch_state(name, "BATCH_STATE_SUCCEEDED");
+    assert_eq!(gemini.response_lines(name).len(), 1);
+    let (status, _) = send(keyed(
+        http().delete(url(&gemini, &format!("/v1beta/{name}"))),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(gemini.batch(name).is_none());
+}
+
+#[tokio::test]
+async fn uploads_and_polls_can_fail_on_their_way() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            upload_faults: vec![GeminiAction::Truncate, GeminiAction::unavailable()],
+            poll_faults: vec![GeminiAction::internal(), GeminiAction::Drop],
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let start = || {
+        keyed(http().post(url(&gemini, "/upload/v1beta/files")))
+            .header("x-goog-upload-protocol", "resumable")
+            .header("x-goog-upload-command", "start")
+            .header("x-goog-upload-header-content-length", "10")
+            .send()
+    };
+    assert!(start().await.is_err(), "the first start is cut");
+    assert_eq!(gemini.upload_sessions(), 1, "but its session was opened");
+    assert_eq!(start().await.unwrap().status().as_u16(), 503);
+    assert_eq!(gemini.upload_sessions(), 1);
+
+    let created = submit(&gemini, "polled", &[line("a", "x")]).await;
+    let name = created["name"].as_str().unwrap();
+    let poll_url = url(&gemini, &format!("/v1beta/{name}"));
+    let (status, _) = send(keyed(http().get(&poll_url))).await;
+    assert_eq!(status, 500);
+    assert!(keyed(http().get(&poll_url)).send().await.is_err());
+    assert_eq!(
+        gemini.batch_state(name).as_deref(),
+        Some("BATCH_STATE_PENDING"),
+        "a faulted poll moves nothing"
+    );
+    let (states, _) = poll_to_end(&gemini, name).await;
+    assert_eq!(states, ["BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED"]);
+    let files: Vec<GeminiFile> = gemini.uploaded_files();
+    assert_eq!(files.len(), 1);
+    let answered: Vec<GeminiAnsweredLine> = gemini.batch_lines();
+    assert_eq!(answered[0].key, "a");
 }

@@ -27,6 +27,9 @@ pub use gemini::{
     FakeGemini, GEMINI_KEY, GeminiAction, GeminiIncoming, GeminiOptions, GeminiRecorded,
     GeminiScript, gemini_chaos,
 };
+pub use gemini_batches::{
+    GeminiAnsweredLine, GeminiBatchLine, GeminiBatchOptions, GeminiBatchScript, GeminiFile,
+};
 pub use gemini_rules::GoogleError;
 pub use server::{Action, FakeServer, Incoming, KEY, Options, RateLimit, Recorded, chaos};
 
