@@ -3,6 +3,7 @@ mod batch;
 mod cost;
 mod display;
 mod endpoints;
+mod fake_gemini;
 mod fake_server;
 mod faults;
 mod gallery;

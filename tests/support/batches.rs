@@ -527,7 +527,7 @@ impl Batch {
 }
 
 /// The lines of `bytes` (split at `\n`, a `\r` before it dropped), numbered from 1.
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Range<usize>)> + '_ {
+pub(super) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Range<usize>)> + '_ {
     let mut start = 0;
     let mut number = 0;
     std::iter::from_fn(move || {
@@ -551,11 +551,11 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Range<usize>)> + '_ {
     })
 }
 
-fn is_blank(line: &[u8]) -> bool {
+pub(super) fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
@@ -1031,7 +1031,7 @@ fn json_answer(value: &Value, truncate: bool) -> Response<Body> {
 /// A body of `chunks`' frames; with `cut`, it then fails, which closes the connection. The
 /// failure waits a moment first: hyper drops what it has not written out yet when a body
 /// fails, and the client is to get the headers and the frames before the cut.
-fn stream_body(chunks: Chunks, cut: bool) -> Body {
+pub(super) fn stream_body(chunks: Chunks, cut: bool) -> Body {
     type Error = Box<dyn std::error::Error + Send + Sync>;
     let frames = futures_util::stream::iter(chunks.map(|b| Ok::<_, Error>(Frame::data(b))));
     if !cut {
@@ -1333,7 +1333,7 @@ fn download(state: &State, record: &Recorded, id: &str) -> Response<Body> {
 
 /// A `Range` header over `len` bytes: `None` to ignore it (not one range of bytes), an error
 /// if it cannot be satisfied, else the first and last byte.
-fn parse_range(header: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
+pub(super) fn parse_range(header: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
     let spec = header.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
@@ -1371,7 +1371,7 @@ pub fn frames(parts: Vec<Bytes>, start: usize, len: usize) -> Vec<Bytes> {
 
 /// `len` bytes from `start` of a file's pieces, as frames of at most [`FRAME`] bytes: a big
 /// piece is sliced (no copy), small ones are gathered.
-struct Chunks {
+pub(super) struct Chunks {
     parts: Vec<Bytes>,
     idx: usize,
     off: usize,
@@ -1379,7 +1379,7 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn new(parts: Vec<Bytes>, start: usize, len: usize) -> Chunks {
+    pub(super) fn new(parts: Vec<Bytes>, start: usize, len: usize) -> Chunks {
         let mut chunks = Chunks {
             parts,
             idx: 0,

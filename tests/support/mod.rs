@@ -1,11 +1,15 @@
 //! The shared harness of the end-to-end tests: a fake Images API (with OpenAI's Files and
-//! Batches APIs), and the real genimg binary run against it with a cleared, deterministic
+//! Batches APIs), a fake Gemini API (with its Files API and batch mode) on an address of its
+//! own, and the real genimg binary run against them with a cleared, deterministic
 //! environment.
 
 #![allow(dead_code)]
 
 pub mod background;
 pub mod batches;
+pub mod gemini;
+pub mod gemini_batches;
+pub mod gemini_rules;
 pub mod images;
 pub mod proxy;
 pub mod rules;
@@ -19,6 +23,14 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value;
 
 pub use batches::{AnsweredLine, BatchLine, BatchOptions, BatchScript, FileInfo, OutputOrder};
+pub use gemini::{
+    FakeGemini, GEMINI_KEY, GeminiAction, GeminiIncoming, GeminiOptions, GeminiRecorded,
+    GeminiScript, gemini_chaos,
+};
+pub use gemini_batches::{
+    GeminiAnsweredLine, GeminiBatchLine, GeminiBatchOptions, GeminiBatchScript, GeminiFile,
+};
+pub use gemini_rules::GoogleError;
 pub use server::{Action, FakeServer, Incoming, KEY, Options, RateLimit, Recorded, chaos};
 
 /// A temporary directory to run genimg in.
@@ -234,6 +246,37 @@ pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
         assert!(
             sent.contains(&bytes),
             "{name} is not byte for byte an image the server sent"
+        );
+    }
+}
+
+/// Points `cmd` (from [`genimg`]) at the fake Gemini service too, with the key it accepts:
+/// `GEMINI_BASE_URL` and `GEMINI_API_KEY`.
+pub fn with_gemini<'a>(cmd: &'a mut Command, gemini: &FakeGemini) -> &'a mut Command {
+    cmd.env("GEMINI_BASE_URL", gemini.base_url())
+        .env("GEMINI_API_KEY", GEMINI_KEY)
+}
+
+/// Asserts that each image written equals, byte for byte, a final image the Gemini fake sent,
+/// live or in a batch's responses, and that none is a thought part's image. A temporary file
+/// a killed run left under its own name (`.genimg-*.tmp`) is no image.
+#[track_caller]
+pub fn assert_gemini_images_match(ws: &Workspace, dir: &str, gemini: &FakeGemini) {
+    let sent = gemini.images_delivered();
+    let thoughts = gemini.thought_images();
+    let images = ws
+        .files(dir)
+        .into_iter()
+        .filter(|n| !(n.starts_with(".genimg-") && n.ends_with(".tmp")));
+    for name in images {
+        let bytes = ws.read(&format!("{dir}/{name}"));
+        assert!(
+            !thoughts.contains(&bytes),
+            "{name} is a thought part's image, not the answer"
+        );
+        assert!(
+            sent.contains(&bytes),
+            "{name} is not byte for byte an image the Gemini fake sent"
         );
     }
 }

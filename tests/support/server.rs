@@ -491,7 +491,7 @@ impl FakeServer {
 /// moves `tat` on too (up to a minute's worth past the burst), so hammering the limit
 /// pushes the next success further away. All in whole nanoseconds, so a refill is never
 /// missed by a rounding error.
-struct Bucket {
+pub(super) struct Bucket {
     limit: RateLimit,
     interval: Duration,
     tat: Instant,
@@ -499,18 +499,18 @@ struct Bucket {
 
 /// What the limiter tells a client.
 #[derive(Debug, Clone, Copy)]
-struct Quota {
+pub(super) struct Quota {
     limit: u32,
     /// Whole tokens left.
     remaining: u32,
     /// Until the bucket is full again.
     reset: Duration,
     /// Until a token is there; zero after a success.
-    retry_after: Duration,
+    pub(super) retry_after: Duration,
 }
 
 impl Bucket {
-    fn new(limit: RateLimit, now: Instant) -> Bucket {
+    pub(super) fn new(limit: RateLimit, now: Instant) -> Bucket {
         assert!(
             limit.per_minute > 0 && limit.burst > 0,
             "a rate limit needs a rate and a burst: {limit:?}"
@@ -536,7 +536,7 @@ impl Bucket {
     }
 
     /// Takes a token if there is one.
-    fn take(&mut self, now: Instant) -> Result<Quota, Quota> {
+    pub(super) fn take(&mut self, now: Instant) -> Result<Quota, Quota> {
         let capacity = self.interval * self.limit.burst;
         let after = self.tat.max(now) + self.interval;
         let ahead = after - now;
@@ -1299,7 +1299,7 @@ pub(super) fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Respons
 
 /// A body sent in pieces, as one: the length is announced, and hyper writes the pieces out
 /// without joining them.
-fn respond_parts(status: u16, content_type: &str, parts: Vec<Bytes>) -> Response<Body> {
+pub(super) fn respond_parts(status: u16, content_type: &str, parts: Vec<Bytes>) -> Response<Body> {
     let length: usize = parts.iter().map(Bytes::len).sum();
     let frames = futures_util::stream::iter(
         parts
