@@ -78,7 +78,8 @@ pub struct ModelInfo {
     pub complexity: bool,
     pub price: Price,
     pub lifecycle: Lifecycle,
-    pub successor: Option<&'static str>,
+    /// The models OpenAI names to use instead, for one that is retired or retiring.
+    pub successors: &'static [&'static str],
 }
 
 /// Which service family makes a model's images. OpenAI-compatible services and Azure OpenAI
@@ -281,11 +282,16 @@ impl Model {
     /// A warning for a model that is gone from OpenAI or shuts down within 30 days of
     /// `today`, naming its successor.
     pub fn retirement_warning(&self, today: jiff::civil::Date) -> Option<String> {
-        let next = self
-            .info
-            .successor
-            .map(|s| format!("; use {s} instead (--model {s})"))
-            .unwrap_or_default();
+        let next = match self.info.successors {
+            [] => String::new(),
+            [first, rest @ ..] => format!(
+                "; use {} instead (--model {first})",
+                std::iter::once(*first)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        };
         let name = &self.name;
         match self.info.lifecycle {
             Lifecycle::Live => None,
@@ -331,21 +337,38 @@ impl Model {
 pub const BATCH_PRICE: f64 = 0.5;
 
 pub fn render_table() -> String {
+    render_table_on(
+        jiff::tz::Offset::UTC
+            .to_datetime(jiff::Timestamp::now())
+            .date(),
+    )
+}
+
+/// The lifecycle of a model as of `today`: a shutdown date that has passed says so.
+pub fn lifecycle_text(lifecycle: Lifecycle, today: jiff::civil::Date) -> String {
+    match lifecycle {
+        Lifecycle::Live => "live".to_owned(),
+        Lifecycle::ShutsDown(d) => match d.parse::<jiff::civil::Date>() {
+            Ok(day) if day <= today => format!("shut down on {d}"),
+            _ => format!("shuts down on {d}"),
+        },
+        Lifecycle::Removed(d) => format!("removed from OpenAI on {d}"),
+    }
+}
+
+/// [`render_table`] as of `today`.
+pub fn render_table_on(today: jiff::civil::Date) -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
         "Models genimg knows (any other name is sent as given, with GPT image rules).\n\
          Prices are live prices; through the Batch API (--batch) every image costs half.\n",
     );
     for m in MODELS {
-        let status = match m.lifecycle {
-            Lifecycle::Live => "live".to_owned(),
-            Lifecycle::ShutsDown(d) => format!("shuts down on {d}"),
-            Lifecycle::Removed(d) => format!("removed from OpenAI on {d}"),
+        let status = lifecycle_text(m.lifecycle, today);
+        let next = match m.successors {
+            [] => String::new(),
+            list => format!("; use {}", list.join(" or ")),
         };
-        let next = m
-            .successor
-            .map(|s| format!("; use {s}"))
-            .unwrap_or_default();
         let _ = writeln!(out, "\n{}  ({status}{next})", m.name);
         if !m.snapshots.is_empty() {
             let _ = writeln!(out, "  snapshots   {}", m.snapshots.join(", "));
@@ -721,7 +744,7 @@ mod tests {
     fn retiring_models_name_a_successor() {
         for info in MODELS {
             if info.lifecycle != Lifecycle::Live {
-                assert!(info.successor.is_some(), "{}", info.name);
+                assert!(!info.successors.is_empty(), "{}", info.name);
             }
         }
     }
@@ -924,8 +947,8 @@ mod tests {
         );
         assert_eq!(
             w("gpt-image-1.5", "2026-11-24").unwrap(),
-            "gpt-image-1.5 shuts down on 2026-12-01, in 7 day(s); use gpt-image-2 instead \
-             (--model gpt-image-2)"
+            "gpt-image-1.5 shuts down on 2026-12-01, in 7 day(s); use gpt-image-2.6-sunburst \
+             or gpt-image-2.6-flare instead (--model gpt-image-2.6-sunburst)"
         );
         assert!(
             w("gpt-image-1-mini", "2026-12-02")
@@ -945,11 +968,25 @@ mod tests {
 
     #[test]
     fn the_table_lists_every_model_with_its_facts() {
-        let table = render_table();
+        let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        let table = render_table_on(day("2026-12-02"));
         for m in MODELS {
             assert!(table.contains(&format!("\n{}  (", m.name)), "{}", m.name);
         }
-        assert!(table.contains("gpt-image-1.5  (shuts down on 2026-12-01; use gpt-image-2)"));
+        // The lifecycle is dated: it changes by itself on its date.
+        assert!(table.contains(
+            "gpt-image-1.5  (shut down on 2026-12-01; use gpt-image-2.6-sunburst or \
+             gpt-image-2.6-flare)"
+        ));
+        assert!(table.contains("chatgpt-image-latest  (shut down on 2026-12-01;"));
+        assert!(
+            table.contains("gpt-image-1  (removed from OpenAI on 2026-10-23; use gpt-image-2)")
+        );
+        let before = render_table_on(day("2026-11-24"));
+        assert!(
+            before.contains("gpt-image-1-mini  (shuts down on 2026-12-01;"),
+            "{before}"
+        );
         assert!(table.contains("high $0.211"), "{table}");
         assert!(table.contains("--complexity"));
         assert!(table.contains("none (cannot edit)"));

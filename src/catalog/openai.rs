@@ -117,9 +117,11 @@ const fn gpt(
         complexity: kind.complexity,
         price: kind.price,
         lifecycle,
-        successor: match lifecycle {
-            Lifecycle::Live => None,
-            _ => Some("gpt-image-2"),
+        successors: match lifecycle {
+            Lifecycle::Live => &[],
+            // OpenAI's named replacement for the models shut down on 2026-12-01.
+            Lifecycle::ShutsDown(_) => &["gpt-image-2.6-sunburst", "gpt-image-2.6-flare"],
+            Lifecycle::Removed(_) => &["gpt-image-2"],
         },
     }
 }
@@ -189,7 +191,7 @@ pub static MODELS: &[ModelInfo] = &[
         complexity: false,
         price: DALLE3_PRICE,
         lifecycle: Lifecycle::Removed("2026-05-12"),
-        successor: Some("gpt-image-2"),
+        successors: &["gpt-image-2"],
     },
     ModelInfo {
         name: "dall-e-2",
@@ -208,7 +210,7 @@ pub static MODELS: &[ModelInfo] = &[
         complexity: false,
         price: Price::Unknown,
         lifecycle: Lifecycle::Removed("2026-05-12"),
-        successor: Some("gpt-image-2"),
+        successors: &["gpt-image-2"],
     },
 ];
 
@@ -231,7 +233,7 @@ pub(super) static UNKNOWN_GPT_IMAGE: ModelInfo = ModelInfo {
     complexity: true,
     price: Price::Unknown,
     lifecycle: Lifecycle::Live,
-    successor: None,
+    successors: &[],
 };
 
 pub const DEFAULT_MODEL: &str = "gpt-image-2";

@@ -544,6 +544,22 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
             if !near.is_empty() {
                 lines.push(format!("Did you mean {}?", crate::catalog::or_list(&near)));
             }
+            // A model the table knows as retired: its successor is the cure.
+            let today = jiff::tz::Offset::UTC
+                .to_datetime(jiff::Timestamp::now())
+                .date();
+            for model in models {
+                let model = crate::catalog::Model::lookup(model);
+                let info = model.info();
+                if model.is_known() && !info.successors.is_empty() {
+                    lines.push(format!(
+                        "{}: {}; use {} instead.",
+                        info.name,
+                        crate::catalog::lifecycle_text(info.lifecycle, today),
+                        info.successors.join(" or ")
+                    ));
+                }
+            }
             lines.push(format!(
                 "Live models: {}.",
                 crate::catalog::live_models().join(", ")
@@ -561,7 +577,6 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
     lines.join("\n")
 }
 
-/// `12.3 s`, `4m 05s`, `1h 02m`.
 /// `batch_1: in_progress, 3 of 10 done, 1 failed, created 2m 00s ago, 23h 58m left`.
 pub fn batch_line(
     id: &str,
@@ -585,6 +600,7 @@ pub fn batch_line(
     text
 }
 
+/// `12.3 s`, `4m 05s`, `1h 02m`.
 pub fn duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
@@ -702,7 +718,17 @@ mod tests {
             let text = closing_text(&s, Verbosity::Quiet, models);
             assert!(!text.contains("Did you mean"), "{models:?}: {text}");
             assert!(text.contains("Live models: "), "{text}");
+            assert!(!text.contains("instead."), "{models:?}: {text}");
         }
+        // A model shut down names its successor.
+        let text = closing_text(&s, Verbosity::Quiet, &["gpt-image-1-mini"]);
+        assert!(
+            text.contains(
+                "gpt-image-1-mini: shut down on 2026-12-01; use gpt-image-2.6-sunburst or \
+                 gpt-image-2.6-flare instead."
+            ),
+            "{text}"
+        );
     }
 
     fn no_credit() -> FatalStop {

@@ -365,7 +365,7 @@ fn the_models_subcommand_prints_the_table() {
     assert_code(&run, 0);
     for needle in [
         "gpt-image-2.6-flare  (live)",
-        "gpt-image-1.5  (shuts down on 2026-12-01; use gpt-image-2)",
+        "gpt-image-1.5  (shut down on 2026-12-01; use gpt-image-2.6-sunburst or gpt-image-2.6-flare)",
         "dall-e-3  (removed from OpenAI on 2026-05-12; use gpt-image-2)",
         "qualities   low, medium, high, xhigh, max, auto",
         "--complexity",
@@ -392,6 +392,45 @@ fn a_retired_model_warns_and_names_its_successor() {
         run.stderr.contains(
             "warning: gpt-image-1 was removed from OpenAI on 2026-10-23; only other servers may \
              still run it; use gpt-image-2 instead (--model gpt-image-2)"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The models shut down on 2026-12-01 are still sent (a compatible service may serve them),
+/// with a warning that names OpenAI's replacement; if the service does not know them, the
+/// stop names it too.
+#[test]
+fn a_model_shut_down_today_warns_names_its_successor_and_is_still_sent() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|_: &Incoming| {
+            Action::error(
+                404,
+                "model_not_found",
+                "The model `gpt-image-1.5` does not exist or you do not have access to it.",
+            )
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "-m", "gpt-image-1.5"])
+        .run();
+    assert_code(&run, 3);
+    assert_eq!(server.image_requests().len(), 1, "still sent");
+    assert_eq!(
+        run.stderr
+            .matches("warning: gpt-image-1.5 was shut down on 2026-12-01; use gpt-image-2.6-sunburst or gpt-image-2.6-flare instead")
+            .count(),
+        1,
+        "warned once: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "gpt-image-1.5: shut down on 2026-12-01; use gpt-image-2.6-sunburst or \
+             gpt-image-2.6-flare instead."
         ),
         "{}",
         run.stderr
