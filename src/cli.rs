@@ -96,8 +96,9 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(Size))]
     pub size: Option<Size>,
 
-    /// Quality: xhigh and max on 2.5 and 2.6 models, hd and standard on dall-e-3, the others
-    /// on GPT image models; wins over --low-res and names the files
+    /// Quality: xhigh and max on 2.5 and 2.6 models, hd and standard on dall-e-3 (and for
+    /// high and medium on GPT image models), the others on GPT image models; wins over
+    /// --low-res and names the files
     #[arg(long, value_name = "Q", value_parser = one_of(QUALITY_TOKENS, values::parse_quality))]
     pub quality: Option<&'static str>,
 

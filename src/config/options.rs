@@ -235,7 +235,20 @@ impl Choices {
             model.check_size(&size.value).map_err(|p| size.error(p))?;
             options.size = size.value;
         }
-        if let Some(q) = &self.quality {
+        // The seed's words mean its levels on any model that has them: `hd` is `high` on
+        // a GPT image model, as the file names (`image_01_hd.png`) already say.
+        let tier = match self.quality.as_ref().map(|q| q.value) {
+            Some("hd") => Some(Tier::Hd),
+            Some("standard") => Some(Tier::Standard),
+            _ => None,
+        };
+        if let Some(tier) = tier.filter(|t| model.quality_for(*t).is_some())
+            && !info
+                .qualities
+                .contains(&self.quality.as_ref().map_or("", |q| q.value))
+        {
+            options.quality = Quality::Tier(tier);
+        } else if let Some(q) = &self.quality {
             if !info.qualities.contains(&q.value) {
                 return Err(q.error(match info.qualities {
                     [] => format!("{name} takes no quality"),

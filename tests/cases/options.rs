@@ -35,6 +35,9 @@ fn each_option_reaches_a_model_that_takes_it() {
             "max",
         ),
         (&["--quality", "hd", "-m", "dall-e-3"], "quality", "hd"),
+        // The seed's words mean its levels on GPT image models too.
+        (&["--quality", "hd"], "quality", "high"),
+        (&["--quality", "standard"], "quality", "medium"),
         (&["--format", "webp"], "output_format", "webp"),
         (
             &["--format", "jpeg", "--compression", "60"],
@@ -356,6 +359,57 @@ fn a_seed_file_reads_as_before() {
         .run();
     assert_code(&run, 0);
     assert_eq!(server.prompts(), ["first # not a header", "second"]);
+}
+
+/// `hd` and `standard`, the seed's quality words, mean `high` and `medium` on a GPT image
+/// model, from a flag or a prompt header, and name the files as they always did; a model
+/// with no quality at all still refuses them, naming where the value came from.
+#[test]
+fn hd_and_standard_mean_high_and_medium_on_gpt_image_models() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a quality=standard\nx\n\n# b\ny\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--quality", "hd"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.files("out"),
+        ["image.a.01.standard.png", "image.b.01.hd.png"]
+    );
+    let mut sent: Vec<(String, String)> = server
+        .image_requests()
+        .iter()
+        .map(|r| (r.prompt(), r.field("quality").unwrap_or_default()))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("x".to_owned(), "medium".to_owned()),
+            ("y".to_owned(), "high".to_owned())
+        ]
+    );
+    let refused = genimg(&ws, None)
+        .args([
+            "a cat",
+            "-o",
+            "out2",
+            "--dry-run",
+            "--quality",
+            "hd",
+            "-m",
+            "dall-e-2",
+        ])
+        .run();
+    assert_code(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("--quality hd: dall-e-2 takes no quality"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]
