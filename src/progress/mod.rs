@@ -384,12 +384,13 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
                 duration(made.elapsed)
             ),
         ),
+        // With --quiet the closing summary lists each failure: it is said there, once.
         Event::Failed {
             failure,
             done,
             total,
         } => (
-            Quiet,
+            Normal,
             format!(
                 "[{done}/{total}] FAILED {}: {}",
                 failure.file_name, failure.reason
@@ -818,7 +819,7 @@ mod tests {
     #[test]
     fn the_images_a_stop_failed_are_said_by_its_stop_line_only() {
         let buf = Buffer::default();
-        let r = PlainReporter::new(Verbosity::Quiet, Box::new(buf.clone()));
+        let r = PlainReporter::new(Verbosity::Normal, Box::new(buf.clone()));
         let stop = no_credit();
         let first = stopped("b.png", &stop);
         // Said before the stop: an error like any other.
@@ -879,7 +880,7 @@ mod tests {
     }
 
     #[test]
-    fn quiet_shows_errors_only() {
+    fn quiet_says_each_failure_once_in_the_summary() {
         let buf = Buffer::default();
         let r = PlainReporter::new(Verbosity::Quiet, Box::new(buf.clone()));
         let m = made("a.png");
@@ -894,10 +895,22 @@ mod tests {
             done: 2,
             total: 2,
         });
+        let summary = Summary {
+            made: vec![m.clone()],
+            failed: vec![f],
+            ..Summary::default()
+        };
+        r.event(Event::Finished {
+            summary: &summary,
+            models: &[],
+        });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
-            text,
-            "[2/2] FAILED b.png: refused by the service: HTTP 400\n"
+            text.matches("refused by the service: HTTP 400").count(),
+            1,
+            "said once: {text}"
         );
+        assert!(text.contains("Failed (1):"), "{text}");
+        assert!(!text.contains("a.png"), "nothing of what went well: {text}");
     }
 }

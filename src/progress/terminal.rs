@@ -18,6 +18,11 @@ use crate::units::usd;
 /// How often spinners and elapsed times move.
 const TICK: Duration = Duration::from_millis(120);
 
+/// The overall bar, before any image is done, and after: only then has the ETA a base.
+const OVERALL: &str = "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed}";
+const OVERALL_ETA: &str =
+    "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed} · ETA {eta}";
+
 /// The one place bar styles are made.
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
@@ -33,6 +38,8 @@ pub struct TerminalReporter {
     overall: ProgressBar,
     /// The line of each request in flight, by file name.
     lines: Mutex<HashMap<String, ProgressBar>>,
+    /// The requests of those lines that wait to be sent again: not on the wire.
+    retrying: Mutex<std::collections::HashSet<String>>,
     /// Failures and the cost so far, for the overall bar.
     tally: Mutex<(usize, f64)>,
     /// A long wait the service asked for, and when it ends, for the overall bar.
@@ -55,14 +62,14 @@ impl TerminalReporter {
 
     pub fn with_target(verbosity: Verbosity, target: ProgressDrawTarget) -> TerminalReporter {
         let multi = MultiProgress::with_draw_target(target);
-        let overall = multi.add(ProgressBar::new(0).with_style(style(
-            "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed} · ETA {eta}",
-        )));
+        // No ETA until an image is done: before that it says nothing.
+        let overall = multi.add(ProgressBar::new(0).with_style(style(OVERALL)));
         TerminalReporter {
             verbosity,
             multi,
             overall,
             lines: Mutex::new(HashMap::new()),
+            retrying: Mutex::new(std::collections::HashSet::new()),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
             said: Said::default(),
@@ -105,6 +112,10 @@ impl TerminalReporter {
             line.finish_and_clear();
             self.multi.remove(&line);
         }
+        self.retrying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(file_name);
     }
 
     fn count(&self, failed: bool, cost: Option<f64>) {
@@ -115,6 +126,9 @@ impl TerminalReporter {
             }
             tally.1 += cost.unwrap_or(0.0);
         }
+        if self.overall.position() == 0 {
+            self.overall.set_style(style(OVERALL_ETA));
+        }
         self.overall.inc(1);
         self.refresh();
     }
@@ -122,7 +136,18 @@ impl TerminalReporter {
     /// The overall bar's message: the cost so far, failures, and the requests in flight.
     fn refresh(&self) {
         let (failed, cost) = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        let in_flight = self.lines.lock().unwrap_or_else(|e| e.into_inner()).len();
+        // On the wire: not those waiting for a retry.
+        let in_flight = self
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+            .saturating_sub(
+                self.retrying
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len(),
+            );
         let failures = match failed {
             0 => String::new(),
             n => format!(" · {n} failed"),
@@ -155,7 +180,15 @@ impl Reporter for TerminalReporter {
                 self.tell(&event);
             }
             Event::Sending { job, attempt } => {
-                let mut message = format!("{} ({})", Self::label(job), job.file_name);
+                self.retrying
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&job.file_name);
+                // The prompt and the image's number; the file name too with -v.
+                let mut message = Self::label(job);
+                if self.verbosity >= Verbosity::Verbose {
+                    message.push_str(&format!(" ({})", job.file_name));
+                }
                 if *attempt > 1 {
                     message.push_str(&format!(", attempt {attempt}"));
                 }
@@ -167,7 +200,7 @@ impl Reporter for TerminalReporter {
                         let line = self.multi.insert_before(
                             &self.overall,
                             ProgressBar::new_spinner()
-                                .with_style(style("  {spinner} {msg} {elapsed}"))
+                                .with_style(style("  {spinner} {elapsed:>5} {wide_msg}"))
                                 .with_message(message),
                         );
                         line.enable_steady_tick(TICK);
@@ -196,6 +229,11 @@ impl Reporter for TerminalReporter {
                 counted,
                 ..
             } => {
+                self.retrying
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job.file_name.clone());
+                self.refresh();
                 if let Some(line) = self
                     .lines
                     .lock()
@@ -342,13 +380,25 @@ mod tests {
             counted: true,
         });
         let screen = settled(&r, &term, |s| {
-            s.contains("retrying") && s.contains("fox #1 (") && s.contains("0/2")
+            s.contains("retrying") && s.contains("fox #1") && s.contains("0/2")
         });
         assert!(
             screen.contains("Making 2 image(s) with gpt-image-2"),
             "{screen}"
         );
-        assert!(screen.contains("fox #1 (image.fox.01.hd.png)"), "{screen}");
+        assert!(screen.contains("fox #1"), "{screen}");
+        assert!(
+            !screen.contains("image.fox.01.hd.png"),
+            "the file name only with -v: {screen}"
+        );
+        assert!(
+            !screen.contains("ETA"),
+            "no ETA before an image is done: {screen}"
+        );
+        assert!(
+            screen.contains("· 1 in flight"),
+            "the one waiting to retry is not on the wire: {screen}"
+        );
         assert!(
             screen.contains("fox #2: attempt 1 failed, retrying in 2.0 s"),
             "{screen}"
@@ -360,10 +410,14 @@ mod tests {
             done: 1,
             total: 2,
         });
-        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1 ("));
-        assert!(screen.contains("1 in flight"), "{screen}");
-        assert!(!screen.contains("fox #1 ("), "the line went: {screen}");
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1"));
+        assert!(screen.contains("0 in flight"), "{screen}");
+        assert!(!screen.contains("fox #1"), "the line went: {screen}");
         assert!(screen.contains("1/2 · $0.21"), "{screen}");
+        assert!(
+            screen.contains("ETA"),
+            "an ETA once an image is done: {screen}"
+        );
     }
 
     #[test]
@@ -404,7 +458,7 @@ mod tests {
             done: 1,
             total: 2,
         });
-        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1 ("));
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1"));
         assert_eq!(screen.matches("Incorrect API key").count(), 1, "{screen}");
         assert!(!screen.contains("FAILED"), "{screen}");
         assert!(

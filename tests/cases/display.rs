@@ -58,8 +58,10 @@ fn a_terminal_gets_bars_a_line_per_request_and_the_summary() {
     let screen = &run.stdout;
     assert!(screen.contains("ETA"), "no overall bar:\n{screen}");
     assert!(screen.contains("/4"), "{screen}");
-    assert!(screen.contains("fox #1 (image.fox.01.hd.png)"), "{screen}");
-    assert!(screen.contains("owl #2 (image.owl.02.hd.png)"), "{screen}");
+    // A request's line: its prompt and number; the file name only with -v.
+    assert!(screen.contains("fox #1"), "{screen}");
+    assert!(screen.contains("owl #2"), "{screen}");
+    assert!(!screen.contains("(image.fox.01.hd.png)"), "{screen}");
     assert!(screen.contains("Done in"), "{screen}");
     assert!(screen.contains("  made           4"), "{screen}");
     // NO_COLOR: cursor movement, but no colour.
@@ -359,4 +361,24 @@ fn verbose_shows_each_request_and_the_log_the_pace() {
         "{}",
         debug.stderr
     );
+}
+
+/// With `-q` a failed image is said once: in the closing summary, not also as it happens.
+#[test]
+fn quiet_says_each_failure_once() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# ok\na fox\n\n# no\nFORBIDDEN things\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-q"])
+        .run();
+    assert_code(&run, 1);
+    assert_eq!(
+        run.stderr.matches("image.no.01.hd.png").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Failed (1):"), "{}", run.stderr);
+    assert!(!run.stderr.contains("image.ok.01.hd.png"), "{}", run.stderr);
 }

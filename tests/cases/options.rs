@@ -155,7 +155,13 @@ fn each_option_is_refused_by_a_model_that_does_not_take_it() {
             &["--quality", "xhigh"],
             "--quality xhigh: gpt-image-2 takes the qualities low, medium, high, auto",
         ),
-        (&["--quality", "hd"], "--quality hd: gpt-image-2 takes"),
+        // The seed's words mean high and medium on GPT image models (see
+        // hd_and_standard_mean_high_and_medium_on_gpt_image_models); a model with no
+        // quality refuses them.
+        (
+            &["-m", "dall-e-2", "--quality", "hd"],
+            "--quality hd: dall-e-2 takes no quality",
+        ),
         (
             &["-m", "dall-e-3", "--quality", "low"],
             "dall-e-3 takes the qualities hd, standard",
