@@ -128,8 +128,59 @@ impl Loaded {
     }
 }
 
+/// Keys a config file may not hold: each would act on every run, where a user means it once
+/// (deleting or remaking images, sending nothing), or keep a secret in a file the user may
+/// share. With why, and what to use instead.
+const REFUSED_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "from-scratch",
+        "from_scratch",
+        "it would delete images on every run; pass --from-scratch when you mean it",
+    ),
+    (
+        "overwrite",
+        "overwrite",
+        "it would remake every image on every run; pass --overwrite when you mean it",
+    ),
+    (
+        "dry-run",
+        "dry_run",
+        "no run would ever send anything; pass --dry-run when you mean it",
+    ),
+    (
+        "api-key",
+        "api_key",
+        "a key does not belong in a settings file; set OPENAI_API_KEY or pass --api-key",
+    ),
+];
+
 /// Parses the TOML text; the message names the line and the key at fault.
 pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    let file = parse_keys(text)?;
+    let set = [
+        file.from_scratch.is_some(),
+        file.overwrite.is_some(),
+        file.dry_run.is_some(),
+        file.api_key.is_some(),
+    ];
+    for ((kebab, snake, why), set) in REFUSED_KEYS.iter().zip(set) {
+        if set {
+            let line = text
+                .lines()
+                .position(|l| {
+                    let key = l.split('=').next().unwrap_or("").trim();
+                    key == *kebab || key == *snake
+                })
+                .map_or_else(String::new, |n| format!("line {}: ", n + 1));
+            return Err(format!(
+                "{line}`{kebab}` cannot be set in a config file: {why}"
+            ));
+        }
+    }
+    Ok(file)
+}
+
+fn parse_keys(text: &str) -> Result<ConfigFile, String> {
     toml::from_str(text).map_err(|e| {
         let line = e
             .span()
@@ -145,14 +196,13 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
     use std::fs;
 
     #[test]
     fn keys_in_kebab_or_snake_case() {
         let f = parse(
             "model = \"gpt-image-2.5-flare\"\ncount = 3\nlow_res = true\n\
-             reference-image = [\"a.png\", \"b.png\"]\nmax-cost = 2.5\napi-key = \"sk-file\"\n\
+             reference-image = [\"a.png\", \"b.png\"]\nmax-cost = 2.5\n\
              num_threads = 8\n",
         )
         .unwrap();
@@ -162,7 +212,22 @@ mod tests {
         assert_eq!(f.reference_image.unwrap().len(), 2);
         assert_eq!(f.max_cost, Some(2.5));
         assert_eq!(f.jobs, Some(8));
-        assert_eq!(f.api_key.unwrap().expose_secret(), "sk-file");
+    }
+
+    #[test]
+    fn keys_that_would_act_on_every_run_or_hold_a_secret_are_refused() {
+        for (text, key) in [
+            ("count = 2\nfrom-scratch = true\n", "line 2: `from-scratch`"),
+            ("from_scratch = false\n", "line 1: `from-scratch`"),
+            ("overwrite = true\n", "line 1: `overwrite`"),
+            ("count = 1\n\ndry-run = true\n", "line 3: `dry-run`"),
+            ("api_key = \"sk-file\"\n", "line 1: `api-key`"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.starts_with(key), "{text:?}: {err}");
+            assert!(err.contains("cannot be set in a config file"), "{err}");
+            assert!(!err.contains("sk-file"), "no secret in the message: {err}");
+        }
     }
 
     #[test]

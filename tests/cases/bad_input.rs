@@ -390,3 +390,27 @@ fn a_style_file_one_byte_over_its_cap() {
         "--style @style.txt: cannot read style.txt: it is more than the size cap of 1 MB",
     );
 }
+
+/// A config file cannot set what would act on every run, or hold the key: refused before
+/// any request, naming the key and its line.
+#[test]
+fn a_config_file_cannot_delete_remake_skip_or_hold_the_key() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    for (text, key) in [
+        ("count = 1\nfrom-scratch = true\n", "line 2: `from-scratch`"),
+        ("overwrite = true\n", "line 1: `overwrite`"),
+        ("dry_run = true\n", "line 1: `dry-run`"),
+        ("api-key = \"sk-in-a-file\"\n", "line 1: `api-key`"),
+    ] {
+        let config = ws.write("genimg.toml", text);
+        let run = genimg(&ws, Some(&server))
+            .env("GENIMG_CONFIG", &config)
+            .args(["a fox", "-o", "out"])
+            .run();
+        assert_code(&run, 2);
+        assert!(run.stderr.contains(key), "{text:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("sk-in-a-file"), "{}", run.stderr);
+    }
+    assert!(server.requests().is_empty(), "nothing was sent");
+}
