@@ -25,6 +25,8 @@ pub struct PlannedPrompt {
     pub number: usize,
     /// Where it is written, `prompts.txt:7`; `None` for a prompt on the command line.
     pub at: Option<String>,
+    /// The `## Title` section of the prompt file it is in, if any.
+    pub section: Option<String>,
     /// Images to make of it.
     pub count: u32,
     /// Of one image, in US dollars; `None` where the model has no published price.
@@ -92,6 +94,7 @@ impl Plan {
                         }
                         _ => None,
                     },
+                    section: p.section.clone(),
                     count: s.count,
                     estimate: s.model.estimate(
                         s.options.size,

@@ -11,7 +11,9 @@
 //!
 //! A line that starts with `#` is a header naming the prompt that follows; the prompt runs to
 //! the next header. Its text is kept as written, newlines included, without the blank lines
-//! around it.
+//! around it. A line that starts with `//` is a comment, and a line `## Title` starts a
+//! section, which the prompts after it belong to (a bare `##` ends it); neither is ever a
+//! prompt or part of one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +35,8 @@ pub struct Prompt {
     pub line: usize,
     /// Options after the name on the header line, in order: `# wide size=1536x1024`.
     pub options: Vec<HeaderOption>,
+    /// The title of the `## Title` section it is in, if any.
+    pub section: Option<String>,
 }
 
 /// A `key=value` word on a header line. The parser checks only the shape; what keys and
@@ -161,6 +165,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
     let mut prompts: Vec<Prompt> = Vec::new();
     // The header line of the prompt being read, and its body lines.
     let mut current: Option<(String, usize, Vec<HeaderOption>)> = None;
+    // The section the next prompts belong to.
+    let mut section: Option<String> = None;
     let mut body: Vec<&str> = Vec::new();
     // Each name so far, folded to lower case, with its header's line.
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -168,8 +174,19 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
     for (i, raw) in text.split('\n').enumerate() {
         let line_no = i + 1;
         let line = raw.trim_end_matches('\r');
+        if line.starts_with("//") {
+            continue;
+        }
+        if let Some(title) = line.strip_prefix("##") {
+            finish(current.take(), &mut body, &mut prompts, &section)
+                .map_err(|(l, k)| err(l, k))?;
+            let title = title.trim_start_matches('#').trim();
+            section = (!title.is_empty()).then(|| title.to_owned());
+            continue;
+        }
         if let Some(rest) = line.strip_prefix('#') {
-            finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
+            finish(current.take(), &mut body, &mut prompts, &section)
+                .map_err(|(l, k)| err(l, k))?;
             let (name, options) = header(rest, line).map_err(|k| err(line_no, k))?;
             // Names that differ only in case collide on case-insensitive disks.
             if let Some(&first_line) = seen.get(&name.to_lowercase()) {
@@ -186,7 +203,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
             return Err(err(line_no, ParseErrorKind::TextBeforeFirstHeader));
         }
     }
-    finish(current.take(), &mut body, &mut prompts).map_err(|(l, k)| err(l, k))?;
+    finish(current.take(), &mut body, &mut prompts, &section).map_err(|(l, k)| err(l, k))?;
 
     if prompts.is_empty() {
         return Err(err(1, ParseErrorKind::NoPrompts));
@@ -199,6 +216,7 @@ fn finish(
     current: Option<(String, usize, Vec<HeaderOption>)>,
     body: &mut Vec<&str>,
     prompts: &mut Vec<Prompt>,
+    section: &Option<String>,
 ) -> Result<(), (usize, ParseErrorKind)> {
     if let Some((name, line, options)) = current {
         let text = trim_blank_lines(body);
@@ -210,6 +228,7 @@ fn finish(
             text,
             line,
             options,
+            section: section.clone(),
         });
     }
     body.clear();
@@ -339,7 +358,15 @@ fn trim_blank_lines(lines: &[&str]) -> String {
 /// Writes prompts in the file format; `parse(&render(p))` gives back `p`.
 pub fn render(prompts: &[Prompt]) -> String {
     let mut out = String::new();
+    let mut section: Option<&str> = None;
     for p in prompts {
+        if p.section.as_deref() != section {
+            section = p.section.as_deref();
+            match section {
+                Some(title) => out.push_str(&format!("## {title}\n\n")),
+                None => out.push_str("##\n\n"),
+            }
+        }
         out.push_str("# ");
         out.push_str(&p.name);
         for o in &p.options {
@@ -661,6 +688,35 @@ mod tests {
     }
 
     #[test]
+    fn comments_and_sections_are_never_prompts() {
+        let text = "// a comment before anything\n## Title slides\n# hero\nA hero shot\n// not part of it\nof a mug\n\n## Diagrams\n# flow\nA flow chart\n##\n# last\nno section\n";
+        let p = parse(text, "f").unwrap();
+        let got: Vec<(&str, &str, Option<&str>)> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.text.as_str(), p.section.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("hero", "A hero shot\nof a mug", Some("Title slides")),
+                ("flow", "A flow chart", Some("Diagrams")),
+                ("last", "no section", None),
+            ]
+        );
+        assert_eq!(p[1].line, 9, "lines still count the comments");
+        let again = parse(&render(&p), "f").unwrap();
+        assert_eq!(
+            again.iter().map(|p| &p.section).collect::<Vec<_>>(),
+            p.iter().map(|p| &p.section).collect::<Vec<_>>()
+        );
+        // A section with no prompt under it is no prompt either.
+        assert_eq!(
+            fails("## Only a title\n// and a comment\n").kind,
+            ParseErrorKind::NoPrompts
+        );
+    }
+
+    #[test]
     fn render_writes_the_format() {
         let p = parse("# a\nx\n\ny\n# b\nz", "f").unwrap();
         assert_eq!(render(&p), "# a\nx\n\ny\n\n# b\nz\n\n");
@@ -669,8 +725,8 @@ mod tests {
     fn prompt_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
         let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
         // A text line never starts with `#`; the first and last lines have something on them.
-        let solid = "[^#\r\n\\s][^\r\n]{0,30}";
-        let any_line = prop_oneof!["", "[ \t]{0,3}", "[^#\r\n][^\r\n]{0,30}"];
+        let solid = "[^#/\r\n\\s][^\r\n]{0,30}";
+        let any_line = prop_oneof!["", "[ \t]{0,3}", "[^#/\r\n][^\r\n]{0,30}"];
         let text = (
             solid,
             proptest::collection::vec(any_line, 0..4),
@@ -701,7 +757,7 @@ mod tests {
         fn arbitrary_text_never_panics_and_what_parses_round_trips(text in "(#[^\n]{0,8}\n|[^\n]{0,12}\n){0,12}") {
             if let Ok(prompts) = parse(&text, "f") {
                 let again = parse(&render(&prompts), "f").unwrap();
-                let strip = |p: Vec<Prompt>| p.into_iter().map(|p| (p.name, p.text)).collect::<Vec<_>>();
+                let strip = |p: Vec<Prompt>| p.into_iter().map(|p| (p.name, p.text, p.section)).collect::<Vec<_>>();
                 prop_assert_eq!(strip(again), strip(prompts));
             }
         }
@@ -710,7 +766,7 @@ mod tests {
         fn rendered_prompts_parse_back(pairs in prompt_strategy()) {
             let prompts: Vec<Prompt> = pairs
                 .iter()
-                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new() })
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new(), section: None })
                 .collect();
             let parsed = parse(&render(&prompts), "f").unwrap();
             let got: Vec<(String, String)> = parsed.into_iter().map(|p| (p.name, p.text)).collect();
@@ -721,7 +777,7 @@ mod tests {
         fn crlf_parses_like_lf(pairs in prompt_strategy()) {
             let prompts: Vec<Prompt> = pairs
                 .iter()
-                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new() })
+                .map(|(name, text)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new(), section: None })
                 .collect();
             let lf = render(&prompts);
             let crlf = lf.replace('\n', "\r\n");

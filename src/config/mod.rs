@@ -281,6 +281,8 @@ pub struct PromptConfig {
     /// The text sent: the style's preamble, if any, then the prompt.
     pub text: String,
     pub settings: Settings,
+    /// The `## Title` section of the prompt file it is in, if any.
+    pub section: Option<String>,
 }
 
 impl Config {
@@ -477,6 +479,7 @@ impl Config {
                 line: p.line,
                 text,
                 settings,
+                section: p.section,
             });
         }
 
@@ -754,6 +757,7 @@ fn read_prompts(
                 text,
                 line: 0,
                 options: Vec::new(),
+                section: None,
             };
             Ok((PromptSource::Argument, vec![prompt]))
         }

@@ -459,6 +459,7 @@ impl Batcher {
                     job.prompt.identity(),
                 );
                 record.prompt_number = Some(job.prompt.number);
+                record.section = job.prompt.section.clone();
                 record.mode = Some("batch".to_owned());
                 requests.push(&Request {
                     custom_id: job.file_name.clone(),

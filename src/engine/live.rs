@@ -559,6 +559,7 @@ async fn make_image<S: ImageService>(
         job.prompt.identity(),
     );
     record.prompt_number = Some(job.prompt.number);
+    record.section = job.prompt.section.clone();
     let attempts = AtomicU32::new(0);
     // When the first request went out: the record's start, rather than when the job was
     // queued behind others.

@@ -46,8 +46,16 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         .unwrap_or(0);
     // The operation of each prompt, worked out once for all its images.
     let mut operation: Option<(usize, String)> = None;
+    let mut section: Option<&str> = None;
     for (i, job) in plan.jobs.iter().enumerate() {
         let spec = &job.prompt.spec;
+        // A `## Title` of the prompt file is a heading here too.
+        if job.prompt.section.as_deref() != section {
+            section = job.prompt.section.as_deref();
+            if let Some(title) = section {
+                let _ = writeln!(out, "\n## {title}");
+            }
+        }
         let what = if let Some(batch) = survey.pending_in(i) {
             if batch == Survey::REFUSED {
                 "refused by the service before, skipped; --overwrite asks again".to_owned()

@@ -461,6 +461,10 @@ struct Group<'a> {
     /// `None`: prompts given on the command line.
     name: Option<&'a str>,
     cards: Vec<Card<'a>>,
+    /// The `## Title` section of the prompt file it is in, as its last record says.
+    section: Option<&'a str>,
+    /// The section's title where this group is the first of it: the page's heading.
+    opens_section: Option<&'a str>,
 }
 
 impl Group<'_> {
@@ -638,12 +642,16 @@ impl<'a> Sheet<'a> {
                 groups.push(Group {
                     name,
                     cards: Vec::new(),
+                    section: None,
+                    opens_section: None,
                 });
                 groups.len() - 1
             });
             if let Some(n) = record.prompt_number {
                 number_of.insert(name, n);
             }
+            // The last record says where the prompt is now.
+            groups[index_of[&name]].section = record.section.as_deref();
         }
         for card in cards {
             let name = card.record.prompt.as_deref();
@@ -652,7 +660,12 @@ impl<'a> Sheet<'a> {
         groups.retain(|g| !g.cards.is_empty());
         // A stable sort keeps the manifest's order among equals.
         groups.sort_by_key(|g| number_of.get(&g.name).copied().unwrap_or(usize::MAX));
+        let mut section = None;
         for group in &mut groups {
+            if group.section != section {
+                section = group.section;
+                group.opens_section = section;
+            }
             group.cards.sort_by(|a, b| {
                 (a.record.index, &a.record.file).cmp(&(b.record.index, &b.record.file))
             });
@@ -748,6 +761,7 @@ mod tests {
             received_format: None,
             rescued: None,
             moderation: None,
+            section: None,
             mode: None,
             batch_id: None,
         }

@@ -123,6 +123,10 @@ pub struct Record {
     /// A refused prompt's `moderation_details`, where the service gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<Moderation>,
+    /// The `## Title` section of the prompt file its prompt is in, if any: the gallery's
+    /// heading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
     /// `batch` for an image made through the Batch API; absent for a live one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
@@ -168,6 +172,7 @@ impl Record {
             received_format: None,
             rescued: None,
             moderation: None,
+            section: None,
             mode: None,
             batch_id: None,
         }

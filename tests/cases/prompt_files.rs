@@ -176,3 +176,54 @@ fn a_prompt_too_long_for_the_model_is_refused_before_any_request() {
     );
     assert!(server.requests().is_empty());
 }
+
+/// `//` comments and `## Title` sections: never a prompt or part of one; the dry run and the
+/// gallery show each section as a heading, and the manifest records it.
+#[test]
+fn comments_and_sections_shape_the_file_but_never_the_prompts() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write(
+        "slides.txt",
+        "// Deck for the launch\n## Title slides\n# hero\nA hero shot of a mug\n// TODO: warmer?\n\n## Diagrams\n# flow\nA flow chart\n",
+    );
+    let dry = genimg(&ws, None)
+        .args(["--input", "slides.txt", "-o", "out", "--dry-run"])
+        .run();
+    assert_code(&dry, 0);
+    let title = dry.stdout.find("## Title slides").expect("a heading");
+    let hero = dry.stdout.find("image.hero.01.hd.png").expect("the hero");
+    let diagrams = dry.stdout.find("## Diagrams").expect("a heading");
+    let flow = dry.stdout.find("image.flow.01.hd.png").expect("the flow");
+    assert!(
+        title < hero && hero < diagrams && diagrams < flow,
+        "{}",
+        dry.stdout
+    );
+
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "slides.txt", "-o", "out"])
+        .run();
+    assert_code(&run, 0);
+    let mut prompts = server.prompts();
+    prompts.sort();
+    assert_eq!(prompts, ["A flow chart", "A hero shot of a mug"]);
+    let records = ws.manifest("out");
+    let section_of = |file: &str| {
+        records
+            .iter()
+            .find(|r| r["file"] == file)
+            .map(|r| r["section"].clone())
+            .unwrap()
+    };
+    assert_eq!(section_of("image.hero.01.hd.png"), "Title slides");
+    assert_eq!(section_of("image.flow.01.hd.png"), "Diagrams");
+    let gallery = String::from_utf8(ws.read("out/index.html")).unwrap();
+    let title = gallery
+        .find("<h2 class=\"part\">Title slides</h2>")
+        .expect("a heading");
+    let diagrams = gallery
+        .find("<h2 class=\"part\">Diagrams</h2>")
+        .expect("a heading");
+    assert!(title < diagrams);
+}
