@@ -71,6 +71,15 @@ pub struct Cli {
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
 
+    /// A name for the prompt given as an argument: its images become image.NAME.01.hd.png
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "prompt",
+        conflicts_with = "input"
+    )]
+    pub name: Option<String>,
+
     /// Read named prompts from FILE ("-" reads standard input)
     #[arg(short, long, value_name = "FILE", conflicts_with = "prompt")]
     pub input: Option<PathBuf>,

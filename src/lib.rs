@@ -121,6 +121,10 @@ async fn make_images(
         reporter.event(Event::Warning { text: warning });
     }
     let mut plan = Plan::new(config);
+    // A prompt from the command line never takes the names of another prompt's images.
+    if let Ok(history) = store::manifest::History::read(&config.dst_dir) {
+        plan.make_room(&history);
+    }
     if config.dry_run {
         let survey = store::survey(&plan, config.existing)?;
         plan.adopt(&survey);

@@ -72,7 +72,7 @@ impl Plan {
     pub fn new(config: &Config) -> Plan {
         let namer = Namer {
             naming: config.naming,
-            from_file: matches!(config.source, PromptSource::File(_)),
+            from_file: matches!(config.source, PromptSource::File(_)) || config.named,
             image_digits: digits(config.max_count() as usize),
             prompt_digits: digits(config.prompts.len()),
             names: config.prompts.iter().map(|p| p.name.clone()).collect(),
@@ -127,6 +127,59 @@ impl Plan {
         }
     }
 
+    /// Gives a prompt from the command line numbers no other prompt's image holds: its images
+    /// take the numbers its own earlier images have (a re-run resumes them), then the next
+    /// free ones. A file with no record in the manifest (made by the seed script, or before
+    /// the manifest) counts as its own, as the seed's re-runs always did. Nothing changes for
+    /// a prompt file, or where the first numbers are free.
+    pub fn make_room(&mut self, history: &crate::store::manifest::History) {
+        if self.namer.from_file || self.prompts.len() != 1 {
+            return;
+        }
+        let prompt = self.prompts[0].clone();
+        let format = prompt.spec.asked_format();
+        let mut own: Vec<usize> = Vec::new();
+        let mut others: HashSet<usize> = HashSet::new();
+        let Ok(entries) = std::fs::read_dir(&self.dst_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(key) = self.namer.key(name) else {
+                continue;
+            };
+            if key.quality != prompt.quality || key.format != format {
+                continue;
+            }
+            match history.made_from(name) {
+                Some(hash) if !prompt.identity().matches(hash) => {
+                    others.insert(key.index);
+                }
+                _ => own.push(key.index),
+            }
+        }
+        if others.is_empty() {
+            return;
+        }
+        own.sort_unstable();
+        own.dedup();
+        let mut numbers: Vec<usize> = own.into_iter().take(self.jobs.len()).collect();
+        let mut next = 1;
+        while numbers.len() < self.jobs.len() {
+            if !others.contains(&next) && !numbers.contains(&next) {
+                numbers.push(next);
+            }
+            next += 1;
+        }
+        numbers.sort_unstable();
+        let width = digits(numbers.last().copied().unwrap_or(1)).max(self.namer.image_digits);
+        for (job, n) in self.jobs.iter_mut().zip(numbers) {
+            job.index = n as u32;
+            job.file_name = self.namer.name_with_width(&prompt, job.index, width);
+        }
+    }
+
     /// Keeps the names files already have: an image made as `image_07_hd.png` stays that,
     /// rather than being made again as `image_007_hd.png` once the count passes 99.
     pub fn adopt(&mut self, survey: &Survey) {
@@ -177,6 +230,15 @@ impl Namer {
             prompt.quality,
             prompt.extension,
         )
+    }
+
+    /// The file name of image `index` of `prompt`, its number `width` digits wide at least.
+    fn name_with_width(&self, prompt: &PlannedPrompt, index: u32, width: usize) -> String {
+        Namer {
+            image_digits: width,
+            ..self.clone()
+        }
+        .file_name(prompt, index)
     }
 
     fn name(

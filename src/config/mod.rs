@@ -270,6 +270,8 @@ pub struct Config {
     pub wait: bool,
     /// With `--batch`: the first interval between polls.
     pub poll_interval: Duration,
+    /// `--name`: the prompt given as an argument has a name of its own.
+    pub named: bool,
 }
 
 /// One prompt with its settings, checked against its model.
@@ -454,7 +456,17 @@ impl Config {
             // A file's `input` is a default: a prompt on the command line replaces it.
             cli.prompt.is_none().then(|| f.input.clone()).flatten()
         });
-        let (source, prompts) = read_prompts(cli.prompt.clone(), input.as_deref(), stdin)?;
+        let (source, mut prompts) = read_prompts(cli.prompt.clone(), input.as_deref(), stdin)?;
+        // A one-off prompt with a name is named as a prompt of a file is.
+        if let Some(name) = &cli.name {
+            crate::prompts::check_name(name).map_err(|kind| ConfigError::Option {
+                given: format!("--name {name}"),
+                problem: kind.to_string(),
+            })?;
+            if let Some(p) = prompts.first_mut() {
+                p.name = name.clone();
+            }
+        }
         let base = match (&source, &input) {
             (PromptSource::File(_), Some(path)) if path != Path::new("-") => {
                 path.parent().map(Path::to_owned).unwrap_or_default()
@@ -589,6 +601,7 @@ impl Config {
             batch: cli.batch,
             wait: !cli.no_wait,
             poll_interval: cli.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            named: cli.name.is_some(),
             json: cli.json,
         })
     }

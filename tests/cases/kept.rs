@@ -684,7 +684,8 @@ fn a_destination_written_by_release_0_1_is_current_after_the_upgrade() {
     assert_eq!(ws.read("out/image_01_hd.png"), images::png(1));
 
     // The same line with another hash, as 0.1 wrote for another prompt: the match above is
-    // the hash's, not any line's.
+    // the hash's, not any line's. That image is another prompt's: kept as it is, and this
+    // prompt's image takes the next free number.
     let other = release_0_1_destination(
         "sha256:7cee16a3874c4d6b2dffe582e069600ad6ed8cab29f66776b597c73366c3c138",
     );
@@ -692,8 +693,14 @@ fn a_destination_written_by_release_0_1_is_current_after_the_upgrade() {
         .args(["a cat", "-o", "out"])
         .run();
     assert_code(&run, 0);
-    assert_eq!(server.image_requests().len(), 0, "a stale image is kept");
-    assert_summary(&run, &[("made", "0"), ("skipped", "1"), ("stale", "1")]);
+    assert_eq!(server.image_requests().len(), 1, "this prompt's own image");
+    assert_summary(&run, &[("made", "1")]);
+    assert_eq!(
+        other.read("out/image_01_hd.png"),
+        images::png(1),
+        "untouched"
+    );
+    assert!(other.join("out/image_02_hd.png").exists());
 }
 
 #[test]

@@ -337,3 +337,71 @@ fn raising_the_count_past_99_keeps_the_images_already_made() {
     assert_eq!(ws.read("out/image_01_hd.png"), first);
     assert_summary(&run, &[("made", "98"), ("skipped", "2")]);
 }
+
+/// A second one-off prompt into the same folder never takes the first one's names: its
+/// images get the next free numbers, a re-run of either resumes its own, `--overwrite`
+/// remakes only its own, and `--name` names a one-off prompt as a file's prompt is named.
+#[test]
+fn one_off_prompts_never_collide() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let make = |args: &[&str]| genimg(&ws, Some(&server)).args(args).run();
+    let astronaut = ["a watercolor astronaut", "-o", "refs", "-n", "2"];
+    let fox = ["a red fox in snow", "-o", "refs", "-n", "2"];
+    assert_code(&make(&astronaut), 0);
+    let before = (
+        ws.read("refs/image_01_hd.png"),
+        ws.read("refs/image_02_hd.png"),
+    );
+    let run = make(&fox);
+    assert_code(&run, 0);
+    assert!(!run.stderr.contains("stale"), "{}", run.stderr);
+    assert_eq!(
+        ws.files("refs"),
+        [
+            "image_01_hd.png",
+            "image_02_hd.png",
+            "image_03_hd.png",
+            "image_04_hd.png"
+        ]
+    );
+    assert_eq!(
+        (
+            ws.read("refs/image_01_hd.png"),
+            ws.read("refs/image_02_hd.png")
+        ),
+        before,
+        "the astronaut is untouched"
+    );
+    assert_eq!(server.image_requests().len(), 4);
+
+    // Each re-run resumes its own images.
+    assert_code(&make(&fox), 0);
+    assert_code(&make(&astronaut), 0);
+    assert_eq!(server.image_requests().len(), 4, "nothing bought again");
+
+    // --overwrite remakes the fox's own, and only them.
+    let mut overwrite = fox.to_vec();
+    overwrite.push("--overwrite");
+    assert_code(&make(&overwrite), 0);
+    let remade: Vec<String> = server.prompts_of(4..);
+    assert_eq!(remade, ["a red fox in snow", "a red fox in snow"]);
+    assert_eq!(
+        (
+            ws.read("refs/image_01_hd.png"),
+            ws.read("refs/image_02_hd.png")
+        ),
+        before
+    );
+
+    // A name of its own.
+    let named = make(&["a fox at dusk", "-o", "refs", "--name", "dusk"]);
+    assert_code(&named, 0);
+    assert!(
+        ws.files("refs")
+            .contains(&"image.dusk.01.hd.png".to_owned())
+    );
+    let bad = make(&["a fox", "-o", "refs", "--name", "a fox"]);
+    assert_code(&bad, 2);
+    assert!(bad.stderr.contains("--name a fox"), "{}", bad.stderr);
+}
