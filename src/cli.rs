@@ -201,8 +201,17 @@ pub struct Cli {
 
     /// Make the images already there again, stale ones included (each is replaced only
     /// once its new image is saved)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "remake_stale")]
     pub overwrite: bool,
+
+    /// Make again only the stale images: those whose prompt or options changed since
+    #[arg(long = "remake-stale", conflicts_with = "from_scratch")]
+    pub remake_stale: bool,
+
+    /// Only the prompts whose names match PATTERN (`*` and `?` wildcards); a comma separates
+    /// several, and the flag may repeat
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub only: Vec<String>,
 
     /// Retries per image after an error worth retrying; 0 turns them off [default: 4]. A 429
     /// for rate and a wait within --max-wait use none while images keep arriving

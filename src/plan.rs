@@ -75,7 +75,13 @@ impl Plan {
             from_file: matches!(config.source, PromptSource::File(_)) || config.named,
             image_digits: digits(config.max_count() as usize),
             prompt_digits: digits(config.prompts.len()),
-            names: config.prompts.iter().map(|p| p.name.clone()).collect(),
+            // Only the prompts this run is for: --from-scratch removes nothing of the others.
+            names: config
+                .prompts
+                .iter()
+                .filter(|p| selected(&config.only, &p.name))
+                .map(|p| p.name.clone())
+                .collect(),
         };
         let prompts: Vec<Arc<PlannedPrompt>> = config
             .prompts
@@ -108,6 +114,11 @@ impl Plan {
                     spec,
                 })
             })
+            .collect();
+        // `--only`: the prompts it picks, each keeping its number in the file.
+        let prompts: Vec<Arc<PlannedPrompt>> = prompts
+            .into_iter()
+            .filter(|p| selected(&config.only, &p.name))
             .collect();
         let jobs = prompts
             .iter()
@@ -204,6 +215,38 @@ impl Plan {
         }
         (total, unpriced)
     }
+}
+
+/// Whether `--only`'s patterns pick the prompt `name`; no pattern picks every prompt.
+pub fn selected(patterns: &[String], name: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| wildcard(p, name))
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
+/// one. (A glob crate would bring character classes and path rules that prompt names, one
+/// word of letters, digits, `_` and `-`, have no use for.)
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // The classic two-pointer match, backtracking to the last `*`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 /// Width of a number field: two digits, more once the largest number needs them.
@@ -373,7 +416,11 @@ impl Survey {
     /// Whether the job at `i` is to be made by this run.
     pub fn is_todo(&self, i: usize) -> bool {
         self.pending_in(i).is_none()
-            && (self.existing != Existing::Keep || self.found[i] == Found::Missing)
+            && match self.existing {
+                Existing::Keep => self.found[i] == Found::Missing,
+                Existing::RemakeStale => self.found[i] != Found::Current,
+                Existing::Overwrite | Existing::Remove => true,
+            }
     }
 
     /// The batch the job at `i` is pending in, if any.
@@ -428,6 +475,29 @@ impl Survey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_patterns_are_wildcards_on_prompt_names() {
+        for (pattern, name, matches) in [
+            ("title_*", "title_hero", true),
+            ("title_*", "title_", true),
+            ("title_*", "diagram_flow", false),
+            ("*flow", "diagram_flow", true),
+            ("d?agram*", "diagram_flow", true),
+            ("hero", "hero", true),
+            ("hero", "heroes", false),
+            ("*", "anything", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(wildcard(pattern, name), matches, "{pattern} {name}");
+        }
+        assert!(selected(&[], "any"));
+        assert!(selected(&["x".into(), "h*".into()], "hero"));
+        assert!(!selected(&["x".into()], "hero"));
+    }
 
     fn namer(naming: Naming, from_file: bool, count: usize) -> Namer {
         Namer {

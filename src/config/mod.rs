@@ -47,6 +47,8 @@ pub enum Existing {
     Overwrite,
     /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
     Remove,
+    /// Make again only the images whose request changed since (`--remake-stale`).
+    RemakeStale,
 }
 
 /// What genimg was asked to do: a run (a dry run too, and a `--batch` run), or one of the
@@ -272,6 +274,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `--name`: the prompt given as an argument has a name of its own.
     pub named: bool,
+    /// `--only`: the patterns that pick the prompts of the run; empty: all.
+    pub only: Vec<String>,
 }
 
 /// One prompt with its settings, checked against its model.
@@ -495,6 +499,27 @@ impl Config {
             });
         }
 
+        // Each --only pattern must pick a prompt: a typo would silently make nothing.
+        for pattern in &cli.only {
+            if !resolved
+                .iter()
+                .any(|p| crate::plan::wildcard(pattern, &p.name))
+            {
+                let names: Vec<&str> = resolved.iter().map(|p| p.name.as_str()).take(8).collect();
+                return Err(ConfigError::Option {
+                    given: format!("--only {pattern}"),
+                    problem: format!(
+                        "matches no prompt name (the prompts: {}{})",
+                        names.join(", "),
+                        if resolved.len() > names.len() {
+                            ", ..."
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        }
         let today = jiff::tz::Offset::UTC
             .to_datetime(jiff::Timestamp::now())
             .date();
@@ -557,6 +582,8 @@ impl Config {
                 Existing::Remove
             } else if overwrite {
                 Existing::Overwrite
+            } else if cli.remake_stale {
+                Existing::RemakeStale
             } else {
                 Existing::Keep
             },
@@ -602,6 +629,7 @@ impl Config {
             wait: !cli.no_wait,
             poll_interval: cli.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             named: cli.name.is_some(),
+            only: cli.only.clone(),
             json: cli.json,
         })
     }

@@ -460,7 +460,7 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
             (
                 "stale",
                 s.stale.len().to_string(),
-                "kept; --overwrite makes them again".to_owned(),
+                "kept; --remake-stale makes them again".to_owned(),
             ),
             ("failed", totals.failed.to_string(), String::new()),
             (
@@ -501,7 +501,7 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
     if normal && !s.stale.is_empty() {
         lines.push(format!(
             "Stale ({}): kept, but made from a different prompt or options than now; \
-             --overwrite makes them again:",
+             --remake-stale makes them again:",
             s.stale.len()
         ));
         for name in s.stale.iter().take(LISTED) {
@@ -688,7 +688,7 @@ mod tests {
         };
         let text = summary_text(&s, Verbosity::Normal);
         assert!(
-            text.contains("Stale (12): kept, but made from a different prompt or options than now; --overwrite makes them again:\n  image.a.01.hd.png\n"),
+            text.contains("Stale (12): kept, but made from a different prompt or options than now; --remake-stale makes them again:\n  image.a.01.hd.png\n"),
             "{text}"
         );
         assert!(

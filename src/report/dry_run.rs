@@ -64,7 +64,7 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
             }
         } else if !survey.is_todo(i) {
             let what = match survey.found[i] {
-                Found::Stale => "STALE (the request changed), kept; --overwrite remakes it",
+                Found::Stale => "STALE (the request changed), kept; --remake-stale remakes it",
                 _ => "already there, skipped",
             };
             match survey.kept.get(i).and_then(Option::as_deref) {

@@ -304,7 +304,7 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         // Kept under another name by an earlier run, as its bytes were in another format
         // than asked: it was paid for, so it is not bought again.
         let kept_as = match (&name, existing) {
-            (None, Existing::Keep | Existing::Overwrite) => {
+            (None, Existing::Keep | Existing::Overwrite | Existing::RemakeStale) => {
                 kept_by_key.get(&plan.namer.key_of(job)).copied()
             }
             _ => None,

@@ -101,11 +101,27 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
         "stale images are not remade by default"
     );
     assert!(
-        again.stderr.contains("Stale (2): kept, but made from a different prompt or options than now; --overwrite makes them again:\n  image.owl.01.hd.png\n  image.owl.02.hd.png"),
+        again.stderr.contains("Stale (2): kept, but made from a different prompt or options than now; --remake-stale makes them again:\n  image.owl.01.hd.png\n  image.owl.02.hd.png"),
         "{}",
         again.stderr
     );
     assert_eq!(ws.read("out/image.owl.01.hd.png"), owl_before);
+
+    // --remake-stale remakes the stale ones, and only them.
+    let fox_before = ws.read("out/image.fox.01.hd.png");
+    let remade = genimg(&ws, Some(&server))
+        .args(args)
+        .arg("--remake-stale")
+        .run();
+    assert_code(&remade, 0);
+    assert_eq!(
+        server.prompts_of(4..),
+        ["an owl in the snow", "an owl in the snow"]
+    );
+    assert_summary(&remade, &[("made", "2"), ("skipped", "2")]);
+    assert_ne!(ws.read("out/image.owl.01.hd.png"), owl_before);
+    assert_eq!(ws.read("out/image.fox.01.hd.png"), fox_before);
+    let owl_before = ws.read("out/image.owl.01.hd.png");
 
     // A model change makes every image stale too.
     let other_model = genimg(&ws, Some(&server))
@@ -125,7 +141,7 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
     assert_code(&overwrite, 0);
     assert_eq!(
         server.image_requests().len(),
-        8,
+        10,
         "--overwrite remakes stale and current images"
     );
     assert_summary(&overwrite, &[("made", "4")]);
@@ -134,7 +150,7 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
 
     let settled = genimg(&ws, Some(&server)).args(args).run();
     assert_code(&settled, 0);
-    assert_eq!(server.image_requests().len(), 8);
+    assert_eq!(server.image_requests().len(), 10);
     assert!(!settled.stderr.contains("Stale"), "{}", settled.stderr);
 }
 
@@ -404,4 +420,65 @@ fn one_off_prompts_never_collide() {
     let bad = make(&["a fox", "-o", "refs", "--name", "a fox"]);
     assert_code(&bad, 2);
     assert!(bad.stderr.contains("--name a fox"), "{}", bad.stderr);
+}
+
+/// `--only` runs part of a prompt file: the prompts whose names match, each keeping its
+/// number and names; `--from-scratch` with it removes only theirs; a pattern that matches
+/// nothing is an error.
+#[test]
+fn only_runs_the_prompts_whose_names_match() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        "# title_hero\na hero\n\n# title_logo\na logo\n\n# diagram_flow\na flow chart\n",
+    );
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--only", "title_*"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.files("out"),
+        ["image.title_hero.01.hd.png", "image.title_logo.01.hd.png"]
+    );
+    let both = genimg(&ws, Some(&server))
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "--only",
+            "diagram_*,title_hero",
+        ])
+        .args(["--naming", "legacy"])
+        .run();
+    assert_code(&both, 0);
+    assert!(
+        ws.files("out")
+            .contains(&"desc_03_image_01_hd.png".to_owned()),
+        "the prompt keeps its number in the file: {:?}",
+        ws.files("out")
+    );
+    assert!(
+        !ws.files("out")
+            .contains(&"desc_02_image_01_hd.png".to_owned())
+    );
+
+    let scratch = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--only", "title_logo"])
+        .arg("--from-scratch")
+        .run();
+    assert_code(&scratch, 0);
+    assert!(
+        ws.files("out")
+            .contains(&"image.title_hero.01.hd.png".to_owned())
+    );
+
+    let before = server.image_requests().len();
+    let typo = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "--only", "titel_*"])
+        .run();
+    assert_code(&typo, 2);
+    assert!(typo.stderr.contains("--only titel_*"), "{}", typo.stderr);
+    assert_eq!(server.image_requests().len(), before);
 }
