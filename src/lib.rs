@@ -247,15 +247,19 @@ async fn make_images(
         max_wait: config.max_wait,
     });
     let summary = engine::live::execute(&plan, &survey, context, stop).await;
+    Ok(finish_run(config, &plan, &survey, summary, &reporter))
+}
+
+/// The end of a run, live or batch: the gallery, the closing summary, `--json`.
+fn finish_run(
+    config: &Config,
+    plan: &Plan,
+    survey: &plan::Survey,
+    summary: outcome::Summary,
+    reporter: &Arc<dyn Reporter>,
+) -> Outcome {
     if config.gallery {
-        // The images are safe whatever happens here: a gallery that cannot be written is a
-        // warning, not a failed run.
-        match report::gallery::write(&config.dst_dir) {
-            Ok(path) => reporter.event(Event::Gallery { path: &path }),
-            Err(e) => reporter.event(Event::Warning {
-                text: &format!("could not write the gallery: {e}"),
-            }),
-        }
+        write_gallery(&config.dst_dir, reporter);
     }
     let names = config.model_names();
     reporter.event(Event::Finished {
@@ -266,10 +270,21 @@ async fn make_images(
     if config.json
         && let Outcome::Ran(summary) = &outcome
     {
-        let doc = report::json::document(config, &plan, &survey, Some(summary), outcome.status());
+        let doc = report::json::document(config, plan, survey, Some(summary), outcome.status());
         print_json(&doc);
     }
-    Ok(outcome)
+    outcome
+}
+
+/// Writes the destination's gallery. The images are safe whatever happens here: a gallery
+/// that cannot be written is a warning, not a failed run.
+fn write_gallery(dir: &std::path::Path, reporter: &Arc<dyn Reporter>) {
+    match report::gallery::write(dir) {
+        Ok(path) => reporter.event(Event::Gallery { path: &path }),
+        Err(e) => reporter.event(Event::Warning {
+            text: &format!("could not write the gallery: {e}"),
+        }),
+    }
 }
 
 /// With `--batch`, an image the service refused (as the manifest last recorded it, for the
@@ -437,27 +452,7 @@ async fn make_batch(
     // (said above), nor those this run collected (counted as made).
     summary.skipped = on_disk;
     summary.elapsed = started.elapsed();
-    if config.gallery {
-        match report::gallery::write(&config.dst_dir) {
-            Ok(path) => reporter.event(Event::Gallery { path: &path }),
-            Err(e) => reporter.event(Event::Warning {
-                text: &format!("could not write the gallery: {e}"),
-            }),
-        }
-    }
-    let names = config.model_names();
-    reporter.event(Event::Finished {
-        summary: &summary,
-        models: &names,
-    });
-    let outcome = Outcome::Ran(summary);
-    if config.json
-        && let Outcome::Ran(summary) = &outcome
-    {
-        let doc = report::json::document(config, &plan, &survey, Some(summary), outcome.status());
-        print_json(&doc);
-    }
-    Ok(outcome)
+    Ok(finish_run(config, &plan, &survey, summary, &reporter))
 }
 
 /// `genimg batch status|collect|cancel DIR`.
@@ -561,12 +556,7 @@ async fn batch_command(
     }
     summary.elapsed = started.elapsed();
     if !summary.made.is_empty() || !summary.failed.is_empty() {
-        match report::gallery::write(&batch.dir) {
-            Ok(path) => reporter.event(Event::Gallery { path: &path }),
-            Err(e) => reporter.event(Event::Warning {
-                text: &format!("could not write the gallery: {e}"),
-            }),
-        }
+        write_gallery(&batch.dir, &reporter);
     }
     reporter.event(Event::Finished {
         summary: &summary,

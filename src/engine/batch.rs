@@ -451,15 +451,7 @@ impl Batcher {
                 let spec = &job.prompt.spec;
                 let images: Vec<ImageSource> = spec.references.iter().map(sources).collect();
                 input.write_all(line_of(job, chunk.operation, &images).as_bytes())?;
-                let mut record = Record::of(
-                    &job.file_name,
-                    job.prompt.label.as_deref(),
-                    job.index,
-                    spec,
-                    job.prompt.identity(),
-                );
-                record.prompt_number = Some(job.prompt.number);
-                record.section = job.prompt.section.clone();
+                let mut record = Record::of_job(job);
                 record.mode = Some("batch".to_owned());
                 requests.push(&Request {
                     custom_id: job.file_name.clone(),

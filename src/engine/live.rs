@@ -551,15 +551,7 @@ async fn make_image<S: ImageService>(
 ) -> Ended {
     let started = Instant::now();
     let spec = &job.prompt.spec;
-    let mut record = Record::of(
-        &job.file_name,
-        job.prompt.label.as_deref(),
-        job.index,
-        spec,
-        job.prompt.identity(),
-    );
-    record.prompt_number = Some(job.prompt.number);
-    record.section = job.prompt.section.clone();
+    let mut record = Record::of_job(&job);
     let attempts = AtomicU32::new(0);
     // When the first request went out: the record's start, rather than when the job was
     // queued behind others.

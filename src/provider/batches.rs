@@ -17,6 +17,27 @@ use super::openai::batch::{BatchList, BatchObject, COMPLETION_WINDOW, FileObject
 use super::openai::decode_parts;
 use super::{ApiError, Verdict};
 
+/// The multipart body of an upload: the `purpose`, then the file as `file`.
+fn file_form(
+    body: reqwest::Body,
+    len: u64,
+    name: &str,
+    purpose: &str,
+    mime: &str,
+) -> Result<CallBody, ApiError> {
+    let part = reqwest::multipart::Part::stream_with_length(body, len)
+        .file_name(name.to_owned())
+        .mime_str(mime)
+        .map_err(|e| ApiError::Transport {
+            detail: format!("{mime}: {e}"),
+        })?;
+    Ok(CallBody::Multipart(
+        reqwest::multipart::Form::new()
+            .text("purpose", purpose.to_owned())
+            .part("file", part),
+    ))
+}
+
 /// Tries of one call, the first included, before its error stands.
 const CALL_TRIES: u32 = 5;
 
@@ -121,18 +142,13 @@ impl BatchApi {
         // Opened anew for each try: a retry sends the whole file again.
         let form = || {
             let file = std::fs::File::open(path).map_err(read_error)?;
-            let body = reqwest::Body::from(tokio::fs::File::from_std(file));
-            let part = reqwest::multipart::Part::stream_with_length(body, len)
-                .file_name(name.to_owned())
-                .mime_str(mime)
-                .map_err(|e| ApiError::Transport {
-                    detail: format!("{mime}: {e}"),
-                })?;
-            Ok(CallBody::Multipart(
-                reqwest::multipart::Form::new()
-                    .text("purpose", purpose.to_owned())
-                    .part("file", part),
-            ))
+            file_form(
+                reqwest::Body::from(tokio::fs::File::from_std(file)),
+                len,
+                name,
+                purpose,
+                mime,
+            )
         };
         self.call(Method::POST, "files", form).await
     }
@@ -145,23 +161,8 @@ impl BatchApi {
         purpose: &str,
         mime: &str,
     ) -> Result<FileObject, ApiError> {
-        let form = || {
-            let len = bytes.len() as u64;
-            let part = reqwest::multipart::Part::stream_with_length(
-                reqwest::Body::from(bytes.clone()),
-                len,
-            )
-            .file_name(name.to_owned())
-            .mime_str(mime)
-            .map_err(|e| ApiError::Transport {
-                detail: format!("{mime}: {e}"),
-            })?;
-            Ok(CallBody::Multipart(
-                reqwest::multipart::Form::new()
-                    .text("purpose", purpose.to_owned())
-                    .part("file", part),
-            ))
-        };
+        let len = bytes.len() as u64;
+        let form = || file_form(reqwest::Body::from(bytes.clone()), len, name, purpose, mime);
         self.call(Method::POST, "files", form).await
     }
 

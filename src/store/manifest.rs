@@ -136,6 +136,21 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of `job`'s image, with the outcome still to fill in: its prompt's name,
+    /// number and section besides the request.
+    pub fn of_job(job: &crate::plan::Job) -> Record {
+        let mut record = Record::of(
+            &job.file_name,
+            job.prompt.label.as_deref(),
+            job.index,
+            &job.prompt.spec,
+            job.prompt.identity(),
+        );
+        record.prompt_number = Some(job.prompt.number);
+        record.section = job.prompt.section.clone();
+        record
+    }
+
     /// A record of an image of `spec`, with the outcome still to fill in.
     pub fn of(
         file: &str,
