@@ -209,25 +209,7 @@ async fn make_images(
         }
     }
     let dir = config.dst_dir.display().to_string();
-    let manifest_error = |source| OutputError::Manifest {
-        path: config
-            .dst_dir
-            .join(manifest::FILE_NAME)
-            .display()
-            .to_string(),
-        source,
-    };
-    if config.existing == Existing::Remove {
-        let count = destination.remove(&survey.removals)?;
-        let records = Manifest::reset(&destination, |file| plan.namer.is_ours(file))
-            .map_err(manifest_error)?;
-        reporter.event(Event::Removed {
-            count,
-            records,
-            dir: &dir,
-        });
-    }
-    let manifest = Manifest::open(&destination).map_err(manifest_error)?;
+    let manifest = open_manifest(config, &plan, &survey, &destination, &reporter)?;
     let models = config.model_names().join(", ");
     reporter.event(Event::Planned {
         to_make: survey.to_make(),
@@ -248,6 +230,36 @@ async fn make_images(
     });
     let summary = engine::live::execute(&plan, &survey, context, stop).await;
     Ok(finish_run(config, &plan, &survey, summary, &reporter))
+}
+
+/// The destination's manifest, open for appending; with `--from-scratch`, first the run's
+/// earlier images and their records removed.
+fn open_manifest(
+    config: &Config,
+    plan: &Plan,
+    survey: &plan::Survey,
+    destination: &Destination,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<Manifest, Error> {
+    let manifest_error = |source| OutputError::Manifest {
+        path: config
+            .dst_dir
+            .join(manifest::FILE_NAME)
+            .display()
+            .to_string(),
+        source,
+    };
+    if config.existing == Existing::Remove {
+        let count = destination.remove(&survey.removals)?;
+        let records = Manifest::reset(destination, |file| plan.namer.is_ours(file))
+            .map_err(manifest_error)?;
+        reporter.event(Event::Removed {
+            count,
+            records,
+            dir: &config.dst_dir.display().to_string(),
+        });
+    }
+    Ok(Manifest::open(destination).map_err(manifest_error)?)
 }
 
 /// The end of a run, live or batch: the gallery, the closing summary, `--json`.
@@ -327,25 +339,7 @@ async fn make_batch(
     // On disk before this run: the summary's "already there".
     let on_disk = (0..plan.jobs.len()).filter(|&i| !survey.is_todo(i)).count();
     let dir = config.dst_dir.display().to_string();
-    let manifest_error = |source| OutputError::Manifest {
-        path: config
-            .dst_dir
-            .join(manifest::FILE_NAME)
-            .display()
-            .to_string(),
-        source,
-    };
-    if config.existing == Existing::Remove {
-        let count = destination.remove(&survey.removals)?;
-        let records = Manifest::reset(&destination, |file| plan.namer.is_ours(file))
-            .map_err(manifest_error)?;
-        reporter.event(Event::Removed {
-            count,
-            records,
-            dir: &dir,
-        });
-    }
-    let manifest = Manifest::open(&destination).map_err(manifest_error)?;
+    let manifest = open_manifest(config, &plan, &survey, &destination, &reporter)?;
     let batcher = engine::batch::Batcher {
         api: client.batches(),
         client,
