@@ -121,9 +121,12 @@ async fn make_images(
         reporter.event(Event::Warning { text: warning });
     }
     let mut plan = Plan::new(config);
-    // A prompt from the command line never takes the names of another prompt's images.
+    // A prompt from the command line never takes the names of another prompt's images, on
+    // disk or pending in a batch.
     if let Ok(history) = store::manifest::History::read(&config.dst_dir) {
-        plan.make_room(&history);
+        let ledger = store::batches::Ledger::read(&config.dst_dir).unwrap_or_default();
+        let taken = engine::batch::pending_hashes(&config.dst_dir, &ledger);
+        plan.make_room(&history, &taken);
     }
     if config.dry_run {
         let survey = store::survey(&plan, config.existing)?;
@@ -250,8 +253,10 @@ fn open_manifest(
         source,
     };
     if config.existing == Existing::Remove {
+        // Read before anything goes: whose each record's image is.
+        let history = store::manifest::History::read(&config.dst_dir).map_err(manifest_error)?;
         let count = destination.remove(&survey.removals)?;
-        let records = Manifest::reset(destination, |file| plan.namer.is_ours(file))
+        let records = Manifest::reset(destination, |file| plan.owns(file, &history))
             .map_err(manifest_error)?;
         reporter.event(Event::Removed {
             count,
@@ -302,7 +307,7 @@ fn write_gallery(dir: &std::path::Path, reporter: &Arc<dyn Reporter>) {
 /// With `--batch`, an image the service refused (as the manifest last recorded it, for the
 /// same request) is not asked again unless `--overwrite` or `--from-scratch` says so.
 fn skip_refused(config: &Config, plan: &Plan, survey: &mut plan::Survey) {
-    if config.existing != Existing::Keep {
+    if !matches!(config.existing, Existing::Keep | Existing::RemakeStale) {
         return;
     }
     let Ok(refused) = engine::batch::refused(&config.dst_dir) else {

@@ -66,6 +66,8 @@ pub struct Plan {
     pub prompts: Vec<Arc<PlannedPrompt>>,
     pub jobs: Vec<Job>,
     pub namer: Namer,
+    /// The one prompt comes from the command line (named with `--name` or not).
+    pub one_off: bool,
 }
 
 impl Plan {
@@ -81,6 +83,13 @@ impl Plan {
                 .iter()
                 .filter(|p| selected(&config.only, &p.name))
                 .map(|p| p.name.clone())
+                .collect(),
+            numbers: config
+                .prompts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| selected(&config.only, &p.name))
+                .map(|(i, _)| i + 1)
                 .collect(),
         };
         let prompts: Vec<Arc<PlannedPrompt>> = config
@@ -131,6 +140,7 @@ impl Plan {
             })
             .collect();
         Plan {
+            one_off: matches!(config.source, PromptSource::Argument),
             dst_dir: config.dst_dir.clone(),
             prompts,
             jobs,
@@ -143,38 +153,49 @@ impl Plan {
     /// free ones. A file with no record in the manifest (made by the seed script, or before
     /// the manifest) counts as its own, as the seed's re-runs always did. Nothing changes for
     /// a prompt file, or where the first numbers are free.
-    pub fn make_room(&mut self, history: &crate::store::manifest::History) {
-        if self.namer.from_file || self.prompts.len() != 1 {
+    ///
+    /// `taken` are names in use beyond the folder's files (images pending in a batch), with
+    /// the request hash they were asked with.
+    pub fn make_room(
+        &mut self,
+        history: &crate::store::manifest::History,
+        taken: &[(String, String)],
+    ) {
+        if !self.one_off || self.prompts.len() != 1 {
             return;
         }
         let prompt = self.prompts[0].clone();
-        let format = prompt.spec.asked_format();
         let mut own: Vec<usize> = Vec::new();
         let mut others: HashSet<usize> = HashSet::new();
-        let Ok(entries) = std::fs::read_dir(&self.dst_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
+        let ours = |hash: Option<&str>| hash.is_none_or(|h| prompt.identity().matches(h));
+        // What holds a number: a file of this prompt's quality (in any image format: an
+        // image kept under the extension of what arrived holds it too), or a pending image.
+        let mut holders: Vec<(String, Option<String>)> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.dst_dir) {
+            for entry in entries.flatten() {
+                if let Some(name) = entry.file_name().to_str() {
+                    let hash = history.made_from(name).map(str::to_owned);
+                    holders.push((name.to_owned(), hash));
+                }
+            }
+        }
+        holders.extend(taken.iter().map(|(n, h)| (n.clone(), Some(h.clone()))));
+        for (name, hash) in &holders {
             let Some(key) = self.namer.key(name) else {
                 continue;
             };
-            if key.quality != prompt.quality || key.format != format {
+            if key.quality != prompt.quality {
                 continue;
             }
-            match history.made_from(name) {
-                Some(hash) if !prompt.identity().matches(hash) => {
-                    others.insert(key.index);
-                }
-                _ => own.push(key.index),
+            if ours(hash.as_deref()) {
+                own.push(key.index);
+            } else {
+                others.insert(key.index);
             }
-        }
-        if others.is_empty() {
-            return;
         }
         own.sort_unstable();
         own.dedup();
+        own.retain(|n| !others.contains(n));
         let mut numbers: Vec<usize> = own.into_iter().take(self.jobs.len()).collect();
         let mut next = 1;
         while numbers.len() < self.jobs.len() {
@@ -184,11 +205,33 @@ impl Plan {
             next += 1;
         }
         numbers.sort_unstable();
+        if numbers.iter().enumerate().all(|(i, n)| *n == i + 1) {
+            return;
+        }
         let width = digits(numbers.last().copied().unwrap_or(1)).max(self.namer.image_digits);
         for (job, n) in self.jobs.iter_mut().zip(numbers) {
             job.index = n as u32;
             job.file_name = self.namer.name_with_width(&prompt, job.index, width);
         }
+    }
+
+    /// Whether `file` is an image of this run's prompts, by its name and, for a prompt from
+    /// the command line, by the manifest: another one-off prompt's image has the same kind of
+    /// name, but is not ours (`--from-scratch` must leave it alone).
+    pub fn owns(&self, file: &str, history: &crate::store::manifest::History) -> bool {
+        self.namer.is_ours(file) && self.made_by_us(file, history)
+    }
+
+    /// Whether the manifest says `file` was made by this run's prompts: always for a prompt
+    /// file's (its name says whose it is), for a prompt from the command line when its last
+    /// record was this very request, or it has none (the seed made it).
+    pub fn made_by_us(&self, file: &str, history: &crate::store::manifest::History) -> bool {
+        !self.one_off
+            || history.made_from(file).is_none_or(|h| {
+                self.prompts
+                    .first()
+                    .is_some_and(|p| p.identity().matches(h))
+            })
     }
 
     /// Keeps the names files already have: an image made as `image_07_hd.png` stays that,
@@ -261,7 +304,9 @@ pub struct Namer {
     from_file: bool,
     image_digits: usize,
     prompt_digits: usize,
+    /// The names of this run's prompts, and their numbers in the file.
     names: HashSet<String>,
+    numbers: HashSet<usize>,
 }
 
 impl Namer {
@@ -319,7 +364,7 @@ impl Namer {
                 let (number, rest) = rest.split_once("_image_")?;
                 let (index, tail) = rest.split_once('_')?;
                 let number = number_field(number)?;
-                (number <= self.names.len()).then_some(())?;
+                self.numbers.contains(&number).then_some(())?;
                 (number.to_string(), number_field(index)?, tail)
             }
             (Naming::Seed, false) => {
@@ -509,6 +554,7 @@ mod tests {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            numbers: [1, 2, 3].into_iter().collect(),
         }
     }
 

@@ -60,15 +60,39 @@ pub struct ParseError {
 pub enum ParseErrorKind {
     InvalidUtf8,
     TextBeforeFirstHeader,
+    /// Text right after a `## Title` line: a section starts no prompt.
+    TextAfterSection {
+        title: String,
+        line: usize,
+    },
     MissingName,
-    MoreThanOneWord { header: String },
-    BadOption { word: String },
-    RepeatedOption { key: String, words: [String; 2] },
-    BadName { name: String, bad: char },
-    ReservedName { name: String },
-    NameTooLong { name: String },
-    DuplicateName { name: String, first_line: usize },
-    NoText { name: String },
+    MoreThanOneWord {
+        header: String,
+    },
+    BadOption {
+        word: String,
+    },
+    RepeatedOption {
+        key: String,
+        words: [String; 2],
+    },
+    BadName {
+        name: String,
+        bad: char,
+    },
+    ReservedName {
+        name: String,
+    },
+    NameTooLong {
+        name: String,
+    },
+    DuplicateName {
+        name: String,
+        first_line: usize,
+    },
+    NoText {
+        name: String,
+    },
     NoPrompts,
 }
 
@@ -80,6 +104,11 @@ impl fmt::Display for ParseErrorKind {
             TextBeforeFirstHeader => write!(
                 f,
                 "text before the first header; every prompt starts with a line `# name`"
+            ),
+            TextAfterSection { title, line } => write!(
+                f,
+                "text after the section `## {title}` (line {line}) that belongs to no prompt; a \
+                 section is a heading, and each prompt under it starts with a line `# name`"
             ),
             MissingName => write!(f, "a header needs a name, as in `# sunset_city`"),
             MoreThanOneWord { header } => write!(
@@ -165,8 +194,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
     let mut prompts: Vec<Prompt> = Vec::new();
     // The header line of the prompt being read, and its body lines.
     let mut current: Option<(String, usize, Vec<HeaderOption>)> = None;
-    // The section the next prompts belong to.
+    // The section the next prompts belong to, and where it began until a prompt comes.
     let mut section: Option<String> = None;
+    let mut opened: Option<usize> = None;
+    // A comment that followed a blank line takes one blank line after it along, so that
+    // commenting a paragraph out leaves the prompt's text as it was.
+    let mut drop_blank = false;
     let mut body: Vec<&str> = Vec::new();
     // Each name so far, folded to lower case, with its header's line.
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -175,6 +208,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
         let line_no = i + 1;
         let line = raw.trim_end_matches('\r');
         if line.starts_with("//") {
+            drop_blank = current.is_some() && body.last().is_some_and(|l| l.trim().is_empty());
+            continue;
+        }
+        if std::mem::take(&mut drop_blank) && line.trim().is_empty() {
             continue;
         }
         if let Some(title) = line.strip_prefix("##") {
@@ -182,6 +219,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
                 .map_err(|(l, k)| err(l, k))?;
             let title = title.trim_start_matches('#').trim();
             section = (!title.is_empty()).then(|| title.to_owned());
+            opened = Some(line_no);
             continue;
         }
         if let Some(rest) = line.strip_prefix('#') {
@@ -197,10 +235,20 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Prompt>, ParseError> {
             }
             seen.insert(name.to_lowercase(), line_no);
             current = Some((name, line_no, options));
+            opened = None;
         } else if current.is_some() {
             body.push(line);
         } else if !line.trim().is_empty() {
-            return Err(err(line_no, ParseErrorKind::TextBeforeFirstHeader));
+            return Err(err(
+                line_no,
+                match (opened, &section) {
+                    (Some(at), Some(title)) => ParseErrorKind::TextAfterSection {
+                        title: title.clone(),
+                        line: at,
+                    },
+                    _ => ParseErrorKind::TextBeforeFirstHeader,
+                },
+            ));
         }
     }
     finish(current.take(), &mut body, &mut prompts, &section).map_err(|(l, k)| err(l, k))?;
@@ -709,6 +757,22 @@ mod tests {
             again.iter().map(|p| &p.section).collect::<Vec<_>>(),
             p.iter().map(|p| &p.section).collect::<Vec<_>>()
         );
+        // Commenting out a paragraph leaves the text as it was.
+        let plain = parse("# a\np1\n\np2\n", "f").unwrap();
+        let commented = parse("# a\np1\n\n// a note\n\np2\n", "f").unwrap();
+        assert_eq!(commented[0].text, plain[0].text);
+        let inline = parse("# a\np1\n// a note\np2\n", "f").unwrap();
+        assert_eq!(inline[0].text, "p1\np2");
+        // Text under a section that no header starts says so.
+        let e = fails("# a\nx\n## Part two\nstray text\n");
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::TextAfterSection {
+                title: "Part two".into(),
+                line: 3
+            }
+        );
+        assert_eq!(e.line, 4);
         // A section with no prompt under it is no prompt either.
         assert_eq!(
             fails("## Only a title\n// and a comment\n").kind,

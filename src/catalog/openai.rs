@@ -150,7 +150,7 @@ pub static MODELS: &[ModelInfo] = &[
     ),
     gpt(
         "gpt-image-1.5",
-        &[],
+        &["gpt-image-1.5-2025-12-16"],
         Gpt {
             price: GPT15_PRICE,
             ..GPT1

@@ -177,6 +177,23 @@ pub fn pending(dir: &std::path::Path, ledger: &Ledger) -> Vec<(String, String)> 
     names
 }
 
+/// The images of the pending batches of a destination, by file name, with the request hash
+/// they were asked with.
+pub fn pending_hashes(dir: &std::path::Path, ledger: &Ledger) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for entry in &ledger.batches {
+        let Ok(mut requests) = Requests::open(dir, &entry.submission) else {
+            continue;
+        };
+        for id in requests.ids().to_vec() {
+            if let Ok(Some(request)) = requests.get(&id) {
+                names.push((id, request.record.request_hash));
+            }
+        }
+    }
+    names
+}
+
 /// The images the manifest says the service refused, as last recorded, by file name with
 /// the request hash: a `--batch` run does not ask for them again unless `--overwrite`.
 pub fn refused(

@@ -40,6 +40,8 @@ pub struct TerminalReporter {
     lines: Mutex<HashMap<String, ProgressBar>>,
     /// The requests of those lines that wait to be sent again: not on the wire.
     retrying: Mutex<std::collections::HashSet<String>>,
+    /// Whether the overall bar shows an ETA: once an image is made.
+    eta_shown: Mutex<bool>,
     /// Failures and the cost so far, for the overall bar.
     tally: Mutex<(usize, f64)>,
     /// A long wait the service asked for, and when it ends, for the overall bar.
@@ -70,6 +72,7 @@ impl TerminalReporter {
             overall,
             lines: Mutex::new(HashMap::new()),
             retrying: Mutex::new(std::collections::HashSet::new()),
+            eta_shown: Mutex::new(false),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
             said: Said::default(),
@@ -126,7 +129,9 @@ impl TerminalReporter {
             }
             tally.1 += cost.unwrap_or(0.0);
         }
-        if self.overall.position() == 0 {
+        // An ETA from an image made: a fast failure says nothing of how long images take.
+        if !failed && !*self.eta_shown.lock().unwrap_or_else(|e| e.into_inner()) {
+            *self.eta_shown.lock().unwrap_or_else(|e| e.into_inner()) = true;
             self.overall.set_style(style(OVERALL_ETA));
         }
         self.overall.inc(1);

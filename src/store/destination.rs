@@ -253,12 +253,13 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         let mut names: Vec<String> = present
             .iter()
             .filter_map(|n| n.to_str())
-            .filter(|n| plan.namer.is_ours(n))
+            .filter(|n| plan.owns(n, &history))
             .map(str::to_owned)
             // Images of these prompts kept under another name than planned go too.
             .chain(
                 history
                     .kept_files(|planned| plan.namer.is_ours(planned))
+                    .filter(|file| plan.made_by_us(file, &history))
                     .filter(|file| dir_has(&plan.dst_dir, file))
                     .map(str::to_owned),
             )

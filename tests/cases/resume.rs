@@ -482,3 +482,100 @@ fn only_runs_the_prompts_whose_names_match() {
     assert!(typo.stderr.contains("--only titel_*"), "{}", typo.stderr);
     assert_eq!(server.image_requests().len(), before);
 }
+
+/// The one-off rule holds against every way a name can be held: `--from-scratch` removes
+/// only the prompt's own images; its own numbers are reused when others are gone; an image
+/// kept under another extension, an image pending in a batch and a prompt file's image
+/// under the same `--name` all hold their numbers.
+#[test]
+fn one_off_prompts_never_touch_another_prompts_images() {
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.prompt.contains("webp astronaut") {
+                Action::WrongFormat
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let make = |args: &[&str]| genimg(&ws, Some(&server)).args(args).run();
+    assert_code(&make(&["an astronaut", "-o", "a", "-n", "2"]), 0);
+    assert_code(&make(&["a red fox", "-o", "a", "-n", "2"]), 0);
+    let astronaut = ws.read("a/image_01_hd.png");
+    // --from-scratch: the fox's own, and only them.
+    let scratch = make(&["a red fox", "-o", "a", "-n", "2", "--from-scratch"]);
+    assert_code(&scratch, 0);
+    assert_eq!(
+        ws.read("a/image_01_hd.png"),
+        astronaut,
+        "{}",
+        scratch.stderr
+    );
+    assert_eq!(ws.files("a").len(), 4);
+    // Its own numbers are reused once the others are gone: nothing bought.
+    std::fs::remove_file(ws.join("a/image_01_hd.png")).unwrap();
+    std::fs::remove_file(ws.join("a/image_02_hd.png")).unwrap();
+    let before = server.image_requests().len();
+    assert_code(&make(&["a red fox", "-o", "a", "-n", "2"]), 0);
+    assert_eq!(
+        server.image_requests().len(),
+        before,
+        "the fox's own are there"
+    );
+
+    // An image kept under the extension of what arrived holds its number.
+    assert_code(
+        &make(&["a webp astronaut", "-o", "b", "--format", "webp"]),
+        0,
+    );
+    assert_eq!(ws.files("b"), ["image_01_hd.png"]);
+    assert_code(&make(&["a webp fox", "-o", "b", "--format", "webp"]), 0);
+    assert_eq!(ws.files("b"), ["image_01_hd.png", "image_02_hd.webp"]);
+
+    // An image pending in a batch holds its number.
+    assert_code(
+        &make(&["a pending astronaut", "-o", "c", "--batch", "--no-wait"]),
+        0,
+    );
+    let fox = make(&["a red fox", "-o", "c"]);
+    assert_code(&fox, 0);
+    assert!(
+        ws.files("c").contains(&"image_02_hd.png".to_owned()),
+        "{}",
+        fox.stderr
+    );
+
+    // A name given with --name holds against a prompt file's prompt of that name.
+    ws.write("p.txt", "# hero\na hero\n");
+    assert_code(&make(&["--input", "p.txt", "-o", "d"]), 0);
+    let hero = ws.read("d/image.hero.01.hd.png");
+    assert_code(&make(&["a cat", "-o", "d", "--name", "hero"]), 0);
+    assert_eq!(ws.read("d/image.hero.01.hd.png"), hero);
+    assert!(ws.files("d").contains(&"image.hero.02.hd.png".to_owned()));
+}
+
+/// `--only` with legacy names and `--from-scratch` removes only the picked prompt's images.
+#[test]
+fn only_with_from_scratch_removes_only_the_picked_prompts_images() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a\nx\n\n# b\ny\n\n# c\nz\n");
+    let args = ["--input", "p.txt", "-o", "out", "--naming", "legacy"];
+    assert_code(&genimg(&ws, Some(&server)).args(args).run(), 0);
+    let first = ws.read("out/desc_01_image_01_hd.png");
+    let third = ws.read("out/desc_03_image_01_hd.png");
+    let run = genimg(&ws, Some(&server))
+        .args(args)
+        .args(["--only", "c", "--from-scratch"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        ws.read("out/desc_01_image_01_hd.png"),
+        first,
+        "a's untouched"
+    );
+    assert_ne!(ws.read("out/desc_03_image_01_hd.png"), third, "c's remade");
+    assert_eq!(server.prompts_of(3..), ["z"]);
+}
