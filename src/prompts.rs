@@ -786,6 +786,18 @@ mod tests {
         assert_eq!(render(&p), "# a\nx\n\ny\n\n# b\nz\n\n");
     }
 
+    /// Prompts with sections: some under a title, some under none.
+    fn sectioned_strategy() -> impl Strategy<Value = Vec<(String, String, Option<String>)>> {
+        let title = proptest::option::of("[A-Za-z][A-Za-z0-9 ]{0,12}[A-Za-z0-9]");
+        (prompt_strategy(), proptest::collection::vec(title, 6)).prop_map(|(pairs, titles)| {
+            pairs
+                .into_iter()
+                .zip(titles)
+                .map(|((n, t), s)| (n, t, s))
+                .collect()
+        })
+    }
+
     fn prompt_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
         let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
         // A text line never starts with `#`; the first and last lines have something on them.
@@ -835,6 +847,18 @@ mod tests {
             let parsed = parse(&render(&prompts), "f").unwrap();
             let got: Vec<(String, String)> = parsed.into_iter().map(|p| (p.name, p.text)).collect();
             prop_assert_eq!(got, pairs);
+        }
+
+        #[test]
+        fn sections_round_trip(items in sectioned_strategy()) {
+            let prompts: Vec<Prompt> = items
+                .iter()
+                .map(|(name, text, section)| Prompt { name: name.clone(), text: text.clone(), line: 0, options: Vec::new(), section: section.clone() })
+                .collect();
+            let parsed = parse(&render(&prompts), "f").unwrap();
+            let got: Vec<(String, String, Option<String>)> =
+                parsed.into_iter().map(|p| (p.name, p.text, p.section)).collect();
+            prop_assert_eq!(got, items);
         }
 
         #[test]

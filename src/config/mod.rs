@@ -500,6 +500,14 @@ impl Config {
         }
 
         // Each --only pattern must pick a prompt: a typo would silently make nothing.
+        if !cli.only.is_empty() && matches!(source, PromptSource::Argument) {
+            return Err(ConfigError::Option {
+                given: format!("--only {}", cli.only.join(",")),
+                problem: "picks prompts of a prompt file (--input); a prompt given as an \
+                          argument is the only one"
+                    .to_owned(),
+            });
+        }
         for pattern in &cli.only {
             if !resolved
                 .iter()

@@ -72,6 +72,23 @@ fn a_terminal_gets_bars_a_line_per_request_and_the_summary() {
     assert_eq!(ws.files("out").len(), 4);
 }
 
+/// With -v a request's line names its file too.
+#[test]
+fn verbose_lines_name_the_file() {
+    let server = slow_server();
+    let ws = Workspace::new();
+    ws.write("p.txt", "# fox\na fox\n");
+    let Some(run) = on_a_terminal(&ws, &server, "--input p.txt -o out -n 2 -v", true) else {
+        return;
+    };
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("fox #1 (image.fox.01.hd.png)"),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn colour_on_a_terminal_unless_no_color() {
     let server = slow_server();

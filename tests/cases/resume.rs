@@ -480,6 +480,15 @@ fn only_runs_the_prompts_whose_names_match() {
         .run();
     assert_code(&typo, 2);
     assert!(typo.stderr.contains("--only titel_*"), "{}", typo.stderr);
+    let one_off = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "out", "--only", "title_*"])
+        .run();
+    assert_code(&one_off, 2);
+    assert!(
+        one_off.stderr.contains("picks prompts of a prompt file"),
+        "{}",
+        one_off.stderr
+    );
     assert_eq!(server.image_requests().len(), before);
 }
 
