@@ -45,7 +45,7 @@ The seed script's spellings still work: --dst_dir, --dry_run, --num_threads, ...
 Defaults for any flag can live in ~/.config/genimg/config.toml (or $GENIMG_CONFIG).
 Exit codes: 0 every image made, 1 some failed, 2 usage or input error, 3 stopped by an error
 no request could survive (bad key, unknown model, no credit, a service that cannot be reached,
-a wait longer than --max-wait), 4 stopped at --max-cost,
+a wait longer than --max-wait, a Batch API call refused for good), 4 stopped at --max-cost,
 130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 stopped by SIGHUP.";
 
 /// Generate images in bulk from text prompts with OpenAI's image models.
