@@ -38,6 +38,10 @@ Examples:
   genimg --input prompts.txt -m gpt-image-2.5-flare --size 1536x1024 --quality low \\
          --format webp --max-cost 5
 
+  # At half the price through the Batch API: submit, then collect later
+  genimg --input prompts.txt --dst-dir ./images --batch --no-wait
+  genimg batch collect ./images --wait
+
   # The models, their options and prices
   genimg models
 
