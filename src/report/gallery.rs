@@ -76,13 +76,17 @@ fn page_path(dir: &Path) -> PathBuf {
 /// Reads `dir`'s manifest and writes `dir/index.html` atomically; returns its path. The
 /// caller holds the destination's lock: a run, or [`rebuild`].
 pub fn write(dir: &Path) -> io::Result<PathBuf> {
-    let records = manifest::read_records(dir).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            no_manifest(dir)
-        } else {
-            e
-        }
-    })?;
+    let mut records = match manifest::read_records(dir) {
+        Ok(records) => records,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    // Images genimg's naming made with no record (the seed script's, or older runs'): shown
+    // by what their names say.
+    records.extend(unrecorded(dir, &records));
+    if records.is_empty() {
+        return Err(no_manifest(dir));
+    }
     let html = render_with(&title_of(dir), &records, |file| {
         is_own_path(file) && dir.join(file).is_file()
     });
@@ -95,6 +99,7 @@ pub fn rebuild(dir: &Path) -> io::Result<PathBuf> {
     // Nothing to show, and no lock file to leave in a folder genimg never wrote to.
     if let Err(e) = std::fs::metadata(dir.join(manifest::FILE_NAME))
         && e.kind() == io::ErrorKind::NotFound
+        && unrecorded(dir, &[]).is_empty()
     {
         return Err(no_manifest(dir));
     }
@@ -126,6 +131,78 @@ fn no_manifest(dir: &Path) -> io::Error {
             dir.display()
         ),
     )
+}
+
+/// What a file name genimg's naming gives says: the prompt's name (none for a prompt from
+/// the command line), and the image's number. `None` for any other name.
+fn name_says(file: &str) -> Option<(Option<String>, u32)> {
+    let number = |s: &str| {
+        (s.len() >= 2 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let (stem, ext) = file.rsplit_once('.')?;
+    crate::format::ImageFormat::ALL
+        .iter()
+        .any(|f| f.extensions().contains(&ext))
+        .then_some(())?;
+    if let Some(rest) = stem.strip_prefix("desc_") {
+        let (prompt, rest) = rest.split_once("_image_")?;
+        let (index, _quality) = rest.split_once('_')?;
+        number(prompt)?;
+        return Some((Some(format!("desc_{prompt}")), number(index)?));
+    }
+    if let Some(rest) = stem.strip_prefix("image_") {
+        let (index, _quality) = rest.split_once('_')?;
+        return Some((None, number(index)?));
+    }
+    let mut parts = stem.strip_prefix("image.")?.split('.');
+    let (name, index, _quality) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some(())?;
+    Some((Some(name.to_owned()), number(index)?))
+}
+
+/// The images in `dir` that genimg's naming gives and no record in `records` names, each as a
+/// record of a made image with nothing else known.
+fn unrecorded(dir: &Path, records: &[Record]) -> Vec<Record> {
+    let known: std::collections::HashSet<&str> = records
+        .iter()
+        .flat_map(|r| [Some(r.file.as_str()), r.planned_file.as_deref()])
+        .flatten()
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !known.contains(n.as_str()))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|file| {
+            let (prompt, index) = name_says(&file)?;
+            // Its bytes must be an image, whatever the name says.
+            let mut head = [0u8; 32];
+            let n = std::io::Read::read(&mut std::fs::File::open(dir.join(&file)).ok()?, &mut head)
+                .ok()?;
+            crate::format::ImageFormat::sniff(&head[..n])?;
+            let mut record: Record = serde_json::from_value(serde_json::json!({
+                "file": file, "prompt": prompt, "index": index, "prompt_text": "",
+                "model": "", "operation": "", "request": {}, "references": [],
+                "request_hash": "", "status": "made", "error": null, "attempts": 0,
+                "revised_prompt": null, "usage": null, "request_id": null, "sha256": null,
+                "bytes": null, "started": "", "finished": ""
+            }))
+            .ok()?;
+            record.bytes = std::fs::metadata(dir.join(&record.file))
+                .ok()
+                .map(|m| m.len());
+            Some(record)
+        })
+        .collect()
 }
 
 /// The directory's own name (`images`, not `.`), for the page's title.
@@ -721,6 +798,28 @@ mod tests {
     use serde_json::{Map, json};
 
     use super::*;
+
+    #[test]
+    fn the_names_genimg_gives_say_their_prompt_and_number() {
+        assert_eq!(name_says("image_01_hd.png"), Some((None, 1)));
+        assert_eq!(
+            name_says("image.fox.12.standard.webp"),
+            Some((Some("fox".into()), 12))
+        );
+        assert_eq!(
+            name_says("desc_03_image_001_hd.jpg"),
+            Some((Some("desc_03".into()), 1))
+        );
+        for other in [
+            "picture.png",
+            "image_1_hd.png",
+            "image.fox.01.hd.txt",
+            "image.a.b.01.hd.png",
+            "index.html",
+        ] {
+            assert_eq!(name_says(other), None, "{other}");
+        }
+    }
 
     fn record(file: &str, prompt: Option<&str>, index: u32, status: Status) -> Record {
         let mut request = Map::new();

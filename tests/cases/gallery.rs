@@ -448,3 +448,41 @@ fn the_gallery_command_refuses_while_a_run_writes_there() {
     let again = genimg(&ws, None).args(["gallery", "out"]).run();
     assert_code(&again, 0);
 }
+
+/// Images genimg's naming made with no manifest record (the seed script's, or older runs')
+/// are shown by what their names say; `genimg gallery DIR` builds a page for such a folder.
+#[test]
+fn images_without_a_record_are_listed_by_their_names() {
+    let ws = Workspace::new();
+    ws.write("seed/image_01_hd.png", images::png(1));
+    ws.write("seed/image.fox.01.hd.png", images::png(2));
+    ws.write("seed/desc_01_image_01_standard.png", images::png(3));
+    ws.write("seed/picture.png", images::png(4));
+    ws.write("seed/image_02_hd.png", "not an image");
+    let run = genimg(&ws, None).args(["gallery", "seed"]).run();
+    assert_code(&run, 0);
+    let page = String::from_utf8(ws.read("seed/index.html")).unwrap();
+    for name in [
+        "image_01_hd.png",
+        "image.fox.01.hd.png",
+        "desc_01_image_01_standard.png",
+    ] {
+        assert!(page.contains(name), "{name} in the page");
+    }
+    assert!(!page.contains("picture.png"), "not a name genimg gives");
+    assert!(!page.contains("image_02_hd.png"), "not an image");
+
+    // Beside recorded images too.
+    let server = FakeServer::start();
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out"])
+            .run(),
+        0,
+    );
+    ws.write("out/image.old.01.hd.png", images::png(5));
+    assert_code(&genimg(&ws, None).args(["gallery", "out"]).run(), 0);
+    let page = String::from_utf8(ws.read("out/index.html")).unwrap();
+    assert!(page.contains("image.old.01.hd.png"));
+    assert!(page.contains("image_01_hd.png"));
+}
