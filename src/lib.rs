@@ -123,7 +123,10 @@ async fn make_images(
     let mut plan = Plan::new(config);
     // A prompt from the command line never takes the names of another prompt's images, on
     // disk or pending in a batch.
-    if let Ok(history) = store::manifest::History::read(&config.dst_dir) {
+    // Only then: a prompt file's run reads neither the manifest nor the ledger here.
+    if plan.one_off
+        && let Ok(history) = store::manifest::History::read(&config.dst_dir)
+    {
         let ledger = store::batches::Ledger::read(&config.dst_dir).unwrap_or_default();
         let taken = engine::batch::pending_hashes(&config.dst_dir, &ledger);
         plan.make_room(&history, &taken);
@@ -363,11 +366,7 @@ async fn make_batch(
         .await?;
     // What is left to buy: neither on disk (a collect may just have put it there) nor
     // pending, nor refused before.
-    let mut survey_now = store::survey(&plan, config.existing)?;
-    if config.existing == Existing::Remove {
-        survey_now.found = survey.found.clone();
-    }
-    survey = survey_now;
+    survey = store::survey(&plan, config.existing)?;
     survey.mark_pending(&plan, &engine::batch::pending(&config.dst_dir, &ledger));
     skip_refused(config, &plan, &mut survey);
     // Images this run just collected are made, whatever --overwrite says: it asks for
@@ -494,12 +493,7 @@ async fn batch_command(
         for entry in ledger.batches.iter_mut() {
             if let Some(id) = &entry.batch_id {
                 match api.get(id).await {
-                    Ok(b) => {
-                        entry.status = b.status.clone();
-                        entry.counts = b.request_counts.or(entry.counts);
-                        entry.created_at = b.created_at.or(entry.created_at);
-                        entry.expires_at = b.expires_at.or(entry.expires_at);
-                    }
+                    Ok(b) => engine::batch::update(entry, &b),
                     Err(e) => reporter.event(Event::Warning {
                         text: &format!("batch {id}: {e}"),
                     }),

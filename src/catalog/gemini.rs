@@ -40,6 +40,34 @@ pub struct GeminiModel {
     pub per_image: &'static [(&'static str, f64)],
 }
 
+/// Nano Banana Pro, which its preview shared everything with.
+const PRO: GeminiModel = GeminiModel {
+    id: "gemini-3-pro-image",
+    name: "Nano Banana Pro",
+    status: GeminiStatus::Live,
+    sizes: &["1K", "2K", "4K"],
+    wide_ratios: false,
+    max_references: 14,
+    usd_per_m_in: 2.00,
+    usd_per_m_text_out: 12.00,
+    usd_per_m_image_out: 120.0,
+    per_image: &[("1K", 0.134), ("2K", 0.134), ("4K", 0.24)],
+};
+
+/// Nano Banana 2, which its preview shared everything with.
+const FLASH: GeminiModel = GeminiModel {
+    id: "gemini-3.1-flash-image",
+    name: "Nano Banana 2",
+    status: GeminiStatus::Deprecated("2026-10-06"),
+    sizes: &["512", "1K", "2K", "4K"],
+    wide_ratios: true,
+    max_references: 14,
+    usd_per_m_in: 0.50,
+    usd_per_m_text_out: 3.00,
+    usd_per_m_image_out: 60.0,
+    per_image: &[("512", 0.045), ("1K", 0.067), ("2K", 0.101), ("4K", 0.151)],
+};
+
 /// The models, newest first.
 pub const MODELS: &[GeminiModel] = &[
     GeminiModel {
@@ -54,30 +82,8 @@ pub const MODELS: &[GeminiModel] = &[
         usd_per_m_image_out: 30.0,
         per_image: &[("1K", 0.0336), ("2K", 0.0504), ("4K", 0.113)],
     },
-    GeminiModel {
-        id: "gemini-3-pro-image",
-        name: "Nano Banana Pro",
-        status: GeminiStatus::Live,
-        sizes: &["1K", "2K", "4K"],
-        wide_ratios: false,
-        max_references: 14,
-        usd_per_m_in: 2.00,
-        usd_per_m_text_out: 12.00,
-        usd_per_m_image_out: 120.0,
-        per_image: &[("1K", 0.134), ("2K", 0.134), ("4K", 0.24)],
-    },
-    GeminiModel {
-        id: "gemini-3.1-flash-image",
-        name: "Nano Banana 2",
-        status: GeminiStatus::Deprecated("2026-10-06"),
-        sizes: &["512", "1K", "2K", "4K"],
-        wide_ratios: true,
-        max_references: 14,
-        usd_per_m_in: 0.50,
-        usd_per_m_text_out: 3.00,
-        usd_per_m_image_out: 60.0,
-        per_image: &[("512", 0.045), ("1K", 0.067), ("2K", 0.101), ("4K", 0.151)],
-    },
+    PRO,
+    FLASH,
     GeminiModel {
         id: "gemini-3.1-flash-lite-image",
         name: "Nano Banana 2 Lite",
@@ -106,25 +112,13 @@ pub const MODELS: &[GeminiModel] = &[
         id: "gemini-3-pro-image-preview",
         name: "Nano Banana Pro (preview)",
         status: GeminiStatus::ShutDown("2026-06-25"),
-        sizes: &["1K", "2K", "4K"],
-        wide_ratios: false,
-        max_references: 14,
-        usd_per_m_in: 2.00,
-        usd_per_m_text_out: 12.00,
-        usd_per_m_image_out: 120.0,
-        per_image: &[("1K", 0.134), ("2K", 0.134), ("4K", 0.24)],
+        ..PRO
     },
     GeminiModel {
         id: "gemini-3.1-flash-image-preview",
         name: "Nano Banana 2 (preview)",
         status: GeminiStatus::ShutDown("2026-06-25"),
-        sizes: &["512", "1K", "2K", "4K"],
-        wide_ratios: true,
-        max_references: 14,
-        usd_per_m_in: 0.50,
-        usd_per_m_text_out: 3.00,
-        usd_per_m_image_out: 60.0,
-        per_image: &[("512", 0.045), ("1K", 0.067), ("2K", 0.101), ("4K", 0.151)],
+        ..FLASH
     },
 ];
 

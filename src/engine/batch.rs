@@ -778,7 +778,7 @@ impl Batcher {
 }
 
 /// The ledger's picture of a batch, from what the service says.
-fn update(entry: &mut Entry, batch: &BatchObject) {
+pub fn update(entry: &mut Entry, batch: &BatchObject) {
     entry.status = batch.status.clone();
     entry.created_at = batch.created_at.or(entry.created_at);
     entry.expires_at = batch.expires_at.or(entry.expires_at);

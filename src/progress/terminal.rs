@@ -426,6 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_shows_on_the_bar_as_the_service_counts_it() {
+        let term = InMemoryTerm::new(6, 160);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = TerminalReporter::with_target(Verbosity::Normal, target);
+        r.event(Event::BatchProgress {
+            id: "batch_1",
+            status: "in_progress",
+            done: 3,
+            failed: 1,
+            total: 10,
+            since: Some(Duration::from_secs(120)),
+            left: Some(Duration::from_secs(23 * 3600)),
+        });
+        let screen = settled(&r, &term, |s| s.contains("4/10"));
+        assert!(
+            screen.contains("4/10"),
+            "done and failed, of the total: {screen}"
+        );
+        assert!(
+            screen
+                .contains("batch batch_1: in_progress, 3 of 10 done, 1 failed, created 2m 00s ago"),
+            "{screen}"
+        );
+        assert!(screen.contains("left in its window"), "{screen}");
+    }
+
+    #[test]
     fn an_image_a_stop_failed_is_said_by_the_stop_line_only() {
         use crate::outcome::{Failure, FailureKind, FatalStop};
         use crate::provider::Fatal;

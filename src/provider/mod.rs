@@ -225,17 +225,11 @@ impl Client {
             .map_err(|e| ApiError::Transport {
                 detail: format!("decoding stopped: {e}"),
             })?;
-        let redactor = self.transport.redactor();
         let mut answer = answer.map_err(|mut e| {
-            e.redact(redactor);
+            self.redact_error(&mut e);
             e
         })?;
-        if let Some(text) = &mut answer.revised_prompt {
-            redactor.string(text);
-        }
-        if let Some(usage) = &mut answer.usage {
-            redactor.value(usage);
-        }
+        self.redact(&mut answer);
         let bytes = match answer.image {
             Delivery::Bytes(bytes) => bytes,
             Delivery::Url(link) => self

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::support::images;
 use crate::support::*;
@@ -202,22 +201,6 @@ fn assert_bought_once(ws: &Workspace, server: &FakeServer, expected: &[String]) 
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The last manifest record of `file`.
-fn record<'a>(records: &'a [Value], file: &str) -> &'a Value {
-    records
-        .iter()
-        .rev()
-        .find(|r| r["file"] == file)
-        .unwrap_or_else(|| panic!("no record of {file} in {records:#?}"))
-}
-
 /// Every file of `out` with the sha256 of its bytes; not the gallery (a run may write it
 /// again) nor the lock file (it names the last run's process).
 fn snapshot(ws: &Workspace) -> BTreeMap<String, String> {
@@ -225,7 +208,7 @@ fn snapshot(ws: &Workspace) -> BTreeMap<String, String> {
         .into_iter()
         .filter(|n| n != GALLERY && n != ".genimg.lock" && !ws.join(&format!("out/{n}")).is_dir())
         .map(|n| {
-            let hash = sha256(&ws.read(&format!("out/{n}")));
+            let hash = sha256_hex(&ws.read(&format!("out/{n}")));
             (n, hash)
         })
         .collect()
@@ -402,7 +385,11 @@ fn a_batch_that_completes_keeps_every_image_byte_exact_at_batch_prices() {
         assert_eq!(r["status"], "made", "{r}");
         assert_eq!(r["mode"], "batch", "{r}");
         assert_eq!(r["batch_id"], id.as_str(), "{r}");
-        assert_eq!(r["sha256"], sha256(&ws.read(&format!("out/{name}"))), "{r}");
+        assert_eq!(
+            r["sha256"],
+            sha256_hex(&ws.read(&format!("out/{name}"))),
+            "{r}"
+        );
         assert_eq!(r["usage"]["output_tokens"], 7024, "{r}");
         let cost = r["cost_usd"].as_f64().expect("a cost");
         assert!(

@@ -47,15 +47,6 @@ fn scripted(script: impl Fn(&Incoming) -> Action + Send + Sync + 'static) -> Fak
 }
 
 #[track_caller]
-fn record<'a>(records: &'a [Value], file: &str) -> &'a Value {
-    records
-        .iter()
-        .rev()
-        .find(|r| r["file"] == file)
-        .unwrap_or_else(|| panic!("no record of {file} in {records:#?}"))
-}
-
-#[track_caller]
 fn assert_cost(record: &Value, expected: f64) {
     let cost = record["cost_usd"]
         .as_f64()
@@ -648,14 +639,6 @@ fn release_0_1_line(hash: &str) -> String {
         sha256_hex(&images::png(1)),
         images::png(1).len()
     )
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A destination as release 0.1 left it after `genimg "a cat" -o out`, its record hashed

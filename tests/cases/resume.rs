@@ -4,24 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::support::*;
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn record<'a>(records: &'a [Value], file: &str) -> &'a Value {
-    records
-        .iter()
-        .rev()
-        .find(|r| r["file"] == file)
-        .unwrap_or_else(|| panic!("no record of {file}"))
-}
 
 #[test]
 fn the_manifest_lists_every_image_with_its_request_and_sha256() {
@@ -38,7 +22,7 @@ fn the_manifest_lists_every_image_with_its_request_and_sha256() {
     for file in ws.files("out") {
         let r = record(&records, &file);
         let bytes = ws.read(&format!("out/{file}"));
-        assert_eq!(r["sha256"], sha256(&bytes), "{file}");
+        assert_eq!(r["sha256"], sha256_hex(&bytes), "{file}");
         assert_eq!(r["bytes"], bytes.len() as u64);
         assert_eq!(r["status"], "made");
         assert_eq!(r["attempts"], 1);
@@ -199,7 +183,7 @@ fn from_scratch_resets_the_manifest_for_these_prompts_only() {
     assert_eq!(owl.len(), 2, "another prompt file's records stay");
     for r in fox {
         let bytes = ws.read(&format!("out/{}", r["file"].as_str().unwrap()));
-        assert_eq!(r["sha256"], sha256(&bytes));
+        assert_eq!(r["sha256"], sha256_hex(&bytes));
     }
 }
 

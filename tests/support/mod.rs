@@ -355,3 +355,22 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The sha256 of `bytes`, in lower-case hex, as the manifest writes it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The last manifest record of `file`.
+#[track_caller]
+pub fn record<'a>(records: &'a [Value], file: &str) -> &'a Value {
+    records
+        .iter()
+        .rev()
+        .find(|r| r["file"] == file)
+        .unwrap_or_else(|| panic!("no record of {file} in {records:#?}"))
+}
