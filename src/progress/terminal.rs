@@ -41,7 +41,7 @@ pub struct TerminalReporter {
     /// The requests of those lines that wait to be sent again: not on the wire.
     retrying: Mutex<std::collections::HashSet<String>>,
     /// Whether the overall bar shows an ETA: once an image is made.
-    eta_shown: Mutex<bool>,
+    eta_shown: std::sync::atomic::AtomicBool,
     /// Failures and the cost so far, for the overall bar.
     tally: Mutex<(usize, f64)>,
     /// A long wait the service asked for, and when it ends, for the overall bar.
@@ -72,7 +72,7 @@ impl TerminalReporter {
             overall,
             lines: Mutex::new(HashMap::new()),
             retrying: Mutex::new(std::collections::HashSet::new()),
-            eta_shown: Mutex::new(false),
+            eta_shown: std::sync::atomic::AtomicBool::new(false),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
             said: Said::default(),
@@ -130,8 +130,11 @@ impl TerminalReporter {
             tally.1 += cost.unwrap_or(0.0);
         }
         // An ETA from an image made: a fast failure says nothing of how long images take.
-        if !failed && !*self.eta_shown.lock().unwrap_or_else(|e| e.into_inner()) {
-            *self.eta_shown.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        if !failed
+            && !self
+                .eta_shown
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             self.overall.set_style(style(OVERALL_ETA));
         }
         self.overall.inc(1);
