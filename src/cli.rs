@@ -13,8 +13,8 @@ use secrecy::SecretString;
 use crate::catalog::{QUALITY_TOKENS, Size};
 use crate::format::ImageFormat;
 use crate::values::{
-    self, BACKGROUNDS, COMPLEXITIES, FIDELITIES, MODERATIONS, at_least_one, at_least_zero,
-    parse_usd,
+    self, ASPECT_RATIOS, BACKGROUNDS, COMPLEXITIES, FIDELITIES, IMAGE_SIZES, MODERATIONS,
+    at_least_one, at_least_zero, parse_usd,
 };
 
 const EXAMPLES: &str = "\
@@ -143,6 +143,16 @@ pub struct Cli {
           value_parser = one_of(COMPLEXITIES, values::parse_complexity))]
     pub complexity: Option<&'static str>,
 
+    /// Aspect ratio on Gemini models (each takes its own: see `genimg models`)
+    #[arg(long = "aspect-ratio", value_name = "W:H",
+          value_parser = one_of(ASPECT_RATIOS, values::parse_aspect_ratio))]
+    pub aspect_ratio: Option<&'static str>,
+
+    /// Image size on Gemini models [default: 2K where the model takes it, 1K with --low-res]
+    #[arg(long = "image-size", value_name = "SIZE",
+          value_parser = one_of(IMAGE_SIZES, values::parse_image_size))]
+    pub image_size: Option<&'static str>,
+
     /// A preamble put before every prompt: TEXT, or @FILE to read it from FILE
     #[arg(long, value_name = "TEXT|@FILE")]
     pub style: Option<String>,
@@ -240,6 +250,16 @@ pub struct Cli {
         conflicts_with = "azure_endpoint"
     )]
     pub base_url: Option<String>,
+
+    /// Google Gemini API key [default: the GEMINI_API_KEY, else GOOGLE_API_KEY, environment
+    /// variable]
+    #[arg(long = "gemini-api-key", value_name = "KEY", value_parser = secret)]
+    pub gemini_api_key: Option<SecretString>,
+
+    /// Gemini API root URL [env: GEMINI_BASE_URL]
+    /// [default: https://generativelanguage.googleapis.com]
+    #[arg(long = "gemini-base-url", value_name = "URL")]
+    pub gemini_base_url: Option<String>,
 
     /// Azure OpenAI resource, e.g. https://NAME.openai.azure.com [env: AZURE_OPENAI_ENDPOINT]
     #[arg(long = "azure-endpoint", value_name = "URL")]

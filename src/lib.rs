@@ -162,18 +162,43 @@ async fn make_images(
         return Ok(Outcome::DryRun);
     }
 
-    let client_config = config
-        .endpoint
-        .client_config()
-        .ok_or(ConfigError::MissingKey {
-            hint: "pass --api-key",
-        })?;
-    let client = provider::Client::new(&client_config)?;
+    let mut clients = provider::Clients::default();
+    for id in config.providers() {
+        let client_config =
+            config
+                .endpoint_for(id)
+                .client_config()
+                .ok_or(ConfigError::MissingKey {
+                    hint: match id {
+                        catalog::ProviderId::OpenAi => "pass --api-key",
+                        catalog::ProviderId::Gemini => "pass --gemini-api-key",
+                    },
+                })?;
+        clients = clients.with(id, provider::Client::new(&client_config)?);
+    }
     let destination = Destination::open(&config.dst_dir)?;
     let mut survey = store::survey(&plan, config.existing)?;
     plan.adopt(&survey);
     if config.batch {
-        if !matches!(config.endpoint.service, provider::Service::OpenAi) {
+        if config.providers().contains(&catalog::ProviderId::Gemini) {
+            return Err(Error::Config(ConfigError::Option {
+                given: "--batch".to_owned(),
+                problem: "Gemini batches are not supported yet: run the Gemini prompts \
+                          without --batch"
+                    .to_owned(),
+            }));
+        }
+        let client =
+            clients
+                .get(catalog::ProviderId::OpenAi)
+                .cloned()
+                .ok_or(ConfigError::MissingKey {
+                    hint: "pass --api-key",
+                })?;
+        if !matches!(
+            config.endpoint.provider,
+            provider::Provider::OpenAi(provider::Service::OpenAi)
+        ) {
             return Err(Error::Config(ConfigError::Option {
                 given: "--batch".to_owned(),
                 problem: "genimg sends batches to OpenAI's Batch API; Azure OpenAI's batches \
@@ -226,7 +251,7 @@ async fn make_images(
     });
 
     let context = Arc::new(Context {
-        service: client,
+        service: clients,
         sink: Sink::new(destination, manifest, config.max_cost),
         reporter: reporter.clone(),
         jobs: config.jobs,
@@ -282,6 +307,7 @@ fn finish_run(
         write_gallery(&config.dst_dir, reporter);
     }
     let names = config.model_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     reporter.event(Event::Finished {
         summary: &summary,
         models: &names,

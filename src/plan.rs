@@ -111,11 +111,7 @@ impl Plan {
                     },
                     section: p.section.clone(),
                     count: s.count,
-                    estimate: s.model.estimate(
-                        s.options.size,
-                        spec.quality_value(),
-                        p.text.chars().count(),
-                    ),
+                    estimate: spec.estimate(),
                     identity: OnceLock::new(),
                     model: s.model.clone(),
                     quality: s.options.quality.file_token(),

@@ -69,6 +69,50 @@ impl ImageSpec {
         self.options.input_fidelity.filter(|_| self.is_edit())
     }
 
+    /// The `imageSize` sent: the one given, else the seed's level's (HD is 2K where the
+    /// model takes it); `None` where the model takes none.
+    pub fn image_size(&self) -> Option<&'static str> {
+        if self.model.info().image_sizes.is_empty() {
+            return None;
+        }
+        self.options.image_size.or(match self.options.quality {
+            Quality::Tier(tier) => self.model.image_size_for(tier),
+            Quality::Named(_) => None,
+        })
+    }
+
+    /// Its size and quality as people read them: `1024x1024 high`; on Gemini, the aspect
+    /// ratio and image size, `16:9 2K` (`-` where the model's default applies).
+    pub fn shape(&self) -> String {
+        if self.model.info().aspect_ratios.is_empty() {
+            format!(
+                "{} {}",
+                self.options.size,
+                self.quality_value().unwrap_or("-")
+            )
+        } else {
+            format!(
+                "{} {}",
+                self.options.aspect_ratio.unwrap_or("-"),
+                self.image_size().unwrap_or("-")
+            )
+        }
+    }
+
+    /// The estimated price of one image, or `None` where no price is published.
+    pub fn estimate(&self) -> Option<f64> {
+        match self.model.info().price {
+            crate::catalog::Price::Gemini { .. } => {
+                self.model.estimate_by_image_size(self.image_size())
+            }
+            _ => self.model.estimate(
+                self.options.size,
+                self.quality_value(),
+                self.prompt.chars().count(),
+            ),
+        }
+    }
+
     /// A hash of everything that decides what image comes back: provider, model, prompt, the
     /// options as the model reads them, and the content of each reference (not where the
     /// file lives). Versioned: `spec2:sha256:<hex>`.
@@ -81,7 +125,7 @@ impl ImageSpec {
             .collect();
         // An array, not an object: its order is fixed by this code, whatever serde_json's
         // map order is.
-        let canonical = json!([
+        let mut canonical = json!([
             "genimg-spec",
             IDENTITY_VERSION,
             self.provider.name(),
@@ -97,6 +141,13 @@ impl ImageSpec {
             o.complexity,
             references,
         ]);
+        // Options only some providers take are added where given, so that the identity of
+        // every image made before they existed stays as it was.
+        if let Some(all) = canonical.as_array_mut()
+            && self.provider == ProviderId::Gemini
+        {
+            all.push(json!(["gemini", o.aspect_ratio, self.image_size()]));
+        }
         format!(
             "spec{IDENTITY_VERSION}:sha256:{}",
             sha256_hex(canonical.to_string().as_bytes())
@@ -163,6 +214,11 @@ pub struct ImageOptions {
     pub moderation: Option<&'static str>,
     pub input_fidelity: Option<&'static str>,
     pub complexity: Option<&'static str>,
+    /// `aspectRatio` (Gemini).
+    pub aspect_ratio: Option<&'static str>,
+    /// `imageSize` as given (Gemini); `None` follows the quality (see
+    /// [`ImageSpec::image_size`]).
+    pub image_size: Option<&'static str>,
 }
 
 impl Default for ImageOptions {
@@ -176,6 +232,8 @@ impl Default for ImageOptions {
             moderation: None,
             input_fidelity: None,
             complexity: None,
+            aspect_ratio: None,
+            image_size: None,
         }
     }
 }

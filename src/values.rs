@@ -8,6 +8,13 @@ pub const BACKGROUNDS: &[&str] = &["transparent", "opaque", "auto"];
 pub const MODERATIONS: &[&str] = &["low", "auto"];
 pub const FIDELITIES: &[&str] = &["high", "low"];
 pub const COMPLEXITIES: &[&str] = &["low", "medium", "high"];
+/// Gemini's `aspectRatio`s, every model's together (`genimg models` shows each one's).
+pub const ASPECT_RATIOS: &[&str] = &[
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8",
+    "8:1",
+];
+/// Gemini's `imageSize`s.
+pub const IMAGE_SIZES: &[&str] = &["512", "1K", "2K", "4K"];
 
 /// Reads one of `allowed`, giving back the table's own `&'static str`.
 pub fn choice(value: &str, allowed: &'static [&'static str]) -> Result<&'static str, String> {
@@ -61,6 +68,15 @@ pub fn parse_fidelity(value: &str) -> Result<&'static str, String> {
 
 pub fn parse_complexity(value: &str) -> Result<&'static str, String> {
     choice(value, COMPLEXITIES)
+}
+
+pub fn parse_aspect_ratio(value: &str) -> Result<&'static str, String> {
+    choice(value.trim(), ASPECT_RATIOS)
+}
+
+/// `512`, `1K`, `2K` or `4K` (a lower-case `k` is taken).
+pub fn parse_image_size(value: &str) -> Result<&'static str, String> {
+    choice(&value.trim().to_uppercase(), IMAGE_SIZES)
 }
 
 pub fn parse_format(value: &str) -> Result<ImageFormat, String> {

@@ -2,238 +2,250 @@
 //! `GEMINI-NOTES.md` (as of 2026-12-01). Where the notes mark a fact unverified, the table
 //! takes the documented value and the service's answer decides.
 //!
-//! Not wired into runs yet: the provider seam (routing, keys, options) comes next.
+//! The rows are [`ModelInfo`]s like OpenAI's: the same checks read their capabilities.
+
+use super::{Family, Lifecycle, MAX_GEMINI_REQUEST_BYTES, ModelInfo, Price, ProviderId, Sizes};
+use crate::format::ImageFormat;
 
 /// The aspect ratios every Gemini image model takes.
 pub const RATIOS: &[&str] = &[
     "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
 ];
-/// The wide ratios the 3.1-flash family and 2.1 add.
-pub const WIDE_RATIOS: &[&str] = &["1:4", "4:1", "1:8", "8:1"];
+/// Every ratio: the common ones, then the wide ones the 3.1-flash family and 2.1 add.
+const ALL_RATIOS: &[&str] = &[
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8",
+    "8:1",
+];
 
-/// Where a Gemini model is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GeminiStatus {
-    Live,
-    /// Deprecated on this date, with no shutdown announced (it may be gone).
-    Deprecated(&'static str),
-    ShutDown(&'static str),
-}
+/// Inline images a request takes, by their MIME types (HEIC is not read by genimg).
+const FORMATS: &[ImageFormat] = &ImageFormat::ALL;
 
-/// One Gemini image model.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GeminiModel {
-    pub id: &'static str,
-    /// Its name as Google markets it.
-    pub name: &'static str,
-    pub status: GeminiStatus,
-    /// `imageSize` values it takes (`512`, `1K`, `2K`, `4K`); empty: it takes none.
-    pub sizes: &'static [&'static str],
-    pub wide_ratios: bool,
-    /// Reference images per request, at most.
-    pub max_references: usize,
-    /// US dollars per million tokens: text and image in, text and thinking out, image out.
-    pub usd_per_m_in: f64,
-    pub usd_per_m_text_out: f64,
-    pub usd_per_m_image_out: f64,
-    /// US dollars per image, by `imageSize` (the model's only size when it takes none).
-    pub per_image: &'static [(&'static str, f64)],
-}
+/// What every Gemini image model shares; each row sets what differs.
+const BASE: ModelInfo = ModelInfo {
+    name: "",
+    provider: ProviderId::Gemini,
+    snapshots: &[],
+    family: Family::Gemini,
+    sizes: Sizes::None,
+    qualities: &[],
+    max_references: 14,
+    reference_formats: FORMATS,
+    // Base64 makes 4 bytes of 3: a larger image alone is over the request's 100 MB.
+    max_reference_bytes: MAX_GEMINI_REQUEST_BYTES / 4 * 3,
+    max_prompt_chars: 120_000,
+    output_options: false,
+    transparency: false,
+    input_fidelity: false,
+    complexity: false,
+    price: Price::Unknown,
+    lifecycle: Lifecycle::Live,
+    successors: &[],
+    aspect_ratios: RATIOS,
+    image_sizes: &["1K", "2K", "4K"],
+    known_as: "",
+    max_request_bytes: Some(MAX_GEMINI_REQUEST_BYTES),
+    own_format: true,
+};
 
 /// Nano Banana Pro, which its preview shared everything with.
-const PRO: GeminiModel = GeminiModel {
-    id: "gemini-3-pro-image",
-    name: "Nano Banana Pro",
-    status: GeminiStatus::Live,
-    sizes: &["1K", "2K", "4K"],
-    wide_ratios: false,
-    max_references: 14,
-    usd_per_m_in: 2.00,
-    usd_per_m_text_out: 12.00,
-    usd_per_m_image_out: 120.0,
-    per_image: &[("1K", 0.134), ("2K", 0.134), ("4K", 0.24)],
+const PRO: ModelInfo = ModelInfo {
+    name: "gemini-3-pro-image",
+    known_as: "Nano Banana Pro",
+    price: Price::Gemini {
+        per_image: &[("1K", 0.134), ("2K", 0.134), ("4K", 0.24)],
+        usd_per_m_in: 2.00,
+        usd_per_m_text_out: 12.00,
+        usd_per_m_image_out: 120.0,
+    },
+    ..BASE
 };
 
 /// Nano Banana 2, which its preview shared everything with.
-const FLASH: GeminiModel = GeminiModel {
-    id: "gemini-3.1-flash-image",
-    name: "Nano Banana 2",
-    status: GeminiStatus::Deprecated("2026-10-06"),
-    sizes: &["512", "1K", "2K", "4K"],
-    wide_ratios: true,
-    max_references: 14,
-    usd_per_m_in: 0.50,
-    usd_per_m_text_out: 3.00,
-    usd_per_m_image_out: 60.0,
-    per_image: &[("512", 0.045), ("1K", 0.067), ("2K", 0.101), ("4K", 0.151)],
+const FLASH: ModelInfo = ModelInfo {
+    name: "gemini-3.1-flash-image",
+    known_as: "Nano Banana 2",
+    lifecycle: Lifecycle::Deprecated("2026-10-06"),
+    successors: &["gemini-nano-banana-2.1"],
+    aspect_ratios: ALL_RATIOS,
+    image_sizes: &["512", "1K", "2K", "4K"],
+    price: Price::Gemini {
+        per_image: &[("512", 0.045), ("1K", 0.067), ("2K", 0.101), ("4K", 0.151)],
+        usd_per_m_in: 0.50,
+        usd_per_m_text_out: 3.00,
+        usd_per_m_image_out: 60.0,
+    },
+    ..BASE
 };
 
 /// The models, newest first.
-pub const MODELS: &[GeminiModel] = &[
-    GeminiModel {
-        id: "gemini-nano-banana-2.1",
-        name: "Nano Banana 2.1",
-        status: GeminiStatus::Live,
-        sizes: &["1K", "2K", "4K"],
-        wide_ratios: true,
-        max_references: 14,
-        usd_per_m_in: 1.50,
-        usd_per_m_text_out: 7.50,
-        usd_per_m_image_out: 30.0,
-        per_image: &[("1K", 0.0336), ("2K", 0.0504), ("4K", 0.113)],
+pub static MODELS: &[ModelInfo] = &[
+    ModelInfo {
+        name: "gemini-nano-banana-2.1",
+        known_as: "Nano Banana 2.1",
+        aspect_ratios: ALL_RATIOS,
+        price: Price::Gemini {
+            per_image: &[("1K", 0.0336), ("2K", 0.0504), ("4K", 0.113)],
+            usd_per_m_in: 1.50,
+            usd_per_m_text_out: 7.50,
+            usd_per_m_image_out: 30.0,
+        },
+        ..BASE
     },
     PRO,
     FLASH,
-    GeminiModel {
-        id: "gemini-3.1-flash-lite-image",
-        name: "Nano Banana 2 Lite",
-        status: GeminiStatus::Live,
-        sizes: &["1K"],
-        wide_ratios: true,
-        max_references: 14,
-        usd_per_m_in: 0.25,
-        usd_per_m_text_out: 1.50,
-        usd_per_m_image_out: 30.0,
-        per_image: &[("1K", 0.0336)],
+    ModelInfo {
+        name: "gemini-3.1-flash-lite-image",
+        known_as: "Nano Banana 2 Lite",
+        aspect_ratios: ALL_RATIOS,
+        image_sizes: &["1K"],
+        price: Price::Gemini {
+            per_image: &[("1K", 0.0336)],
+            usd_per_m_in: 0.25,
+            usd_per_m_text_out: 1.50,
+            usd_per_m_image_out: 30.0,
+        },
+        ..BASE
     },
-    GeminiModel {
-        id: "gemini-2.5-flash-image",
-        name: "Nano Banana",
-        status: GeminiStatus::Deprecated("2026-10-02"),
-        sizes: &[],
-        wide_ratios: false,
+    ModelInfo {
+        name: "gemini-2.5-flash-image",
+        known_as: "Nano Banana",
+        lifecycle: Lifecycle::Deprecated("2026-10-02"),
+        successors: &["gemini-nano-banana-2.1"],
         max_references: 3,
-        usd_per_m_in: 0.30,
-        usd_per_m_text_out: 2.50,
-        usd_per_m_image_out: 30.0,
-        per_image: &[("1K", 0.039)],
+        image_sizes: &[],
+        price: Price::Gemini {
+            per_image: &[("1K", 0.039)],
+            usd_per_m_in: 0.30,
+            usd_per_m_text_out: 2.50,
+            usd_per_m_image_out: 30.0,
+        },
+        ..BASE
     },
-    GeminiModel {
-        id: "gemini-3-pro-image-preview",
-        name: "Nano Banana Pro (preview)",
-        status: GeminiStatus::ShutDown("2026-06-25"),
+    ModelInfo {
+        name: "gemini-3-pro-image-preview",
+        known_as: "Nano Banana Pro (preview)",
+        lifecycle: Lifecycle::ShutsDown("2026-06-25"),
+        successors: &["gemini-3-pro-image"],
         ..PRO
     },
-    GeminiModel {
-        id: "gemini-3.1-flash-image-preview",
-        name: "Nano Banana 2 (preview)",
-        status: GeminiStatus::ShutDown("2026-06-25"),
+    ModelInfo {
+        name: "gemini-3.1-flash-image-preview",
+        known_as: "Nano Banana 2 (preview)",
+        lifecycle: Lifecycle::ShutsDown("2026-06-25"),
+        successors: &["gemini-nano-banana-2.1"],
         ..FLASH
     },
 ];
 
-impl GeminiModel {
-    /// The model named `id`, if the table knows it.
-    pub fn lookup(id: &str) -> Option<&'static GeminiModel> {
-        MODELS.iter().find(|m| m.id == id)
-    }
+/// The rules assumed for a Gemini model genimg does not know: every ratio and size, so that
+/// a new model is not refused by an old table; the service's answer decides.
+pub static UNKNOWN_GEMINI: ModelInfo = ModelInfo {
+    aspect_ratios: ALL_RATIOS,
+    image_sizes: &["512", "1K", "2K", "4K"],
+    ..BASE
+};
 
-    /// Whether it takes `ratio` as its `aspectRatio`.
-    pub fn takes_ratio(&self, ratio: &str) -> bool {
-        RATIOS.contains(&ratio) || (self.wide_ratios && WIDE_RATIOS.contains(&ratio))
-    }
-
-    /// The ratios it takes.
-    pub fn ratios(&self) -> Vec<&'static str> {
-        let mut all = RATIOS.to_vec();
-        if self.wide_ratios {
-            all.extend_from_slice(WIDE_RATIOS);
-        }
-        all
-    }
-
-    /// Whether it takes `size` as its `imageSize`.
-    pub fn takes_size(&self, size: &str) -> bool {
-        self.sizes.contains(&size)
-    }
-
-    /// The `imageSize` of the seed's quality words: HD is 2K where the model takes it, else
-    /// its largest below; `--low-res` is 1K. `None` for a model that takes no size.
-    pub fn size_for(&self, hd: bool) -> Option<&'static str> {
-        let want: &[&str] = if hd { &["2K", "1K"] } else { &["1K", "512"] };
-        want.iter()
-            .find(|s| self.sizes.contains(s))
-            .copied()
-            .or_else(|| self.sizes.first().copied())
-    }
-
-    /// The estimated price of one image of `size` (`None`: the model's only size).
-    pub fn estimate(&self, size: Option<&str>) -> Option<f64> {
-        let size = size.unwrap_or("1K");
-        self.per_image
-            .iter()
-            .find(|(s, _)| *s == size)
-            .or(self.per_image.first())
-            .map(|(_, usd)| *usd)
-    }
-
-    /// The price of an answer from its `usageMetadata`: prompt tokens at the input rate,
-    /// thinking and text out at the text rate, image tokens out at the image rate. `None`
-    /// when it says too little.
-    pub fn cost_from_usage(&self, usage: &serde_json::Value) -> Option<f64> {
-        let n = |key: &str| usage.get(key).and_then(serde_json::Value::as_f64);
-        let candidates = n("candidatesTokenCount")?;
-        let prompt = n("promptTokenCount").unwrap_or(0.0);
-        let thoughts = n("thoughtsTokenCount").unwrap_or(0.0);
-        let image_out = usage
-            .get("candidatesTokensDetails")
-            .and_then(serde_json::Value::as_array)
-            .map(|details| {
-                details
-                    .iter()
-                    .filter(|d| {
-                        d.get("modality").and_then(serde_json::Value::as_str) == Some("IMAGE")
-                    })
-                    .filter_map(|d| d.get("tokenCount").and_then(serde_json::Value::as_f64))
-                    .sum::<f64>()
-            })
-            // Without the details, the candidates are the image.
-            .unwrap_or(candidates);
-        let text_out = (candidates - image_out).max(0.0) + thoughts;
-        Some(
-            (prompt * self.usd_per_m_in
-                + text_out * self.usd_per_m_text_out
-                + image_out * self.usd_per_m_image_out)
-                / 1e6,
-        )
-    }
+/// The price of an answer from its `usageMetadata`: prompt tokens at the input rate,
+/// thinking and text out at the text rate, image tokens out at the image rate. `None` when it
+/// says too little.
+pub fn cost_from_usage(
+    usage: &serde_json::Value,
+    usd_per_m_in: f64,
+    usd_per_m_text_out: f64,
+    usd_per_m_image_out: f64,
+) -> Option<f64> {
+    let n = |key: &str| usage.get(key).and_then(serde_json::Value::as_f64);
+    let candidates = n("candidatesTokenCount")?;
+    let prompt = n("promptTokenCount").unwrap_or(0.0);
+    let thoughts = n("thoughtsTokenCount").unwrap_or(0.0);
+    let image_out = usage
+        .get("candidatesTokensDetails")
+        .and_then(serde_json::Value::as_array)
+        .map(|details| {
+            details
+                .iter()
+                .filter(|d| d.get("modality").and_then(serde_json::Value::as_str) == Some("IMAGE"))
+                .filter_map(|d| d.get("tokenCount").and_then(serde_json::Value::as_f64))
+                .sum::<f64>()
+        })
+        // Without the details, the candidates are the image.
+        .unwrap_or(candidates);
+    let text_out = (candidates - image_out).max(0.0) + thoughts;
+    Some(
+        (prompt * usd_per_m_in + text_out * usd_per_m_text_out + image_out * usd_per_m_image_out)
+            / 1e6,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{Model, Tier};
+
+    fn takes_ratio(m: &Model, ratio: &str) -> bool {
+        m.info().aspect_ratios.contains(&ratio)
+    }
 
     #[test]
     fn each_model_takes_its_own_ratios_and_sizes() {
-        let lite = GeminiModel::lookup("gemini-3.1-flash-lite-image").unwrap();
-        assert!(lite.takes_size("1K"));
-        assert!(!lite.takes_size("4K"), "1K only");
+        let lite = Model::lookup("gemini-3.1-flash-lite-image");
+        assert!(lite.is_known());
+        assert_eq!(lite.info().image_sizes, ["1K"]);
         assert_eq!(
-            lite.size_for(true),
+            lite.image_size_for(Tier::Hd),
             Some("1K"),
             "HD is the largest it takes"
         );
-        let flash = GeminiModel::lookup("gemini-3.1-flash-image").unwrap();
-        assert!(flash.takes_size("512"));
-        assert!(flash.takes_ratio("8:1"));
-        assert_eq!(flash.size_for(true), Some("2K"));
-        assert_eq!(flash.size_for(false), Some("1K"));
-        let pro = GeminiModel::lookup("gemini-3-pro-image").unwrap();
-        assert!(!pro.takes_ratio("8:1"), "no wide ratios");
-        assert!(!pro.takes_size("512"));
-        assert!(pro.takes_ratio("21:9"));
-        assert_eq!(pro.ratios().len(), RATIOS.len());
-        let old = GeminiModel::lookup("gemini-2.5-flash-image").unwrap();
-        assert_eq!(old.size_for(true), None, "it takes no size");
-        assert_eq!(old.estimate(None), Some(0.039));
-        assert!(GeminiModel::lookup("gemini-unknown").is_none());
-        assert!(MODELS.iter().all(|m| m.id.starts_with("gemini-")));
+        let flash = Model::lookup("gemini-3.1-flash-image");
+        assert!(flash.info().image_sizes.contains(&"512"));
+        assert!(takes_ratio(&flash, "8:1"));
+        assert_eq!(flash.image_size_for(Tier::Hd), Some("2K"));
+        assert_eq!(flash.image_size_for(Tier::Standard), Some("1K"));
+        let pro = Model::lookup("gemini-3-pro-image");
+        assert!(!takes_ratio(&pro, "8:1"), "no wide ratios");
+        assert!(takes_ratio(&pro, "21:9"));
+        assert_eq!(pro.info().aspect_ratios.len(), RATIOS.len());
+        let old = Model::lookup("gemini-2.5-flash-image");
+        assert_eq!(old.image_size_for(Tier::Hd), None, "it takes no size");
+        assert_eq!(old.estimate_by_image_size(None), Some(0.039));
+        assert!(MODELS.iter().all(|m| m.name.starts_with("gemini-")));
+        assert!(MODELS.iter().all(|m| m.provider == ProviderId::Gemini));
+    }
+
+    #[test]
+    fn names_pick_their_provider() {
+        let new = Model::lookup("gemini-9-image");
+        assert_eq!(new.provider(), ProviderId::Gemini);
+        assert!(!new.is_known());
+        assert!(
+            takes_ratio(&new, "8:1"),
+            "an unknown model is refused nothing"
+        );
+        let google = Model::lookup("google:imagen-9");
+        assert_eq!(
+            (google.provider(), google.name()),
+            (ProviderId::Gemini, "imagen-9")
+        );
+        let openai = Model::lookup("openai:gemini-3-pro-image");
+        assert_eq!(
+            (openai.provider(), openai.name()),
+            (ProviderId::OpenAi, "gemini-3-pro-image"),
+            "a compatible service may serve any name"
+        );
+        let known = Model::lookup("google:gemini-3-pro-image");
+        assert!(known.is_known());
+        assert_eq!(Model::lookup("gpt-image-2").provider(), ProviderId::OpenAi);
+        assert_eq!(
+            Model::lookup("ft:gpt-image-2:acme").name(),
+            "ft:gpt-image-2:acme",
+            "only the two provider prefixes are taken off"
+        );
     }
 
     #[test]
     fn prices_by_size_and_by_usage() {
-        let flash = GeminiModel::lookup("gemini-3.1-flash-image").unwrap();
-        assert_eq!(flash.estimate(Some("2K")), Some(0.101));
+        let flash = Model::lookup("gemini-3.1-flash-image");
+        assert_eq!(flash.estimate_by_image_size(Some("2K")), Some(0.101));
         // 1120 image tokens at $60/M is the 1K price.
         let usage = serde_json::json!({
             "promptTokenCount": 42, "candidatesTokenCount": 1120, "thoughtsTokenCount": 210,

@@ -30,6 +30,8 @@ pub enum Family {
     DallE3,
     /// `dall-e-2`: no quality, small square sizes, edits of one square PNG.
     DallE2,
+    /// Google's Gemini image models: `generateContent`, sized by aspect ratio and image size.
+    Gemini,
 }
 
 /// The sizes a model accepts.
@@ -40,6 +42,8 @@ pub enum Sizes {
     /// gpt-image-2 and later: any `WxH` with both sides multiples of 16, aspect between 1:3 and
     /// 3:1, a long edge of at most 3840, and between 655,360 and 3840x2160 pixels; or `auto`.
     Flexible,
+    /// No `WxH` size: the model is sized by its aspect ratio and image size (Gemini).
+    None,
 }
 
 /// Where a model stands in OpenAI's lifecycle.
@@ -50,6 +54,8 @@ pub enum Lifecycle {
     ShutsDown(&'static str),
     /// Removed from OpenAI on this date; other servers may still serve it.
     Removed(&'static str),
+    /// Deprecated on this date, with no shutdown announced: it may be gone any day.
+    Deprecated(&'static str),
 }
 
 /// The capabilities of one model, as the service enforces them.
@@ -78,22 +84,52 @@ pub struct ModelInfo {
     pub complexity: bool,
     pub price: Price,
     pub lifecycle: Lifecycle,
-    /// The models OpenAI names to use instead, for one that is retired or retiring.
+    /// The models its provider names to use instead, for one that is retired or retiring.
     pub successors: &'static [&'static str],
+    /// The `aspectRatio` values it takes (Gemini); empty: it takes none.
+    pub aspect_ratios: &'static [&'static str],
+    /// The `imageSize` values it takes (Gemini: `512`, `1K`, `2K`, `4K`); empty: none.
+    pub image_sizes: &'static [&'static str],
+    /// The name it is sold under ("Nano Banana Pro"); empty if none.
+    pub known_as: &'static str,
+    /// The most one request may carry in all, references in base64 included, where the
+    /// service limits the whole request rather than each image.
+    pub max_request_bytes: Option<u64>,
+    /// Answers in a format of its own choosing (Gemini: PNG or JPEG), with no way to ask
+    /// for one: the file takes the format of the bytes, and that is no surprise to warn of.
+    pub own_format: bool,
 }
 
 /// Which service family makes a model's images. OpenAI-compatible services and Azure OpenAI
 /// are dialects of [`ProviderId::OpenAi`]; a second provider gets its own variant here, and
 /// its models a table of their own beside OpenAI's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProviderId {
     OpenAi,
+    Gemini,
 }
 
 impl ProviderId {
+    /// Its name in the manifest and the reports; `google:` picks it in a model name.
     pub fn name(self) -> &'static str {
         match self {
             ProviderId::OpenAi => "openai",
+            ProviderId::Gemini => "gemini",
+        }
+    }
+
+    /// The provider a manifest names.
+    pub fn from_name(name: &str) -> Option<ProviderId> {
+        [ProviderId::OpenAi, ProviderId::Gemini]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
+    /// Who runs it, as people say it.
+    pub fn company(self) -> &'static str {
+        match self {
+            ProviderId::OpenAi => "OpenAI",
+            ProviderId::Gemini => "Google",
         }
     }
 }
@@ -112,6 +148,15 @@ pub enum Price {
         factors: &'static [(&'static str, u32)],
         times: &'static [(&'static str, f64)],
     },
+    /// Gemini: by token, with a published price per image by `imageSize` for estimates.
+    Gemini {
+        /// US dollars per image by `imageSize` (the model's only size first).
+        per_image: &'static [(&'static str, f64)],
+        /// US dollars per million tokens: text and image in, text and thinking out, image out.
+        usd_per_m_in: f64,
+        usd_per_m_text_out: f64,
+        usd_per_m_image_out: f64,
+    },
     /// Not published.
     Unknown,
 }
@@ -125,14 +170,22 @@ pub struct Model {
 }
 
 impl Model {
-    /// Looks a name up in the table; unknown names get GPT image rules.
+    /// Looks a name up in its provider's table. A name that starts with `gemini-` is
+    /// Google's, any other OpenAI's; `google:` or `openai:` before a name picks the provider
+    /// (and is not sent). Unknown names get the provider's newest rules, permissive where
+    /// models differ, so that a model works the day it ships.
     pub fn lookup(name: &str) -> Model {
-        let found = MODELS
+        let (provider, bare) = split_provider(name);
+        let (table, unknown): (&'static [ModelInfo], &'static ModelInfo) = match provider {
+            ProviderId::OpenAi => (MODELS, &UNKNOWN_GPT_IMAGE),
+            ProviderId::Gemini => (gemini::MODELS, &gemini::UNKNOWN_GEMINI),
+        };
+        let found = table
             .iter()
-            .find(|m| m.name == name || m.snapshots.contains(&name));
+            .find(|m| m.name == bare || m.snapshots.contains(&bare));
         Model {
-            name: name.to_owned(),
-            info: found.unwrap_or(&UNKNOWN_GPT_IMAGE),
+            name: bare.to_owned(),
+            info: found.unwrap_or(unknown),
             known: found.is_some(),
         }
     }
@@ -140,6 +193,19 @@ impl Model {
     /// The name sent to the service.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name as [`Model::lookup`] reads it back: with `google:` or `openai:` before it
+    /// where the name alone would pick the other provider.
+    pub fn spelled(&self) -> String {
+        if split_provider(&self.name).0 == self.info.provider {
+            self.name.clone()
+        } else {
+            match self.info.provider {
+                ProviderId::OpenAi => format!("openai:{}", self.name),
+                ProviderId::Gemini => format!("google:{}", self.name),
+            }
+        }
     }
 
     pub fn info(&self) -> &'static ModelInfo {
@@ -170,14 +236,35 @@ impl Model {
             (Family::GptImage, Tier::Standard) => Some("medium"),
             (Family::DallE3, Tier::Hd) => Some("hd"),
             (Family::DallE3, Tier::Standard) => Some("standard"),
-            (Family::DallE2, _) => None,
+            (Family::DallE2 | Family::Gemini, _) => None,
         }
+    }
+
+    /// Whether the seed's two levels mean something to the model: a quality value, or (on
+    /// Gemini) an image size.
+    pub fn takes_tiers(&self) -> bool {
+        self.quality_for(Tier::Hd).is_some() || self.info.family == Family::Gemini
+    }
+
+    /// The `imageSize` of the seed's levels: HD is 2K where the model takes it, else the
+    /// largest it takes below; standard (`--low-res`) is 1K. `None` for a model that takes
+    /// no image size.
+    pub fn image_size_for(&self, tier: Tier) -> Option<&'static str> {
+        let sizes = self.info.image_sizes;
+        let want: &[&str] = match tier {
+            Tier::Hd => &["2K", "1K"],
+            Tier::Standard => &["1K", "512"],
+        };
+        want.iter()
+            .find(|s| sizes.contains(s))
+            .copied()
+            .or_else(|| sizes.first().copied())
     }
 
     /// `response_format` is a DALL-E field; GPT image models reject it and always send base64.
     pub fn response_format(&self) -> Option<&'static str> {
         match self.info.family {
-            Family::GptImage => None,
+            Family::GptImage | Family::Gemini => None,
             Family::DallE3 | Family::DallE2 => Some("b64_json"),
         }
     }
@@ -200,7 +287,25 @@ impl Model {
                 Size::Auto => Ok(()),
                 Size::Pixels { width, height } => check_flexible_size(*width, *height),
             },
+            Sizes::None => Err(format!(
+                "{} takes no size in pixels; give --aspect-ratio and --image-size instead",
+                self.name
+            )),
         }
+    }
+
+    /// The price of one image of `image_size` (`None`: the model's default), for a model
+    /// priced per image by size.
+    pub fn estimate_by_image_size(&self, image_size: Option<&str>) -> Option<f64> {
+        let Price::Gemini { per_image, .. } = self.info.price else {
+            return None;
+        };
+        let size = image_size.unwrap_or("1K");
+        per_image
+            .iter()
+            .find(|(s, _)| *s == size)
+            .or(per_image.first())
+            .map(|(_, usd)| *usd)
     }
 
     /// The estimated price of one image in US dollars, or `None` where no price is published.
@@ -228,6 +333,7 @@ impl Model {
                 let text = prompt_chars.div_ceil(4) as f64;
                 Some((out * USD_PER_M_IMAGE_OUT + text * USD_PER_M_TEXT_IN) / 1e6)
             }
+            Price::Gemini { .. } => self.estimate_by_image_size(None),
             Price::Unknown => None,
         }
     }
@@ -246,6 +352,20 @@ impl Model {
     /// The price of an image from the `usage` its answer reported, for models priced by
     /// token; `None` for other models or when `usage` says too little.
     pub fn cost_from_usage(&self, usage: &serde_json::Value) -> Option<f64> {
+        if let Price::Gemini {
+            usd_per_m_in,
+            usd_per_m_text_out,
+            usd_per_m_image_out,
+            ..
+        } = self.info.price
+        {
+            return gemini::cost_from_usage(
+                usage,
+                usd_per_m_in,
+                usd_per_m_text_out,
+                usd_per_m_image_out,
+            );
+        }
         if !matches!(self.info.price, Price::Tokens { .. }) {
             return None;
         }
@@ -293,10 +413,14 @@ impl Model {
             ),
         };
         let name = &self.name;
+        let company = self.info.provider.company();
         match self.info.lifecycle {
             Lifecycle::Live => None,
+            Lifecycle::Deprecated(date) => Some(format!(
+                "{name} has been deprecated by {company} since {date} and may stop any day{next}"
+            )),
             Lifecycle::Removed(date) => Some(format!(
-                "{name} was removed from OpenAI on {date}; only other servers may still run \
+                "{name} was removed from {company} on {date}; only other servers may still run \
                  it{next}"
             )),
             Lifecycle::ShutsDown(date) => {
@@ -353,15 +477,38 @@ pub fn lifecycle_text(lifecycle: Lifecycle, today: jiff::civil::Date) -> String 
             _ => format!("shuts down on {d}"),
         },
         Lifecycle::Removed(d) => format!("removed from OpenAI on {d}"),
+        Lifecycle::Deprecated(d) => format!("deprecated since {d}, no shutdown date announced"),
     }
+}
+
+/// The provider a model name picks, and the name sent: `google:NAME` and `openai:NAME` say
+/// it outright; else a name that starts with `gemini-` is Google's and any other OpenAI's.
+pub fn split_provider(name: &str) -> (ProviderId, &str) {
+    if let Some(bare) = name.strip_prefix("google:") {
+        (ProviderId::Gemini, bare)
+    } else if let Some(bare) = name.strip_prefix("openai:") {
+        (ProviderId::OpenAi, bare)
+    } else if name.starts_with("gemini-") {
+        (ProviderId::Gemini, name)
+    } else {
+        (ProviderId::OpenAi, name)
+    }
+}
+
+/// Every model genimg knows, OpenAI's first.
+pub fn all_models() -> impl Iterator<Item = &'static ModelInfo> {
+    MODELS.iter().chain(gemini::MODELS.iter())
 }
 
 /// [`render_table`] as of `today`.
 pub fn render_table_on(today: jiff::civil::Date) -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "Models genimg knows (any other name is sent as given, with GPT image rules).\n\
-         Prices are live prices; through the Batch API (--batch) every image costs half.\n",
+        "Models genimg knows. Any other name is sent as given: a name that starts with gemini-\n\
+         to Google with Gemini rules, any other to OpenAI with GPT image rules; google:NAME or\n\
+         openai:NAME picks the provider. Prices are live prices; through the Batch API\n\
+         (--batch) every image costs half.\n\n\
+         == OpenAI (key: OPENAI_API_KEY) ==\n",
     );
     for m in MODELS {
         let status = lifecycle_text(m.lifecycle, today);
@@ -375,6 +522,7 @@ pub fn render_table_on(today: jiff::civil::Date) -> String {
         }
         let sizes = match m.sizes {
             Sizes::Fixed(list) => list.join(", "),
+            Sizes::None => "none".to_owned(),
             Sizes::Flexible => {
                 "any WIDTHxHEIGHT with sides in multiples of 16, aspect 1:3 to 3:1, \
                                 long edge up to 3840, 655,360 to 8,294,400 pixels; or auto"
@@ -421,8 +569,30 @@ pub fn render_table_on(today: jiff::civil::Date) -> String {
         let _ = writeln!(out, "  options     {options}");
         let _ = writeln!(out, "  price       {}", price_text(m));
     }
+    out.push_str("\n== Google Gemini (key: GEMINI_API_KEY or GOOGLE_API_KEY) ==\n");
+    for m in gemini::MODELS {
+        let status = lifecycle_text(m.lifecycle, today);
+        let _ = writeln!(out, "\n{}  ({}; {status})", m.name, m.known_as);
+        let _ = writeln!(out, "  ratios      {}", m.aspect_ratios.join(", "));
+        let sizes = match m.image_sizes {
+            [] => "1K only (takes no --image-size)".to_owned(),
+            list => list.join(", "),
+        };
+        let _ = writeln!(out, "  image sizes {sizes}");
+        let _ = writeln!(
+            out,
+            "  references  up to {} (PNG, JPEG or WebP; a request under {})",
+            m.max_references,
+            crate::units::human_bytes(MAX_GEMINI_REQUEST_BYTES)
+        );
+        let _ = writeln!(out, "  options     --aspect-ratio, --image-size");
+        let _ = writeln!(out, "  price       {}", price_text(m));
+    }
     out
 }
+
+/// The most a Gemini request may carry inline, references included: 100 MB.
+pub const MAX_GEMINI_REQUEST_BYTES: u64 = 100 * MB;
 
 fn price_text(m: &ModelInfo) -> String {
     let list = |table: &[(&str, f64)]| {
@@ -453,6 +623,16 @@ fn price_text(m: &ModelInfo) -> String {
                 each.join(", ")
             )
         }
+        Price::Gemini {
+            per_image,
+            usd_per_m_in,
+            usd_per_m_text_out,
+            usd_per_m_image_out,
+        } => format!(
+            "per image {}; by token ${usd_per_m_in}/M in, ${usd_per_m_text_out}/M text and \
+             thinking out, ${usd_per_m_image_out}/M image out",
+            list(per_image)
+        ),
         Price::Unknown => "not published".to_owned(),
     }
 }
@@ -472,8 +652,7 @@ pub fn nearest_models(name: &str) -> Vec<&'static str> {
             .collect()
     };
     let (squashed, lower) = (squash(name), name.to_lowercase());
-    let mut near: Vec<(usize, &'static str)> = MODELS
-        .iter()
+    let mut near: Vec<(usize, &'static str)> = all_models()
         .filter(|m| !m.name.is_empty() && m.name != name)
         .filter_map(|m| {
             let edits = if squash(m.name) == squashed {
@@ -503,11 +682,11 @@ pub fn or_list(names: &[&str]) -> String {
     }
 }
 
-/// The models OpenAI serves today, newest first: what to suggest instead of one that is not.
-pub fn live_models() -> Vec<&'static str> {
-    MODELS
-        .iter()
-        .filter(|m| m.lifecycle == Lifecycle::Live)
+/// The models `provider` serves today, newest first: what to suggest instead of one that is
+/// not.
+pub fn live_models(provider: ProviderId) -> Vec<&'static str> {
+    all_models()
+        .filter(|m| m.provider == provider && m.lifecycle == Lifecycle::Live)
         .map(|m| m.name)
         .collect()
 }
@@ -793,6 +972,7 @@ mod tests {
     /// steps of 16 that passes its rules.
     fn sizes_taken(m: &Model) -> Vec<Size> {
         match m.info().sizes {
+            Sizes::None => Vec::new(),
             Sizes::Fixed(list) => list.iter().map(|s| s.parse().unwrap()).collect(),
             Sizes::Flexible => {
                 let mut sizes = vec![Size::Auto];
@@ -962,8 +1142,9 @@ mod tests {
         );
         assert!(removed.contains("use gpt-image-2"), "{removed}");
         assert_eq!(w("my-own-model", "2026-11-24"), None);
-        assert_eq!(live_models()[0], "gpt-image-2.6-flare");
-        assert!(!live_models().contains(&"gpt-image-1.5"));
+        assert_eq!(live_models(ProviderId::OpenAi)[0], "gpt-image-2.6-flare");
+        assert!(!live_models(ProviderId::OpenAi).contains(&"gpt-image-1.5"));
+        assert_eq!(live_models(ProviderId::Gemini)[0], "gemini-nano-banana-2.1");
     }
 
     #[test]

@@ -121,8 +121,13 @@ const fn gpt(
             Lifecycle::Live => &[],
             // OpenAI's named replacement for the models shut down on 2026-12-01.
             Lifecycle::ShutsDown(_) => &["gpt-image-2.6-sunburst", "gpt-image-2.6-flare"],
-            Lifecycle::Removed(_) => &["gpt-image-2"],
+            Lifecycle::Removed(_) | Lifecycle::Deprecated(_) => &["gpt-image-2"],
         },
+        aspect_ratios: &[],
+        image_sizes: &[],
+        known_as: "",
+        max_request_bytes: None,
+        own_format: false,
     }
 }
 
@@ -192,6 +197,11 @@ pub static MODELS: &[ModelInfo] = &[
         price: DALLE3_PRICE,
         lifecycle: Lifecycle::Removed("2026-05-12"),
         successors: &["gpt-image-2"],
+        aspect_ratios: &[],
+        image_sizes: &[],
+        known_as: "",
+        max_request_bytes: None,
+        own_format: false,
     },
     ModelInfo {
         name: "dall-e-2",
@@ -211,6 +221,11 @@ pub static MODELS: &[ModelInfo] = &[
         price: Price::Unknown,
         lifecycle: Lifecycle::Removed("2026-05-12"),
         successors: &["gpt-image-2"],
+        aspect_ratios: &[],
+        image_sizes: &[],
+        known_as: "",
+        max_request_bytes: None,
+        own_format: false,
     },
 ];
 
@@ -234,6 +249,11 @@ pub(super) static UNKNOWN_GPT_IMAGE: ModelInfo = ModelInfo {
     price: Price::Unknown,
     lifecycle: Lifecycle::Live,
     successors: &[],
+    aspect_ratios: &[],
+    image_sizes: &[],
+    known_as: "",
+    max_request_bytes: None,
+    own_format: false,
 };
 
 pub const DEFAULT_MODEL: &str = "gpt-image-2";

@@ -35,6 +35,10 @@ pub struct ConfigFile {
     #[serde(alias = "input_fidelity")]
     pub input_fidelity: Option<String>,
     pub complexity: Option<String>,
+    #[serde(alias = "aspect_ratio")]
+    pub aspect_ratio: Option<String>,
+    #[serde(alias = "image_size")]
+    pub image_size: Option<String>,
     pub style: Option<String>,
     #[serde(alias = "reference_image")]
     pub reference_image: Option<Vec<PathBuf>>,
@@ -57,6 +61,10 @@ pub struct ConfigFile {
     pub api_key: Option<SecretString>,
     #[serde(alias = "base_url")]
     pub base_url: Option<String>,
+    #[serde(alias = "gemini_api_key")]
+    pub gemini_api_key: Option<SecretString>,
+    #[serde(alias = "gemini_base_url")]
+    pub gemini_base_url: Option<String>,
     #[serde(alias = "azure_endpoint")]
     pub azure_endpoint: Option<String>,
     #[serde(alias = "api_version")]

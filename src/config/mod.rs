@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use thiserror::Error;
 use url::Url;
 
-use crate::catalog::{DEFAULT_MODEL, Model};
+use crate::catalog::{DEFAULT_MODEL, Model, ProviderId};
 use crate::cli::{Cli, Command, NamingArg};
 use crate::prompts::{self, ParseError, Prompt};
 use crate::provider::{ClientConfig, Provider, RetryPolicy, Service};
@@ -176,6 +176,9 @@ impl Env {
         "OPENAI_API_VERSION",
         "AZURE_OPENAI_ENDPOINT",
         "AZURE_OPENAI_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GEMINI_BASE_URL",
         "GENIMG_MODEL",
         "GENIMG_CONFIG",
         "XDG_CONFIG_HOME",
@@ -258,7 +261,10 @@ pub struct Config {
     /// `--max-wait`: the longest wait beyond 120 s the run sits out when the service asks
     /// for one; a longer one stops it.
     pub max_wait: Duration,
+    /// OpenAI's (or an OpenAI-compatible service's, or Azure's).
     pub endpoint: Endpoint,
+    /// Google's Gemini API.
+    pub gemini: Endpoint,
     pub verbosity: Verbosity,
     /// Said before the run starts: models retired or about to be.
     pub warnings: Vec<String>,
@@ -292,11 +298,32 @@ pub struct PromptConfig {
 }
 
 impl Config {
-    /// The distinct models of the run, in order of first use.
-    pub fn model_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = Vec::new();
+    /// Where requests for `provider`'s models go.
+    pub fn endpoint_for(&self, provider: ProviderId) -> &Endpoint {
+        match provider {
+            ProviderId::OpenAi => &self.endpoint,
+            ProviderId::Gemini => &self.gemini,
+        }
+    }
+
+    /// The providers the run's prompts use, in a fixed order.
+    pub fn providers(&self) -> Vec<ProviderId> {
+        let mut used: Vec<ProviderId> = self
+            .prompts
+            .iter()
+            .map(|p| p.settings.model.provider())
+            .collect();
+        used.sort();
+        used.dedup();
+        used
+    }
+
+    /// The distinct models of the run, in order of first use, spelled so that
+    /// [`Model::lookup`] finds each again.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
         for p in &self.prompts {
-            let name = p.settings.model.name();
+            let name = p.settings.model.spelled();
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -314,12 +341,13 @@ impl Config {
     }
 }
 
-/// How to reach the service. `api_key` is `None` only in a dry run.
+/// How to reach a provider. `api_key` is `None` only in a dry run, or for a provider the run
+/// does not use.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The API root (`https://api.openai.com/v1`), or for Azure the resource's URL.
     pub base_url: Url,
-    pub service: Service,
+    pub provider: Provider,
     pub api_key: Option<SecretString>,
     pub organization: Option<String>,
     pub project: Option<String>,
@@ -329,7 +357,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// The provider that answers, in its dialect.
     pub fn provider(&self) -> Provider {
-        Provider::OpenAi(self.service.clone())
+        self.provider.clone()
     }
 
     /// The client settings, if there is a key.
@@ -547,7 +575,20 @@ impl Config {
             }
         }
 
-        let endpoint = resolve_endpoint(&cli, &loaded, dry_run, env)?;
+        // A key is needed for each provider the run's prompts use, and checked before any
+        // request to either.
+        let uses = |id: ProviderId| resolved.iter().any(|p| p.settings.model.provider() == id);
+        let endpoint = resolve_endpoint(&cli, &loaded, dry_run || !uses(ProviderId::OpenAi), env)?;
+        let gemini = resolve_gemini(&cli, &loaded, dry_run || !uses(ProviderId::Gemini), env)?;
+        if cli.gemini_api_key.is_none()
+            && f.gemini_api_key.is_some()
+            && let Some(path) = &loaded.path
+            && readable_by_others(Path::new(path))
+        {
+            warnings.push(format!(
+                "{path} holds gemini-api-key and other users can read it: chmod 600 {path}"
+            ));
+        }
         let naming = match cli.naming {
             Some(n) => n,
             None => from_file(
@@ -630,6 +671,7 @@ impl Config {
                 .unwrap_or(DEFAULT_MAX_WAIT),
             },
             endpoint,
+            gemini,
             verbosity,
             warnings,
             gallery: !cli.no_gallery,
@@ -781,6 +823,22 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             crate::values::parse_complexity,
             loaded,
             "complexity",
+        )?,
+        aspect_ratio: pick(
+            cli.aspect_ratio,
+            "--aspect-ratio",
+            f.aspect_ratio.clone(),
+            crate::values::parse_aspect_ratio,
+            loaded,
+            "aspect-ratio",
+        )?,
+        image_size: pick(
+            cli.image_size,
+            "--image-size",
+            f.image_size.clone(),
+            crate::values::parse_image_size,
+            loaded,
+            "image-size",
         )?,
         style,
         references,
@@ -959,7 +1017,7 @@ fn resolve_endpoint(
     }
     Ok(Endpoint {
         base_url,
-        service,
+        provider: Provider::OpenAi(service),
         api_key,
         organization: (!is_azure)
             .then(|| env.get("OPENAI_ORG_ID").map(str::to_owned))
@@ -969,6 +1027,79 @@ fn resolve_endpoint(
             .flatten(),
         timeout: Duration::from_secs(timeout),
     })
+}
+
+/// Where Gemini requests go and with what key: `--gemini-*` flags, then the config file,
+/// then the environment (`GEMINI_API_KEY`, else `GOOGLE_API_KEY`, as Google's SDKs read).
+fn resolve_gemini(
+    cli: &Cli,
+    loaded: &Loaded,
+    key_optional: bool,
+    env: &Env,
+) -> Result<Endpoint, ConfigError> {
+    let f = &loaded.file;
+    let file_name = |key: &str| format!("{}: {key}", loaded.path.clone().unwrap_or_default());
+    let (value, source_name) = match (
+        &cli.gemini_base_url,
+        &f.gemini_base_url,
+        env.get("GEMINI_BASE_URL"),
+    ) {
+        (Some(v), _, _) => (v.clone(), "--gemini-base-url".to_owned()),
+        (None, Some(v), _) => (v.clone(), file_name("gemini-base-url")),
+        (None, None, Some(v)) => (v.to_owned(), "GEMINI_BASE_URL".to_owned()),
+        (None, None, None) => (
+            crate::provider::gemini::DEFAULT_BASE_URL.to_owned(),
+            "the default Gemini base URL".to_owned(),
+        ),
+    };
+    let base_url = parse_base_url(&value).map_err(|problem| ConfigError::BadBaseUrl {
+        source_name,
+        value: value.clone(),
+        problem,
+    })?;
+    let api_key = cli
+        .gemini_api_key
+        .clone()
+        .or_else(|| f.gemini_api_key.clone())
+        .or_else(|| {
+            ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
+                .iter()
+                .find_map(|var| env.get(var))
+                .map(|k| SecretString::from(k.to_owned()))
+        });
+    if api_key.is_none() && !key_optional {
+        return Err(ConfigError::MissingKey {
+            hint: "the run uses Gemini models: set the GEMINI_API_KEY (or GOOGLE_API_KEY) \
+                   environment variable or pass --gemini-api-key",
+        });
+    }
+    let timeout = match cli.timeout {
+        Some(secs) => secs,
+        None => f.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+    };
+    Ok(Endpoint {
+        base_url,
+        provider: Provider::Gemini,
+        api_key,
+        organization: None,
+        project: None,
+        timeout: Duration::from_secs(timeout),
+    })
+}
+
+/// Whether users other than the owner may read the file at `path` (Unix permissions; never
+/// elsewhere).
+fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 fn parse_base_url(value: &str) -> Result<Url, String> {

@@ -22,8 +22,8 @@ use crate::prompts::HeaderOption;
 use crate::spec::{ImageOptions, Quality, Reference};
 use crate::units::human_bytes;
 use crate::values::{
-    parse_background, parse_complexity, parse_compression, parse_count, parse_fidelity,
-    parse_format, parse_moderation, parse_quality,
+    parse_aspect_ratio, parse_background, parse_complexity, parse_compression, parse_count,
+    parse_fidelity, parse_format, parse_image_size, parse_moderation, parse_quality,
 };
 
 /// Where a value was given.
@@ -88,6 +88,8 @@ pub struct Choices {
     pub moderation: Option<Given<&'static str>>,
     pub input_fidelity: Option<Given<&'static str>>,
     pub complexity: Option<Given<&'static str>>,
+    pub aspect_ratio: Option<Given<&'static str>>,
+    pub image_size: Option<Given<&'static str>>,
     /// The preamble put before every prompt's text, already read if it was `@FILE`.
     pub style: Option<Given<String>>,
     /// Reference images; an empty list means none.
@@ -106,6 +108,8 @@ pub const HEADER_KEYS: &[(&str, &str)] = &[
     ("moderation", "--moderation"),
     ("input_fidelity", "--input-fidelity"),
     ("complexity", "--complexity"),
+    ("aspect_ratio", "--aspect-ratio"),
+    ("image_size", "--image-size"),
     ("style", "--style"),
     ("ref", "--reference-image"),
 ];
@@ -171,6 +175,12 @@ impl Choices {
                 }
                 "complexity" => {
                     c.complexity = Some(given_at(parse_complexity(v).map_err(bad)?, &from))
+                }
+                "aspect_ratio" => {
+                    c.aspect_ratio = Some(given_at(parse_aspect_ratio(v).map_err(bad)?, &from))
+                }
+                "image_size" => {
+                    c.image_size = Some(given_at(parse_image_size(v).map_err(bad)?, &from))
                 }
                 "style" => {
                     c.style = Some(Given {
@@ -242,7 +252,7 @@ impl Choices {
             Some("standard") => Some(Tier::Standard),
             _ => None,
         };
-        if let Some(tier) = tier.filter(|t| model.quality_for(*t).is_some())
+        if let Some(tier) = tier.filter(|_| model.takes_tiers())
             && !info
                 .qualities
                 .contains(&self.quality.as_ref().map_or("", |q| q.value))
@@ -321,6 +331,57 @@ impl Choices {
                 )));
             }
             options.complexity = Some(c.value);
+        }
+
+        if let Some(r) = &self.aspect_ratio {
+            match info.aspect_ratios {
+                [] => {
+                    return Err(r.error(format!(
+                        "{name} does not take an aspect ratio; Gemini models do (for \
+                         {name}, give --size)"
+                    )));
+                }
+                list if !list.contains(&r.value) => {
+                    return Err(r.error(format!("{name} takes the ratios {}", list.join(", "))));
+                }
+                _ => options.aspect_ratio = Some(r.value),
+            }
+        }
+        if let Some(size) = &self.image_size {
+            match info.image_sizes {
+                [] if info.aspect_ratios.is_empty() => {
+                    return Err(size.error(format!(
+                        "{name} does not take an image size; Gemini models do (for {name}, \
+                         give --size)"
+                    )));
+                }
+                [] => return Err(size.error(format!("{name} takes no image size: it makes 1K"))),
+                list if !list.contains(&size.value) => {
+                    return Err(
+                        size.error(format!("{name} takes the image sizes {}", list.join(", ")))
+                    );
+                }
+                _ => options.image_size = Some(size.value),
+            }
+        }
+        if let Some(limit) = info.max_request_bytes {
+            let carried: u64 = references
+                .iter()
+                .map(|r| (r.bytes.len() as u64).div_ceil(3) * 4)
+                .sum();
+            if carried >= limit
+                && let Some(refs) = &self.references
+            {
+                return Err(ConfigError::Option {
+                    given: refs.from.place(),
+                    problem: format!(
+                        "the reference images come to {} in base64; {name} takes a request \
+                         under {} in all",
+                        human_bytes(carried),
+                        human_bytes(limit)
+                    ),
+                });
+            }
         }
 
         Ok(Settings {

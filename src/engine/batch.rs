@@ -1088,10 +1088,13 @@ impl Keeper {
                 ));
             }
         };
-        let asked = ImageFormat::ALL
-            .into_iter()
-            .find(|f| f.extension() == asked)
-            .unwrap_or(ImageFormat::Png);
+        let asked = crate::store::sink::Asked {
+            format: ImageFormat::ALL
+                .into_iter()
+                .find(|f| f.extension() == asked)
+                .unwrap_or(ImageFormat::Png),
+            chosen: !model.info().own_format,
+        };
         let prompt = record.prompt.clone();
         let index = record.index;
         match self

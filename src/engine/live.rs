@@ -21,14 +21,13 @@ use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::pace::{Pause, RELEASE_SPACING, Rate, Window};
-use crate::format::ImageFormat;
 use crate::outcome::{Failure, FailureKind, FatalStop, Made, StopSignal, Summary};
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
 use crate::provider::{
     ApiError, Billed, Client, Delivered, Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict,
 };
-use crate::spec::ImageSpec;
+use crate::spec::{ImageSpec, ProviderId};
 use crate::store::manifest::{self, Record};
 use crate::store::sink::{Kept, Received, Sink};
 
@@ -163,6 +162,12 @@ pub trait ImageService: Send + Sync + 'static {
 impl ImageService for Client {
     fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
         Client::create(self, spec)
+    }
+}
+
+impl ImageService for crate::provider::Clients {
+    fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+        crate::provider::Clients::create(self, spec)
     }
 }
 
@@ -360,13 +365,21 @@ pub async fn execute<S: ImageService>(
     let limit = context.jobs.max(1);
     let reporter = context.reporter.clone();
     // Ctrl-C halts the run; so does a fatal error, without counting as an interruption.
-    let shared = Arc::new(Shared::new(stop.stop.child_token(), limit, context.ipm));
+    let halt = stop.stop.child_token();
+    // Each provider is paced on its own: a 429 from one does not slow the other. `-j` and
+    // `--ipm` hold for each.
+    let mut lanes: HashMap<ProviderId, Arc<Shared>> = HashMap::new();
+    for job in &todo {
+        lanes
+            .entry(job.prompt.spec.provider)
+            .or_insert_with(|| Arc::new(Shared::new(halt.clone(), limit, context.ipm)));
+    }
     let mut tally = Tally {
         running: HashMap::new(),
         summary: &mut summary,
         total,
         reporter: reporter.as_ref(),
-        halt: &shared.halt,
+        halt: &halt,
         max_cost: context.sink.budget().map(|b| b.max()),
     };
 
@@ -377,7 +390,7 @@ pub async fn execute<S: ImageService>(
         while in_flight.len() >= 2 * limit {
             tokio::select! {
                 biased;
-                () = shared.halt.cancelled() => break 'starting,
+                () = halt.cancelled() => break 'starting,
                 done = in_flight.join_next_with_id() => {
                     if let Some(done) = done {
                         tally.record(done);
@@ -385,11 +398,12 @@ pub async fn execute<S: ImageService>(
                 }
             }
         }
-        if shared.halt.is_cancelled() {
+        if halt.is_cancelled() {
             break;
         }
         reporter.event(Event::Started { job });
-        let handle = in_flight.spawn(make_image(context.clone(), shared.clone(), (*job).clone()));
+        let shared = lanes[&job.prompt.spec.provider].clone();
+        let handle = in_flight.spawn(make_image(context.clone(), shared, (*job).clone()));
         tally.running.insert(handle.id(), job);
     }
 
@@ -637,6 +651,7 @@ async fn make_image<S: ImageService>(
     // one while the run makes progress (see [`RATE_LIMIT_PATIENCE`]).
     let mut backoff = backon::BackoffBuilder::build(context.retry.backoff());
     let mut used = 0;
+    let mut few_retries: HashMap<std::mem::Discriminant<ApiError>, u32> = HashMap::new();
     let result = loop {
         let error = match attempt().await {
             Ok(image) => break Ok(image),
@@ -645,6 +660,16 @@ async fn make_image<S: ImageService>(
         };
         if verdict_logged(&error) != Verdict::Retry {
             break Err(Attempt::Api(error));
+        }
+        // Some errors are worth fewer retries than the run allows.
+        if let Some(most) = error.retries_at_most() {
+            let seen = few_retries
+                .entry(std::mem::discriminant(&error))
+                .or_insert(0);
+            if *seen >= most {
+                break Err(Attempt::Api(error));
+            }
+            *seen += 1;
         }
         let asked = error.retry_after();
         let rate_limited = error.is_rate_limited();
@@ -874,7 +899,7 @@ async fn hand_over<S: ImageService>(
     record.request_id = image.request_id.clone();
     let keeper = context.clone();
     let planned = job.file_name.clone();
-    let asked = job.prompt.spec.asked_format();
+    let asked = crate::store::sink::Asked::of(&job.prompt.spec);
     let halt = shared.halt.clone();
     let kept = task::spawn_blocking(move || {
         let kept = keeper
@@ -934,15 +959,21 @@ async fn hand_over<S: ImageService>(
 }
 
 /// The warning for an image kept under another name than planned, if it was.
-pub(crate) fn mismatch(planned: &str, asked: ImageFormat, kept: &Kept) -> Option<String> {
+pub(crate) fn mismatch(
+    planned: &str,
+    asked: crate::store::sink::Asked,
+    kept: &Kept,
+) -> Option<String> {
     let what = match kept.received {
         Received::Asked(_) => return None,
+        // A model that picks its own format was asked none.
+        Received::Other(_) if !asked.chosen => return None,
         Received::Other(format) => format.to_string(),
         Received::Unrecognised => "bytes genimg does not recognise as an image".to_owned(),
     };
     Some(format!(
-        "{planned}: asked for {asked}, received {what}; kept as {}",
-        kept.file
+        "{planned}: asked for {}, received {what}; kept as {}",
+        asked.format, kept.file
     ))
 }
 

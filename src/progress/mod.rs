@@ -561,10 +561,27 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
                     ));
                 }
             }
-            lines.push(format!(
-                "Live models: {}.",
-                crate::catalog::live_models().join(", ")
-            ));
+            let mut providers: Vec<crate::catalog::ProviderId> = models
+                .iter()
+                .map(|m| crate::catalog::Model::lookup(m).provider())
+                .collect();
+            providers.sort();
+            providers.dedup();
+            if providers.is_empty() {
+                providers.push(crate::catalog::ProviderId::OpenAi);
+            }
+            let mixed = providers.len() > 1;
+            for provider in providers {
+                let whose = if mixed {
+                    format!("{} ", provider.company())
+                } else {
+                    String::new()
+                };
+                lines.push(format!(
+                    "Live {whose}models: {}.",
+                    crate::catalog::live_models(provider).join(", ")
+                ));
+            }
         }
     }
     // With --quiet too after a fatal error: the images it stopped are said nowhere else.

@@ -216,6 +216,14 @@ pub enum ApiError {
         request_id: Option<String>,
         usage: Option<Value>,
     },
+    /// A successful answer that holds no image and says why, not as a refusal (Gemini's
+    /// `finishReason` `NO_IMAGE` or `OTHER`): asked again once, as a second try often draws.
+    #[error("no image: {reason}{}", request_note(.request_id))]
+    NoImage {
+        reason: String,
+        request_id: Option<String>,
+        usage: Option<Value>,
+    },
 }
 
 fn request_note(id: &Option<String>) -> String {
@@ -286,6 +294,9 @@ impl ApiError {
         match self {
             ApiError::BadAnswer {
                 usage: Some(usage), ..
+            }
+            | ApiError::NoImage {
+                usage: Some(usage), ..
             } => Billed::Usage(usage),
             ApiError::Download { usage, .. } | ApiError::Link { usage, .. } => {
                 usage.as_ref().map_or(Billed::Unknown, Billed::Usage)
@@ -349,6 +360,11 @@ impl ApiError {
                 request_id,
                 usage,
             }
+            | ApiError::NoImage {
+                reason: text,
+                request_id,
+                usage,
+            }
             | ApiError::Link {
                 detail: text,
                 request_id,
@@ -397,6 +413,7 @@ impl ApiError {
         match self {
             ApiError::Status(s) => s.request_id.as_deref(),
             ApiError::BadAnswer { request_id, .. }
+            | ApiError::NoImage { request_id, .. }
             | ApiError::Download { request_id, .. }
             | ApiError::Link { request_id, .. }
             | ApiError::Refused { request_id, .. } => request_id.as_deref(),
@@ -438,7 +455,16 @@ impl ApiError {
             | ApiError::Timeout { .. }
             | ApiError::Transport { .. }
             | ApiError::Link { .. }
-            | ApiError::BadAnswer { .. } => Verdict::Retry,
+            | ApiError::BadAnswer { .. }
+            | ApiError::NoImage { .. } => Verdict::Retry,
+        }
+    }
+
+    /// The most retries an image gets after this error, where fewer than the run's.
+    pub fn retries_at_most(&self) -> Option<u32> {
+        match self {
+            ApiError::NoImage { .. } => Some(1),
+            _ => None,
         }
     }
 

@@ -44,6 +44,8 @@ use crate::spec::{ImageSpec, ProviderId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     OpenAi(Service),
+    /// Google's Gemini API.
+    Gemini,
 }
 
 impl Provider {
@@ -58,6 +60,10 @@ impl Provider {
                     request.operation().to_string(),
                 )
             }
+            Provider::Gemini => (
+                gemini::request_url(base, spec.model.name()),
+                "generateContent".to_owned(),
+            ),
         }
     }
 
@@ -65,6 +71,7 @@ impl Provider {
     pub fn encode(&self, base: &Url, spec: &ImageSpec) -> WireRequest {
         match self {
             Provider::OpenAi(service) => openai::encode(base, service, spec),
+            Provider::Gemini => gemini::encode(base, spec),
         }
     }
 
@@ -72,6 +79,9 @@ impl Provider {
     pub fn decode(&self, raw: &RawAnswer) -> Result<Answer, ApiError> {
         match self {
             Provider::OpenAi(_) => openai::decode(raw),
+            Provider::Gemini => {
+                gemini::decode_parts(raw.status, |name| raw.header(name), &raw.body)
+            }
         }
     }
 }
@@ -83,6 +93,7 @@ pub fn identity(spec: &ImageSpec) -> crate::spec::Identity {
         current: spec.identity(),
         legacy: match spec.provider {
             ProviderId::OpenAi => Some(openai::legacy_identity(spec)),
+            ProviderId::Gemini => None,
         },
     }
 }
@@ -96,6 +107,7 @@ pub fn wire_fields(spec: &ImageSpec) -> (&'static str, serde_json::Map<String, V
             request.fields.remove("prompt");
             (request.operation().path(), request.fields)
         }
+        ProviderId::Gemini => ("generateContent", gemini::wire_fields(spec)),
     }
 }
 
@@ -151,6 +163,43 @@ pub struct ClientConfig {
     pub timeout: Duration,
 }
 
+/// A client for each provider a run uses: a spec goes to its own provider's.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    openai: Option<Client>,
+    gemini: Option<Client>,
+}
+
+impl Clients {
+    /// Adds the client of `id`.
+    pub fn with(mut self, id: ProviderId, client: Client) -> Clients {
+        match id {
+            ProviderId::OpenAi => self.openai = Some(client),
+            ProviderId::Gemini => self.gemini = Some(client),
+        }
+        self
+    }
+
+    /// The client of `id`, if the run has one.
+    pub fn get(&self, id: ProviderId) -> Option<&Client> {
+        match id {
+            ProviderId::OpenAi => self.openai.as_ref(),
+            ProviderId::Gemini => self.gemini.as_ref(),
+        }
+    }
+
+    /// Sends one request for `spec` to its provider (see [`Client::create`]).
+    pub async fn create(&self, spec: &ImageSpec) -> Result<Delivered, ApiError> {
+        match self.get(spec.provider) {
+            Some(client) => client.create(spec).await,
+            // The config checks every key a run's prompts need before any request.
+            None => Err(ApiError::Transport {
+                detail: format!("no client for {}", spec.provider.company()),
+            }),
+        }
+    }
+}
+
 /// A provider over the transport: sends a spec, gives back what was delivered.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -200,6 +249,7 @@ impl Client {
                 &config.organization,
                 &config.project,
             )?,
+            Provider::Gemini => gemini::api_headers(&config.api_key)?,
         };
         let transport = Transport::new(TransportConfig {
             api_headers,

@@ -12,12 +12,24 @@ use crate::units::{excerpt, usd};
 pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let mut out = String::new();
     let dir = plan.dst_dir.display();
-    let provider = config.endpoint.provider();
-    let base = &config.endpoint.base_url;
-    let url = match plan.prompts.first() {
-        Some(p) => provider.describe(base, &p.spec).0,
-        None => base.clone(),
-    };
+    // The endpoint of each provider the run uses, shown for its first prompt.
+    let mut urls: Vec<String> = Vec::new();
+    for id in config.providers() {
+        if let Some(p) = plan.prompts.iter().find(|p| p.spec.provider == id) {
+            let endpoint = config.endpoint_for(id);
+            urls.push(
+                endpoint
+                    .provider()
+                    .describe(&endpoint.base_url, &p.spec)
+                    .0
+                    .to_string(),
+            );
+        }
+    }
+    if urls.is_empty() {
+        urls.push(config.endpoint.base_url.to_string());
+    }
+    let url = urls.join(" and POST ");
     let _ = writeln!(
         out,
         "Dry run: nothing is sent and nothing is written.\n\
@@ -73,14 +85,14 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
             }
         } else {
             format!(
-                "{} {} {} {}",
+                "{} {} {}",
                 spec.model.name(),
-                spec.options.size,
-                spec.quality_value().unwrap_or("-"),
+                spec.shape(),
                 match &operation {
                     Some((n, op)) if *n == job.prompt.number => op,
                     _ => {
-                        let op = provider.describe(base, spec).1;
+                        let endpoint = config.endpoint_for(spec.provider);
+                        let op = endpoint.provider().describe(&endpoint.base_url, spec).1;
                         &operation.insert((job.prompt.number, op)).1
                     }
                 }

@@ -389,7 +389,8 @@ impl<'a> Card<'a> {
         let received = self.record.received_format.as_deref()?;
         let asked = self.record.asked_format.as_deref();
         let recognised = received != UNKNOWN_FORMAT;
-        if recognised && asked == Some(received) {
+        // A model that answers in a format of its own choosing was asked none.
+        if recognised && asked.is_none_or(|a| a == received) {
             return None;
         }
         Some(FormatNote {
@@ -460,12 +461,28 @@ impl<'a> Card<'a> {
         }
     }
 
-    /// `#1 · gpt-image-2 · 1024x1024 · high · $0.211`.
+    /// `#1 · OpenAI gpt-image-2 · 1024x1024 · high · $0.211`, or
+    /// `#1 · Google gemini-3-pro-image · 16:9 · 2K · $0.134`.
     fn meta(&self) -> String {
         let record = self.record;
-        let mut parts = vec![format!("#{}", record.index), record.model.clone()];
-        for key in ["size", "quality"] {
-            match record.request.get(key) {
+        let mut parts = vec![format!("#{}", record.index)];
+        let maker = crate::catalog::ProviderId::from_name(&record.provider)
+            .map_or(record.provider.as_str(), |p| p.company());
+        parts.push(format!("{maker} {}", record.model).trim().to_owned());
+        let image = record
+            .request
+            .get("generationConfig")
+            .and_then(|c| c.get("imageConfig"));
+        let shown = ["size", "quality"]
+            .iter()
+            .map(|key| record.request.get(*key))
+            .chain(
+                ["aspectRatio", "imageSize"]
+                    .iter()
+                    .map(|key| image.and_then(|i| i.get(*key))),
+            );
+        for value in shown {
+            match value {
                 Some(serde_json::Value::String(s)) => parts.push(s.clone()),
                 Some(serde_json::Value::Null) | None => {}
                 Some(other) => parts.push(other.to_string()),
@@ -832,6 +849,7 @@ mod tests {
             prompt_number: None,
             index,
             prompt_text: format!("the text of {}", prompt.unwrap_or("the command line")),
+            provider: "openai".to_owned(),
             model: "gpt-image-2".to_owned(),
             operation: "images/generations".to_owned(),
             request,
@@ -1125,11 +1143,15 @@ mod tests {
             "<details class=\"revised\"><summary>revised prompt</summary><p>A lighthouse at dusk, oil on canvas</p></details>"
         ), "{html}");
         assert!(
-            html.contains("<div class=\"meta\">#1 · gpt-image-2 · 1024x1024 · high · $0.50</div>"),
+            html.contains(
+                "<div class=\"meta\">#1 · OpenAI gpt-image-2 · 1024x1024 · high · $0.50</div>"
+            ),
             "{html}"
         );
         assert!(
-            html.contains("<div class=\"meta\">#2 · gpt-image-2 · 1024x1024 · high · $0.011</div>"),
+            html.contains(
+                "<div class=\"meta\">#2 · OpenAI gpt-image-2 · 1024x1024 · high · $0.011</div>"
+            ),
             "{html}"
         );
         assert!(html.contains("cost <b>$0.51</b>"), "{html}");
@@ -1281,7 +1303,7 @@ mod tests {
         let main = main_of(&html);
         assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
         assert!(
-            main.contains("<div class=\"meta\">#1 · gpt-image-2 · 1024x1024 · high · $0.21</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
+            main.contains("<div class=\"meta\">#1 · OpenAI gpt-image-2 · 1024x1024 · high · $0.21</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
             "{main}"
         );
         assert_eq!(main.matches("Format:").count(), 1, "only where they differ");
@@ -1338,7 +1360,9 @@ mod tests {
             "<figure class=\"failed\">\n<div class=\"thumb none\"><span class=\"status\">failed</span><p class=\"reason\">could not save image.a.02.hd.png: No space left on device.</p></div>"
         ), "{main}");
         assert!(
-            main.contains("<div class=\"meta\">#2 · gpt-image-2 · 1024x1024 · high · $0.21</div>"),
+            main.contains(
+                "<div class=\"meta\">#2 · OpenAI gpt-image-2 · 1024x1024 · high · $0.21</div>"
+            ),
             "what it cost is shown: {main}"
         );
         assert!(main.contains(

@@ -187,11 +187,7 @@ pub fn document<'a>(
         status: status_name(status),
         exit_code: status as u8,
         dst_dir: plan.dst_dir.display().to_string(),
-        models: config
-            .model_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        models: config.model_names(),
         totals: DocumentTotals {
             planned: plan.jobs.len(),
             to_make: survey.to_make(),

@@ -82,8 +82,12 @@ pub struct Record {
     pub prompt_number: Option<usize>,
     pub index: u32,
     pub prompt_text: String,
+    /// Who made it: `openai` (OpenAI or a compatible service) or `gemini`. Records written
+    /// before genimg had a second provider have none: they are OpenAI's.
+    #[serde(default = "openai")]
+    pub provider: String,
     pub model: String,
-    /// The endpoint, `images/generations` or `images/edits`.
+    /// The endpoint, `images/generations` or `images/edits`; `generateContent` on Gemini.
     pub operation: String,
     /// Every field sent except the prompt (which is `prompt_text`).
     pub request: Map<String, Value>,
@@ -166,6 +170,7 @@ impl Record {
             prompt_number: None,
             index,
             prompt_text: spec.prompt.clone(),
+            provider: spec.provider.name().to_owned(),
             model: spec.model.name().to_owned(),
             operation: operation.to_owned(),
             request: fields,
@@ -192,6 +197,10 @@ impl Record {
             batch_id: None,
         }
     }
+}
+
+fn openai() -> String {
+    crate::catalog::ProviderId::OpenAi.name().to_owned()
 }
 
 /// The current time as RFC 3339 in UTC, always with three decimals, so that times sort as

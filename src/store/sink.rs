@@ -67,6 +67,25 @@ impl Received {
     }
 }
 
+/// The format an image was planned in, and whether it was asked of the service: a model
+/// that answers in a format of its own choosing (see `ModelInfo::own_format`) was asked none,
+/// so another format is no surprise, though the file still takes the bytes' extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub format: ImageFormat,
+    pub chosen: bool,
+}
+
+impl Asked {
+    /// The format of `spec`'s images.
+    pub fn of(spec: &crate::spec::ImageSpec) -> Asked {
+        Asked {
+            format: spec.asked_format(),
+            chosen: !spec.model.info().own_format,
+        }
+    }
+}
+
 /// An image kept in the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
@@ -191,18 +210,18 @@ impl Sink {
     pub fn keep(
         &self,
         planned: &str,
-        asked: ImageFormat,
+        asked: Asked,
         bytes: &[u8],
         mut record: Record,
         refused: impl FnOnce(),
     ) -> Result<Kept, NotKept> {
-        let received = Received::of(bytes, asked);
+        let received = Received::of(bytes, asked.format);
         let sha256 = sha256_hex(bytes);
         record.sha256 = Some(sha256.clone());
         record.bytes = Some(bytes.len() as u64);
-        if received != Received::Asked(asked) {
+        if received != Received::Asked(asked.format) {
             record.planned_file = Some(planned.to_owned());
-            record.asked_format = Some(asked.extension().to_owned());
+            record.asked_format = asked.chosen.then(|| asked.format.extension().to_owned());
             record.received_format = Some(received.name().to_owned());
         }
         let stem = planned.rsplit_once('.').map_or(planned, |(stem, _)| stem);
@@ -395,19 +414,46 @@ mod tests {
         let s = setup(Vec::new());
         let kept = s
             .sink
-            .keep("a.webp", ImageFormat::Webp, PNG, record("a.webp"), || {})
+            .keep(
+                "a.webp",
+                Asked {
+                    format: ImageFormat::Webp,
+                    chosen: true,
+                },
+                PNG,
+                record("a.webp"),
+                || {},
+            )
             .unwrap();
         assert_eq!(kept.file, "a.png");
         assert_eq!(kept.received, Received::Other(ImageFormat::Png));
         // A second one finds the name taken, and keeps the first.
         let again = s
             .sink
-            .keep("a.webp", ImageFormat::Webp, JPEG, record("a.webp"), || {})
+            .keep(
+                "a.webp",
+                Asked {
+                    format: ImageFormat::Webp,
+                    chosen: true,
+                },
+                JPEG,
+                record("a.webp"),
+                || {},
+            )
             .unwrap();
         assert_eq!(again.file, "a.jpeg");
         let third = s
             .sink
-            .keep("a.webp", ImageFormat::Webp, PNG, record("a.webp"), || {})
+            .keep(
+                "a.webp",
+                Asked {
+                    format: ImageFormat::Webp,
+                    chosen: true,
+                },
+                PNG,
+                record("a.webp"),
+                || {},
+            )
             .unwrap();
         assert_eq!(third.file, "a~2.png");
         let out = s.dir.path().join("out");
@@ -427,7 +473,10 @@ mod tests {
             .sink
             .keep(
                 "image.a.01.hd.png",
-                ImageFormat::Png,
+                Asked {
+                    format: ImageFormat::Png,
+                    chosen: true,
+                },
                 b"hello",
                 record("x"),
                 || {},
@@ -451,16 +500,26 @@ mod tests {
         let mut refused = 0;
         let first = s
             .sink
-            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {
-                refused += 1
-            })
+            .keep(
+                "a.png",
+                Asked {
+                    format: ImageFormat::Png,
+                    chosen: true,
+                },
+                PNG,
+                record("a.png"),
+                || refused += 1,
+            )
             .unwrap_err();
         let first = first.rescue.unwrap();
         let second = s
             .sink
             .keep(
                 "a.png",
-                ImageFormat::Png,
+                Asked {
+                    format: ImageFormat::Png,
+                    chosen: true,
+                },
                 &[PNG, b"2"].concat(),
                 record("a.png"),
                 || refused += 1,
@@ -493,7 +552,16 @@ mod tests {
         fs::create_dir(other_out.join("a.png")).unwrap();
         let elsewhere = other
             .sink
-            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {})
+            .keep(
+                "a.png",
+                Asked {
+                    format: ImageFormat::Png,
+                    chosen: true,
+                },
+                PNG,
+                record("a.png"),
+                || {},
+            )
             .unwrap_err()
             .rescue
             .unwrap();
@@ -515,9 +583,23 @@ mod tests {
                 .rescue
                 .unwrap()
         };
-        let other = rescued(PNG, "a.webp", ImageFormat::Webp);
+        let other = rescued(
+            PNG,
+            "a.webp",
+            Asked {
+                format: ImageFormat::Webp,
+                chosen: true,
+            },
+        );
         assert_eq!(other.file_name().unwrap(), "a.png");
-        let unknown = rescued(b"GIF89a not really", "b.png", ImageFormat::Png);
+        let unknown = rescued(
+            b"GIF89a not really",
+            "b.png",
+            Asked {
+                format: ImageFormat::Png,
+                chosen: true,
+            },
+        );
         assert_eq!(unknown.file_name().unwrap(), "b.bin");
     }
 
@@ -538,7 +620,16 @@ mod tests {
         fs::create_dir(out.join("a.png")).unwrap();
         let not_kept = s
             .sink
-            .keep("a.png", ImageFormat::Png, PNG, record("a.png"), || {})
+            .keep(
+                "a.png",
+                Asked {
+                    format: ImageFormat::Png,
+                    chosen: true,
+                },
+                PNG,
+                record("a.png"),
+                || {},
+            )
             .unwrap_err();
         let why = not_kept.rescue.as_ref().unwrap_err();
         assert!(why.starts_with("no room anywhere"), "{why}");

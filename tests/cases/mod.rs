@@ -7,6 +7,7 @@ mod fake_gemini;
 mod fake_server;
 mod faults;
 mod gallery;
+mod gemini;
 mod interface;
 mod kept;
 mod options;

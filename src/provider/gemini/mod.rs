@@ -93,6 +93,35 @@ pub fn request_body(
     })
 }
 
+/// The wire request for one image of `spec`: a JSON `generateContent` call.
+pub fn encode(base: &url::Url, spec: &crate::spec::ImageSpec) -> super::WireRequest {
+    let body = request_body(
+        &spec.prompt,
+        &spec.references,
+        spec.options.aspect_ratio,
+        spec.image_size(),
+    );
+    let Value::Object(fields) = body else {
+        unreachable!("request_body builds an object")
+    };
+    super::WireRequest {
+        url: request_url(base, spec.model.name()),
+        body: super::WireBody::Json(fields),
+    }
+}
+
+/// What the manifest records of a request besides its prompt: the model and the
+/// `generationConfig` sent.
+pub fn wire_fields(spec: &crate::spec::ImageSpec) -> serde_json::Map<String, Value> {
+    let mut body = request_body("", &[], spec.options.aspect_ratio, spec.image_size());
+    let mut fields = serde_json::Map::new();
+    fields.insert("model".into(), spec.model.name().into());
+    if let Some(config) = body.get_mut("generationConfig") {
+        fields.insert("generationConfig".into(), config.take());
+    }
+    fields
+}
+
 /// The size of a request's body before it is built: the prompt, and each reference in
 /// base64, with room for the JSON around them. For the check against
 /// [`MAX_REQUEST_BYTES`] before any request.
@@ -247,11 +276,13 @@ pub fn decode_parts<'h>(
             reason: format!("the image was refused ({finish})"),
             request_id,
         }),
-        None => Err(ApiError::BadAnswer {
-            reason: match finish.as_str() {
-                "" => "the answer holds no image".to_owned(),
-                finish => format!("the answer holds no image (finishReason {finish})"),
-            },
+        None if finish.is_empty() => Err(ApiError::BadAnswer {
+            reason: "the answer holds no image".to_owned(),
+            request_id,
+            usage,
+        }),
+        None => Err(ApiError::NoImage {
+            reason: format!("the answer holds no image (finishReason {finish})"),
             request_id,
             usage,
         }),
@@ -457,7 +488,8 @@ mod tests {
             ))
             .unwrap_err();
             assert_eq!(e.verdict(), Verdict::Retry, "{finish}");
-            assert!(matches!(e, ApiError::BadAnswer { .. }), "{finish}");
+            assert!(matches!(e, ApiError::NoImage { .. }), "{finish}");
+            assert_eq!(e.retries_at_most(), Some(1), "{finish}");
         }
         assert_eq!(ok("not json").unwrap_err().verdict(), Verdict::Retry);
     }

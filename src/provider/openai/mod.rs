@@ -488,6 +488,8 @@ mod frozen_identities {
             moderation: Some("low"),
             input_fidelity: Some("high"),
             complexity: Some("medium"),
+            aspect_ratio: None,
+            image_size: None,
         };
         let edit = ImageOptions {
             input_fidelity: Some("high"),

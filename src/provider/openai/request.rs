@@ -199,6 +199,8 @@ mod tests {
             moderation: Some("low"),
             input_fidelity: Some("high"),
             complexity: Some("medium"),
+            aspect_ratio: None,
+            image_size: None,
         };
         let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2.6-flare"),
