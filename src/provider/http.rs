@@ -313,12 +313,34 @@ impl Transport {
             request_id: request_id.clone(),
             usage: None,
         })?;
+        self.fetch_image(url, false, request_id).await
+    }
+
+    /// Fetches an image the API holds, at `url` on the API's own origin, with the key (a
+    /// Gemini `fileData` file). As [`Transport::download`] otherwise.
+    pub async fn download_with_key(
+        &self,
+        url: Url,
+        request_id: &Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.fetch_image(url, true, request_id).await
+    }
+
+    async fn fetch_image(
+        &self,
+        url: Url,
+        with_key: bool,
+        request_id: &Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
         // The image is paid for once the answer names its link: a link that stumbles is
         // fetched again, a few times, before the whole request is.
         let fetch = || async {
-            let response = self
-                .downloads
-                .get(url.clone())
+            let request = if with_key {
+                self.http.get(url.clone()).headers(self.api_headers.clone())
+            } else {
+                self.downloads.get(url.clone())
+            };
+            let response = request
                 .timeout(self.timeout)
                 .send()
                 .await

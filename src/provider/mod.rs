@@ -282,11 +282,27 @@ impl Client {
         self.redact(&mut answer);
         let bytes = match answer.image {
             Delivery::Bytes(bytes) => bytes,
-            Delivery::Url(link) => self
-                .transport
-                .download(&self.base_url, &link, &answer.request_id)
-                .await
-                .map_err(|e| e.of_link(answer.usage.clone(), &answer.request_id))?,
+            Delivery::Url(link) => {
+                // A file of the API's own (Gemini's `fileData`) is fetched with the key; a
+                // link anywhere else never sees it.
+                let own = match self.provider {
+                    Provider::Gemini => gemini::download_url(&self.base_url, &link),
+                    Provider::OpenAi(_) => None,
+                };
+                match own {
+                    Some(url) => {
+                        self.transport
+                            .download_with_key(url, &answer.request_id)
+                            .await
+                    }
+                    None => {
+                        self.transport
+                            .download(&self.base_url, &link, &answer.request_id)
+                            .await
+                    }
+                }
+                .map_err(|e| e.of_link(answer.usage.clone(), &answer.request_id))?
+            }
         };
         // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
         // it billed counts.

@@ -781,3 +781,26 @@ fn the_config_file_may_hold_the_gemini_key_and_a_readable_one_is_warned_of() {
     assert_code(&run, 0);
     assert!(!run.stderr.contains("chmod"), "{}", run.stderr);
 }
+
+#[test]
+fn an_image_named_as_a_file_is_fetched_with_the_key_and_kept() {
+    let gemini = FakeGemini::with(script(|_| GeminiAction::FileData));
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = cmd
+        .args(["a lighthouse", "-o", "out", "--model", PRO])
+        .run();
+    assert_code(&run, 0);
+    assert_gemini_images_match(&ws, "out", &gemini);
+    let downloads: Vec<_> = gemini
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/download/"))
+        .collect();
+    assert_eq!(downloads.len(), 1);
+    assert_eq!(downloads[0].status, 200);
+    assert_eq!(
+        gemini.generate_requests().len(),
+        1,
+        "fetched, not bought again"
+    );
+}

@@ -43,6 +43,29 @@ pub fn request_url(base: &url::Url, model: &str) -> url::Url {
     url
 }
 
+/// Where to fetch the content of a file the API named in a `fileData` part, if it is one of
+/// the API's own at `base`: `.../v1beta/files/ID` (or its `download/` form) becomes
+/// `{base}/download/v1beta/files/ID:download?alt=media`. `None` for a link elsewhere, which
+/// is fetched without the key.
+pub fn download_url(base: &url::Url, uri: &str) -> Option<url::Url> {
+    let link = base.join(uri).ok()?;
+    if link.origin() != base.origin() {
+        return None;
+    }
+    let path = link.path();
+    let id = path
+        .rsplit_once("/files/")
+        .map(|(_, id)| id.trim_end_matches(":download"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))?;
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}/download/v1beta/files/{id}:download",
+        base.path().trim_end_matches('/')
+    ));
+    url.set_query(Some("alt=media"));
+    Some(url)
+}
+
 /// The headers every Gemini request carries: the key, as `x-goog-api-key`, marked
 /// sensitive so no HTTP library logs it.
 pub fn api_headers(
