@@ -356,6 +356,16 @@ pub struct BatchArgs {
     #[arg(long = "base-url", value_name = "URL")]
     pub base_url: Option<String>,
 
+    /// Google Gemini API key [default: the GEMINI_API_KEY, else GOOGLE_API_KEY, environment
+    /// variable]
+    #[arg(long = "gemini-api-key", value_name = "KEY", value_parser = secret)]
+    pub gemini_api_key: Option<SecretString>,
+
+    /// Gemini API root URL [env: GEMINI_BASE_URL]
+    /// [default: https://generativelanguage.googleapis.com]
+    #[arg(long = "gemini-base-url", value_name = "URL")]
+    pub gemini_base_url: Option<String>,
+
     /// Seconds before the first poll of a batch; polls then grow apart [default: 30]
     #[arg(long = "poll-interval", value_name = "SECS", value_parser = values::parse_seconds)]
     pub poll_interval: Option<std::time::Duration>,
@@ -366,6 +376,15 @@ impl PartialEq for BatchArgs {
         use secrecy::ExposeSecret as _;
         self.dir == other.dir
             && self.base_url == other.base_url
+            && self.gemini_base_url == other.gemini_base_url
+            && self
+                .gemini_api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned())
+                == other
+                    .gemini_api_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned())
             && self.poll_interval == other.poll_interval
             && self.api_key.as_ref().map(|k| k.expose_secret().to_owned())
                 == other.api_key.as_ref().map(|k| k.expose_secret().to_owned())

@@ -180,25 +180,12 @@ async fn make_images(
     let mut survey = store::survey(&plan, config.existing)?;
     plan.adopt(&survey);
     if config.batch {
-        if config.providers().contains(&catalog::ProviderId::Gemini) {
-            return Err(Error::Config(ConfigError::Option {
-                given: "--batch".to_owned(),
-                problem: "Gemini batches are not supported yet: run the Gemini prompts \
-                          without --batch"
-                    .to_owned(),
-            }));
-        }
-        let client =
-            clients
-                .get(catalog::ProviderId::OpenAi)
-                .cloned()
-                .ok_or(ConfigError::MissingKey {
-                    hint: "pass --api-key",
-                })?;
-        if !matches!(
-            config.endpoint.provider,
-            provider::Provider::OpenAi(provider::Service::OpenAi)
-        ) {
+        if config.providers().contains(&catalog::ProviderId::OpenAi)
+            && !matches!(
+                config.endpoint.provider,
+                provider::Provider::OpenAi(provider::Service::OpenAi)
+            )
+        {
             return Err(Error::Config(ConfigError::Option {
                 given: "--batch".to_owned(),
                 problem: "genimg sends batches to OpenAI's Batch API; Azure OpenAI's batches \
@@ -206,7 +193,7 @@ async fn make_images(
                     .to_owned(),
             }));
         }
-        return make_batch(config, plan, survey, client, destination, reporter, stop).await;
+        return make_batch(config, plan, survey, clients, destination, reporter, stop).await;
     }
     let ledger =
         store::batches::Ledger::read(&config.dst_dir).map_err(|e| OutputError::Manifest {
@@ -364,7 +351,7 @@ async fn make_batch(
     config: &Config,
     plan: Plan,
     mut survey: plan::Survey,
-    client: provider::Client,
+    clients: provider::Clients,
     destination: Destination,
     reporter: Arc<dyn Reporter>,
     stop: &Stop,
@@ -375,8 +362,8 @@ async fn make_batch(
     let dir = config.dst_dir.display().to_string();
     let manifest = open_manifest(config, &plan, &survey, &destination, &reporter)?;
     let batcher = engine::batch::Batcher {
-        api: client.batches(),
-        client,
+        apis: clients.batch_apis(),
+        clients,
         sink: Arc::new(Sink::new(destination, manifest, None)),
         reporter: reporter.clone(),
         poll: config.poll_interval,
@@ -493,8 +480,39 @@ async fn batch_command(
             problem: "is not a folder of a --batch run".to_owned(),
         }));
     }
-    let client_config = batch.endpoint.client_config();
-    if batch.command == BatchCommand::Status && client_config.is_none() {
+    let read_ledger = || {
+        store::batches::Ledger::read(&batch.dir)
+            .map_err(|e| engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME)))
+    };
+    // A client for each provider the ledger's batches need; a key missing for one of them
+    // is said before any request.
+    let mut needed: Vec<catalog::ProviderId> = read_ledger()?
+        .batches
+        .iter()
+        .map(|e| e.provider())
+        .collect();
+    needed.sort();
+    needed.dedup();
+    let mut clients = provider::Clients::default();
+    let mut missing = None;
+    for id in needed {
+        let endpoint = match id {
+            catalog::ProviderId::OpenAi => &batch.endpoint,
+            catalog::ProviderId::Gemini => &batch.gemini,
+        };
+        match endpoint.client_config() {
+            Some(c) => clients = clients.with(id, provider::Client::new(&c)?),
+            None => {
+                missing.get_or_insert(match id {
+                    catalog::ProviderId::OpenAi => "set OPENAI_API_KEY or pass --api-key",
+                    catalog::ProviderId::Gemini => {
+                        "set GEMINI_API_KEY (or GOOGLE_API_KEY) or pass --gemini-api-key"
+                    }
+                });
+            }
+        }
+    }
+    if batch.command == BatchCommand::Status && missing.is_some() {
         // Without a key, what the ledger last recorded.
         let ledger = store::batches::Ledger::read(&batch.dir).map_err(|e| {
             engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME))
@@ -505,19 +523,19 @@ async fn batch_command(
         print(&report::dry_run::render_ledger(&batch.dir, &ledger.batches));
         return Ok(Outcome::Printed);
     }
-    let client_config = client_config.ok_or(ConfigError::MissingKey {
-        hint: "set OPENAI_API_KEY or pass --api-key",
-    })?;
-    let client = provider::Client::new(&client_config)?;
+    if let Some(hint) = missing {
+        return Err(ConfigError::MissingKey { hint }.into());
+    }
     let started = std::time::Instant::now();
     if batch.command == BatchCommand::Status {
         let mut ledger = store::batches::Ledger::read(&batch.dir).map_err(|e| {
             engine::batch::BatchError(format!("{}: {e}", store::batches::FILE_NAME))
         })?;
-        let api = client.batches();
+        let apis = clients.batch_apis();
         let mut refreshed = Vec::new();
         for entry in ledger.batches.iter_mut() {
-            if let Some(id) = &entry.batch_id {
+            let api = apis.iter().find(|a| a.provider() == entry.provider());
+            if let (Some(id), Some(api)) = (&entry.batch_id, api) {
                 match api.get(id).await {
                     Ok(b) => engine::batch::update(entry, &b),
                     Err(e) => reporter.event(Event::Warning {
@@ -536,8 +554,8 @@ async fn batch_command(
         source,
     })?;
     let batcher = engine::batch::Batcher {
-        api: client.batches(),
-        client,
+        apis: clients.batch_apis(),
+        clients,
         sink: Arc::new(Sink::new(destination, manifest, None)),
         reporter: reporter.clone(),
         poll: batch.poll_interval,

@@ -190,6 +190,14 @@ impl Model {
         }
     }
 
+    /// The model `name` of `provider`, as [`Model::lookup`] finds it.
+    pub fn of(provider: ProviderId, name: &str) -> Model {
+        match provider {
+            ProviderId::OpenAi => Model::lookup(&format!("openai:{name}")),
+            ProviderId::Gemini => Model::lookup(&format!("google:{name}")),
+        }
+    }
+
     /// The name sent to the service.
     pub fn name(&self) -> &str {
         &self.name

@@ -78,6 +78,8 @@ pub struct BatchConfig {
     pub command: BatchCommand,
     pub dir: PathBuf,
     pub endpoint: Endpoint,
+    /// Gemini's, for its batches.
+    pub gemini: Endpoint,
     /// The first interval between polls.
     pub poll_interval: Duration,
     pub verbosity: Verbosity,
@@ -138,11 +140,15 @@ impl BatchConfig {
         cli.base_url = args.base_url;
         // A key may be missing here: `status` shows the ledger without one; the others
         // say so before any request.
+        cli.gemini_api_key = args.gemini_api_key;
+        cli.gemini_base_url = args.gemini_base_url;
         let endpoint = resolve_endpoint(&cli, &loaded, true, env)?;
+        let gemini = resolve_gemini(&cli, &loaded, true, env)?;
         Ok(BatchConfig {
             command,
             dir: args.dir,
             endpoint,
+            gemini,
             poll_interval: args.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             verbosity: Verbosity::from_flags(
                 loaded.file.quiet.unwrap_or(false),

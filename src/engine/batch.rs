@@ -15,17 +15,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::catalog::{BATCH_PRICE, Model};
+use crate::catalog::{BATCH_PRICE, Model, ProviderId};
 use crate::format::ImageFormat;
 use crate::outcome::{Failure, FailureKind, Made, Summary};
 use crate::plan::{Job, Plan};
 use crate::progress::{Event, Reporter};
 use crate::provider::batches::BatchApi;
+use crate::provider::gemini::batch as gemini_wire;
 use crate::provider::openai::Operation;
 use crate::provider::openai::batch::{
     self as wire, BatchObject, ImageSource, LineResult, SPLIT_BYTES, SPLIT_REQUESTS,
 };
-use crate::provider::{ApiError, Client, Delivery, Verdict};
+use crate::provider::{ApiError, Client, Clients, Delivery, Verdict};
 use crate::spec::Reference;
 use crate::store::batches::{self as ledger, Entry, Ledger, Request, Requests};
 use crate::store::manifest::{self, Record, Status};
@@ -67,9 +68,11 @@ fn service_error(what: &str, e: &ApiError) -> BatchError {
     BatchError(format!("{what}: {e}{advice}"))
 }
 
-/// What one batch of a run will hold: requests to one endpoint, for one model.
+/// What one batch of a run will hold: requests to one endpoint, for one model of one
+/// provider.
 #[derive(Debug)]
 pub struct Chunk {
+    pub provider: ProviderId,
     pub operation: Operation,
     pub model: String,
     /// Indices into the plan's jobs.
@@ -78,6 +81,17 @@ pub struct Chunk {
     pub bytes: u64,
     /// At batch prices; `None` if some image has no price.
     pub estimate: Option<f64>,
+}
+
+impl Chunk {
+    /// Where its batch is created: OpenAI's endpoint (`/v1/images/edits`), or Gemini's
+    /// `models/{model}:batchGenerateContent`.
+    pub fn endpoint(&self) -> String {
+        match self.provider {
+            ProviderId::OpenAi => wire::endpoint(self.operation).to_owned(),
+            ProviderId::Gemini => gemini_wire::endpoint(&self.model),
+        }
+    }
 }
 
 /// Where a reference image goes in a batch line: an upload, or inline.
@@ -127,9 +141,11 @@ fn split_at(
             )));
         }
         let model = spec.model.name().to_owned();
+        let provider = spec.provider;
         let estimate = job.prompt.estimate.map(|usd| usd * BATCH_PRICE);
         let open = groups.iter_mut().rev().find(|c| {
-            c.operation == operation
+            c.provider == provider
+                && c.operation == operation
                 && c.model == model
                 && c.jobs.len() < max_requests
                 && c.bytes + len <= max_bytes
@@ -141,6 +157,7 @@ fn split_at(
                 chunk.estimate = chunk.estimate.zip(estimate).map(|(a, b)| a + b);
             }
             None => groups.push(Chunk {
+                provider,
                 operation,
                 model,
                 jobs: vec![i],
@@ -152,9 +169,15 @@ fn split_at(
     Ok(groups)
 }
 
-/// The input line of one job.
+/// The input line of one job, in its provider's form: Gemini's carries its references
+/// inline, whatever `images` says.
 fn line_of(job: &Job, operation: Operation, images: &[ImageSource]) -> String {
-    wire::request_line(&job.file_name, operation, &job.prompt.spec, images)
+    match job.prompt.spec.provider {
+        ProviderId::OpenAi => {
+            wire::request_line(&job.file_name, operation, &job.prompt.spec, images)
+        }
+        ProviderId::Gemini => gemini_wire::request_line(&job.file_name, &job.prompt.spec),
+    }
 }
 
 /// A stand-in for an uploaded file's id, for the sizes of a dry run.
@@ -217,8 +240,9 @@ pub fn refused(
 /// The Batch API for one destination.
 #[derive(Debug)]
 pub struct Batcher {
-    pub api: BatchApi,
-    pub client: Client,
+    /// The batch API of each provider the run may use, with its client.
+    pub apis: Vec<BatchApi>,
+    pub clients: Clients,
     pub sink: Arc<Sink>,
     pub reporter: Arc<dyn Reporter>,
     /// The first interval between polls.
@@ -226,6 +250,28 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// The batch API of the provider that runs `entry`'s batch.
+    fn api(&self, entry: &Entry) -> Result<&BatchApi, BatchError> {
+        self.api_of(entry.provider())
+    }
+
+    fn api_of(&self, provider: ProviderId) -> Result<&BatchApi, BatchError> {
+        self.apis
+            .iter()
+            .find(|a| a.provider() == provider)
+            .ok_or_else(|| {
+                BatchError(format!(
+                    "a batch of {} is recorded, and there is no {} key: {}",
+                    provider.company(),
+                    provider.company(),
+                    match provider {
+                        ProviderId::OpenAi => "set OPENAI_API_KEY or pass --api-key",
+                        ProviderId::Gemini => "set GEMINI_API_KEY or pass --gemini-api-key",
+                    }
+                ))
+            })
+    }
+
     fn dir(&self) -> PathBuf {
         self.sink.destination().dir().to_owned()
     }
@@ -257,7 +303,7 @@ impl Batcher {
             let entry = ledger.entry_mut(&submission).expect("listed").clone();
             if entry.input_file_id.is_some()
                 && let Some(batch) = self
-                    .api
+                    .api(&entry)?
                     .find(&submission, 10)
                     .await
                     .map_err(|e| service_error("listing the batches", &e))?
@@ -288,11 +334,11 @@ impl Batcher {
         };
         let entry = ledger.entry_mut(submission).expect("recorded").clone();
         let input = input_path(&self.dir(), submission);
+        let api = self.api(&entry)?;
         let file_id = match entry.input_file_id {
             Some(id) => id,
             None => {
-                let uploaded = self
-                    .api
+                let uploaded = api
                     .upload(
                         &input,
                         &format!("{submission}.jsonl"),
@@ -316,7 +362,10 @@ impl Batcher {
                 file.id
             }
         };
-        let batch = match self.create(submission, &file_id, &entry.endpoint).await {
+        let batch = match self
+            .create(api, submission, &file_id, &entry.endpoint)
+            .await
+        {
             Ok(batch) => batch,
             Err(e) => {
                 if definite(&e) {
@@ -335,6 +384,7 @@ impl Batcher {
     /// batch by its metadata.
     async fn create(
         &self,
+        api: &BatchApi,
         submission: &str,
         file_id: &str,
         endpoint: &str,
@@ -343,7 +393,7 @@ impl Batcher {
         let mut ambiguous = false;
         loop {
             tries += 1;
-            match self.api.create(file_id, endpoint, submission).await {
+            match api.create(file_id, endpoint, submission).await {
                 Ok(batch) => return Ok(batch),
                 Err(e) if e.verdict() == Verdict::Retry && tries < CREATE_TRIES => {
                     tracing::info!(error = %e, "creating the batch failed; looking for it before asking again");
@@ -354,13 +404,13 @@ impl Batcher {
                         .unwrap_or(Duration::from_millis(250 << tries))
                         .min(Duration::from_secs(60));
                     tokio::time::sleep(wait).await;
-                    if let Some(batch) = self.api.find(submission, 2).await? {
+                    if let Some(batch) = api.find(submission, 2).await? {
                         return Ok(batch);
                     }
                 }
                 Err(e) => {
                     // An earlier try may have made it after all.
-                    if ambiguous && let Ok(Some(batch)) = self.api.find(submission, 2).await {
+                    if ambiguous && let Ok(Some(batch)) = api.find(submission, 2).await {
                         return Ok(batch);
                     }
                     return Err(e);
@@ -395,7 +445,7 @@ impl Batcher {
             let Some(id) = entry.batch_id.clone() else {
                 continue;
             };
-            let batch = match self.api.get(&id).await {
+            let batch = match self.api(entry)?.get(&id).await {
                 Ok(batch) => batch,
                 // A service that cannot be asked for now is asked at the next poll: the
                 // batch goes on meanwhile.
@@ -487,7 +537,8 @@ impl Batcher {
             crate::store::atomic::sync_dir(&folder);
             ledger.batches.push(Entry {
                 submission: submission.clone(),
-                endpoint: wire::endpoint(chunk.operation).to_owned(),
+                provider: Some(chunk.provider.name().to_owned()),
+                endpoint: chunk.endpoint(),
                 requests: chunk.jobs.len(),
                 input_bytes: chunk.bytes,
                 estimate_usd: chunk.estimate,
@@ -524,7 +575,18 @@ impl Batcher {
     ) -> Result<std::collections::HashMap<String, ImageSource>, BatchError> {
         let mut sources = std::collections::HashMap::new();
         let mut inline = false;
-        for &i in jobs {
+        // Gemini's lines carry their references inline: only OpenAI's are uploaded.
+        let jobs: Vec<usize> = jobs
+            .iter()
+            .copied()
+            .filter(|&i| plan.jobs[i].prompt.spec.provider == ProviderId::OpenAi)
+            .filter(|&i| !plan.jobs[i].prompt.spec.references.is_empty())
+            .collect();
+        if jobs.is_empty() {
+            return Ok(sources);
+        }
+        let api = self.api_of(ProviderId::OpenAi)?;
+        for &i in &jobs {
             for reference in plan.jobs[i].prompt.spec.references.iter() {
                 if sources.contains_key(&reference.sha256) {
                     continue;
@@ -532,7 +594,7 @@ impl Batcher {
                 let source = if inline {
                     None
                 } else {
-                    match self.upload_reference(ledger, reference).await {
+                    match self.upload_reference(api, ledger, reference).await {
                         Ok(id) => Some(ImageSource::FileId(id)),
                         // A service without the Files API, or that will not take images
                         // there: the references go inline.
@@ -585,11 +647,12 @@ impl Batcher {
 
     async fn upload_reference(
         &self,
+        api: &BatchApi,
         ledger: &mut Ledger,
         reference: &Reference,
     ) -> Result<String, ApiError> {
         if let Some(id) = ledger.uploads.get(&reference.sha256).cloned() {
-            if self.api.file(&id).await?.is_some() {
+            if api.file(&id).await?.is_some() {
                 return Ok(id);
             }
             ledger.uploads.remove(&reference.sha256);
@@ -598,8 +661,7 @@ impl Batcher {
             || "reference".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let file = self
-            .api
+        let file = api
             .upload_bytes(
                 reference.bytes.clone(),
                 &name,
@@ -677,14 +739,14 @@ impl Batcher {
         summary: &mut Summary,
         stop: &Stop,
     ) -> Result<(), BatchError> {
-        let ids: Vec<String> = ledger
+        let ids: Vec<(ProviderId, String)> = ledger
             .batches
             .iter()
             .filter(|e| !wire::is_over(&e.status))
-            .filter_map(|e| e.batch_id.clone())
+            .filter_map(|e| Some((e.provider(), e.batch_id.clone()?)))
             .collect();
-        for id in &ids {
-            match self.api.cancel(id).await {
+        for (provider, id) in &ids {
+            match self.api_of(*provider)?.cancel(id).await {
                 Ok(batch) => self.note(&format!("cancelling batch {id} ({})", batch.status)),
                 // Over already: nothing to cancel, it is collected below.
                 Err(e) if e.status() == Some(400) || e.status() == Some(409) => {
@@ -710,6 +772,12 @@ impl Batcher {
     ) -> Result<(), BatchError> {
         let dir = self.dir();
         std::fs::create_dir_all(dir.join(ledger::DIR))?;
+        let provider = ledger
+            .batches
+            .iter()
+            .find(|e| e.submission == submission)
+            .map_or(ProviderId::OpenAi, Entry::provider);
+        let api = self.api_of(provider)?;
         let mut downloads = Vec::new();
         for (file_id, kind) in [
             (&batch.output_file_id, "output"),
@@ -719,7 +787,7 @@ impl Batcher {
             let path = dir
                 .join(ledger::DIR)
                 .join(format!("{submission}.{kind}.jsonl"));
-            if let Err(e) = self.api.download(file_id, &path).await {
+            if let Err(e) = api.download(file_id, &path).await {
                 self.reporter.event(Event::Warning {
                     text: &format!(
                         "downloading the {kind} of batch {}: {e}; the batch stays recorded, \
@@ -733,7 +801,12 @@ impl Batcher {
         }
         let keeper = Keeper {
             sink: self.sink.clone(),
-            client: self.client.clone(),
+            client: self
+                .clients
+                .get(provider)
+                .cloned()
+                .ok_or_else(|| BatchError(format!("no {} client", provider.company())))?,
+            provider,
             reporter: self.reporter.clone(),
             dir: dir.clone(),
             submission: submission.to_owned(),
@@ -797,6 +870,7 @@ fn input_path(dir: &std::path::Path, submission: &str) -> PathBuf {
 struct Keeper {
     sink: Arc<Sink>,
     client: Client,
+    provider: ProviderId,
     reporter: Arc<dyn Reporter>,
     dir: PathBuf,
     submission: String,
@@ -845,7 +919,11 @@ impl Keeper {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let (custom_id, result) = match wire::decode_line(&line) {
+                let decoded = match self.provider {
+                    ProviderId::OpenAi => wire::decode_line(&line),
+                    ProviderId::Gemini => gemini_wire::decode_line(&line),
+                };
+                let (custom_id, result) = match decoded {
                     Ok(decoded) => decoded,
                     // A line that names no image may still hold one that was paid for: the
                     // file is kept where no collect removes it.
@@ -994,7 +1072,7 @@ impl Keeper {
         record.mode = Some("batch".to_owned());
         record.batch_id = Some(self.batch.id.clone());
         record.attempts = 1;
-        let model = Model::lookup(&record.model);
+        let model = Model::of(self.provider, &record.model);
         let failure =
             |record: &mut Record, reason: String, kind: FailureKind, cost: Option<f64>| {
                 record.status = match kind {

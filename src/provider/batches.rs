@@ -1,8 +1,11 @@
-//! The calls of OpenAI's Files and Batches APIs, over the run's transport: upload a file,
-//! create, read, list and cancel a batch, and stream a file's content to disk.
+//! The calls of a provider's Files and batch APIs, over the run's transport: upload a file,
+//! create, read, list and cancel a batch, and stream a file's content to disk. OpenAI's
+//! Files and Batches APIs, or Gemini's Files API (resumable uploads) and batch mode, whose
+//! operations are read into the same [`BatchObject`] (see `gemini::batch`).
 //!
 //! Each call is retried as an image request is (a 429, a 5xx, a dropped connection), a few
-//! times, after the wait the server asks for; other errors come back with OpenAI's verdict.
+//! times, after the wait the server asks for; other errors come back with the provider's
+//! verdict.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +17,8 @@ use url::Url;
 
 use super::http::{CallBody, Transport};
 use super::openai::batch::{BatchList, BatchObject, COMPLETION_WINDOW, FileObject, SUBMISSION_KEY};
-use super::openai::decode_parts;
 use super::{ApiError, Verdict};
+use crate::catalog::ProviderId;
 
 /// The multipart body of an upload: the `purpose`, then the file as `file`.
 fn file_form(
@@ -41,16 +44,45 @@ fn file_form(
 /// Tries of one call, the first included, before its error stands.
 const CALL_TRIES: u32 = 5;
 
-/// OpenAI's Files and Batches APIs at `base`.
+/// A provider's Files and batch APIs at `base`.
 #[derive(Debug, Clone)]
 pub struct BatchApi {
     transport: Transport,
     base: Url,
+    provider: ProviderId,
+}
+
+/// A page of Gemini's `GET /v1beta/batches`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationList {
+    #[serde(default)]
+    operations: Vec<Value>,
+    #[serde(default)]
+    next_page_token: Option<String>,
 }
 
 impl BatchApi {
-    pub fn new(transport: Transport, base: Url) -> BatchApi {
-        BatchApi { transport, base }
+    pub fn new(transport: Transport, base: Url, provider: ProviderId) -> BatchApi {
+        BatchApi {
+            transport,
+            base,
+            provider,
+        }
+    }
+
+    /// Whose API it is.
+    pub fn provider(&self) -> ProviderId {
+        self.provider
+    }
+
+    /// A Gemini operation, read as a batch.
+    fn operation(op: Value, what: &str) -> Result<BatchObject, ApiError> {
+        super::gemini::batch::read_operation(&op).ok_or_else(|| ApiError::BadAnswer {
+            reason: format!("{what}: the answer names no batch"),
+            request_id: None,
+            usage: None,
+        })
     }
 
     /// `{base}/{path}`, whether or not the base ends with `/`; `path` may end with a query.
@@ -103,11 +135,22 @@ impl BatchApi {
                         usage: None,
                     });
                 }
-                Ok(reply) => decode_parts(reply.status, |name| reply.header(name), &reply.body)
-                    .err()
-                    .unwrap_or(ApiError::Transport {
-                        detail: format!("HTTP {} without an error", reply.status),
-                    }),
+                Ok(reply) => match self.provider {
+                    ProviderId::OpenAi => super::openai::decode_parts(
+                        reply.status,
+                        |name| reply.header(name),
+                        &reply.body,
+                    ),
+                    ProviderId::Gemini => super::gemini::decode_parts(
+                        reply.status,
+                        |name| reply.header(name),
+                        &reply.body,
+                    ),
+                }
+                .err()
+                .unwrap_or(ApiError::Transport {
+                    detail: format!("HTTP {} without an error", reply.status),
+                }),
                 Err(e) => e,
             };
             if tries >= max_tries || result.verdict() != Verdict::Retry {
@@ -139,6 +182,9 @@ impl BatchApi {
         let read_error = |e: std::io::Error| ApiError::Transport {
             detail: format!("could not read {}: {e}", path.display()),
         };
+        if self.provider == ProviderId::Gemini {
+            return self.upload_resumable(path, len, name, mime).await;
+        }
         // Opened anew for each try: a retry sends the whole file again.
         let form = || {
             let file = std::fs::File::open(path).map_err(read_error)?;
@@ -151,6 +197,124 @@ impl BatchApi {
             )
         };
         self.call(Method::POST, "files", form).await
+    }
+
+    /// Gemini's resumable upload, in one go: a session is opened (`X-Goog-Upload-Command:
+    /// start`, the length and type in headers), then the file is sent to the URL the answer
+    /// names, and finalized. A session whose upload fails is opened anew on the next try.
+    async fn upload_resumable(
+        &self,
+        path: &Path,
+        len: u64,
+        name: &str,
+        mime: &str,
+    ) -> Result<FileObject, ApiError> {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let header = |pairs: &[(&'static str, String)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                if let Ok(value) = HeaderValue::from_str(v) {
+                    headers.insert(HeaderName::from_static(k), value);
+                }
+            }
+            headers
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let start = CallBody::JsonWith {
+                headers: header(&[
+                    ("x-goog-upload-protocol", "resumable".to_owned()),
+                    ("x-goog-upload-command", "start".to_owned()),
+                    ("x-goog-upload-header-content-length", len.to_string()),
+                    ("x-goog-upload-header-content-type", mime.to_owned()),
+                ]),
+                json: serde_json::json!({ "file": { "display_name": name } }),
+            };
+            let result = async {
+                let reply = self
+                    .transport
+                    .call(Method::POST, self.url("upload/v1beta/files"), start)
+                    .await?;
+                let session = match reply.header("x-goog-upload-url") {
+                    Some(url) if (200..300).contains(&reply.status) => {
+                        Url::parse(url).map_err(|e| ApiError::BadAnswer {
+                            reason: format!("the upload session's URL: {e}"),
+                            request_id: None,
+                            usage: None,
+                        })?
+                    }
+                    _ => {
+                        return Err(super::gemini::decode_parts(
+                            reply.status,
+                            |n| reply.header(n),
+                            &reply.body,
+                        )
+                        .err()
+                        .unwrap_or(ApiError::BadAnswer {
+                            reason: "the upload session has no URL".to_owned(),
+                            request_id: None,
+                            usage: None,
+                        }));
+                    }
+                };
+                let file = std::fs::File::open(path).map_err(|e| ApiError::Transport {
+                    detail: format!("could not read {}: {e}", path.display()),
+                })?;
+                let send = CallBody::Raw {
+                    headers: header(&[
+                        ("x-goog-upload-command", "upload, finalize".to_owned()),
+                        ("x-goog-upload-offset", "0".to_owned()),
+                        ("content-length", len.to_string()),
+                    ]),
+                    body: reqwest::Body::from(tokio::fs::File::from_std(file)),
+                };
+                let reply = self.transport.call(Method::POST, session, send).await?;
+                if !(200..300).contains(&reply.status) {
+                    return Err(super::gemini::decode_parts(
+                        reply.status,
+                        |n| reply.header(n),
+                        &reply.body,
+                    )
+                    .err()
+                    .unwrap_or(ApiError::Transport {
+                        detail: format!("HTTP {} without an error", reply.status),
+                    }));
+                }
+                let answer: Value =
+                    serde_json::from_slice(&reply.body).map_err(|e| ApiError::BadAnswer {
+                        reason: format!("the uploaded file: {e}"),
+                        request_id: None,
+                        usage: None,
+                    })?;
+                let file = answer.get("file").unwrap_or(&answer);
+                let id = file.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    ApiError::BadAnswer {
+                        reason: "the uploaded file has no name".to_owned(),
+                        request_id: None,
+                        usage: None,
+                    }
+                })?;
+                Ok(FileObject {
+                    id: id.to_owned(),
+                    bytes: Some(len),
+                    purpose: None,
+                })
+            }
+            .await;
+            match result {
+                Ok(file) => return Ok(file),
+                Err(e) if tries < CALL_TRIES && e.verdict() == Verdict::Retry => {
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(250 << tries))
+                        .min(Duration::from_secs(60));
+                    tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "uploading again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Uploads `bytes` under `name` for `purpose`.
@@ -188,6 +352,23 @@ impl BatchApi {
         endpoint: &str,
         submission: &str,
     ) -> Result<BatchObject, ApiError> {
+        if self.provider == ProviderId::Gemini {
+            let body = serde_json::json!({
+                "batch": {
+                    "display_name": submission,
+                    "input_config": { "file_name": input_file_id },
+                }
+            });
+            let op: Value = self
+                .call_tries(
+                    Method::POST,
+                    &format!("v1beta/{endpoint}"),
+                    || Ok(CallBody::Json(body.clone())),
+                    1,
+                )
+                .await?;
+            return BatchApi::operation(op, "creating the batch");
+        }
         let body = serde_json::json!({
             "input_file_id": input_file_id,
             "endpoint": endpoint,
@@ -204,11 +385,25 @@ impl BatchApi {
     }
 
     pub async fn get(&self, id: &str) -> Result<BatchObject, ApiError> {
+        if self.provider == ProviderId::Gemini {
+            let op: Value = self
+                .call(Method::GET, &format!("v1beta/{id}"), || Ok(CallBody::None))
+                .await?;
+            return BatchApi::operation(op, id);
+        }
         self.call(Method::GET, &format!("batches/{id}"), || Ok(CallBody::None))
             .await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<BatchObject, ApiError> {
+        if self.provider == ProviderId::Gemini {
+            let _: Value = self
+                .call(Method::POST, &format!("v1beta/{id}:cancel"), || {
+                    Ok(CallBody::Json(Value::Object(Default::default())))
+                })
+                .await?;
+            return self.get(id).await;
+        }
         self.call(Method::POST, &format!("batches/{id}/cancel"), || {
             Ok(CallBody::Json(Value::Object(Default::default())))
         })
@@ -222,6 +417,9 @@ impl BatchApi {
         submission: &str,
         pages: usize,
     ) -> Result<Option<BatchObject>, ApiError> {
+        if self.provider == ProviderId::Gemini {
+            return self.find_operation(submission, pages).await;
+        }
         let mut after: Option<String> = None;
         for _ in 0..pages {
             let path = match &after {
@@ -248,11 +446,42 @@ impl BatchApi {
         Ok(None)
     }
 
+    /// Gemini's batch for `submission`, by its display name, among the newest `pages` pages.
+    async fn find_operation(
+        &self,
+        submission: &str,
+        pages: usize,
+    ) -> Result<Option<BatchObject>, ApiError> {
+        let mut token: Option<String> = None;
+        for _ in 0..pages {
+            let path = match &token {
+                Some(t) => format!("v1beta/batches?pageSize=100&pageToken={t}"),
+                None => "v1beta/batches?pageSize=100".to_owned(),
+            };
+            let page: OperationList = self.call(Method::GET, &path, || Ok(CallBody::None)).await?;
+            if let Some(found) = page
+                .operations
+                .iter()
+                .filter_map(super::gemini::batch::read_operation)
+                .find(|b| b.submission() == Some(submission))
+            {
+                return Ok(Some(found));
+            }
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+
     /// Streams a file's content to `path`, resuming a broken download (see
     /// [`Transport::download_to`]).
     pub async fn download(&self, file_id: &str, path: &Path) -> Result<u64, ApiError> {
-        self.transport
-            .download_to(&self.url(&format!("files/{file_id}/content")), path)
-            .await
+        let path_of = match self.provider {
+            ProviderId::OpenAi => format!("files/{file_id}/content"),
+            ProviderId::Gemini => format!("download/v1beta/{file_id}:download?alt=media"),
+        };
+        self.transport.download_to(&self.url(&path_of), path).await
     }
 }

@@ -54,6 +54,16 @@ pub enum CallBody {
     None,
     Json(Value),
     Multipart(reqwest::multipart::Form),
+    /// A body as is, with headers of its own (Gemini's resumable upload).
+    Raw {
+        headers: HeaderMap,
+        body: reqwest::Body,
+    },
+    /// JSON, with headers of its own.
+    JsonWith {
+        headers: HeaderMap,
+        json: Value,
+    },
 }
 
 /// The answer to such a call, an error body's key scrubbed out.
@@ -391,6 +401,8 @@ impl Transport {
             CallBody::None => builder,
             CallBody::Json(value) => builder.json(&value),
             CallBody::Multipart(form) => builder.multipart(form),
+            CallBody::Raw { headers, body } => builder.headers(headers).body(body),
+            CallBody::JsonWith { headers, json } => builder.headers(headers).json(&json),
         };
         let response = builder.send().await.map_err(|e| self.error(e))?;
         let status = response.status().as_u16();

@@ -188,6 +188,15 @@ impl Clients {
         }
     }
 
+    /// The batch API of each provider it has a client for.
+    pub fn batch_apis(&self) -> Vec<batches::BatchApi> {
+        [&self.openai, &self.gemini]
+            .into_iter()
+            .flatten()
+            .map(Client::batches)
+            .collect()
+    }
+
     /// Sends one request for `spec` to its provider (see [`Client::create`]).
     pub async fn create(&self, spec: &ImageSpec) -> Result<Delivered, ApiError> {
         match self.get(spec.provider) {
@@ -209,9 +218,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// OpenAI's Files and Batches APIs, over this client's transport.
+    /// Its provider's Files and batch APIs, over this client's transport.
     pub fn batches(&self) -> batches::BatchApi {
-        batches::BatchApi::new(self.transport.clone(), self.base_url.clone())
+        let provider = match self.provider {
+            Provider::OpenAi(_) => ProviderId::OpenAi,
+            Provider::Gemini => ProviderId::Gemini,
+        };
+        batches::BatchApi::new(self.transport.clone(), self.base_url.clone(), provider)
     }
 
     /// Fetches an image an answer named by its link (see [`Transport::download`]).

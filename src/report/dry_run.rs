@@ -150,7 +150,7 @@ pub fn render_batches(
             "  batch {}: {} request(s) to {} ({}), input file {}",
             n + 1,
             chunk.jobs.len(),
-            crate::provider::openai::batch::endpoint(chunk.operation),
+            chunk.endpoint(),
             chunk.model,
             crate::units::human_bytes(chunk.bytes),
         );

@@ -55,7 +55,12 @@ pub struct Entry {
     /// The uploaded input file, once uploaded.
     #[serde(default)]
     pub input_file_id: Option<String>,
-    /// `/v1/images/generations` or `/v1/images/edits`.
+    /// Who runs the batch: `openai` or `gemini`; entries written before genimg had a second
+    /// provider have none, and are OpenAI's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `/v1/images/generations` or `/v1/images/edits`; Gemini's
+    /// `models/{model}:batchGenerateContent`.
     pub endpoint: String,
     pub requests: usize,
     pub input_bytes: u64,
@@ -73,6 +78,16 @@ pub struct Entry {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub counts: Option<RequestCounts>,
+}
+
+impl Entry {
+    /// The provider that runs its batch.
+    pub fn provider(&self) -> crate::catalog::ProviderId {
+        self.provider
+            .as_deref()
+            .and_then(crate::catalog::ProviderId::from_name)
+            .unwrap_or(crate::catalog::ProviderId::OpenAi)
+    }
 }
 
 impl Ledger {

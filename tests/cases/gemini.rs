@@ -804,3 +804,211 @@ fn an_image_named_as_a_file_is_fetched_with_the_key_and_kept() {
         "fetched, not bought again"
     );
 }
+
+/// `--batch` with polls as often as a test can afford.
+const BATCH: [&str; 3] = ["--batch", "--poll-interval", "0.05"];
+
+fn gemini_images(ws: &Workspace) -> Vec<String> {
+    ws.files("out")
+        .into_iter()
+        .filter(|n| n.ends_with(".png") || n.ends_with(".jpeg"))
+        .collect()
+}
+
+#[test]
+fn a_gemini_batch_completes_and_every_image_is_kept_at_batch_prices() {
+    let gemini = FakeGemini::start();
+    let (ws, mut cmd) = gemini_only(&gemini);
+    ws.write("p.txt", "# fox\na fox\n\n# owl image_size=4K\nan owl\n");
+    let run = run_within(
+        cmd.args(["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(
+        gemini_images(&ws),
+        [
+            "image.fox.01.hd.png",
+            "image.fox.02.hd.png",
+            "image.owl.01.hd.png",
+            "image.owl.02.hd.png"
+        ]
+    );
+    assert_gemini_images_match(&ws, "out", &gemini);
+    assert_eq!(
+        gemini.batches_created(),
+        1,
+        "one batch per provider and model"
+    );
+    assert!(gemini.generate_requests().is_empty(), "nothing live");
+    // The input went up through the resumable upload, as {"key", "request"} lines.
+    let uploaded = gemini.uploaded_files();
+    assert_eq!(uploaded.len(), 1);
+    let lines = gemini.file_lines(&uploaded[0].name);
+    assert_eq!(lines.len(), 4);
+    let keys: HashSetOf = lines
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(keys.contains("image.owl.02.hd.png"));
+    let owl = lines
+        .iter()
+        .find(|l| l["key"] == "image.owl.01.hd.png")
+        .unwrap();
+    assert_eq!(
+        owl["request"]["generationConfig"]["imageConfig"]["imageSize"],
+        "4K"
+    );
+    let records = ws.manifest("out");
+    for r in &records {
+        assert_eq!(r["mode"], "batch");
+        assert_eq!(r["provider"], "gemini");
+        assert!(r["batch_id"].as_str().unwrap().starts_with("batches/"));
+        let cost = r["cost_usd"].as_f64().unwrap();
+        // Half the live price: $0.134 at 2K, $0.24 at 4K, give or take the prompt's tokens.
+        let live = if r["file"].as_str().unwrap().contains("owl") {
+            0.24
+        } else {
+            0.134
+        };
+        assert!(
+            (live * 0.45..live * 0.55).contains(&cost),
+            "{cost} is not half of {live}"
+        );
+    }
+    // The ledger forgot the collected batch; a re-run buys nothing.
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let run = run_within(
+        again
+            .args(["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1);
+}
+
+type HashSetOf = std::collections::HashSet<String>;
+
+#[test]
+fn an_expired_gemini_batch_keeps_what_ran_and_the_rest_is_asked_again() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            expire_after: Some(2),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "-n", "4", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 1);
+    assert_eq!(gemini_images(&ws).len(), 2, "the two lines that ran");
+    assert_gemini_images_match(&ws, "out", &gemini);
+    let out = run.all_output();
+    assert!(out.contains("expired"), "{out}");
+    // The next run submits only the two not made (a batch of two does not expire here).
+    let ran = gemini.batch_lines_answered();
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let run = run_within(
+        again
+            .args(["a fox", "-o", "out", "-n", "4", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batch_lines_answered(), ran + 2);
+    assert_eq!(gemini.batches_created(), 2);
+    assert_eq!(gemini_images(&ws).len(), 4);
+}
+
+#[test]
+fn a_gemini_batch_whose_creation_answer_was_lost_is_found_by_its_display_name() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            create_faults: vec![GeminiAction::Truncate],
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "-n", "3", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1, "never a second batch");
+    assert_eq!(gemini_images(&ws).len(), 3);
+    assert_gemini_images_match(&ws, "out", &gemini);
+}
+
+#[test]
+fn a_gemini_batch_left_by_a_crash_is_resumed_not_bought_again() {
+    let gemini = FakeGemini::start();
+    gemini.hold_batches(true);
+    let (ws, mut cmd) = gemini_only(&gemini);
+    // Submitted, not waited for: as a run killed while it waits leaves it.
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "-n", "2", "--model", PRO, "--no-wait"])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1);
+    let ledger: Value = serde_json::from_slice(&ws.read("out/genimg-batch.json")).unwrap();
+    let entry = &ledger["batches"][0];
+    assert_eq!(entry["provider"], "gemini");
+    assert_eq!(
+        entry["endpoint"],
+        "models/gemini-3-pro-image:batchGenerateContent"
+    );
+    gemini.hold_batches(false);
+    // The same command again: it waits for the batch it finds, and buys nothing new.
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let run = run_within(
+        again
+            .args(["a fox", "-o", "out", "-n", "2", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1);
+    assert_eq!(gemini_images(&ws).len(), 2);
+    assert_gemini_images_match(&ws, "out", &gemini);
+}
+
+#[test]
+fn a_mixed_batch_run_makes_one_batch_per_provider_and_model() {
+    let server = FakeServer::start();
+    let gemini = FakeGemini::start();
+    let (ws, mut cmd) = both(&server, &gemini);
+    ws.write(
+        "p.txt",
+        "# a model=gemini-3-pro-image\na goose\n\n# b model=gemini-nano-banana-2.1\na gull\n\n\
+         # c\nan owl\n",
+    );
+    let run = run_within(
+        cmd.args(["--input", "p.txt", "-o", "out"]).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 2);
+    assert_eq!(server.batches().len(), 1);
+    assert_eq!(gemini_images(&ws).len(), 3);
+    let records = ws.manifest("out");
+    assert_eq!(record(&records, "image.c.01.hd.png")["provider"], "openai");
+    assert_eq!(record(&records, "image.a.01.hd.png")["provider"], "gemini");
+    // genimg batch status knows both, with both keys.
+    let mut status = genimg(&ws, Some(&server));
+    with_gemini(&mut status, &gemini);
+    let run = status.args(["batch", "status", "out"]).run();
+    assert_code(&run, 0);
+}

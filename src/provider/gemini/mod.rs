@@ -15,6 +15,8 @@
 //! Decoding is lenient: an image that was paid for is never lost to a field genimg does not
 //! know.
 
+pub mod batch;
+
 use std::borrow::Cow;
 
 use serde::Deserialize;
