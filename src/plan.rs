@@ -506,6 +506,21 @@ impl Survey {
         (0..self.found.len()).filter(|i| self.is_todo(*i)).count()
     }
 
+    /// The files this run's new images would take the names of (`--overwrite`,
+    /// `--remake-stale`): each old one goes to the trash as its new image is saved.
+    pub fn replaced<'p>(&self, plan: &'p Plan) -> Vec<&'p str> {
+        plan.jobs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| {
+                self.is_todo(i)
+                    && self.found[i] != Found::Missing
+                    && self.kept.get(i).is_none_or(Option::is_none)
+            })
+            .map(|(_, job)| job.file_name.as_str())
+            .collect()
+    }
+
     /// The images kept although their request changed.
     pub fn stale<'p>(&self, plan: &'p Plan) -> Vec<&'p Job> {
         plan.jobs

@@ -135,7 +135,7 @@ const REFUSED_KEYS: &[(&str, &str, &str)] = &[
     (
         "from-scratch",
         "from_scratch",
-        "it would delete images on every run; pass --from-scratch when you mean it",
+        "it would move images to the trash on every run; pass --from-scratch when you mean it",
     ),
     (
         "overwrite",

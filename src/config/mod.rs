@@ -70,6 +70,18 @@ pub enum Invocation {
     Man,
     /// `genimg batch status|collect|cancel DIR`.
     Batch(Box<BatchConfig>),
+    /// `genimg trash list|empty DIR`.
+    Trash {
+        dir: PathBuf,
+        command: TrashCommand,
+    },
+}
+
+/// What `genimg trash` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrashCommand {
+    List,
+    Empty,
 }
 
 /// What `genimg batch` was asked, and how to reach the service.
@@ -114,6 +126,16 @@ impl Invocation {
             Some(Command::Gallery { dir }) => Invocation::Gallery { dir },
             Some(Command::Completions { shell }) => Invocation::Completions { shell },
             Some(Command::Man) => Invocation::Man,
+            Some(Command::Trash { action }) => match action {
+                crate::cli::TrashAction::List { dir } => Invocation::Trash {
+                    dir,
+                    command: TrashCommand::List,
+                },
+                crate::cli::TrashAction::Empty { dir } => Invocation::Trash {
+                    dir,
+                    command: TrashCommand::Empty,
+                },
+            },
             Some(Command::Batch { action }) => {
                 Invocation::Batch(Box::new(BatchConfig::from_action(action, env)?))
             }

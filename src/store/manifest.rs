@@ -205,6 +205,8 @@ pub fn now() -> String {
 pub struct Manifest {
     path: PathBuf,
     file: Mutex<File>,
+    /// Its length when opened: earlier runs' lines.
+    prior: u64,
 }
 
 impl Manifest {
@@ -218,18 +220,20 @@ impl Manifest {
             .create(true)
             .open(&path)?;
         // A run killed mid-line leaves a torn line: start ours on a fresh one.
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8];
             file.seek(SeekFrom::Start(len - 1))?;
             file.read_exact(&mut last)?;
             if last[0] != b'\n' {
                 file.write_all(b"\n")?;
+                len += 1;
             }
         }
         Ok(Manifest {
             path,
             file: Mutex::new(file),
+            prior: len,
         })
     }
 
@@ -246,10 +250,22 @@ impl Manifest {
         file.flush()
     }
 
+    /// How long the manifest was when this run opened it: the lines before are earlier
+    /// runs'.
+    pub fn prior(&self) -> u64 {
+        self.prior
+    }
+
     /// Rewrites the manifest of `destination` without the records `drop` picks by their file
-    /// or the file they were planned as, atomically,
-    /// for `--from-scratch`. Lines that cannot be read go too. Returns how many lines went.
-    pub fn reset(destination: &Destination, drop: impl Fn(&str) -> bool) -> io::Result<usize> {
+    /// or the file they were planned as, atomically, for `--from-scratch`. Lines that cannot
+    /// be read go too. `keep` is given the lines that go (each without its newline) before
+    /// the manifest changes, to keep them elsewhere; if it fails, nothing changes. Returns
+    /// how many lines went.
+    pub fn reset(
+        destination: &Destination,
+        drop: impl Fn(&str) -> bool,
+        keep: impl FnOnce(&[Vec<u8>]) -> io::Result<()>,
+    ) -> io::Result<usize> {
         let path = destination.dir().join(FILE_NAME);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -257,21 +273,29 @@ impl Manifest {
             Err(e) => return Err(e),
         };
         let mut kept = Vec::new();
-        let mut dropped = 0;
-        let unreadable = read_lines(BufReader::new(file), |seen: Seen, line| {
+        let mut dropped = Vec::new();
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
             // An image kept under another name than planned goes with its planned name's.
-            if drop(&seen.file) || seen.planned_file.as_deref().is_some_and(&drop) {
-                dropped += 1;
+            let goes = match serde_json::from_slice::<Seen>(&line) {
+                Ok(seen) => drop(&seen.file) || seen.planned_file.as_deref().is_some_and(&drop),
+                Err(_) => true,
+            };
+            if goes {
+                dropped.push(line);
             } else {
-                kept.extend_from_slice(line);
+                kept.extend_from_slice(&line);
                 kept.push(b'\n');
             }
-        })?;
-        dropped += unreadable;
-        if dropped > 0 {
+        }
+        if !dropped.is_empty() {
+            keep(&dropped)?;
             destination.write_atomic(FILE_NAME, &kept)?;
         }
-        Ok(dropped)
+        Ok(dropped.len())
     }
 }
 
@@ -622,7 +646,22 @@ mod tests {
         m.append(&record("ours.png", "h1", Status::Made)).unwrap();
         m.append(&record("theirs.png", "h2", Status::Made)).unwrap();
         drop(m);
-        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
+        let mut went = Vec::new();
+        let count = Manifest::reset(
+            &d,
+            |f| f == "ours.png",
+            |lines| {
+                went = lines.to_vec();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(count, 1);
+        let went: Record = serde_json::from_slice(&went[0]).unwrap();
+        assert_eq!(
+            went.file, "ours.png",
+            "the line that goes is handed over whole"
+        );
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
@@ -651,7 +690,10 @@ mod tests {
         assert_eq!(History::read(tmp.path()).unwrap().kept_as("ours.png"), None);
         m.append(&kept).unwrap();
         drop(m);
-        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 2);
+        assert_eq!(
+            Manifest::reset(&d, |f| f == "ours.png", |_| Ok(())).unwrap(),
+            2
+        );
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.kept_as("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
