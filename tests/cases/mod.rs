@@ -21,3 +21,4 @@ mod retries;
 mod seed_examples;
 mod signals;
 mod stops;
+mod trash;
