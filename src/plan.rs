@@ -77,7 +77,7 @@ impl Plan {
             from_file: matches!(config.source, PromptSource::File(_)) || config.named,
             image_digits: digits(config.max_count() as usize),
             prompt_digits: digits(config.prompts.len()),
-            // Only the prompts this run is for: --from-scratch removes nothing of the others.
+            // Only the prompts this run is for: --from-scratch moves nothing of the others.
             names: config
                 .prompts
                 .iter()
@@ -444,7 +444,7 @@ pub struct Survey {
     /// Per job, what is on disk under its name.
     pub found: Vec<Found>,
     pub existing: Existing,
-    /// Files `--from-scratch` removes first.
+    /// Files `--from-scratch` moves to the trash first.
     pub removals: Vec<String>,
     /// Per job: the name its file already has, where it differs from the planned one (its
     /// numbers were written narrower, before a count passed 99). See [`Plan::adopt`].

@@ -43,9 +43,11 @@ pub enum Existing {
     /// Keep them; make only the missing ones (the default: a re-run resumes).
     #[default]
     Keep,
-    /// Make them again (`--overwrite`); each is replaced only once its new image is saved.
+    /// Make them again (`--overwrite`); each goes to the trash only once its new image is
+    /// about to take its name.
     Overwrite,
-    /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
+    /// Move this run's earlier images and their manifest records to the trash first
+    /// (`--from-scratch`).
     Remove,
     /// Make again only the images whose request changed since (`--remake-stale`).
     RemakeStale,

@@ -6,8 +6,13 @@
 //!  "dst_dir": "images", "models": ["gpt-image-2"],
 //!  "totals": {"planned": 4, "made": 2, "failed": 1, "skipped": 1, ...},
 //!  "images": [{"file": "image.fox.01.hd.png", "path": "images/image.fox.01.hd.png",
-//!              "prompt": "fox", "index": 1, "status": "made", ...}, ...]}
+//!              "prompt": "fox", "index": 1, "status": "made", ...}, ...],
+//!  "trash": {"moved": 2, "records": 2, "folder": "images/.genimg/trash/2026-...Z",
+//!            "files": ["image.fox.01.hd.png", ...]}}
 //! ```
+//!
+//! `trash` is there only when old images went to the trash (or, in a dry run, would go:
+//! `{"would_move": 2, "files": [...]}`).
 
 use std::collections::HashMap;
 
