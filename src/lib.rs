@@ -277,9 +277,14 @@ async fn make_images(
         ipm: config.ipm,
         max_wait: config.max_wait,
     });
-    let summary = engine::live::execute(&plan, &survey, context, stop).await;
+    let summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
     Ok(finish_run(
-        config, &plan, &survey, summary, &trash, &reporter,
+        config,
+        &plan,
+        &survey,
+        summary,
+        &context.sink,
+        &reporter,
     ))
 }
 
@@ -335,10 +340,10 @@ fn finish_run(
     plan: &Plan,
     survey: &plan::Survey,
     mut summary: outcome::Summary,
-    trash: &Trash,
+    sink: &Sink,
     reporter: &Arc<dyn Reporter>,
 ) -> Outcome {
-    settle_trash(&config.dst_dir, trash, &mut summary, reporter);
+    settle_trash(sink, &mut summary, reporter);
     if config.gallery {
         write_gallery(&config.dst_dir, reporter);
     }
@@ -359,24 +364,18 @@ fn finish_run(
 
 /// Once the run has written its last record: the records of the images it replaced leave
 /// the manifest (they are in the trash's), and the summary says what went to the trash.
-fn settle_trash(
-    dir: &std::path::Path,
-    trash: &Trash,
-    summary: &mut outcome::Summary,
-    reporter: &Arc<dyn Reporter>,
-) {
-    let path = dir.join(manifest::FILE_NAME);
-    if let Err(e) = trash.settle(&path) {
+fn settle_trash(sink: &Sink, summary: &mut outcome::Summary, reporter: &Arc<dyn Reporter>) {
+    if let Err(e) = sink.settle() {
         // They are in both manifests: the trash's copy is whole, and the live ones are
         // older than the records that replaced them.
         reporter.event(Event::Warning {
             text: &format!(
                 "could not take the replaced images' records out of {}: {e}",
-                path.display()
+                sink.manifest().path().display()
             ),
         });
     }
-    summary.trashed = trash.report().map(Box::new);
+    summary.trashed = sink.trash().report().map(Box::new);
 }
 
 /// Writes the destination's gallery. The images are safe whatever happens here: a gallery
@@ -535,7 +534,12 @@ async fn make_batch(
     summary.skipped = on_disk;
     summary.elapsed = started.elapsed();
     Ok(finish_run(
-        config, &plan, &survey, summary, &trash, &reporter,
+        config,
+        &plan,
+        &survey,
+        summary,
+        &batcher.sink,
+        &reporter,
     ))
 }
 
@@ -595,12 +599,10 @@ async fn batch_command(
         path: batch.dir.join(manifest::FILE_NAME).display().to_string(),
         source,
     })?;
-    let sink = Sink::new(destination, manifest, None);
-    let trash = sink.trash().clone();
     let batcher = engine::batch::Batcher {
         api: client.batches(),
         client,
-        sink: Arc::new(sink),
+        sink: Arc::new(Sink::new(destination, manifest, None)),
         reporter: reporter.clone(),
         poll: batch.poll_interval,
     };
@@ -636,7 +638,7 @@ async fn batch_command(
         });
     }
     summary.elapsed = started.elapsed();
-    settle_trash(&batch.dir, &trash, &mut summary, &reporter);
+    settle_trash(&batcher.sink, &mut summary, &reporter);
     if !summary.made.is_empty() || !summary.failed.is_empty() {
         write_gallery(&batch.dir, &reporter);
     }

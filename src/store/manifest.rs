@@ -7,9 +7,10 @@
 //! another name than planned. It also keeps what the
 //! service said — revised prompt, usage, request id — and the image's sha256.
 //!
-//! Lines are only ever appended, by the run that holds the destination's lock. A run killed
-//! in the middle of a line leaves a torn last line; readers skip lines they cannot parse,
-//! and the next run starts its first line on a fresh one.
+//! Lines are appended, by the run that holds the destination's lock. A run killed in the
+//! middle of a line leaves a torn last line; readers skip lines they cannot parse, and the
+//! next run starts its first line on a fresh one. Lines leave only for the trash (see
+//! `store::trash`), in one atomic rewrite, once the trash's manifest has them.
 
 use std::collections::HashMap;
 
@@ -250,6 +251,26 @@ impl Manifest {
         file.flush()
     }
 
+    /// Drops the lines at `ranges` (with their newlines) from the manifest, in one atomic
+    /// rewrite, appends waiting meanwhile: then appends go on in the new file.
+    pub fn drop_ranges(&self, ranges: Vec<std::ops::Range<u64>>) -> io::Result<()> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let text = std::fs::read(&self.path)?;
+        crate::store::atomic::write(
+            &self.path,
+            &without_ranges(&text, ranges),
+            crate::store::atomic::Exists::Replace,
+        )?;
+        *file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        Ok(())
+    }
+
     /// How long the manifest was when this run opened it: the lines before are earlier
     /// runs'.
     pub fn prior(&self) -> u64 {
@@ -297,6 +318,28 @@ impl Manifest {
         }
         Ok(dropped.len())
     }
+}
+
+/// `text` without the bytes at `ranges`, each taking the newline after it along; ranges
+/// that overlap an earlier one or run past the end are passed over.
+pub fn without_ranges(text: &[u8], mut ranges: Vec<std::ops::Range<u64>>) -> Vec<u8> {
+    ranges.sort_by_key(|r| r.start);
+    let mut kept = Vec::with_capacity(text.len());
+    let mut at = 0usize;
+    for range in ranges {
+        let (start, end) = (range.start as usize, range.end as usize);
+        if start < at || end > text.len() {
+            continue;
+        }
+        kept.extend_from_slice(&text[at..start]);
+        at = if text.get(end) == Some(&b'\n') {
+            end + 1
+        } else {
+            end
+        };
+    }
+    kept.extend_from_slice(&text[at..]);
+    kept
 }
 
 /// What a resume needs from a line; the rest of it is ignored.
@@ -665,6 +708,37 @@ mod tests {
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
+    }
+
+    #[test]
+    fn a_reset_whose_lines_cannot_be_kept_elsewhere_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record("ours.png", "h1", Status::Made)).unwrap();
+        drop(m);
+        let before = fs::read(tmp.path().join(FILE_NAME)).unwrap();
+        let err = Manifest::reset(&d, |_| true, |_| Err(io::Error::other("no room"))).unwrap_err();
+        assert_eq!(err.to_string(), "no room");
+        assert_eq!(fs::read(tmp.path().join(FILE_NAME)).unwrap(), before);
+    }
+
+    #[test]
+    fn dropped_ranges_leave_in_one_rewrite_and_appends_go_on_in_the_new_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join(FILE_NAME), "one\ntwo\nthree").unwrap();
+        let m = Manifest::open(&d).unwrap();
+        assert_eq!(m.prior(), "one\ntwo\nthree\n".len() as u64);
+        m.drop_ranges(vec![4..7, 0..3]).unwrap();
+        m.append(&record("a.png", "h1", Status::Made)).unwrap();
+        let text = fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap();
+        assert!(text.starts_with("three\n{"), "{text}");
+        assert_eq!(
+            History::read(tmp.path()).unwrap().made_from("a.png"),
+            Some("h1")
+        );
+        assert_eq!(without_ranges(b"a\nb", vec![2..3, 0..1, 0..9]), b"");
     }
 
     #[test]

@@ -285,6 +285,12 @@ impl Sink {
         self.destination.write_atomic(planned, bytes)
     }
 
+    /// Once the run has kept its last image: the records of the images it replaced leave
+    /// the manifest (the trash's has them).
+    pub fn settle(&self) -> io::Result<()> {
+        self.manifest.drop_ranges(self.trash.take_copied())
+    }
+
     /// Appends the record of an image that was not made.
     pub fn record_failure(&self, record: &Record) {
         self.append(record);

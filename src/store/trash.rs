@@ -193,34 +193,10 @@ impl Trash {
         Ok(true)
     }
 
-    /// Takes the records copied to the trash out of the live manifest at `manifest`, once
-    /// the run has appended its last line: one atomic rewrite.
-    pub fn settle(&self, manifest: &Path) -> io::Result<()> {
-        let mut state = self.state();
-        if state.copied.is_empty() {
-            return Ok(());
-        }
-        let mut copied = std::mem::take(&mut state.copied);
-        copied.sort_by_key(|r| r.start);
-        let text = fs::read(manifest)?;
-        let mut kept = Vec::with_capacity(text.len());
-        let mut at = 0usize;
-        for range in copied {
-            let (start, end) = (range.start as usize, range.end as usize);
-            if start < at || end > text.len() {
-                continue;
-            }
-            kept.extend_from_slice(&text[at..start]);
-            // The line's newline goes with it.
-            at = if text.get(end) == Some(&b'\n') {
-                end + 1
-            } else {
-                end
-            };
-        }
-        kept.extend_from_slice(&text[at..]);
-        atomic::write(manifest, &kept, Exists::Replace)?;
-        Ok(())
+    /// Where the records copied to the trash are in the live manifest, for it to drop them
+    /// (see [`manifest::Manifest::drop_ranges`]); each is handed over once.
+    pub fn take_copied(&self) -> Vec<Range<u64>> {
+        std::mem::take(&mut self.state().copied)
     }
 
     /// What went in, if anything: for the summary and `--json`.
@@ -499,7 +475,13 @@ mod tests {
                 .keep_replaced("a.png", &manifest, before.len() as u64)
                 .unwrap()
         );
-        trash.settle(&manifest).unwrap();
+        let text = fs::read(&manifest).unwrap();
+        fs::write(
+            &manifest,
+            manifest::without_ranges(&text, trash.take_copied()),
+        )
+        .unwrap();
+        assert!(trash.take_copied().is_empty(), "handed over once");
         assert_eq!(
             fs::read_to_string(&manifest).unwrap(),
             "{\"file\":\"b.png\"}\n{\"file\":\"a.png\",\"n\":3}\n"
