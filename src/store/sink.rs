@@ -274,7 +274,8 @@ impl Sink {
     /// and the new image is then renamed over its name. If it cannot go to the trash, the
     /// new image is not written there (the caller rescues it) and the old one stays.
     fn replace(&self, planned: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-        self.trash
+        let replaced = self
+            .trash
             .keep_replaced(planned, self.manifest.path(), self.manifest.prior())
             .map_err(|e| {
                 io::Error::new(
@@ -282,7 +283,11 @@ impl Sink {
                     format!("the image already there could not go to the trash: {e}"),
                 )
             })?;
-        self.destination.write_atomic(planned, bytes)
+        let path = self.destination.write_atomic(planned, bytes)?;
+        if let Some(replaced) = replaced {
+            self.trash.replaced(replaced);
+        }
+        Ok(path)
     }
 
     /// Once the run has kept its last image: the records of the images it replaced leave

@@ -48,12 +48,18 @@ struct State {
     files: Vec<String>,
     records: usize,
     /// Where each file's records are in the live manifest as it was when the run opened it
-    /// (`prior` bytes), read when the first image is replaced.
+    /// (its earlier runs' lines), read when the first image is replaced.
     index: Option<HashMap<String, Vec<Range<u64>>>>,
-    prior: u64,
-    /// Lines of the live manifest copied to the trash's: they leave the live one at the end.
+    /// Lines of the live manifest copied to the trash's, of images a new one has replaced:
+    /// they leave the live one at the end.
     copied: Vec<Range<u64>>,
 }
+
+/// Where the records of an image kept in the trash are in the live manifest: they leave it
+/// once the new image has its name (see [`Trash::replaced`]).
+#[derive(Debug)]
+#[must_use]
+pub struct Replaced(Vec<Range<u64>>);
 
 /// A line of the manifest, as far as the trash is concerned.
 #[derive(Deserialize)]
@@ -146,14 +152,22 @@ impl Trash {
     /// Puts the image at `file` (relative to the destination) in the trash before a new
     /// image takes its name, with its records from the live manifest at `manifest`, of which
     /// the first `prior` bytes were there before this run. The image stays where it is (it
-    /// is linked, or copied, into the trash): the caller renames the new one over it. A
-    /// name holding no regular file needs nothing, and gives `false`.
-    pub fn keep_replaced(&self, file: &str, manifest: &Path, prior: u64) -> io::Result<bool> {
+    /// is linked, or copied, into the trash): the caller renames the new one over it, then
+    /// hands what this returns to [`Trash::replaced`], so that the records leave the live
+    /// manifest. (If the new image cannot be written, the old one stays, with its records
+    /// in both manifests and a copy in the trash: nothing is lost.) A name holding no
+    /// regular file needs nothing, and gives `None`.
+    pub fn keep_replaced(
+        &self,
+        file: &str,
+        manifest: &Path,
+        prior: u64,
+    ) -> io::Result<Option<Replaced>> {
         let path = self.dir.join(file);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         }
         let mut state = self.state();
@@ -170,7 +184,6 @@ impl Trash {
         state.files.push(in_trash.clone());
         // Its records, as the live manifest had them before this run.
         if state.index.is_none() {
-            state.prior = prior;
             state.index = Some(index_lines(manifest, prior)?);
         }
         let ranges = state
@@ -188,9 +201,14 @@ impl Trash {
             }
             append_lines(&folder, lines.iter().map(Vec::as_slice))?;
             state.records += lines.len();
-            state.copied.extend(ranges);
         }
-        Ok(true)
+        Ok(Some(Replaced(ranges)))
+    }
+
+    /// The new image has taken the name of the one [`Trash::keep_replaced`] kept: its
+    /// records may leave the live manifest.
+    pub fn replaced(&self, replaced: Replaced) {
+        self.state().copied.extend(replaced.0);
     }
 
     /// Where the records copied to the trash are in the live manifest, for it to drop them
@@ -441,9 +459,10 @@ mod tests {
         let trash = Trash::new(tmp.path());
         assert_eq!(trash.move_files(&["gone.png".to_owned()]).unwrap(), 0);
         assert!(
-            !trash
+            trash
                 .keep_replaced("gone.png", &tmp.path().join("m"), 0)
                 .unwrap()
+                .is_none()
         );
         assert!(trash.report().is_none());
         assert!(!tmp.path().join(".genimg").exists());
@@ -458,23 +477,27 @@ mod tests {
         fs::write(&manifest, before).unwrap();
         fs::write(tmp.path().join("a.png"), b"old").unwrap();
         let trash = Trash::new(tmp.path());
-        assert!(
-            trash
-                .keep_replaced("a.png", &manifest, before.len() as u64)
-                .unwrap()
-        );
+        let first = trash
+            .keep_replaced("a.png", &manifest, before.len() as u64)
+            .unwrap()
+            .unwrap();
         assert_eq!(fs::read(tmp.path().join("a.png")).unwrap(), b"old");
+        assert!(
+            trash.take_copied().is_empty(),
+            "not before the new image is there"
+        );
+        trash.replaced(first);
         // The run's own record comes after what was there.
         let mut file = OpenOptions::new().append(true).open(&manifest).unwrap();
         file.write_all(b"{\"file\":\"a.png\",\"n\":3}\n").unwrap();
         // The same name again in the same run: beside the first. (An image is always
         // renamed over its name, never written into: the trash's link keeps the old bytes.)
         atomic::write(&tmp.path().join("a.png"), b"newer", Exists::Replace).unwrap();
-        assert!(
-            trash
-                .keep_replaced("a.png", &manifest, before.len() as u64)
-                .unwrap()
-        );
+        let second = trash
+            .keep_replaced("a.png", &manifest, before.len() as u64)
+            .unwrap()
+            .unwrap();
+        trash.replaced(second);
         let text = fs::read(&manifest).unwrap();
         fs::write(
             &manifest,
