@@ -209,12 +209,13 @@ pub struct Cli {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
-    /// First delete the images genimg made before for these prompts (other files stay)
+    /// First move the images genimg made before for these prompts to DIR/.genimg/trash/
+    /// (other files stay; `genimg trash empty DIR` deletes them)
     #[arg(long = "from-scratch")]
     pub from_scratch: bool,
 
-    /// Make the images already there again, stale ones included (each is replaced only
-    /// once its new image is saved)
+    /// Make the images already there again, stale ones included (each old one goes to
+    /// DIR/.genimg/trash/ once its new image is saved)
     #[arg(long, conflicts_with = "remake_stale")]
     pub overwrite: bool,
 
@@ -306,6 +307,11 @@ pub enum Command {
         #[command(subcommand)]
         action: BatchAction,
     },
+    /// The old images --from-scratch and --overwrite moved to DIR/.genimg/trash/: list, empty
+    Trash {
+        #[command(subcommand)]
+        action: TrashAction,
+    },
     /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish)
     Completions {
         #[arg(value_name = "SHELL")]
@@ -313,6 +319,23 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `genimg man > /usr/local/share/man/man1/genimg.1`
     Man,
+}
+
+/// What `genimg trash` does.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TrashAction {
+    /// List the trash of DIR: one folder per run, with its files and their size
+    List {
+        /// The destination directory of earlier runs
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Delete DIR/.genimg/trash/ and everything in it, saying how much that frees
+    Empty {
+        /// The destination directory of earlier runs
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// What `genimg batch` does.

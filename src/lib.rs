@@ -33,6 +33,7 @@ use plan::Plan;
 use progress::{Event, Reporter};
 use store::manifest::{self, Manifest};
 use store::sink::Sink;
+use store::trash::Trash;
 use store::{Destination, OutputError};
 
 /// An error that stops genimg before any request: a usage or input error (exit code 2).
@@ -60,6 +61,8 @@ pub enum Error {
     },
     #[error("gallery {dir}: {problem}")]
     Gallery { dir: String, problem: String },
+    #[error("trash {dir}: {problem}")]
+    Trash { dir: String, problem: String },
     /// The Batch API refused a call no retry can fix (exit code 3).
     #[error(transparent)]
     Batch(#[from] engine::batch::BatchError),
@@ -95,6 +98,7 @@ pub async fn run(
             })?;
             let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
         }
+        Invocation::Trash { dir, command } => trash_command(dir, *command)?,
         Invocation::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut cli::command(), "genimg", &mut out);
@@ -109,6 +113,44 @@ pub async fn run(
         }
     }
     Ok(Outcome::Printed)
+}
+
+/// `genimg trash list|empty DIR`.
+fn trash_command(dir: &std::path::Path, command: config::TrashCommand) -> Result<(), Error> {
+    // A folder that is not there has no trash: it is not made by asking.
+    if !dir.is_dir() {
+        return Err(Error::Config(ConfigError::Option {
+            given: dir.display().to_string(),
+            problem: "is not a folder".to_owned(),
+        }));
+    }
+    let trash = dir.join(store::trash::DIR);
+    let fail = |e: std::io::Error| Error::Trash {
+        dir: trash.display().to_string(),
+        problem: e.to_string(),
+    };
+    match command {
+        config::TrashCommand::List => {
+            let folders = store::trash::list(dir).map_err(fail)?;
+            print(&report::dry_run::render_trash(dir, &folders));
+        }
+        config::TrashCommand::Empty => {
+            // Held while the trash goes, so no run moves an image in meanwhile.
+            let _lock = Destination::open(dir)?;
+            let (files, bytes) = store::trash::empty(dir).map_err(fail)?;
+            let text = if files == 0 {
+                format!("{} is empty: nothing to delete.", trash.display())
+            } else {
+                format!(
+                    "Deleted {} with {files} file(s), {}.",
+                    trash.display(),
+                    units::human_bytes(bytes)
+                )
+            };
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    }
+    Ok(())
 }
 
 /// A run, dry or real.
@@ -227,7 +269,8 @@ async fn make_images(
         }
     }
     let dir = config.dst_dir.display().to_string();
-    let manifest = open_manifest(config, &plan, &survey, &destination, &reporter)?;
+    let trash = Arc::new(Trash::new(&config.dst_dir));
+    let manifest = open_manifest(config, &plan, &survey, &destination, &trash, &reporter)?;
     let models = config.model_names().join(", ");
     reporter.event(Event::Planned {
         to_make: survey.to_make(),
@@ -239,24 +282,32 @@ async fn make_images(
 
     let context = Arc::new(Context {
         service: clients,
-        sink: Sink::new(destination, manifest, config.max_cost),
+        sink: Sink::new(destination, manifest, config.max_cost).with_trash(trash.clone()),
         reporter: reporter.clone(),
         jobs: config.jobs,
         retry: config.retry,
         ipm: config.ipm,
         max_wait: config.max_wait,
     });
-    let summary = engine::live::execute(&plan, &survey, context, stop).await;
-    Ok(finish_run(config, &plan, &survey, summary, &reporter))
+    let summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
+    Ok(finish_run(
+        config,
+        &plan,
+        &survey,
+        summary,
+        &context.sink,
+        &reporter,
+    ))
 }
 
 /// The destination's manifest, open for appending; with `--from-scratch`, first the run's
-/// earlier images and their records removed.
+/// earlier images and their records moved to the trash.
 fn open_manifest(
     config: &Config,
     plan: &Plan,
     survey: &plan::Survey,
     destination: &Destination,
+    trash: &Trash,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Manifest, Error> {
     let manifest_error = |source| OutputError::Manifest {
@@ -270,26 +321,41 @@ fn open_manifest(
     if config.existing == Existing::Remove {
         // Read before anything goes: whose each record's image is.
         let history = store::manifest::History::read(&config.dst_dir).map_err(manifest_error)?;
-        let count = destination.remove(&survey.removals)?;
-        let records = Manifest::reset(destination, |file| plan.owns(file, &history))
-            .map_err(manifest_error)?;
-        reporter.event(Event::Removed {
-            count,
+        // The images first, then their records: each is always in one of the two
+        // manifests (see `store::trash`).
+        let files = trash
+            .move_files(&survey.removals)
+            .map_err(|(file, source)| OutputError::Trash {
+                path: config.dst_dir.join(file).display().to_string(),
+                source,
+            })?;
+        let records = Manifest::reset(
+            destination,
+            |file| plan.owns(file, &history),
+            |lines| trash.add_records(lines),
+        )
+        .map_err(manifest_error)?;
+        reporter.event(Event::Trashed {
+            files,
             records,
             dir: &config.dst_dir.display().to_string(),
+            folder: trash.report().map(|t| t.folder).as_deref(),
         });
     }
     Ok(Manifest::open(destination).map_err(manifest_error)?)
 }
 
-/// The end of a run, live or batch: the gallery, the closing summary, `--json`.
+/// The end of a run, live or batch: the records of replaced images out of the manifest,
+/// the gallery, the closing summary, `--json`.
 fn finish_run(
     config: &Config,
     plan: &Plan,
     survey: &plan::Survey,
-    summary: outcome::Summary,
+    mut summary: outcome::Summary,
+    sink: &Sink,
     reporter: &Arc<dyn Reporter>,
 ) -> Outcome {
+    settle_trash(sink, &mut summary, reporter);
     if config.gallery {
         write_gallery(&config.dst_dir, reporter);
     }
@@ -307,6 +373,22 @@ fn finish_run(
         print_json(&doc);
     }
     outcome
+}
+
+/// Once the run has written its last record: the records of the images it replaced leave
+/// the manifest (they are in the trash's), and the summary says what went to the trash.
+fn settle_trash(sink: &Sink, summary: &mut outcome::Summary, reporter: &Arc<dyn Reporter>) {
+    if let Err(e) = sink.settle() {
+        // They are in both manifests: the trash's copy is whole, and the live ones are
+        // older than the records that replaced them.
+        reporter.event(Event::Warning {
+            text: &format!(
+                "could not take the replaced images' records out of {}: {e}",
+                sink.manifest().path().display()
+            ),
+        });
+    }
+    summary.trashed = sink.trash().report().map(Box::new);
 }
 
 /// Writes the destination's gallery. The images are safe whatever happens here: a gallery
@@ -360,11 +442,12 @@ async fn make_batch(
     // On disk before this run: the summary's "already there".
     let on_disk = (0..plan.jobs.len()).filter(|&i| !survey.is_todo(i)).count();
     let dir = config.dst_dir.display().to_string();
-    let manifest = open_manifest(config, &plan, &survey, &destination, &reporter)?;
+    let trash = Arc::new(Trash::new(&config.dst_dir));
+    let manifest = open_manifest(config, &plan, &survey, &destination, &trash, &reporter)?;
     let batcher = engine::batch::Batcher {
         apis: clients.batch_apis(),
         clients,
-        sink: Arc::new(Sink::new(destination, manifest, None)),
+        sink: Arc::new(Sink::new(destination, manifest, None).with_trash(trash.clone())),
         reporter: reporter.clone(),
         poll: config.poll_interval,
     };
@@ -463,7 +546,14 @@ async fn make_batch(
     // (said above), nor those this run collected (counted as made).
     summary.skipped = on_disk;
     summary.elapsed = started.elapsed();
-    Ok(finish_run(config, &plan, &survey, summary, &reporter))
+    Ok(finish_run(
+        config,
+        &plan,
+        &survey,
+        summary,
+        &batcher.sink,
+        &reporter,
+    ))
 }
 
 /// `genimg batch status|collect|cancel DIR`.
@@ -592,6 +682,7 @@ async fn batch_command(
         });
     }
     summary.elapsed = started.elapsed();
+    settle_trash(&batcher.sink, &mut summary, &reporter);
     if !summary.made.is_empty() || !summary.failed.is_empty() {
         write_gallery(&batch.dir, &reporter);
     }

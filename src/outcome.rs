@@ -135,6 +135,23 @@ pub struct Summary {
     /// `--max-cost`, when the run stopped starting requests to stay within it.
     pub budget_stop: Option<f64>,
     pub elapsed: Duration,
+    /// The old images the run moved to the trash rather than delete or replace them.
+    pub trashed: Option<Box<Trashed>>,
+}
+
+/// What a run put in the trash (`DIR/.genimg/trash/<time>/`): the images `--from-scratch`
+/// moved there, and those a new image replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Trashed {
+    /// Relative to the folder: as they were in the destination, but for a name taken twice.
+    pub files: Vec<String>,
+    /// Manifest records moved with them, into the folder's own `genimg.jsonl`.
+    pub records: usize,
+    /// The run's folder in the trash.
+    pub folder: String,
+    /// The destination, for the command that empties the trash.
+    #[serde(skip)]
+    pub dst_dir: String,
 }
 
 /// A signal that stops a run the way Ctrl-C does: the first lets the requests in flight

@@ -77,7 +77,7 @@ impl Plan {
             from_file: matches!(config.source, PromptSource::File(_)) || config.named,
             image_digits: digits(config.max_count() as usize),
             prompt_digits: digits(config.prompts.len()),
-            // Only the prompts this run is for: --from-scratch removes nothing of the others.
+            // Only the prompts this run is for: --from-scratch moves nothing of the others.
             names: config
                 .prompts
                 .iter()
@@ -440,7 +440,7 @@ pub struct Survey {
     /// Per job, what is on disk under its name.
     pub found: Vec<Found>,
     pub existing: Existing,
-    /// Files `--from-scratch` removes first.
+    /// Files `--from-scratch` moves to the trash first.
     pub removals: Vec<String>,
     /// Per job: the name its file already has, where it differs from the planned one (its
     /// numbers were written narrower, before a count passed 99). See [`Plan::adopt`].
@@ -500,6 +500,21 @@ impl Survey {
 
     pub fn to_make(&self) -> usize {
         (0..self.found.len()).filter(|i| self.is_todo(*i)).count()
+    }
+
+    /// The files this run's new images would take the names of (`--overwrite`,
+    /// `--remake-stale`): each old one goes to the trash as its new image is saved.
+    pub fn replaced<'p>(&self, plan: &'p Plan) -> Vec<&'p str> {
+        plan.jobs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| {
+                self.is_todo(i)
+                    && self.found[i] != Found::Missing
+                    && self.kept.get(i).is_none_or(Option::is_none)
+            })
+            .map(|(_, job)| job.file_name.as_str())
+            .collect()
     }
 
     /// The images kept although their request changed.

@@ -137,13 +137,13 @@ impl Loaded {
 }
 
 /// Keys a config file may not hold: each would act on every run, where a user means it once
-/// (deleting or remaking images, sending nothing), or keep a secret in a file the user may
+/// (moving images to the trash or remaking them, sending nothing), or keep a secret in a file the user may
 /// share. With why, and what to use instead.
 const REFUSED_KEYS: &[(&str, &str, &str)] = &[
     (
         "from-scratch",
         "from_scratch",
-        "it would delete images on every run; pass --from-scratch when you mean it",
+        "it would move images to the trash on every run; pass --from-scratch when you mean it",
     ),
     (
         "overwrite",

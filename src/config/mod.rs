@@ -43,9 +43,11 @@ pub enum Existing {
     /// Keep them; make only the missing ones (the default: a re-run resumes).
     #[default]
     Keep,
-    /// Make them again (`--overwrite`); each is replaced only once its new image is saved.
+    /// Make them again (`--overwrite`); each goes to the trash only once its new image is
+    /// about to take its name.
     Overwrite,
-    /// Delete this run's earlier images and their manifest records first (`--from-scratch`).
+    /// Move this run's earlier images and their manifest records to the trash first
+    /// (`--from-scratch`).
     Remove,
     /// Make again only the images whose request changed since (`--remake-stale`).
     RemakeStale,
@@ -70,6 +72,18 @@ pub enum Invocation {
     Man,
     /// `genimg batch status|collect|cancel DIR`.
     Batch(Box<BatchConfig>),
+    /// `genimg trash list|empty DIR`.
+    Trash {
+        dir: PathBuf,
+        command: TrashCommand,
+    },
+}
+
+/// What `genimg trash` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrashCommand {
+    List,
+    Empty,
 }
 
 /// What `genimg batch` was asked, and how to reach the service.
@@ -116,6 +130,16 @@ impl Invocation {
             Some(Command::Gallery { dir }) => Invocation::Gallery { dir },
             Some(Command::Completions { shell }) => Invocation::Completions { shell },
             Some(Command::Man) => Invocation::Man,
+            Some(Command::Trash { action }) => match action {
+                crate::cli::TrashAction::List { dir } => Invocation::Trash {
+                    dir,
+                    command: TrashCommand::List,
+                },
+                crate::cli::TrashAction::Empty { dir } => Invocation::Trash {
+                    dir,
+                    command: TrashCommand::Empty,
+                },
+            },
             Some(Command::Batch { action }) => {
                 Invocation::Batch(Box::new(BatchConfig::from_action(action, env)?))
             }

@@ -26,11 +26,13 @@ pub enum Event<'a> {
         dir: &'a str,
         jobs: usize,
     },
-    /// `--from-scratch` removed earlier images, and their records from the manifest.
-    Removed {
-        count: usize,
+    /// `--from-scratch` moved earlier images, and their records from the manifest, to the
+    /// run's folder in the trash (`None` when there was nothing to move).
+    Trashed {
+        files: usize,
         records: usize,
         dir: &'a str,
+        folder: Option<&'a str>,
     },
     Started {
         job: &'a Job,
@@ -230,17 +232,21 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             };
             (Normal, text)
         }
-        Event::Removed {
-            count,
+        Event::Trashed {
+            files,
             records,
             dir,
+            folder,
         } => (
             Normal,
-            format!(
-                "--from-scratch: removed {count} earlier image(s) from {dir} and {records} \
-                 record(s) from its {}.",
-                manifest::FILE_NAME
-            ),
+            match folder {
+                Some(folder) => format!(
+                    "--from-scratch: moved {files} earlier image(s) from {dir}, and {records} \
+                     record(s) from its {}, to {folder}/.",
+                    manifest::FILE_NAME
+                ),
+                None => format!("--from-scratch: no earlier image of these prompts in {dir}."),
+            },
         ),
         Event::Started { job } => (Verbose, format!("started {}", job.file_name)),
         Event::Sending { .. } => return None,
@@ -511,6 +517,9 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
             lines.push(format!("  ... and {} more", s.stale.len() - LISTED));
         }
     }
+    if normal && let Some(trashed) = &s.trashed {
+        lines.push(trash_line(trashed));
+    }
     if let Some(max) = s.budget_stop {
         let totals = s.totals();
         let made: f64 = s.made.iter().filter_map(|m| m.cost).sum::<f64>() + 0.0;
@@ -593,6 +602,19 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
         ));
     }
     lines.join("\n")
+}
+
+/// What went to the trash, and how to empty it: `Moved 28 old image(s) to
+/// images/.genimg/trash/2026-12-02T031500Z/ (`genimg trash empty images` deletes them).`
+pub fn trash_line(t: &crate::outcome::Trashed) -> String {
+    let what = match t.files.len() {
+        0 => format!("{} old record(s) of {}", t.records, manifest::FILE_NAME),
+        n => format!("{n} old image(s)"),
+    };
+    format!(
+        "Moved {what} to {}/ (`genimg trash empty {}` deletes them).",
+        t.folder, t.dst_dir
+    )
 }
 
 /// `batch_1: in_progress, 3 of 10 done, 1 failed, created 2m 00s ago, 23h 58m left`.

@@ -37,15 +37,34 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         config.model_names().join(", "),
         config.jobs,
     );
+    let trash = plan.dst_dir.join(crate::store::trash::DIR);
     if !survey.removals.is_empty() {
         let _ = writeln!(
             out,
-            "\n--from-scratch would first remove {} file(s) from {dir}, and their records from \
-             its {}:",
+            "\n--from-scratch would first move {} file(s) from {dir}, and their records from \
+             its {}, to {}/:",
             survey.removals.len(),
-            manifest::FILE_NAME
+            manifest::FILE_NAME,
+            trash.display()
         );
         for name in &survey.removals {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
+    let replaced = survey.replaced(plan);
+    if !replaced.is_empty() {
+        let flag = match survey.existing {
+            crate::config::Existing::RemakeStale => "--remake-stale",
+            _ => "--overwrite",
+        };
+        let _ = writeln!(
+            out,
+            "\n{flag} would make {} image(s) already there again; each old one would go to \
+             {}/ once its new image is saved:",
+            replaced.len(),
+            trash.display()
+        );
+        for name in replaced {
             let _ = writeln!(out, "  {name}");
         }
     }
@@ -215,6 +234,35 @@ pub fn render_ledger(dir: &std::path::Path, entries: &[crate::store::batches::En
                 .map_or_else(|| "an unknown price".to_owned(), usd),
         );
     }
+    out
+}
+
+/// The text of `genimg trash list`: each run's folder in the trash of `dir`, with its files
+/// (their manifest included) and their size, by `(folder, files, bytes)`.
+pub fn render_trash(dir: &std::path::Path, folders: &[(String, u64, u64)]) -> String {
+    let trash = dir.join(crate::store::trash::DIR);
+    let mut out = String::new();
+    if folders.is_empty() {
+        let _ = writeln!(out, "{} is empty.", trash.display());
+        return out;
+    }
+    let _ = writeln!(out, "{}:", trash.display());
+    let width = folders.iter().map(|f| f.0.len()).max().unwrap_or(0);
+    for (name, files, bytes) in folders {
+        let _ = writeln!(
+            out,
+            "  {name:<width$}  {files:>5} file(s)  {:>8}",
+            crate::units::human_bytes(*bytes)
+        );
+    }
+    let files: u64 = folders.iter().map(|f| f.1).sum();
+    let bytes: u64 = folders.iter().map(|f| f.2).sum();
+    let _ = writeln!(
+        out,
+        "Total: {files} file(s), {}; `genimg trash empty {}` deletes them.",
+        crate::units::human_bytes(bytes),
+        dir.display()
+    );
     out
 }
 

@@ -6,8 +6,13 @@
 //!  "dst_dir": "images", "models": ["gpt-image-2"],
 //!  "totals": {"planned": 4, "made": 2, "failed": 1, "skipped": 1, ...},
 //!  "images": [{"file": "image.fox.01.hd.png", "path": "images/image.fox.01.hd.png",
-//!              "prompt": "fox", "index": 1, "status": "made", ...}, ...]}
+//!              "prompt": "fox", "index": 1, "status": "made", ...}, ...],
+//!  "trash": {"moved": 2, "records": 2, "folder": "images/.genimg/trash/2026-...Z",
+//!            "files": ["image.fox.01.hd.png", ...]}}
 //! ```
+//!
+//! `trash` is there only when old images went to the trash (or, in a dry run, would go:
+//! `{"would_move": 2, "files": [...]}`).
 
 use std::collections::HashMap;
 
@@ -45,6 +50,26 @@ pub struct Document<'a> {
     images: Vec<Image<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stopped: Option<Stopped<'a>>,
+    /// What went to the trash, or would in a dry run; absent when nothing does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trash: Option<TrashDoc<'a>>,
+}
+
+/// The old images a run moved to the trash (`moved`, with `folder`), or that a dry run
+/// would move (`would_move`): paths relative to the folder, or to the destination.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum TrashDoc<'a> {
+    Moved {
+        moved: usize,
+        records: usize,
+        folder: &'a str,
+        files: &'a [String],
+    },
+    WouldMove {
+        would_move: usize,
+        files: Vec<&'a str>,
+    },
 }
 
 /// What the plan and the destination say, and, after a real run, the run's own figures.
@@ -202,6 +227,34 @@ pub fn document<'a>(
             error: &stop.error,
             advice: stop.fatal.advice(),
         }),
+        trash: trash_doc(plan, survey, summary),
+    }
+}
+
+fn trash_doc<'a>(
+    plan: &'a Plan,
+    survey: &'a Survey,
+    summary: Option<&'a Summary>,
+) -> Option<TrashDoc<'a>> {
+    match summary {
+        Some(s) => s.trashed.as_ref().map(|t| TrashDoc::Moved {
+            moved: t.files.len(),
+            records: t.records,
+            folder: &t.folder,
+            files: &t.files,
+        }),
+        None => {
+            let files: Vec<&str> = survey
+                .removals
+                .iter()
+                .map(String::as_str)
+                .chain(survey.replaced(plan))
+                .collect();
+            (!files.is_empty()).then_some(TrashDoc::WouldMove {
+                would_move: files.len(),
+                files,
+            })
+        }
     }
 }
 

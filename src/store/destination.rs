@@ -49,8 +49,8 @@ pub enum OutputError {
         holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
     )]
     Locked { path: String, holder: Option<u32> },
-    #[error("--from-scratch: cannot remove {path}: {source}")]
-    Remove { path: String, source: io::Error },
+    #[error("--from-scratch: cannot move {path} to the trash: {source}")]
+    Trash { path: String, source: io::Error },
     #[error("{path}: cannot read or write the manifest: {source}")]
     Manifest { path: String, source: io::Error },
 }
@@ -134,28 +134,6 @@ impl Destination {
             })?;
         }
         atomic::write(&path, bytes, Exists::Keep)
-    }
-
-    /// Deletes files by name, for `--from-scratch`; returns how many it removed.
-    pub fn remove(&self, names: &[String]) -> Result<usize, OutputError> {
-        let mut removed = 0;
-        for name in names {
-            let path = self.dir.join(name);
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(OutputError::Remove {
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
-            }
-        }
-        if removed > 0 {
-            atomic::sync_dir(&self.dir);
-        }
-        Ok(removed)
     }
 }
 
@@ -517,14 +495,5 @@ mod tests {
             )
         );
         assert!(!target.exists(), "nothing is created where the link points");
-    }
-
-    #[test]
-    fn remove_ignores_files_already_gone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = Destination::open(tmp.path()).unwrap();
-        fs::write(tmp.path().join("a.png"), b"").unwrap();
-        assert_eq!(d.remove(&["a.png".into(), "b.png".into()]).unwrap(), 1);
-        assert_eq!(names_in(tmp.path()), [LOCK_FILE]);
     }
 }

@@ -7,9 +7,10 @@
 //! another name than planned. It also keeps what the
 //! service said — revised prompt, usage, request id — and the image's sha256.
 //!
-//! Lines are only ever appended, by the run that holds the destination's lock. A run killed
-//! in the middle of a line leaves a torn last line; readers skip lines they cannot parse,
-//! and the next run starts its first line on a fresh one.
+//! Lines are appended, by the run that holds the destination's lock. A run killed in the
+//! middle of a line leaves a torn last line; readers skip lines they cannot parse, and the
+//! next run starts its first line on a fresh one. Lines leave only for the trash (see
+//! `store::trash`), in one atomic rewrite, once the trash's manifest has them.
 
 use std::collections::HashMap;
 
@@ -214,6 +215,8 @@ pub fn now() -> String {
 pub struct Manifest {
     path: PathBuf,
     file: Mutex<File>,
+    /// Its length when opened: earlier runs' lines.
+    prior: u64,
 }
 
 impl Manifest {
@@ -227,18 +230,20 @@ impl Manifest {
             .create(true)
             .open(&path)?;
         // A run killed mid-line leaves a torn line: start ours on a fresh one.
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8];
             file.seek(SeekFrom::Start(len - 1))?;
             file.read_exact(&mut last)?;
             if last[0] != b'\n' {
                 file.write_all(b"\n")?;
+                len += 1;
             }
         }
         Ok(Manifest {
             path,
             file: Mutex::new(file),
+            prior: len,
         })
     }
 
@@ -255,10 +260,42 @@ impl Manifest {
         file.flush()
     }
 
+    /// Drops the lines at `ranges` (with their newlines) from the manifest, in one atomic
+    /// rewrite, appends waiting meanwhile: then appends go on in the new file.
+    pub fn drop_ranges(&self, ranges: Vec<std::ops::Range<u64>>) -> io::Result<()> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let text = std::fs::read(&self.path)?;
+        crate::store::atomic::write(
+            &self.path,
+            &without_ranges(&text, ranges),
+            crate::store::atomic::Exists::Replace,
+        )?;
+        *file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        Ok(())
+    }
+
+    /// How long the manifest was when this run opened it: the lines before are earlier
+    /// runs'.
+    pub fn prior(&self) -> u64 {
+        self.prior
+    }
+
     /// Rewrites the manifest of `destination` without the records `drop` picks by their file
-    /// or the file they were planned as, atomically,
-    /// for `--from-scratch`. Lines that cannot be read go too. Returns how many lines went.
-    pub fn reset(destination: &Destination, drop: impl Fn(&str) -> bool) -> io::Result<usize> {
+    /// or the file they were planned as, atomically, for `--from-scratch`. Lines that cannot
+    /// be read go too. `keep` is given the lines that go (each without its newline) before
+    /// the manifest changes, to keep them elsewhere; if it fails, nothing changes. Returns
+    /// how many lines went.
+    pub fn reset(
+        destination: &Destination,
+        drop: impl Fn(&str) -> bool,
+        keep: impl FnOnce(&[Vec<u8>]) -> io::Result<()>,
+    ) -> io::Result<usize> {
         let path = destination.dir().join(FILE_NAME);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -266,22 +303,52 @@ impl Manifest {
             Err(e) => return Err(e),
         };
         let mut kept = Vec::new();
-        let mut dropped = 0;
-        let unreadable = read_lines(BufReader::new(file), |seen: Seen, line| {
+        let mut dropped = Vec::new();
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
             // An image kept under another name than planned goes with its planned name's.
-            if drop(&seen.file) || seen.planned_file.as_deref().is_some_and(&drop) {
-                dropped += 1;
+            let goes = match serde_json::from_slice::<Seen>(&line) {
+                Ok(seen) => drop(&seen.file) || seen.planned_file.as_deref().is_some_and(&drop),
+                Err(_) => true,
+            };
+            if goes {
+                dropped.push(line);
             } else {
-                kept.extend_from_slice(line);
+                kept.extend_from_slice(&line);
                 kept.push(b'\n');
             }
-        })?;
-        dropped += unreadable;
-        if dropped > 0 {
+        }
+        if !dropped.is_empty() {
+            keep(&dropped)?;
             destination.write_atomic(FILE_NAME, &kept)?;
         }
-        Ok(dropped)
+        Ok(dropped.len())
     }
+}
+
+/// `text` without the bytes at `ranges`, each taking the newline after it along; ranges
+/// that overlap an earlier one or run past the end are passed over.
+pub fn without_ranges(text: &[u8], mut ranges: Vec<std::ops::Range<u64>>) -> Vec<u8> {
+    ranges.sort_by_key(|r| r.start);
+    let mut kept = Vec::with_capacity(text.len());
+    let mut at = 0usize;
+    for range in ranges {
+        let (start, end) = (range.start as usize, range.end as usize);
+        if start < at || end > text.len() {
+            continue;
+        }
+        kept.extend_from_slice(&text[at..start]);
+        at = if text.get(end) == Some(&b'\n') {
+            end + 1
+        } else {
+            end
+        };
+    }
+    kept.extend_from_slice(&text[at..]);
+    kept
 }
 
 /// What a resume needs from a line; the rest of it is ignored.
@@ -631,10 +698,56 @@ mod tests {
         m.append(&record("ours.png", "h1", Status::Made)).unwrap();
         m.append(&record("theirs.png", "h2", Status::Made)).unwrap();
         drop(m);
-        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 1);
+        let mut went = Vec::new();
+        let count = Manifest::reset(
+            &d,
+            |f| f == "ours.png",
+            |lines| {
+                went = lines.to_vec();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(count, 1);
+        let went: Record = serde_json::from_slice(&went[0]).unwrap();
+        assert_eq!(
+            went.file, "ours.png",
+            "the line that goes is handed over whole"
+        );
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.made_from("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));
+    }
+
+    #[test]
+    fn a_reset_whose_lines_cannot_be_kept_elsewhere_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        let m = Manifest::open(&d).unwrap();
+        m.append(&record("ours.png", "h1", Status::Made)).unwrap();
+        drop(m);
+        let before = fs::read(tmp.path().join(FILE_NAME)).unwrap();
+        let err = Manifest::reset(&d, |_| true, |_| Err(io::Error::other("no room"))).unwrap_err();
+        assert_eq!(err.to_string(), "no room");
+        assert_eq!(fs::read(tmp.path().join(FILE_NAME)).unwrap(), before);
+    }
+
+    #[test]
+    fn dropped_ranges_leave_in_one_rewrite_and_appends_go_on_in_the_new_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Destination::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join(FILE_NAME), "one\ntwo\nthree").unwrap();
+        let m = Manifest::open(&d).unwrap();
+        assert_eq!(m.prior(), "one\ntwo\nthree\n".len() as u64);
+        m.drop_ranges(vec![4..7, 0..3]).unwrap();
+        m.append(&record("a.png", "h1", Status::Made)).unwrap();
+        let text = fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap();
+        assert!(text.starts_with("three\n{"), "{text}");
+        assert_eq!(
+            History::read(tmp.path()).unwrap().made_from("a.png"),
+            Some("h1")
+        );
+        assert_eq!(without_ranges(b"a\nb", vec![2..3, 0..1, 0..9]), b"");
     }
 
     #[test]
@@ -660,7 +773,10 @@ mod tests {
         assert_eq!(History::read(tmp.path()).unwrap().kept_as("ours.png"), None);
         m.append(&kept).unwrap();
         drop(m);
-        assert_eq!(Manifest::reset(&d, |f| f == "ours.png").unwrap(), 2);
+        assert_eq!(
+            Manifest::reset(&d, |f| f == "ours.png", |_| Ok(())).unwrap(),
+            2
+        );
         let h = History::read(tmp.path()).unwrap();
         assert_eq!(h.kept_as("ours.png"), None);
         assert_eq!(h.made_from("theirs.png"), Some("h2"));

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod destination;
 pub mod manifest;
 pub mod sink;
+pub mod trash;
 
 pub use destination::{Destination, OutputError, survey};
 

@@ -6,15 +6,17 @@
 //! they are; bytes that are no image genimg recognises are kept under
 //! `.genimg/unrecognised/`. If the destination will not take them, they are rescued to a
 //! folder of their own outside it. Either way the record says where they are, so nothing
-//! paid for is lost and nothing is bought twice.
+//! paid for is lost and nothing is bought twice. An image a new one replaces goes to the
+//! trash (see [`super::trash`]) just before the new one takes its name.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::atomic::{self, Exists};
 use super::destination::Destination;
 use super::manifest::{self, Manifest, Record, Status};
+use super::trash::Trash;
 use crate::format::ImageFormat;
 use crate::units::sha256_hex;
 
@@ -171,16 +173,31 @@ pub struct Sink {
     budget: Option<Budget>,
     /// Folders tried in turn for an image the destination will not take.
     rescue_roots: Vec<PathBuf>,
+    /// Where an image goes when a new one takes its name.
+    trash: Arc<Trash>,
 }
 
 impl Sink {
     pub fn new(destination: Destination, manifest: Manifest, max_cost: Option<f64>) -> Sink {
+        let trash = Arc::new(Trash::new(destination.dir()));
         Sink {
             destination,
             manifest,
             budget: max_cost.map(Budget::new),
             rescue_roots: rescue_roots(),
+            trash,
         }
+    }
+
+    /// Replaced images go to `trash`: the run's, which `--from-scratch` may have used
+    /// already.
+    pub fn with_trash(mut self, trash: Arc<Trash>) -> Sink {
+        self.trash = trash;
+        self
+    }
+
+    pub fn trash(&self) -> &Arc<Trash> {
+        &self.trash
     }
 
     /// Rescues go to these folders, in turn, rather than the system's.
@@ -228,9 +245,7 @@ impl Sink {
         // The name the bytes are kept under: what they are decides its extension.
         let (written, name) = match received {
             Received::Asked(_) => (
-                self.destination
-                    .write_atomic(planned, bytes)
-                    .map(|_| planned.to_owned()),
+                self.replace(planned, bytes).map(|_| planned.to_owned()),
                 planned.to_owned(),
             ),
             Received::Other(format) => (
@@ -271,6 +286,33 @@ impl Sink {
                 Err(not_kept)
             }
         }
+    }
+
+    /// Writes `bytes` under `planned`, an image already there going to the trash first: it
+    /// is linked there, so that it is in place or in the trash whenever the process dies,
+    /// and the new image is then renamed over its name. If it cannot go to the trash, the
+    /// new image is not written there (the caller rescues it) and the old one stays.
+    fn replace(&self, planned: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        let replaced = self
+            .trash
+            .keep_replaced(planned, self.manifest.path(), self.manifest.prior())
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("the image already there could not go to the trash: {e}"),
+                )
+            })?;
+        let path = self.destination.write_atomic(planned, bytes)?;
+        if let Some(replaced) = replaced {
+            self.trash.replaced(replaced);
+        }
+        Ok(path)
+    }
+
+    /// Once the run has kept its last image: the records of the images it replaced leave
+    /// the manifest (the trash's has them).
+    pub fn settle(&self) -> io::Result<()> {
+        self.manifest.drop_ranges(self.trash.take_copied())
     }
 
     /// Appends the record of an image that was not made.

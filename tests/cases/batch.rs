@@ -1629,3 +1629,55 @@ fn an_input_over_190_mb_is_split_into_batches() {
     assert_eq!(image_files(&ws), all);
     assert_bought_once(&ws, &server, &all);
 }
+
+/// An image a collected batch replaces (`--overwrite --no-wait`, then `genimg batch collect`)
+/// goes to the trash, byte for byte, with its records, which leave the live manifest.
+#[test]
+fn a_collect_sends_the_images_it_replaces_to_the_trash() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    assert_code(&batch_run(&ws, &server, 1, &[]), 0);
+    let names = names(&[("fox", 1), ("owl", 1)]);
+    let old: Vec<Vec<u8>> = names.iter().map(|n| ws.read(&format!("out/{n}"))).collect();
+    let old_records = ws.manifest("out");
+    assert_eq!(old_records.len(), 2);
+    assert_code(
+        &batch_run(&ws, &server, 1, &["--overwrite", "--no-wait"]),
+        0,
+    );
+    assert!(
+        !ws.join("out/.genimg/trash").exists(),
+        "nothing replaced yet"
+    );
+
+    let run = batch_command(
+        &ws,
+        &server,
+        "collect",
+        &["--wait", "--poll-interval", "0.05"],
+    );
+    assert_code(&run, 0);
+    assert_eq!(creations(&server), 2);
+    let trash = ws.only_trash("out");
+    for (name, bytes) in names.iter().zip(&old) {
+        assert_eq!(ws.read(&format!("{trash}/{name}")), *bytes, "{name}");
+        assert_ne!(ws.read(&format!("out/{name}")), *bytes, "{name} is new");
+    }
+    let by_file = |mut records: Vec<Value>| {
+        records.sort_by_key(|r| r["file"].as_str().unwrap().to_owned());
+        records
+    };
+    assert_eq!(by_file(ws.manifest(&trash)), by_file(old_records.clone()));
+    let records = ws.manifest("out");
+    assert!(
+        records.iter().all(|r| !old_records.contains(r)),
+        "{records:#?}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Moved 2 old image(s) to {trash}/")),
+        "{}",
+        run.stderr
+    );
+}

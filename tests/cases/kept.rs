@@ -819,7 +819,7 @@ fn an_image_kept_in_another_format_is_found_again_when_its_number_widens() {
 }
 
 #[test]
-fn from_scratch_removes_the_images_kept_under_other_names_too() {
+fn from_scratch_moves_the_images_kept_under_other_names_too() {
     let server = scripted(|i| {
         if i.prompt.contains("junk") {
             answer(&STANDARD.encode(b"no image at all"), None)
@@ -841,10 +841,11 @@ fn from_scratch_removes_the_images_kept_under_other_names_too() {
         ws.all_files("out/.genimg/unrecognised"),
         ["image_01_hd.bin", "image_01_hd~2.bin"]
     );
+    let old_records = ws.manifest("out");
     let scratch = run(&["--from-scratch"]);
     assert_code(&scratch, 0);
     assert!(
-        scratch.stderr.contains("removed 2 earlier image(s)"),
+        scratch.stderr.contains("moved 2 earlier image(s)"),
         "{}",
         scratch.stderr
     );
@@ -856,4 +857,15 @@ fn from_scratch_removes_the_images_kept_under_other_names_too() {
     assert!(kept.is_dir());
     let records = ws.manifest("out");
     assert_eq!(records.len(), 1, "{records:#?}");
+    // The two kept before are in the trash, at the same place in it, with their records.
+    let trash = ws.only_trash("out");
+    assert_eq!(
+        ws.all_files(&format!("{trash}/.genimg/unrecognised")),
+        ["image_01_hd.bin", "image_01_hd~2.bin"]
+    );
+    for name in ["image_01_hd.bin", "image_01_hd~2.bin"] {
+        let bytes = ws.read(&format!("{trash}/.genimg/unrecognised/{name}"));
+        assert_eq!(bytes, b"no image at all");
+    }
+    assert_eq!(ws.manifest(&trash), old_records);
 }

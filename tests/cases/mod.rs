@@ -22,3 +22,4 @@ mod retries;
 mod seed_examples;
 mod signals;
 mod stops;
+mod trash;

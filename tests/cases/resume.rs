@@ -164,18 +164,36 @@ fn from_scratch_resets_the_manifest_for_these_prompts_only() {
         assert_code(&run, 0);
     }
     assert_eq!(ws.manifest("out").len(), 4);
+    let old_records: Vec<Value> = ws
+        .manifest("out")
+        .into_iter()
+        .filter(|r| r["prompt"] == "fox")
+        .collect();
 
     let run = genimg(&ws, Some(&server))
         .args(["--input", "p.txt", "-o", "out", "-n", "2", "--from_scratch"])
         .run();
     assert_code(&run, 0);
+    let trash = ws.only_trash("out");
     assert!(
-        run.stderr
-            .contains("--from-scratch: removed 2 earlier image(s) from out and 2 record(s) from its genimg.jsonl."),
+        run.stderr.contains(&format!(
+            "--from-scratch: moved 2 earlier image(s) from out, and 2 record(s) from its \
+             genimg.jsonl, to {trash}/."
+        )),
         "{}",
         run.stderr
     );
     assert_eq!(server.image_requests().len(), 6);
+    // The records that left the manifest are the trash's, as they were.
+    assert_eq!(ws.manifest(&trash), old_records);
+    for r in &old_records {
+        let bytes = ws.read(&format!("{trash}/{}", r["file"].as_str().unwrap()));
+        assert_eq!(
+            r["sha256"],
+            sha256_hex(&bytes),
+            "the old image, byte for byte"
+        );
+    }
     let records = ws.manifest("out");
     let fox: Vec<&Value> = records.iter().filter(|r| r["prompt"] == "fox").collect();
     let owl: Vec<&Value> = records.iter().filter(|r| r["prompt"] == "owl").collect();
@@ -497,7 +515,8 @@ fn one_off_prompts_never_touch_another_prompts_images() {
     assert_code(&make(&["an astronaut", "-o", "a", "-n", "2"]), 0);
     assert_code(&make(&["a red fox", "-o", "a", "-n", "2"]), 0);
     let astronaut = ws.read("a/image_01_hd.png");
-    // --from-scratch: the fox's own, and only them.
+    let old_fox = [ws.read("a/image_03_hd.png"), ws.read("a/image_04_hd.png")];
+    // --from-scratch: the fox's own, and only them, go to the trash.
     let scratch = make(&["a red fox", "-o", "a", "-n", "2", "--from-scratch"]);
     assert_code(&scratch, 0);
     assert_eq!(
@@ -506,7 +525,29 @@ fn one_off_prompts_never_touch_another_prompts_images() {
         "{}",
         scratch.stderr
     );
-    assert_eq!(ws.files("a").len(), 4);
+    assert_eq!(
+        ws.files("a"),
+        [
+            ".genimg",
+            "image_01_hd.png",
+            "image_02_hd.png",
+            "image_03_hd.png",
+            "image_04_hd.png"
+        ]
+    );
+    let trash = ws.only_trash("a");
+    assert_eq!(
+        ws.files(&trash),
+        ["image_03_hd.png", "image_04_hd.png"],
+        "the fox's own, and not the astronaut's"
+    );
+    assert_eq!(
+        [
+            ws.read(&format!("{trash}/image_03_hd.png")),
+            ws.read(&format!("{trash}/image_04_hd.png"))
+        ],
+        old_fox
+    );
     // Its own numbers are reused once the others are gone: nothing bought.
     std::fs::remove_file(ws.join("a/image_01_hd.png")).unwrap();
     std::fs::remove_file(ws.join("a/image_02_hd.png")).unwrap();

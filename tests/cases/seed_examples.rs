@@ -178,8 +178,10 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     );
 }
 
+/// `--from-scratch` moves genimg's images of these prompts, and nothing else, to the trash:
+/// byte for byte, under their own names.
 #[test]
-fn from_scratch_removes_only_genimgs_images_and_remakes_them() {
+fn from_scratch_moves_only_genimgs_images_to_the_trash_and_remakes_them() {
     let server = FakeServer::start();
     let ws = Workspace::new();
     ws.write("prompts.txt", "# city\nA city\n# robot\nA robot\n");
@@ -208,13 +210,30 @@ fn from_scratch_removes_only_genimgs_images_and_remakes_them() {
         .run();
     assert_code(&run, 0);
     assert!(
-        run.stderr.contains("removed 3 earlier image(s)"),
+        run.stderr.contains("moved 3 earlier image(s)"),
         "{}",
         run.stderr
     );
+    let trash = ws.only_trash("images");
+    assert_eq!(
+        ws.files(&trash),
+        [
+            "image.city.01.hd.png",
+            "image.city.07.standard.webp",
+            "image.robot.100.low.jpeg"
+        ]
+    );
+    for (name, bytes) in [
+        ("image.city.01.hd.png", "old image"),
+        ("image.city.07.standard.webp", "old image, other quality"),
+        ("image.robot.100.low.jpeg", "old image, other number"),
+    ] {
+        assert_eq!(ws.read(&format!("{trash}/{name}")), bytes.as_bytes());
+    }
     assert_eq!(
         ws.files("images"),
         [
+            ".genimg",
             "image.city.01.hd.png",
             "image.city.01.hd.png.bak",
             "image.other.01.hd.png",
@@ -267,7 +286,10 @@ fn from_scratch_in_a_dry_run_lists_and_keeps() {
         .run();
     assert_code(&run, 0);
     assert!(
-        run.stdout.contains("would first remove 2 file(s)"),
+        run.stdout.contains(
+            "--from-scratch would first move 2 file(s) from images, and their records from its \
+             genimg.jsonl, to images/.genimg/trash/:"
+        ),
         "{}",
         run.stdout
     );

@@ -97,6 +97,24 @@ impl Workspace {
     }
 }
 
+/// The trash of a destination, relative to it.
+pub const TRASH: &str = ".genimg/trash";
+
+impl Workspace {
+    /// The folders of the trash of the destination `rel`, oldest first.
+    pub fn trash_folders(&self, rel: &str) -> Vec<String> {
+        self.all_files(&format!("{rel}/{TRASH}"))
+    }
+
+    /// The one folder of the trash of the destination `rel`, relative to the workspace.
+    #[track_caller]
+    pub fn only_trash(&self, rel: &str) -> String {
+        let folders = self.trash_folders(rel);
+        assert_eq!(folders.len(), 1, "trash folders of {rel}: {folders:?}");
+        format!("{rel}/{TRASH}/{}", folders[0])
+    }
+}
+
 /// The manifest's name in a destination.
 pub const MANIFEST: &str = "genimg.jsonl";
 
@@ -228,7 +246,8 @@ pub fn assert_code(run: &Run, code: i32) {
 
 /// Asserts that each image written equals, byte for byte, what the server sent for it, live
 /// or in a batch's output file. A temporary file a killed run left under its own name
-/// (`.genimg-*.tmp`) is no image.
+/// (`.genimg-*.tmp`) is no image, and genimg's own folder (`.genimg/`: the trash, answers
+/// kept aside) is no image either.
 #[track_caller]
 pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
     let sent: Vec<Vec<u8>> = server
@@ -240,7 +259,8 @@ pub fn assert_images_match(ws: &Workspace, dir: &str, server: &FakeServer) {
     let images = ws
         .files(dir)
         .into_iter()
-        .filter(|n| !(n.starts_with(".genimg-") && n.ends_with(".tmp")));
+        .filter(|n| !(n.starts_with(".genimg-") && n.ends_with(".tmp")))
+        .filter(|n| n != ".genimg");
     for name in images {
         let bytes = ws.read(&format!("{dir}/{name}"));
         assert!(
