@@ -44,7 +44,7 @@ fn a_run_records_each_images_cost_from_usage_and_reports_the_total() {
         let cost = r["cost_usd"].as_f64().unwrap();
         assert!((cost - each).abs() < 1e-9, "{cost}");
     }
-    assert_summary(&run, &[("made", "2"), ("cost", "$0.42")]);
+    assert_summary(&run, &[("made", "2"), ("cost", "$0.422")]);
 }
 
 #[test]
