@@ -286,6 +286,8 @@ pub struct PromptConfig {
     pub line: usize,
     /// The text sent: the style's preamble, if any, then the prompt.
     pub text: String,
+    /// The prompt as written, without the style: what listings show of it.
+    pub written: String,
     pub settings: Settings,
     /// The `## Title` section of the prompt file it is in, if any.
     pub section: Option<String>,
@@ -494,6 +496,7 @@ impl Config {
                 name: p.name,
                 line: p.line,
                 text,
+                written: p.text,
                 settings,
                 section: p.section,
             });
