@@ -15,10 +15,16 @@ fn a_dry_run_estimates_per_prompt_and_in_total() {
     assert_code(&run, 0);
     let out = &run.stdout;
     assert!(out.contains("Estimated cost"), "{out}");
-    assert!(out.contains("  fox   10 x $0.211 = $2.11"), "{out}");
-    assert!(out.contains("  owl   10 x $0.006 = $0.059"), "{out}");
-    assert!(out.contains("  mini  10 x $0.200 = $2.00"), "{out}");
-    assert!(out.contains("Total: $4.17"), "{out}");
+    // Each prompt's line: its images to make and what they cost.
+    for (name, amount) in [("fox", "$2.11"), ("owl", "$0.059"), ("mini", "$2.00")] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("  {name} ")))
+            .unwrap_or_else(|| panic!("{name} in:\n{out}"));
+        assert!(line.contains(" 10 to make "), "{line}");
+        assert!(line.contains(&format!("  {amount}  ")), "{amount}: {line}");
+    }
+    assert!(out.contains("Total: $4.17\n"), "{out}");
 }
 
 #[test]

@@ -796,7 +796,11 @@ fn an_image_kept_in_another_format_is_found_again_when_its_number_widens() {
     assert_eq!(image["status"], "skipped");
     assert_eq!(image["file"], "image_01_low.png");
     assert!(ws.join(image["path"].as_str().unwrap()).is_file());
-    let dry = genimg(&ws, None).args(flags).arg("--dry-run").run();
+    // -v: the dry run lists each image.
+    let dry = genimg(&ws, None)
+        .args(flags)
+        .args(["--dry-run", "-v"])
+        .run();
     assert!(
         dry.stdout
             .contains("already there, skipped (kept as image_01_low.png)"),
