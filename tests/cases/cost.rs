@@ -25,6 +25,30 @@ fn a_dry_run_estimates_per_prompt_and_in_total() {
         assert!(line.contains(&format!("  {amount}  ")), "{amount}: {line}");
     }
     assert!(out.contains("Total: $4.17\n"), "{out}");
+
+    // The price of each image, in --json.
+    let run = genimg(&ws, None)
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "-n",
+            "10",
+            "--dry-run",
+            "--json",
+        ])
+        .run();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON document");
+    for (prompt, each) in [("fox", 0.211), ("owl", 0.006), ("mini", 0.2)] {
+        let image = doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["prompt"] == prompt)
+            .unwrap_or_else(|| panic!("{prompt} in {doc}"));
+        assert_eq!(image["estimate_usd"].as_f64(), Some(each), "{image}");
+    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The dry run reads at any size: one line per prompt within 100 columns, the prompt's own
-//! text, amounts rounded one way that add up, `-v` for every image.
+//! text, amounts rounded one way that add up, `-v` for every image, rounded JSON.
+
+use serde_json::Value;
 
 use crate::support::*;
 
@@ -258,6 +260,16 @@ fn amounts_are_rounded_one_way_to_a_tenth_of_a_cent_under_a_dollar() {
     assert!(line.contains("  $0.165  "), "{line}");
     assert!(out.contains("Total: $0.165\n"), "{out}");
 
+    let doc: Value = serde_json::from_str(
+        &genimg(&ws, None)
+            .args(args)
+            .args(["--dry-run", "--json"])
+            .run()
+            .stdout,
+    )
+    .expect("a JSON document");
+    assert_eq!(doc["totals"]["estimate_usd"].to_string(), "0.165");
+
     // 71 of them: $1.065, a half cent that float arithmetic puts just under (1.0649999...):
     // it rounds up, as every half does.
     let args = [&args[..10], &["71"]].concat();
@@ -308,4 +320,89 @@ fn verbose_lists_every_image_under_its_prompt() {
     for i in 1..=3 {
         assert_eq!(at(&format!("image.owl.0{i}.hd.png")), owl + i, "{out}");
     }
+}
+
+/// Every number of dollars in `doc`, by where it is.
+fn dollar_numbers(doc: &Value, at: &str, found: &mut Vec<(String, f64)>) {
+    match doc {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let at = format!("{at}.{key}");
+                if key.ends_with("_usd")
+                    && let Some(n) = value.as_f64()
+                {
+                    found.push((at.clone(), n));
+                }
+                dollar_numbers(value, &at, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                dollar_numbers(item, &format!("{at}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Each number is as the text rounds it, and written as that decimal (`1.06`, not
+/// `1.0600000000000001`).
+fn assert_rounded(stdout: &str, expected: usize) {
+    let doc: Value = serde_json::from_str(stdout).expect("a JSON document");
+    let mut found = Vec::new();
+    dollar_numbers(&doc, "", &mut found);
+    assert!(found.len() >= expected, "{found:?}");
+    for (at, n) in found {
+        assert_eq!(n, shown(n), "{at} is {n}");
+    }
+    for (at, _) in stdout.match_indices("_usd\": ") {
+        let number: String = stdout[at + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let decimals = number.find('.').map_or(0, |dot| number.len() - dot - 1);
+        assert!(decimals <= 3, "{number} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn json_amounts_are_rounded_as_the_text_shows_them() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        "# fox\na fox\n# owl quality=low\nan owl\n# tall size=1024x1536 quality=medium\na tower\n",
+    );
+    let run = genimg(&ws, None)
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "-n",
+            "7",
+            "--dry-run",
+            "--json",
+        ])
+        .run();
+    assert_code(&run, 0);
+    assert_rounded(&run.stdout, 22);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = dry(&ws, &["--input", "p.txt", "-o", "out", "-n", "7"]).stdout;
+    let total_line = text.lines().find(|l| l.starts_with("Total: $")).unwrap();
+    assert_eq!(
+        doc["totals"]["estimate_usd"].as_f64(),
+        Some(amounts(total_line)[0]),
+        "the JSON's total is the text's: {total_line}"
+    );
+
+    // What a real run cost, too: the fake bills $0.21097 an image.
+    let server = FakeServer::start();
+    let run = genimg(&ws, Some(&server))
+        .args(["a fox", "-o", "live", "-n", "3", "--json"])
+        .run();
+    assert_code(&run, 0);
+    assert_rounded(&run.stdout, 4);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["totals"]["cost_usd"].as_f64(), Some(0.633), "{doc}");
+    assert_eq!(doc["images"][0]["cost_usd"].as_f64(), Some(0.211), "{doc}");
 }
