@@ -406,3 +406,15 @@ fn json_amounts_are_rounded_as_the_text_shows_them() {
     assert_eq!(doc["totals"]["cost_usd"].as_f64(), Some(0.633), "{doc}");
     assert_eq!(doc["images"][0]["cost_usd"].as_f64(), Some(0.211), "{doc}");
 }
+
+#[test]
+fn only_a_later_prompt_of_the_file_is_listed_with_its_cost() {
+    // --only keeps each prompt's number in the file: the third prompt alone is number 3.
+    let ws = Workspace::new();
+    ws.write("p.txt", "# a\nx\n# b\ny\n# c\na fox\n");
+    let out = dry(&ws, &["--input", "p.txt", "-o", "out", "--only", "c"]).stdout;
+    let line = prompt_line(&out, "c");
+    assert!(line.contains("1 to make"), "{line}");
+    assert_eq!(amounts(line).len(), 1, "{line}");
+    assert!(!out.contains("\n  a "), "{out}");
+}
