@@ -205,7 +205,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Print what would be made and what it would cost; send nothing, write nothing, need no key
+    /// Print what would be made and what it would cost, a line per prompt (-v: per image); send
+    /// nothing, write nothing, need no key
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 

@@ -37,6 +37,10 @@ pub struct PlannedPrompt {
     pub extension: &'static str,
     /// What every image of the prompt asks for.
     pub spec: ImageSpec,
+    /// The prompt as written, without the style the spec's text begins with.
+    pub written: String,
+    /// The style's preamble, if the prompt has one.
+    pub style: Option<String>,
     /// The spec's identity in the manifest: the same for every image of the prompt. Worked
     /// out when first needed (a file to judge, an image to record): a dry run of a fresh
     /// folder never hashes.
@@ -117,6 +121,8 @@ impl Plan {
                     quality: s.options.quality.file_token(),
                     extension: spec.asked_format().extension(),
                     spec,
+                    written: p.written.clone(),
+                    style: s.style.clone(),
                 })
             })
             .collect();

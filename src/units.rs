@@ -4,10 +4,30 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-/// Dollars, to the cent; sums under a cent keep a third decimal.
+/// An amount of US dollars rounded as genimg shows it everywhere: to a tenth of a cent under
+/// a dollar, to the cent from a dollar up. Halves round away from zero. The result is the
+/// `f64` nearest that decimal, so JSON writes it as `1.06`, not `1.0600000000000001`.
+pub fn round_usd(amount: f64) -> f64 {
+    // To a millionth first: sums of prices carry float noise (11 × $0.015 is
+    // 0.16499999999999998), and noise must not decide which way a half goes.
+    let micros = (amount * 1e6).round();
+    let mills = (micros / 1e3).round();
+    if mills.abs() < 1000.0 {
+        mills / 1e3
+    } else {
+        (micros / 1e4).round() / 100.0
+    }
+}
+
+/// Dollars as genimg shows them, rounded by [`round_usd`]: `$1.06`, `$0.165`, `$0.034`. Under
+/// a dollar a third decimal that is zero is left out (`$0.42`, not `$0.420`).
 pub fn usd(amount: f64) -> String {
-    if amount > 0.0 && amount < 0.1 {
-        format!("${amount:.3}")
+    let amount = round_usd(amount);
+    if amount == 0.0 {
+        "$0.00".to_owned()
+    } else if amount.abs() < 1.0 {
+        let text = format!("{amount:.3}");
+        format!("${}", text.strip_suffix('0').unwrap_or(&text))
     } else {
         format!("${amount:.2}")
     }
@@ -70,6 +90,47 @@ mod tests {
         assert_eq!(excerpt("a  cat\n\non a mat", 40), "a cat on a mat");
         assert_eq!(excerpt("abcdefghij", 5), "abcd…");
         assert_eq!(excerpt("ééééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn amounts_round_to_the_cent_or_under_a_dollar_to_a_tenth_of_one() {
+        for (amount, shown) in [
+            (0.165, "$0.165"),
+            (11.0 * 0.015, "$0.165"),
+            (1.0611300000000001, "$1.06"),
+            (0.0336, "$0.034"),
+            (0.0335, "$0.034"),
+            (0.0334, "$0.033"),
+            (0.42194, "$0.422"),
+            (0.42, "$0.42"),
+            (0.5, "$0.50"),
+            (0.0059, "$0.006"),
+            (0.0004, "$0.00"),
+            (0.0, "$0.00"),
+            (0.9994, "$0.999"),
+            (0.9996, "$1.00"),
+            (1.005, "$1.01"),
+            (2.11, "$2.11"),
+            (4.169, "$4.17"),
+            (1234.5678, "$1234.57"),
+        ] {
+            assert_eq!(usd(amount), shown, "{amount}");
+        }
+    }
+
+    #[test]
+    fn rounded_amounts_are_the_nearest_floats_of_their_decimals() {
+        for (amount, rounded) in [
+            (1.0611300000000001, "1.06"),
+            (0.16499999999999998, "0.165"),
+            (0.0336, "0.034"),
+            (3.0 * 0.1, "0.3"),
+            (0.42194 * 3.0, "1.27"),
+            (0.0, "0"),
+        ] {
+            let json = serde_json::to_string(&round_usd(amount)).unwrap();
+            assert_eq!(json.trim_end_matches(".0"), rounded, "{amount}");
+        }
     }
 
     #[test]

@@ -606,7 +606,7 @@ fn price_text(m: &ModelInfo) -> String {
     let list = |table: &[(&str, f64)]| {
         table
             .iter()
-            .map(|(q, usd)| format!("{q} ${usd}"))
+            .map(|(q, price)| format!("{q} {}", crate::units::usd(*price)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -621,8 +621,8 @@ fn price_text(m: &ModelInfo) -> String {
             let each: Vec<String> = factors
                 .iter()
                 .filter_map(|(q, _)| {
-                    let usd = model.estimate(Size::DEFAULT, Some(q), 0)?;
-                    Some(format!("{q} ${usd:.3}"))
+                    let price = model.estimate(Size::DEFAULT, Some(q), 0)?;
+                    Some(format!("{q} {}", crate::units::usd(price)))
                 })
                 .collect();
             format!(

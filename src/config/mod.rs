@@ -322,6 +322,8 @@ pub struct PromptConfig {
     pub line: usize,
     /// The text sent: the style's preamble, if any, then the prompt.
     pub text: String,
+    /// The prompt as written, without the style: what listings show of it.
+    pub written: String,
     pub settings: Settings,
     /// The `## Title` section of the prompt file it is in, if any.
     pub section: Option<String>,
@@ -552,6 +554,7 @@ impl Config {
                 name: p.name,
                 line: p.line,
                 text,
+                written: p.text,
                 settings,
                 section: p.section,
             });

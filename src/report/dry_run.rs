@@ -1,16 +1,134 @@
 //! The text of a dry run: what would be made, where, and what it would cost.
+//!
+//! One line per prompt, whatever the count: its name, how many of its images are to make and
+//! how many are already there, their estimated cost, and the start of its text (without the
+//! style), cut to fit [`WIDTH`] columns. `-v` lists every image under its prompt. Amounts are
+//! shown by [`usd`], and the total is the prompts' amounts as shown, added up; at batch
+//! prices, half that (see [`Estimate`]).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::config::Config;
+use crate::config::{Config, Verbosity};
 use crate::plan::{Found, Plan, Survey};
 use crate::store::manifest;
-use crate::units::{excerpt, usd};
+use crate::units::{excerpt, round_usd, usd};
 
-/// The text of a dry run: each file with its model, size, quality, endpoint and a prompt
-/// excerpt, then the totals.
+/// The widest a line of the listing gets, in characters.
+pub const WIDTH: usize = 100;
+
+/// The characters of a prompt's text a line keeps before its name is cut to make room.
+const MIN_PREVIEW: usize = 20;
+
+/// The narrowest a cut prompt name gets.
+const MIN_NAME: usize = 8;
+
+/// The narrowest the column of model, size and quality gets: `gpt-image-2 1024x1024 high`.
+const MIN_ASK: usize = 26;
+
+/// The files `--from-scratch` would remove that are named without `-v`.
+const REMOVALS_NAMED: usize = 10;
+
+/// The estimated cost of the images a run would make at live prices, prompt by prompt, as a
+/// dry run shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Per prompt of the plan, in its order: the images to make, and their cost rounded as it
+    /// is shown ([`round_usd`]); `None` where the model has no published price.
+    pub prompts: Vec<(usize, Option<f64>)>,
+    /// The prompts' rounded amounts added up, then rounded the same way: the total a reader
+    /// gets adding up the amounts shown (to the cent from a dollar up). It may differ from
+    /// the unrounded estimate by a fraction of a cent per prompt.
+    pub total: f64,
+    /// Images to make whose price is unknown.
+    pub unpriced: usize,
+    /// The prompts' rounded amounts added up, before the total's own rounding.
+    added: f64,
+}
+
+impl Estimate {
+    pub fn new(plan: &Plan, survey: &Survey) -> Estimate {
+        let position: HashMap<usize, usize> = plan
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(at, p)| (p.number, at))
+            .collect();
+        let mut to_make = vec![0usize; plan.prompts.len()];
+        for (i, job) in plan.jobs.iter().enumerate() {
+            if survey.is_todo(i) {
+                to_make[position[&job.prompt.number]] += 1;
+            }
+        }
+        let prompts: Vec<(usize, Option<f64>)> = plan
+            .prompts
+            .iter()
+            .zip(to_make)
+            .map(|(p, n)| (n, p.estimate.map(|each| round_usd(each * n as f64))))
+            .collect();
+        let added: f64 = prompts.iter().filter_map(|(_, amount)| *amount).sum();
+        Estimate {
+            total: round_usd(added),
+            added,
+            unpriced: prompts
+                .iter()
+                .filter(|(_, amount)| amount.is_none())
+                .map(|(n, _)| n)
+                .sum(),
+            prompts,
+        }
+    }
+
+    /// The total at `price` times live prices ([`crate::catalog::BATCH_PRICE`] through the
+    /// Batch API): the amounts shown added up, times `price`, rounded once. So a batch total
+    /// is half the live one, as the prices are, to within the rounding.
+    pub fn total_at(&self, price: f64) -> f64 {
+        round_usd(self.added * price)
+    }
+}
+
+/// The text of a dry run at live prices.
 pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
+    let estimate = Estimate::new(plan, survey);
+    let mut out = render_plan(plan, survey, config, &estimate);
+    let unknown = match estimate.unpriced {
+        0 => String::new(),
+        n => format!(", plus {n} image(s) of unknown price"),
+    };
+    let _ = writeln!(
+        out,
+        "\nEstimated cost (from the price table; usage decides), the amounts above added up:\n\
+         Total: {}{unknown}",
+        usd(estimate.total)
+    );
+    if let Some(max) = config.max_cost {
+        // The verdict a real run would give: it weighs the estimate before any rounding.
+        let (exact, unpriced) = plan.estimate(|i| survey.is_todo(i));
+        let _ = writeln!(
+            out,
+            "--max-cost {}: {}",
+            usd(max),
+            verdict(exact, unpriced, max)
+        );
+    }
+    out
+}
+
+/// What `--max-cost` would make of a run estimated at `estimate`.
+fn verdict(estimate: f64, unpriced: usize, max: f64) -> &'static str {
+    if unpriced > 0 {
+        "a real run would be refused: the price of some images is unknown"
+    } else if estimate > max {
+        "a real run would be refused"
+    } else {
+        "within it"
+    }
+}
+
+/// The prompts' lines and their totals, each prompt's amount from `estimate`.
+fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimate) -> String {
     let mut out = String::new();
+    let verbose = config.verbosity >= Verbosity::Verbose;
     let dir = plan.dst_dir.display();
     // The endpoint of each provider the run uses, shown for its first prompt.
     let mut urls: Vec<String> = Vec::new();
@@ -33,95 +151,117 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
     let _ = writeln!(
         out,
         "Dry run: nothing is sent and nothing is written.\n\
-         Model {}, endpoint POST {url}, {} at a time, into {dir}",
+         Model {}, {} at a time, into {dir}\n\
+         Endpoint POST {url}",
         config.model_names().join(", "),
         config.jobs,
     );
-    let trash = plan.dst_dir.join(crate::store::trash::DIR);
-    if !survey.removals.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n--from-scratch would first move {} file(s) from {dir}, and their records from \
-             its {}, to {}/:",
-            survey.removals.len(),
-            manifest::FILE_NAME,
-            trash.display()
-        );
-        for name in &survey.removals {
-            let _ = writeln!(out, "  {name}");
+    // What each prompt asks for, and the operation, worked out once per prompt.
+    let asks: Vec<(String, String)> = plan
+        .prompts
+        .iter()
+        .map(|p| {
+            let spec = &p.spec;
+            let what = format!("{} {}", spec.model.name(), spec.shape());
+            let endpoint = config.endpoint_for(spec.provider);
+            (
+                what,
+                endpoint.provider().describe(&endpoint.base_url, spec).1,
+            )
+        })
+        .collect();
+    // Said once when every prompt asks the same; else a column, with the operation only
+    // where the prompts differ in it.
+    let same_op = asks.windows(2).all(|w| w[0].1 == w[1].1);
+    let same_ask = same_op && asks.windows(2).all(|w| w[0].0 == w[1].0);
+    if same_ask && let Some((what, op)) = asks.first() {
+        let _ = writeln!(out, "Every image: {what} {op}");
+    }
+    write_styles(&mut out, plan);
+    write_removals(&mut out, plan, survey, &dir.to_string(), verbose);
+
+    let mut rows: Vec<Row> = plan
+        .prompts
+        .iter()
+        .zip(&asks)
+        .zip(&estimate.prompts)
+        .map(|((p, (what, op)), (_, amount))| Row {
+            name: p.name.clone(),
+            counts: Counts::default(),
+            ask: match (same_ask, same_op) {
+                (true, _) => String::new(),
+                (false, true) => what.clone(),
+                (false, false) => format!("{what} {op}"),
+            },
+            amount: *amount,
+        })
+        .collect();
+    let position: HashMap<usize, usize> = plan
+        .prompts
+        .iter()
+        .enumerate()
+        .map(|(at, p)| (p.number, at))
+        .collect();
+    for (i, job) in plan.jobs.iter().enumerate() {
+        let counts = &mut rows[position[&job.prompt.number]].counts;
+        match survey.pending_in(i) {
+            Some(Survey::REFUSED) => counts.refused += 1,
+            Some(_) => counts.pending += 1,
+            None if survey.is_todo(i) => counts.to_make += 1,
+            None if survey.found[i] == Found::Stale => counts.stale += 1,
+            None => counts.there += 1,
         }
     }
-    let replaced = survey.replaced(plan);
-    if !replaced.is_empty() {
-        let flag = match survey.existing {
-            crate::config::Existing::RemakeStale => "--remake-stale",
-            _ => "--overwrite",
-        };
-        let _ = writeln!(
-            out,
-            "\n{flag} would make {} image(s) already there again; each old one would go to \
-             {}/ once its new image is saved:",
-            replaced.len(),
-            trash.display()
-        );
-        for name in replaced {
-            let _ = writeln!(out, "  {name}");
-        }
-    }
-    let _ = writeln!(out);
-    let width = plan
+    let layout = Layout::of(&rows);
+
+    // The images of each prompt (its jobs follow each other), for -v: the file name column is
+    // as wide as the widest.
+    let file_width = plan
         .jobs
         .iter()
         .map(|j| j.file_name.chars().count())
         .max()
         .unwrap_or(0);
-    // The operation of each prompt, worked out once for all its images.
-    let mut operation: Option<(usize, String)> = None;
+    let mut jobs = plan.jobs.iter().enumerate().peekable();
     let mut section: Option<&str> = None;
-    for (i, job) in plan.jobs.iter().enumerate() {
-        let spec = &job.prompt.spec;
+    for ((p, row), (what, op)) in plan.prompts.iter().zip(&rows).zip(&asks) {
         // A `## Title` of the prompt file is a heading here too.
-        if job.prompt.section.as_deref() != section {
-            section = job.prompt.section.as_deref();
+        if p.section.as_deref() != section {
+            section = p.section.as_deref();
             if let Some(title) = section {
                 let _ = writeln!(out, "\n## {title}");
             }
+        } else if p.number == plan.prompts[0].number {
+            let _ = writeln!(out);
         }
-        let what = if let Some(batch) = survey.pending_in(i) {
-            if batch == Survey::REFUSED {
-                "refused by the service before, skipped; --overwrite asks again".to_owned()
-            } else {
-                format!("pending in batch {batch}, skipped")
+        let _ = writeln!(out, "{}", layout.line(row, &p.written));
+        while let Some((i, job)) = jobs.next_if(|(_, j)| j.prompt.number == p.number) {
+            if verbose {
+                let what = image_line(survey, i, &format!("{what} {op}"));
+                let _ = writeln!(
+                    out,
+                    "    {:file_width$}  {what}  \"{}\"",
+                    job.file_name,
+                    excerpt(&p.written, 48)
+                );
             }
-        } else if !survey.is_todo(i) {
-            let what = match survey.found[i] {
-                Found::Stale => "STALE (the request changed), kept; --remake-stale remakes it",
-                _ => "already there, skipped",
-            };
-            match survey.kept.get(i).and_then(Option::as_deref) {
-                Some(file) => format!("{what} (kept as {file})"),
-                None => what.to_owned(),
-            }
-        } else {
-            format!(
-                "{} {} {}",
-                spec.model.name(),
-                spec.shape(),
-                match &operation {
-                    Some((n, op)) if *n == job.prompt.number => op,
-                    _ => {
-                        let endpoint = config.endpoint_for(spec.provider);
-                        let op = endpoint.provider().describe(&endpoint.base_url, spec).1;
-                        &operation.insert((job.prompt.number, op)).1
-                    }
-                }
-            )
-        };
+        }
+    }
+
+    let all = rows
+        .iter()
+        .fold(Counts::default(), |a, r| a.plus(&r.counts));
+    if all.stale > 0 {
         let _ = writeln!(
             out,
-            "  {:width$}  {what}  \"{}\"",
-            job.file_name,
-            excerpt(&spec.prompt, 48)
+            "\nStale images are kept: they were made from another prompt, model or options than \
+             now; --remake-stale makes them again."
+        );
+    }
+    if all.refused > 0 {
+        let _ = writeln!(
+            out,
+            "\nImages refused by the service before are skipped; --overwrite asks again."
         );
     }
     let total = plan.jobs.len();
@@ -138,24 +278,237 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         plan.prompts.len(),
         total - to_make,
     );
-    out.push_str(&render_estimate(plan, survey, config.max_cost));
     out
 }
 
-/// The text of `--dry-run --batch`: the files as a dry run shows them, then the batches a
-/// real run would create, and their cost at batch prices.
+/// What a `-v` line says of the image at `i`: what it asks for (`ask`) if it is to make.
+fn image_line(survey: &Survey, i: usize, ask: &str) -> String {
+    if let Some(batch) = survey.pending_in(i) {
+        return if batch == Survey::REFUSED {
+            "refused by the service before, skipped; --overwrite asks again".to_owned()
+        } else {
+            format!("pending in batch {batch}, skipped")
+        };
+    }
+    if survey.is_todo(i) {
+        return ask.to_owned();
+    }
+    let what = match survey.found[i] {
+        Found::Stale => "STALE (the request changed), kept; --remake-stale remakes it",
+        _ => "already there, skipped",
+    };
+    match survey.kept.get(i).and_then(Option::as_deref) {
+        Some(file) => format!("{what} (kept as {file})"),
+        None => what.to_owned(),
+    }
+}
+
+/// The style of each prompt that has one, once per distinct style.
+fn write_styles(out: &mut String, plan: &Plan) {
+    let mut styles: Vec<(&str, usize)> = Vec::new();
+    for p in &plan.prompts {
+        if let Some(style) = p.style.as_deref() {
+            match styles.iter_mut().find(|(s, _)| *s == style) {
+                Some((_, n)) => *n += 1,
+                None => styles.push((style, 1)),
+            }
+        }
+    }
+    for (style, n) in styles {
+        let lead = if n == plan.prompts.len() {
+            "Style, before every prompt: ".to_owned()
+        } else {
+            format!("Style, before {n} prompt(s): ")
+        };
+        let room = WIDTH.saturating_sub(lead.chars().count() + 2);
+        let _ = writeln!(out, "{lead}\"{}\"", excerpt(style, room));
+    }
+}
+
+/// The files `--from-scratch` would move to the trash, and those `--overwrite` or
+/// `--remake-stale` would replace: the first few by name, all of them with `-v`.
+fn write_removals(out: &mut String, plan: &Plan, survey: &Survey, dir: &str, verbose: bool) {
+    let trash = plan.dst_dir.join(crate::store::trash::DIR);
+    let named = |out: &mut String, names: &[String]| {
+        let shown = if verbose { names.len() } else { REMOVALS_NAMED };
+        for name in names.iter().take(shown) {
+            let _ = writeln!(out, "  {name}");
+        }
+        if names.len() > shown {
+            let _ = writeln!(
+                out,
+                "  and {} more (-v names them all)",
+                names.len() - shown
+            );
+        }
+    };
+    if !survey.removals.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n--from-scratch would first move {} file(s) from {dir}, and their records from \
+             its {}, to {}/:",
+            survey.removals.len(),
+            manifest::FILE_NAME,
+            trash.display()
+        );
+        named(out, &survey.removals);
+    }
+    let replaced = survey.replaced(plan);
+    if !replaced.is_empty() {
+        let flag = match survey.existing {
+            crate::config::Existing::RemakeStale => "--remake-stale",
+            _ => "--overwrite",
+        };
+        let _ = writeln!(
+            out,
+            "\n{flag} would make {} image(s) already there again; each old one would go to \
+             {}/ once its new image is saved:",
+            replaced.len(),
+            trash.display()
+        );
+        let replaced: Vec<String> = replaced.into_iter().map(str::to_owned).collect();
+        named(out, &replaced);
+    }
+}
+
+/// How the images of one prompt stand.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    to_make: usize,
+    there: usize,
+    stale: usize,
+    pending: usize,
+    refused: usize,
+}
+
+impl Counts {
+    fn plus(self, other: &Counts) -> Counts {
+        Counts {
+            to_make: self.to_make + other.to_make,
+            there: self.there + other.there,
+            stale: self.stale + other.stale,
+            pending: self.pending + other.pending,
+            refused: self.refused + other.refused,
+        }
+    }
+
+    /// `2 to make, 1 already there`: the states it has images in.
+    fn text(&self) -> String {
+        let parts: Vec<String> = [
+            (self.to_make, "to make"),
+            (self.there, "already there"),
+            (self.stale, "stale, kept"),
+            (self.pending, "pending in a batch"),
+            (self.refused, "refused before"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "nothing".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// One prompt's line, before it is laid out.
+struct Row {
+    name: String,
+    counts: Counts,
+    /// Model, size and quality (and the operation), where the prompts differ in them.
+    ask: String,
+    /// The cost of the images to make, rounded; `None` for an unknown price.
+    amount: Option<f64>,
+}
+
+impl Row {
+    /// The amount column: empty when nothing is to make.
+    fn cost(&self) -> String {
+        match (self.counts.to_make, self.amount) {
+            (0, _) => String::new(),
+            (_, Some(amount)) => usd(amount),
+            (_, None) => "price unknown".to_owned(),
+        }
+    }
+}
+
+/// The widths of the columns, chosen so that every line fits [`WIDTH`].
+struct Layout {
+    name: usize,
+    counts: usize,
+    ask: usize,
+    cost: usize,
+    preview: usize,
+}
+
+impl Layout {
+    fn of(rows: &[Row]) -> Layout {
+        let widest = |f: &dyn Fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
+        let mut layout = Layout {
+            name: widest(&|r| r.name.chars().count()),
+            counts: widest(&|r| r.counts.text().chars().count()),
+            ask: widest(&|r| r.ask.chars().count()),
+            cost: widest(&|r| r.cost().chars().count()),
+            preview: 0,
+        };
+        let gap = |width: usize| if width > 0 { width + 2 } else { 0 };
+        // The indent, the columns, and the gap and quotes before and after the text.
+        let fixed = |l: &Layout| 2 + l.name + 2 + l.counts + gap(l.ask) + gap(l.cost) + 4;
+        // Too wide: the model column gives way first, then the names.
+        let mut short = (fixed(&layout) + MIN_PREVIEW).saturating_sub(WIDTH);
+        let cut = short.min(layout.ask.saturating_sub(MIN_ASK));
+        layout.ask -= cut;
+        short -= cut;
+        layout.name -= short.min(layout.name.saturating_sub(MIN_NAME));
+        layout.preview = WIDTH.saturating_sub(fixed(&layout));
+        layout
+    }
+
+    fn line(&self, row: &Row, text: &str) -> String {
+        let mut line = format!(
+            "  {:name$}  {:counts$}",
+            excerpt(&row.name, self.name),
+            row.counts.text(),
+            name = self.name,
+            counts = self.counts,
+        );
+        if self.ask > 0 {
+            let _ = write!(
+                line,
+                "  {:ask$}",
+                excerpt(&row.ask, self.ask),
+                ask = self.ask
+            );
+        }
+        if self.cost > 0 {
+            let _ = write!(line, "  {:>cost$}", row.cost(), cost = self.cost);
+        }
+        if self.preview > 0 {
+            let _ = write!(line, "  \"{}\"", excerpt(text, self.preview));
+        }
+        // Whatever the columns hold (a model name can be of any length), no line is wider.
+        let line = line.trim_end();
+        if line.chars().count() > WIDTH {
+            let cut: String = line.chars().take(WIDTH - 1).collect();
+            format!("{cut}…")
+        } else {
+            line.to_owned()
+        }
+    }
+}
+
+/// The text of `--dry-run --batch`: the prompts as a dry run shows them, at live prices, then
+/// the batches a real run would create, and their cost: half the live total.
 pub fn render_batches(
     plan: &Plan,
     survey: &Survey,
     config: &Config,
     chunks: &[crate::engine::batch::Chunk],
 ) -> String {
-    let full = render(plan, survey, config);
-    // The files as a dry run lists them; the live estimate gives way to the batches'.
-    let mut out = match full.find("\nEstimated cost") {
-        Some(at) => full[..at].to_owned(),
-        None => full,
-    };
+    let estimate = Estimate::new(plan, survey);
+    let mut out = render_plan(plan, survey, config, &estimate);
     let _ = writeln!(
         out,
         "\nBatches (OpenAI's Batch API: done within 24 h, at half the live price):"
@@ -174,27 +527,24 @@ pub fn render_batches(
             crate::units::human_bytes(chunk.bytes),
         );
     }
-    let (live, unpriced) = plan.estimate(|i| survey.is_todo(i));
-    let unknown = match unpriced {
+    let unknown = match estimate.unpriced {
         0 => String::new(),
         n => format!(", plus {n} image(s) of unknown price"),
     };
-    let batch = live * crate::catalog::BATCH_PRICE;
     let _ = writeln!(
         out,
-        "Total at batch prices: {}{unknown} (live: {})",
-        usd(batch),
-        usd(live)
+        "Total at batch prices: {}{unknown} (live, the amounts above added up: {})",
+        usd(estimate.total_at(crate::catalog::BATCH_PRICE)),
+        usd(estimate.total)
     );
     if let Some(max) = config.max_cost {
-        let verdict = if unpriced > 0 {
-            "a real run would be refused: the price of some images is unknown"
-        } else if batch > max {
-            "a real run would be refused"
-        } else {
-            "within it"
-        };
-        let _ = writeln!(out, "--max-cost {}: {verdict}", usd(max));
+        let (exact, unpriced) = plan.estimate(|i| survey.is_todo(i));
+        let _ = writeln!(
+            out,
+            "--max-cost {}: {}",
+            usd(max),
+            verdict(exact * crate::catalog::BATCH_PRICE, unpriced, max)
+        );
     }
     out
 }
@@ -236,7 +586,6 @@ pub fn render_ledger(dir: &std::path::Path, entries: &[crate::store::batches::En
     }
     out
 }
-
 /// The text of `genimg trash list`: each run's folder in the trash of `dir`, with its files
 /// (their manifest included) and their size, by `(folder, files, bytes)`.
 pub fn render_trash(dir: &std::path::Path, folders: &[(String, u64, u64)]) -> String {
@@ -263,46 +612,5 @@ pub fn render_trash(dir: &std::path::Path, folders: &[(String, u64, u64)]) -> St
         crate::units::human_bytes(bytes),
         dir.display()
     );
-    out
-}
-
-/// The estimated cost per prompt and in total, of the images still to make.
-fn render_estimate(plan: &Plan, survey: &Survey, max_cost: Option<f64>) -> String {
-    let mut out = String::from("\nEstimated cost (from the price table; usage decides):\n");
-    let width = plan.prompts.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    // Images to make per prompt, by prompt number, in one pass over the jobs.
-    let mut to_make_of = vec![0usize; plan.prompts.len() + 1];
-    for (i, job) in plan.jobs.iter().enumerate() {
-        if survey.is_todo(i) {
-            to_make_of[job.prompt.number] += 1;
-        }
-    }
-    for p in &plan.prompts {
-        let to_make = to_make_of[p.number];
-        let line = match p.estimate {
-            Some(each) => format!("{} x ${each:.3} = {}", to_make, usd(each * to_make as f64)),
-            None => format!(
-                "{to_make} x unknown ({} has no published price)",
-                p.model.name()
-            ),
-        };
-        let _ = writeln!(out, "  {:width$}  {line}", p.name);
-    }
-    let (total, unpriced) = plan.estimate(|i| survey.is_todo(i));
-    let unknown = match unpriced {
-        0 => String::new(),
-        n => format!(", plus {n} image(s) of unknown price"),
-    };
-    let _ = writeln!(out, "Total: {}{unknown}", usd(total));
-    if let Some(max) = max_cost {
-        let verdict = if unpriced > 0 {
-            "a real run would be refused: the price of some images is unknown"
-        } else if total > max {
-            "a real run would be refused"
-        } else {
-            "within it"
-        };
-        let _ = writeln!(out, "--max-cost {}: {verdict}", usd(max));
-    }
     out
 }

@@ -1154,8 +1154,8 @@ mod tests {
             ),
             "{html}"
         );
-        assert!(html.contains("cost <b>$0.51</b>"), "{html}");
-        assert!(html.contains("2 images · $0.51</span></h2>"), "{html}");
+        assert!(html.contains("cost <b>$0.511</b>"), "{html}");
+        assert!(html.contains("2 images · $0.511</span></h2>"), "{html}");
     }
 
     #[test]
@@ -1303,7 +1303,7 @@ mod tests {
         let main = main_of(&html);
         assert!(main.contains("<img src=\"image.a.01.hd.png\""), "{main}");
         assert!(
-            main.contains("<div class=\"meta\">#1 · OpenAI gpt-image-2 · 1024x1024 · high · $0.21</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
+            main.contains("<div class=\"meta\">#1 · OpenAI gpt-image-2 · 1024x1024 · high · $0.211</div>\n<p class=\"note\">Format: asked for webp, received png; planned as image.a.01.hd.webp.</p>"),
             "{main}"
         );
         assert_eq!(main.matches("Format:").count(), 1, "only where they differ");
@@ -1334,7 +1334,7 @@ mod tests {
         ), "{main}");
         // Paid for, so counted in the cost, but not an image.
         assert!(html.contains(
-            "<b>1</b> made · <b>0</b> failed · <b class=\"warn\">1</b> in a format genimg does not recognise · cost <b>$0.42</b>"
+            "<b>1</b> made · <b>0</b> failed · <b class=\"warn\">1</b> in a format genimg does not recognise · cost <b>$0.422</b>"
         ), "{html}");
         assert!(html.contains(
             "<a href=\"#p-cat\" class=\"bad\">cat <span class=\"n\">1 image, 1 unrecognised</span></a>"
@@ -1361,7 +1361,7 @@ mod tests {
         ), "{main}");
         assert!(
             main.contains(
-                "<div class=\"meta\">#2 · OpenAI gpt-image-2 · 1024x1024 · high · $0.21</div>"
+                "<div class=\"meta\">#2 · OpenAI gpt-image-2 · 1024x1024 · high · $0.211</div>"
             ),
             "what it cost is shown: {main}"
         );
@@ -1370,7 +1370,7 @@ mod tests {
         ), "{main}");
         assert_eq!(main.matches("<img").count(), 1, "{main}");
         assert!(html.contains(
-            "<b>1</b> made · <b class=\"bad\">1</b> failed · <b class=\"warn\">1</b> kept outside the destination · cost <b>$0.42</b>"
+            "<b>1</b> made · <b class=\"bad\">1</b> failed · <b class=\"warn\">1</b> kept outside the destination · cost <b>$0.422</b>"
         ), "{html}");
 
         // A rescue after an earlier image of the file: the card shows that image, and the

@@ -13,6 +13,9 @@
 //!
 //! `trash` is there only when old images went to the trash (or, in a dry run, would go:
 //! `{"would_move": 2, "files": [...]}`).
+//! Amounts of dollars are rounded as the text shows them ([`round_usd`]): `1.06`, `0.165`. The
+//! estimate's total is the dry run's ([`Estimate`]): its prompts' rounded amounts added up (and
+//! halved through the Batch API).
 
 use std::collections::HashMap;
 
@@ -21,7 +24,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::outcome::{Failure, FailureKind, Made, Status, Summary, Totals};
 use crate::plan::{Found, Plan, Survey};
+use crate::report::dry_run::Estimate;
 use crate::store::manifest::Moderation;
+use crate::units::round_usd;
 
 /// The name of an exit status in the document.
 pub fn status_name(status: Status) -> &'static str {
@@ -173,7 +178,7 @@ pub fn document<'a>(
                     sha256: &m.sha256,
                     bytes: m.bytes,
                     attempts: m.attempts,
-                    cost_usd: m.cost,
+                    cost_usd: m.cost.map(round_usd),
                     request_id: m.request_id.as_deref(),
                     revised_prompt: m.revised_prompt.as_deref(),
                     received_format: m.received,
@@ -182,12 +187,12 @@ pub fn document<'a>(
                 Detail::Failed {
                     error: &f.reason,
                     attempts: f.attempts,
-                    cost_usd: f.cost,
+                    cost_usd: f.cost.map(round_usd),
                     moderation: f.moderation.as_ref(),
                 }
             } else if summary.is_none() && survey.is_todo(i) {
                 Detail::ToMake {
-                    estimate_usd: job.prompt.estimate.map(|usd| usd * price),
+                    estimate_usd: job.prompt.estimate.map(|usd| round_usd(usd * price)),
                 }
             } else {
                 Detail::Nothing {}
@@ -204,8 +209,7 @@ pub fn document<'a>(
         })
         .collect();
 
-    let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
-    let estimate = estimate * price;
+    let estimate = Estimate::new(plan, survey);
     Document {
         genimg: env!("CARGO_PKG_VERSION"),
         dry_run: summary.is_none(),
@@ -218,9 +222,15 @@ pub fn document<'a>(
             to_make: survey.to_make(),
             skipped: plan.jobs.len() - survey.to_make(),
             stale: survey.stale(plan).len(),
-            estimate_usd: estimate,
-            unpriced,
-            ran: summary.map(Summary::totals),
+            estimate_usd: estimate.total_at(price),
+            unpriced: estimate.unpriced,
+            ran: summary.map(|s| {
+                let totals = s.totals();
+                Totals {
+                    cost_usd: round_usd(totals.cost_usd),
+                    ..totals
+                }
+            }),
         },
         images,
         stopped: summary.and_then(|s| s.fatal.as_ref()).map(|stop| Stopped {

@@ -15,10 +15,40 @@ fn a_dry_run_estimates_per_prompt_and_in_total() {
     assert_code(&run, 0);
     let out = &run.stdout;
     assert!(out.contains("Estimated cost"), "{out}");
-    assert!(out.contains("  fox   10 x $0.211 = $2.11"), "{out}");
-    assert!(out.contains("  owl   10 x $0.006 = $0.059"), "{out}");
-    assert!(out.contains("  mini  10 x $0.200 = $2.00"), "{out}");
-    assert!(out.contains("Total: $4.17"), "{out}");
+    // Each prompt's line: its images to make and what they cost.
+    for (name, amount) in [("fox", "$2.11"), ("owl", "$0.059"), ("mini", "$2.00")] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("  {name} ")))
+            .unwrap_or_else(|| panic!("{name} in:\n{out}"));
+        assert!(line.contains(" 10 to make "), "{line}");
+        assert!(line.contains(&format!("  {amount}  ")), "{amount}: {line}");
+    }
+    assert!(out.contains("Total: $4.17\n"), "{out}");
+
+    // The price of each image, in --json.
+    let run = genimg(&ws, None)
+        .args([
+            "--input",
+            "p.txt",
+            "-o",
+            "out",
+            "-n",
+            "10",
+            "--dry-run",
+            "--json",
+        ])
+        .run();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON document");
+    for (prompt, each) in [("fox", 0.211), ("owl", 0.006), ("mini", 0.2)] {
+        let image = doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["prompt"] == prompt)
+            .unwrap_or_else(|| panic!("{prompt} in {doc}"));
+        assert_eq!(image["estimate_usd"].as_f64(), Some(each), "{image}");
+    }
 }
 
 #[test]
@@ -44,7 +74,7 @@ fn a_run_records_each_images_cost_from_usage_and_reports_the_total() {
         let cost = r["cost_usd"].as_f64().unwrap();
         assert!((cost - each).abs() < 1e-9, "{cost}");
     }
-    assert_summary(&run, &[("made", "2"), ("cost", "$0.42")]);
+    assert_summary(&run, &[("made", "2"), ("cost", "$0.422")]);
 }
 
 #[test]

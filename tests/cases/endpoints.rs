@@ -243,7 +243,8 @@ fn low_res_on_the_command_line_wins_over_a_quality_in_the_file() {
     let config = ws.write("genimg.toml", "quality = \"high\"\n");
     let run = genimg(&ws, None)
         .env("GENIMG_CONFIG", &config)
-        .args(["a fox", "--low-res", "--dry-run"])
+        // -v: the dry run names each image.
+        .args(["a fox", "--low-res", "--dry-run", "-v"])
         .run();
     assert_code(&run, 0);
     assert!(
@@ -275,7 +276,8 @@ fn a_flag_overrides_the_config_file_without_reading_its_value() {
     let config = ws.write("genimg.toml", "quality = \"ultra\"\n");
     let run = genimg(&ws, None)
         .env("GENIMG_CONFIG", &config)
-        .args(["a fox", "--quality", "low", "--dry-run"])
+        // -v: the dry run names each image.
+        .args(["a fox", "--quality", "low", "--dry-run", "-v"])
         .run();
     assert_code(&run, 0);
     assert!(run.stdout.contains("image_01_low.png"), "{}", run.stdout);

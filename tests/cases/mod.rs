@@ -2,6 +2,7 @@ mod bad_input;
 mod batch;
 mod cost;
 mod display;
+mod dry_run;
 mod endpoints;
 mod fake_gemini;
 mod fake_server;

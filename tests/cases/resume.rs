@@ -67,7 +67,11 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
     let owl_before = ws.read("out/image.owl.01.hd.png");
 
     ws.write("p.txt", "# fox\na red fox\n# owl\nan owl in the snow\n");
-    let dry = genimg(&ws, Some(&server)).args(args).arg("--dry-run").run();
+    // -v: the dry run lists each image.
+    let dry = genimg(&ws, Some(&server))
+        .args(args)
+        .args(["--dry-run", "-v"])
+        .run();
     assert_code(&dry, 0);
     assert!(
         dry.stdout
@@ -76,6 +80,15 @@ fn a_changed_prompt_leaves_its_images_stale_and_says_how_to_remake_them() {
         dry.stdout
     );
     assert!(dry.stdout.contains("(2 of them stale)"), "{}", dry.stdout);
+    // Without -v, one line per prompt says it, and the hint is given once.
+    let plain = genimg(&ws, Some(&server)).args(args).arg("--dry-run").run();
+    let owl = plain
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  owl "))
+        .unwrap_or_else(|| panic!("{}", plain.stdout));
+    assert!(owl.contains("2 stale, kept"), "{owl}");
+    assert_eq!(plain.stdout.matches("--remake-stale").count(), 1);
 
     let again = genimg(&ws, Some(&server)).args(args).run();
     assert_code(&again, 0);

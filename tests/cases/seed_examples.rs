@@ -148,6 +148,48 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     assert_eq!(ws.files(""), ["prompts.txt"]);
 
     let out = &run.stdout;
+    // One line per prompt, with what every image asks for said once.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("  forest "))
+        .unwrap_or_else(|| panic!("{out}"));
+    for part in [
+        "2 to make",
+        "\"A misty forest at dawn, with tall pines. Soft l",
+    ] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+    assert!(
+        out.contains("Every image: gpt-image-2 1024x1024 high /images/generations\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}/images/generations", server.base_url())),
+        "{out}"
+    );
+    assert!(
+        out.contains("Total: 6 image(s) of 3 prompt(s): 6 to make, 0 already there; 6 request(s)."),
+        "{out}"
+    );
+
+    // -v lists each image, with what it asks for.
+    let run = genimg(&ws, None)
+        .env("OPENAI_BASE_URL", server.base_url())
+        .args([
+            "--input",
+            "prompts.txt",
+            "--dst_dir",
+            "./images",
+            "--count",
+            "2",
+            "--dry_run",
+            "-v",
+        ])
+        .run();
+    assert_code(&run, 0);
+    assert!(server.requests().is_empty(), "a dry run sends nothing");
+    assert!(!ws.join("images").exists(), "a dry run writes nothing");
+    let out = &run.stdout;
     for name in [
         "image.city.01.hd.png",
         "image.forest.02.hd.png",
@@ -168,14 +210,6 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     ] {
         assert!(line.contains(part), "{part} missing from: {line}");
     }
-    assert!(
-        out.contains(&format!("{}/images/generations", server.base_url())),
-        "{out}"
-    );
-    assert!(
-        out.contains("Total: 6 image(s) of 3 prompt(s): 6 to make, 0 already there; 6 request(s)."),
-        "{out}"
-    );
 }
 
 /// `--from-scratch` moves genimg's images of these prompts, and nothing else, to the trash:
