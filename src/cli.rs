@@ -622,7 +622,7 @@ mod tests {
         for args in [
             ["a", "--size", "big"],
             ["a", "--quality", "ultra"],
-            ["a", "--format", "gif"],
+            ["a", "--format", "bmp"],
             ["a", "--compression", "101"],
             ["a", "--background", "clear"],
             ["a", "--moderation", "none"],
@@ -748,7 +748,7 @@ mod tests {
         ] {
             assert_eq!(offered(long), table, "--{long}");
         }
-        assert_eq!(offered("format"), ["png", "jpeg", "webp"]);
+        assert_eq!(offered("format"), ["png", "jpeg", "webp", "gif", "svg"]);
         assert_eq!(offered("naming"), ["seed", "legacy"]);
 
         // Every value offered parses, through the flag and its seed spelling, to the value

@@ -645,6 +645,10 @@ mod tests {
             !legacy.is_ours("desc_04_image_01_hd.png"),
             "prompt 4 is not in this run"
         );
-        assert!(!legacy.is_ours("desc_01_image_01_hd.gif"));
+        assert!(
+            legacy.is_ours("desc_01_image_01_hd.gif"),
+            "a 2.6 model's GIF"
+        );
+        assert!(!legacy.is_ours("desc_01_image_01_hd.bmp"));
     }
 }

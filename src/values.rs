@@ -84,7 +84,9 @@ pub fn parse_format(value: &str) -> Result<ImageFormat, String> {
         "png" => Ok(ImageFormat::Png),
         "jpeg" | "jpg" => Ok(ImageFormat::Jpeg),
         "webp" => Ok(ImageFormat::Webp),
-        _ => Err(format!("`{value}` is not one of png, jpeg, webp")),
+        "gif" => Ok(ImageFormat::Gif),
+        "svg" => Ok(ImageFormat::Svg),
+        _ => Err(format!("`{value}` is not one of png, jpeg, webp, gif, svg")),
     }
 }
 

@@ -18,7 +18,7 @@ const ALL_RATIOS: &[&str] = &[
 ];
 
 /// Inline images a request takes, by their MIME types (HEIC is not read by genimg).
-const FORMATS: &[ImageFormat] = &ImageFormat::ALL;
+const FORMATS: &[ImageFormat] = &ImageFormat::RASTER;
 
 /// What every Gemini image model shares; each row sets what differs.
 const BASE: ModelInfo = ModelInfo {
@@ -45,6 +45,7 @@ const BASE: ModelInfo = ModelInfo {
     known_as: "",
     max_request_bytes: Some(MAX_GEMINI_REQUEST_BYTES),
     own_format: true,
+    more_formats: &[],
 };
 
 /// Nano Banana Pro, which its preview shared everything with.

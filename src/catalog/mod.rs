@@ -98,6 +98,8 @@ pub struct ModelInfo {
     /// Answers in a format of its own choosing (Gemini: PNG or JPEG), with no way to ask
     /// for one: the file takes the format of the bytes, and that is no surprise to warn of.
     pub own_format: bool,
+    /// Output formats it makes beyond PNG, JPEG and WebP: animated GIF and SVG (2.6).
+    pub more_formats: &'static [ImageFormat],
 }
 
 /// Which service family makes a model's images. OpenAI-compatible services and Azure OpenAI
@@ -569,6 +571,12 @@ pub fn render_table_on(today: jiff::civil::Date) -> String {
         if m.complexity {
             options.push("--complexity");
         }
+        let formats: Vec<String> = m
+            .more_formats
+            .iter()
+            .map(|f| format!("--format {}", f.extension()))
+            .collect();
+        options.extend(formats.iter().map(String::as_str));
         let options = if options.is_empty() {
             "none".to_owned()
         } else {

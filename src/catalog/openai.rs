@@ -58,7 +58,9 @@ const DALLE3_PRICE: Price = Price::PerImage {
 const FIXED_GPT1_SIZES: &[&str] = &["1024x1024", "1536x1024", "1024x1536", "auto"];
 const GPT_QUALITIES: &[&str] = &["low", "medium", "high", "auto"];
 const GPT25_QUALITIES: &[&str] = &["low", "medium", "high", "xhigh", "max", "auto"];
-const ALL_FORMATS: &[ImageFormat] = &ImageFormat::ALL;
+const ALL_FORMATS: &[ImageFormat] = &ImageFormat::RASTER;
+/// The formats the 2.6 models make beyond the raster three.
+const GIF_SVG: &[ImageFormat] = &[ImageFormat::Gif, ImageFormat::Svg];
 
 /// What sets GPT image models apart from each other.
 struct Gpt {
@@ -66,6 +68,7 @@ struct Gpt {
     qualities: &'static [&'static str],
     input_fidelity: bool,
     complexity: bool,
+    more_formats: &'static [ImageFormat],
     price: Price,
 }
 
@@ -74,6 +77,7 @@ const GPT1: Gpt = Gpt {
     qualities: GPT_QUALITIES,
     input_fidelity: true,
     complexity: false,
+    more_formats: &[],
     price: Price::Unknown,
 };
 const GPT2: Gpt = Gpt {
@@ -81,6 +85,7 @@ const GPT2: Gpt = Gpt {
     qualities: GPT_QUALITIES,
     input_fidelity: false,
     complexity: false,
+    more_formats: &[],
     price: GPT2_PRICE,
 };
 const GPT25: Gpt = Gpt {
@@ -90,6 +95,7 @@ const GPT25: Gpt = Gpt {
 };
 const GPT26: Gpt = Gpt {
     complexity: true,
+    more_formats: GIF_SVG,
     price: GPT26_PRICE,
     ..GPT25
 };
@@ -128,6 +134,7 @@ const fn gpt(
         known_as: "",
         max_request_bytes: None,
         own_format: false,
+        more_formats: kind.more_formats,
     }
 }
 
@@ -202,6 +209,7 @@ pub static MODELS: &[ModelInfo] = &[
         known_as: "",
         max_request_bytes: None,
         own_format: false,
+        more_formats: &[],
     },
     ModelInfo {
         name: "dall-e-2",
@@ -226,6 +234,7 @@ pub static MODELS: &[ModelInfo] = &[
         known_as: "",
         max_request_bytes: None,
         own_format: false,
+        more_formats: &[],
     },
 ];
 
@@ -254,6 +263,7 @@ pub(super) static UNKNOWN_GPT_IMAGE: ModelInfo = ModelInfo {
     known_as: "",
     max_request_bytes: None,
     own_format: false,
+    more_formats: GIF_SVG,
 };
 
 pub const DEFAULT_MODEL: &str = "gpt-image-2";

@@ -276,6 +276,25 @@ impl Choices {
                     problem: output_only("an output format"),
                 });
             }
+            if matches!(f.value, ImageFormat::Gif | ImageFormat::Svg)
+                && !info.more_formats.contains(&f.value)
+            {
+                return Err(ConfigError::Option {
+                    given: f.from.show(f.value.extension()),
+                    problem: format!(
+                        "{name} does not make {} images; the gpt-image-2.6 models do",
+                        f.value
+                    ),
+                });
+            }
+            if f.value == ImageFormat::Svg && !references.is_empty() {
+                return Err(ConfigError::Option {
+                    given: f.from.show(f.value.extension()),
+                    problem: "SVG is made by generations only, one image per request: it takes \
+                              no reference image"
+                        .to_owned(),
+                });
+            }
             options.format = Some(f.value);
         }
         let format = options.format.unwrap_or(ImageFormat::Png);
@@ -283,7 +302,7 @@ impl Choices {
             if !info.output_options {
                 return Err(c.error(output_only("a compression level")));
             }
-            if format == ImageFormat::Png {
+            if !matches!(format, ImageFormat::Jpeg | ImageFormat::Webp) {
                 return Err(c.error(
                     "compression applies to JPEG and WebP output: add --format jpeg or webp",
                 ));
@@ -298,8 +317,13 @@ impl Choices {
                 if !info.transparency {
                     return Err(b.error(format!("{name} cannot make transparent images")));
                 }
-                if format == ImageFormat::Jpeg {
-                    return Err(b.error("a transparent background needs PNG or WebP, not JPEG"));
+                if matches!(
+                    format,
+                    ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::Svg
+                ) {
+                    return Err(b.error(format!(
+                        "a transparent background needs PNG or WebP, not {format}"
+                    )));
                 }
             }
             options.background = Some(b.value);
@@ -514,14 +538,11 @@ impl ReferenceCache {
                 )
             })?;
             // The magic bytes pass a file cut short: its header must give the image's size.
-            match imagesize::blob_size(&bytes) {
-                Ok(size) if size.width > 0 && size.height > 0 => {}
-                _ => {
-                    return Err(fail(format!(
-                        "is a truncated or damaged {format} image: its header gives no width \
-                         and height"
-                    )));
-                }
+            if ImageFormat::RASTER.contains(&format) && !format.is_whole(&bytes) {
+                return Err(fail(format!(
+                    "is a truncated or damaged {format} image: its header gives no width and \
+                     height"
+                )));
             }
             let sha256 = crate::units::sha256_hex(&bytes);
             self.read

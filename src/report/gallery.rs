@@ -185,7 +185,7 @@ fn unrecorded(dir: &Path, records: &[Record]) -> Vec<Record> {
         .filter_map(|file| {
             let (prompt, index) = name_says(&file)?;
             // Its bytes must be an image, whatever the name says.
-            let mut head = [0u8; 32];
+            let mut head = [0u8; 1024];
             let n = std::io::Read::read(&mut std::fs::File::open(dir.join(&file)).ok()?, &mut head)
                 .ok()?;
             crate::format::ImageFormat::sniff(&head[..n])?;
@@ -377,6 +377,15 @@ impl<'a> Card<'a> {
             Status::Failed if self.record.rescued.is_some() => self.record.cost_usd,
             Status::Failed | Status::Refused => None,
         }
+    }
+
+    /// Whether the file is an SVG: untrusted markup from a model, so it is shown only as an
+    /// `<img>` (where no script of it runs) and never linked as a page to open.
+    fn is_svg(&self) -> bool {
+        self.record
+            .file
+            .rsplit_once('.')
+            .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("svg"))
     }
 
     /// The file as a relative URL.

@@ -49,7 +49,7 @@ impl Received {
     /// Reads the bytes' header: their magic number and dimensions, not a file name.
     pub fn of(bytes: &[u8], asked: ImageFormat) -> Received {
         match ImageFormat::sniff(bytes) {
-            Some(format) if imagesize::blob_size(bytes).is_ok() => {
+            Some(format) if format.is_whole(bytes) => {
                 if format == asked {
                     Received::Asked(format)
                 } else {
@@ -635,7 +635,7 @@ mod tests {
         );
         assert_eq!(other.file_name().unwrap(), "a.png");
         let unknown = rescued(
-            b"GIF89a not really",
+            b"BM: no image genimg knows",
             "b.png",
             Asked {
                 format: ImageFormat::Png,

@@ -283,7 +283,7 @@ fn closed_choices_are_offered_by_help_and_completions() {
     let ws = Workspace::new();
     let choices = [
         ("--quality", "hd standard low medium high xhigh max auto"),
-        ("--format", "png jpeg webp"),
+        ("--format", "png jpeg webp gif svg"),
         ("--background", "transparent opaque auto"),
         ("--moderation", "low auto"),
         ("--input-fidelity", "high low"),

@@ -407,6 +407,54 @@ async fn complexity_is_for_the_2_6_models_only() {
 }
 
 #[tokio::test]
+async fn gif_and_svg_are_for_the_2_6_models_and_svg_for_generations_only() {
+    let server = FakeServer::start();
+    let f =
+        |model: &str, format: &str| json!({"model": model, "prompt": "x", "output_format": format});
+    let mut cases = Vec::new();
+    for model in ["gpt-image-2.6-flare", "gpt-image-2.6-sunburst"] {
+        cases.push((f(model, "gif"), OK));
+        cases.push((f(model, "svg"), OK));
+    }
+    for model in ["gpt-image-2", "gpt-image-2.5-flare"] {
+        cases.push((f(model, "gif"), invalid("output_format")));
+        cases.push((f(model, "svg"), invalid("output_format")));
+    }
+    let mut transparent = f("gpt-image-2.6-flare", "svg");
+    transparent["background"] = json!("transparent");
+    cases.push((transparent, invalid("background")));
+    expect_generations(&server, &cases).await;
+    // The answers are a GIF and an SVG.
+    let client = http();
+    let url = format!("{}/images/generations", server.base_url());
+    for (format, magic) in [("gif", &b"GIF89a"[..]), ("svg", b"<?xml")] {
+        let (status, body) = send(
+            client
+                .post(&url)
+                .bearer_auth(KEY)
+                .json(&f("gpt-image-2.6-flare", format)),
+        )
+        .await;
+        assert_eq!(status, 200);
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body["data"][0]["b64_json"].as_str().unwrap())
+            .unwrap();
+        assert!(bytes.starts_with(magic), "{format}");
+    }
+    // An SVG edit is refused.
+    let form = Form::new()
+        .text("model", "gpt-image-2.6-flare")
+        .text("prompt", "x")
+        .text("output_format", "svg")
+        .part("image", png_part());
+    assert_eq!(
+        code(&post_form(&server, form).await),
+        (400, "invalid_value")
+    );
+}
+
+#[tokio::test]
 async fn input_fidelity_is_for_edits_of_some_models() {
     let server = FakeServer::start();
     for model in ["gpt-image-1.5", "gpt-image-1", "chatgpt-image-latest"] {

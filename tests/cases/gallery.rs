@@ -486,3 +486,51 @@ fn images_without_a_record_are_listed_by_their_names() {
     assert!(page.contains("image.old.01.hd.png"));
     assert!(page.contains("image_01_hd.png"));
 }
+
+/// An SVG whose scripts, if they ever ran, would say so on the gallery's page and its title.
+const HOSTILE_SVG: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<!-- a model's answer is untrusted markup -->
+<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" onload="top.document.title='PWNED-ONLOAD'">
+<script>top.document.title = 'PWNED'; top.document.body.setAttribute('data-pwned', '1');</script>
+<rect width="64" height="64" fill="#3a7"/>
+</svg>
+"##;
+
+#[test]
+fn an_svg_is_shown_as_an_image_whose_scripts_never_run_and_is_never_linked_as_a_page() {
+    let ws = Workspace::new();
+    ws.write("out/image_01_hd.svg", HOSTILE_SVG);
+    ws.write("out/image_02_hd.png", images::png(2));
+    let run = genimg(&ws, None).args(["gallery", "out"]).run();
+    assert_code(&run, 0);
+    let html = String::from_utf8(ws.read(&format!("out/{GALLERY}"))).unwrap();
+    assert!(html.contains("<img src=\"image_01_hd.svg\""), "{html}");
+    // Never inlined, embedded or linked as a document to open.
+    assert!(!html.contains("PWNED"), "{html}");
+    for tag in ["<object", "<iframe", "<embed"] {
+        assert!(!html.contains(tag), "{tag}: {html}");
+    }
+    for anchor in html.split("<a ").skip(1) {
+        let tag = &anchor[..anchor.find('>').unwrap()];
+        if tag.contains(".svg\"") {
+            assert!(
+                tag.contains(" download"),
+                "a link to the SVG downloads it: {tag}"
+            );
+        }
+    }
+    if !chromium_available() {
+        return;
+    }
+    let page = ws.join("out").join(GALLERY).canonicalize().unwrap();
+    let dom = chromium(&page, &["--dump-dom"]);
+    assert!(
+        dom.contains("data-loaded=\"2/2\""),
+        "the SVG loads, as an image:\n{dom}"
+    );
+    assert!(!dom.contains("PWNED"), "a script of the SVG ran:\n{dom}");
+    assert!(
+        !dom.contains("data-pwned"),
+        "a script of the SVG ran:\n{dom}"
+    );
+}

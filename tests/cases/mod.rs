@@ -7,6 +7,7 @@ mod endpoints;
 mod fake_gemini;
 mod fake_server;
 mod faults;
+mod formats;
 mod gallery;
 mod gemini;
 mod interface;

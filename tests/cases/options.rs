@@ -214,7 +214,10 @@ fn each_option_is_refused_by_a_model_that_does_not_take_it() {
             &["--style", "@missing.txt"],
             "--style @missing.txt: cannot read missing.txt",
         ),
-        (&["--format", "gif"], "`gif` is not one of png, jpeg, webp"),
+        (
+            &["--format", "bmp"],
+            "`bmp` is not one of png, jpeg, webp, gif, svg",
+        ),
         (
             &["--compression", "101"],
             "`101` is not a whole number from 0 to 100",

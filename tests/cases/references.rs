@@ -119,12 +119,29 @@ fn an_unreadable_reference() {
 #[test]
 fn a_reference_that_is_not_a_png_jpeg_or_webp() {
     for (name, bytes) in [
-        ("anim.gif", images::fixture("reference.gif")),
         ("notes.png", b"these are notes, not pixels".to_vec()),
         ("empty.png", Vec::new()),
     ] {
         let (run, server) = edit_with(name, &bytes);
         refused(&run, &server, name, "is not a PNG, JPEG or WebP image");
+    }
+    // A GIF or an SVG is an image genimg knows (a 2.6 model makes them), but no model reads
+    // one as a reference.
+    for (name, bytes) in [
+        ("anim.gif", images::fixture("reference.gif")),
+        (
+            "logo.svg",
+            b"<svg xmlns='http://www.w3.org/2000/svg'></svg>".to_vec(),
+        ),
+    ] {
+        let (run, server) = edit_with(name, &bytes);
+        let format = if name.ends_with("gif") { "GIF" } else { "SVG" };
+        refused(
+            &run,
+            &server,
+            name,
+            &format!("is a {format} image; gpt-image-2 takes PNG or JPEG or WebP"),
+        );
     }
 }
 

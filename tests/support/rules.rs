@@ -539,14 +539,28 @@ pub fn check(
     one_of(fields, "style", &["vivid", "natural"])?;
 
     // The GPT image fields: the allowed list has already refused them to other models.
-    let format = one_of(fields, "output_format", &["png", "jpeg", "webp"])?;
+    // The 2.6 models also make animated GIFs and SVGs; an SVG only from a generation.
+    let formats: &[&str] = if rules.complexity {
+        &["png", "jpeg", "webp", "gif", "svg"]
+    } else {
+        &["png", "jpeg", "webp"]
+    };
+    let format = one_of(fields, "output_format", formats)?;
+    if format == Some("svg") && op == Op::Edit {
+        return Err(ApiErr::invalid(
+            "output_format",
+            "output_format 'svg' is only supported for image generations, not edits.".into(),
+        ));
+    }
     one_of(fields, "moderation", &["low", "auto"])?;
     let background = one_of(fields, "background", &["transparent", "opaque", "auto"])?;
-    if background == Some("transparent") && format == Some("jpeg") {
+    if background == Some("transparent") && matches!(format, Some("jpeg" | "gif" | "svg")) {
         return Err(ApiErr::invalid(
             "background",
-            "Transparent background is not supported for output_format 'jpeg'; use 'png' or 'webp'."
-                .into(),
+            format!(
+                "Transparent background is not supported for output_format '{}'; use 'png' or 'webp'.",
+                format.unwrap_or_default()
+            ),
         ));
     }
     if integer(fields, "output_compression", multipart, 0..=100)?.is_some()

@@ -1197,8 +1197,41 @@ pub fn image_in(format: &str, seq: u64) -> Vec<u8> {
     match format {
         "jpeg" => jpeg(seq),
         "webp" => webp(seq),
+        "gif" => gif(seq),
+        "svg" => svg(seq),
         _ => images::png(seq),
     }
+}
+
+/// An animated GIF of two 1x1 frames, with a comment extension naming `seq`.
+pub fn gif(seq: u64) -> Vec<u8> {
+    let comment = format!("genimg fake image {seq}");
+    let mut out = Vec::new();
+    out.extend_from_slice(b"GIF89a\x01\x00\x01\x00\x80\x00\x00");
+    out.extend_from_slice(&[0, 0, 0, 0xff, 0xff, 0xff]);
+    // NETSCAPE2.0: loop forever.
+    out.extend_from_slice(b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00");
+    out.extend_from_slice(&[0x21, 0xfe, u8::try_from(comment.len()).expect("short")]);
+    out.extend_from_slice(comment.as_bytes());
+    out.push(0);
+    for color in [0u8, 1] {
+        // Graphic control: 20 cs a frame; then one pixel of `color`.
+        out.extend_from_slice(&[0x21, 0xf9, 0x04, 0x00, 0x14, 0x00, 0x00, 0x00]);
+        out.extend_from_slice(&[0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+        out.extend_from_slice(&[0x02, 0x02, 0x44 | color, 0x01, 0x00]);
+    }
+    out.push(0x3b);
+    out
+}
+
+/// An SVG document naming `seq`, with an XML prolog.
+pub fn svg(seq: u64) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"64\" height=\"64\" viewBox=\"0 0 64 64\"><!-- genimg fake image {seq} -->\
+         <rect width=\"64\" height=\"64\" fill=\"#3a7\"/></svg>\n"
+    )
+    .into_bytes()
 }
 
 /// The JPEG fixture with a comment segment (`COM`) naming `seq` right after the start-of-image
