@@ -143,6 +143,16 @@ pub struct Cli {
           value_parser = one_of(COMPLEXITIES, values::parse_complexity))]
     pub complexity: Option<&'static str>,
 
+    /// Stream each answer (server-sent events): the first look at an image sooner, and a
+    /// long request kept alive through proxies that drop idle connections
+    #[arg(long)]
+    pub stream: bool,
+
+    /// With --stream: partial images to send as the image forms, 0-3 (under
+    /// .genimg/partials/ until the image is done); implies --stream
+    #[arg(long = "partial-images", value_name = "N", value_parser = values::parse_partial_images)]
+    pub partial_images: Option<u8>,
+
     /// Aspect ratio on Gemini models (each takes its own: see `genimg models`)
     #[arg(long = "aspect-ratio", value_name = "W:H",
           value_parser = one_of(ASPECT_RATIOS, values::parse_aspect_ratio))]

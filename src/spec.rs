@@ -219,6 +219,11 @@ pub struct ImageOptions {
     /// `imageSize` as given (Gemini); `None` follows the quality (see
     /// [`ImageSpec::image_size`]).
     pub image_size: Option<&'static str>,
+    /// `stream`: the answer as server-sent events. Not part of the identity: the image is
+    /// the same.
+    pub stream: bool,
+    /// `partial_images` (0-3) of a stream.
+    pub partial_images: Option<u8>,
 }
 
 impl Default for ImageOptions {
@@ -234,6 +239,8 @@ impl Default for ImageOptions {
             complexity: None,
             aspect_ratio: None,
             image_size: None,
+            stream: false,
+            partial_images: None,
         }
     }
 }

@@ -70,6 +70,16 @@ pub fn parse_complexity(value: &str) -> Result<&'static str, String> {
     choice(value, COMPLEXITIES)
 }
 
+/// A number of partial images: 0 to 3.
+pub fn parse_partial_images(value: &str) -> Result<u8, String> {
+    match value.trim().parse::<u8>() {
+        Ok(n) if n <= 3 => Ok(n),
+        _ => Err(format!(
+            "`{value}` is not a number of partial images from 0 to 3"
+        )),
+    }
+}
+
 pub fn parse_aspect_ratio(value: &str) -> Result<&'static str, String> {
     choice(value.trim(), ASPECT_RATIOS)
 }

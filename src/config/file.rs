@@ -35,6 +35,9 @@ pub struct ConfigFile {
     #[serde(alias = "input_fidelity")]
     pub input_fidelity: Option<String>,
     pub complexity: Option<String>,
+    pub stream: Option<bool>,
+    #[serde(alias = "partial_images")]
+    pub partial_images: Option<u8>,
     #[serde(alias = "aspect_ratio")]
     pub aspect_ratio: Option<String>,
     #[serde(alias = "image_size")]

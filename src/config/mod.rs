@@ -608,6 +608,18 @@ impl Config {
             }
         }
 
+        if cli.batch
+            && let Some(p) = resolved.iter().find(|p| p.settings.options.stream)
+        {
+            return Err(ConfigError::Option {
+                given: "--batch".to_owned(),
+                problem: format!(
+                    "the prompt `{}` streams (--stream, --partial-images): streaming is for \
+                     live requests; drop one or the other",
+                    p.name
+                ),
+            });
+        }
         // A key is needed for each provider the run's prompts use, and checked before any
         // request to either.
         let uses = |id: ProviderId| resolved.iter().any(|p| p.settings.model.provider() == id);
@@ -856,6 +868,22 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             crate::values::parse_complexity,
             loaded,
             "complexity",
+        )?,
+        stream: (cli.stream || f.stream.unwrap_or(false)).then(|| Given {
+            value: true,
+            from: if cli.stream {
+                Source::Flag("--stream")
+            } else {
+                file_source(loaded, "stream")
+            },
+        }),
+        partial_images: pick(
+            cli.partial_images,
+            "--partial-images",
+            f.partial_images.map(|n| n.to_string()),
+            crate::values::parse_partial_images,
+            loaded,
+            "partial-images",
         )?,
         aspect_ratio: pick(
             cli.aspect_ratio,

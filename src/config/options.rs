@@ -89,6 +89,9 @@ pub struct Choices {
     pub input_fidelity: Option<Given<&'static str>>,
     pub complexity: Option<Given<&'static str>>,
     pub aspect_ratio: Option<Given<&'static str>>,
+    /// `--stream`, or `--partial-images` (which implies it).
+    pub stream: Option<Given<bool>>,
+    pub partial_images: Option<Given<u8>>,
     pub image_size: Option<Given<&'static str>>,
     /// The preamble put before every prompt's text, already read if it was `@FILE`.
     pub style: Option<Given<String>>,
@@ -357,6 +360,17 @@ impl Choices {
             options.complexity = Some(c.value);
         }
 
+        let streamed = self.stream.as_ref().filter(|s| s.value).map(|s| &s.from);
+        if let Some(from) = self.partial_images.as_ref().map(|p| &p.from).or(streamed) {
+            if info.family != crate::catalog::Family::GptImage {
+                return Err(ConfigError::Option {
+                    given: from.place(),
+                    problem: format!("{name} does not stream its answers; the GPT image models do"),
+                });
+            }
+            options.stream = true;
+            options.partial_images = self.partial_images.as_ref().map(|p| p.value);
+        }
         if let Some(r) = &self.aspect_ratio {
             match info.aspect_ratios {
                 [] => {

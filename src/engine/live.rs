@@ -25,7 +25,7 @@ use crate::outcome::{Failure, FailureKind, FatalStop, Made, StopSignal, Summary}
 use crate::plan::{Job, Plan, Survey};
 use crate::progress::{Event, Reporter};
 use crate::provider::{
-    ApiError, Billed, Client, Delivered, Fatal, MAX_RETRY_AFTER, RetryPolicy, Verdict,
+    ApiError, Billed, Client, Delivered, Fatal, MAX_RETRY_AFTER, PartialSink, RetryPolicy, Verdict,
 };
 use crate::spec::{ImageSpec, ProviderId};
 use crate::store::manifest::{self, Record};
@@ -157,17 +157,43 @@ impl Signals {
 /// Where images come from: the API client, or a stand-in in tests.
 pub trait ImageService: Send + Sync + 'static {
     fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send;
+
+    /// As `create`, handing the partial images of a streamed answer to `partial`.
+    fn create_with(
+        &self,
+        spec: &ImageSpec,
+        partial: Option<&PartialSink>,
+    ) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+        let _ = partial;
+        self.create(spec)
+    }
 }
 
 impl ImageService for Client {
     fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
         Client::create(self, spec)
     }
+
+    fn create_with(
+        &self,
+        spec: &ImageSpec,
+        partial: Option<&PartialSink>,
+    ) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+        Client::create_with(self, spec, partial)
+    }
 }
 
 impl ImageService for crate::provider::Clients {
     fn create(&self, spec: &ImageSpec) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
-        crate::provider::Clients::create(self, spec)
+        crate::provider::Clients::create_with(self, spec, None)
+    }
+
+    fn create_with(
+        &self,
+        spec: &ImageSpec,
+        partial: Option<&PartialSink>,
+    ) -> impl Future<Output = Result<Delivered, ApiError>> + Send {
+        crate::provider::Clients::create_with(self, spec, partial)
     }
 }
 
@@ -566,6 +592,9 @@ async fn make_image<S: ImageService>(
     let started = Instant::now();
     let spec = &job.prompt.spec;
     let mut record = Record::of_job(&job);
+    // A streamed answer's partial images go under `.genimg/partials/` as they arrive.
+    let partials: Option<Arc<PartialSink>> =
+        spec.options.stream.then(|| partial_writer(&context, &job));
     let attempts = AtomicU32::new(0);
     // When the first request went out: the record's start, rather than when the job was
     // queued behind others.
@@ -623,7 +652,8 @@ async fn make_image<S: ImageService>(
             attempt: attempts.load(Ordering::SeqCst),
         });
         shared.sending();
-        let answer = shared.unless_unreachable(context.service.create(spec).await);
+        let answer =
+            shared.unless_unreachable(context.service.create_with(spec, partials.as_deref()).await);
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
         // What the answer billed counts before the slot goes too, so that the next request
@@ -817,7 +847,64 @@ async fn make_image<S: ImageService>(
             return gave_up(&context, &job, record, &error, billed, Some(why)).await;
         }
     };
-    hand_over(&context, &shared, &job, record, image, billed, started).await
+    let ended = hand_over(&context, &shared, &job, record, image, billed, started).await;
+    // The final image replaces its partials.
+    if spec.options.stream && matches!(ended, Ended::Made(_)) {
+        remove_partials(context.sink.destination().dir(), &job.file_name);
+    }
+    ended
+}
+
+/// Where a job's partial images go: `.genimg/partials/` in the destination.
+pub const PARTIALS_DIR: &str = ".genimg/partials";
+
+/// The name of a job's `index`-th partial image: `image_01_hd.partial-2.png`. Never a final
+/// name: it lives in [`PARTIALS_DIR`].
+fn partial_name(file_name: &str, index: u32) -> String {
+    match file_name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.partial-{index}.{ext}"),
+        None => format!("{file_name}.partial-{index}"),
+    }
+}
+
+/// Writes each partial image of `job` (whole, through a temporary file) and says so.
+fn partial_writer<S: ImageService>(context: &Arc<Context<S>>, job: &Job) -> Arc<PartialSink> {
+    let dir = context.sink.destination().dir().join(PARTIALS_DIR);
+    let reporter = context.reporter.clone();
+    let job = job.clone();
+    let total = job.prompt.spec.options.partial_images.map_or(0, u32::from);
+    Arc::new(move |index: u32, bytes: &[u8]| {
+        let name = partial_name(&job.file_name, index);
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let temp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&temp, bytes)?;
+            std::fs::rename(&temp, dir.join(&name))
+        });
+        if let Err(e) = written {
+            tracing::warn!(file = %name, error = %e, "a partial image could not be written");
+        }
+        reporter.event(Event::Partial {
+            job: &job,
+            index,
+            total: total.max(index),
+        });
+    })
+}
+
+/// Removes the partial images of the image named `file_name`.
+fn remove_partials(dir: &std::path::Path, file_name: &str) {
+    let dir = dir.join(PARTIALS_DIR);
+    let Some((stem, _)) = file_name.rsplit_once('.') else {
+        return;
+    };
+    let prefix = format!("{stem}.partial-");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// An image whose requests gave nothing to keep: its record says why, and what its answers

@@ -43,6 +43,12 @@ pub enum Event<'a> {
         /// From 1; above 1 for a retry.
         attempt: u32,
     },
+    /// A streamed answer brought a partial image of the job: `index` of `total` (from 1).
+    Partial {
+        job: &'a Job,
+        index: u32,
+        total: u32,
+    },
     /// An attempt failed with an error worth retrying; the next comes after `wait`.
     Retrying {
         job: &'a Job,
@@ -249,7 +255,7 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             },
         ),
         Event::Started { job } => (Verbose, format!("started {}", job.file_name)),
-        Event::Sending { .. } => return None,
+        Event::Sending { .. } | Event::Partial { .. } => return None,
         Event::Retrying {
             job,
             max_attempts,

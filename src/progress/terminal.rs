@@ -218,6 +218,21 @@ impl Reporter for TerminalReporter {
                 drop(lines);
                 self.refresh();
             }
+            Event::Partial { job, index, total } => {
+                let mut message = Self::label(job);
+                if self.verbosity >= Verbosity::Verbose {
+                    message.push_str(&format!(" ({})", job.file_name));
+                }
+                message.push_str(&format!(" · partial {index} of {total}"));
+                if let Some(line) = self
+                    .lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&job.file_name)
+                {
+                    line.set_message(message);
+                }
+            }
             Event::LongWait { wait, .. } => {
                 *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((
                     format!(
@@ -358,6 +373,31 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         term.contents()
+    }
+
+    #[test]
+    fn a_streamed_request_shows_its_partial_images_as_they_arrive() {
+        let term = InMemoryTerm::new(12, 120);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
+        let plan = plan();
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        let job = &plan.jobs[0];
+        r.event(Event::Started { job });
+        r.event(Event::Sending { job, attempt: 1 });
+        r.event(Event::Partial {
+            job,
+            index: 2,
+            total: 3,
+        });
+        let screen = settled(&r, &term, |s| s.contains("partial 2 of 3"));
+        assert!(screen.contains("fox #1 · partial 2 of 3"), "{screen}");
     }
 
     #[test]

@@ -81,6 +81,42 @@ impl Reply {
     }
 }
 
+/// Where partial images go as a stream brings them: their index (from 1) and bytes.
+pub type PartialSink = dyn Fn(u32, &[u8]) + Send + Sync;
+
+/// The first whole event in `buffer` (its name, if it has one, and its data lines joined), and
+/// what is left after it. At the end of the stream (`ended`) an event needs no blank line
+/// after it.
+#[allow(clippy::type_complexity)]
+fn next_event(buffer: &[u8], ended: bool) -> Option<((Option<String>, Vec<u8>), Vec<u8>)> {
+    let end = buffer
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|at| (at, at + 2))
+        .or_else(|| {
+            buffer
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|at| (at, at + 4))
+        })
+        .or_else(|| (ended && !buffer.is_empty()).then_some((buffer.len(), buffer.len())))?;
+    let block = &buffer[..end.0];
+    let mut name = None;
+    let mut data: Vec<u8> = Vec::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(value) = line.strip_prefix(b"event:") {
+            name = Some(String::from_utf8_lossy(value.trim_ascii()).into_owned());
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            if !data.is_empty() {
+                data.push(b'\n');
+            }
+            data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+        }
+    }
+    Some(((name, data), buffer[end.1..].to_vec()))
+}
+
 /// A local file that could not be written, as an error of the request it belonged to.
 fn io_error(path: &std::path::Path, e: &std::io::Error) -> ApiError {
     ApiError::Transport {
@@ -259,6 +295,18 @@ impl Transport {
     /// until the image it carries is written and dropped: only so many answers are read,
     /// decoded and written at once, so memory follows that number, not `-j`.
     pub async fn send(&self, request: WireRequest) -> Result<RawAnswer, ApiError> {
+        self.send_with(request, None).await
+    }
+
+    /// As [`Transport::send`]; an answer that streams server-sent events is read event by
+    /// event, each partial image handed to `partial` as it arrives (with its index), and
+    /// the answer is the `*.completed` event's. A stream that ends before it is an error
+    /// worth asking again, as a dropped connection is.
+    pub async fn send_with(
+        &self,
+        request: WireRequest,
+        partial: Option<&PartialSink>,
+    ) -> Result<RawAnswer, ApiError> {
         let sent = std::time::Instant::now();
         tracing::debug!(url = %request.url, "sending an image request");
         let builder = self
@@ -279,7 +327,16 @@ impl Transport {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        let streamed = (200..300).contains(&status)
+            && headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/event-stream"));
+        let body = if streamed {
+            self.read_events(response, partial).await?
+        } else {
+            response.bytes().await.map_err(|e| self.error(e))?
+        };
         tracing::debug!(
             status,
             request_id = headers
@@ -308,6 +365,91 @@ impl Transport {
             body,
             slot,
         })
+    }
+
+    /// Reads a stream of server-sent events (`event: NAME`, `data: JSON`, a blank line
+    /// between events) to its `*.completed` event, whose JSON becomes the body of an images
+    /// answer (`{"data": [{"b64_json", ...}], "usage"}`). Decoded leniently: an event
+    /// genimg does not know is skipped.
+    async fn read_events(
+        &self,
+        mut response: reqwest::Response,
+        partial: Option<&PartialSink>,
+    ) -> Result<Bytes, ApiError> {
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut partials = 0u32;
+        loop {
+            // A stream cut on its way is a dropped answer, asked again.
+            let chunk = response.chunk().await.map_err(|e| ApiError::Transport {
+                detail: format!(
+                    "the stream was cut after {partials} partial image(s), before its \
+                         image: {}",
+                    self.error(e)
+                ),
+            })?;
+            let ended = chunk.is_none();
+            if let Some(chunk) = chunk {
+                buffer.extend_from_slice(&chunk);
+            }
+            while let Some((event, rest)) = next_event(&buffer, ended) {
+                let (name, data) = event;
+                buffer = rest;
+                let Ok(data) = serde_json::from_slice::<Value>(&data) else {
+                    continue;
+                };
+                let kind = data
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or(name)
+                    .unwrap_or_default();
+                if kind.ends_with(".partial_image") {
+                    partials += 1;
+                    if let (Some(sink), Some(b64)) =
+                        (partial, data.get("b64_json").and_then(Value::as_str))
+                        && let Ok(bytes) = super::openai::decode_base64(b64)
+                    {
+                        let index = data
+                            .get("partial_image_index")
+                            .and_then(Value::as_u64)
+                            .map_or(partials, |i| i as u32 + 1);
+                        sink(index, &bytes);
+                    }
+                } else if kind.ends_with(".completed") {
+                    let mut datum = serde_json::Map::new();
+                    for key in ["b64_json", "url", "revised_prompt"] {
+                        if let Some(v) = data.get(key) {
+                            datum.insert(key.to_owned(), v.clone());
+                        }
+                    }
+                    let mut answer = serde_json::json!({ "data": [Value::Object(datum)] });
+                    for key in ["usage", "size", "quality", "output_format", "background"] {
+                        if let Some(v) = data.get(key) {
+                            answer[key] = v.clone();
+                        }
+                    }
+                    return Ok(Bytes::from(answer.to_string()));
+                } else if kind == "error" || data.get("error").is_some() {
+                    let message = data
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("an error event");
+                    return Err(ApiError::Transport {
+                        detail: format!(
+                            "the stream ended with an error: {}",
+                            self.redactor.text(message)
+                        ),
+                    });
+                }
+            }
+            if ended {
+                return Err(ApiError::Transport {
+                    detail: format!(
+                        "the stream ended after {partials} partial image(s), before its image"
+                    ),
+                });
+            }
+        }
     }
 
     /// Fetches an image link. No API key goes along: the link is signed by itself and may

@@ -29,8 +29,8 @@ use url::Url;
 
 pub use error::{ApiError, Billed, ErrorBody, StatusError};
 pub use http::{
-    CallBody, ClientError, REDACTED, RawAnswer, Redactor, Reply, Transport, TransportConfig,
-    USER_AGENT, WireBody, WireRequest,
+    CallBody, ClientError, PartialSink, REDACTED, RawAnswer, Redactor, Reply, Transport,
+    TransportConfig, USER_AGENT, WireBody, WireRequest,
 };
 pub use openai::{
     DecodeError, Delivery, ImageRequest, ImagesResponse, Operation, Service, decode_response,
@@ -197,10 +197,14 @@ impl Clients {
             .collect()
     }
 
-    /// Sends one request for `spec` to its provider (see [`Client::create`]).
-    pub async fn create(&self, spec: &ImageSpec) -> Result<Delivered, ApiError> {
+    /// Sends one request for `spec` to its provider (see [`Client::create_with`]).
+    pub async fn create_with(
+        &self,
+        spec: &ImageSpec,
+        partial: Option<&PartialSink>,
+    ) -> Result<Delivered, ApiError> {
         match self.get(spec.provider) {
-            Some(client) => client.create(spec).await,
+            Some(client) => client.create_with(spec, partial).await,
             // The config checks every key a run's prompts need before any request.
             None => Err(ApiError::Transport {
                 detail: format!("no client for {}", spec.provider.company()),
@@ -279,8 +283,18 @@ impl Client {
     /// Sends one request for `spec` and returns what it delivered, downloaded if the answer
     /// named a link. Whatever the server said back has the key scrubbed out.
     pub async fn create(&self, spec: &ImageSpec) -> Result<Delivered, ApiError> {
+        self.create_with(spec, None).await
+    }
+
+    /// As [`Client::create`]; a streamed answer hands each partial image to `partial` as it
+    /// arrives.
+    pub async fn create_with(
+        &self,
+        spec: &ImageSpec,
+        partial: Option<&PartialSink>,
+    ) -> Result<Delivered, ApiError> {
         let wire = self.provider.encode(&self.base_url, spec);
-        let raw = self.transport.send(wire).await?;
+        let raw = self.transport.send_with(wire, partial).await?;
         // Decoding megabytes of base64 is CPU work: keep it off the async workers.
         let provider = self.provider.clone();
         let (answer, raw) = tokio::task::spawn_blocking(move || (provider.decode(&raw), raw))

@@ -455,6 +455,43 @@ async fn gif_and_svg_are_for_the_2_6_models_and_svg_for_generations_only() {
 }
 
 #[tokio::test]
+async fn a_streamed_answer_is_partial_images_then_the_completed_event() {
+    let server = FakeServer::start();
+    let url = format!("{}/images/generations", server.base_url());
+    let body = json!({"model": "gpt-image-2", "prompt": "x", "stream": true, "partial_images": 2});
+    let response = http()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = response.text().await.unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "image_generation.partial_image",
+            "image_generation.partial_image",
+            "image_generation.completed"
+        ]
+    );
+    assert!(
+        text.contains("\"usage\""),
+        "the completed event carries the usage"
+    );
+    assert_eq!(server.image_requests()[0].partials.len(), 2);
+}
+
+#[tokio::test]
 async fn input_fidelity_is_for_edits_of_some_models() {
     let server = FakeServer::start();
     for model in ["gpt-image-1.5", "gpt-image-1", "chatgpt-image-latest"] {

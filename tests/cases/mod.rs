@@ -24,4 +24,5 @@ mod retries;
 mod seed_examples;
 mod signals;
 mod stops;
+mod stream;
 mod trash;

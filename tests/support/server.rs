@@ -66,6 +66,8 @@ pub struct Recorded {
     pub status: u16,
     /// The image bytes this answer delivered (decoded), if any.
     pub image: Option<Vec<u8>>,
+    /// The partial images a streamed answer sent before it (or before it was cut).
+    pub partials: Vec<Vec<u8>>,
     pub arrived: Instant,
     pub answered: Instant,
 }
@@ -683,6 +685,7 @@ async fn handle(
         files: Vec::new(),
         status: 0,
         image: None,
+        partials: Vec::new(),
         arrived,
         answered: arrived,
     };
@@ -905,6 +908,7 @@ async fn answer_image_request(
     let format = output_format(&record.fields);
     let seq = incoming.nth as u64 + 1;
     let image = picture(state, &record.fields, seq);
+    let streaming = flag(&record.fields, "stream");
     match action {
         Action::Answer => {}
         Action::Delay(d) => tokio::time::sleep(d).await,
@@ -912,6 +916,12 @@ async fn answer_image_request(
             return Ok(scripted_answer(&action).expect("an error or a raw answer"));
         }
         Action::Drop => return Err(Dropped),
+        // A stream cut after its partial images, before the completed event.
+        Action::Truncate if streaming => {
+            let (events, partials) = sse_events(op, &record.fields, &image, state, seq, false);
+            record.partials = partials;
+            return Ok(cut_stream(events));
+        }
         Action::Truncate => {
             let body = success_body(state, family, &record.fields, &image, &incoming);
             return Ok(truncated(body.concat()));
@@ -953,6 +963,11 @@ async fn answer_image_request(
     };
     if state.options.record_images {
         record.image = Some(image.bytes(state));
+    }
+    if streaming {
+        let (events, partials) = sse_events(op, &record.fields, &image, state, seq, true);
+        record.partials = partials;
+        return Ok(respond(200, "text/event-stream", events));
     }
     let mut response = respond_parts(200, "application/json", body);
     // The headers say what the bucket holds as the answer leaves, not as the request came:
@@ -1353,6 +1368,106 @@ pub(super) fn error_response(err: &ApiErr) -> Response<Body> {
         "application/json",
         err.body().to_string().into_bytes(),
     )
+}
+
+/// Whether a boolean field is true, in JSON or as a multipart text field.
+fn flag(fields: &Map<String, Value>, name: &str) -> bool {
+    match fields.get(name) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+/// The events of a streamed answer: `partial_images` partial images (each a PNG of its own),
+/// then, if `complete`, the `*.completed` event with the image and its usage, as the service
+/// sends them (`event:` and `data:` lines, a blank line after each). Also the partials' bytes.
+fn sse_events(
+    op: rules::Op,
+    fields: &Map<String, Value>,
+    image: &Picture,
+    state: &State,
+    seq: u64,
+    complete: bool,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let prefix = match op {
+        rules::Op::Generate => "image_generation",
+        rules::Op::Edit => "image_edit",
+    };
+    let count = match fields.get("partial_images") {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(Value::String(s)) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    let size = fields
+        .get("size")
+        .and_then(Value::as_str)
+        .unwrap_or("1024x1024");
+    let quality = fields
+        .get("quality")
+        .and_then(Value::as_str)
+        .unwrap_or("auto");
+    let format = output_format(fields);
+    let mut out = Vec::new();
+    let mut partials = Vec::new();
+    let mut event = |name: String, data: Value| {
+        out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+    };
+    for index in 0..count {
+        let bytes = images::png(PARTIAL_SEQ_BASE + seq * 8 + index);
+        event(
+            format!("{prefix}.partial_image"),
+            json!({
+                "type": format!("{prefix}.partial_image"),
+                "b64_json": STANDARD.encode(&bytes),
+                "partial_image_index": index,
+                "size": size, "quality": quality, "background": "opaque",
+                "output_format": format, "created_at": 1_713_833_628,
+            }),
+        );
+        partials.push(bytes);
+    }
+    if complete {
+        event(
+            format!("{prefix}.completed"),
+            json!({
+                "type": format!("{prefix}.completed"),
+                "b64_json": STANDARD.encode(image.bytes(state)),
+                "size": size, "quality": quality, "background": "opaque",
+                "output_format": format, "created_at": 1_713_833_628,
+                "usage": {
+                    "input_tokens": 50, "output_tokens": 7024, "total_tokens": 7074,
+                    "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}
+                },
+            }),
+        );
+    }
+    (out, partials)
+}
+
+/// The partial images' sequence numbers start here, far from any final image's.
+pub const PARTIAL_SEQ_BASE: u64 = 1 << 36;
+
+/// Sends a stream's events, then fails the stream so the connection closes: no completed
+/// event ever comes.
+fn cut_stream(events: Vec<u8>) -> Response<Body> {
+    // A length beyond what is sent: the headers and the events go out, then the end never
+    // comes.
+    let promised = events.len() + 4096;
+    use futures_util::StreamExt as _;
+    // The events are flushed before the connection drops: a client sees them all.
+    let frames = futures_util::stream::iter(vec![Ok(Frame::data(Bytes::from(events)))]).chain(
+        futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(Box::new(Dropped) as Box<dyn std::error::Error + Send + Sync>)
+        }),
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("content-length", promised.to_string())
+        .body(BodyExt::boxed(StreamBody::new(frames)))
+        .unwrap()
 }
 
 /// Announces the full length, sends half, then fails the stream so the connection closes.

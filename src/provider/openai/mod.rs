@@ -212,7 +212,10 @@ pub fn wait_in_message(message: &str) -> Option<std::time::Duration> {
 /// field and the content of each reference. Manifests written then still name their images
 /// by it.
 pub fn legacy_identity(spec: &ImageSpec) -> String {
-    let request = ImageRequest::encode(spec);
+    let mut request = ImageRequest::encode(spec);
+    // How the answer travels is no part of what it is.
+    request.fields.remove("stream");
+    request.fields.remove("partial_images");
     // Sorted keys, whatever order the map keeps, so the hash is canonical.
     let mut fields: Vec<_> = request.fields.iter().collect();
     fields.sort_by(|a, b| a.0.cmp(b.0));
@@ -490,6 +493,8 @@ mod frozen_identities {
             complexity: Some("medium"),
             aspect_ratio: None,
             image_size: None,
+            stream: false,
+            partial_images: None,
         };
         let edit = ImageOptions {
             input_fidelity: Some("high"),

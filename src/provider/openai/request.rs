@@ -74,6 +74,12 @@ impl ImageRequest {
                 fields.insert(name.into(), value.into());
             }
         }
+        if options.stream {
+            fields.insert("stream".into(), true.into());
+            if let Some(n) = options.partial_images {
+                fields.insert("partial_images".into(), n.into());
+            }
+        }
         ImageRequest {
             fields,
             references: spec.references.clone(),
@@ -201,6 +207,8 @@ mod tests {
             complexity: Some("medium"),
             aspect_ratio: None,
             image_size: None,
+            stream: false,
+            partial_images: None,
         };
         let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2.6-flare"),

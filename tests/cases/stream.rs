@@ -1,0 +1,141 @@
+//! `--stream` and `--partial-images`: answers as server-sent events, partial images under
+//! `.genimg/partials/` until the final image replaces them, a cut stream asked again.
+
+use crate::support::*;
+
+const PARTIALS: &str = "out/.genimg/partials";
+
+#[test]
+fn a_streamed_answer_gives_the_final_image_and_its_partials_go_once_it_is_saved() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a lighthouse",
+            "-o",
+            "out",
+            "-n",
+            "2",
+            "--partial-images",
+            "2",
+        ])
+        .run();
+    assert_code(&run, 0);
+    let requests = server.image_requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        assert_eq!(
+            r.fields["stream"], true,
+            "--partial-images implies --stream"
+        );
+        assert_eq!(r.fields["partial_images"], 2);
+        assert_eq!(r.partials.len(), 2);
+    }
+    assert_images_match(&ws, "out", &server);
+    for r in &requests {
+        let image = r.image.as_ref().unwrap();
+        assert!(!r.partials.contains(image), "a partial is never the image");
+    }
+    // The final images replaced their partials.
+    assert!(ws.files(PARTIALS).is_empty(), "{:?}", ws.files(PARTIALS));
+    let records = ws.manifest("out");
+    assert!(records[0]["usage"]["output_tokens"].as_u64().is_some());
+    assert!(records[0]["cost_usd"].as_f64().unwrap() > 0.0);
+    // How the answer travels is no part of the image: without --stream nothing is stale.
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 2);
+}
+
+#[test]
+fn a_stream_cut_after_its_partials_is_asked_again_and_partials_never_take_a_final_name() {
+    // The first answer is cut after its partials; the second completes.
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.nth == 0 {
+                Action::Truncate
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a lighthouse",
+            "-o",
+            "out",
+            "--stream",
+            "--partial-images",
+            "3",
+        ])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(
+        server.image_requests().len(),
+        2,
+        "the cut stream was asked again"
+    );
+    assert_images_match(&ws, "out", &server);
+    assert_eq!(
+        ws.files("out")
+            .iter()
+            .filter(|f| f.ends_with(".png"))
+            .count(),
+        1
+    );
+
+    // Every answer cut, no retry: the partials stay where they are, under their own names.
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|_: &Incoming| Action::Truncate)),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--partial-images", "2"])
+        .args(["--max-retries", "0"])
+        .run();
+    assert_code(&run, 1);
+    assert!(run.stderr.contains("before its image"), "{}", run.stderr);
+    let sent = &server.image_requests()[0].partials;
+    assert_eq!(
+        ws.files(PARTIALS),
+        ["image_01_hd.partial-1.png", "image_01_hd.partial-2.png"]
+    );
+    assert_eq!(
+        &ws.read(&format!("{PARTIALS}/image_01_hd.partial-1.png")),
+        &sent[0]
+    );
+    assert_eq!(
+        &ws.read(&format!("{PARTIALS}/image_01_hd.partial-2.png")),
+        &sent[1]
+    );
+    assert!(!ws.join("out/image_01_hd.png").exists());
+}
+
+#[test]
+fn streaming_is_refused_where_it_cannot_apply() {
+    let server = FakeServer::start();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--stream", "-m", "gemini-3-pro-image"], "--stream"),
+        (
+            &["--partial-images", "2", "-m", "dall-e-3"],
+            "--partial-images",
+        ),
+        (&["--partial-images", "4"], "--partial-images"),
+        (&["--stream", "--batch"], "--batch"),
+    ];
+    for (args, named) in cases {
+        let ws = Workspace::new();
+        let run = genimg(&ws, Some(&server))
+            .args(["a lighthouse", "-o", "out"])
+            .args(*args)
+            .run();
+        assert_code(&run, 2);
+        assert!(run.stderr.contains(named), "{args:?}: {}", run.stderr);
+    }
+    assert!(server.requests().is_empty());
+}
