@@ -1013,3 +1013,35 @@ fn a_mixed_batch_run_makes_one_batch_per_provider_and_model() {
     let run = status.args(["batch", "status", "out"]).run();
     assert_code(&run, 0);
 }
+
+#[test]
+fn a_provider_waiting_out_a_429_holds_no_place_the_other_could_use() {
+    // Gemini's prompts come first, and more of them than the run keeps tasks for: while
+    // they wait out the 429, OpenAI's still go on.
+    let server = FakeServer::start();
+    let gemini = FakeGemini::with(script(|i| {
+        if i.nth == 0 {
+            GeminiAction::per_minute(PRO, "3s")
+        } else {
+            GeminiAction::Answer
+        }
+    }));
+    let (ws, mut cmd) = both(&server, &gemini);
+    ws.write(
+        "prompts.txt",
+        "# goose model=gemini-3-pro-image count=4\na goose\n\n# owl count=3\nan owl\n",
+    );
+    let run = cmd
+        .args(["--input", "prompts.txt", "-o", "out", "-j", "1"])
+        .run();
+    assert_code(&run, 0);
+    let retry = &gemini.generate_requests()[1];
+    let owls = server.image_requests();
+    assert_eq!(owls.len(), 3);
+    for owl in &owls {
+        assert!(
+            owl.arrived < retry.arrived,
+            "OpenAI's requests went on while Gemini's waited out its 429"
+        );
+    }
+}
