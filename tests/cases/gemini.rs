@@ -1045,3 +1045,24 @@ fn a_provider_waiting_out_a_429_holds_no_place_the_other_could_use() {
         );
     }
 }
+
+#[test]
+fn a_batch_line_that_names_its_image_as_a_file_is_fetched_with_the_key_and_kept() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(|_| GeminiAction::FileData)),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "-n", "2", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini_images(&ws).len(), 2, "{}", run.all_output());
+    assert_gemini_images_match(&ws, "out", &gemini);
+    assert!(!run.all_output().contains(GEMINI_KEY));
+}
