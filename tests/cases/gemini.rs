@@ -1066,3 +1066,58 @@ fn a_batch_line_that_names_its_image_as_a_file_is_fetched_with_the_key_and_kept(
     assert_gemini_images_match(&ws, "out", &gemini);
     assert!(!run.all_output().contains(GEMINI_KEY));
 }
+
+#[test]
+fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(|l: &GeminiBatchLine| {
+                if l.prompt.contains("blocked") {
+                    GeminiAction::Blocked("PROHIBITED_CONTENT".to_owned())
+                } else if l.prompt.contains("empty") && l.nth < 3 {
+                    GeminiAction::Finish("NO_IMAGE".to_owned())
+                } else {
+                    GeminiAction::Answer
+                }
+            })),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    ws.write(
+        "p.txt",
+        "# a\na blocked prompt\n\n# b\nan empty answer\n\n# c\na fine cat\n",
+    );
+    let args = ["--input", "p.txt", "-o", "out", "--model", PRO];
+    let run = run_within(
+        cmd.args(args).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 1);
+    let out = run.all_output();
+    assert!(out.contains("PROHIBITED_CONTENT"), "{out}");
+    assert!(out.contains("NO_IMAGE"), "{out}");
+    let records = ws.manifest("out");
+    assert_eq!(record(&records, "image.a.01.hd.png")["status"], "refused");
+    assert_eq!(record(&records, "image.b.01.hd.png")["status"], "failed");
+    assert_eq!(record(&records, "image.c.01.hd.png")["status"], "made");
+    // The next run asks again for the image that did not come, not for the refused one.
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let run = run_within(
+        again.args(args).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 2);
+    let second: Vec<String> = gemini
+        .batch_lines()
+        .into_iter()
+        .skip(3)
+        .map(|l| l.key)
+        .collect();
+    assert_eq!(second, ["image.b.01.hd.png"]);
+    assert!(ws.join("out/image.b.01.hd.png").exists());
+    assert!(!ws.join("out/image.a.01.hd.png").exists());
+}
