@@ -1121,3 +1121,54 @@ fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run()
     assert!(ws.join("out/image.b.01.hd.png").exists());
     assert!(!ws.join("out/image.a.01.hd.png").exists());
 }
+
+#[test]
+fn a_gemini_key_the_service_echoes_back_is_never_shown_nor_kept() {
+    let echo = format!("API key {GEMINI_KEY} is not valid for this project.");
+    let live = echo.clone();
+    let gemini = FakeGemini::with(GeminiOptions {
+        script: Some(Arc::new(move |i: &GeminiIncoming| {
+            if i.prompt.contains("live") {
+                GeminiAction::error(400, "INVALID_ARGUMENT", &live)
+            } else {
+                GeminiAction::Answer
+            }
+        })),
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(move |_| {
+                GeminiAction::error(400, "INVALID_ARGUMENT", &echo)
+            })),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = cmd
+        .args(["a live fox", "-o", "out", "--model", PRO, "--json", "-vv"])
+        .run();
+    assert_code(&run, 1);
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let batch = run_within(
+        again
+            .args(["a batch fox", "-o", "out", "--model", PRO, "--json", "-vv"])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&batch, 1);
+    for (what, text) in [
+        ("the live run", run.all_output()),
+        ("the batch run", batch.all_output()),
+        (
+            "the manifest",
+            String::from_utf8(ws.read("out/genimg.jsonl")).unwrap(),
+        ),
+        (
+            "the gallery",
+            String::from_utf8(ws.read("out/index.html")).unwrap(),
+        ),
+    ] {
+        assert!(text.contains("is not valid"), "{what}: {text}");
+        assert!(!text.contains(GEMINI_KEY), "{what}: {text}");
+    }
+}
