@@ -1172,3 +1172,36 @@ fn a_gemini_key_the_service_echoes_back_is_never_shown_nor_kept() {
         assert!(!text.contains(GEMINI_KEY), "{what}: {text}");
     }
 }
+
+#[test]
+fn help_and_a_batch_dry_run_speak_of_both_providers() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None).arg("--help").run();
+    assert_code(&run, 0);
+    // As read, whatever the terminal's width wraps.
+    let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in [
+        "Google's Gemini",
+        "gemini- goes to Google",
+        "google:NAME",
+        "1K on Gemini models",
+        "inline on Gemini",
+    ] {
+        assert!(help.contains(part), "{part} missing from --help:\n{help}");
+    }
+    ws.write(
+        "p.txt",
+        "# a model=gemini-3-pro-image\na goose\n\n# b model=gemini-nano-banana-2.1\na gull\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run", "--batch"])
+        .run();
+    assert_code(&run, 0);
+    assert!(!run.stdout.contains("OpenAI"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("models/gemini-nano-banana-2.1:batchGenerateContent"),
+        "{}",
+        run.stdout
+    );
+}
