@@ -1205,3 +1205,34 @@ fn help_and_a_batch_dry_run_speak_of_both_providers() {
         run.stdout
     );
 }
+
+#[test]
+fn a_gemini_key_refused_or_not_allowed_gets_advice_about_the_gemini_key() {
+    let gemini = FakeGemini::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .env("GEMINI_BASE_URL", gemini.base_url())
+        .env("GEMINI_API_KEY", "AIza-not-the-right-one")
+        .args(["a goose", "-o", "out", "--model", PRO, "--json"])
+        .run();
+    assert_code(&run, 3);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let advice = doc["stopped"]["advice"].as_str().unwrap();
+    assert!(advice.contains("GEMINI_API_KEY"), "{advice}");
+    assert!(!advice.contains("OPENAI"), "{advice}");
+    assert!(run.stderr.contains("GEMINI_API_KEY"), "{}", run.stderr);
+
+    let gemini = FakeGemini::with(script(|_| GeminiAction::permission_denied()));
+    let (_ws, mut cmd) = gemini_only(&gemini);
+    let run = cmd
+        .args(["a goose", "-o", "out", "--model", PRO, "--json"])
+        .run();
+    assert_code(&run, 3);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let advice = doc["stopped"]["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("generativelanguage.googleapis.com"),
+        "{advice}"
+    );
+    assert!(!advice.contains("organization"), "{advice}");
+}
