@@ -1236,3 +1236,42 @@ fn a_gemini_key_refused_or_not_allowed_gets_advice_about_the_gemini_key() {
     );
     assert!(!advice.contains("organization"), "{advice}");
 }
+
+#[test]
+fn gemini_prompts_with_and_without_references_share_their_models_batch() {
+    let ws = Workspace::new();
+    ws.write("ref.png", images::fixture("reference.png"));
+    ws.write(
+        "p.txt",
+        "# a model=gemini-3-pro-image\na goose\n\n\
+         # b model=gemini-3-pro-image ref=ref.png\nthe same goose, swimming\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run", "--batch"])
+        .run();
+    assert_code(&run, 0);
+    let batches: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("batch "))
+        .collect();
+    assert_eq!(
+        batches.len(),
+        1,
+        "one batch per provider and model:\n{}",
+        run.stdout
+    );
+    assert!(batches[0].contains("2 request(s)"), "{}", run.stdout);
+    // And so does a real run, the reference inline in its line.
+    let gemini = FakeGemini::start();
+    let mut cmd = genimg(&ws, None);
+    with_gemini(&mut cmd, &gemini);
+    let run = run_within(
+        cmd.args(["--input", "p.txt", "-o", "out"]).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1);
+    assert_eq!(gemini_images(&ws).len(), 2);
+    assert_gemini_images_match(&ws, "out", &gemini);
+}
