@@ -52,14 +52,15 @@ no request could survive (bad key, unknown model, no credit, a service that cann
 a wait longer than --max-wait, a Batch API call refused for good), 4 stopped at --max-cost,
 130 interrupted (Ctrl-C), 143 stopped by SIGTERM, 129 stopped by SIGHUP.";
 
-/// Generate images in bulk from text prompts with OpenAI's image models.
+/// Generate images in bulk from text prompts with OpenAI's and Google's Gemini image models.
 #[derive(Debug, Parser)]
 #[command(
     name = "genimg",
     version,
     about,
     long_about = "Generate images in bulk from text prompts with OpenAI's image models \
-                  (or any OpenAI-compatible service).\n\n\
+                  (or any OpenAI-compatible service) and Google's Gemini image models \
+                  (Nano Banana); one prompt file may use both.\n\n\
                   Give one prompt as an argument, or a file of named prompts with --input:\n\n  \
                   # prompt_name\n  text describing the image...\n\n  \
                   # another_prompt_name size=1536x1024 quality=low\n  more text for another image...",
@@ -97,11 +98,14 @@ pub struct Cli {
           allow_negative_numbers = true)]
     pub count: Option<u32>,
 
-    /// Image model; any name is sent as given [env: GENIMG_MODEL] [default: gpt-image-2]
+    /// Image model; any name is sent as given: a name that starts with gemini- goes to Google,
+    /// any other to OpenAI, and google:NAME or openai:NAME picks the provider [env:
+    /// GENIMG_MODEL] [default: gpt-image-2]
     #[arg(short, long, value_name = "NAME")]
     pub model: Option<String>,
 
-    /// Standard quality instead of HD (medium on GPT image models, standard on dall-e-3)
+    /// Standard quality instead of HD (medium on GPT image models, standard on dall-e-3, 1K on
+    /// Gemini models)
     #[arg(long = "low-res")]
     pub low_res: bool,
 
@@ -167,7 +171,8 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT|@FILE")]
     pub style: Option<String>,
 
-    /// Send each prompt with this image to /images/edits (PNG, JPEG or WebP; up to 16)
+    /// Send each prompt with this image: to /images/edits on OpenAI (PNG, JPEG or WebP; up to
+    /// 16), inline on Gemini (up to 14)
     #[arg(long = "reference-image", value_name = "PATH", action = ArgAction::Append)]
     pub reference_image: Vec<PathBuf>,
 

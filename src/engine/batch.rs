@@ -126,7 +126,9 @@ fn split_at(
     for &i in jobs {
         let job = &plan.jobs[i];
         let spec = &job.prompt.spec;
-        let operation = if spec.references.is_empty() {
+        // OpenAI sends edits to an endpoint of their own; Gemini's references go inline in
+        // the same `generateContent` request, so one model's lines share one batch.
+        let operation = if spec.references.is_empty() || spec.provider == ProviderId::Gemini {
             Operation::Generate
         } else {
             Operation::Edit

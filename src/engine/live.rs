@@ -11,7 +11,7 @@
 //! under a final name, since every write is atomic (see `store::atomic`), and each image's
 //! outcome is appended to the manifest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -410,27 +410,59 @@ pub async fn execute<S: ImageService>(
     };
 
     let mut in_flight: JoinSet<Ended> = JoinSet::new();
-    'starting: for job in &todo {
-        // Requests in flight are held to the window (at most `limit`); twice as many tasks
-        // keep the next requests ready while finished images are still being saved.
-        while in_flight.len() >= 2 * limit {
+    // Each provider's jobs wait in a queue of their own, in plan order, and each keeps at
+    // most twice the window of tasks: one provider's jobs sitting out a pause never take the
+    // places the other's could use.
+    let mut queues: Vec<(ProviderId, VecDeque<(usize, &Job)>)> = Vec::new();
+    for (at, job) in todo.iter().enumerate() {
+        let provider = job.prompt.spec.provider;
+        match queues.iter_mut().find(|(p, _)| *p == provider) {
+            Some((_, queue)) => queue.push_back((at, job)),
+            None => queues.push((provider, VecDeque::from([(at, *job)]))),
+        }
+    }
+    let mut tasks: HashMap<ProviderId, usize> = HashMap::new();
+    let mut lane_of: HashMap<task::Id, ProviderId> = HashMap::new();
+    'starting: loop {
+        // Requests in flight are held to each lane's window (at most `limit`); twice as many
+        // tasks keep the next requests ready while finished images are still being saved.
+        let next = queues
+            .iter_mut()
+            .filter(|(p, _)| tasks.get(p).copied().unwrap_or(0) < 2 * limit)
+            .filter_map(|(p, queue)| Some((*p, queue.front()?.0, queue)))
+            .min_by_key(|(_, at, _)| *at)
+            .and_then(|(p, _, queue)| Some((p, queue.pop_front()?.1)));
+        let Some((provider, job)) = next else {
+            if queues.iter().all(|(_, queue)| queue.is_empty()) {
+                break;
+            }
             tokio::select! {
                 biased;
                 () = halt.cancelled() => break 'starting,
                 done = in_flight.join_next_with_id() => {
                     if let Some(done) = done {
+                        let id = match &done {
+                            Ok((id, _)) => *id,
+                            Err(e) => e.id(),
+                        };
+                        if let Some(p) = lane_of.remove(&id) {
+                            *tasks.entry(p).or_insert(1) -= 1;
+                        }
                         tally.record(done);
                     }
                 }
             }
-        }
+            continue;
+        };
         if halt.is_cancelled() {
             break;
         }
         reporter.event(Event::Started { job });
-        let shared = lanes[&job.prompt.spec.provider].clone();
-        let handle = in_flight.spawn(make_image(context.clone(), shared, (*job).clone()));
+        let shared = lanes[&provider].clone();
+        let handle = in_flight.spawn(make_image(context.clone(), shared, job.clone()));
         tally.running.insert(handle.id(), job);
+        lane_of.insert(handle.id(), provider);
+        *tasks.entry(provider).or_insert(0) += 1;
     }
 
     loop {

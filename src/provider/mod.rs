@@ -231,15 +231,26 @@ impl Client {
         batches::BatchApi::new(self.transport.clone(), self.base_url.clone(), provider)
     }
 
-    /// Fetches an image an answer named by its link (see [`Transport::download`]).
+    /// Fetches an image an answer named by its link: a file of the API's own (Gemini's
+    /// `fileData`) with the key, a link anywhere else without it (see
+    /// [`Transport::download`]).
     pub async fn fetch_link(
         &self,
         link: &str,
         request_id: &Option<String>,
     ) -> Result<Vec<u8>, ApiError> {
-        self.transport
-            .download(&self.base_url, link, request_id)
-            .await
+        let own = match self.provider {
+            Provider::Gemini => gemini::download_url(&self.base_url, link),
+            Provider::OpenAi(_) => None,
+        };
+        match own {
+            Some(url) => self.transport.download_with_key(url, request_id).await,
+            None => {
+                self.transport
+                    .download(&self.base_url, link, request_id)
+                    .await
+            }
+        }
     }
 
     /// Scrubs the key out of what an answer said back, as [`Client::create`] does.
@@ -309,27 +320,10 @@ impl Client {
         self.redact(&mut answer);
         let bytes = match answer.image {
             Delivery::Bytes(bytes) => bytes,
-            Delivery::Url(link) => {
-                // A file of the API's own (Gemini's `fileData`) is fetched with the key; a
-                // link anywhere else never sees it.
-                let own = match self.provider {
-                    Provider::Gemini => gemini::download_url(&self.base_url, &link),
-                    Provider::OpenAi(_) => None,
-                };
-                match own {
-                    Some(url) => {
-                        self.transport
-                            .download_with_key(url, &answer.request_id)
-                            .await
-                    }
-                    None => {
-                        self.transport
-                            .download(&self.base_url, &link, &answer.request_id)
-                            .await
-                    }
-                }
-                .map_err(|e| e.of_link(answer.usage.clone(), &answer.request_id))?
-            }
+            Delivery::Url(link) => self
+                .fetch_link(&link, &answer.request_id)
+                .await
+                .map_err(|e| e.of_link(answer.usage.clone(), &answer.request_id))?,
         };
         // No bytes is no delivery: there is nothing to keep, so it is asked again, and what
         // it billed counts.

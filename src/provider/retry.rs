@@ -100,6 +100,10 @@ pub enum Fatal {
     WaitTooLong,
     /// Gemini's daily quota (requests per day) is used up: it resets at midnight Pacific.
     DailyQuota,
+    /// Gemini did not accept the key (`API_KEY_INVALID`, 401).
+    GeminiUnauthorized,
+    /// Gemini's 403 `PERMISSION_DENIED`: the key may not call the Gemini API.
+    GeminiForbidden,
 }
 
 impl Fatal {
@@ -145,8 +149,19 @@ impl Fatal {
             }
             Fatal::Unreachable => {
                 "the service could not be reached: check --base-url (or OPENAI_BASE_URL, or \
-                 the Azure endpoint), the proxy settings (HTTPS_PROXY, NO_PROXY) and the \
+                 the Azure endpoint; --gemini-base-url or GEMINI_BASE_URL for Gemini), the \
+                 proxy settings (HTTPS_PROXY, NO_PROXY) and the \
                  network, then run the same command again"
+            }
+            Fatal::GeminiUnauthorized => {
+                "Google did not accept the Gemini API key: check GEMINI_API_KEY (or \
+                 GOOGLE_API_KEY, or --gemini-api-key) and that the key has not been deleted"
+            }
+            Fatal::GeminiForbidden => {
+                "the Gemini API key may not make this request: check in Google Cloud that the \
+                 Generative Language API is enabled for the key's project and that the key is \
+                 restricted to generativelanguage.googleapis.com (unrestricted keys are \
+                 refused)"
             }
             Fatal::DailyQuota => {
                 "the daily quota (requests per day for this model) is used up: it resets at \

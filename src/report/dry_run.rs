@@ -499,6 +499,20 @@ impl Layout {
     }
 }
 
+/// Whose batch APIs `chunks` go to: `OpenAI's Batch API`, `Gemini's batch mode`, or both.
+fn batch_apis(chunks: &[crate::engine::batch::Chunk]) -> String {
+    use crate::catalog::ProviderId;
+    let uses = |id: ProviderId| chunks.iter().any(|c| c.provider == id);
+    let mut apis = Vec::new();
+    if uses(ProviderId::OpenAi) || chunks.is_empty() {
+        apis.push("OpenAI's Batch API");
+    }
+    if uses(ProviderId::Gemini) {
+        apis.push("Gemini's batch mode");
+    }
+    apis.join(" and ")
+}
+
 /// The text of `--dry-run --batch`: the prompts as a dry run shows them, at live prices, then
 /// the batches a real run would create, and their cost: half the live total.
 pub fn render_batches(
@@ -511,7 +525,8 @@ pub fn render_batches(
     let mut out = render_plan(plan, survey, config, &estimate);
     let _ = writeln!(
         out,
-        "\nBatches (OpenAI's Batch API: done within 24 h, at half the live price):"
+        "\nBatches ({}: done within 24 h, at half the live price):",
+        batch_apis(chunks)
     );
     if chunks.is_empty() {
         let _ = writeln!(out, "  none: nothing to submit");

@@ -1013,3 +1013,265 @@ fn a_mixed_batch_run_makes_one_batch_per_provider_and_model() {
     let run = status.args(["batch", "status", "out"]).run();
     assert_code(&run, 0);
 }
+
+#[test]
+fn a_provider_waiting_out_a_429_holds_no_place_the_other_could_use() {
+    // Gemini's prompts come first, and more of them than the run keeps tasks for: while
+    // they wait out the 429, OpenAI's still go on.
+    let server = FakeServer::start();
+    let gemini = FakeGemini::with(script(|i| {
+        if i.nth == 0 {
+            GeminiAction::per_minute(PRO, "3s")
+        } else {
+            GeminiAction::Answer
+        }
+    }));
+    let (ws, mut cmd) = both(&server, &gemini);
+    ws.write(
+        "prompts.txt",
+        "# goose model=gemini-3-pro-image count=4\na goose\n\n# owl count=3\nan owl\n",
+    );
+    let run = cmd
+        .args(["--input", "prompts.txt", "-o", "out", "-j", "1"])
+        .run();
+    assert_code(&run, 0);
+    let retry = &gemini.generate_requests()[1];
+    let owls = server.image_requests();
+    assert_eq!(owls.len(), 3);
+    for owl in &owls {
+        assert!(
+            owl.arrived < retry.arrived,
+            "OpenAI's requests went on while Gemini's waited out its 429"
+        );
+    }
+}
+
+#[test]
+fn a_batch_line_that_names_its_image_as_a_file_is_fetched_with_the_key_and_kept() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(|_| GeminiAction::FileData)),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "-n", "2", "--model", PRO])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini_images(&ws).len(), 2, "{}", run.all_output());
+    assert_gemini_images_match(&ws, "out", &gemini);
+    assert!(!run.all_output().contains(GEMINI_KEY));
+}
+
+#[test]
+fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run() {
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(|l: &GeminiBatchLine| {
+                if l.prompt.contains("blocked") {
+                    GeminiAction::Blocked("PROHIBITED_CONTENT".to_owned())
+                } else if l.prompt.contains("empty") && l.nth < 3 {
+                    GeminiAction::Finish("NO_IMAGE".to_owned())
+                } else {
+                    GeminiAction::Answer
+                }
+            })),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    ws.write(
+        "p.txt",
+        "# a\na blocked prompt\n\n# b\nan empty answer\n\n# c\na fine cat\n",
+    );
+    let args = ["--input", "p.txt", "-o", "out", "--model", PRO];
+    let run = run_within(
+        cmd.args(args).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 1);
+    let out = run.all_output();
+    assert!(out.contains("PROHIBITED_CONTENT"), "{out}");
+    assert!(out.contains("NO_IMAGE"), "{out}");
+    let records = ws.manifest("out");
+    assert_eq!(record(&records, "image.a.01.hd.png")["status"], "refused");
+    assert_eq!(record(&records, "image.b.01.hd.png")["status"], "failed");
+    assert_eq!(record(&records, "image.c.01.hd.png")["status"], "made");
+    // The next run asks again for the image that did not come, not for the refused one.
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let run = run_within(
+        again.args(args).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 2);
+    let second: Vec<String> = gemini
+        .batch_lines()
+        .into_iter()
+        .skip(3)
+        .map(|l| l.key)
+        .collect();
+    assert_eq!(second, ["image.b.01.hd.png"]);
+    assert!(ws.join("out/image.b.01.hd.png").exists());
+    assert!(!ws.join("out/image.a.01.hd.png").exists());
+}
+
+#[test]
+fn a_gemini_key_the_service_echoes_back_is_never_shown_nor_kept() {
+    let echo = format!("API key {GEMINI_KEY} is not valid for this project.");
+    let live = echo.clone();
+    let gemini = FakeGemini::with(GeminiOptions {
+        script: Some(Arc::new(move |i: &GeminiIncoming| {
+            if i.prompt.contains("live") {
+                GeminiAction::error(400, "INVALID_ARGUMENT", &live)
+            } else {
+                GeminiAction::Answer
+            }
+        })),
+        batch: GeminiBatchOptions {
+            script: Some(Arc::new(move |_| {
+                GeminiAction::error(400, "INVALID_ARGUMENT", &echo)
+            })),
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = cmd
+        .args(["a live fox", "-o", "out", "--model", PRO, "--json", "-vv"])
+        .run();
+    assert_code(&run, 1);
+    let mut again = genimg(&ws, None);
+    with_gemini(&mut again, &gemini);
+    let batch = run_within(
+        again
+            .args(["a batch fox", "-o", "out", "--model", PRO, "--json", "-vv"])
+            .args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&batch, 1);
+    for (what, text) in [
+        ("the live run", run.all_output()),
+        ("the batch run", batch.all_output()),
+        (
+            "the manifest",
+            String::from_utf8(ws.read("out/genimg.jsonl")).unwrap(),
+        ),
+        (
+            "the gallery",
+            String::from_utf8(ws.read("out/index.html")).unwrap(),
+        ),
+    ] {
+        assert!(text.contains("is not valid"), "{what}: {text}");
+        assert!(!text.contains(GEMINI_KEY), "{what}: {text}");
+    }
+}
+
+#[test]
+fn help_and_a_batch_dry_run_speak_of_both_providers() {
+    let ws = Workspace::new();
+    let run = genimg(&ws, None).arg("--help").run();
+    assert_code(&run, 0);
+    // As read, whatever the terminal's width wraps.
+    let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in [
+        "Google's Gemini",
+        "gemini- goes to Google",
+        "google:NAME",
+        "1K on Gemini models",
+        "inline on Gemini",
+    ] {
+        assert!(help.contains(part), "{part} missing from --help:\n{help}");
+    }
+    ws.write(
+        "p.txt",
+        "# a model=gemini-3-pro-image\na goose\n\n# b model=gemini-nano-banana-2.1\na gull\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run", "--batch"])
+        .run();
+    assert_code(&run, 0);
+    assert!(!run.stdout.contains("OpenAI"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("models/gemini-nano-banana-2.1:batchGenerateContent"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_gemini_key_refused_or_not_allowed_gets_advice_about_the_gemini_key() {
+    let gemini = FakeGemini::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, None)
+        .env("GEMINI_BASE_URL", gemini.base_url())
+        .env("GEMINI_API_KEY", "AIza-not-the-right-one")
+        .args(["a goose", "-o", "out", "--model", PRO, "--json"])
+        .run();
+    assert_code(&run, 3);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let advice = doc["stopped"]["advice"].as_str().unwrap();
+    assert!(advice.contains("GEMINI_API_KEY"), "{advice}");
+    assert!(!advice.contains("OPENAI"), "{advice}");
+    assert!(run.stderr.contains("GEMINI_API_KEY"), "{}", run.stderr);
+
+    let gemini = FakeGemini::with(script(|_| GeminiAction::permission_denied()));
+    let (_ws, mut cmd) = gemini_only(&gemini);
+    let run = cmd
+        .args(["a goose", "-o", "out", "--model", PRO, "--json"])
+        .run();
+    assert_code(&run, 3);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let advice = doc["stopped"]["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("generativelanguage.googleapis.com"),
+        "{advice}"
+    );
+    assert!(!advice.contains("organization"), "{advice}");
+}
+
+#[test]
+fn gemini_prompts_with_and_without_references_share_their_models_batch() {
+    let ws = Workspace::new();
+    ws.write("ref.png", images::fixture("reference.png"));
+    ws.write(
+        "p.txt",
+        "# a model=gemini-3-pro-image\na goose\n\n\
+         # b model=gemini-3-pro-image ref=ref.png\nthe same goose, swimming\n",
+    );
+    let run = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run", "--batch"])
+        .run();
+    assert_code(&run, 0);
+    let batches: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("batch "))
+        .collect();
+    assert_eq!(
+        batches.len(),
+        1,
+        "one batch per provider and model:\n{}",
+        run.stdout
+    );
+    assert!(batches[0].contains("2 request(s)"), "{}", run.stdout);
+    // And so does a real run, the reference inline in its line.
+    let gemini = FakeGemini::start();
+    let mut cmd = genimg(&ws, None);
+    with_gemini(&mut cmd, &gemini);
+    let run = run_within(
+        cmd.args(["--input", "p.txt", "-o", "out"]).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_code(&run, 0);
+    assert_eq!(gemini.batches_created(), 1);
+    assert_eq!(gemini_images(&ws).len(), 2);
+    assert_gemini_images_match(&ws, "out", &gemini);
+}

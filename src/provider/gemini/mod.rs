@@ -366,9 +366,9 @@ fn status_error<'h>(
     let verdict = match status {
         429 if per_day => Verdict::Fatal(Fatal::DailyQuota),
         429 | 408 | 500 | 502 | 503 | 504 => Verdict::Retry,
-        400 if reason == Some("API_KEY_INVALID") => Verdict::Fatal(Fatal::Unauthorized),
-        401 => Verdict::Fatal(Fatal::Unauthorized),
-        403 => Verdict::Fatal(Fatal::Forbidden),
+        400 if reason == Some("API_KEY_INVALID") => Verdict::Fatal(Fatal::GeminiUnauthorized),
+        401 => Verdict::Fatal(Fatal::GeminiUnauthorized),
+        403 => Verdict::Fatal(Fatal::GeminiForbidden),
         404 => Verdict::Fatal(Fatal::ModelNotFound),
         _ => Verdict::Fail,
     };
@@ -555,7 +555,11 @@ mod tests {
     #[test]
     fn other_statuses_as_google_rpc_says_them() {
         let cases = [
-            (403, "PERMISSION_DENIED", Verdict::Fatal(Fatal::Forbidden)),
+            (
+                403,
+                "PERMISSION_DENIED",
+                Verdict::Fatal(Fatal::GeminiForbidden),
+            ),
             (404, "NOT_FOUND", Verdict::Fatal(Fatal::ModelNotFound)),
             (500, "INTERNAL", Verdict::Retry),
             (503, "UNAVAILABLE", Verdict::Retry),
@@ -576,7 +580,12 @@ mod tests {
             400,
             r#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#,
         );
-        assert_eq!(bad_key.verdict(), Verdict::Fatal(Fatal::Unauthorized));
+        assert_eq!(bad_key.verdict(), Verdict::Fatal(Fatal::GeminiUnauthorized));
+        assert!(
+            Fatal::GeminiUnauthorized
+                .advice()
+                .contains("GEMINI_API_KEY")
+        );
         assert!(bad_key.to_string().contains("API_KEY_INVALID"), "{bad_key}");
     }
 }
