@@ -176,6 +176,13 @@ pub struct Cli {
     #[arg(long = "reference-image", value_name = "PATH", action = ArgAction::Append)]
     pub reference_image: Vec<PathBuf>,
 
+    /// Add a field to each request's body, for an option genimg has no flag for (the value is
+    /// read as JSON when it parses, else sent as text; on Gemini it goes into
+    /// generationConfig); repeat for more fields
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = values::parse_param,
+          action = ArgAction::Append)]
+    pub param: Vec<(String, String)>,
+
     /// Requests in flight at most; 1 runs one at a time [default: 4]
     #[arg(short = 'j', long = "jobs", visible_alias = "num-threads", value_name = "N",
           value_parser = at_least_one::<usize>, allow_negative_numbers = true)]

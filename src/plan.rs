@@ -41,6 +41,9 @@ pub struct PlannedPrompt {
     pub written: String,
     /// The style's preamble, if the prompt has one.
     pub style: Option<String>,
+    /// Each param of the spec, by key, as the user gave it (`--param frame_count=8`): a
+    /// failure the service blames on one names it.
+    pub params_given: std::collections::BTreeMap<String, String>,
     /// The spec's identity in the manifest: the same for every image of the prompt. Worked
     /// out when first needed (a file to judge, an image to record): a dry run of a fresh
     /// folder never hashes.
@@ -123,6 +126,7 @@ impl Plan {
                     spec,
                     written: p.written.clone(),
                     style: s.style.clone(),
+                    params_given: s.params_given.clone(),
                 })
             })
             .collect();

@@ -312,14 +312,18 @@ fn header(rest: &str, header: &str) -> Result<(String, Vec<HeaderOption>), Parse
                 }
             });
         };
+        // A param's key names a field of the request (`param.frame_count`), and its value is
+        // read as JSON, quotes and all: `param.x={"a":1}`, `param.x="a b"` (a string).
+        let param = key.starts_with("param.");
         let value = match value.strip_prefix('"') {
+            _ if param => Some(value),
             Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains('"')),
             None => (!value.contains('"')).then_some(value),
         };
         let key_ok = !key.is_empty()
             && key
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (param && c == '.'));
         let value = match value {
             Some(value) if key_ok && !value.is_empty() => value,
             _ => {
@@ -329,7 +333,9 @@ fn header(rest: &str, header: &str) -> Result<(String, Vec<HeaderOption>), Parse
             }
         };
         // `input-fidelity` and `input_fidelity` are one key.
-        let same_key = |o: &&HeaderOption| o.key.replace('-', "_") == key.replace('-', "_");
+        let same_key = |o: &&HeaderOption| {
+            o.key == key || (!param && o.key.replace('-', "_") == key.replace('-', "_"))
+        };
         if key != REPEATABLE_KEY
             && let Some(earlier) = options.iter().find(same_key)
         {
@@ -418,7 +424,8 @@ pub fn render(prompts: &[Prompt]) -> String {
         out.push_str("# ");
         out.push_str(&p.name);
         for o in &p.options {
-            if o.value.contains(char::is_whitespace) {
+            // A param's value keeps its own quotes (see `header`).
+            if o.value.contains(char::is_whitespace) && !o.key.starts_with("param.") {
                 out.push_str(&format!(" {}=\"{}\"", o.key, o.value));
             } else {
                 out.push_str(&format!(" {}={}", o.key, o.value));
@@ -607,8 +614,35 @@ mod tests {
     }
 
     #[test]
+    fn params_name_a_field_and_keep_their_json() {
+        assert_eq!(
+            opts("# a param.frame_count=8 param.x={\"a\":[1,2]} param.y=\"two words\"\nx\n"),
+            [
+                ("param.frame_count", "8"),
+                ("param.x", "{\"a\":[1,2]}"),
+                ("param.y", "\"two words\"")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // Each key once; keys differ by any character, `-` and `_` too.
+        let e = fails("# a param.x=1 param.x=2\nx\n");
+        assert!(
+            matches!(e.kind, ParseErrorKind::RepeatedOption { .. }),
+            "{e}"
+        );
+        assert_eq!(opts("# a param.a-b=1 param.a_b=2\nx\n").len(), 2);
+        for bad in ["param.x=", "par.am=1"] {
+            let e = fails(&format!("# a {bad}\nx\n"));
+            assert!(
+                matches!(e.kind, ParseErrorKind::BadOption { .. }),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn options_survive_a_render() {
-        let text = "# a size=1536x1024 style=\"two words\"\nx\n";
+        let text = "# a size=1536x1024 style=\"two words\" param.y=\"two words\"\nx\n";
         let prompts = parse(text, "p").unwrap();
         assert_eq!(parse(&render(&prompts), "p").unwrap(), prompts);
     }

@@ -4,12 +4,13 @@
 //! records it, and its versioned hash is the image's identity in the manifest: an image on
 //! disk whose record carries the same identity was made from the same ask.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub use crate::catalog::ProviderId;
 use crate::catalog::{Model, Size, Tier};
@@ -141,12 +142,16 @@ impl ImageSpec {
             o.complexity,
             references,
         ]);
-        // Options only some providers take are added where given, so that the identity of
-        // every image made before they existed stays as it was.
-        if let Some(all) = canonical.as_array_mut()
-            && self.provider == ProviderId::Gemini
-        {
-            all.push(json!(["gemini", o.aspect_ratio, self.image_size()]));
+        // Options only some providers take, and options added since, are added where given,
+        // so that the identity of every image made before they existed stays as it was.
+        if let Some(all) = canonical.as_array_mut() {
+            if self.provider == ProviderId::Gemini {
+                all.push(json!(["gemini", o.aspect_ratio, self.image_size()]));
+            }
+            if !o.params.is_empty() {
+                // A map of sorted keys, objects within it too: serde_json keeps no order.
+                all.push(json!(["params", o.params]));
+            }
         }
         format!(
             "spec{IDENTITY_VERSION}:sha256:{}",
@@ -224,6 +229,9 @@ pub struct ImageOptions {
     pub stream: bool,
     /// `partial_images` (0-3) of a stream.
     pub partial_images: Option<u8>,
+    /// Fields genimg has no option for, added as given (`--param KEY=VALUE`): to the request
+    /// body on OpenAI, to `generationConfig` on Gemini. By key, so their order is fixed.
+    pub params: BTreeMap<String, Value>,
 }
 
 impl Default for ImageOptions {
@@ -241,6 +249,7 @@ impl Default for ImageOptions {
             image_size: None,
             stream: false,
             partial_images: None,
+            params: BTreeMap::new(),
         }
     }
 }
@@ -321,6 +330,81 @@ mod tests {
             assert_eq!(r1, moved);
             assert_ne!(r1, changed);
         }
+    }
+
+    #[test]
+    fn identities_recorded_before_params_existed_stay_the_same() {
+        // Hashes written by the release before `--param`: a spec without params must keep
+        // them, or every image made before would turn stale.
+        let gemini = ImageOptions {
+            aspect_ratio: Some("16:9"),
+            ..ImageOptions::default()
+        };
+        let cases = [
+            (
+                "gpt-image-2",
+                ImageOptions::default(),
+                vec![],
+                "spec2:sha256:95d21452ac7d472d07fb39e7b356636ab59943b48e15ea0bcb4d38f54a70f1bf",
+            ),
+            (
+                "gpt-image-2.6-flare",
+                ImageOptions {
+                    quality: Quality::Named("xhigh"),
+                    format: Some(ImageFormat::Webp),
+                    compression: Some(70),
+                    background: Some("opaque"),
+                    moderation: Some("low"),
+                    complexity: Some("medium"),
+                    ..ImageOptions::default()
+                },
+                vec![],
+                "spec2:sha256:6a59960c03f2c21973eb692cc336b999e2ca76211b30f2d29fbb072ee8d4964f",
+            ),
+            (
+                "gpt-image-2",
+                ImageOptions::default(),
+                vec![reference("r.png", b"1")],
+                "spec2:sha256:63ce069c46266128292729e1eb7fc57e869ef846c141f52cdb5a4cf02253273d",
+            ),
+            (
+                "gemini-3-pro-image",
+                gemini,
+                vec![],
+                "spec2:sha256:73bf63e7e781eab7e6794cdae2503128956683bcd048e4d9e30d34248b18a22c",
+            ),
+        ];
+        for (model, options, references, frozen) in cases {
+            let spec = ImageSpec::new(
+                &Model::lookup(model),
+                "a cat",
+                &options,
+                Arc::from(references),
+            );
+            assert_eq!(spec.identity(), frozen, "{model}");
+        }
+    }
+
+    #[test]
+    fn params_are_part_of_the_identity_in_any_order() {
+        let base = spec("a cat", Tier::Hd, vec![]);
+        let with = |pairs: &[(&str, Value)]| {
+            let mut s = base.clone();
+            s.options.params = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            s.identity()
+        };
+        let eight = with(&[("frame_count", json!(8))]);
+        assert_ne!(eight, base.identity());
+        assert_ne!(eight, with(&[("frame_count", json!(9))]));
+        assert_ne!(eight, with(&[("frame_count", json!("8"))]), "types count");
+        assert_eq!(with(&[]), base.identity());
+        assert_eq!(
+            with(&[("a", json!({"x": 1, "y": 2})), ("b", json!(1))]),
+            with(&[("b", json!(1)), ("a", json!({"y": 2, "x": 1}))])
+        );
     }
 
     #[test]

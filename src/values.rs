@@ -137,6 +137,36 @@ pub fn at_least_zero(s: &str) -> Result<u32, String> {
         .map_err(|_| format!("`{s}` is not a whole number of 0 or more"))
 }
 
+/// `--param KEY=VALUE`: a field added to the request body. The key is checked here; the value
+/// is read by [`param_value`].
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!("`{s}` is not KEY=VALUE, such as frame_count=8"));
+    };
+    check_param_key(key)?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// A field's name: one word, as a JSON key should be.
+pub fn check_param_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the field has no name: write KEY=VALUE, such as frame_count=8".to_owned());
+    }
+    if key
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    {
+        return Err(format!("`{key}` is not a field name"));
+    }
+    Ok(())
+}
+
+/// A field's value as sent: JSON where the text is JSON (`8`, `true`, `[1, 2]`, `{"a": 1}`,
+/// `"quoted"`), else the text itself as a string.
+pub fn param_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
 /// A sum of US dollars: `2`, `2.50`, `$2.50`.
 pub fn parse_usd(s: &str) -> Result<f64, String> {
     match s.trim().trim_start_matches('$').parse::<f64>() {
@@ -144,5 +174,36 @@ pub fn parse_usd(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "`{s}` is not an amount of US dollars of 0 or more, such as 2.50"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_param_is_json_where_it_parses_else_text() {
+        for (text, value) in [
+            ("8", json!(8)),
+            ("0.5", json!(0.5)),
+            ("true", json!(true)),
+            ("[1, 2]", json!([1, 2])),
+            ("{\"a\":1}", json!({"a": 1})),
+            ("\"8\"", json!("8")),
+            ("gif", json!("gif")),
+            ("", json!("")),
+            ("a b", json!("a b")),
+        ] {
+            assert_eq!(param_value(text), value, "{text:?}");
+        }
+        assert_eq!(
+            parse_param("frame_count=8").unwrap(),
+            ("frame_count".to_owned(), "8".to_owned())
+        );
+        assert_eq!(parse_param("a=b=c").unwrap().1, "b=c");
+        assert!(parse_param("frames").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_param("=8").unwrap_err().contains("no name"));
+        assert!(parse_param("a b=8").is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! the built-in defaults. Paths of reference images and `style = "@FILE"` are relative to the
 //! file; `dst-dir` and `input` are relative to where genimg runs, as on the command line.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,8 @@ pub struct ConfigFile {
     pub style: Option<String>,
     #[serde(alias = "reference_image")]
     pub reference_image: Option<Vec<PathBuf>>,
+    /// `[param]`: fields added to each request's body, each TOML value as JSON.
+    pub param: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(alias = "num-threads", alias = "num_threads")]
     pub jobs: Option<usize>,
     pub parallel: Option<bool>,
@@ -223,6 +226,22 @@ mod tests {
         assert_eq!(f.reference_image.unwrap().len(), 2);
         assert_eq!(f.max_cost, Some(2.5));
         assert_eq!(f.jobs, Some(8));
+    }
+
+    #[test]
+    fn the_param_table_keeps_each_toml_value_as_json() {
+        let f = parse(
+            "count = 2\n[param]\nframe_count = 8\nloop = true\nuser = \"me\"\n\
+             sizes = [1, 2]\nnested = { a = 0.5 }\n",
+        )
+        .unwrap();
+        let params = f.param.unwrap();
+        assert_eq!(params["frame_count"], serde_json::json!(8));
+        assert_eq!(params["loop"], serde_json::json!(true));
+        assert_eq!(params["user"], serde_json::json!("me"));
+        assert_eq!(params["sizes"], serde_json::json!([1, 2]));
+        assert_eq!(params["nested"], serde_json::json!({"a": 0.5}));
+        assert_eq!(f.count, Some(2));
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod file;
 pub mod input;
 pub mod options;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -481,7 +481,7 @@ fn from_file<T>(
             parse(&v).map_err(|problem| ConfigError::Option {
                 given: Source::File {
                     path: loaded.path.clone().unwrap_or_default(),
-                    key,
+                    key: key.to_owned(),
                 }
                 .show(&v),
                 problem,
@@ -903,13 +903,47 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         )?,
         style,
         references,
+        params: run_params(cli, loaded)?,
     })
 }
 
-fn file_source(loaded: &Loaded, key: &'static str) -> Source {
+/// The params every prompt starts from: the config file's `[param]` table, each key a flag
+/// gives replaced by the flag's value.
+fn run_params(
+    cli: &Cli,
+    loaded: &Loaded,
+) -> Result<BTreeMap<String, Given<options::Param>>, ConfigError> {
+    let mut params = BTreeMap::new();
+    for (key, value) in loaded.file.param.iter().flatten() {
+        let from = file_source(loaded, &format!("param.{key}"));
+        crate::values::check_param_key(key).map_err(|problem| ConfigError::Option {
+            given: from.place(),
+            problem,
+        })?;
+        params.insert(
+            key.clone(),
+            Given {
+                value: options::Param::typed(value.clone()),
+                from,
+            },
+        );
+    }
+    for (key, text) in &cli.param {
+        params.insert(
+            key.clone(),
+            Given {
+                value: options::Param::read(text),
+                from: Source::Flag("--param"),
+            },
+        );
+    }
+    Ok(params)
+}
+
+fn file_source(loaded: &Loaded, key: &str) -> Source {
     Source::File {
         path: loaded.path.clone().unwrap_or_default(),
-        key,
+        key: key.to_owned(),
     }
 }
 
@@ -1442,6 +1476,76 @@ mod tests {
         assert!(!format!("{env:?}").contains("sk-hidden"));
         let c = resolve(&["a", "--api-key", "sk-hidden"], &[]).unwrap();
         assert!(!format!("{c:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn params_layer_by_key_file_then_flags_then_header() {
+        let file = temp_file(b"[param]\nframe_count = 4\nuser = \"file\"\nseed = 1\n");
+        let env = [KEY, ("GENIMG_CONFIG", file.path().to_str().unwrap())];
+        let c = resolve_stdin(
+            &[
+                "--input",
+                "-",
+                "--param",
+                "frame_count=8",
+                "--param",
+                "frame_duration_ms=150",
+            ],
+            &env,
+            "# a param.frame_count=12\nx\n# b\ny\n",
+        )
+        .unwrap();
+        let params =
+            |i: usize| serde_json::to_value(&c.prompts[i].settings.options.params).unwrap();
+        assert_eq!(
+            params(0),
+            serde_json::json!({"frame_count": 12, "frame_duration_ms": 150, "user": "file", "seed": 1})
+        );
+        assert_eq!(params(1)["frame_count"], 8);
+        let given = &c.prompts[0].settings.params_given;
+        assert_eq!(given["frame_count"], "<stdin>:1: param.frame_count=12");
+        assert_eq!(given["frame_duration_ms"], "--param frame_duration_ms=150");
+        let path = file.path().display();
+        assert_eq!(given["user"], format!("{path}: param.user = \"file\""));
+        assert_eq!(given["seed"], format!("{path}: param.seed = \"1\""));
+    }
+
+    #[test]
+    fn a_param_genimg_sets_itself_is_refused_naming_the_flag() {
+        for (args, stdin, said) in [
+            (
+                vec!["a", "--param", "size=1536x1024"],
+                "",
+                "--param size=1536x1024: genimg sets `size` itself: use --size",
+            ),
+            (
+                vec!["--input", "-"],
+                "# a param.output_format=gif\nx\n",
+                "<stdin>:1: param.output_format=gif: genimg sets `output_format` itself: use --format",
+            ),
+            (
+                vec![
+                    "a",
+                    "--model",
+                    "gemini-3-pro-image",
+                    "--param",
+                    "imageConfig={}",
+                ],
+                "",
+                "--param imageConfig={}: genimg sets `imageConfig` itself: use --aspect-ratio and \
+                 --image-size",
+            ),
+        ] {
+            let err = resolve_stdin(&args, &[KEY, ("GEMINI_API_KEY", "g")], stdin).unwrap_err();
+            assert_eq!(err.to_string(), said);
+        }
+        // Gemini sets no `size`: it is Gemini's to refuse.
+        let c = resolve(
+            &["a", "--model", "gemini-3-pro-image", "--param", "size=1"],
+            &[KEY, ("GEMINI_API_KEY", "g")],
+        )
+        .unwrap();
+        assert_eq!(c.prompts[0].settings.options.params["size"], 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! value remembers where it came from, so an error names the flag, the config file's key or
 //! the prompt file's line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub enum Source {
     /// A command-line flag, e.g. `--size`.
     Flag(&'static str),
     /// A key of the config file.
-    File { path: String, key: &'static str },
+    File { path: String, key: String },
     /// An option on a prompt's header line: `prompts.txt:3`.
     Header { at: String, key: String },
 }
@@ -97,7 +97,56 @@ pub struct Choices {
     pub style: Option<Given<String>>,
     /// Reference images; an empty list means none.
     pub references: Option<Given<Vec<PathBuf>>>,
+    /// Fields added to the request body (`--param KEY=VALUE`), by key: a layer replaces the
+    /// keys it gives and keeps the others.
+    pub params: BTreeMap<String, Given<Param>>,
 }
+
+/// A `--param`'s value, with the text it was read from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub value: serde_json::Value,
+    pub text: String,
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Given<Param> {
+    /// The param as the user wrote it, where they wrote it: `--param frame_count=8`,
+    /// `prompts.txt:3: param.frame_count=8`, `config.toml: param.frame_count = "8"`.
+    pub fn shown(&self, key: &str) -> String {
+        match &self.from {
+            Source::Flag(_) => self.from.show(&format!("{key}={}", self.value.text)),
+            _ => self.from.show(&self.value.text),
+        }
+    }
+}
+
+impl Param {
+    /// A value as written on the command line or a header: JSON where it parses, else text.
+    pub fn read(text: &str) -> Param {
+        Param {
+            value: crate::values::param_value(text),
+            text: text.to_owned(),
+        }
+    }
+
+    /// A value of the config file, already typed: shown as JSON, a string without quotes.
+    pub fn typed(value: serde_json::Value) -> Param {
+        let text = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Param { value, text }
+    }
+}
+
+/// The header key of a param: `param.KEY`.
+pub const PARAM_PREFIX: &str = "param.";
 
 /// The keys a header line may carry, and the flag each stands for.
 pub const HEADER_KEYS: &[(&str, &str)] = &[
@@ -115,6 +164,7 @@ pub const HEADER_KEYS: &[(&str, &str)] = &[
     ("image_size", "--image-size"),
     ("style", "--style"),
     ("ref", "--reference-image"),
+    ("param.KEY", "--param KEY=VALUE"),
 ];
 
 impl Choices {
@@ -130,6 +180,23 @@ impl Choices {
         let mut c = self.clone();
         let mut own_refs = false;
         for o in options {
+            if let Some(name) = o.key.strip_prefix(PARAM_PREFIX) {
+                crate::values::check_param_key(name).map_err(|problem| ConfigError::Option {
+                    given: format!("{at}: {}={}", o.key, o.value),
+                    problem,
+                })?;
+                c.params.insert(
+                    name.to_owned(),
+                    Given {
+                        value: Param::read(&o.value),
+                        from: Source::Header {
+                            at: at.to_owned(),
+                            key: o.key.clone(),
+                        },
+                    },
+                );
+                continue;
+            }
             let key = o.key.replace('-', "_");
             let from = Source::Header {
                 at: at.to_owned(),
@@ -422,12 +489,28 @@ impl Choices {
             }
         }
 
+        // A field genimg sets itself is set by its own option, checked above: a param could
+        // only contradict it.
+        let mut params_given = BTreeMap::new();
+        for (key, p) in &self.params {
+            let shown = p.shown(key);
+            if let Some(instead) = crate::provider::own_field(model.provider(), key) {
+                return Err(ConfigError::Option {
+                    given: shown,
+                    problem: format!("genimg sets `{key}` itself: {instead}"),
+                });
+            }
+            options.params.insert(key.clone(), p.value.value.clone());
+            params_given.insert(key.clone(), shown);
+        }
+
         Ok(Settings {
             model,
             options,
             references,
             count: self.count.as_ref().map_or(1, |c| c.value),
             style: self.style.as_ref().map(|s| s.value.clone()),
+            params_given,
         })
     }
 }
@@ -447,6 +530,9 @@ pub struct Settings {
     pub references: Arc<[Reference]>,
     pub count: u32,
     pub style: Option<String>,
+    /// Each param sent, by key, as the user gave it: `--param frame_count=8`,
+    /// `prompts.txt:3: param.frame_count=8`. For the message of a request it made fail.
+    pub params_given: BTreeMap<String, String>,
 }
 
 impl Settings {

@@ -527,6 +527,7 @@ impl Batcher {
                     at: job.prompt.at.clone(),
                     asked: spec.asked_format().extension().to_owned(),
                     estimate: job.prompt.estimate.map(|usd| usd * BATCH_PRICE),
+                    params: job.prompt.params_given.clone(),
                     record,
                 })?;
             }
@@ -1069,6 +1070,7 @@ impl Keeper {
             at,
             asked,
             estimate,
+            params,
             mut record,
         } = request;
         record.mode = Some("batch".to_owned());
@@ -1126,7 +1128,8 @@ impl Keeper {
                         format!("{place}refused by the service: {e}; reword the prompt"),
                     )
                 } else {
-                    (FailureKind::Error, format!("{place}{e}"))
+                    let note = e.param_note(&params).unwrap_or_default();
+                    (FailureKind::Error, format!("{place}{e}{note}"))
                 };
                 return Err(failure(&mut record, reason, kind, billed));
             }

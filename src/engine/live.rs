@@ -973,6 +973,9 @@ async fn gave_up<S: ImageService>(
             None => e.to_string(),
         },
     };
+    if let Some(note) = e.param_note(&job.prompt.params_given) {
+        reason.push_str(&note);
+    }
     if attempts > 1 {
         reason.push_str(&format!(" (gave up after {attempts} attempts)"));
     }

@@ -1,6 +1,7 @@
 //! Errors of one request, keeping what the service said for the report.
 
 use crate::units::shorten;
+use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
@@ -480,6 +481,61 @@ impl ApiError {
             _ => None,
         }
     }
+
+    /// What the user can do about a 400 when the request carried params (`given`: each key,
+    /// with the param as the user wrote it): ` (sent because of --param frame_count=8)` for
+    /// the params the error names (its `param`, or its message, by key or in snake_case as
+    /// Gemini's paths spell it); else, as any of them may be the field the service would not
+    /// take, ` (params sent: ...)` listing them all. `None` for any other error.
+    pub fn param_note(&self, given: &BTreeMap<String, String>) -> Option<String> {
+        let ApiError::Status(s) = self else {
+            return None;
+        };
+        if given.is_empty() || s.status != 400 || s.verdict != Verdict::Fail {
+            return None;
+        }
+        let message = s.body.message.as_deref().unwrap_or("");
+        let named: Vec<&str> = given
+            .iter()
+            .filter(|(key, _)| {
+                s.body.param.as_deref() == Some(key.as_str())
+                    || names_word(message, key)
+                    || names_word(message, &snake_case(key))
+            })
+            .map(|(_, shown)| shown.as_str())
+            .collect();
+        Some(if named.is_empty() {
+            let all: Vec<&str> = given.values().map(String::as_str).collect();
+            format!(" (params sent: {})", all.join(", "))
+        } else {
+            format!(" (sent because of {})", named.join(", "))
+        })
+    }
+}
+
+/// Whether `text` holds `word` with no letter, digit or `_` on either side: `'frames'` names
+/// `frames`, `frames_ms` does not.
+fn names_word(text: &str, word: &str) -> bool {
+    let part = |c: char| c.is_alphanumeric() || c == '_';
+    !word.is_empty()
+        && text.match_indices(word).any(|(at, _)| {
+            !text[..at].chars().next_back().is_some_and(part)
+                && !text[at + word.len()..].chars().next().is_some_and(part)
+        })
+}
+
+/// `thinkingConfig` as Gemini's error paths spell it: `thinking_config`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -607,6 +663,68 @@ mod tests {
         );
         assert_eq!(e.request_id(), Some("req_123"));
         assert!(!e.is_refusal());
+    }
+
+    #[test]
+    fn a_400_names_the_params_it_is_about() {
+        let error = |status: u16, param: Option<&str>, message: &str| {
+            ApiError::Status(Box::new(StatusError {
+                status,
+                body: ErrorBody {
+                    message: Some(message.to_owned()),
+                    param: param.map(str::to_owned),
+                    ..ErrorBody::default()
+                },
+                request_id: None,
+                retry_after: None,
+                should_retry: None,
+                rate_limit: None,
+                verdict: Verdict::Fail,
+            }))
+        };
+        let given: BTreeMap<String, String> = [
+            ("frame_count", "--param frame_count=8"),
+            ("thinkingConfig", "p.txt:1: param.thinkingConfig={}"),
+            ("frame", "--param frame=1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let note = |e: &ApiError| e.param_note(&given);
+        assert_eq!(
+            note(&error(
+                400,
+                Some("frame_count"),
+                "Unknown parameter: 'frame_count'."
+            ))
+            .unwrap(),
+            " (sent because of --param frame_count=8)"
+        );
+        assert_eq!(
+            note(&error(
+                400,
+                None,
+                "Invalid value at 'generation_config.thinking_config.thinking_budget'"
+            ))
+            .unwrap(),
+            " (sent because of p.txt:1: param.thinkingConfig={})"
+        );
+        assert_eq!(
+            note(&error(400, Some("size"), "Invalid value: '9x9'.")).unwrap(),
+            " (params sent: --param frame=1, --param frame_count=8, \
+             p.txt:1: param.thinkingConfig={})"
+        );
+        assert_eq!(note(&error(500, None, "frame_count")), None);
+        assert_eq!(
+            error(400, None, "x").param_note(&BTreeMap::new()),
+            None,
+            "no params, no note"
+        );
+        let mut refused = error(400, None, "frame_count");
+        if let ApiError::Status(s) = &mut refused {
+            s.verdict = Verdict::Refused;
+        }
+        assert_eq!(note(&refused), None);
     }
 
     #[test]

@@ -111,6 +111,16 @@ pub fn wire_fields(spec: &ImageSpec) -> (&'static str, serde_json::Map<String, V
     }
 }
 
+/// Why a `--param` may not name `key` on `provider`'s requests, if it may not: genimg sets
+/// that field itself. Says what to use instead.
+pub fn own_field(provider: ProviderId, key: &str) -> Option<&'static str> {
+    let table = match provider {
+        ProviderId::OpenAi => openai::OWN_FIELDS,
+        ProviderId::Gemini => gemini::OWN_CONFIG_FIELDS,
+    };
+    table.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+}
+
 /// What an answer said, decoded by its provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {

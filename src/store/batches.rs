@@ -172,6 +172,9 @@ pub struct Request {
     /// answer's `usage` does not say.
     #[serde(default)]
     pub estimate: Option<f64>,
+    /// Its params as the user gave them, by key (see `PlannedPrompt::params_given`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
     /// The manifest record to complete, status and outcome still open.
     pub record: Record,
 }
@@ -324,6 +327,7 @@ mod tests {
             at: Some("p.txt:1".into()),
             asked: "png".into(),
             estimate: Some(0.1),
+            params: Default::default(),
             record: Record::of(name, Some("a"), 1, &spec, &provider::identity(&spec)),
         }
     }

@@ -492,6 +492,38 @@ async fn a_streamed_answer_is_partial_images_then_the_completed_event() {
 }
 
 #[tokio::test]
+async fn fields_the_model_does_not_take_are_unknown_parameters() {
+    let server = FakeServer::start();
+    let f = |model: &str, field: &str, value: Value| {
+        let mut body = json!({"model": model, "prompt": "x"});
+        body[field] = value;
+        body
+    };
+    let mut cases = vec![
+        (f("gpt-image-2", "frames", json!(8)), unknown("frames")),
+        (
+            f("gpt-image-2.6-flare", "frames", json!(8)),
+            unknown("frames"),
+        ),
+        (f("gpt-image-2", "user", json!("me")), OK),
+        (f("gpt-image-2", "user", json!(7)), invalid("user")),
+        (f("dall-e-3", "style", json!("natural")), OK),
+    ];
+    // The 2.6 family's GIF frames, by the third-party names API-NOTES gives.
+    for model in ["gpt-image-2.6-flare", "gpt-image-2.6-sunburst"] {
+        cases.push((f(model, "frame_count", json!(8)), OK));
+        cases.push((f(model, "frame_duration_ms", json!(150)), OK));
+        cases.push((f(model, "frame_count", json!(17)), invalid("frame_count")));
+        cases.push((f(model, "frame_count", json!("8")), invalid("frame_count")));
+        cases.push((f(model, "frame_count", json!(true)), invalid("frame_count")));
+    }
+    for model in ["gpt-image-2", "gpt-image-2.5-flare", "dall-e-3"] {
+        cases.push((f(model, "frame_count", json!(8)), unknown("frame_count")));
+    }
+    expect_generations(&server, &cases).await;
+}
+
+#[tokio::test]
 async fn input_fidelity_is_for_edits_of_some_models() {
     let server = FakeServer::start();
     for model in ["gpt-image-1.5", "gpt-image-1", "chatgpt-image-latest"] {

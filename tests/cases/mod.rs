@@ -16,6 +16,7 @@ mod options;
 mod output;
 mod pace;
 mod parallel;
+mod params;
 mod prompt_files;
 mod references;
 mod requests;

@@ -209,6 +209,10 @@ pub struct ModelRules {
     pub input_fidelity: bool,
     /// `complexity` (the 2.6 family).
     pub complexity: bool,
+    /// The animated GIF's `frame_count` (2-16) and `frame_duration_ms` (the 2.6 family; their
+    /// names come from third parties only, see API-NOTES "Unverified"). Any other field is
+    /// an `unknown_parameter`, as the service answers.
+    pub frames: bool,
 }
 
 /// The rules of a model by name: the real ones, then `extra`, which take every GPT image
@@ -220,6 +224,8 @@ pub fn model_rules(model: &str, extra: &[String]) -> Option<ModelRules> {
         top_qualities,
         input_fidelity,
         complexity,
+        // The 2.6 family brought complexity and animated GIFs together.
+        frames: complexity,
     };
     let dalle = |family| ModelRules {
         family,
@@ -227,6 +233,7 @@ pub fn model_rules(model: &str, extra: &[String]) -> Option<ModelRules> {
         top_qualities: false,
         input_fidelity: false,
         complexity: false,
+        frames: false,
     };
     let rules = match model {
         "gpt-image-1" | "gpt-image-1.5" | "chatgpt-image-latest" => gpt(false, false, true, false),
@@ -312,6 +319,9 @@ fn allowed_fields(op: Op, multipart: bool, rules: ModelRules) -> Vec<&'static st
     };
     if rules.complexity {
         allowed.push("complexity");
+    }
+    if rules.frames {
+        allowed.extend(["frame_count", "frame_duration_ms"]);
     }
     if op == Op::Edit {
         if rules.input_fidelity {
@@ -576,6 +586,8 @@ pub fn check(
     }
     one_of(fields, "input_fidelity", &["high", "low"])?;
     one_of(fields, "complexity", &["low", "medium", "high"])?;
+    integer(fields, "frame_count", multipart, 2..=16)?;
+    integer(fields, "frame_duration_ms", multipart, 1..=60_000)?;
     boolean(fields, "stream", multipart)?;
     integer(fields, "partial_images", multipart, 0..=3)?;
     if let Some(user) = get(fields, "user")

@@ -27,12 +27,7 @@ pub fn endpoint(model: &str) -> String {
 /// One input line: the image's file name as its `key`, and the `generateContent` request a
 /// live run would send, references inline.
 pub fn request_line(key: &str, spec: &ImageSpec) -> String {
-    let request = super::request_body(
-        &spec.prompt,
-        &spec.references,
-        spec.options.aspect_ratio,
-        spec.image_size(),
-    );
+    let request = super::request_body(spec);
     let mut line = serde_json::json!({ "key": key, "request": request }).to_string();
     line.push('\n');
     line

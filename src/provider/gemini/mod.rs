@@ -82,14 +82,41 @@ pub fn api_headers(
     Ok(headers)
 }
 
-/// The body of one `generateContent` request for an image: the prompt, then each reference
-/// as `inlineData` with its real MIME type; an image-only answer, at `aspect_ratio` and
-/// `image_size` where given (`imageConfig` takes nothing else on the Gemini API).
-pub fn request_body(
+/// The `generationConfig` fields genimg sets itself, in both spellings the API reads, with
+/// what to do instead: a `--param` may not set them.
+pub const OWN_CONFIG_FIELDS: &[(&str, &str)] = &[
+    (
+        "responseModalities",
+        "genimg asks for an image-only answer itself",
+    ),
+    (
+        "response_modalities",
+        "genimg asks for an image-only answer itself",
+    ),
+    ("imageConfig", "use --aspect-ratio and --image-size"),
+    ("image_config", "use --aspect-ratio and --image-size"),
+];
+
+/// The body of one `generateContent` request for an image of `spec`: the prompt, then each
+/// reference as `inlineData` with its real MIME type; an image-only answer, at its aspect
+/// ratio and image size where given (`imageConfig` takes nothing else on the Gemini API),
+/// with its params in `generationConfig`.
+pub fn request_body(spec: &crate::spec::ImageSpec) -> Value {
+    body_of(
+        &spec.prompt,
+        &spec.references,
+        spec.options.aspect_ratio,
+        spec.image_size(),
+        &spec.options.params,
+    )
+}
+
+fn body_of(
     prompt: &str,
     references: &[crate::spec::Reference],
     aspect_ratio: Option<&str>,
     image_size: Option<&str>,
+    params: &std::collections::BTreeMap<String, Value>,
 ) -> Value {
     use base64::Engine as _;
     let mut parts = vec![serde_json::json!({ "text": prompt })];
@@ -108,9 +135,13 @@ pub fn request_body(
     if let Some(size) = image_size {
         image_config.insert("imageSize".into(), size.into());
     }
-    let mut config = serde_json::json!({ "responseModalities": ["IMAGE"] });
+    let mut config = serde_json::Map::new();
+    config.insert("responseModalities".into(), serde_json::json!(["IMAGE"]));
     if !image_config.is_empty() {
-        config["imageConfig"] = Value::Object(image_config);
+        config.insert("imageConfig".into(), Value::Object(image_config));
+    }
+    for (name, value) in params {
+        config.entry(name.clone()).or_insert_with(|| value.clone());
     }
     serde_json::json!({
         "contents": [{ "role": "user", "parts": parts }],
@@ -120,12 +151,7 @@ pub fn request_body(
 
 /// The wire request for one image of `spec`: a JSON `generateContent` call.
 pub fn encode(base: &url::Url, spec: &crate::spec::ImageSpec) -> super::WireRequest {
-    let body = request_body(
-        &spec.prompt,
-        &spec.references,
-        spec.options.aspect_ratio,
-        spec.image_size(),
-    );
+    let body = request_body(spec);
     let Value::Object(fields) = body else {
         unreachable!("request_body builds an object")
     };
@@ -138,7 +164,13 @@ pub fn encode(base: &url::Url, spec: &crate::spec::ImageSpec) -> super::WireRequ
 /// What the manifest records of a request besides its prompt: the model and the
 /// `generationConfig` sent.
 pub fn wire_fields(spec: &crate::spec::ImageSpec) -> serde_json::Map<String, Value> {
-    let mut body = request_body("", &[], spec.options.aspect_ratio, spec.image_size());
+    let mut body = body_of(
+        "",
+        &[],
+        spec.options.aspect_ratio,
+        spec.image_size(),
+        &spec.options.params,
+    );
     let mut fields = serde_json::Map::new();
     fields.insert("model".into(), spec.model.name().into());
     if let Some(config) = body.get_mut("generationConfig") {
@@ -451,11 +483,13 @@ mod tests {
             bytes: bytes::Bytes::from_static(b"\xff\xd8\xff"),
             sha256: String::new(),
         };
-        let body = request_body(
+        let none = std::collections::BTreeMap::new();
+        let body = body_of(
             "a mug",
             std::slice::from_ref(&reference),
             Some("16:9"),
             Some("2K"),
+            &none,
         );
         assert_eq!(
             body,
@@ -470,8 +504,24 @@ mod tests {
                 }
             })
         );
-        let plain = request_body("a mug", &[], None, None);
+        let plain = body_of("a mug", &[], None, None, &none);
         assert!(plain["generationConfig"].get("imageConfig").is_none());
+        // Params join genimg's own fields in generationConfig, never replacing them.
+        let params = [
+            ("temperature".to_owned(), serde_json::json!(0.5)),
+            ("imageConfig".to_owned(), serde_json::json!({})),
+        ]
+        .into_iter()
+        .collect();
+        let tuned = body_of("a mug", &[], Some("1:1"), None, &params);
+        assert_eq!(
+            tuned["generationConfig"],
+            serde_json::json!({
+                "responseModalities": ["IMAGE"],
+                "imageConfig": {"aspectRatio": "1:1"},
+                "temperature": 0.5
+            })
+        );
         assert!(request_size("a mug", &[reference]) >= body.to_string().len());
         let key = secrecy::SecretString::from("AIza-secret".to_owned());
         let headers = api_headers(&key).unwrap();

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-pub use request::{ImageRequest, Operation};
+pub use request::{ImageRequest, OWN_FIELDS, Operation};
 pub use response::{
     DecodeError, Delivery, ImagesResponse, decode_base64, decode_response, usage_of,
 };
@@ -495,6 +495,7 @@ mod frozen_identities {
             image_size: None,
             stream: false,
             partial_images: None,
+            params: Default::default(),
         };
         let edit = ImageOptions {
             input_fidelity: Some("high"),

@@ -32,6 +32,31 @@ impl fmt::Display for Operation {
     }
 }
 
+/// The fields genimg sets itself, with what to do instead: a `--param` may not set them.
+pub const OWN_FIELDS: &[(&str, &str)] = &[
+    ("model", "use --model"),
+    ("prompt", "it is the prompt's text (and --style)"),
+    ("n", "genimg asks for one image per request: use --count"),
+    ("size", "use --size"),
+    ("quality", "use --quality"),
+    (
+        "response_format",
+        "genimg asks DALL-E models for b64_json itself",
+    ),
+    ("output_format", "use --format"),
+    ("output_compression", "use --compression"),
+    ("background", "use --background"),
+    ("moderation", "use --moderation"),
+    ("input_fidelity", "use --input-fidelity"),
+    ("complexity", "use --complexity"),
+    ("image", "use --reference-image"),
+    ("image[]", "use --reference-image"),
+    ("images", "use --reference-image"),
+    ("mask", "a mask is a file, which --param cannot send"),
+    ("stream", "use --stream"),
+    ("partial_images", "use --partial-images"),
+];
+
 /// One request for one image, as OpenAI's Images API takes it.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
@@ -79,6 +104,11 @@ impl ImageRequest {
             if let Some(n) = options.partial_images {
                 fields.insert("partial_images".into(), n.into());
             }
+        }
+        // The config refuses a param that names one of genimg's own fields; were one to get
+        // here all the same, genimg's value stands.
+        for (name, value) in &options.params {
+            fields.entry(name.clone()).or_insert_with(|| value.clone());
         }
         ImageRequest {
             fields,
@@ -209,6 +239,7 @@ mod tests {
             image_size: None,
             stream: false,
             partial_images: None,
+            params: Default::default(),
         };
         let r = ImageRequest::encode(&ImageSpec::new(
             &Model::lookup("gpt-image-2.6-flare"),
@@ -226,6 +257,33 @@ mod tests {
         assert_eq!(r.field_str("input_fidelity"), None, "a field of edits only");
         assert_eq!(Quality::Named("xhigh").file_token(), "xhigh");
         assert_eq!(Quality::Tier(Tier::Standard).file_token(), "standard");
+    }
+
+    #[test]
+    fn params_join_the_fields_typed_and_go_as_text_parts_in_an_edit() {
+        let mut options = opts(Tier::Hd);
+        options.params = [
+            ("frame_count", serde_json::json!(8)),
+            ("loop", serde_json::json!(true)),
+            ("user", serde_json::json!("me")),
+            ("extra", serde_json::json!({"a": [1, 2]})),
+            // Never set here (the config refuses it), and never over genimg's own value.
+            ("size", serde_json::json!("9x9")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let r = ImageRequest::encode(&ImageSpec::new(
+            &Model::lookup("gpt-image-2.6-flare"),
+            "a cat",
+            &options,
+            Arc::from([]),
+        ));
+        assert_eq!(r.fields["frame_count"], 8);
+        assert_eq!(r.fields["loop"], true);
+        assert_eq!(r.field_str("user"), Some("me"));
+        assert_eq!(r.fields["extra"], serde_json::json!({"a": [1, 2]}));
+        assert_eq!(r.field_str("size"), Some("1024x1024"));
     }
 
     #[test]
