@@ -161,6 +161,11 @@ pub struct Cli {
     #[arg(long = "reference-image", value_name = "PATH", action = ArgAction::Append)]
     pub reference_image: Vec<PathBuf>,
 
+    /// With --reference-image: a mask for the edits, a PNG with an alpha channel the size of
+    /// the first reference, under 4 MB; its transparent pixels mark where to edit
+    #[arg(long, value_name = "PATH")]
+    pub mask: Option<PathBuf>,
+
     /// Requests in flight at most; 1 runs one at a time [default: 4]
     #[arg(short = 'j', long = "jobs", visible_alias = "num-threads", value_name = "N",
           value_parser = at_least_one::<usize>, allow_negative_numbers = true)]

@@ -3,8 +3,9 @@
 //!
 //! Keys are the long flag names, in kebab-case or snake_case: `model = "gpt-image-2.5-flare"`,
 //! `count = 3`, `reference-image = ["brand.png"]`. Flags override the file; the file overrides
-//! the built-in defaults. Paths of reference images and `style = "@FILE"` are relative to the
-//! file; `dst-dir` and `input` are relative to where genimg runs, as on the command line.
+//! the built-in defaults. Paths of reference images, the mask and `style = "@FILE"` are
+//! relative to the file; `dst-dir` and `input` are relative to where genimg runs, as on the
+//! command line.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub struct ConfigFile {
     pub style: Option<String>,
     #[serde(alias = "reference_image")]
     pub reference_image: Option<Vec<PathBuf>>,
+    pub mask: Option<PathBuf>,
     #[serde(alias = "num-threads", alias = "num_threads")]
     pub jobs: Option<usize>,
     pub parallel: Option<bool>,

@@ -494,6 +494,12 @@ impl<'a> Card<'a> {
         parts.join(" · ")
     }
 
+    /// The mask the image was edited with, as its path was given.
+    fn mask(&self) -> Option<String> {
+        let mask = self.record.mask.as_ref()?;
+        Some(mask.path.display().to_string())
+    }
+
     /// The revised prompt, when the service gave one.
     fn revised_prompt(&self) -> Option<&'a str> {
         self.record
@@ -854,6 +860,7 @@ mod tests {
             operation: "images/generations".to_owned(),
             request,
             references: Vec::new(),
+            mask: None,
             request_hash: "sha256:0".to_owned(),
             status,
             error: match status {
