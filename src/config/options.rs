@@ -453,8 +453,8 @@ pub fn read_style(value: &str, base: &Path) -> Result<String, String> {
     }
 }
 
-/// Reference images read so far, by path: each file is read once per run however many
-/// prompts use it, then checked against each prompt's model.
+/// Reference images and masks read so far, by path: each file is read once per run however
+/// many prompts use it, then checked against each prompt's model.
 #[derive(Debug, Default)]
 pub struct ReferenceCache {
     read: HashMap<PathBuf, (ImageFormat, Bytes, String)>,

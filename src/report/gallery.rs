@@ -1034,6 +1034,29 @@ mod tests {
     }
 
     #[test]
+    fn the_mask_an_image_was_edited_with_is_shown_escaped() {
+        let mut masked = made("a.png", "x", 1);
+        masked.mask = Some(manifest::ReferenceRecord {
+            path: "masks/<hat>.png".into(),
+            format: "image/png".to_owned(),
+            bytes: 10,
+            sha256: "00".to_owned(),
+        });
+        let plain = made("b.png", "x", 2);
+        let html = render("t", &[masked, plain]);
+        let main = main_of(&html);
+        assert_eq!(
+            main.matches("<p class=\"mask\">").count(),
+            1,
+            "only the masked image: {main}"
+        );
+        assert!(
+            main.contains("<p class=\"mask\">Edited with the mask masks/&lt;hat&gt;.png</p>"),
+            "{main}"
+        );
+    }
+
+    #[test]
     fn text_is_escaped_everywhere() {
         let mut r = made("a&b.png", "x", 1);
         r.prompt_text = "a <script>alert('hi')</script> & \"quotes\"".to_owned();
