@@ -34,6 +34,9 @@ Examples:
   # Use a reference image (sent to /images/edits)
   genimg \"The same cat, as a watercolor\" --reference-image cat.png
 
+  # Edit only where a mask is transparent (a PNG with alpha, the reference's size)
+  genimg \"The same cat, in a red hat\" --reference-image cat.png --mask hat-area.png
+
   # Wide, low quality WebP images on a 2.5 model, at most $5
   genimg --input prompts.txt -m gpt-image-2.5-flare --size 1536x1024 --quality low \\
          --format webp --max-cost 5
