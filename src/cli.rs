@@ -34,6 +34,9 @@ Examples:
   # Use a reference image (sent to /images/edits)
   genimg \"The same cat, as a watercolor\" --reference-image cat.png
 
+  # Edit only where a mask is transparent (a PNG with alpha, the reference's size)
+  genimg \"The same cat, in a red hat\" --reference-image cat.png --mask hat-area.png
+
   # Wide, low quality WebP images on a 2.5 model, at most $5
   genimg --input prompts.txt -m gpt-image-2.5-flare --size 1536x1024 --quality low \\
          --format webp --max-cost 5
@@ -182,6 +185,10 @@ pub struct Cli {
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = values::parse_param,
           action = ArgAction::Append)]
     pub param: Vec<(String, String)>,
+    /// With --reference-image: a mask for the edits, a PNG with an alpha channel the size of
+    /// the first reference, under 4 MB; its transparent pixels mark where to edit
+    #[arg(long, value_name = "PATH")]
+    pub mask: Option<PathBuf>,
 
     /// Requests in flight at most; 1 runs one at a time [default: 4]
     #[arg(short = 'j', long = "jobs", visible_alias = "num-threads", value_name = "N",

@@ -105,7 +105,8 @@ impl Plan {
             .enumerate()
             .map(|(i, p)| {
                 let s = &p.settings;
-                let spec = ImageSpec::new(&s.model, &p.text, &s.options, s.references.clone());
+                let spec = ImageSpec::new(&s.model, &p.text, &s.options, s.references.clone())
+                    .with_mask(s.mask.clone());
                 Arc::new(PlannedPrompt {
                     name: p.name.clone(),
                     label: namer.from_file.then(|| p.name.clone()),

@@ -27,6 +27,9 @@ pub struct ImageSpec {
     pub options: ImageOptions,
     /// Read and checked before the run; empty for a plain generation.
     pub references: Arc<[Reference]>,
+    /// The mask of an edit (a PNG with alpha, the size of the first reference): where its
+    /// transparent pixels are, the image is edited.
+    pub mask: Option<Reference>,
 }
 
 /// The version of [`ImageSpec::identity`]: bump it when what the hash covers changes, and
@@ -47,7 +50,19 @@ impl ImageSpec {
             prompt: prompt.to_owned(),
             options: options.clone(),
             references,
+            mask: None,
         }
+    }
+
+    /// The spec with `mask` as its edit's mask.
+    pub fn with_mask(mut self, mask: Option<Reference>) -> ImageSpec {
+        self.mask = mask;
+        self
+    }
+
+    /// Every image the request carries: the references in order, then the mask.
+    pub fn input_images(&self) -> impl Iterator<Item = &Reference> {
+        self.references.iter().chain(self.mask.as_ref())
     }
 
     /// Whether the image is made from reference images (an edit) rather than from text alone.
@@ -115,8 +130,8 @@ impl ImageSpec {
     }
 
     /// A hash of everything that decides what image comes back: provider, model, prompt, the
-    /// options as the model reads them, and the content of each reference (not where the
-    /// file lives). Versioned: `spec2:sha256:<hex>`.
+    /// options as the model reads them, and the content of each reference and of the mask
+    /// (not where the files live). Versioned: `spec2:sha256:<hex>`.
     pub fn identity(&self) -> String {
         let o = &self.options;
         let references: Vec<_> = self
@@ -151,6 +166,9 @@ impl ImageSpec {
             if !o.params.is_empty() {
                 // A map of sorted keys, objects within it too: serde_json keeps no order.
                 all.push(json!(["params", o.params]));
+            }
+            if let Some(mask) = &self.mask {
+                all.push(json!(["mask", mask.sha256]));
             }
         }
         format!(
@@ -204,6 +222,14 @@ impl Reference {
             .and_then(|n| n.to_str())
             .map(str::to_owned)
             .unwrap_or_else(|| format!("reference-{}.{}", index + 1, self.format.extension()))
+    }
+
+    /// The file name sent in a mask's multipart part.
+    pub fn mask_file_name(&self) -> String {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map_or_else(|| "mask.png".to_owned(), str::to_owned)
     }
 }
 
@@ -386,6 +412,34 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_without_a_mask_is_what_it_was_before_masks() {
+        // Frozen from the release before masks: an image made then stays current.
+        let gemini = ImageSpec::new(
+            &Model::lookup("gemini-3-pro-image"),
+            "a cat",
+            &ImageOptions::default(),
+            Arc::from([]),
+        );
+        let cases = [
+            (
+                spec("a cat", Tier::Hd, vec![]),
+                "spec2:sha256:95d21452ac7d472d07fb39e7b356636ab59943b48e15ea0bcb4d38f54a70f1bf",
+            ),
+            (
+                spec("a cat", Tier::Hd, vec![reference("x.png", b"1")]),
+                "spec2:sha256:63ce069c46266128292729e1eb7fc57e869ef846c141f52cdb5a4cf02253273d",
+            ),
+            (
+                gemini,
+                "spec2:sha256:7d1866d4ffaaf7266c9ad5207ce715b20df9e3615e40ec470a6d10122ec2fa3d",
+            ),
+        ];
+        for (spec, frozen) in cases {
+            assert_eq!(spec.identity(), frozen, "{spec:?}");
+        }
+    }
+
+    #[test]
     fn params_are_part_of_the_identity_in_any_order() {
         let base = spec("a cat", Tier::Hd, vec![]);
         let with = |pairs: &[(&str, Value)]| {
@@ -405,6 +459,24 @@ mod tests {
             with(&[("a", json!({"x": 1, "y": 2})), ("b", json!(1))]),
             with(&[("b", json!(1)), ("a", json!({"y": 2, "x": 1}))])
         );
+    }
+
+    #[test]
+    fn a_mask_is_part_of_the_identity_by_its_content() {
+        let edit = spec("a cat", Tier::Hd, vec![reference("x.png", b"1")]);
+        let masked = edit.clone().with_mask(Some(reference("m.png", b"m")));
+        let moved = edit
+            .clone()
+            .with_mask(Some(reference("elsewhere/n.png", b"m")));
+        let other = edit.clone().with_mask(Some(reference("m.png", b"n")));
+        assert_ne!(masked.identity(), edit.identity());
+        assert_eq!(masked.identity(), moved.identity());
+        assert_ne!(masked.identity(), other.identity());
+        // Release 0.1 sent no masks: its hash, blind to them, names no masked ask.
+        assert!(identity(&edit).legacy.is_some());
+        assert_eq!(identity(&masked).legacy, None);
+        assert!(!identity(&masked).matches(&identity(&edit).legacy.unwrap()));
+        assert!(!identity(&masked).matches(&edit.identity()));
     }
 
     #[test]

@@ -239,6 +239,11 @@ impl Model {
         self.info.max_references > 0
     }
 
+    /// Whether its edits take a mask: OpenAI's `/images/edits` does; Gemini has no such part.
+    pub fn takes_mask(&self) -> bool {
+        self.can_edit() && self.provider() == ProviderId::OpenAi
+    }
+
     /// The `quality` value sent for the seed's two levels; `None` where the model takes none.
     pub fn quality_for(&self, tier: Tier) -> Option<&'static str> {
         match (self.info.family, tier) {

@@ -3,8 +3,9 @@
 //!
 //! Keys are the long flag names, in kebab-case or snake_case: `model = "gpt-image-2.5-flare"`,
 //! `count = 3`, `reference-image = ["brand.png"]`. Flags override the file; the file overrides
-//! the built-in defaults. Paths of reference images and `style = "@FILE"` are relative to the
-//! file; `dst-dir` and `input` are relative to where genimg runs, as on the command line.
+//! the built-in defaults. Paths of reference images, the mask and `style = "@FILE"` are
+//! relative to the file; `dst-dir` and `input` are relative to where genimg runs, as on the
+//! command line.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -48,6 +49,7 @@ pub struct ConfigFile {
     pub reference_image: Option<Vec<PathBuf>>,
     /// `[param]`: fields added to each request's body, each TOML value as JSON.
     pub param: Option<BTreeMap<String, serde_json::Value>>,
+    pub mask: Option<PathBuf>,
     #[serde(alias = "num-threads", alias = "num_threads")]
     pub jobs: Option<usize>,
     pub parallel: Option<bool>,

@@ -1,5 +1,5 @@
-//! Reading the user's input files with a bound: prompt files, config files, `@FILE` styles
-//! and reference images.
+//! Reading the user's input files with a bound: prompt files, config files, `@FILE` styles,
+//! reference images and masks.
 //!
 //! Each is read whole into memory, so each has a size cap, enforced while reading (at most
 //! cap + 1 bytes are ever read, so a file that lies about its size or grows is still

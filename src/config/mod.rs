@@ -800,6 +800,16 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
             from: file_source(loaded, "reference-image"),
         })
     };
+    let mask = match &cli.mask {
+        Some(path) => Some(Given {
+            value: path.clone(),
+            from: Source::Flag("--mask"),
+        }),
+        None => f.mask.as_ref().map(|path| Given {
+            value: loaded.dir.join(path),
+            from: file_source(loaded, "mask"),
+        }),
+    };
     Ok(Choices {
         model,
         count,
@@ -904,6 +914,7 @@ fn run_choices(cli: &Cli, loaded: &Loaded, env: &Env) -> Result<Choices, ConfigE
         style,
         references,
         params: run_params(cli, loaded)?,
+        mask,
     })
 }
 

@@ -100,6 +100,8 @@ pub struct Choices {
     /// Fields added to the request body (`--param KEY=VALUE`), by key: a layer replaces the
     /// keys it gives and keeps the others.
     pub params: BTreeMap<String, Given<Param>>,
+    /// The mask of the edits (`--mask`), read and checked with the references.
+    pub mask: Option<Given<PathBuf>>,
 }
 
 /// A `--param`'s value, with the text it was read from (for messages).
@@ -165,6 +167,7 @@ pub const HEADER_KEYS: &[(&str, &str)] = &[
     ("style", "--style"),
     ("ref", "--reference-image"),
     ("param.KEY", "--param KEY=VALUE"),
+    ("mask", "--mask"),
 ];
 
 impl Choices {
@@ -271,6 +274,7 @@ impl Choices {
                     }
                     own_refs = true;
                 }
+                "mask" => c.mask = Some(given_at(base.join(v), &from)),
                 _ => {
                     let keys: Vec<&str> = HEADER_KEYS.iter().map(|(k, _)| *k).collect();
                     return Err(ConfigError::Option {
@@ -301,6 +305,10 @@ impl Choices {
         let references = match &self.references {
             Some(refs) if !refs.value.is_empty() => cache.load(refs, &model)?,
             _ => Arc::from([]),
+        };
+        let mask = match &self.mask {
+            Some(mask) => Some(cache.load_mask(mask, &model, &references)?),
+            None => None,
         };
 
         let mut options = ImageOptions {
@@ -508,6 +516,7 @@ impl Choices {
             model,
             options,
             references,
+            mask,
             count: self.count.as_ref().map_or(1, |c| c.value),
             style: self.style.as_ref().map(|s| s.value.clone()),
             params_given,
@@ -528,6 +537,8 @@ pub struct Settings {
     pub model: Model,
     pub options: ImageOptions,
     pub references: Arc<[Reference]>,
+    /// The edits' mask, checked against the first reference.
+    pub mask: Option<Reference>,
     pub count: u32,
     pub style: Option<String>,
     /// Each param sent, by key, as the user gave it: `--param frame_count=8`,
@@ -566,8 +577,8 @@ pub fn read_style(value: &str, base: &Path) -> Result<String, String> {
     }
 }
 
-/// Reference images read so far, by path: each file is read once per run however many
-/// prompts use it, then checked against each prompt's model.
+/// Reference images and masks read so far, by path: each file is read once per run however
+/// many prompts use it, then checked against each prompt's model.
 #[derive(Debug, Default)]
 pub struct ReferenceCache {
     read: HashMap<PathBuf, (ImageFormat, Bytes, String)>,
@@ -612,9 +623,111 @@ impl ReferenceCache {
             problem,
         };
         let limit = model.info().max_reference_bytes;
+        let reference = self.read(path, limit, &fail, &|size| too_big(size, model))?;
+        if reference.bytes.len() as u64 >= limit {
+            return Err(fail(too_big(
+                &human_bytes(reference.bytes.len() as u64),
+                model,
+            )));
+        }
+        let formats = model.info().reference_formats;
+        if !formats.contains(&reference.format) {
+            let names: Vec<String> = formats.iter().map(ToString::to_string).collect();
+            return Err(fail(format!(
+                "is a {} image; {} takes {}",
+                reference.format,
+                model.name(),
+                names.join(" or ")
+            )));
+        }
+        Ok(reference)
+    }
+
+    /// Reads the mask at `mask` and checks it as the service would, before any request: a
+    /// model whose edits take one, references to edit, a PNG with an alpha channel (gray +
+    /// alpha or RGBA: a `tRNS` chunk on a palette or RGB image is not taken for one, as the
+    /// service names an alpha channel), under 4 MB, the size of the first reference.
+    fn load_mask(
+        &mut self,
+        mask: &Given<PathBuf>,
+        model: &Model,
+        references: &[Reference],
+    ) -> Result<Reference, ConfigError> {
+        let path = &mask.value;
+        let fail = |problem: String| ConfigError::Option {
+            given: mask.from.show(&path.display().to_string()),
+            problem,
+        };
+        let name = model.name();
+        if !model.takes_mask() {
+            return Err(fail(format!(
+                "{name} takes no mask; masks are for the edits of OpenAI's image models"
+            )));
+        }
+        let Some(first) = references.first() else {
+            return Err(fail(
+                "a mask applies to edits: give reference images as well (--reference-image, or \
+                 ref= on a prompt's header)"
+                    .to_owned(),
+            ));
+        };
+        let mask_too_big = |size: &str| {
+            format!(
+                "is {size}; a mask must be under {}",
+                human_bytes(MAX_MASK_BYTES)
+            )
+        };
+        let read = self.read(path, MAX_MASK_BYTES, &fail, &mask_too_big)?;
+        if read.bytes.len() as u64 >= MAX_MASK_BYTES {
+            return Err(fail(mask_too_big(&human_bytes(read.bytes.len() as u64))));
+        }
+        if read.format != ImageFormat::Png {
+            return Err(fail(format!(
+                "is a {} image; a mask must be a PNG with an alpha channel",
+                read.format
+            )));
+        }
+        match png_color_type(&read.bytes) {
+            Some(4 | 6) => {}
+            other => {
+                let kind = match other {
+                    Some(0) => "a grayscale PNG",
+                    Some(2) => "an RGB PNG",
+                    // Transparency from a `tRNS` chunk is not an alpha channel.
+                    Some(3) => "a palette PNG",
+                    _ => "a PNG of an unknown color type",
+                };
+                return Err(fail(format!(
+                    "is {kind} without an alpha channel; a mask must be a PNG with one (gray + \
+                     alpha or RGBA), transparent where the image is to be edited"
+                )));
+            }
+        }
+        let (w, h) = dimensions(&read.bytes);
+        let (fw, fh) = dimensions(&first.bytes);
+        if (w, h) != (fw, fh) {
+            return Err(fail(format!(
+                "is {w}x{h}; the first reference image, {}, is {fw}x{fh}: a mask must be the \
+                 same size",
+                first.path.display()
+            )));
+        }
+        Ok(read)
+    }
+
+    /// Reads an image once per run, with at most `limit - 1` bytes read, and checks that its
+    /// bytes are a PNG, JPEG or WebP whose header gives its size. `too_big` says what is
+    /// wrong with a file of the size given.
+    fn read(
+        &mut self,
+        path: &Path,
+        limit: u64,
+        fail: &dyn Fn(String) -> ConfigError,
+        too_big: &dyn Fn(&str) -> String,
+    ) -> Result<Reference, ConfigError> {
         if !self.read.contains_key(path) {
-            // A reference must be under the model's limit, so no more than that is read; a
-            // file whose size is over it is not read at all.
+            // An image must be under its limit, so no more than that is read; a file whose
+            // size is over it is not read at all.
             let bytes =
                 input::read_bounded(path, limit.saturating_sub(1)).map_err(|e| match e {
                     ReadLimitError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -625,10 +738,10 @@ impl ReferenceCache {
                         fail(format!("is {kind}, not a regular file"))
                     }
                     ReadLimitError::TooBig { len: Some(len), .. } => {
-                        fail(too_big(&human_bytes(len), model))
+                        fail(too_big(&human_bytes(len)))
                     }
                     ReadLimitError::TooBig { len: None, .. } => {
-                        fail(too_big(&format!("at least {}", human_bytes(limit)), model))
+                        fail(too_big(&format!("at least {}", human_bytes(limit))))
                     }
                 })?;
             let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
@@ -649,18 +762,6 @@ impl ReferenceCache {
                 .insert(path.to_owned(), (format, Bytes::from(bytes), sha256));
         }
         let (format, bytes, sha256) = self.read[path].clone();
-        if bytes.len() as u64 >= limit {
-            return Err(fail(too_big(&human_bytes(bytes.len() as u64), model)));
-        }
-        let formats = model.info().reference_formats;
-        if !formats.contains(&format) {
-            let names: Vec<String> = formats.iter().map(ToString::to_string).collect();
-            return Err(fail(format!(
-                "is a {format} image; {} takes {}",
-                model.name(),
-                names.join(" or ")
-            )));
-        }
         Ok(Reference {
             path: path.to_owned(),
             format,
@@ -668,6 +769,21 @@ impl ReferenceCache {
             sha256,
         })
     }
+}
+
+/// The largest mask the service takes is under 4 MB.
+pub const MAX_MASK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A PNG's color type, from its IHDR: 0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA.
+fn png_color_type(bytes: &[u8]) -> Option<u8> {
+    // The signature (8 bytes), the chunk's length (4) and type (4), width and height (4
+    // each), the bit depth (1), then the color type.
+    (bytes.get(12..16)? == b"IHDR").then(|| bytes.get(25).copied())?
+}
+
+/// The width and height of an image already read, whose header gave them.
+fn dimensions(bytes: &[u8]) -> (usize, usize) {
+    imagesize::blob_size(bytes).map_or((0, 0), |s| (s.width, s.height))
 }
 
 /// `size` as shown: `50 MB`, `at least 50 MB`.

@@ -133,8 +133,7 @@ fn split_at(
         } else {
             Operation::Edit
         };
-        let images: Vec<ImageSource> = spec.references.iter().map(source).collect();
-        let len = line_of(job, operation, &images).len() as u64;
+        let len = line_of(job, operation, source).len() as u64;
         if len > max_bytes {
             return Err(BatchError(format!(
                 "{}: one request of the batch would be {len} bytes, more than a batch may \
@@ -171,12 +170,16 @@ fn split_at(
     Ok(groups)
 }
 
-/// The input line of one job, in its provider's form: Gemini's carries its references
-/// inline, whatever `images` says.
-fn line_of(job: &Job, operation: Operation, images: &[ImageSource]) -> String {
-    match job.prompt.spec.provider {
+/// The input line of one job, in its provider's form, with `source` saying how each
+/// reference and the mask travel: Gemini's carries its references inline, whatever `source`
+/// says.
+fn line_of(job: &Job, operation: Operation, source: &dyn Fn(&Reference) -> ImageSource) -> String {
+    let spec = &job.prompt.spec;
+    match spec.provider {
         ProviderId::OpenAi => {
-            wire::request_line(&job.file_name, operation, &job.prompt.spec, images)
+            let images: Vec<ImageSource> = spec.references.iter().map(source).collect();
+            let mask = spec.mask.as_ref().map(source);
+            wire::request_line(&job.file_name, operation, spec, &images, mask.as_ref())
         }
         ProviderId::Gemini => gemini_wire::request_line(&job.file_name, &job.prompt.spec),
     }
@@ -518,8 +521,7 @@ impl Batcher {
             for &i in &chunk.jobs {
                 let job = &plan.jobs[i];
                 let spec = &job.prompt.spec;
-                let images: Vec<ImageSource> = spec.references.iter().map(sources).collect();
-                input.write_all(line_of(job, chunk.operation, &images).as_bytes())?;
+                input.write_all(line_of(job, chunk.operation, sources).as_bytes())?;
                 let mut record = Record::of_job(job);
                 record.mode = Some("batch".to_owned());
                 requests.push(&Request {
@@ -567,9 +569,9 @@ impl Batcher {
         Ok(submitted)
     }
 
-    /// The reference images of `jobs`, each as it travels in the lines: uploaded once
-    /// through the Files API (an upload the ledger knows is reused while the service still
-    /// has it), or, where the service takes no upload, inline as a `data:` URL.
+    /// The reference images and masks of `jobs`, each as it travels in the lines: uploaded
+    /// once through the Files API (an upload the ledger knows is reused while the service
+    /// still has it), or, where the service takes no upload, inline as a `data:` URL.
     pub async fn references(
         &self,
         ledger: &mut Ledger,
@@ -590,7 +592,7 @@ impl Batcher {
         }
         let api = self.api_of(ProviderId::OpenAi)?;
         for &i in &jobs {
-            for reference in plan.jobs[i].prompt.spec.references.iter() {
+            for reference in plan.jobs[i].prompt.spec.input_images() {
                 if sources.contains_key(&reference.sha256) {
                     continue;
                 }
@@ -636,7 +638,7 @@ impl Batcher {
                     let reference = plan
                         .jobs
                         .iter()
-                        .flat_map(|j| j.prompt.spec.references.iter())
+                        .flat_map(|j| j.prompt.spec.input_images())
                         .find(|r| &r.sha256 == sha)
                         .expect("a reference of the plan");
                     if let Some(data) = ImageSource::data_url(reference) {
@@ -1267,7 +1269,7 @@ mod tests {
         assert!(chunks.iter().all(|c| c.operation == Operation::Generate));
         let bytes: u64 = all
             .iter()
-            .map(|&i| line_of(&plan.jobs[i], Operation::Generate, &[]).len() as u64)
+            .map(|&i| line_of(&plan.jobs[i], Operation::Generate, &placeholder).len() as u64)
             .sum();
         assert_eq!(chunks.iter().map(|c| c.bytes).sum::<u64>(), bytes);
         // The batch estimate is half the live one.
@@ -1284,7 +1286,7 @@ mod tests {
             by_lines.iter().map(|c| c.jobs.len()).collect::<Vec<_>>(),
             [4, 4, 2]
         );
-        let line = line_of(&plan.jobs[0], Operation::Generate, &[]).len() as u64;
+        let line = line_of(&plan.jobs[0], Operation::Generate, &placeholder).len() as u64;
         let by_bytes = split_at(&plan, &all, &placeholder, 100, line * 3 + 5).unwrap();
         assert_eq!(
             by_bytes.iter().map(|c| c.jobs.len()).collect::<Vec<_>>(),

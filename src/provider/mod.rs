@@ -91,9 +91,11 @@ impl Provider {
 pub fn identity(spec: &ImageSpec) -> crate::spec::Identity {
     crate::spec::Identity {
         current: spec.identity(),
+        // Release 0.1 sent no mask: no image it made was masked, and its hash, which does
+        // not cover a mask, must not name a masked ask.
         legacy: match spec.provider {
-            ProviderId::OpenAi => Some(openai::legacy_identity(spec)),
-            ProviderId::Gemini => None,
+            ProviderId::OpenAi if spec.mask.is_none() => Some(openai::legacy_identity(spec)),
+            ProviderId::OpenAi | ProviderId::Gemini => None,
         },
     }
 }

@@ -503,6 +503,12 @@ impl<'a> Card<'a> {
         parts.join(" · ")
     }
 
+    /// The mask the image was edited with, as its path was given.
+    fn mask(&self) -> Option<String> {
+        let mask = self.record.mask.as_ref()?;
+        Some(mask.path.display().to_string())
+    }
+
     /// The revised prompt, when the service gave one.
     fn revised_prompt(&self) -> Option<&'a str> {
         self.record
@@ -863,6 +869,7 @@ mod tests {
             operation: "images/generations".to_owned(),
             request,
             references: Vec::new(),
+            mask: None,
             request_hash: "sha256:0".to_owned(),
             status,
             error: match status {
@@ -1033,6 +1040,29 @@ mod tests {
         assert!(html.contains("<a href=\"#command-line\">prompt from the command line"));
         // Shared prompt text is shown once per prompt, above its images.
         assert_eq!(main.matches("the text of zebra").count(), 1);
+    }
+
+    #[test]
+    fn the_mask_an_image_was_edited_with_is_shown_escaped() {
+        let mut masked = made("a.png", "x", 1);
+        masked.mask = Some(manifest::ReferenceRecord {
+            path: "masks/<hat>.png".into(),
+            format: "image/png".to_owned(),
+            bytes: 10,
+            sha256: "00".to_owned(),
+        });
+        let plain = made("b.png", "x", 2);
+        let html = render("t", &[masked, plain]);
+        let main = main_of(&html);
+        assert_eq!(
+            main.matches("<p class=\"mask\">").count(),
+            1,
+            "only the masked image: {main}"
+        );
+        assert!(
+            main.contains("<p class=\"mask\">Edited with the mask masks/&lt;hat&gt;.png</p>"),
+            "{main}"
+        );
     }
 
     #[test]

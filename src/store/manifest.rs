@@ -93,6 +93,9 @@ pub struct Record {
     /// Every field sent except the prompt (which is `prompt_text`).
     pub request: Map<String, Value>,
     pub references: Vec<ReferenceRecord>,
+    /// The edit's mask, recorded as the references are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<ReferenceRecord>,
     pub request_hash: String,
     pub status: Status,
     pub error: Option<String>,
@@ -176,6 +179,7 @@ impl Record {
             operation: operation.to_owned(),
             request: fields,
             references: spec.references.iter().map(Into::into).collect(),
+            mask: spec.mask.as_ref().map(Into::into),
             request_hash: identity.current.clone(),
             status: Status::Failed,
             error: None,

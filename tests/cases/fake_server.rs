@@ -844,6 +844,182 @@ async fn masks_and_dall_e_2_references_are_checked() {
 }
 
 #[tokio::test]
+async fn a_mask_part_must_be_a_small_png_with_alpha_of_the_first_images_size() {
+    let server = FakeServer::start();
+    let edit = |mask: Part| {
+        Form::new()
+            .text("model", "gpt-image-2")
+            .text("prompt", "x")
+            .part("image[]", png_part())
+            .part("image[]", png_bytes_part(png_of(16, 16, false)))
+            .part("mask", mask)
+    };
+    let mask_of = |bytes: Vec<u8>, mime: &str| {
+        Part::bytes(bytes)
+            .file_name("m.png")
+            .mime_str(mime)
+            .unwrap()
+    };
+    // The size of the first image (32x32) counts, not of the others.
+    let answer = post_form(&server, edit(png_bytes_part(images::mask_png(32, 32)))).await;
+    assert_eq!(outcome(&answer), OK, "{}", answer.1);
+    let gray_alpha = images::png_of(32, 32, png::ColorType::GrayscaleAlpha, 1);
+    let answer = post_form(&server, edit(png_bytes_part(gray_alpha))).await;
+    assert_eq!(outcome(&answer), OK, "gray + alpha: {}", answer.1);
+    let answer = post_form(&server, edit(png_bytes_part(images::mask_png(16, 16)))).await;
+    assert_eq!(outcome(&answer), invalid("mask"), "the second image's size");
+
+    let bad_format = (400, "invalid_image_format", "mask");
+    let jpeg = images::fixture("reference.jpg");
+    let answer = post_form(&server, edit(mask_of(jpeg, "image/jpeg"))).await;
+    assert_eq!(outcome(&answer), bad_format, "a JPEG mask");
+    let answer = post_form(
+        &server,
+        edit(mask_of(images::mask_png(32, 32), "image/webp")),
+    )
+    .await;
+    assert_eq!(outcome(&answer), bad_format, "a PNG sent as WebP");
+    let untyped = Part::bytes(images::mask_png(32, 32)).file_name("m.png");
+    let answer = post_form(&server, edit(untyped)).await;
+    assert_eq!(
+        outcome(&answer).0,
+        400,
+        "a mask without a type: {}",
+        answer.1
+    );
+
+    // Under 4 MB: 4 MiB of RGBA mask is refused, a byte under it is not.
+    let small = images::mask_png(32, 32);
+    let big = images::Padding::new(rules::MAX_MASK_BYTES + 1000).splice(&small);
+    assert!(big.len() >= rules::MAX_MASK_BYTES, "{}", big.len());
+    let answer = post_form(&server, edit(png_bytes_part(big))).await;
+    assert_eq!(outcome(&answer), invalid("mask"), "a mask of 4 MB");
+    assert_eq!(answer.1["error"]["message"], "Image file too large.");
+    let under = images::Padding::new(rules::MAX_MASK_BYTES - 1000).splice(&small);
+    assert!(under.len() < rules::MAX_MASK_BYTES, "{}", under.len());
+    let answer = post_form(&server, edit(png_bytes_part(under))).await;
+    assert_eq!(outcome(&answer), OK, "a mask under 4 MB: {}", answer.1);
+
+    // A mask as text, or twice, is refused as the service refuses it.
+    let text = Form::new()
+        .text("model", "gpt-image-2")
+        .text("prompt", "x")
+        .part("image", png_part())
+        .text("mask", "m.png");
+    let answer = post_form(&server, text).await;
+    assert_eq!(outcome(&answer), invalid("mask"), "a mask as text");
+    let twice = edit(png_bytes_part(images::mask_png(32, 32)))
+        .part("mask", png_bytes_part(images::mask_png(32, 32)));
+    let answer = post_form(&server, twice).await;
+    assert_eq!(outcome(&answer), (400, "duplicate_parameter", "mask"));
+}
+
+#[tokio::test]
+async fn a_json_edits_mask_is_checked_like_a_mask_part() {
+    use base64::Engine as _;
+    let server = FakeServer::start();
+    let data_url = |mime: &str, bytes: &[u8]| {
+        format!(
+            "data:{mime};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    };
+    let image = json!({"image_url": data_url("image/png", &images::fixture("reference.png"))});
+    let edit = |mask: Value| {
+        http()
+            .post(format!("{}/images/edits", server.base_url()))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "gpt-image-2", "prompt": "x", "images": [image], "mask": mask}))
+    };
+    let mask = |bytes: Vec<u8>| json!({"image_url": data_url("image/png", &bytes)});
+    let cases = [
+        (edit(mask(images::mask_png(32, 32))), OK),
+        (edit(mask(png_of(32, 32, false))), invalid("mask")),
+        (edit(mask(images::mask_png(16, 16))), invalid("mask")),
+        (
+            edit(json!({"image_url": data_url("image/jpeg", &images::fixture("reference.jpg"))})),
+            (400, "invalid_image_format", "mask"),
+        ),
+        (edit(json!({"file_id": "file-abc123"})), OK),
+        (edit(json!({"url": "x"})), unknown("mask.url")),
+    ];
+    for (i, (request, expected)) in cases.into_iter().enumerate() {
+        let answer = send(request).await;
+        assert_eq!(outcome(&answer), expected, "case {i}: {}", answer.1);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_edits_mask_is_checked_as_a_file_or_a_data_url() {
+    use base64::Engine as _;
+    let server = FakeServer::start();
+    let (_, a) = upload(&server, "vision", "a.png", images::fixture("reference.png")).await;
+    let (_, good) = upload(&server, "vision", "m.png", images::mask_png(32, 32)).await;
+    let (_, flat) = upload(&server, "vision", "flat.png", png_of(32, 32, false)).await;
+    let (_, small) = upload(&server, "vision", "small.png", images::mask_png(16, 16)).await;
+    let (_, jpeg) = upload(&server, "vision", "m.jpg", images::fixture("reference.jpg")).await;
+    let [a, good, flat, small, jpeg] =
+        [&a, &good, &flat, &small, &jpeg].map(|f| f["id"].as_str().unwrap());
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(images::fixture("reference.png"))
+    );
+    let masked = |custom_id: &str, image: Value, mask: Value| {
+        json!({"custom_id": custom_id, "method": "POST", "url": "/v1/images/edits",
+               "body": {"model": "gpt-image-2", "prompt": "x", "images": [image], "mask": mask}})
+    };
+    let lines = [
+        masked("file", json!({"file_id": a}), json!({"file_id": good})),
+        masked(
+            "inline-image",
+            json!({"image_url": data_url}),
+            json!({"file_id": good}),
+        ),
+        masked("flat", json!({"file_id": a}), json!({"file_id": flat})),
+        masked(
+            "small",
+            json!({"image_url": data_url}),
+            json!({"file_id": small}),
+        ),
+        masked(
+            "gone",
+            json!({"file_id": a}),
+            json!({"file_id": "file-999"}),
+        ),
+        masked("jpeg", json!({"file_id": a}), json!({"file_id": jpeg})),
+    ];
+    let batch = submit(&server, "/v1/images/edits", &lines).await;
+    let id = batch["id"].as_str().unwrap();
+    assert_eq!(poll_to_end(&server, id).await.last().unwrap(), "completed");
+    let output = server.output_lines(id);
+    let mut ok = custom_ids(&output);
+    ok.sort_unstable();
+    assert_eq!(ok, ["file", "inline-image"]);
+    let errors = server.error_lines(id);
+    let mut failed: Vec<(&str, &str, &str)> = errors
+        .iter()
+        .map(|l| {
+            let e = &l["response"]["body"]["error"];
+            (
+                l["custom_id"].as_str().unwrap(),
+                e["code"].as_str().unwrap(),
+                e["param"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        [
+            ("flat", "invalid_value", "mask"),
+            ("gone", "invalid_value", "mask.file_id"),
+            ("jpeg", "invalid_image_format", "mask"),
+            ("small", "invalid_value", "mask"),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn json_edits_take_image_references() {
     use base64::Engine as _;
     let server = FakeServer::start();
@@ -2632,8 +2808,11 @@ async fn batch_edits_take_file_ids_and_data_urls() {
         json!({"custom_id": custom_id, "method": "POST", "url": "/v1/images/edits",
                "body": {"model": "gpt-image-2", "prompt": "x", "images": images}})
     };
+    // The fixture is 32x32: so is the mask.
+    let (_, m) = upload(&server, "vision", "m.png", images::mask_png(32, 32)).await;
+    let m = m["id"].as_str().unwrap();
     let mut masked = edit("masked", json!([{"file_id": a}]));
-    masked["body"]["mask"] = json!({"file_id": a});
+    masked["body"]["mask"] = json!({"file_id": m});
     let lines = [
         edit("one", json!([{"file_id": a}])),
         edit("two", json!([{"file_id": a}, {"file_id": b}])),

@@ -12,6 +12,7 @@ mod gallery;
 mod gemini;
 mod interface;
 mod kept;
+mod mask;
 mod options;
 mod output;
 mod pace;

@@ -184,12 +184,7 @@ fn a_param_genimg_sets_itself_is_refused_before_any_request_naming_the_flag() {
             "--param image=x",
             "use --reference-image",
         ),
-        (
-            &["--param", "mask=x"],
-            None,
-            "--param mask=x",
-            "a mask is a file",
-        ),
+        (&["--param", "mask=x"], None, "--param mask=x", "use --mask"),
         (
             &["--param", "stream=true"],
             None,

@@ -731,10 +731,8 @@ impl Inner {
             ));
         }
         if op == rules::Op::Edit
-            && let Err(err) = rules::check_file_refs(&body, |id| {
-                self.file(id)
-                    .map(|f| f.content.first().and_then(|b| rules::sniff(b)))
-            })
+            && let Err(err) =
+                rules::check_file_refs(&body, |id| self.file(id).map(|f| f.content.concat()))
         {
             return refused(err);
         }

@@ -30,6 +30,36 @@ pub fn png(seq: u64) -> Vec<u8> {
     out
 }
 
+/// A PNG of `width` x `height` in `color`, 8 bits a channel, its pixels varying with `seq`:
+/// masks with and without alpha, of any size.
+pub fn png_of(width: u32, height: u32, color: png::ColorType, seq: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    if color == png::ColorType::Indexed {
+        encoder.set_palette(vec![0, 0, 0, 255, 255, 255]);
+        // A palette image with transparency: a `tRNS` chunk, not an alpha channel.
+        encoder.set_trns(vec![0, 255]);
+    }
+    let mut writer = encoder.write_header().expect("header");
+    let len = (width * height) as usize * color.samples();
+    let pixels: Vec<u8> = (0..len)
+        .map(|i| match color {
+            png::ColorType::Indexed => (i % 2) as u8,
+            _ => (i as u8).wrapping_mul(7).wrapping_add(seq),
+        })
+        .collect();
+    writer.write_image_data(&pixels).expect("pixels");
+    writer.finish().expect("finish");
+    out
+}
+
+/// An RGBA PNG of `width` x `height`: a valid mask for a reference of that size.
+pub fn mask_png(width: u32, height: u32) -> Vec<u8> {
+    png_of(width, height, png::ColorType::Rgba, 1)
+}
+
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

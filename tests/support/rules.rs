@@ -710,19 +710,39 @@ fn check_files(family: Family, model: &str, files: &[FilePart]) -> Result<(), Ap
         ));
     }
     if let Some(mask) = files.iter().find(|f| f.name == "mask") {
-        if !png_has_alpha(&mask.bytes) {
-            return Err(ApiErr::invalid(
-                "mask",
-                "Invalid mask: it must be a PNG with an alpha channel.".into(),
-            ));
-        }
-        let size = dimensions(&mask.bytes);
-        if first != Some(size) {
-            return Err(ApiErr::invalid(
-                "mask",
-                format!("Invalid mask: its size {size:?} differs from the image's {first:?}."),
-            ));
-        }
+        let first = files.iter().find(|f| f.name != "mask");
+        check_mask(&mask.bytes, first.map(|f| f.bytes.as_slice()))?;
+    }
+    Ok(())
+}
+
+/// The largest mask the service takes is under this many bytes.
+pub const MAX_MASK_BYTES: usize = 4 << 20;
+
+/// A mask's bytes, as the service checks them in either form of an edit: a PNG with an alpha
+/// channel, under 4 MB, of the size of the first image (where its bytes are known: `first`).
+pub fn check_mask(mask: &[u8], first: Option<&[u8]>) -> Result<(), ApiErr> {
+    let sniffed = sniff(mask);
+    if sniffed != Some("image/png") {
+        return Err(bad_image("mask", Some("image/png"), sniffed));
+    }
+    if mask.len() >= MAX_MASK_BYTES {
+        return Err(ApiErr::invalid("mask", "Image file too large.".into()));
+    }
+    if !png_has_alpha(mask) {
+        return Err(ApiErr::invalid(
+            "mask",
+            "Invalid mask: it must be a PNG with an alpha channel.".into(),
+        ));
+    }
+    let size = dimensions(mask);
+    if let Some(first) = first.map(dimensions)
+        && first != size
+    {
+        return Err(ApiErr::invalid(
+            "mask",
+            format!("Invalid mask: its size {size:?} differs from the image's {first:?}."),
+        ));
     }
     Ok(())
 }
@@ -774,11 +794,19 @@ fn check_json_images(
             ),
         ));
     }
+    let mut first = None;
     for (i, image) in images.iter().enumerate() {
-        check_image_ref(&format!("images[{i}]"), image, FORMATS)?;
+        let bytes = check_image_ref(&format!("images[{i}]"), image, FORMATS)?;
+        if i == 0 {
+            first = bytes;
+        }
     }
-    if let Some(mask) = get(fields, "mask") {
-        check_image_ref("mask", mask, &["image/png"])?;
+    if let Some(mask) = get(fields, "mask")
+        && let Some(bytes) = check_image_ref("mask", mask, &["image/png"])?
+    {
+        // A data URL's bytes are checked here; a file's, where the files are known
+        // ([`check_file_refs`]).
+        check_mask(&bytes, first.as_deref())?;
     }
     Ok(())
 }
@@ -788,13 +816,14 @@ fn check_json_images(
 pub const MAX_IMAGE_URL: usize = 20_971_520;
 
 /// The `file_id` references of a JSON edit (in `images` and `mask`, already checked by
-/// [`check`]) name files the Files API holds, and those files are images (the mask a PNG).
-/// `sniff_file` gives what a file's bytes look like ([`sniff`]), or `None` if there is no such
-/// file (or it was deleted). Any purpose will do.
+/// [`check`]) name files the Files API holds, and those files are images (the mask a PNG
+/// that passes [`check_mask`] against the first image). `file` gives a file's bytes, or
+/// `None` if there is no such file (or it was deleted). Any purpose will do.
 pub fn check_file_refs(
     fields: &Map<String, Value>,
-    sniff_file: impl Fn(&str) -> Option<Option<&'static str>>,
+    file: impl Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<(), ApiErr> {
+    let sniff_file = |id: &str| file(id).map(|bytes| sniff(&bytes));
     let mut refs: Vec<(String, &Value, &[&str])> = Vec::new();
     if let Some(Value::Array(images)) = get(fields, "images") {
         for (i, image) in images.iter().enumerate() {
@@ -823,12 +852,35 @@ pub fn check_file_refs(
             Some(_) => {}
         }
     }
+    // A mask uploaded as a file is checked as a mask, against the first image wherever it is.
+    if let Some(Value::String(id)) = get(fields, "mask").and_then(|m| m.get("file_id")) {
+        let mask = file(id).expect("checked above");
+        let first = match get(fields, "images").and_then(|images| images.get(0)) {
+            Some(Value::Object(image)) => match (image.get("file_id"), image.get("image_url")) {
+                (Some(Value::String(id)), _) => file(id),
+                (_, Some(Value::String(url))) => data_url_bytes(url),
+                _ => None,
+            },
+            _ => None,
+        };
+        check_mask(&mask, first.as_deref())?;
+    }
     Ok(())
 }
 
+/// The bytes of a base64 `data:` URL.
+fn data_url_bytes(url: &str) -> Option<Vec<u8>> {
+    let (_, b64) = url.strip_prefix("data:")?.split_once(";base64,")?;
+    STANDARD.decode(b64).ok()
+}
+
 /// One `ImageRefParam`: exactly one of `image_url` (a URL, or a base64 data URL whose bytes
-/// are what it says) and `file_id`.
-fn check_image_ref(param: &str, value: &Value, formats: &[&str]) -> Result<(), ApiErr> {
+/// are what it says) and `file_id`. Gives a data URL's bytes.
+fn check_image_ref(
+    param: &str,
+    value: &Value,
+    formats: &[&str],
+) -> Result<Option<Vec<u8>>, ApiErr> {
     let invalid = |why: &str| ApiErr::invalid(param, format!("Invalid '{param}': {why}."));
     let Value::Object(map) = value else {
         return Err(invalid("expected an object"));
@@ -860,14 +912,14 @@ fn check_image_ref(param: &str, value: &Value, formats: &[&str]) -> Result<(), A
                 if sniffed != Some(declared) || !formats.contains(&declared) {
                     return Err(bad_image(param, Some(declared), sniffed));
                 }
-                Ok(())
+                Ok(Some(bytes))
             } else if url.starts_with("https://") || url.starts_with("http://") {
-                Ok(())
+                Ok(None)
             } else {
                 Err(invalid("'image_url' must be a URL or a data URL"))
             }
         }
-        (None, Some(Value::String(id))) if id.starts_with("file-") => Ok(()),
+        (None, Some(Value::String(id))) if id.starts_with("file-") => Ok(None),
         (None, Some(_)) => Err(invalid("'file_id' must be a file ID like 'file-abc123'")),
         (Some(_), Some(_)) => Err(invalid("provide exactly one of 'image_url' and 'file_id'")),
         _ => Err(invalid("expected an 'image_url' or a 'file_id'")),

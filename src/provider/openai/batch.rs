@@ -4,7 +4,8 @@
 //! A batch runs image requests within 24 h at half the price. Its input is a JSONL file of
 //! `{"custom_id", "method": "POST", "url": "/v1/images/generations", "body": {...}}` lines,
 //! one endpoint per batch; edits use the JSON form of `/v1/images/edits`, with
-//! `images: [{"file_id": ...} | {"image_url": "data:..."}]`. Each result line carries the
+//! `images: [{"file_id": ...} | {"image_url": "data:..."}]`, and a mask the same way as
+//! `mask: {"file_id": ...} | {"image_url": "data:..."}`. Each result line carries the
 //! same `custom_id` and either the `response` the live endpoint would have given, or an
 //! `error` for a request that never ran (`batch_expired`, `batch_cancelled`).
 
@@ -67,7 +68,7 @@ impl ImageSource {
 
 /// One line of a batch's input file for an image of `spec`, newline included: the live
 /// request's fields as its `body`, and for an edit the `images` of the JSON form, in the
-/// order of the spec's references.
+/// order of the spec's references, then its `mask` if it has one.
 ///
 /// The images are written as they are, not through a JSON serialiser: a data URL is
 /// megabytes of base64, and neither base64 nor a file id holds a character JSON escapes (an
@@ -77,6 +78,7 @@ pub fn request_line(
     operation: Operation,
     spec: &ImageSpec,
     images: &[ImageSource],
+    mask: Option<&ImageSource>,
 ) -> String {
     #[derive(Serialize)]
     struct Line<'a> {
@@ -95,9 +97,9 @@ pub fn request_line(
     .expect("a map of JSON values serialises");
     if !spec.references.is_empty() {
         // The line ends with the body's `}` and its own: the images go before them.
-        let images_len: usize = images.iter().map(ImageSource::json_len).sum();
+        let images_len: usize = images.iter().chain(mask).map(ImageSource::json_len).sum();
         line.truncate(line.len() - 2);
-        line.reserve(images_len + images.len() + 16);
+        line.reserve(images_len + images.len() + 24);
         line.push_str(",\"images\":[");
         for (n, image) in images.iter().enumerate() {
             if n > 0 {
@@ -105,7 +107,12 @@ pub fn request_line(
             }
             image.write_json(&mut line);
         }
-        line.push_str("]}}");
+        line.push(']');
+        if let Some(mask) = mask {
+            line.push_str(",\"mask\":");
+            mask.write_json(&mut line);
+        }
+        line.push_str("}}");
     }
     line.push('\n');
     line
@@ -359,7 +366,7 @@ mod tests {
     #[test]
     fn a_generation_line_is_the_live_request_under_its_custom_id() {
         let spec = spec(Vec::new());
-        let line = request_line("image.a.01.hd.png", Operation::Generate, &spec, &[]);
+        let line = request_line("image.a.01.hd.png", Operation::Generate, &spec, &[], None);
         assert!(line.ends_with('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["custom_id"], "image.a.01.hd.png");
@@ -384,7 +391,7 @@ mod tests {
             data,
             ImageSource::FileId("odd\"id".into()),
         ];
-        let line = request_line("x.png", Operation::Edit, &spec, &images);
+        let line = request_line("x.png", Operation::Edit, &spec, &images, None);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["body"]["model"], "gpt-image-2");
         assert_eq!(
@@ -405,6 +412,30 @@ mod tests {
                 {"file_id": "odd\"id"}
             ])
         );
+        assert!(v["body"].get("mask").is_none());
+    }
+
+    #[test]
+    fn an_edit_lines_mask_goes_beside_its_images() {
+        let spec = spec(vec![reference(b"\x89PNG")]).with_mask(Some(reference(b"\x89PNGm")));
+        let images = [ImageSource::FileId("file-1".into())];
+        for mask in [
+            ImageSource::FileId("file-2".into()),
+            ImageSource::data_url(spec.mask.as_ref().unwrap()).unwrap(),
+        ] {
+            let line = request_line("x.png", Operation::Edit, &spec, &images, Some(&mask));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                v["body"]["images"],
+                serde_json::json!([{"file_id": "file-1"}])
+            );
+            let expected = match &mask {
+                ImageSource::FileId(id) => serde_json::json!({"file_id": id}),
+                ImageSource::DataUrl(url) => serde_json::json!({"image_url": url}),
+            };
+            assert_eq!(v["body"]["mask"], expected);
+            assert_eq!(v["body"]["model"], "gpt-image-2");
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub const OWN_FIELDS: &[(&str, &str)] = &[
     ("image", "use --reference-image"),
     ("image[]", "use --reference-image"),
     ("images", "use --reference-image"),
-    ("mask", "a mask is a file, which --param cannot send"),
+    ("mask", "use --mask"),
     ("stream", "use --stream"),
     ("partial_images", "use --partial-images"),
 ];
@@ -63,6 +63,8 @@ pub struct ImageRequest {
     /// Every field sent besides the images, in a stable order.
     pub fields: Map<String, Value>,
     pub references: Arc<[Reference]>,
+    /// The edit's mask, sent as the `mask` part (a PNG).
+    pub mask: Option<Reference>,
 }
 
 impl ImageRequest {
@@ -113,6 +115,7 @@ impl ImageRequest {
         ImageRequest {
             fields,
             references: spec.references.clone(),
+            mask: spec.mask.clone(),
         }
     }
 
@@ -137,8 +140,8 @@ impl ImageRequest {
     }
 
     /// The multipart form for `/images/edits`: `fields` (this request's, or fewer), then one
-    /// `image` part, or
-    /// repeated `image[]` parts for several references (repeated `image` is refused).
+    /// `image` part, or repeated `image[]` parts for several references (repeated `image` is
+    /// refused), then the `mask` part if there is a mask.
     pub fn multipart(&self, fields: &Map<String, Value>) -> reqwest::multipart::Form {
         let mut form = reqwest::multipart::Form::new();
         for (name, value) in fields {
@@ -160,6 +163,14 @@ impl ImageRequest {
                 .mime_str(r.format.mime())
                 .expect("image MIME types are valid");
             form = form.part(part_name, part);
+        }
+        if let Some(mask) = &self.mask {
+            let body = reqwest::Body::from(mask.bytes.clone());
+            let part = reqwest::multipart::Part::stream_with_length(body, mask.bytes.len() as u64)
+                .file_name(mask.mask_file_name())
+                .mime_str(mask.format.mime())
+                .expect("image MIME types are valid");
+            form = form.part("mask", part);
         }
         form
     }
