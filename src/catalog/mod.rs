@@ -15,7 +15,7 @@ use crate::format::ImageFormat;
 use openai::UNKNOWN_GPT_IMAGE;
 pub use openai::{
     DEFAULT_MODEL, MODELS, USD_PER_M_IMAGE_IN, USD_PER_M_IMAGE_OUT, USD_PER_M_TEXT_IN,
-    output_tokens,
+    USD_PER_M_TEXT_OUT, output_tokens,
 };
 
 const MB: u64 = 1024 * 1024;
@@ -385,15 +385,27 @@ impl Model {
             return None;
         }
         let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_f64);
-        let output = n(usage.get("output_tokens"))?;
         let input = n(usage.get("input_tokens")).unwrap_or(0.0);
         let details = usage.get("input_tokens_details");
         let image_in = n(details.and_then(|d| d.get("image_tokens"))).unwrap_or(0.0);
         let text_in = n(details.and_then(|d| d.get("text_tokens"))).unwrap_or(input - image_in);
+        // `output_tokens_details` (image and text tokens) where the answer gives it; else
+        // every output token is an image token.
+        let out = usage.get("output_tokens_details");
+        let image_out = n(out.and_then(|d| d.get("image_tokens")));
+        let text_out = n(out.and_then(|d| d.get("text_tokens")));
+        let (image_out, text_out) = match (image_out, text_out, n(usage.get("output_tokens"))) {
+            (None, None, output) => (output?, 0.0),
+            (image, text, output) => {
+                let text = text.unwrap_or(0.0);
+                (image.or(output.map(|o| o - text))?.max(0.0), text)
+            }
+        };
         Some(
             (text_in * USD_PER_M_TEXT_IN
                 + image_in * USD_PER_M_IMAGE_IN
-                + output * USD_PER_M_IMAGE_OUT)
+                + image_out * USD_PER_M_IMAGE_OUT
+                + text_out * USD_PER_M_TEXT_OUT)
                 / 1e6,
         )
     }
@@ -1088,6 +1100,22 @@ mod tests {
             Model::lookup("gpt-image-2").cost_from_usage(&serde_json::json!({})),
             None
         );
+        // The image and text output tokens where the answer splits them, each at its price;
+        // a split with no total, or a total with only the text tokens, is read too.
+        let flare = Model::lookup("gpt-image-2.6-flare");
+        let split = |usage: serde_json::Value| flare.cost_from_usage(&usage).unwrap();
+        let expected =
+            (50.0 * 5.0 + 7000.0 * USD_PER_M_IMAGE_OUT + 24.0 * USD_PER_M_TEXT_OUT) / 1e6;
+        for usage in [
+            serde_json::json!({"input_tokens": 50, "output_tokens": 7024,
+                "output_tokens_details": {"image_tokens": 7000, "text_tokens": 24}}),
+            serde_json::json!({"input_tokens": 50,
+                "output_tokens_details": {"image_tokens": 7000, "text_tokens": 24}}),
+            serde_json::json!({"input_tokens": 50, "output_tokens": 7024,
+                "output_tokens_details": {"text_tokens": 24}}),
+        ] {
+            assert!((split(usage.clone()) - expected).abs() < 1e-12, "{usage}");
+        }
     }
 
     #[test]

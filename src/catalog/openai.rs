@@ -9,6 +9,10 @@ use crate::format::ImageFormat;
 pub const USD_PER_M_TEXT_IN: f64 = 5.0;
 pub const USD_PER_M_IMAGE_IN: f64 = 8.0;
 pub const USD_PER_M_IMAGE_OUT: f64 = 30.0;
+/// Text output tokens (`usage.output_tokens_details.text_tokens`): OpenAI publishes no price
+/// for them on the image models (API-NOTES gives none), so they are counted at the image
+/// output price, an upper bound, until it does.
+pub const USD_PER_M_TEXT_OUT: f64 = USD_PER_M_IMAGE_OUT;
 
 /// The output tokens of a `width`x`height` image at quality factor `f`, by the formula
 /// third-party sources give (unverified; 1024x1024 at factor 96 is 7024 tokens). Estimates

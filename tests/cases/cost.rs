@@ -170,3 +170,19 @@ fn max_cost_stops_starting_images_once_the_spend_reaches_it() {
         run.stderr
     );
 }
+
+#[test]
+fn the_output_tokens_split_into_image_and_text_are_recorded_and_priced() {
+    let server = FakeServer::start();
+    let (run, ws) = one_image(&server, &["-m", "gpt-image-2.6-flare"]);
+    assert_code(&run, 0);
+    let records = ws.manifest("out");
+    let usage = &records[0]["usage"];
+    assert_eq!(usage["output_tokens_details"]["image_tokens"], 7000);
+    assert_eq!(usage["output_tokens_details"]["text_tokens"], 24);
+    // Text in at $5/M; image tokens out at $30/M; text tokens out at the image price, as no
+    // other is published.
+    let expected = (50.0 * 5.0 + 7000.0 * 30.0 + 24.0 * 30.0) / 1e6;
+    let cost = records[0]["cost_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+}

@@ -1160,7 +1160,8 @@ fn success_body(
         body["quality"] = quality.into();
         body["usage"] = json!({
             "input_tokens": 50, "output_tokens": 7024, "total_tokens": 7074,
-            "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}
+            "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
+            "output_tokens_details": {"image_tokens": 7000, "text_tokens": 24}
         });
     }
     render(&body, b64)
