@@ -865,6 +865,17 @@ pub fn update(entry: &mut Entry, batch: &BatchObject) {
     }
 }
 
+/// Why a request of a batch never ran, as shown and recorded: what the service said (which
+/// may quote the key: it is scrubbed out), with its code, after `place`.
+fn not_run_reason(client: &Client, place: &str, mut code: String, mut message: String) -> String {
+    client.redact_text(&mut message);
+    client.redact_text(&mut code);
+    match code.as_str() {
+        "" => format!("{place}{message}"),
+        code => format!("{place}{message} ({code})"),
+    }
+}
+
 /// Where a submission's input file waits until its batch is created.
 fn input_path(dir: &std::path::Path, submission: &str) -> PathBuf {
     dir.join(ledger::DIR)
@@ -1103,10 +1114,7 @@ impl Keeper {
         let place = at.as_deref().map(|a| format!("{a}: ")).unwrap_or_default();
         let mut answer = match result {
             LineResult::NotRun { code, message } => {
-                let reason = match code.as_str() {
-                    "" => format!("{place}{message}"),
-                    code => format!("{place}{message} ({code})"),
-                };
+                let reason = not_run_reason(&self.client, &place, code, message);
                 return Err(failure(&mut record, reason, FailureKind::Error, None));
             }
             LineResult::Answered(Err(mut e)) => {
@@ -1229,6 +1237,28 @@ impl Keeper {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_request_that_never_ran_is_said_without_the_key_the_service_quoted() {
+        let client = Client::new(&crate::provider::ClientConfig {
+            base_url: url::Url::parse("https://api.openai.com/v1").unwrap(),
+            provider: crate::provider::Provider::OpenAi(crate::provider::Service::OpenAi),
+            api_key: secrecy::SecretString::from("sk-quoted-secret".to_owned()),
+            organization: None,
+            project: None,
+            timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+        let reason = super::not_run_reason(
+            &client,
+            "p.txt:3: ",
+            "bad_key_sk-quoted-secret".to_owned(),
+            "the key sk-quoted-secret may not run this batch".to_owned(),
+        );
+        assert!(!reason.contains("sk-quoted-secret"), "{reason}");
+        assert!(reason.starts_with("p.txt:3: the key "), "{reason}");
+    }
+
     use super::*;
     use crate::config::{Config, Env};
 

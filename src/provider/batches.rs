@@ -220,6 +220,8 @@ impl BatchApi {
             headers
         };
         let mut tries = 0;
+        // A session on another host is no blip: asked again, it would be there again.
+        let foreign = std::sync::atomic::AtomicBool::new(false);
         loop {
             tries += 1;
             let start = CallBody::JsonWith {
@@ -238,11 +240,25 @@ impl BatchApi {
                     .await?;
                 let session = match reply.header("x-goog-upload-url") {
                     Some(url) if (200..300).contains(&reply.status) => {
-                        Url::parse(url).map_err(|e| ApiError::BadAnswer {
+                        let url = Url::parse(url).map_err(|e| ApiError::BadAnswer {
                             reason: format!("the upload session's URL: {e}"),
                             request_id: None,
                             usage: None,
-                        })?
+                        })?;
+                        // The key goes with the upload: only to the API's own host.
+                        if url.origin() != self.base.origin() {
+                            foreign.store(true, std::sync::atomic::Ordering::SeqCst);
+                            return Err(ApiError::BadAnswer {
+                                reason: format!(
+                                    "the upload session is on another host ({}), which the key \
+                                     is never sent to",
+                                    url.host_str().unwrap_or("?")
+                                ),
+                                request_id: None,
+                                usage: None,
+                            });
+                        }
+                        url
                     }
                     _ => {
                         return Err(super::gemini::decode_parts(
@@ -304,7 +320,11 @@ impl BatchApi {
             .await;
             match result {
                 Ok(file) => return Ok(file),
-                Err(e) if tries < CALL_TRIES && e.verdict() == Verdict::Retry => {
+                Err(e)
+                    if tries < CALL_TRIES
+                        && e.verdict() == Verdict::Retry
+                        && !foreign.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
                     let wait = e
                         .retry_after()
                         .unwrap_or(Duration::from_millis(250 << tries))

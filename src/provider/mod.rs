@@ -276,6 +276,11 @@ impl Client {
         }
     }
 
+    /// Scrubs the key out of text a server said back.
+    pub fn redact_text(&self, text: &mut String) {
+        self.transport.redactor().string(text);
+    }
+
     /// Scrubs the key out of an error's text.
     pub fn redact_error(&self, error: &mut ApiError) {
         error.redact(self.transport.redactor());

@@ -1275,3 +1275,40 @@ fn gemini_prompts_with_and_without_references_share_their_models_batch() {
     assert_eq!(gemini_images(&ws).len(), 2);
     assert_gemini_images_match(&ws, "out", &gemini);
 }
+
+#[test]
+fn an_upload_session_on_another_host_never_gets_the_key() {
+    let foreign = GeminiAction::Raw {
+        status: 200,
+        headers: vec![
+            (
+                "x-goog-upload-url".to_owned(),
+                "http://127.0.0.1:9/upload?upload_id=elsewhere".to_owned(),
+            ),
+            ("x-goog-upload-status".to_owned(), "active".to_owned()),
+        ],
+        body: String::new(),
+    };
+    let gemini = FakeGemini::with(GeminiOptions {
+        batch: GeminiBatchOptions {
+            upload_faults: vec![
+                foreign.clone(),
+                foreign.clone(),
+                foreign.clone(),
+                foreign.clone(),
+                foreign,
+            ],
+            ..GeminiBatchOptions::default()
+        },
+        ..GeminiOptions::default()
+    });
+    let (ws, mut cmd) = gemini_only(&gemini);
+    let run = run_within(
+        cmd.args(["a fox", "-o", "out", "--model", PRO]).args(BATCH),
+        std::time::Duration::from_secs(30),
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("on another host"), "{}", run.stderr);
+    assert_eq!(gemini.batches_created(), 0);
+    assert!(gemini_images(&ws).is_empty());
+}
