@@ -41,6 +41,15 @@ Examples:
   genimg --input prompts.txt -m gpt-image-2.5-flare --size 1536x1024 --quality low \\
          --format webp --max-cost 5
 
+  # A wide 4K image on Google's Nano Banana Pro (key in GEMINI_API_KEY)
+  genimg \"A lighthouse at dusk\" -m gemini-3-pro-image --aspect-ratio 16:9 --image-size 4K
+
+  # An animated GIF on a 2.6 model, with a field genimg has no flag for
+  genimg \"A flag in the wind\" -m gpt-image-2.6-flare --format gif --param frame_count=8
+
+  # See the image form: two partial images as it streams in
+  genimg \"A busy harbour\" --partial-images 2
+
   # At half the price through the Batch API: submit, then collect later
   genimg --input prompts.txt --dst-dir ./images --batch --no-wait
   genimg batch collect ./images --wait
