@@ -204,6 +204,48 @@ impl EventReader {
     }
 }
 
+/// The error answer an `error` event of a stream stands for: its status and an error body.
+/// The error is the event's `error` object (`{"error": {"code", "message", "type"}}`), or
+/// the event itself where it carries those fields at its top. A server error, or an error
+/// that says nothing of what it is, is a 500 (asked again, as a cut stream is); a rate
+/// limit a 429; any other (a refusal, an empty account, a bad request) a 400.
+fn error_event(data: &Value) -> (u16, Bytes) {
+    let mut error = match data.get("error") {
+        Some(error @ Value::Object(_)) => error.clone(),
+        _ => {
+            let mut error = data.clone();
+            if let Some(fields) = error.as_object_mut() {
+                fields.remove("type");
+                // `{"type": "error", "error": "what went wrong"}`: the text is the message.
+                if let Some(Value::String(message)) = fields.remove("error") {
+                    fields
+                        .entry("message")
+                        .or_insert_with(|| Value::String(message));
+                }
+            }
+            error
+        }
+    };
+    let text = |key: &str| error.get(key).and_then(Value::as_str);
+    let status = match (text("type"), text("code")) {
+        (Some("server_error"), _) | (None, None) => 500,
+        (Some("requests" | "tokens"), _) | (_, Some("rate_limit_exceeded")) => 429,
+        _ => 400,
+    };
+    if let Some(fields) = error.as_object_mut()
+        && !fields.get("message").is_some_and(Value::is_string)
+    {
+        fields.insert(
+            "message".into(),
+            "the stream ended with an error event".into(),
+        );
+    }
+    (
+        status,
+        Bytes::from(serde_json::json!({ "error": error }).to_string()),
+    )
+}
+
 /// A local file that could not be written, as an error of the request it belonged to.
 fn io_error(path: &std::path::Path, e: &std::io::Error) -> ApiError {
     ApiError::Transport {
@@ -419,10 +461,10 @@ impl Transport {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| t.starts_with("text/event-stream"));
-        let body = if streamed {
+        let (status, body) = if streamed {
             self.read_events(response, partial).await?
         } else {
-            response.bytes().await.map_err(|e| self.error(e))?
+            (status, response.bytes().await.map_err(|e| self.error(e))?)
         };
         tracing::debug!(
             status,
@@ -457,12 +499,15 @@ impl Transport {
     /// Reads a stream of server-sent events (`event: NAME`, `data: JSON`, a blank line
     /// between events) to its `*.completed` event, whose JSON becomes the body of an images
     /// answer (`{"data": [{"b64_json", ...}], "usage"}`). Decoded leniently: an event
-    /// genimg does not know is skipped.
+    /// genimg does not know is skipped. An error event is the error answer the service would
+    /// have given before the stream began, with the status its type says (see
+    /// [`error_event`]), so that it is judged by the same rules: a refusal is not asked
+    /// again, an empty account stops the run, a server error is asked again.
     async fn read_events(
         &self,
         mut response: reqwest::Response,
         partial: Option<&PartialSink>,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<(u16, Bytes), ApiError> {
         let mut events = EventReader::default();
         let mut partials = 0u32;
         loop {
@@ -513,18 +558,9 @@ impl Transport {
                             answer[key] = v.clone();
                         }
                     }
-                    return Ok(Bytes::from(answer.to_string()));
+                    return Ok((200, Bytes::from(answer.to_string())));
                 } else if kind == "error" || data.get("error").is_some() {
-                    let message = data
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("an error event");
-                    return Err(ApiError::Transport {
-                        detail: format!(
-                            "the stream ended with an error: {}",
-                            self.redactor.text(message)
-                        ),
-                    });
+                    return Ok(error_event(&data));
                 }
             }
             if ended {
@@ -887,6 +923,39 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn an_error_event_is_an_error_answer_with_the_status_its_type_says() {
+        let judged = |data: Value| {
+            let (status, body) = error_event(&data);
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        };
+        let (status, body) = judged(serde_json::json!({"type": "error", "error": {
+            "code": "moderation_blocked", "type": "image_generation_user_error",
+            "message": "rejected"}}));
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "moderation_blocked");
+        assert_eq!(body["error"]["message"], "rejected");
+        // The Responses API's form: the error's fields at the event's top.
+        let (status, body) = judged(serde_json::json!({"type": "error",
+            "code": "insufficient_quota", "message": "no credit", "sequence_number": 3}));
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "insufficient_quota");
+        assert_eq!(body["error"]["message"], "no credit");
+        assert_eq!(
+            judged(serde_json::json!({"error": {"type": "server_error"}})).0,
+            500
+        );
+        assert_eq!(
+            judged(serde_json::json!({"error": {"type": "requests", "message": "slow"}})).0,
+            429
+        );
+        let (status, body) = judged(serde_json::json!({"type": "error", "error": "went wrong"}));
+        assert_eq!(status, 500, "an error that says nothing of what it is");
+        assert_eq!(body["error"]["message"], "went wrong");
+        let (_, body) = judged(serde_json::json!({"type": "error"}));
+        assert!(body["error"]["message"].is_string());
     }
 
     #[test]

@@ -139,3 +139,101 @@ fn streaming_is_refused_where_it_cannot_apply() {
     }
     assert!(server.requests().is_empty());
 }
+
+/// A stream whose events are `events` (an `event:` name and its JSON data each), as the
+/// service sends them.
+fn sse(events: &[(&str, serde_json::Value)]) -> Action {
+    let body: String = events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
+    Action::Raw {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        body,
+    }
+}
+
+#[test]
+fn an_error_event_in_a_stream_is_judged_as_the_error_answer_it_is() {
+    use base64::Engine as _;
+    let partial = serde_json::json!({
+        "type": "image_generation.partial_image", "partial_image_index": 0,
+        "b64_json": base64::engine::general_purpose::STANDARD.encode(images::png(7)),
+    });
+    // A refusal in the stream, at the output stage: refused, never asked again (a retried
+    // refusal may be billed).
+    let refusal = serde_json::json!({"type": "error", "error": {
+        "message": "Your request was rejected by the safety system. safety_violations=[violence].",
+        "type": "image_generation_user_error", "param": null, "code": "moderation_blocked",
+        "moderation_details": {"moderation_stage": "output", "categories": ["violence"]},
+    }});
+    let events = [
+        ("image_generation.partial_image", partial.clone()),
+        ("error", refusal),
+    ];
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| sse(&events))),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--partial-images", "1"])
+        .run();
+    assert_code(&run, 1);
+    assert_eq!(server.image_requests().len(), 1, "a refusal is not retried");
+    let details = "refused at the output stage for violence";
+    assert!(run.stderr.contains(details), "{}", run.stderr);
+    let records = ws.manifest("out");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], "refused", "{}", records[0]);
+
+    // An error that no retry cures stops at once too: an account out of credit stops the run.
+    let quota = serde_json::json!({"type": "error", "error": {
+        "message": "Your credit balance is too low.", "type": "insufficient_quota",
+        "param": null, "code": "credit_balance_exhausted",
+    }});
+    let events = [("error", quota)];
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| sse(&events))),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a lighthouse",
+            "-o",
+            "out",
+            "-n",
+            "3",
+            "--stream",
+            "-j",
+            "1",
+        ])
+        .run();
+    assert_ne!(run.code, 0);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+
+    // A server error is worth asking again, as a dropped connection is.
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(|i: &Incoming| {
+            if i.nth == 0 {
+                sse(&[(
+                    "error",
+                    serde_json::json!({"error": {"message": "The server had an error.",
+                        "type": "server_error", "param": null, "code": null}}),
+                )])
+            } else {
+                Action::Answer
+            }
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--stream"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 2);
+    assert_images_match(&ws, "out", &server);
+}
