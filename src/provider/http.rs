@@ -460,7 +460,12 @@ impl Transport {
             && headers
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with("text/event-stream"));
+                .is_some_and(|t| {
+                    // Media types are case-insensitive: `Text/Event-Stream` is a stream too.
+                    t.trim_start()
+                        .get(.."text/event-stream".len())
+                        .is_some_and(|m| m.eq_ignore_ascii_case("text/event-stream"))
+                });
         let (status, body) = if streamed {
             self.read_events(response, partial).await?
         } else {

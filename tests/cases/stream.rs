@@ -237,3 +237,35 @@ fn an_error_event_in_a_stream_is_judged_as_the_error_answer_it_is() {
     assert_eq!(server.image_requests().len(), 2);
     assert_images_match(&ws, "out", &server);
 }
+
+#[test]
+fn a_stream_is_read_as_one_whatever_the_case_of_its_content_type() {
+    use base64::Engine as _;
+    let image = images::png(11);
+    let completed = serde_json::json!({
+        "type": "image_generation.completed",
+        "b64_json": base64::engine::general_purpose::STANDARD.encode(&image),
+        "usage": {"input_tokens": 50, "output_tokens": 7024},
+    });
+    let body = format!("event: image_generation.completed\r\ndata: {completed}\r\n\r\n");
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
+            status: 200,
+            // Media types are case-insensitive (RFC 9110).
+            headers: vec![(
+                "content-type".into(),
+                "Text/Event-Stream; charset=UTF-8".into(),
+            )],
+            body: body.clone(),
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--stream"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+    assert_eq!(ws.read("out/image_01_hd.png"), image);
+    assert_eq!(ws.manifest("out")[0]["usage"]["output_tokens"], 7024);
+}
