@@ -269,3 +269,39 @@ fn a_stream_is_read_as_one_whatever_the_case_of_its_content_type() {
     assert_eq!(ws.read("out/image_01_hd.png"), image);
     assert_eq!(ws.manifest("out")[0]["usage"]["output_tokens"], 7024);
 }
+
+#[test]
+fn a_masked_edit_streams_with_its_params_as_multipart_fields() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("ref.png", images::fixture("reference.png"));
+    ws.write("mask.png", images::mask_png(32, 32));
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "--reference-image", "ref.png"])
+        .args(["--mask", "mask.png", "--partial-images", "2"])
+        .args(["-m", "gpt-image-2.6-flare", "--param", "frame_count=8"])
+        .args(["--format", "gif"])
+        .run();
+    assert_code(&run, 0);
+    let requests = server.image_requests();
+    assert_eq!(requests.len(), 1, "{}", run.stderr);
+    let r = &requests[0];
+    assert_eq!(r.path, "/v1/images/edits");
+    assert!(r.is_multipart);
+    assert_eq!(r.field("stream").as_deref(), Some("true"));
+    assert_eq!(r.field("partial_images").as_deref(), Some("2"));
+    assert_eq!(r.field("frame_count").as_deref(), Some("8"));
+    assert_eq!(r.partials.len(), 2);
+    assert_images_match(&ws, "out", &server);
+    let files = ws.files("out");
+    assert!(files.iter().any(|f| f.ends_with(".gif")), "{files:?}");
+    assert!(ws.files(PARTIALS).is_empty(), "{:?}", ws.files(PARTIALS));
+    // Streaming is no part of the image: asked again without it, nothing is stale.
+    let run = genimg(&ws, Some(&server))
+        .args(["a cat", "-o", "out", "--reference-image", "ref.png"])
+        .args(["--mask", "mask.png", "-m", "gpt-image-2.6-flare"])
+        .args(["--param", "frame_count=8", "--format", "gif"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+}
