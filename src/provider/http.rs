@@ -81,6 +81,10 @@ impl Reply {
     }
 }
 
+/// A partial image's index from the service is taken below this; a larger one (there are at
+/// most 3) gives way to genimg's own count.
+const MAX_PARTIAL_INDEX: u64 = 100;
+
 /// Where partial images go as a stream brings them: their index (from 1) and bytes.
 pub type PartialSink = dyn Fn(u32, &[u8]) + Send + Sync;
 
@@ -544,9 +548,12 @@ impl Transport {
                         (partial, data.get("b64_json").and_then(Value::as_str))
                         && let Ok(bytes) = super::openai::decode_base64(b64)
                     {
+                        // The service's index counts from 0, and there are at most 3; an
+                        // index far beyond that, or none, gives way to the count so far.
                         let index = data
                             .get("partial_image_index")
                             .and_then(Value::as_u64)
+                            .filter(|&i| i < MAX_PARTIAL_INDEX)
                             .map_or(partials, |i| i as u32 + 1);
                         sink(index, &bytes);
                     }

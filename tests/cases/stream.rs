@@ -305,3 +305,41 @@ fn a_masked_edit_streams_with_its_params_as_multipart_fields() {
     assert_code(&run, 0);
     assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
 }
+
+#[test]
+fn odd_partial_indexes_are_taken_without_a_panic() {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let image = images::png(12);
+    let mut body = String::new();
+    for index in [
+        serde_json::json!(4_294_967_295u64),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(-1),
+        serde_json::json!("two"),
+    ] {
+        let partial = serde_json::json!({"type": "image_generation.partial_image",
+            "partial_image_index": index, "b64_json": b64(&images::png(13))});
+        body.push_str(&format!("data: {partial}\n\n"));
+    }
+    let completed = serde_json::json!({"type": "image_generation.completed",
+        "b64_json": b64(&image), "usage": {"input_tokens": 5, "output_tokens": 70}});
+    body.push_str(&format!("data: {completed}\n\n"));
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: body.clone(),
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--partial-images", "3"])
+        .run();
+    assert_code(&run, 0);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+    assert_eq!(ws.read("out/image_01_hd.png"), image);
+    assert!(ws.files(PARTIALS).is_empty(), "{:?}", ws.files(PARTIALS));
+}
