@@ -571,7 +571,7 @@ impl Transport {
                         }
                     }
                     return Ok((200, Bytes::from(answer.to_string())));
-                } else if kind == "error" || data.get("error").is_some() {
+                } else if kind == "error" || data.get("error").is_some_and(|e| !e.is_null()) {
                     return Ok(error_event(&data));
                 }
             }

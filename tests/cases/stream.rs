@@ -343,3 +343,28 @@ fn odd_partial_indexes_are_taken_without_a_panic() {
     assert_eq!(ws.read("out/image_01_hd.png"), image);
     assert!(ws.files(PARTIALS).is_empty(), "{:?}", ws.files(PARTIALS));
 }
+
+#[test]
+fn an_unknown_event_with_a_null_error_is_skipped_not_taken_for_an_error() {
+    use base64::Engine as _;
+    let image = images::png(14);
+    let progress = serde_json::json!({"type": "image_generation.in_progress", "error": null});
+    let completed = serde_json::json!({"type": "image_generation.completed", "error": null,
+        "b64_json": base64::engine::general_purpose::STANDARD.encode(&image)});
+    let body = format!("data: {progress}\n\ndata: {completed}\n\n");
+    let server = FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: body.clone(),
+        })),
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--stream"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+    assert_eq!(ws.read("out/image_01_hd.png"), image);
+}
