@@ -50,12 +50,20 @@ impl ImageFormat {
     }
 
     /// Whether `bytes` are a whole image of this format: a raster image's header gives its
-    /// size, an SVG document closes its `<svg>` element.
+    /// size, an SVG document closes its `<svg>` element (`</svg>`, `</svg >`, or a root
+    /// `<svg .../>`).
     pub fn is_whole(self, bytes: &[u8]) -> bool {
         match self {
             ImageFormat::Svg => {
-                let tail = &bytes[bytes.len().saturating_sub(4096)..];
-                let closed = tail.windows(6).any(|w| w.eq_ignore_ascii_case(b"</svg>"));
+                // `</svg>`, blanks allowed before its `>` as XML allows, anywhere: what
+                // follows the root (blanks, comments) may be long.
+                let closed = bytes.windows(5).enumerate().any(|(at, w)| {
+                    w.eq_ignore_ascii_case(b"</svg")
+                        && bytes[at + 5..]
+                            .iter()
+                            .find(|b| !b.is_ascii_whitespace())
+                            .is_some_and(|&b| b == b'>')
+                });
                 // Or a root element that closes itself: `<svg .../>`.
                 let empty = svg_root(bytes).is_some_and(|root| {
                     bytes[root..]
@@ -201,6 +209,34 @@ mod tests {
             assert_eq!(ImageFormat::sniff(not), None, "{not:?}");
         }
         assert!(!ImageFormat::Svg.is_whole(b"<svg><rect/>"), "cut short");
+    }
+
+    #[test]
+    fn an_svg_whose_end_tag_has_blanks_or_a_comment_after_it_is_whole() {
+        // XML allows blanks before an end tag's `>`; what follows the root (blanks, comments,
+        // processing instructions) may be long.
+        let after = format!("<!-- {} -->\n", "x".repeat(5000));
+        for svg in [
+            &b"<svg viewBox='0 0 1 1'><rect/></svg >"[..],
+            b"<svg viewBox='0 0 1 1'><rect/></svg\r\n>\n",
+            b"<svg viewBox='0 0 1 1'><rect/></SVG\t>",
+            format!("<svg><rect/></svg>\n{after}").as_bytes(),
+        ] {
+            assert_eq!(ImageFormat::sniff(svg), Some(ImageFormat::Svg));
+            assert!(
+                ImageFormat::Svg.is_whole(svg),
+                "{:?}",
+                String::from_utf8_lossy(svg)
+            );
+        }
+        for cut in [
+            &b"<svg><rect/></svg"[..],
+            b"<svg><rect/></svgx>",
+            b"<svg><rect/></sv",
+            b"<svg><g/></svg",
+        ] {
+            assert!(!ImageFormat::Svg.is_whole(cut), "{cut:?}");
+        }
     }
 
     #[test]

@@ -81,40 +81,173 @@ impl Reply {
     }
 }
 
+/// A partial image's index from the service is taken below this; a larger one (there are at
+/// most 3) gives way to genimg's own count.
+const MAX_PARTIAL_INDEX: u64 = 100;
+
 /// Where partial images go as a stream brings them: their index (from 1) and bytes.
 pub type PartialSink = dyn Fn(u32, &[u8]) + Send + Sync;
 
-/// The first whole event in `buffer` (its name, if it has one, and its data lines joined), and
-/// what is left after it. At the end of the stream (`ended`) an event needs no blank line
-/// after it.
-#[allow(clippy::type_complexity)]
-fn next_event(buffer: &[u8], ended: bool) -> Option<((Option<String>, Vec<u8>), Vec<u8>)> {
-    let end = buffer
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|at| (at, at + 2))
-        .or_else(|| {
-            buffer
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|at| (at, at + 4))
-        })
-        .or_else(|| (ended && !buffer.is_empty()).then_some((buffer.len(), buffer.len())))?;
-    let block = &buffer[..end.0];
-    let mut name = None;
-    let mut data: Vec<u8> = Vec::new();
-    for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(value) = line.strip_prefix(b"event:") {
-            name = Some(String::from_utf8_lossy(value.trim_ascii()).into_owned());
-        } else if let Some(value) = line.strip_prefix(b"data:") {
-            if !data.is_empty() {
-                data.push(b'\n');
+/// Server-sent events, read as their bytes arrive: `event: NAME` and `data: ...` lines, a
+/// blank line after each event, lines ended by LF, CRLF or CR alike (the format allows all
+/// three, and a server or proxy may mix them). Each byte is looked at once, however the stream
+/// is cut into chunks and however long an event is: a completed event carries megabytes of
+/// base64.
+#[derive(Debug, Default)]
+struct EventReader {
+    /// What arrived and is not read yet, from `start`.
+    pending: Vec<u8>,
+    start: usize,
+    /// How far `pending` is known to hold no line end.
+    scanned: usize,
+    /// The last line ended with CR: a LF right after it ends the same line.
+    after_cr: bool,
+    /// The event being read: its name, its data lines joined, whether it has any.
+    name: Option<String>,
+    data: Vec<u8>,
+    has_data: bool,
+}
+
+/// An event's name, if it has one, and its data.
+type SseEvent = (Option<String>, Vec<u8>);
+
+impl EventReader {
+    /// Adds bytes that arrived.
+    fn feed(&mut self, chunk: &[u8]) {
+        // What was read goes: at most the rest of the last chunk is moved.
+        self.pending.drain(..self.start);
+        self.scanned -= self.start;
+        self.start = 0;
+        self.pending.extend_from_slice(chunk);
+    }
+
+    /// The next whole event, if one has arrived. At the end of the stream (`ended`) an event
+    /// needs no blank line after it.
+    fn next(&mut self, ended: bool) -> Option<SseEvent> {
+        loop {
+            if self.after_cr {
+                match self.pending.get(self.start) {
+                    Some(b'\n') => {
+                        self.start += 1;
+                        self.after_cr = false;
+                    }
+                    Some(_) => self.after_cr = false,
+                    None if ended => self.after_cr = false,
+                    None => return None,
+                }
             }
-            data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+            let from = self.scanned.max(self.start);
+            match self.pending[from..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+            {
+                Some(at) => {
+                    let end = from + at;
+                    self.after_cr = self.pending[end] == b'\r';
+                    let (start, blank) = (self.start, end == self.start);
+                    self.start = end + 1;
+                    self.scanned = self.start;
+                    if blank {
+                        if let Some(event) = self.dispatch() {
+                            return Some(event);
+                        }
+                    } else {
+                        self.field(start, end);
+                    }
+                }
+                None => {
+                    self.scanned = self.pending.len();
+                    if !ended {
+                        return None;
+                    }
+                    if self.start < self.pending.len() {
+                        self.field(self.start, self.pending.len());
+                        self.start = self.pending.len();
+                        self.scanned = self.start;
+                    }
+                    return self.dispatch();
+                }
+            }
         }
     }
-    Some(((name, data), buffer[end.1..].to_vec()))
+
+    /// Reads the line `pending[start..end]`: a field of the event, or a comment.
+    fn field(&mut self, start: usize, end: usize) {
+        let line = &self.pending[start..end];
+        if line.starts_with(b":") {
+            return;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"event" => {
+                let name = String::from_utf8_lossy(value).trim().to_owned();
+                self.name = (!name.is_empty()).then_some(name);
+            }
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// The event read so far, at its blank line: none if it had no data.
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let name = self.name.take();
+        let data = std::mem::take(&mut self.data);
+        std::mem::take(&mut self.has_data).then_some((name, data))
+    }
+}
+
+/// The error answer an `error` event of a stream stands for: its status and an error body.
+/// The error is the event's `error` object (`{"error": {"code", "message", "type"}}`), or
+/// the event itself where it carries those fields at its top. A server error, or an error
+/// that says nothing of what it is, is a 500 (asked again, as a cut stream is); a rate
+/// limit a 429; any other (a refusal, an empty account, a bad request) a 400.
+fn error_event(data: &Value) -> (u16, Bytes) {
+    let mut error = match data.get("error") {
+        Some(error @ Value::Object(_)) => error.clone(),
+        _ => {
+            let mut error = data.clone();
+            if let Some(fields) = error.as_object_mut() {
+                fields.remove("type");
+                // `{"type": "error", "error": "what went wrong"}`: the text is the message.
+                if let Some(Value::String(message)) = fields.remove("error") {
+                    fields
+                        .entry("message")
+                        .or_insert_with(|| Value::String(message));
+                }
+            }
+            error
+        }
+    };
+    let text = |key: &str| error.get(key).and_then(Value::as_str);
+    let status = match (text("type"), text("code")) {
+        (Some("server_error"), _) | (None, None) => 500,
+        (Some("requests" | "tokens"), _) | (_, Some("rate_limit_exceeded")) => 429,
+        _ => 400,
+    };
+    if let Some(fields) = error.as_object_mut()
+        && !fields.get("message").is_some_and(Value::is_string)
+    {
+        fields.insert(
+            "message".into(),
+            "the stream ended with an error event".into(),
+        );
+    }
+    (
+        status,
+        Bytes::from(serde_json::json!({ "error": error }).to_string()),
+    )
 }
 
 /// A local file that could not be written, as an error of the request it belonged to.
@@ -331,11 +464,16 @@ impl Transport {
             && headers
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with("text/event-stream"));
-        let body = if streamed {
+                .is_some_and(|t| {
+                    // Media types are case-insensitive: `Text/Event-Stream` is a stream too.
+                    t.trim_start()
+                        .get(.."text/event-stream".len())
+                        .is_some_and(|m| m.eq_ignore_ascii_case("text/event-stream"))
+                });
+        let (status, body) = if streamed {
             self.read_events(response, partial).await?
         } else {
-            response.bytes().await.map_err(|e| self.error(e))?
+            (status, response.bytes().await.map_err(|e| self.error(e))?)
         };
         tracing::debug!(
             status,
@@ -370,13 +508,16 @@ impl Transport {
     /// Reads a stream of server-sent events (`event: NAME`, `data: JSON`, a blank line
     /// between events) to its `*.completed` event, whose JSON becomes the body of an images
     /// answer (`{"data": [{"b64_json", ...}], "usage"}`). Decoded leniently: an event
-    /// genimg does not know is skipped.
+    /// genimg does not know is skipped. An error event is the error answer the service would
+    /// have given before the stream began, with the status its type says (see
+    /// [`error_event`]), so that it is judged by the same rules: a refusal is not asked
+    /// again, an empty account stops the run, a server error is asked again.
     async fn read_events(
         &self,
         mut response: reqwest::Response,
         partial: Option<&PartialSink>,
-    ) -> Result<Bytes, ApiError> {
-        let mut buffer: Vec<u8> = Vec::new();
+    ) -> Result<(u16, Bytes), ApiError> {
+        let mut events = EventReader::default();
         let mut partials = 0u32;
         loop {
             // A stream cut on its way is a dropped answer, asked again.
@@ -389,11 +530,9 @@ impl Transport {
             })?;
             let ended = chunk.is_none();
             if let Some(chunk) = chunk {
-                buffer.extend_from_slice(&chunk);
+                events.feed(&chunk);
             }
-            while let Some((event, rest)) = next_event(&buffer, ended) {
-                let (name, data) = event;
-                buffer = rest;
+            while let Some((name, data)) = events.next(ended) {
                 let Ok(data) = serde_json::from_slice::<Value>(&data) else {
                     continue;
                 };
@@ -409,9 +548,12 @@ impl Transport {
                         (partial, data.get("b64_json").and_then(Value::as_str))
                         && let Ok(bytes) = super::openai::decode_base64(b64)
                     {
+                        // The service's index counts from 0, and there are at most 3; an
+                        // index far beyond that, or none, gives way to the count so far.
                         let index = data
                             .get("partial_image_index")
                             .and_then(Value::as_u64)
+                            .filter(|&i| i < MAX_PARTIAL_INDEX)
                             .map_or(partials, |i| i as u32 + 1);
                         sink(index, &bytes);
                     }
@@ -428,18 +570,9 @@ impl Transport {
                             answer[key] = v.clone();
                         }
                     }
-                    return Ok(Bytes::from(answer.to_string()));
-                } else if kind == "error" || data.get("error").is_some() {
-                    let message = data
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("an error event");
-                    return Err(ApiError::Transport {
-                        detail: format!(
-                            "the stream ended with an error: {}",
-                            self.redactor.text(message)
-                        ),
-                    });
+                    return Ok((200, Bytes::from(answer.to_string())));
+                } else if kind == "error" || data.get("error").is_some_and(|e| !e.is_null()) {
+                    return Ok(error_event(&data));
                 }
             }
             if ended {
@@ -722,6 +855,119 @@ mod tests {
         assert_eq!(clean["x-request-id"], "req_[redacted]");
         assert_eq!(clean["x-other"], "fine");
         assert!(!format!("{r:?}").contains("sk-abc"));
+    }
+
+    /// The events a stream arriving in `chunks` gives, as [`Transport::read_events`] reads
+    /// them: each event's name and data.
+    fn events_of(chunks: &[&[u8]]) -> Vec<(Option<String>, String)> {
+        let mut reader = EventReader::default();
+        let mut out = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            reader.feed(chunk);
+            let ended = i + 1 == chunks.len();
+            while let Some((name, data)) = reader.next(ended) {
+                out.push((name, String::from_utf8(data).unwrap()));
+            }
+        }
+        out
+    }
+
+    fn named(list: &[(&str, &str)]) -> Vec<(Option<String>, String)> {
+        list.iter()
+            .map(|(n, d)| (Some((*n).to_owned()), (*d).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn events_end_at_the_first_blank_line_whatever_the_line_endings() {
+        let expected = named(&[
+            ("a", r#"{"n":1}"#),
+            ("b", r#"{"n":2}"#),
+            ("c", r#"{"n":3}"#),
+        ]);
+        for stream in [
+            &b"event: a\ndata: {\"n\":1}\n\nevent: b\ndata: {\"n\":2}\n\nevent: c\ndata: {\"n\":3}\n\n"[..],
+            b"event: a\r\ndata: {\"n\":1}\r\n\r\nevent: b\r\ndata: {\"n\":2}\r\n\r\nevent: c\r\ndata: {\"n\":3}\r\n\r\n",
+            // Mixed: an event that ends with CRLF before one that ends with LF.
+            b"event: a\r\ndata: {\"n\":1}\r\n\r\nevent: b\ndata: {\"n\":2}\n\nevent: c\r\ndata: {\"n\":3}\r\n\r\n",
+            b"event: a\ndata: {\"n\":1}\r\n\nevent: b\r\ndata: {\"n\":2}\n\r\nevent: c\ndata: {\"n\":3}\n\n",
+            // CR alone ends a line too, as the SSE format allows.
+            b"event: a\rdata: {\"n\":1}\r\revent: b\rdata: {\"n\":2}\r\revent: c\rdata: {\"n\":3}\r\r",
+            // Comments, other fields and blank lines between events change nothing.
+            b": keep-alive\n\n\nid: 7\nevent:a\nretry: 10\ndata:{\"n\":1}\n\n: ping\n\nevent: b\ndata: {\"n\":2}\n\nevent: c\ndata: {\"n\":3}",
+        ] {
+            assert_eq!(events_of(&[stream]), expected, "{:?}", String::from_utf8_lossy(stream));
+            // However the stream is cut into chunks.
+            for at in 0..=stream.len() {
+                assert_eq!(
+                    events_of(&[&stream[..at], &stream[at..]]),
+                    expected,
+                    "cut at {at}: {:?}",
+                    String::from_utf8_lossy(stream)
+                );
+            }
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            assert_eq!(events_of(&bytes), expected);
+        }
+        // Data lines join with a line break; a field with no value is empty.
+        assert_eq!(
+            events_of(&[b"data: {\"a\":\ndata: 1}\nevent\n\n"]),
+            [(None, "{\"a\":\n1}".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_huge_event_in_small_chunks_is_read_in_linear_time() {
+        // 24 MB of base64, as a 4K image's completed event may carry, in 8 KiB chunks: each
+        // chunk must not have the whole event read again.
+        let big = "A".repeat(24 << 20);
+        let stream = format!(
+            "event: image_generation.partial_image\ndata: {{\"b64_json\":\"AAAA\"}}\n\n\
+             event: image_generation.completed\ndata: {{\"b64_json\":\"{big}\"}}\n\n"
+        );
+        let chunks: Vec<&[u8]> = stream.as_bytes().chunks(8 << 10).collect();
+        let started = std::time::Instant::now();
+        let events = events_of(&chunks);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].1.len(), big.len() + r#"{"b64_json":""}"#.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_error_event_is_an_error_answer_with_the_status_its_type_says() {
+        let judged = |data: Value| {
+            let (status, body) = error_event(&data);
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        };
+        let (status, body) = judged(serde_json::json!({"type": "error", "error": {
+            "code": "moderation_blocked", "type": "image_generation_user_error",
+            "message": "rejected"}}));
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "moderation_blocked");
+        assert_eq!(body["error"]["message"], "rejected");
+        // The Responses API's form: the error's fields at the event's top.
+        let (status, body) = judged(serde_json::json!({"type": "error",
+            "code": "insufficient_quota", "message": "no credit", "sequence_number": 3}));
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "insufficient_quota");
+        assert_eq!(body["error"]["message"], "no credit");
+        assert_eq!(
+            judged(serde_json::json!({"error": {"type": "server_error"}})).0,
+            500
+        );
+        assert_eq!(
+            judged(serde_json::json!({"error": {"type": "requests", "message": "slow"}})).0,
+            429
+        );
+        let (status, body) = judged(serde_json::json!({"type": "error", "error": "went wrong"}));
+        assert_eq!(status, 500, "an error that says nothing of what it is");
+        assert_eq!(body["error"]["message"], "went wrong");
+        let (_, body) = judged(serde_json::json!({"type": "error"}));
+        assert!(body["error"]["message"].is_string());
     }
 
     #[test]

@@ -382,10 +382,7 @@ impl<'a> Card<'a> {
     /// Whether the file is an SVG: untrusted markup from a model, so it is shown only as an
     /// `<img>` (where no script of it runs) and never linked as a page to open.
     fn is_svg(&self) -> bool {
-        self.record
-            .file
-            .rsplit_once('.')
-            .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("svg"))
+        is_svg_name(&self.record.file)
     }
 
     /// The file as a relative URL.
@@ -426,6 +423,7 @@ impl<'a> Card<'a> {
         Some(Rescue {
             path,
             url: url::Url::from_file_path(path).ok().map(String::from),
+            svg: is_svg_name(path),
         })
     }
 
@@ -544,6 +542,14 @@ struct Refusal<'a> {
 struct Rescue<'a> {
     path: &'a str,
     url: Option<String>,
+    /// An SVG: linked as a download, never as a page (see [`Card::is_svg`]).
+    svg: bool,
+}
+
+/// Whether a file's name says SVG.
+fn is_svg_name(file: &str) -> bool {
+    file.rsplit_once('.')
+        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("svg"))
 }
 
 /// A failed or refused attempt, as a note shows it.
@@ -1384,6 +1390,31 @@ mod tests {
         let main = main_of(&html);
         assert!(main.contains("<figure class=\"missing\">"), "{main}");
         assert!(!main.contains("href=\".genimg"), "{main}");
+    }
+
+    #[test]
+    fn a_rescued_svg_is_linked_as_a_download_never_as_a_page() {
+        let mut lost = record("image.a.01.hd.svg", Some("a"), 1, Status::Failed);
+        lost.error = Some("could not save image.a.01.hd.svg: No space left on device".to_owned());
+        lost.rescued = Some("/tmp/genimg rescue/out/image.a.01.hd.SVG".to_owned());
+        let html = render("out", &[lost]);
+        let main = main_of(&html);
+        let links: Vec<&str> = main
+            .split("<a ")
+            .skip(1)
+            .filter(|a| a.contains("rescue"))
+            .collect();
+        assert_eq!(links.len(), 1, "{main}");
+        assert!(
+            links[0]
+                .starts_with("href=\"file:///tmp/genimg%20rescue/out/image.a.01.hd.SVG\" download"),
+            "an SVG from a model runs its scripts when opened as a page: {main}"
+        );
+        // Any other image is linked as before.
+        let mut png = record("image.a.01.hd.png", Some("a"), 1, Status::Failed);
+        png.rescued = Some("/tmp/r/image.a.01.hd.png".to_owned());
+        let html = render("out", &[png]);
+        assert!(main_of(&html).contains("<a href=\"file:///tmp/r/image.a.01.hd.png\">"));
     }
 
     #[test]
