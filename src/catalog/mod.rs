@@ -396,10 +396,12 @@ impl Model {
         let text_out = n(out.and_then(|d| d.get("text_tokens")));
         let (image_out, text_out) = match (image_out, text_out, n(usage.get("output_tokens"))) {
             (None, None, output) => (output?, 0.0),
-            (image, text, output) => {
-                let text = text.unwrap_or(0.0);
-                (image.or(output.map(|o| o - text))?.max(0.0), text)
+            // What the split leaves out of the total is the other kind.
+            (Some(image), text, output) => {
+                let text = text.unwrap_or_else(|| output.map_or(0.0, |o| (o - image).max(0.0)));
+                (image, text)
             }
+            (None, Some(text), output) => ((output? - text).max(0.0), text),
         };
         Some(
             (text_in * USD_PER_M_TEXT_IN
@@ -1113,6 +1115,8 @@ mod tests {
                 "output_tokens_details": {"image_tokens": 7000, "text_tokens": 24}}),
             serde_json::json!({"input_tokens": 50, "output_tokens": 7024,
                 "output_tokens_details": {"text_tokens": 24}}),
+            serde_json::json!({"input_tokens": 50, "output_tokens": 7024,
+                "output_tokens_details": {"image_tokens": 7000}}),
         ] {
             assert!((split(usage.clone()) - expected).abs() < 1e-12, "{usage}");
         }
