@@ -254,8 +254,13 @@ fn the_page_is_self_contained() {
     }
     assert!(!page.contains("<link"), "no stylesheet or icon to fetch");
     assert!(!page.contains("<script src"), "no script to fetch");
+    // Each image is linked, and its tile shows its thumbnail, a file in the folder.
     for name in ws.files("out") {
-        assert!(page.contains(&format!("<img src=\"{name}\"")), "{name}");
+        let tile = format!("<a class=\"thumb\" href=\"{name}\"><img src=\"");
+        let at = page.find(&tile).unwrap_or_else(|| panic!("{name}: {page}")) + tile.len();
+        let thumb = &page[at..at + page[at..].find('"').unwrap()];
+        assert!(thumb.starts_with(".genimg/thumbs/"), "{name}: {thumb}");
+        assert!(ws.join("out").join(thumb).is_file(), "{thumb}");
     }
 }
 
@@ -443,7 +448,10 @@ fn the_gallery_command_refuses_while_a_run_writes_there() {
         run.stderr
     );
     let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
-    assert!(page.contains("<img src=\"image_02_hd.png\""), "{page}");
+    assert!(
+        page.contains("<a class=\"thumb\" href=\"image_02_hd.png\"><img src=\".genimg/thumbs/"),
+        "{page}"
+    );
 
     let again = genimg(&ws, None).args(["gallery", "out"]).run();
     assert_code(&again, 0);
@@ -532,5 +540,165 @@ fn an_svg_is_shown_as_an_image_whose_scripts_never_run_and_is_never_linked_as_a_
     assert!(
         !dom.contains("data-pwned"),
         "a script of the SVG ran:\n{dom}"
+    );
+}
+
+/// `dir/index.html` with `script` run after the page's own: a copy, `scenario.html`, in the
+/// same folder (so its links and its storage are the page's). The script drives the page as
+/// a person would (clicks, key presses) and writes what it saw into the DOM, which
+/// `--dump-dom` then prints.
+fn scenario(dir: &Path, script: &str) -> PathBuf {
+    let page = std::fs::read_to_string(dir.join(GALLERY)).expect("index.html");
+    let at = page.rfind("</body>").expect("</body>");
+    let copy = format!(
+        "{}<script>\n{script}\n</script>\n{}",
+        &page[..at],
+        &page[at..]
+    );
+    let path = dir.join("scenario.html");
+    std::fs::write(&path, copy).expect("write the scenario");
+    path.canonicalize().expect("scenario.html")
+}
+
+/// The `src` of every `<img>` in the page's `<main>`.
+fn image_sources(html: &str) -> Vec<String> {
+    let main = &html[html.find("<main>").expect("<main>")..html.find("</main>").expect("</main>")];
+    main.split("<img src=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// Every thumbnail in `dir`, with when it was written.
+fn thumbnails(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut thumbs: Vec<_> = std::fs::read_dir(dir.join(".genimg/thumbs"))
+        .expect("the thumbnails' folder")
+        .map(|e| {
+            let e = e.unwrap();
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), modified)
+        })
+        .collect();
+    thumbs.sort();
+    thumbs
+}
+
+/// A 1024x1024 PNG with some grain, a few hundred kilobytes: `seq` varies its pixels.
+fn large_png(seq: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(1024, 1024, |x, y| {
+        let noise = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ seq.wrapping_mul(31)) % 4;
+        image::Rgb([
+            ((x / 4 + seq * 40) % 256) as u8,
+            ((y / 4) % 256) as u8,
+            ((x + y) / 8 % 256) as u8 ^ (noise as u8 * 3),
+        ])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode");
+    out
+}
+
+/// 500 images of 50 prompts: the page and the thumbnails its tiles show stay within a few
+/// megabytes (the originals weigh hundreds), every thumbnail loads in a browser, and a
+/// second `genimg gallery` makes none again.
+#[test]
+fn five_hundred_images_load_as_thumbnails_within_a_few_megabytes() {
+    let ws = Workspace::new();
+    // Five originals, each under a hundred names (hard links, to spare the disk): every
+    // name is an image of its own to the gallery.
+    let originals: Vec<PathBuf> = (0..5)
+        .map(|n| ws.write(&format!("originals/{n}.png"), large_png(n)))
+        .collect();
+    std::fs::create_dir_all(ws.join("many")).unwrap();
+    let mut total = 0;
+    for p in 0..50 {
+        for i in 1..=10 {
+            let original = &originals[(p + i) % originals.len()];
+            total += std::fs::metadata(original).unwrap().len() as usize;
+            let name = ws.join(&format!("many/image.p{p:02}.{i:02}.hd.png"));
+            std::fs::hard_link(original, name).expect("hard link");
+        }
+    }
+    let run = genimg(&ws, None).args(["gallery", "many"]).run();
+    assert_code(&run, 0);
+    let dir = ws.join("many");
+    let first = thumbnails(&dir);
+    assert_eq!(first.len(), 500, "one thumbnail per image");
+
+    let html = String::from_utf8(ws.read("many/index.html")).unwrap();
+    let sources = image_sources(&html);
+    assert_eq!(sources.len(), 500);
+    let mut loaded = html.len();
+    for src in &sources {
+        assert!(src.starts_with(".genimg/thumbs/"), "a tile shows {src}");
+        loaded += std::fs::metadata(dir.join(src)).expect(src).len() as usize;
+    }
+    assert!(
+        loaded < 5_000_000,
+        "the page and its thumbnails weigh {loaded} bytes (the originals {total})"
+    );
+    assert!(total > 50_000_000, "the originals weigh {total} bytes");
+    eprintln!("500 images: page and thumbnails {loaded} bytes, originals {total} bytes");
+
+    // Made once: a second run writes none.
+    assert_code(&genimg(&ws, None).args(["gallery", "many"]).run(), 0);
+    assert_eq!(thumbnails(&dir), first, "no thumbnail written again");
+
+    if !chromium_available() {
+        return;
+    }
+    // Every tile's image loads (made eager here: a browser loads lazy ones as they scroll
+    // into view).
+    let page = scenario(
+        &dir,
+        "document.querySelectorAll('main img').forEach(function (img) { img.loading = 'eager'; });",
+    );
+    let dom = chromium(&page, &["--dump-dom"]);
+    assert!(
+        dom.contains("data-loaded=\"500/500\""),
+        "{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(!dom.contains("class=\"broken\""));
+}
+
+/// Thumbnails are made for the images a run makes, once: a second run making nothing
+/// writes none again; an image remade gets a new one and its old one goes.
+#[test]
+fn thumbnails_are_made_once_and_anew_for_a_remade_image() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out", "-n", "2"])
+            .run(),
+        0,
+    );
+    let dir = ws.join("out");
+    let first = thumbnails(&dir);
+    assert_eq!(first.len(), 2);
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out", "-n", "2"])
+            .run(),
+        0,
+    );
+    assert_eq!(thumbnails(&dir), first, "nothing made, nothing written");
+
+    std::thread::sleep(Duration::from_millis(20));
+    ws.write("out/image_02_hd.png", images::png(99));
+    assert_code(&genimg(&ws, None).args(["gallery", "out"]).run(), 0);
+    let after = thumbnails(&dir);
+    assert_eq!(
+        after.len(),
+        2,
+        "the old thumbnail of image_02 is gone: {after:?}"
+    );
+    assert_eq!(
+        after.iter().filter(|t| first.contains(t)).count(),
+        1,
+        "image_01's kept as it was, image_02's new: {first:?} {after:?}"
     );
 }
