@@ -47,13 +47,14 @@ pub fn render(title: &str, records: &[Record]) -> String {
 /// Builds the page as [`render`] does, with `on_disk(file)` saying whether a file the records
 /// name is still there: a made image that is not is shown as missing, not as a broken image.
 pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bool) -> String {
-    render_page(title, records, &on_disk, &Thumbs::none())
+    render_page(title, "", records, &on_disk, &Thumbs::none())
 }
 
 /// Builds the page as [`render_with`] does, its tiles showing the thumbnails of `thumbs`
 /// where there are some (the originals elsewhere).
 fn render_page(
     title: &str,
+    folder: &str,
     records: &[Record],
     on_disk: &dyn Fn(&str) -> bool,
     thumbs: &Thumbs,
@@ -61,6 +62,7 @@ fn render_page(
     let sheet = Sheet::new(records, on_disk, thumbs);
     let page = Page {
         title,
+        folder,
         version: env!("CARGO_PKG_VERSION"),
         counts: sheet.counts(),
         sheet: &sheet,
@@ -102,7 +104,14 @@ pub fn write(dir: &Path) -> io::Result<PathBuf> {
     }
     let on_disk = |file: &str| is_own_path(file) && dir.join(file).is_file();
     let thumbs = Thumbs::make(dir, &thumb_sources(&records, &on_disk));
-    let html = render_page(&title_of(dir), &records, &on_disk, &thumbs);
+    let folder = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let html = render_page(
+        &title_of(dir),
+        &folder.to_string_lossy(),
+        &records,
+        &on_disk,
+        &thumbs,
+    );
     atomic::write(&page_path(dir), html.as_bytes(), Exists::Replace)
 }
 
@@ -293,6 +302,8 @@ fn href_of_thumb(path: &str) -> String {
 #[template(path = "gallery.html")]
 struct Page<'a> {
     title: &'a str,
+    /// The folder's absolute path: the browser keeps the picks made on the page under it.
+    folder: &'a str,
     version: &'a str,
     sheet: &'a Sheet<'a>,
     /// Of the whole sheet.

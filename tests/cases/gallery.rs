@@ -702,3 +702,211 @@ fn thumbnails_are_made_once_and_anew_for_a_remade_image() {
         "image_01's kept as it was, image_02's new: {first:?} {after:?}"
     );
 }
+
+/// What a scenario wrote into `<pre id="result">`, unescaped.
+fn result_of(dom: &str) -> String {
+    let start = dom
+        .find("<pre id=\"result\">")
+        .unwrap_or_else(|| panic!("the scenario wrote no result:\n{dom}"))
+        + "<pre id=\"result\">".len();
+    let end = start + dom[start..].find("</pre>").expect("</pre>");
+    dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Helpers every scenario starts with: `key(k)` presses a key, `done(lines)` writes the result.
+const SCENARIO_HELPERS: &str = r#"
+function key(k) { document.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true })); }
+function done(lines) {
+  var pre = document.createElement("pre");
+  pre.id = "result";
+  pre.textContent = lines.join("\n");
+  document.body.appendChild(pre);
+}
+"#;
+
+/// The files the page shows as images, in its order.
+fn files_shown(html: &str) -> Vec<String> {
+    html.split("data-file=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_lightbox_opens_on_a_click_moves_with_the_arrow_keys_and_closes_with_escape() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    // DALL-E 3's answers carry a revised prompt.
+    run_prompts(&ws, &server, &["-m", "dall-e-3"]);
+    let dir = ws.join("out");
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    assert_eq!(files.len(), 6, "{files:?}");
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r##"
+function state() {
+  var box = document.getElementById("lightbox");
+  if (box.hidden) return "closed";
+  var text = function (id) { return document.getElementById(id).textContent; };
+  return [box.dataset.file, document.getElementById("lb-img").getAttribute("src"), text("lb-prompt"),
+    text("lb-revised"), text("lb-meta"), text("lb-pos")].join(" | ");
+}
+var lines = [state()];
+document.querySelector("main img[data-file]").click();
+lines.push(state());
+key("ArrowRight"); lines.push(state());
+key("ArrowRight"); lines.push(state());
+key("ArrowLeft"); lines.push(state());
+key("ArrowLeft"); key("ArrowLeft"); lines.push(state());
+key("Escape"); lines.push(state());
+// Compare: two tiles' boxes, then the button.
+var boxes = document.querySelectorAll("input.cmp");
+boxes[0].click(); boxes[2].click();
+document.getElementById("compare").click();
+var shown = [];
+document.querySelectorAll("#cmp-row img").forEach(function (i) { shown.push(i.getAttribute("src")); });
+lines.push("compare " + shown.join(",") + (document.getElementById("compare-view").hidden ? " hidden" : " shown"));
+key("Escape");
+lines.push("compare " + (document.getElementById("compare-view").hidden ? "closed" : "open"));
+done(lines);
+"##
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let lines: Vec<&str> = result.lines().collect();
+    assert_eq!(lines.len(), 9, "{result}");
+    assert_eq!(lines[0], "closed");
+    let opened: Vec<Vec<&str>> = lines[1..6]
+        .iter()
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    for (line, expected) in opened.iter().zip([0, 1, 2, 1, 5]) {
+        let file = files[expected].as_str();
+        assert_eq!(line[0], file, "{result}");
+        assert_eq!(line[1], file, "the full image, not its thumbnail: {result}");
+        assert_eq!(line[5], format!("{} of 6", expected + 1), "{result}");
+    }
+    assert_eq!(opened[0][2], "a harbour at dawn", "{result}");
+    assert_eq!(
+        opened[0][3], "A vivid rendering of: a harbour at dawn",
+        "{result}"
+    );
+    assert!(
+        opened[0][4].contains("dall-e-3")
+            && opened[0][4].contains("1024x1024")
+            && opened[0][4].contains('$'),
+        "size and cost: {result}"
+    );
+    assert_eq!(
+        opened[2][2], "a busy market, <crowded> & \"loud\" at noon",
+        "the next prompt's text, as written: {result}"
+    );
+    assert_eq!(lines[6], "closed", "Escape closes it: {result}");
+    assert_eq!(
+        lines[7],
+        format!("compare {},{} shown", files[0], files[2]),
+        "side by side: {result}"
+    );
+    assert_eq!(lines[8], "compare closed", "{result}");
+}
+
+#[test]
+fn the_filter_hides_the_other_prompts() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let page = scenario(
+        &ws.join("out"),
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+var filter = document.getElementById("filter");
+function shown(words) {
+  filter.value = words;
+  filter.dispatchEvent(new Event("input"));
+  var ids = [];
+  document.querySelectorAll("main section").forEach(function (s) { if (!s.hidden) ids.push(s.id); });
+  var chips = [];
+  document.querySelectorAll("nav a").forEach(function (a) { if (!a.hidden) chips.push(a.getAttribute("href")); });
+  return words + " => " + ids.join(",") + " | " + chips.join(",") + " | " + document.getElementById("shown").textContent;
+}
+done([shown("market"), shown("MISTY path"), shown("forest market"), shown("")]);
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let lines: Vec<&str> = result.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "market => p-market | #p-market | 1 of 4 prompts · 2 images shown",
+            "MISTY path => p-forest_path | #p-forest_path | 1 of 4 prompts · 2 images shown",
+            "forest market =>  |  | 0 of 4 prompts · 0 images shown",
+            " => p-harbour,p-market,p-nope,p-forest_path | #p-harbour,#p-market,#p-nope,#p-forest_path | 4 of 4 prompts · 6 images shown",
+        ],
+        "{result}"
+    );
+}
+
+#[test]
+fn a_pick_survives_a_reload_and_is_exported_as_picks_txt_and_a_shell_line() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let dir = ws.join("out");
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+if (!sessionStorage.getItem("reloaded")) {
+  // Pick the second image with the key in the lightbox, the last with its tile's button.
+  document.querySelector("main img[data-file]").click();
+  key("ArrowRight"); key("p"); key("Escape");
+  var buttons = document.querySelectorAll("button.pick");
+  buttons[buttons.length - 1].click();
+  sessionStorage.setItem("reloaded", "1");
+  location.reload();
+} else {
+  var picked = [];
+  document.querySelectorAll("figure.picked img").forEach(function (i) { picked.push(i.dataset.file); });
+  var link = document.getElementById("picks-download");
+  fetch(link.href).then(function (r) { return r.text(); }).then(function (text) {
+    done(["picked " + picked.join(","), "count " + document.getElementById("pick-count").textContent,
+      "name " + link.getAttribute("download"), "file " + JSON.stringify(text),
+      "shell " + document.getElementById("picks-shell").value]);
+  });
+}
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let (second, last) = (&files[1], &files[5]);
+    assert_eq!(
+        result.lines().collect::<Vec<_>>(),
+        [
+            format!("picked {second},{last}"),
+            "count 2".to_owned(),
+            "name picks.txt".to_owned(),
+            format!("file \"{second}\\n{last}\\n\""),
+            format!("shell mkdir -p picked && cp -- '{second}' '{last}' picked/"),
+        ],
+        "{result}"
+    );
+}
