@@ -628,6 +628,28 @@ struct Group<'a> {
     section: Option<&'a str>,
     /// The section's title where this group is the first of it: the page's heading.
     opens_section: Option<&'a str>,
+    /// The reference images and masks its images were made from, each once.
+    inputs: Vec<Input<'a>>,
+}
+
+/// A reference image or a mask, as a prompt's heading shows it: its name, and a thumbnail
+/// made while the file was there. The file itself is never linked: it may be anywhere.
+#[derive(Debug, Clone)]
+struct Input<'a> {
+    kind: &'static str,
+    path: &'a Path,
+    sha256: &'a str,
+    thumb: Option<&'a str>,
+}
+
+impl Input<'_> {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn thumb_url(&self) -> Option<String> {
+        self.thumb.map(href_of_thumb)
+    }
 }
 
 impl Group<'_> {
@@ -812,6 +834,7 @@ impl<'a> Sheet<'a> {
                     cards: Vec::new(),
                     section: None,
                     opens_section: None,
+                    inputs: Vec::new(),
                 });
                 groups.len() - 1
             });
@@ -823,7 +846,29 @@ impl<'a> Sheet<'a> {
         }
         for card in cards {
             let name = card.record.prompt.as_deref();
-            groups[index_of[&name]].cards.push(card);
+            let group = &mut groups[index_of[&name]];
+            let record = card.record;
+            let inputs = record
+                .references
+                .iter()
+                .map(|r| ("reference", r))
+                .chain(record.mask.iter().map(|m| ("mask", m)));
+            for (kind, input) in inputs {
+                // The same bytes are one input, wherever they were read from.
+                let known = group
+                    .inputs
+                    .iter()
+                    .any(|i| i.kind == kind && i.sha256 == input.sha256);
+                if !known {
+                    group.inputs.push(Input {
+                        kind,
+                        path: &input.path,
+                        sha256: &input.sha256,
+                        thumb: thumbs.of_reference(&input.sha256),
+                    });
+                }
+            }
+            group.cards.push(card);
         }
         groups.retain(|g| !g.cards.is_empty());
         // A stable sort keeps the manifest's order among equals.

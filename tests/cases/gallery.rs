@@ -910,3 +910,71 @@ if (!sessionStorage.getItem("reloaded")) {
         "{result}"
     );
 }
+
+/// The reference images and the mask of an edit are shown with its prompt, by name and as
+/// thumbnails in the folder; the files themselves, outside it, are neither copied nor linked.
+#[test]
+fn references_and_masks_are_shown_with_their_prompt() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("inputs/ref.png", images::fixture("reference.png"));
+    ws.write("inputs/mask.png", images::mask_png(32, 32));
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a cat",
+            "--reference-image",
+            "inputs/ref.png",
+            "--mask",
+            "inputs/mask.png",
+        ])
+        .args(["-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    let html = String::from_utf8(ws.read("out/index.html")).unwrap();
+    let inputs: Vec<&str> = html.split("<span class=\"input ").skip(1).collect();
+    assert_eq!(inputs.len(), 2, "each input once, for both images: {html}");
+    for (input, kind, name) in [
+        (inputs[0], "reference", "inputs/ref.png"),
+        (inputs[1], "mask", "inputs/mask.png"),
+    ] {
+        assert!(
+            input.starts_with(&format!("{kind}\"><img src=\".genimg/thumbs/")),
+            "{input}"
+        );
+        assert!(
+            input.contains(&format!("<span>{kind}: {name}</span>")),
+            "{input}"
+        );
+        let src = input.split("src=\"").nth(1).unwrap();
+        let src = &src[..src.find('"').unwrap()];
+        assert!(ws.join("out").join(src).is_file(), "{src}");
+        assert!(!html.contains(&format!("href=\"{name}")) && !html.contains("../inputs"));
+    }
+    let mut names = ws.all_files("out/.genimg/thumbs");
+    names.retain(|n| n.ends_with(".jpg"));
+    assert_eq!(
+        names.len(),
+        4,
+        "two images, a reference and a mask: {names:?}"
+    );
+
+    // Rebuilt from elsewhere, where the paths lead nowhere: the thumbnails made stay shown.
+    std::fs::remove_dir_all(ws.join("inputs")).unwrap();
+    assert_code(&genimg(&ws, None).args(["gallery", "out"]).run(), 0);
+    let again = String::from_utf8(ws.read("out/index.html")).unwrap();
+    assert_eq!(again.matches("<span class=\"input ").count(), 2);
+    assert_eq!(
+        again.matches("<img src=\".genimg/thumbs/").count(),
+        4,
+        "{again}"
+    );
+
+    if !chromium_available() {
+        return;
+    }
+    let dom = chromium(
+        &ws.join("out").join(GALLERY).canonicalize().unwrap(),
+        &["--dump-dom"],
+    );
+    assert!(dom.contains("data-loaded=\"4/4\""), "{dom}");
+}
