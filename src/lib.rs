@@ -92,10 +92,14 @@ pub async fn run(
         Invocation::Batch(batch) => return batch_command(batch, reporter, stop).await,
         Invocation::Models => print(&catalog::render_table()),
         Invocation::Gallery { dir } => {
-            let path = report::gallery::rebuild(dir).map_err(|e| Error::Gallery {
-                dir: dir.display().to_string(),
-                problem: e.to_string(),
-            })?;
+            let owned = dir.clone();
+            let path = tokio::task::spawn_blocking(move || report::gallery::rebuild(&owned))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                .map_err(|e| Error::Gallery {
+                    dir: dir.display().to_string(),
+                    problem: e.to_string(),
+                })?;
             let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
         }
         Invocation::Trash { dir, command } => trash_command(dir, *command)?,
@@ -290,14 +294,7 @@ async fn make_images(
         max_wait: config.max_wait,
     });
     let summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
-    Ok(finish_run(
-        config,
-        &plan,
-        &survey,
-        summary,
-        &context.sink,
-        &reporter,
-    ))
+    Ok(finish_run(config, &plan, &survey, summary, &context.sink, &reporter).await)
 }
 
 /// The destination's manifest, open for appending; with `--from-scratch`, first the run's
@@ -347,7 +344,7 @@ fn open_manifest(
 
 /// The end of a run, live or batch: the records of replaced images out of the manifest,
 /// the gallery, the closing summary, `--json`.
-fn finish_run(
+async fn finish_run(
     config: &Config,
     plan: &Plan,
     survey: &plan::Survey,
@@ -357,7 +354,7 @@ fn finish_run(
 ) -> Outcome {
     settle_trash(sink, &mut summary, reporter);
     if config.gallery {
-        write_gallery(&config.dst_dir, reporter);
+        write_gallery(&config.dst_dir, reporter).await;
     }
     let names = config.model_names();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -392,9 +389,14 @@ fn settle_trash(sink: &Sink, summary: &mut outcome::Summary, reporter: &Arc<dyn 
 }
 
 /// Writes the destination's gallery. The images are safe whatever happens here: a gallery
-/// that cannot be written is a warning, not a failed run.
-fn write_gallery(dir: &std::path::Path, reporter: &Arc<dyn Reporter>) {
-    match report::gallery::write(dir) {
+/// that cannot be written is a warning, not a failed run. Its thumbnails are decoded and
+/// scaled on threads of their own, never on the runtime's workers.
+async fn write_gallery(dir: &std::path::Path, reporter: &Arc<dyn Reporter>) {
+    let owned = dir.to_owned();
+    let written = tokio::task::spawn_blocking(move || report::gallery::write(&owned))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    match written {
         Ok(path) => reporter.event(Event::Gallery { path: &path }),
         Err(e) => reporter.event(Event::Warning {
             text: &format!("could not write the gallery: {e}"),
@@ -546,14 +548,7 @@ async fn make_batch(
     // (said above), nor those this run collected (counted as made).
     summary.skipped = on_disk;
     summary.elapsed = started.elapsed();
-    Ok(finish_run(
-        config,
-        &plan,
-        &survey,
-        summary,
-        &batcher.sink,
-        &reporter,
-    ))
+    Ok(finish_run(config, &plan, &survey, summary, &batcher.sink, &reporter).await)
 }
 
 /// `genimg batch status|collect|cancel DIR`.
@@ -684,7 +679,7 @@ async fn batch_command(
     summary.elapsed = started.elapsed();
     settle_trash(&batcher.sink, &mut summary, &reporter);
     if !summary.made.is_empty() || !summary.failed.is_empty() {
-        write_gallery(&batch.dir, &reporter);
+        write_gallery(&batch.dir, &reporter).await;
     }
     reporter.event(Event::Finished {
         summary: &summary,

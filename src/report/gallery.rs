@@ -3,8 +3,9 @@
 //!
 //! One file, its CSS and a few lines of script inline, nothing fetched: it opens from the disk
 //! (`file://`) as well as from any static server, and it links the images by relative URLs,
-//! so the destination can be moved or archived whole. Thumbnails load lazily, so a sheet of
-//! 500 images opens at once.
+//! so the destination can be moved or archived whole. Its tiles show small thumbnails
+//! ([`super::thumbs`], in `.genimg/thumbs/`), loaded lazily, so a sheet of 500 images opens
+//! at once and weighs a few megabytes; the originals are linked.
 //!
 //! The page shows what each file is *now*: the last record of a file decides, except that a
 //! failed attempt does not hide the image an earlier attempt left on the disk.
@@ -22,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 
 use askama::Template;
 
+use crate::report::thumbs::{Source, Thumbs};
 use crate::store::atomic::{self, Exists};
 use crate::store::destination::{Lock, OutputError};
 use crate::store::manifest::{self, Record, Status};
@@ -45,9 +47,22 @@ pub fn render(title: &str, records: &[Record]) -> String {
 /// Builds the page as [`render`] does, with `on_disk(file)` saying whether a file the records
 /// name is still there: a made image that is not is shown as missing, not as a broken image.
 pub fn render_with(title: &str, records: &[Record], on_disk: impl Fn(&str) -> bool) -> String {
-    let sheet = Sheet::new(records, &on_disk);
+    render_page(title, "", records, &on_disk, &Thumbs::none())
+}
+
+/// Builds the page as [`render_with`] does, its tiles showing the thumbnails of `thumbs`
+/// where there are some (the originals elsewhere).
+fn render_page(
+    title: &str,
+    folder: &str,
+    records: &[Record],
+    on_disk: &dyn Fn(&str) -> bool,
+    thumbs: &Thumbs,
+) -> String {
+    let sheet = Sheet::new(records, on_disk, thumbs);
     let page = Page {
         title,
+        folder,
         version: env!("CARGO_PKG_VERSION"),
         counts: sheet.counts(),
         sheet: &sheet,
@@ -87,10 +102,35 @@ pub fn write(dir: &Path) -> io::Result<PathBuf> {
     if records.is_empty() {
         return Err(no_manifest(dir));
     }
-    let html = render_with(&title_of(dir), &records, |file| {
-        is_own_path(file) && dir.join(file).is_file()
-    });
+    let on_disk = |file: &str| is_own_path(file) && dir.join(file).is_file();
+    let thumbs = Thumbs::make(dir, &thumb_sources(&records, &on_disk));
+    let folder = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let html = render_page(
+        &title_of(dir),
+        &folder.to_string_lossy(),
+        &records,
+        &on_disk,
+        &thumbs,
+    );
     atomic::write(&page_path(dir), html.as_bytes(), Exists::Replace)
+}
+
+/// What the page may show a thumbnail of: the images on the disk (plain names: an
+/// unrecognised answer is no image), and the reference images and masks the records name.
+fn thumb_sources(records: &[Record], on_disk: &dyn Fn(&str) -> bool) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for record in records {
+        if is_plain_name(&record.file) && on_disk(&record.file) {
+            sources.push(Source::Image(record.file.clone()));
+        }
+        for reference in record.references.iter().chain(&record.mask) {
+            sources.push(Source::Reference {
+                path: reference.path.clone(),
+                sha256: reference.sha256.clone(),
+            });
+        }
+    }
+    sources
 }
 
 /// Writes `dir`'s page as [`write`] does, for `genimg gallery DIR`: under the destination's
@@ -252,11 +292,18 @@ fn href_of(file: &str) -> String {
     }
 }
 
+/// A thumbnail's relative URL: each name of its path percent-encoded.
+fn href_of_thumb(path: &str) -> String {
+    path.split('/').map(url_of).collect::<Vec<_>>().join("/")
+}
+
 /// The page, as `templates/gallery.html` lays it out.
 #[derive(Template)]
 #[template(path = "gallery.html")]
 struct Page<'a> {
     title: &'a str,
+    /// The folder's absolute path: the browser keeps the picks made on the page under it.
+    folder: &'a str,
     version: &'a str,
     sheet: &'a Sheet<'a>,
     /// Of the whole sheet.
@@ -341,6 +388,8 @@ enum State<'a> {
 struct Card<'a> {
     record: &'a Record,
     state: State<'a>,
+    /// Its thumbnail, a path relative to the destination, where there is one.
+    thumb: Option<&'a str>,
 }
 
 impl<'a> Card<'a> {
@@ -383,6 +432,11 @@ impl<'a> Card<'a> {
     /// `<img>` (where no script of it runs) and never linked as a page to open.
     fn is_svg(&self) -> bool {
         is_svg_name(&self.record.file)
+    }
+
+    /// The tile's image: the thumbnail, or the file itself where there is none.
+    fn thumb_url(&self) -> String {
+        self.thumb.map_or_else(|| self.url(), href_of_thumb)
     }
 
     /// The file as a relative URL.
@@ -580,6 +634,28 @@ struct Group<'a> {
     section: Option<&'a str>,
     /// The section's title where this group is the first of it: the page's heading.
     opens_section: Option<&'a str>,
+    /// The reference images and masks its images were made from, each once.
+    inputs: Vec<Input<'a>>,
+}
+
+/// A reference image or a mask, as a prompt's heading shows it: its name, and a thumbnail
+/// made while the file was there. The file itself is never linked: it may be anywhere.
+#[derive(Debug, Clone)]
+struct Input<'a> {
+    kind: &'static str,
+    path: &'a Path,
+    sha256: &'a str,
+    thumb: Option<&'a str>,
+}
+
+impl Input<'_> {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn thumb_url(&self) -> Option<String> {
+        self.thumb.map(href_of_thumb)
+    }
 }
 
 impl Group<'_> {
@@ -709,7 +785,7 @@ struct Sheet<'a> {
 }
 
 impl<'a> Sheet<'a> {
-    fn new(records: &'a [Record], on_disk: &dyn Fn(&str) -> bool) -> Sheet<'a> {
+    fn new(records: &'a [Record], on_disk: &dyn Fn(&str) -> bool, thumbs: &'a Thumbs) -> Sheet<'a> {
         // Per file, in the order files first appear: its last record, and its last made one.
         let mut files: Vec<&str> = Vec::new();
         let mut seen: HashMap<&str, (&Record, Option<&Record>)> = HashMap::new();
@@ -726,22 +802,27 @@ impl<'a> Sheet<'a> {
         let cards = files.iter().map(|file| {
             let (last, made) = seen[file];
             let there = on_disk(file);
+            let thumb = thumbs.of_image(file);
             match (last.status, there) {
                 (Status::Made, true) => Card {
                     record: last,
                     state: State::Made,
+                    thumb,
                 },
                 (Status::Made, false) => Card {
                     record: last,
                     state: State::Missing,
+                    thumb,
                 },
                 (Status::Failed | Status::Refused, true) => Card {
                     record: made.unwrap_or(last),
                     state: State::Kept { failure: last },
+                    thumb,
                 },
                 (Status::Failed | Status::Refused, false) => Card {
                     record: last,
                     state: State::NotMade,
+                    thumb,
                 },
             }
         });
@@ -759,6 +840,7 @@ impl<'a> Sheet<'a> {
                     cards: Vec::new(),
                     section: None,
                     opens_section: None,
+                    inputs: Vec::new(),
                 });
                 groups.len() - 1
             });
@@ -770,7 +852,29 @@ impl<'a> Sheet<'a> {
         }
         for card in cards {
             let name = card.record.prompt.as_deref();
-            groups[index_of[&name]].cards.push(card);
+            let group = &mut groups[index_of[&name]];
+            let record = card.record;
+            let inputs = record
+                .references
+                .iter()
+                .map(|r| ("reference", r))
+                .chain(record.mask.iter().map(|m| ("mask", m)));
+            for (kind, input) in inputs {
+                // The same bytes are one input, wherever they were read from.
+                let known = group
+                    .inputs
+                    .iter()
+                    .any(|i| i.kind == kind && i.sha256 == input.sha256);
+                if !known {
+                    group.inputs.push(Input {
+                        kind,
+                        path: &input.path,
+                        sha256: &input.sha256,
+                        thumb: thumbs.of_reference(&input.sha256),
+                    });
+                }
+            }
+            group.cards.push(card);
         }
         groups.retain(|g| !g.cards.is_empty());
         // A stable sort keeps the manifest's order among equals.

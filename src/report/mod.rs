@@ -3,3 +3,4 @@
 pub mod dry_run;
 pub mod gallery;
 pub mod json;
+pub mod thumbs;

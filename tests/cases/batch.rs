@@ -1282,7 +1282,9 @@ fn the_gallery_and_json_show_a_batch_runs_images() {
     let page = String::from_utf8(ws.read(&format!("out/{GALLERY}"))).expect("a gallery");
     for name in &expected {
         assert!(
-            page.contains(&format!("<img src=\"{name}\"")),
+            page.contains(&format!(
+                "<a class=\"thumb\" href=\"{name}\"><img src=\".genimg/thumbs/"
+            )),
             "{name} in the gallery"
         );
     }

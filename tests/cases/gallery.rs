@@ -254,8 +254,13 @@ fn the_page_is_self_contained() {
     }
     assert!(!page.contains("<link"), "no stylesheet or icon to fetch");
     assert!(!page.contains("<script src"), "no script to fetch");
+    // Each image is linked, and its tile shows its thumbnail, a file in the folder.
     for name in ws.files("out") {
-        assert!(page.contains(&format!("<img src=\"{name}\"")), "{name}");
+        let tile = format!("<a class=\"thumb\" href=\"{name}\"><img src=\"");
+        let at = page.find(&tile).unwrap_or_else(|| panic!("{name}: {page}")) + tile.len();
+        let thumb = &page[at..at + page[at..].find('"').unwrap()];
+        assert!(thumb.starts_with(".genimg/thumbs/"), "{name}: {thumb}");
+        assert!(ws.join("out").join(thumb).is_file(), "{thumb}");
     }
 }
 
@@ -443,7 +448,10 @@ fn the_gallery_command_refuses_while_a_run_writes_there() {
         run.stderr
     );
     let page = String::from_utf8(ws.read("out/index.html")).expect("UTF-8");
-    assert!(page.contains("<img src=\"image_02_hd.png\""), "{page}");
+    assert!(
+        page.contains("<a class=\"thumb\" href=\"image_02_hd.png\"><img src=\".genimg/thumbs/"),
+        "{page}"
+    );
 
     let again = genimg(&ws, None).args(["gallery", "out"]).run();
     assert_code(&again, 0);
@@ -533,4 +541,440 @@ fn an_svg_is_shown_as_an_image_whose_scripts_never_run_and_is_never_linked_as_a_
         !dom.contains("data-pwned"),
         "a script of the SVG ran:\n{dom}"
     );
+}
+
+/// `dir/index.html` with `script` run after the page's own: a copy, `scenario.html`, in the
+/// same folder (so its links and its storage are the page's). The script drives the page as
+/// a person would (clicks, key presses) and writes what it saw into the DOM, which
+/// `--dump-dom` then prints.
+fn scenario(dir: &Path, script: &str) -> PathBuf {
+    let page = std::fs::read_to_string(dir.join(GALLERY)).expect("index.html");
+    let at = page.rfind("</body>").expect("</body>");
+    let copy = format!(
+        "{}<script>\n{script}\n</script>\n{}",
+        &page[..at],
+        &page[at..]
+    );
+    let path = dir.join("scenario.html");
+    std::fs::write(&path, copy).expect("write the scenario");
+    path.canonicalize().expect("scenario.html")
+}
+
+/// The `src` of every `<img>` in the page's `<main>`.
+fn image_sources(html: &str) -> Vec<String> {
+    let main = &html[html.find("<main>").expect("<main>")..html.find("</main>").expect("</main>")];
+    main.split("<img src=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// Every thumbnail in `dir`, with when it was written.
+fn thumbnails(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut thumbs: Vec<_> = std::fs::read_dir(dir.join(".genimg/thumbs"))
+        .expect("the thumbnails' folder")
+        .map(|e| {
+            let e = e.unwrap();
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), modified)
+        })
+        .collect();
+    thumbs.sort();
+    thumbs
+}
+
+/// A 1024x1024 PNG with some grain, a few hundred kilobytes: `seq` varies its pixels.
+fn large_png(seq: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(1024, 1024, |x, y| {
+        let noise = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ seq.wrapping_mul(31)) % 4;
+        image::Rgb([
+            ((x / 4 + seq * 40) % 256) as u8,
+            ((y / 4) % 256) as u8,
+            ((x + y) / 8 % 256) as u8 ^ (noise as u8 * 3),
+        ])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode");
+    out
+}
+
+/// 500 images of 50 prompts: the page and the thumbnails its tiles show stay within a few
+/// megabytes (the originals weigh hundreds), every thumbnail loads in a browser, and a
+/// second `genimg gallery` makes none again.
+#[test]
+fn five_hundred_images_load_as_thumbnails_within_a_few_megabytes() {
+    let ws = Workspace::new();
+    // Five originals, each under a hundred names (hard links, to spare the disk): every
+    // name is an image of its own to the gallery.
+    let originals: Vec<PathBuf> = (0..5)
+        .map(|n| ws.write(&format!("originals/{n}.png"), large_png(n)))
+        .collect();
+    std::fs::create_dir_all(ws.join("many")).unwrap();
+    let mut total = 0;
+    for p in 0..50 {
+        for i in 1..=10 {
+            let original = &originals[(p + i) % originals.len()];
+            total += std::fs::metadata(original).unwrap().len() as usize;
+            let name = ws.join(&format!("many/image.p{p:02}.{i:02}.hd.png"));
+            std::fs::hard_link(original, name).expect("hard link");
+        }
+    }
+    let run = genimg(&ws, None).args(["gallery", "many"]).run();
+    assert_code(&run, 0);
+    let dir = ws.join("many");
+    let first = thumbnails(&dir);
+    assert_eq!(first.len(), 500, "one thumbnail per image");
+
+    let html = String::from_utf8(ws.read("many/index.html")).unwrap();
+    let sources = image_sources(&html);
+    assert_eq!(sources.len(), 500);
+    let mut loaded = html.len();
+    for src in &sources {
+        assert!(src.starts_with(".genimg/thumbs/"), "a tile shows {src}");
+        loaded += std::fs::metadata(dir.join(src)).expect(src).len() as usize;
+    }
+    assert!(
+        loaded < 5_000_000,
+        "the page and its thumbnails weigh {loaded} bytes (the originals {total})"
+    );
+    assert!(total > 50_000_000, "the originals weigh {total} bytes");
+    eprintln!("500 images: page and thumbnails {loaded} bytes, originals {total} bytes");
+
+    // Made once: a second run writes none.
+    assert_code(&genimg(&ws, None).args(["gallery", "many"]).run(), 0);
+    assert_eq!(thumbnails(&dir), first, "no thumbnail written again");
+
+    if !chromium_available() {
+        return;
+    }
+    // Every tile's image loads (made eager here: a browser loads lazy ones as they scroll
+    // into view).
+    let page = scenario(
+        &dir,
+        "document.querySelectorAll('main img').forEach(function (img) { img.loading = 'eager'; });",
+    );
+    let dom = chromium(&page, &["--dump-dom"]);
+    assert!(
+        dom.contains("data-loaded=\"500/500\""),
+        "{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(!dom.contains("class=\"broken\""));
+}
+
+/// Thumbnails are made for the images a run makes, once: a second run making nothing
+/// writes none again; an image remade gets a new one and its old one goes.
+#[test]
+fn thumbnails_are_made_once_and_anew_for_a_remade_image() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out", "-n", "2"])
+            .run(),
+        0,
+    );
+    let dir = ws.join("out");
+    let first = thumbnails(&dir);
+    assert_eq!(first.len(), 2);
+    assert_code(
+        &genimg(&ws, Some(&server))
+            .args(["a cat", "-o", "out", "-n", "2"])
+            .run(),
+        0,
+    );
+    assert_eq!(thumbnails(&dir), first, "nothing made, nothing written");
+
+    std::thread::sleep(Duration::from_millis(20));
+    ws.write("out/image_02_hd.png", images::png(99));
+    assert_code(&genimg(&ws, None).args(["gallery", "out"]).run(), 0);
+    let after = thumbnails(&dir);
+    assert_eq!(
+        after.len(),
+        2,
+        "the old thumbnail of image_02 is gone: {after:?}"
+    );
+    assert_eq!(
+        after.iter().filter(|t| first.contains(t)).count(),
+        1,
+        "image_01's kept as it was, image_02's new: {first:?} {after:?}"
+    );
+}
+
+/// What a scenario wrote into `<pre id="result">`, unescaped.
+fn result_of(dom: &str) -> String {
+    let start = dom
+        .find("<pre id=\"result\">")
+        .unwrap_or_else(|| panic!("the scenario wrote no result:\n{dom}"))
+        + "<pre id=\"result\">".len();
+    let end = start + dom[start..].find("</pre>").expect("</pre>");
+    dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Helpers every scenario starts with: `key(k)` presses a key, `done(lines)` writes the result.
+const SCENARIO_HELPERS: &str = r#"
+function key(k) { document.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true })); }
+function done(lines) {
+  var pre = document.createElement("pre");
+  pre.id = "result";
+  pre.textContent = lines.join("\n");
+  document.body.appendChild(pre);
+}
+"#;
+
+/// The files the page shows as images, in its order.
+fn files_shown(html: &str) -> Vec<String> {
+    html.split("data-file=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_lightbox_opens_on_a_click_moves_with_the_arrow_keys_and_closes_with_escape() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    // DALL-E 3's answers carry a revised prompt.
+    run_prompts(&ws, &server, &["-m", "dall-e-3"]);
+    let dir = ws.join("out");
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    assert_eq!(files.len(), 6, "{files:?}");
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r##"
+function state() {
+  var box = document.getElementById("lightbox");
+  if (box.hidden) return "closed";
+  var text = function (id) { return document.getElementById(id).textContent; };
+  return [box.dataset.file, document.getElementById("lb-img").getAttribute("src"), text("lb-prompt"),
+    text("lb-revised"), text("lb-meta"), text("lb-pos")].join(" | ");
+}
+var lines = [state()];
+document.querySelector("main img[data-file]").click();
+lines.push(state());
+key("ArrowRight"); lines.push(state());
+key("ArrowRight"); lines.push(state());
+key("ArrowLeft"); lines.push(state());
+key("ArrowLeft"); key("ArrowLeft"); lines.push(state());
+key("Escape"); lines.push(state());
+// Compare: two tiles' boxes, then the button.
+var boxes = document.querySelectorAll("input.cmp");
+boxes[0].click(); boxes[2].click();
+document.getElementById("compare").click();
+var shown = [];
+document.querySelectorAll("#cmp-row img").forEach(function (i) { shown.push(i.getAttribute("src")); });
+lines.push("compare " + shown.join(",") + (document.getElementById("compare-view").hidden ? " hidden" : " shown"));
+key("Escape");
+lines.push("compare " + (document.getElementById("compare-view").hidden ? "closed" : "open"));
+done(lines);
+"##
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let lines: Vec<&str> = result.lines().collect();
+    assert_eq!(lines.len(), 9, "{result}");
+    assert_eq!(lines[0], "closed");
+    let opened: Vec<Vec<&str>> = lines[1..6]
+        .iter()
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    for (line, expected) in opened.iter().zip([0, 1, 2, 1, 5]) {
+        let file = files[expected].as_str();
+        assert_eq!(line[0], file, "{result}");
+        assert_eq!(line[1], file, "the full image, not its thumbnail: {result}");
+        assert_eq!(line[5], format!("{} of 6", expected + 1), "{result}");
+    }
+    assert_eq!(opened[0][2], "a harbour at dawn", "{result}");
+    assert_eq!(
+        opened[0][3], "A vivid rendering of: a harbour at dawn",
+        "{result}"
+    );
+    assert!(
+        opened[0][4].contains("dall-e-3")
+            && opened[0][4].contains("1024x1024")
+            && opened[0][4].contains('$'),
+        "size and cost: {result}"
+    );
+    assert_eq!(
+        opened[2][2], "a busy market, <crowded> & \"loud\" at noon",
+        "the next prompt's text, as written: {result}"
+    );
+    assert_eq!(lines[6], "closed", "Escape closes it: {result}");
+    assert_eq!(
+        lines[7],
+        format!("compare {},{} shown", files[0], files[2]),
+        "side by side: {result}"
+    );
+    assert_eq!(lines[8], "compare closed", "{result}");
+}
+
+#[test]
+fn the_filter_hides_the_other_prompts() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let page = scenario(
+        &ws.join("out"),
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+var filter = document.getElementById("filter");
+function shown(words) {
+  filter.value = words;
+  filter.dispatchEvent(new Event("input"));
+  var ids = [];
+  document.querySelectorAll("main section").forEach(function (s) { if (!s.hidden) ids.push(s.id); });
+  var chips = [];
+  document.querySelectorAll("nav a").forEach(function (a) { if (!a.hidden) chips.push(a.getAttribute("href")); });
+  return words + " => " + ids.join(",") + " | " + chips.join(",") + " | " + document.getElementById("shown").textContent;
+}
+done([shown("market"), shown("MISTY path"), shown("forest market"), shown("")]);
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let lines: Vec<&str> = result.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "market => p-market | #p-market | 1 of 4 prompts · 2 images shown",
+            "MISTY path => p-forest_path | #p-forest_path | 1 of 4 prompts · 2 images shown",
+            "forest market =>  |  | 0 of 4 prompts · 0 images shown",
+            " => p-harbour,p-market,p-nope,p-forest_path | #p-harbour,#p-market,#p-nope,#p-forest_path | 4 of 4 prompts · 6 images shown",
+        ],
+        "{result}"
+    );
+}
+
+#[test]
+fn a_pick_survives_a_reload_and_is_exported_as_picks_txt_and_a_shell_line() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let dir = ws.join("out");
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+if (!sessionStorage.getItem("reloaded")) {
+  // Pick the second image with the key in the lightbox, the last with its tile's button.
+  document.querySelector("main img[data-file]").click();
+  key("ArrowRight"); key("p"); key("Escape");
+  var buttons = document.querySelectorAll("button.pick");
+  buttons[buttons.length - 1].click();
+  sessionStorage.setItem("reloaded", "1");
+  location.reload();
+} else {
+  var picked = [];
+  document.querySelectorAll("figure.picked img").forEach(function (i) { picked.push(i.dataset.file); });
+  var link = document.getElementById("picks-download");
+  fetch(link.href).then(function (r) { return r.text(); }).then(function (text) {
+    done(["picked " + picked.join(","), "count " + document.getElementById("pick-count").textContent,
+      "name " + link.getAttribute("download"), "file " + JSON.stringify(text),
+      "shell " + document.getElementById("picks-shell").value]);
+  });
+}
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    let (second, last) = (&files[1], &files[5]);
+    assert_eq!(
+        result.lines().collect::<Vec<_>>(),
+        [
+            format!("picked {second},{last}"),
+            "count 2".to_owned(),
+            "name picks.txt".to_owned(),
+            format!("file \"{second}\\n{last}\\n\""),
+            format!("shell mkdir -p picked && cp -- '{second}' '{last}' picked/"),
+        ],
+        "{result}"
+    );
+}
+
+/// The reference images and the mask of an edit are shown with its prompt, by name and as
+/// thumbnails in the folder; the files themselves, outside it, are neither copied nor linked.
+#[test]
+fn references_and_masks_are_shown_with_their_prompt() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("inputs/ref.png", images::fixture("reference.png"));
+    ws.write("inputs/mask.png", images::mask_png(32, 32));
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a cat",
+            "--reference-image",
+            "inputs/ref.png",
+            "--mask",
+            "inputs/mask.png",
+        ])
+        .args(["-o", "out", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    let html = String::from_utf8(ws.read("out/index.html")).unwrap();
+    let inputs: Vec<&str> = html.split("<span class=\"input ").skip(1).collect();
+    assert_eq!(inputs.len(), 2, "each input once, for both images: {html}");
+    for (input, kind, name) in [
+        (inputs[0], "reference", "inputs/ref.png"),
+        (inputs[1], "mask", "inputs/mask.png"),
+    ] {
+        assert!(
+            input.starts_with(&format!("{kind}\"><img src=\".genimg/thumbs/")),
+            "{input}"
+        );
+        assert!(
+            input.contains(&format!("<span>{kind}: {name}</span>")),
+            "{input}"
+        );
+        let src = input.split("src=\"").nth(1).unwrap();
+        let src = &src[..src.find('"').unwrap()];
+        assert!(ws.join("out").join(src).is_file(), "{src}");
+        assert!(!html.contains(&format!("href=\"{name}")) && !html.contains("../inputs"));
+    }
+    let mut names = ws.all_files("out/.genimg/thumbs");
+    names.retain(|n| n.ends_with(".jpg"));
+    assert_eq!(
+        names.len(),
+        4,
+        "two images, a reference and a mask: {names:?}"
+    );
+
+    // Rebuilt from elsewhere, where the paths lead nowhere: the thumbnails made stay shown.
+    std::fs::remove_dir_all(ws.join("inputs")).unwrap();
+    assert_code(&genimg(&ws, None).args(["gallery", "out"]).run(), 0);
+    let again = String::from_utf8(ws.read("out/index.html")).unwrap();
+    assert_eq!(again.matches("<span class=\"input ").count(), 2);
+    assert_eq!(
+        again.matches("<img src=\".genimg/thumbs/").count(),
+        4,
+        "{again}"
+    );
+
+    if !chromium_available() {
+        return;
+    }
+    let dom = chromium(
+        &ws.join("out").join(GALLERY).canonicalize().unwrap(),
+        &["--dump-dom"],
+    );
+    assert!(dom.contains("data-loaded=\"4/4\""), "{dom}");
 }

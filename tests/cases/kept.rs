@@ -72,7 +72,7 @@ fn bytes_that_are_no_image_are_kept_aside_and_never_bought_twice() {
     assert_code(&run, 0);
     assert_eq!(server.image_requests().len(), 2, "one request per image");
     assert_summary(&run, &[("made", "2"), ("failed", "0")]);
-    assert_eq!(ws.files("out"), [".genimg"], "nothing under an image name");
+    assert!(ws.files("out").is_empty(), "nothing under an image name");
     assert_eq!(
         ws.files("out/.genimg/unrecognised"),
         ["image_01_hd.bin", "image_02_hd.bin"]

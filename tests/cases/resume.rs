@@ -541,7 +541,6 @@ fn one_off_prompts_never_touch_another_prompts_images() {
     assert_eq!(
         ws.files("a"),
         [
-            ".genimg",
             "image_01_hd.png",
             "image_02_hd.png",
             "image_03_hd.png",

@@ -51,14 +51,17 @@ fn every_image_is_made_through_a_random_mix_of_faults() {
     );
     assert!(run.stderr.contains("retrying "), "{}", run.stderr);
 
-    // Nothing stray: twenty images, the manifest, the gallery and the lock.
+    // Nothing stray: twenty images, the manifest, the gallery, the lock, and the gallery's
+    // twenty thumbnails in .genimg.
     let mut expected: Vec<String> = ["eel", "elk", "fox", "owl"]
         .iter()
         .flat_map(|p| (1..=5).map(move |i| format!("image.{p}.{i:02}.hd.png")))
         .collect();
     expected.sort();
     assert_eq!(ws.files("out"), expected);
-    assert_eq!(ws.all_files("out").len(), 23, "{:?}", ws.all_files("out"));
+    assert_eq!(ws.all_files("out").len(), 24, "{:?}", ws.all_files("out"));
+    assert_eq!(ws.all_files("out/.genimg"), ["thumbs"]);
+    assert_eq!(ws.all_files("out/.genimg/thumbs").len(), 20);
 
     // Each image is byte for byte what the server sent in the answer the manifest names.
     let records = ws.manifest("out");

@@ -267,7 +267,6 @@ fn from_scratch_moves_only_genimgs_images_to_the_trash_and_remakes_them() {
     assert_eq!(
         ws.files("images"),
         [
-            ".genimg",
             "image.city.01.hd.png",
             "image.city.01.hd.png.bak",
             "image.other.01.hd.png",

@@ -212,7 +212,7 @@ fn overwrite_moves_each_replaced_image_to_the_trash_with_its_records() {
         .args(["a lighthouse", "-o", "fresh", "--overwrite", "--json"])
         .run();
     assert_code(&fresh, 0);
-    assert!(!ws.join("fresh/.genimg").exists());
+    assert!(!ws.join("fresh/.genimg/trash").exists());
     assert!(!fresh.stderr.contains("Moved"), "{}", fresh.stderr);
     let doc: Value = serde_json::from_str(&fresh.stdout).unwrap();
     assert!(doc.get("trash").is_none(), "{doc:#}");
@@ -273,7 +273,7 @@ fn a_dry_run_says_what_would_go_to_the_trash_and_moves_nothing() {
         );
     }
     // Nothing moved, nothing written, nothing sent.
-    assert!(!ws.join("out/.genimg").exists());
+    assert!(!ws.join("out/.genimg/trash").exists());
     assert_eq!(snapshot(&ws, "out"), before);
     assert_eq!(ws.read("out/genimg.jsonl"), manifest);
     assert_eq!(server.requests().len(), requests);
@@ -455,7 +455,7 @@ fn a_config_file_cannot_set_the_keys_meant_for_one_run() {
         assert!(!run.stderr.contains("sk-in-a-file"), "{}", run.stderr);
     }
     assert_eq!(server.requests().len(), requests, "nothing was sent");
-    assert!(!ws.join("out/.genimg").exists());
+    assert!(!ws.join("out/.genimg/trash").exists());
     assert_eq!(snapshot(&ws, "out"), before);
 }
 

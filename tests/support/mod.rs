@@ -67,11 +67,13 @@ impl Workspace {
         fs::read(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    /// The names in a directory, sorted, without genimg's lock file, manifest and gallery.
+    /// The names in a directory, sorted, without genimg's lock file, manifest, gallery and
+    /// `.genimg` folder (the gallery's thumbnails, the trash, unrecognised answers: tests
+    /// that mean them look in it).
     pub fn files(&self, rel: &str) -> Vec<String> {
         self.all_files(rel)
             .into_iter()
-            .filter(|n| n != ".genimg.lock" && n != MANIFEST && n != GALLERY)
+            .filter(|n| n != ".genimg.lock" && n != MANIFEST && n != GALLERY && n != ".genimg")
             .collect()
     }
 
