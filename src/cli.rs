@@ -340,6 +340,10 @@ pub enum Command {
         /// The destination directory of an earlier run
         #[arg(value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+        /// Serve the gallery on 127.0.0.1 (a port the system picks, printed) until Ctrl-C;
+        /// picks made in the page are saved to DIR/picks.txt
+        #[arg(long)]
+        serve: bool,
     },
     /// The batches submitted with --batch to DIR: status, collect, cancel
     Batch {

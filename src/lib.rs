@@ -91,7 +91,7 @@ pub async fn run(
         Invocation::Run(config) => return make_images(config, reporter, stop).await,
         Invocation::Batch(batch) => return batch_command(batch, reporter, stop).await,
         Invocation::Models => print(&catalog::render_table()),
-        Invocation::Gallery { dir } => {
+        Invocation::Gallery { dir, serve } => {
             let owned = dir.clone();
             let path = tokio::task::spawn_blocking(move || report::gallery::rebuild(&owned))
                 .await
@@ -101,6 +101,23 @@ pub async fn run(
                     problem: e.to_string(),
                 })?;
             let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
+            if *serve {
+                let gallery_error = |e: std::io::Error| Error::Gallery {
+                    dir: dir.display().to_string(),
+                    problem: e.to_string(),
+                };
+                let listener = report::serve::bind().await.map_err(gallery_error)?;
+                let addr = listener.local_addr().map_err(gallery_error)?;
+                // On stdout, for a script to read: the address, then nothing more.
+                print(&format!(
+                    "http://{addr}/\n(serving {}; picks are saved to {}; Ctrl-C stops)\n",
+                    path.display(),
+                    dir.join(report::serve::PICKS).display()
+                ));
+                report::serve::serve(listener, dir.clone(), stop.token())
+                    .await
+                    .map_err(gallery_error)?;
+            }
         }
         Invocation::Trash { dir, command } => trash_command(dir, *command)?,
         Invocation::Completions { shell } => {

@@ -63,6 +63,8 @@ pub enum Invocation {
     /// `genimg gallery DIR`: rebuild DIR's gallery from its manifest.
     Gallery {
         dir: PathBuf,
+        /// `--serve`: serve it on 127.0.0.1 until Ctrl-C, saving picks to `DIR/picks.txt`.
+        serve: bool,
     },
     /// `genimg completions SHELL`.
     Completions {
@@ -127,7 +129,7 @@ impl Invocation {
     ) -> Result<Invocation, ConfigError> {
         Ok(match cli.command {
             Some(Command::Models) => Invocation::Models,
-            Some(Command::Gallery { dir }) => Invocation::Gallery { dir },
+            Some(Command::Gallery { dir, serve }) => Invocation::Gallery { dir, serve },
             Some(Command::Completions { shell }) => Invocation::Completions { shell },
             Some(Command::Man) => Invocation::Man,
             Some(Command::Trash { action }) => match action {

@@ -71,6 +71,11 @@ impl Stop {
         self.stop.cancelled().await;
     }
 
+    /// A token cancelled when the run is stopped, for work that outlives a borrow of this.
+    pub fn token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// The signal that stopped the run, if a signal did.
     pub fn signal(&self) -> Option<StopSignal> {
         self.signal.get().copied()

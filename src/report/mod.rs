@@ -3,4 +3,5 @@
 pub mod dry_run;
 pub mod gallery;
 pub mod json;
+pub mod serve;
 pub mod thumbs;

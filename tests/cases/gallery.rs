@@ -978,3 +978,81 @@ fn references_and_masks_are_shown_with_their_prompt() {
     );
     assert!(dom.contains("data-loaded=\"4/4\""), "{dom}");
 }
+
+/// Sends one raw HTTP/1.1 request to `addr` and gives back the whole answer as text.
+fn raw_http(addr: &str, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
+    let ws = Workspace::new();
+    ws.write("out/image_01_hd.png", images::png(1));
+    ws.write("out/image_02_hd.svg", HOSTILE_SVG);
+    ws.write("secret.txt", "outside the folder");
+    let mut child = genimg(&ws, None)
+        .args(["gallery", "out", "--serve"])
+        .start();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("the address: {first}"))
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "localhost only: {addr}");
+    let get = |path: &str| {
+        raw_http(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let page = get("/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<html"), "{page}");
+    assert!(get("/image_01_hd.png").starts_with("HTTP/1.1 200"));
+    // An SVG opened as a page runs no script.
+    let svg = get("/image_02_hd.svg");
+    assert!(
+        svg.contains("content-security-policy: script-src 'none'; sandbox"),
+        "{svg}"
+    );
+    // Nothing outside the folder.
+    for outside in ["/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt"] {
+        let answer = get(outside);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{outside}: {answer}");
+        assert!(!answer.contains("outside the folder"), "{outside}");
+    }
+    // The page saves picks as it would: a POST of picks.txt.
+    let picks = "image_01_hd.png\nimage_02_hd.svg\n";
+    let saved = raw_http(
+        &addr,
+        &format!(
+            "POST /picks.txt HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{picks}",
+            picks.len()
+        ),
+    );
+    assert!(saved.starts_with("HTTP/1.1 200"), "{saved}");
+    assert_eq!(ws.read("out/picks.txt"), picks.as_bytes());
+    assert!(get("/picks.txt").ends_with(picks), "read back on load");
+    // Ctrl-C stops it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    // Ended by the signal, or by genimg on it.
+    assert!(matches!(status.code(), None | Some(0 | 130)), "{status:?}");
+}

@@ -1,0 +1,191 @@
+//! `genimg gallery DIR --serve`: the gallery of DIR on 127.0.0.1 only, on a port the system
+//! picks, with one thing the static page cannot do: picks are saved straight into
+//! `DIR/picks.txt` (the page POSTs them there when it is served over http).
+//!
+//! Only files inside DIR are served, read-only; an SVG (untrusted markup from a model) is
+//! served sandboxed, so that opened as a page no script of it runs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+/// The file the page's picks are saved to, in DIR.
+pub const PICKS: &str = "picks.txt";
+
+/// The most a POST of picks may carry: file names, one a line.
+const MAX_PICKS_BYTES: usize = 1024 * 1024;
+
+/// Binds 127.0.0.1 on a port the system picks.
+pub async fn bind() -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Serves `dir` on `listener` until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    dir: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let root = dir.canonicalize()?;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = stop.cancelled() => return Ok(()),
+        };
+        let root = root.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let root = root.clone();
+                async move { Ok::<_, Infallible>(answer(&root, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(text.to_owned())))
+        .expect("a plain answer")
+}
+
+async fn answer(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::POST, "/picks.txt") => {
+            let body = match Limited::new(req.into_body(), MAX_PICKS_BYTES)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "too many picks"),
+            };
+            let Ok(text) = std::str::from_utf8(&body) else {
+                return plain(StatusCode::BAD_REQUEST, "picks are text");
+            };
+            match save_picks(root, text) {
+                Ok(()) => plain(StatusCode::OK, "saved"),
+                Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        (&Method::GET | &Method::HEAD, _) => match file_of(root, &path) {
+            Some(file) => match tokio::fs::read(&file).await {
+                Ok(bytes) => {
+                    let mut response = Response::builder()
+                        .header("content-type", content_type(&file))
+                        .header("cache-control", "no-cache")
+                        .header("x-content-type-options", "nosniff");
+                    // Anything but the page itself runs no script, whatever it holds.
+                    if file != root.join(crate::report::gallery::FILE_NAME) {
+                        response = response
+                            .header("content-security-policy", "script-src 'none'; sandbox");
+                    }
+                    response
+                        .body(Full::new(Bytes::from(bytes)))
+                        .expect("a file answer")
+                }
+                Err(_) => plain(StatusCode::NOT_FOUND, "not found"),
+            },
+            None => plain(StatusCode::NOT_FOUND, "not found"),
+        },
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "GET, or POST /picks.txt"),
+    }
+}
+
+/// The file a request path names inside `root` (canonical), if it is one: `/` is the
+/// gallery; `..`, empty segments and anything that resolves outside `root` are refused.
+fn file_of(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut file = root.to_owned();
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return Some(root.join(crate::report::gallery::FILE_NAME));
+    }
+    for segment in trimmed.split('/') {
+        let segment = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .ok()?;
+        if segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.contains(['/', '\\', '\0'])
+        {
+            return None;
+        }
+        file.push(segment.as_ref());
+    }
+    // A link inside the folder may point out of it: where it leads decides.
+    let real = file.canonicalize().ok()?;
+    (real.starts_with(root) && real.is_file()).then_some(real)
+}
+
+/// Writes the picks to `root/picks.txt` whole (through a temporary file).
+fn save_picks(root: &Path, text: &str) -> std::io::Result<()> {
+    let mut temp = tempfile::NamedTempFile::new_in(root)?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())?;
+    temp.as_file().sync_all()?;
+    temp.persist(root.join(PICKS)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn content_type(file: &Path) -> &'static str {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "html" => "text/html; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "json" | "jsonl" => "application/json",
+        other => crate::format::ImageFormat::from_extension(other)
+            .map_or("application/octet-stream", crate::format::ImageFormat::mime),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_inside_the_folder_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.png"), b"x").unwrap();
+        std::fs::create_dir_all(root.join(".genimg/thumbs")).unwrap();
+        std::fs::write(root.join(".genimg/thumbs/t.jpg"), b"x").unwrap();
+        assert_eq!(file_of(&root, "/a.png"), Some(root.join("a.png")));
+        assert_eq!(
+            file_of(&root, "/.genimg/thumbs/t.jpg"),
+            Some(root.join(".genimg/thumbs/t.jpg"))
+        );
+        assert_eq!(file_of(&root, "/"), Some(root.join("index.html")));
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e/x",
+            "/a.png/..",
+            "/x//a.png",
+            "/missing.png",
+        ] {
+            assert_eq!(file_of(&root, bad), None, "{bad}");
+        }
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().unwrap();
+            std::fs::write(outside.path().join("secret"), b"s").unwrap();
+            std::os::unix::fs::symlink(outside.path().join("secret"), root.join("link")).unwrap();
+            assert_eq!(file_of(&root, "/link"), None, "a link out of the folder");
+        }
+        assert_eq!(content_type(Path::new("x.svg")), "image/svg+xml");
+        assert_eq!(content_type(Path::new("x.JPG")), "image/jpeg");
+    }
+}
