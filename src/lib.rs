@@ -114,7 +114,7 @@ pub async fn run(
                     path.display(),
                     dir.join(report::serve::PICKS).display()
                 ));
-                report::serve::serve(listener, dir.clone(), stop.token())
+                report::serve::serve(listener, dir.clone(), path.clone(), stop.token())
                     .await
                     .map_err(gallery_error)?;
             }

@@ -25,23 +25,27 @@ pub async fn bind() -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
-/// Serves `dir` on `listener` until `stop` is cancelled.
+/// Serves `dir` on `listener` until `stop` is cancelled; `/` is `page`, the gallery written
+/// (`index.html`, or `genimg-index.html` beside a page of the user's own).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     dir: PathBuf,
+    page: PathBuf,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let root = dir.canonicalize()?;
+    let page = page.canonicalize()?;
+    let port = listener.local_addr()?.port();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,
             () = stop.cancelled() => return Ok(()),
         };
-        let root = root.clone();
+        let (root, page) = (root.clone(), page.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let root = root.clone();
-                async move { Ok::<_, Infallible>(answer(&root, req).await) }
+                let (root, page) = (root.clone(), page.clone());
+                async move { Ok::<_, Infallible>(answer(&root, &page, port, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
@@ -59,7 +63,31 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
         .expect("a plain answer")
 }
 
-async fn answer(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Whether a request comes from the page as this server shows it: its `Host` is this
+/// server's own address, and an `Origin`, if it sends one, is too. A web page elsewhere (or
+/// one that rebinds its name to 127.0.0.1) sends another: it may neither read nor write.
+fn from_the_page(req: &Request<Incoming>, port: u16) -> bool {
+    let own =
+        |host: &str| host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}");
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let host_ok = header("host").is_some_and(own);
+    let origin_ok = header("origin").is_none_or(|origin| {
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|rest| own(rest.trim_end_matches('/')))
+    });
+    host_ok && origin_ok
+}
+
+async fn answer(
+    root: &Path,
+    page: &Path,
+    port: u16,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if !from_the_page(&req, port) {
+        return plain(StatusCode::FORBIDDEN, "only the gallery's own page may ask");
+    }
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/picks.txt") => {
@@ -78,7 +106,7 @@ async fn answer(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
-        (&Method::GET | &Method::HEAD, _) => match file_of(root, &path) {
+        (&Method::GET | &Method::HEAD, _) => match file_of(root, page, &path) {
             Some(file) => match tokio::fs::read(&file).await {
                 Ok(bytes) => {
                     let mut response = Response::builder()
@@ -86,7 +114,7 @@ async fn answer(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
                         .header("cache-control", "no-cache")
                         .header("x-content-type-options", "nosniff");
                     // Anything but the page itself runs no script, whatever it holds.
-                    if file != root.join(crate::report::gallery::FILE_NAME) {
+                    if file != page {
                         response = response
                             .header("content-security-policy", "script-src 'none'; sandbox");
                     }
@@ -104,11 +132,11 @@ async fn answer(root: &Path, req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// The file a request path names inside `root` (canonical), if it is one: `/` is the
 /// gallery; `..`, empty segments and anything that resolves outside `root` are refused.
-fn file_of(root: &Path, path: &str) -> Option<PathBuf> {
+fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     let mut file = root.to_owned();
     let trimmed = path.trim_start_matches('/');
     if trimmed.is_empty() {
-        return Some(root.join(crate::report::gallery::FILE_NAME));
+        return Some(page.to_owned());
     }
     for segment in trimmed.split('/') {
         let segment = percent_encoding::percent_decode_str(segment)
@@ -133,6 +161,14 @@ fn save_picks(root: &Path, text: &str) -> std::io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(root)?;
     std::io::Write::write_all(&mut temp, text.as_bytes())?;
     temp.as_file().sync_all()?;
+    // A file like any other the user keeps, not the temporary file's owner-only mode.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = temp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     temp.persist(root.join(PICKS)).map_err(|e| e.error)?;
     Ok(())
 }
@@ -163,12 +199,18 @@ mod tests {
         std::fs::write(root.join("a.png"), b"x").unwrap();
         std::fs::create_dir_all(root.join(".genimg/thumbs")).unwrap();
         std::fs::write(root.join(".genimg/thumbs/t.jpg"), b"x").unwrap();
-        assert_eq!(file_of(&root, "/a.png"), Some(root.join("a.png")));
         assert_eq!(
-            file_of(&root, "/.genimg/thumbs/t.jpg"),
+            file_of(&root, &root.join("index.html"), "/a.png"),
+            Some(root.join("a.png"))
+        );
+        assert_eq!(
+            file_of(&root, &root.join("index.html"), "/.genimg/thumbs/t.jpg"),
             Some(root.join(".genimg/thumbs/t.jpg"))
         );
-        assert_eq!(file_of(&root, "/"), Some(root.join("index.html")));
+        assert_eq!(
+            file_of(&root, &root.join("index.html"), "/"),
+            Some(root.join("index.html"))
+        );
         for bad in [
             "/../etc/passwd",
             "/%2e%2e/x",
@@ -176,14 +218,18 @@ mod tests {
             "/x//a.png",
             "/missing.png",
         ] {
-            assert_eq!(file_of(&root, bad), None, "{bad}");
+            assert_eq!(file_of(&root, &root.join("index.html"), bad), None, "{bad}");
         }
         #[cfg(unix)]
         {
             let outside = tempfile::tempdir().unwrap();
             std::fs::write(outside.path().join("secret"), b"s").unwrap();
             std::os::unix::fs::symlink(outside.path().join("secret"), root.join("link")).unwrap();
-            assert_eq!(file_of(&root, "/link"), None, "a link out of the folder");
+            assert_eq!(
+                file_of(&root, &root.join("index.html"), "/link"),
+                None,
+                "a link out of the folder"
+            );
         }
         assert_eq!(content_type(Path::new("x.svg")), "image/svg+xml");
         assert_eq!(content_type(Path::new("x.JPG")), "image/jpeg");

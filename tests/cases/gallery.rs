@@ -1014,7 +1014,7 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     let get = |path: &str| {
         raw_http(
             &addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
         )
     };
     let page = get("/");
@@ -1038,13 +1038,28 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     let saved = raw_http(
         &addr,
         &format!(
-            "POST /picks.txt HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{picks}",
+            "POST /picks.txt HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{picks}",
             picks.len()
         ),
     );
     assert!(saved.starts_with("HTTP/1.1 200"), "{saved}");
     assert_eq!(ws.read("out/picks.txt"), picks.as_bytes());
+    // Another web page (or one that rebinds its name to 127.0.0.1) may neither write nor read.
+    let forged = raw_http(
+        &addr,
+        &format!(
+            "POST /picks.txt HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://evil.example\r\n\
+             Content-Length: 4\r\nConnection: close\r\n\r\nnope"
+        ),
+    );
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    let rebound = raw_http(
+        &addr,
+        "GET /image_01_hd.png HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert_eq!(ws.read("out/picks.txt"), picks.as_bytes(), "unchanged");
     assert!(get("/picks.txt").ends_with(picks), "read back on load");
     // Ctrl-C stops it.
     nix::sys::signal::kill(
@@ -1055,4 +1070,38 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     let status = child.wait().unwrap();
     // Ended by the signal, or by genimg on it.
     assert!(matches!(status.code(), None | Some(0 | 130)), "{status:?}");
+}
+
+#[test]
+fn serve_beside_a_page_of_the_users_own_serves_the_gallery_with_its_script() {
+    let ws = Workspace::new();
+    ws.write("out/image_01_hd.png", images::png(1));
+    ws.write("out/index.html", "<html>my own site</html>");
+    let mut child = genimg(&ws, None)
+        .args(["gallery", "out", "--serve"])
+        .start();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let addr = first
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let page = raw_http(
+        &addr,
+        &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        !page.contains("my own site"),
+        "the gallery, not the user's page: {page}"
+    );
+    assert!(
+        !page.to_lowercase().contains("content-security-policy"),
+        "the gallery's own script runs: {page}"
+    );
+    assert_eq!(ws.read("out/index.html"), b"<html>my own site</html>");
 }
