@@ -595,8 +595,10 @@ fn references_go_inline_with_their_real_mime_type_within_the_request_limit() {
     assert_eq!(gemini.requests().len(), before);
 }
 
-#[test]
-fn a_429_from_one_provider_does_not_slow_the_other() {
+/// Runs `geese` Gemini images (whose first request meets a 3 s per-minute 429) before `owls`
+/// OpenAI images, one request at a time per provider, and checks that every OpenAI request
+/// went out while Gemini waited.
+fn openai_goes_on_while_gemini_waits(geese: u32, owls: usize) {
     let server = FakeServer::start();
     let gemini = FakeGemini::with(script(|i| {
         if i.nth == 0 {
@@ -608,22 +610,35 @@ fn a_429_from_one_provider_does_not_slow_the_other() {
     let (ws, mut cmd) = both(&server, &gemini);
     ws.write(
         "prompts.txt",
-        "# goose model=gemini-3-pro-image\na goose\n\n# owl count=4\nan owl\n",
+        format!(
+            "# goose model=gemini-3-pro-image count={geese}\na goose\n\n# owl count={owls}\nan owl\n"
+        ),
     );
     let run = cmd
         .args(["--input", "prompts.txt", "-o", "out", "-j", "1"])
         .run();
     assert_code(&run, 0);
     let retry = &gemini.generate_requests()[1];
-    let owls = server.image_requests();
-    assert_eq!(owls.len(), 4);
-    for owl in &owls {
+    let sent = server.image_requests();
+    assert_eq!(sent.len(), owls);
+    for owl in &sent {
         assert!(
             owl.arrived < retry.arrived,
             "OpenAI's requests went on while Gemini's waited out its 429"
         );
     }
-    assert!(gemini.generate_requests()[0].arrived < owls[1].arrived);
+}
+
+#[test]
+fn a_429_from_one_provider_does_not_slow_the_other() {
+    openai_goes_on_while_gemini_waits(1, 4);
+}
+
+#[test]
+fn a_provider_waiting_out_a_429_holds_no_place_the_other_could_use() {
+    // Gemini's prompts come first, and more of them than the run keeps tasks for: while
+    // they wait out the 429, OpenAI's still go on.
+    openai_goes_on_while_gemini_waits(4, 3);
 }
 
 #[test]
@@ -1012,38 +1027,6 @@ fn a_mixed_batch_run_makes_one_batch_per_provider_and_model() {
     with_gemini(&mut status, &gemini);
     let run = status.args(["batch", "status", "out"]).run();
     assert_code(&run, 0);
-}
-
-#[test]
-fn a_provider_waiting_out_a_429_holds_no_place_the_other_could_use() {
-    // Gemini's prompts come first, and more of them than the run keeps tasks for: while
-    // they wait out the 429, OpenAI's still go on.
-    let server = FakeServer::start();
-    let gemini = FakeGemini::with(script(|i| {
-        if i.nth == 0 {
-            GeminiAction::per_minute(PRO, "3s")
-        } else {
-            GeminiAction::Answer
-        }
-    }));
-    let (ws, mut cmd) = both(&server, &gemini);
-    ws.write(
-        "prompts.txt",
-        "# goose model=gemini-3-pro-image count=4\na goose\n\n# owl count=3\nan owl\n",
-    );
-    let run = cmd
-        .args(["--input", "prompts.txt", "-o", "out", "-j", "1"])
-        .run();
-    assert_code(&run, 0);
-    let retry = &gemini.generate_requests()[1];
-    let owls = server.image_requests();
-    assert_eq!(owls.len(), 3);
-    for owl in &owls {
-        assert!(
-            owl.arrived < retry.arrived,
-            "OpenAI's requests went on while Gemini's waited out its 429"
-        );
-    }
 }
 
 #[test]
