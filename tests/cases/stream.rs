@@ -5,6 +5,19 @@ use crate::support::*;
 
 const PARTIALS: &str = "out/.genimg/partials";
 
+/// A fake whose every image request is answered `200` with `body` as a stream of `content_type`.
+fn streaming_server(content_type: &str, body: String) -> FakeServer {
+    let content_type = content_type.to_owned();
+    FakeServer::with(Options {
+        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.clone())],
+            body: body.clone(),
+        })),
+        ..Options::default()
+    })
+}
+
 #[test]
 fn a_streamed_answer_gives_the_final_image_and_its_partials_go_once_it_is_saved() {
     let server = FakeServer::start();
@@ -248,18 +261,7 @@ fn a_stream_is_read_as_one_whatever_the_case_of_its_content_type() {
         "usage": {"input_tokens": 50, "output_tokens": 7024},
     });
     let body = format!("event: image_generation.completed\r\ndata: {completed}\r\n\r\n");
-    let server = FakeServer::with(Options {
-        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
-            status: 200,
-            // Media types are case-insensitive (RFC 9110).
-            headers: vec![(
-                "content-type".into(),
-                "Text/Event-Stream; charset=UTF-8".into(),
-            )],
-            body: body.clone(),
-        })),
-        ..Options::default()
-    });
+    let server = streaming_server("Text/Event-Stream; charset=UTF-8", body);
     let ws = Workspace::new();
     let run = genimg(&ws, Some(&server))
         .args(["a lighthouse", "-o", "out", "--stream"])
@@ -325,14 +327,7 @@ fn odd_partial_indexes_are_taken_without_a_panic() {
     let completed = serde_json::json!({"type": "image_generation.completed",
         "b64_json": b64(&image), "usage": {"input_tokens": 5, "output_tokens": 70}});
     body.push_str(&format!("data: {completed}\n\n"));
-    let server = FakeServer::with(Options {
-        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
-            status: 200,
-            headers: vec![("content-type".into(), "text/event-stream".into())],
-            body: body.clone(),
-        })),
-        ..Options::default()
-    });
+    let server = streaming_server("text/event-stream", body);
     let ws = Workspace::new();
     let run = genimg(&ws, Some(&server))
         .args(["a lighthouse", "-o", "out", "--partial-images", "3"])
@@ -352,14 +347,7 @@ fn an_unknown_event_with_a_null_error_is_skipped_not_taken_for_an_error() {
     let completed = serde_json::json!({"type": "image_generation.completed", "error": null,
         "b64_json": base64::engine::general_purpose::STANDARD.encode(&image)});
     let body = format!("data: {progress}\n\ndata: {completed}\n\n");
-    let server = FakeServer::with(Options {
-        script: Some(std::sync::Arc::new(move |_: &Incoming| Action::Raw {
-            status: 200,
-            headers: vec![("content-type".into(), "text/event-stream".into())],
-            body: body.clone(),
-        })),
-        ..Options::default()
-    });
+    let server = streaming_server("text/event-stream", body);
     let ws = Workspace::new();
     let run = genimg(&ws, Some(&server))
         .args(["a lighthouse", "-o", "out", "--stream"])
