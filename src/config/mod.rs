@@ -169,7 +169,7 @@ impl BatchConfig {
         cli.gemini_api_key = args.gemini_api_key;
         cli.gemini_base_url = args.gemini_base_url;
         let endpoint = resolve_endpoint(&cli, &loaded, true, env)?;
-        let gemini = resolve_gemini(&cli, &loaded, true, env)?;
+        let gemini = resolve_gemini(&cli, &loaded, true, env, endpoint.timeout)?;
         Ok(BatchConfig {
             command,
             dir: args.dir,
@@ -626,7 +626,13 @@ impl Config {
         // request to either.
         let uses = |id: ProviderId| resolved.iter().any(|p| p.settings.model.provider() == id);
         let endpoint = resolve_endpoint(&cli, &loaded, dry_run || !uses(ProviderId::OpenAi), env)?;
-        let gemini = resolve_gemini(&cli, &loaded, dry_run || !uses(ProviderId::Gemini), env)?;
+        let gemini = resolve_gemini(
+            &cli,
+            &loaded,
+            dry_run || !uses(ProviderId::Gemini),
+            env,
+            endpoint.timeout,
+        )?;
         if cli.gemini_api_key.is_none()
             && f.gemini_api_key.is_some()
             && let Some(path) = &loaded.path
@@ -1144,6 +1150,8 @@ fn resolve_gemini(
     loaded: &Loaded,
     key_optional: bool,
     env: &Env,
+    // `--timeout` (or the file's), as read and checked for OpenAI's endpoint.
+    timeout: Duration,
 ) -> Result<Endpoint, ConfigError> {
     let f = &loaded.file;
     let file_name = |key: &str| format!("{}: {key}", loaded.path.clone().unwrap_or_default());
@@ -1181,17 +1189,13 @@ fn resolve_gemini(
                    environment variable or pass --gemini-api-key",
         });
     }
-    let timeout = match cli.timeout {
-        Some(secs) => secs,
-        None => f.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
-    };
     Ok(Endpoint {
         base_url,
         provider: Provider::Gemini,
         api_key,
         organization: None,
         project: None,
-        timeout: Duration::from_secs(timeout),
+        timeout,
     })
 }
 
