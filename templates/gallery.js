@@ -57,6 +57,12 @@
     $("shown").textContent = shownPrompts + " of " + sections.length + " prompts · " + shownImages + " images shown";
   }
   filter.addEventListener("input", applyFilter);
+  // Esc in the filter empties it, and a second Esc leaves it.
+  filter.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    e.preventDefault();
+    if (filter.value) { filter.value = ""; applyFilter(); } else filter.blur();
+  });
   applyFilter();
 
   // Picks: file names, kept in the browser under the folder's path, and in DIR/picks.txt
@@ -72,9 +78,12 @@
     return picks.length ? "mkdir -p picked && cp -- " + picks.map(quote).join(" ") + " picked/" : "";
   }
   var download = $("picks-download");
+  // Served, the folder's picks.txt is read first; picks made before it arrives wait in
+  // `early` and are applied on top of it, then saved.
+  var folderRead = !served, early = [];
   function savePicks() {
     try { localStorage.setItem(storeKey, JSON.stringify(picks)); } catch (e) {}
-    if (served) {
+    if (served && folderRead) {
       fetch("picks.txt", { method: "POST", headers: { "Content-Type": "text/plain" }, body: picksText() })
         .then(function (r) { $("picks-saved").textContent = r.ok ? "saved to picks.txt in the folder" : "not saved: " + r.status; })
         .catch(function () { $("picks-saved").textContent = "not saved: the server is gone"; });
@@ -99,6 +108,7 @@
   function togglePick(img) {
     var i = picks.indexOf(img.dataset.file);
     if (i >= 0) picks.splice(i, 1); else picks.push(img.dataset.file);
+    if (!folderRead) early.push([img.dataset.file, i < 0]);
     savePicks();
   }
 
@@ -196,7 +206,8 @@
   }
   function closeLightbox() { $("lightbox").hidden = true; current = -1; }
   tiles.forEach(function (img) {
-    img.addEventListener("click", function (e) {
+    // On the tile's link, so that Enter on it (a click of the link) opens the lightbox too.
+    (img.closest("a.thumb") || img).addEventListener("click", function (e) {
       if (e.ctrlKey || e.metaKey || e.shiftKey) return;
       e.preventDefault();
       openLightbox(img);
@@ -210,7 +221,11 @@
   // The picks' panel.
   $("show-picks").addEventListener("click", function () { $("picks-view").hidden = false; });
   $("picks-close").addEventListener("click", function () { $("picks-view").hidden = true; });
-  $("clear-picks").addEventListener("click", function () { picks = []; savePicks(); });
+  $("clear-picks").addEventListener("click", function () {
+    if (!folderRead) picks.forEach(function (name) { early.push([name, false]); });
+    picks = [];
+    savePicks();
+  });
   $("copy-shell").addEventListener("click", function () {
     var area = $("picks-shell");
     area.select();
@@ -237,13 +252,42 @@
 
   showPicks();
   showSelected();
-  // Served by `genimg gallery --serve`: the folder's picks.txt is where picks live.
+  // Served by `genimg gallery --serve`: the folder's picks.txt is where picks live (each
+  // serving has a port of its own, so the browser's storage does not outlive it). Without
+  // one, the picks kept in the browser are saved there.
   if (served) {
-    fetch("picks.txt").then(function (r) { return r.ok ? r.text() : ""; }).then(function (text) {
-      text.split("\n").forEach(function (name) {
-        if (name && picks.indexOf(name) < 0) picks.push(name);
+    fetch("picks.txt", { cache: "no-store" }).then(function (r) {
+      if (r.status === 404) return null;
+      if (!r.ok) throw new Error(r.status);
+      return r.text();
+    }).then(function (text) {
+      if (text !== null) {
+        picks = [];
+        text.split(/\r?\n/).forEach(function (line) {
+          var name = line.trim();
+          if (name && picks.indexOf(name) < 0) picks.push(name);
+        });
+      }
+      early.forEach(function (change) {
+        var i = picks.indexOf(change[0]);
+        if (change[1] && i < 0) picks.push(change[0]);
+        else if (!change[1] && i >= 0) picks.splice(i, 1);
       });
+      var unsaved = text === null ? picks.length > 0 : early.length > 0;
+      folderRead = true;
+      early = [];
+      if (unsaved) savePicks();
+      else {
+        try { localStorage.setItem(storeKey, JSON.stringify(picks)); } catch (e) {}
+        $("picks-saved").textContent = "read from picks.txt in the folder";
+        showPicks();
+      }
+    }).catch(function () {
+      // Never overwrite a picks.txt that could not be read.
+      served = false;
+      folderRead = true;
+      $("picks-saved").textContent = "picks.txt in the folder could not be read; picks stay in this browser";
       showPicks();
-    }).catch(function () {});
+    });
   }
 })();

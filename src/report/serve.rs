@@ -106,32 +106,45 @@ async fn answer(
                 Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
-        (&Method::GET | &Method::HEAD, _) => match file_of(root, page, &path) {
-            Some(file) => match tokio::fs::read(&file).await {
-                Ok(bytes) => {
-                    let mut response = Response::builder()
-                        .header("content-type", content_type(&file))
-                        .header("cache-control", "no-cache")
-                        .header("x-content-type-options", "nosniff");
-                    // Anything but the page itself runs no script, whatever it holds.
-                    if file != page {
-                        response = response
-                            .header("content-security-policy", "script-src 'none'; sandbox");
-                    }
-                    response
-                        .body(Full::new(Bytes::from(bytes)))
-                        .expect("a file answer")
-                }
-                Err(_) => plain(StatusCode::NOT_FOUND, "not found"),
-            },
-            None => plain(StatusCode::NOT_FOUND, "not found"),
-        },
+        (&Method::GET | &Method::HEAD, _) => {
+            let Some(file) = file_of(root, page, &path) else {
+                return plain(StatusCode::NOT_FOUND, "not found");
+            };
+            // HEAD asks for the headers only: the file's size, not its bytes.
+            let body = if req.method() == Method::HEAD {
+                tokio::fs::metadata(&file)
+                    .await
+                    .map(|m| (m.len(), Bytes::new()))
+            } else {
+                tokio::fs::read(&file)
+                    .await
+                    .map(|bytes| (bytes.len() as u64, Bytes::from(bytes)))
+            };
+            let Ok((length, body)) = body else {
+                return plain(StatusCode::NOT_FOUND, "not found");
+            };
+            let mut response = Response::builder()
+                .header("content-type", content_type(&file))
+                .header("content-length", length)
+                .header("cache-control", "no-cache")
+                .header("x-content-type-options", "nosniff");
+            // Anything but the page itself runs no script, whatever it holds.
+            if file != page {
+                response = response.header("content-security-policy", "script-src 'none'; sandbox");
+            }
+            response.body(Full::new(body)).expect("a file answer")
+        }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "GET, or POST /picks.txt"),
     }
 }
 
+/// The folders of genimg's own (in `.genimg`) that the page shows files from: anything else
+/// there (the trash, batches, partial images) is not the page's to read.
+const SHOWN_FROM_GENIMG: [&str; 2] = [super::thumbs::DIR, crate::store::sink::UNRECOGNISED_DIR];
+
 /// The file a request path names inside `root` (canonical), if it is one: `/` is the
-/// gallery; `..`, empty segments and anything that resolves outside `root` are refused.
+/// gallery; `..`, empty segments, anything that resolves outside `root` and genimg's own
+/// files but those the page shows are refused.
 fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     let mut file = root.to_owned();
     let trimmed = path.trim_start_matches('/');
@@ -153,7 +166,11 @@ fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     }
     // A link inside the folder may point out of it: where it leads decides.
     let real = file.canonicalize().ok()?;
-    (real.starts_with(root) && real.is_file()).then_some(real)
+    let inside = real.strip_prefix(root).ok()?;
+    if inside.starts_with(".genimg") && !SHOWN_FROM_GENIMG.iter().any(|d| inside.starts_with(d)) {
+        return None;
+    }
+    real.is_file().then_some(real)
 }
 
 /// Writes the picks to `root/picks.txt` whole (through a temporary file).
@@ -211,7 +228,23 @@ mod tests {
             file_of(&root, &root.join("index.html"), "/"),
             Some(root.join("index.html"))
         );
+        std::fs::create_dir_all(root.join(".genimg/trash/20260101T000000Z")).unwrap();
+        std::fs::write(root.join(".genimg/trash/20260101T000000Z/a.png"), b"x").unwrap();
+        std::fs::create_dir_all(root.join(".genimg/partials")).unwrap();
+        std::fs::write(root.join(".genimg/partials/p.png"), b"x").unwrap();
+        std::fs::create_dir_all(root.join(".genimg/unrecognised")).unwrap();
+        std::fs::write(root.join(".genimg/unrecognised/u.bin"), b"x").unwrap();
+        assert_eq!(
+            file_of(
+                &root,
+                &root.join("index.html"),
+                "/.genimg/unrecognised/u.bin"
+            ),
+            Some(root.join(".genimg/unrecognised/u.bin"))
+        );
         for bad in [
+            "/.genimg/trash/20260101T000000Z/a.png",
+            "/.genimg/partials/p.png",
             "/../etc/passwd",
             "/%2e%2e/x",
             "/a.png/..",

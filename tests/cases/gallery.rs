@@ -57,14 +57,18 @@ fn chromium_available() -> bool {
     false
 }
 
-/// Runs headless Chromium on `page` with `args` added, in a fresh profile, killed if it takes
-/// longer than [`CHROMIUM_TIMEOUT`]; returns its standard output.
+/// Runs headless Chromium on `page` with `args` added; see [`chromium_at`].
 fn chromium(page: &Path, args: &[&str]) -> String {
+    chromium_at(&format!("file://{}", page.display()), args)
+}
+
+/// Runs headless Chromium on `url` with `args` added, in a fresh profile, killed if it takes
+/// longer than [`CHROMIUM_TIMEOUT`]; returns its standard output.
+fn chromium_at(url: &str, args: &[&str]) -> String {
     let scratch = tempfile::tempdir().expect("tempdir");
     let profile = scratch.path().join("profile");
     let stdout_path = scratch.path().join("stdout");
     let stderr_path = scratch.path().join("stderr");
-    let url = format!("file://{}", page.display());
     // Output goes to files, not pipes, so a chatty browser cannot block on a full pipe while
     // the test waits for it.
     let mut child = Command::new(CHROMIUM)
@@ -85,7 +89,7 @@ fn chromium(page: &Path, args: &[&str]) -> String {
             "--virtual-time-budget=5000",
         ])
         .args(args)
-        .arg(&url)
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).expect("stdout file"))
         .stderr(File::create(&stderr_path).expect("stderr file"))
@@ -768,6 +772,10 @@ key("ArrowRight"); lines.push(state());
 key("ArrowLeft"); lines.push(state());
 key("ArrowLeft"); key("ArrowLeft"); lines.push(state());
 key("Escape"); lines.push(state());
+// Enter on a tile's link clicks the link itself: the lightbox opens, the page stays.
+document.querySelectorAll("main a.thumb")[1].click();
+lines.push(state());
+key("Escape");
 // Compare: two tiles' boxes, then the button.
 var boxes = document.querySelectorAll("input.cmp");
 boxes[0].click(); boxes[2].click();
@@ -783,7 +791,7 @@ done(lines);
     );
     let result = result_of(&chromium(&page, &["--dump-dom"]));
     let lines: Vec<&str> = result.lines().collect();
-    assert_eq!(lines.len(), 9, "{result}");
+    assert_eq!(lines.len(), 10, "{result}");
     assert_eq!(lines[0], "closed");
     let opened: Vec<Vec<&str>> = lines[1..6]
         .iter()
@@ -811,12 +819,16 @@ done(lines);
         "the next prompt's text, as written: {result}"
     );
     assert_eq!(lines[6], "closed", "Escape closes it: {result}");
+    assert!(
+        lines[7].starts_with(&format!("{} | ", files[1])),
+        "Enter on a tile opens the lightbox: {result}"
+    );
     assert_eq!(
-        lines[7],
+        lines[8],
         format!("compare {},{} shown", files[0], files[2]),
         "side by side: {result}"
     );
-    assert_eq!(lines[8], "compare closed", "{result}");
+    assert_eq!(lines[9], "compare closed", "{result}");
 }
 
 #[test]
@@ -842,7 +854,16 @@ function shown(words) {
   document.querySelectorAll("nav a").forEach(function (a) { if (!a.hidden) chips.push(a.getAttribute("href")); });
   return words + " => " + ids.join(",") + " | " + chips.join(",") + " | " + document.getElementById("shown").textContent;
 }
-done([shown("market"), shown("MISTY path"), shown("forest market"), shown("")]);
+function escape() {
+  filter.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+  return JSON.stringify(filter.value) + (document.activeElement === filter ? " focused" : " left") + " | " +
+    document.getElementById("shown").textContent;
+}
+var lines = [shown("market"), shown("MISTY path"), shown("forest market"), shown("")];
+shown("harbour");
+filter.focus();
+lines.push(escape(), escape());
+done(lines);
 "#
         ),
     );
@@ -855,6 +876,9 @@ done([shown("market"), shown("MISTY path"), shown("forest market"), shown("")]);
             "MISTY path => p-forest_path | #p-forest_path | 1 of 4 prompts · 2 images shown",
             "forest market =>  |  | 0 of 4 prompts · 0 images shown",
             " => p-harbour,p-market,p-nope,p-forest_path | #p-harbour,#p-market,#p-nope,#p-forest_path | 4 of 4 prompts · 6 images shown",
+            // Esc empties the filter, then leaves it.
+            "\"\" focused | 4 of 4 prompts · 6 images shown",
+            "\"\" left | 4 of 4 prompts · 6 images shown",
         ],
         "{result}"
     );
@@ -992,24 +1016,44 @@ fn raw_http(addr: &str, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// `genimg gallery DIR --serve` running, with the address it printed first; killed when
+/// dropped.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(ws: &Workspace, dir: &str) -> Served {
+        let mut child = genimg(ws, None).args(["gallery", dir, "--serve"]).start();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("http://")
+            .and_then(|a| a.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("the address: {first}"))
+            .to_owned();
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     let ws = Workspace::new();
     ws.write("out/image_01_hd.png", images::png(1));
     ws.write("out/image_02_hd.svg", HOSTILE_SVG);
     ws.write("secret.txt", "outside the folder");
-    let mut child = genimg(&ws, None)
-        .args(["gallery", "out", "--serve"])
-        .start();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("the address: {first}"))
-        .to_owned();
+    let mut served = Served::start(&ws, "out");
+    let addr = served.addr.clone();
     assert!(addr.starts_with("127.0.0.1:"), "localhost only: {addr}");
     let get = |path: &str| {
         raw_http(
@@ -1021,6 +1065,24 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("<html"), "{page}");
     assert!(get("/image_01_hd.png").starts_with("HTTP/1.1 200"));
+    // HEAD: the headers (the file's length among them), no body.
+    let head = raw_http(
+        &addr,
+        &format!("HEAD /image_01_hd.png HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    let length = images::png(1).len();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {length}\r\n")),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+    // Not the trash, nor anything else of genimg's own the page does not show.
+    ws.write(
+        "out/.genimg/trash/20260101T000000Z/image_01_hd.png",
+        images::png(2),
+    );
+    assert!(get("/.genimg/trash/20260101T000000Z/image_01_hd.png").starts_with("HTTP/1.1 404"));
     // An SVG opened as a page runs no script.
     let svg = get("/image_02_hd.svg");
     assert!(
@@ -1063,11 +1125,11 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     assert!(get("/picks.txt").ends_with(picks), "read back on load");
     // Ctrl-C stops it.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(served.child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let status = child.wait().unwrap();
+    let status = served.child.wait().unwrap();
     // Ended by the signal, or by genimg on it.
     assert!(matches!(status.code(), None | Some(0 | 130)), "{status:?}");
 }
@@ -1077,23 +1139,13 @@ fn serve_beside_a_page_of_the_users_own_serves_the_gallery_with_its_script() {
     let ws = Workspace::new();
     ws.write("out/image_01_hd.png", images::png(1));
     ws.write("out/index.html", "<html>my own site</html>");
-    let mut child = genimg(&ws, None)
-        .args(["gallery", "out", "--serve"])
-        .start();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let addr = first
-        .trim()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let served = Served::start(&ws, "out");
+    let addr = &served.addr;
     let page = raw_http(
-        &addr,
+        addr,
         &format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(
         !page.contains("my own site"),
@@ -1104,4 +1156,70 @@ fn serve_beside_a_page_of_the_users_own_serves_the_gallery_with_its_script() {
         "the gallery's own script runs: {page}"
     );
     assert_eq!(ws.read("out/index.html"), b"<html>my own site</html>");
+}
+
+/// The page itself, served: a pick made on it (even before the folder's picks.txt has
+/// arrived) is saved into the folder together with the picks already there (a hand-edited
+/// file with CRLF line ends included), and a reload shows the folder's picks, not only the
+/// browser's.
+#[test]
+fn serve_saves_picks_made_on_the_page_into_the_folder() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    let (first, last) = (&files[0], &files[5]);
+    ws.write("out/picks.txt", format!("{first}\r\n"));
+    let served = Served::start(&ws, "out");
+    // The page served at / is read from the folder on each request: the scenario's copy
+    // takes its place.
+    let dir = ws.join("out");
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+function when(test, then) { if (test()) then(); else setTimeout(function () { when(test, then); }, 20); }
+function saved() { return document.getElementById("picks-saved").textContent; }
+if (!sessionStorage.getItem("reloaded")) {
+  // At once, before the folder's picks.txt has arrived.
+  var buttons = document.querySelectorAll("button.pick");
+  buttons[buttons.length - 1].click();
+  when(function () { return saved().indexOf("saved") === 0; }, function () {
+    sessionStorage.setItem("reloaded", "1");
+    localStorage.clear();
+    location.reload();
+  });
+} else {
+  when(function () { return saved().indexOf("read") === 0; }, function () {
+    var picked = [];
+    document.querySelectorAll("figure.picked img").forEach(function (i) { picked.push(i.dataset.file); });
+    done(["picked " + picked.join(","), "count " + document.getElementById("pick-count").textContent, saved()]);
+  });
+}
+"#
+        ),
+    );
+    std::fs::rename(&page, dir.join(GALLERY)).unwrap();
+    let result = result_of(&chromium_at(
+        &format!("http://{}/", served.addr),
+        &["--dump-dom"],
+    ));
+    drop(served);
+    assert_eq!(
+        result.lines().collect::<Vec<_>>(),
+        [
+            format!("picked {first},{last}"),
+            "count 2".to_owned(),
+            "read from picks.txt in the folder".to_owned(),
+        ],
+        "{result}"
+    );
+    assert_eq!(
+        String::from_utf8(ws.read("out/picks.txt")).unwrap(),
+        format!("{first}\n{last}\n")
+    );
 }
