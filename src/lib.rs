@@ -280,11 +280,12 @@ async fn make_images(
         });
     }
     if let Some(max) = config.max_cost {
-        let (estimate, unpriced) = plan.estimate(|i| survey.is_todo(i));
-        if unpriced > 0 || estimate > max {
+        // The total a dry run shows: the verdict agrees with the amount the reader sees.
+        let estimate = report::dry_run::Estimate::new(&plan, &survey);
+        if estimate.unpriced > 0 || estimate.total > max {
             return Err(Error::OverBudget {
-                estimate,
-                unpriced,
+                estimate: estimate.total,
+                unpriced: estimate.unpriced,
                 max,
             });
         }
@@ -507,12 +508,12 @@ async fn make_batch(
     let pending = survey.pending_count() - refused_again;
     if let Some(max) = config.max_cost {
         let todo_set: std::collections::HashSet<usize> = todo.iter().copied().collect();
-        let (estimate, unpriced) = plan.estimate(|i| todo_set.contains(&i));
-        let estimate = estimate * catalog::BATCH_PRICE;
-        if unpriced > 0 || estimate > max {
+        let estimate = report::dry_run::Estimate::of(&plan, |i| todo_set.contains(&i));
+        let total = estimate.total_at(catalog::BATCH_PRICE);
+        if estimate.unpriced > 0 || total > max {
             return Err(Error::OverBudget {
-                estimate,
-                unpriced,
+                estimate: total,
+                unpriced: estimate.unpriced,
                 max,
             });
         }

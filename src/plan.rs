@@ -250,21 +250,6 @@ impl Plan {
             }
         }
     }
-
-    /// The estimated cost of the jobs picked by `todo`, and how many of them have no price.
-    pub fn estimate(&self, todo: impl Fn(usize) -> bool) -> (f64, usize) {
-        let mut total = 0.0;
-        let mut unpriced = 0;
-        for (i, job) in self.jobs.iter().enumerate() {
-            if todo(i) {
-                match job.prompt.estimate {
-                    Some(usd) => total += usd,
-                    None => unpriced += 1,
-                }
-            }
-        }
-        (total, unpriced)
-    }
 }
 
 /// Whether `--only`'s patterns pick the prompt `name`; no pattern picks every prompt.

@@ -60,15 +60,65 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex
 }
 
-/// The start of a prompt on one line, for listings.
-pub fn excerpt(text: &str, max_chars: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max_chars {
-        flat
-    } else {
-        let cut: String = flat.chars().take(max_chars.saturating_sub(1)).collect();
-        format!("{}…", cut.trim_end())
+/// How many columns of a terminal `text` takes: a CJK character or an emoji takes two, a
+/// combining mark none.
+pub fn columns(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` within `max` columns: as it is, or cut with an ellipsis.
+pub fn fit(text: &str, max: usize) -> String {
+    if columns(text) <= max {
+        return text.to_owned();
     }
+    let room = max.saturating_sub(1);
+    let mut used = 0;
+    let mut cut = String::new();
+    for c in text.chars() {
+        let width = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + width > room {
+            break;
+        }
+        used += width;
+        cut.push(c);
+    }
+    format!("{}…", cut.trim_end())
+}
+
+/// `text` padded with spaces to `width` columns (as `{:width$}` does for characters).
+pub fn pad(text: &str, width: usize) -> String {
+    format!("{text}{}", " ".repeat(width.saturating_sub(columns(text))))
+}
+
+/// The start of a prompt on one line, for listings: within `max` columns.
+pub fn excerpt(text: &str, max: usize) -> String {
+    fit(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
+}
+
+/// `text` with each line wider than `width` columns wrapped between words, its next lines
+/// indented two more than it. A word wider than the line (a long path) stays whole, on a line
+/// of its own.
+pub fn wrap_to(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        if columns(body) <= width {
+            out.push_str(line);
+            continue;
+        }
+        let indent = &body[..body.len() - body.trim_start().len()];
+        let more = format!("{indent}  ");
+        let options = textwrap::Options::new(width)
+            .initial_indent(indent)
+            .subsequent_indent(&more)
+            .break_words(false);
+        out.push_str(&textwrap::fill(body.trim_start(), options));
+        out.push_str(end);
+    }
+    out
 }
 
 /// Text on one line, cut after `max` characters with an ellipsis: for messages a server sent.
@@ -90,6 +140,27 @@ mod tests {
         assert_eq!(excerpt("a  cat\n\non a mat", 40), "a cat on a mat");
         assert_eq!(excerpt("abcdefghij", 5), "abcd…");
         assert_eq!(excerpt("ééééééé", 3), "éé…");
+        // Wide characters take two columns each.
+        assert_eq!(excerpt("港口的黎明时分", 7), "港口的…");
+        assert_eq!(columns(&excerpt("港口的黎明时分", 6)), 5);
+        assert_eq!(excerpt("🦊🦊🦊🦊", 5), "🦊🦊…");
+        assert_eq!(pad("港口", 6), "港口  ");
+        assert_eq!(fit("abc", 3), "abc");
+    }
+
+    #[test]
+    fn wrapped_lines_fit_and_keep_their_indent() {
+        let text = "short\n  one two three four five six seven\nlast";
+        assert_eq!(
+            wrap_to(text, 16),
+            "short\n  one two three\n    four five\n    six seven\nlast"
+        );
+        // A path wider than the line stays whole.
+        assert_eq!(
+            wrap_to("into /a/very/long/path/indeed now\n", 10),
+            "into\n  /a/very/long/path/indeed\n  now\n"
+        );
+        assert_eq!(wrap_to("港口的黎明 时分\n", 8), "港口的黎明\n  时分\n");
     }
 
     #[test]

@@ -11,13 +11,12 @@ use std::fmt::Write as _;
 
 use crate::config::{Config, Verbosity};
 use crate::plan::{Found, Plan, Survey};
-use crate::store::manifest;
-use crate::units::{excerpt, round_usd, usd};
+use crate::units::{columns, excerpt, fit, pad, round_usd, usd, wrap_to};
 
-/// The widest a line of the listing gets, in characters.
+/// The widest a line of the listing gets, in terminal columns.
 pub const WIDTH: usize = 100;
 
-/// The characters of a prompt's text a line keeps before its name is cut to make room.
+/// The columns of a prompt's text a line keeps before its name is cut to make room.
 const MIN_PREVIEW: usize = 20;
 
 /// The narrowest a cut prompt name gets.
@@ -47,7 +46,13 @@ pub struct Estimate {
 }
 
 impl Estimate {
+    /// The estimate of the images `survey` finds to make.
     pub fn new(plan: &Plan, survey: &Survey) -> Estimate {
+        Estimate::of(plan, |i| survey.is_todo(i))
+    }
+
+    /// The estimate of the jobs of `plan` for which `todo` holds.
+    pub fn of(plan: &Plan, todo: impl Fn(usize) -> bool) -> Estimate {
         let position: HashMap<usize, usize> = plan
             .prompts
             .iter()
@@ -56,7 +61,7 @@ impl Estimate {
             .collect();
         let mut to_make = vec![0usize; plan.prompts.len()];
         for (i, job) in plan.jobs.iter().enumerate() {
-            if survey.is_todo(i) {
+            if todo(i) {
                 to_make[position[&job.prompt.number]] += 1;
             }
         }
@@ -102,16 +107,15 @@ pub fn render(plan: &Plan, survey: &Survey, config: &Config) -> String {
         usd(estimate.total)
     );
     if let Some(max) = config.max_cost {
-        // The verdict a real run would give: it weighs the estimate before any rounding.
-        let (exact, unpriced) = plan.estimate(|i| survey.is_todo(i));
+        // The verdict a real run would give: it weighs the total shown.
         let _ = writeln!(
             out,
             "--max-cost {}: {}",
             usd(max),
-            verdict(exact, unpriced, max)
+            verdict(estimate.total, estimate.unpriced, max)
         );
     }
-    out
+    wrap_to(&out, WIDTH)
 }
 
 /// What `--max-cost` would make of a run estimated at `estimate`.
@@ -178,7 +182,7 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
         let _ = writeln!(out, "Every image: {what} {op}");
     }
     write_styles(&mut out, plan);
-    write_removals(&mut out, plan, survey, &dir.to_string(), verbose);
+    write_removals(&mut out, plan, survey, verbose);
 
     let mut rows: Vec<Row> = plan
         .prompts
@@ -219,7 +223,7 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
     let file_width = plan
         .jobs
         .iter()
-        .map(|j| j.file_name.chars().count())
+        .map(|j| columns(&j.file_name))
         .max()
         .unwrap_or(0);
     let mut jobs = plan.jobs.iter().enumerate().peekable();
@@ -238,12 +242,14 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
         while let Some((i, job)) = jobs.next_if(|(_, j)| j.prompt.number == p.number) {
             if verbose {
                 let what = image_line(survey, i, &format!("{what} {op}"));
-                let _ = writeln!(
-                    out,
-                    "    {:file_width$}  {what}  \"{}\"",
-                    job.file_name,
-                    excerpt(&p.written, 48)
-                );
+                let lead = format!("    {}  {what}", pad(&job.file_name, file_width));
+                // The prompt's text in what room is left, if any worth showing.
+                let room = WIDTH.saturating_sub(columns(&lead) + 4);
+                if room >= MIN_PREVIEW {
+                    let _ = writeln!(out, "{lead}  \"{}\"", excerpt(&p.written, room));
+                } else {
+                    let _ = writeln!(out, "{lead}");
+                }
             }
         }
     }
@@ -254,8 +260,8 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
     if all.stale > 0 {
         let _ = writeln!(
             out,
-            "\nStale images are kept: they were made from another prompt, model or options than \
-             now; --remake-stale makes them again."
+            "\nStale images (made from another prompt, model or options) are kept; --remake-stale \
+             remakes them."
         );
     }
     if all.refused > 0 {
@@ -320,14 +326,14 @@ fn write_styles(out: &mut String, plan: &Plan) {
         } else {
             format!("Style, before {n} prompt(s): ")
         };
-        let room = WIDTH.saturating_sub(lead.chars().count() + 2);
+        let room = WIDTH.saturating_sub(columns(&lead) + 2);
         let _ = writeln!(out, "{lead}\"{}\"", excerpt(style, room));
     }
 }
 
 /// The files `--from-scratch` would move to the trash, and those `--overwrite` or
 /// `--remake-stale` would replace: the first few by name, all of them with `-v`.
-fn write_removals(out: &mut String, plan: &Plan, survey: &Survey, dir: &str, verbose: bool) {
+fn write_removals(out: &mut String, plan: &Plan, survey: &Survey, verbose: bool) {
     let trash = plan.dst_dir.join(crate::store::trash::DIR);
     let named = |out: &mut String, names: &[String]| {
         let shown = if verbose { names.len() } else { REMOVALS_NAMED };
@@ -345,10 +351,8 @@ fn write_removals(out: &mut String, plan: &Plan, survey: &Survey, dir: &str, ver
     if !survey.removals.is_empty() {
         let _ = writeln!(
             out,
-            "\n--from-scratch would first move {} file(s) from {dir}, and their records from \
-             its {}, to {}/:",
+            "\n--from-scratch would first move {} file(s), with their records, to {}/:",
             survey.removals.len(),
-            manifest::FILE_NAME,
             trash.display()
         );
         named(out, &survey.removals);
@@ -361,8 +365,7 @@ fn write_removals(out: &mut String, plan: &Plan, survey: &Survey, dir: &str, ver
         };
         let _ = writeln!(
             out,
-            "\n{flag} would make {} image(s) already there again; each old one would go to \
-             {}/ once its new image is saved:",
+            "\n{flag} would remake {} image(s); each old one goes to {}/ once replaced:",
             replaced.len(),
             trash.display()
         );
@@ -447,10 +450,10 @@ impl Layout {
     fn of(rows: &[Row]) -> Layout {
         let widest = |f: &dyn Fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
         let mut layout = Layout {
-            name: widest(&|r| r.name.chars().count()),
-            counts: widest(&|r| r.counts.text().chars().count()),
-            ask: widest(&|r| r.ask.chars().count()),
-            cost: widest(&|r| r.cost().chars().count()),
+            name: widest(&|r| columns(&r.name)),
+            counts: widest(&|r| columns(&r.counts.text())),
+            ask: widest(&|r| columns(&r.ask)),
+            cost: widest(&|r| columns(&r.cost())),
             preview: 0,
         };
         let gap = |width: usize| if width > 0 { width + 2 } else { 0 };
@@ -468,19 +471,12 @@ impl Layout {
 
     fn line(&self, row: &Row, text: &str) -> String {
         let mut line = format!(
-            "  {:name$}  {:counts$}",
-            excerpt(&row.name, self.name),
-            row.counts.text(),
-            name = self.name,
-            counts = self.counts,
+            "  {}  {}",
+            pad(&excerpt(&row.name, self.name), self.name),
+            pad(&row.counts.text(), self.counts),
         );
         if self.ask > 0 {
-            let _ = write!(
-                line,
-                "  {:ask$}",
-                excerpt(&row.ask, self.ask),
-                ask = self.ask
-            );
+            let _ = write!(line, "  {}", pad(&excerpt(&row.ask, self.ask), self.ask));
         }
         if self.cost > 0 {
             let _ = write!(line, "  {:>cost$}", row.cost(), cost = self.cost);
@@ -489,13 +485,7 @@ impl Layout {
             let _ = write!(line, "  \"{}\"", excerpt(text, self.preview));
         }
         // Whatever the columns hold (a model name can be of any length), no line is wider.
-        let line = line.trim_end();
-        if line.chars().count() > WIDTH {
-            let cut: String = line.chars().take(WIDTH - 1).collect();
-            format!("{cut}…")
-        } else {
-            line.to_owned()
-        }
+        fit(line.trim_end(), WIDTH)
     }
 }
 
@@ -553,15 +543,18 @@ pub fn render_batches(
         usd(estimate.total)
     );
     if let Some(max) = config.max_cost {
-        let (exact, unpriced) = plan.estimate(|i| survey.is_todo(i));
         let _ = writeln!(
             out,
             "--max-cost {}: {}",
             usd(max),
-            verdict(exact * crate::catalog::BATCH_PRICE, unpriced, max)
+            verdict(
+                estimate.total_at(crate::catalog::BATCH_PRICE),
+                estimate.unpriced,
+                max
+            )
         );
     }
-    out
+    wrap_to(&out, WIDTH)
 }
 
 /// The text of `genimg batch status`: each batch recorded in `dir`.

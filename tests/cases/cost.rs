@@ -124,6 +124,66 @@ fn max_cost_refuses_a_run_estimated_over_it_before_any_request() {
     );
 }
 
+/// `--max-cost` weighs the total the dry run shows: 77 images at $0.013 are $1.001, shown as
+/// $1.00, which a budget of $1.00 takes, in the dry run and in a real run alike; a budget of
+/// $0.99 takes neither, and the refusal names the same $1.00.
+#[test]
+fn max_cost_weighs_the_total_as_shown() {
+    let ws = Workspace::new();
+    const ASK: [&str; 11] = [
+        "a fox",
+        "-o",
+        "out",
+        "-n",
+        "77",
+        "-m",
+        "gpt-image-1.5",
+        "--size",
+        "1536x1024",
+        "--quality",
+        "low",
+    ];
+    let dry = |max: &str| {
+        genimg(&ws, None)
+            .args(ASK)
+            .args(["--max-cost", max, "--dry-run"])
+            .run()
+            .stdout
+    };
+    let within = dry("1");
+    assert!(within.contains("Total: $1.00\n"), "{within}");
+    assert!(within.contains("--max-cost $1.00: within it"), "{within}");
+    let over = dry("0.99");
+    assert!(
+        over.contains("--max-cost $0.99: a real run would be refused"),
+        "{over}"
+    );
+    let server = FakeServer::start();
+    let refused = genimg(&ws, Some(&server))
+        .args(ASK)
+        .args(["--max-cost", "0.99"])
+        .run();
+    assert_code(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("--max-cost $0.99: this run is estimated at $1.00"),
+        "{}",
+        refused.stderr
+    );
+    assert!(server.requests().is_empty());
+    let run = genimg(&ws, Some(&server))
+        .args(ASK)
+        .args(["--max-cost", "1"])
+        .run();
+    assert!(
+        !run.stderr.contains("this run is estimated"),
+        "not refused before it starts: {}",
+        run.stderr
+    );
+    assert!(!server.image_requests().is_empty(), "{}", run.stderr);
+}
+
 #[test]
 fn max_cost_refuses_a_model_without_a_price() {
     let server = FakeServer::with(Options {

@@ -44,14 +44,20 @@ fn prompt_line<'a>(out: &'a str, name: &str) -> &'a str {
     lines[0]
 }
 
+/// Every line of `out` fits [`WIDTH`] columns of a terminal (where a CJK character or an
+/// emoji takes two).
 fn assert_fits(out: &str) {
     for line in out.lines() {
         assert!(
-            line.chars().count() <= WIDTH,
-            "{} characters: {line:?}\nin:\n{out}",
-            line.chars().count()
+            columns(line) <= WIDTH,
+            "{} columns: {line:?}\nin:\n{out}",
+            columns(line)
         );
     }
+}
+
+fn columns(line: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(line)
 }
 
 fn dry(ws: &Workspace, args: &[&str]) -> Run {
@@ -137,10 +143,13 @@ fn long_names_texts_and_model_names_still_fit_100_columns() {
     );
     let run = dry(&ws, &["--input", "p.txt", "-o", "out", "-n", "2"]);
     let out = &run.stdout;
-    // The prompts' lines (the heading names the models in full).
-    let listed: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
-    assert_eq!(listed.len(), 3, "{out}");
-    assert_fits(&listed.join("\n"));
+    // Every line, the heading (which names the models in full, wrapped) included.
+    assert_fits(out);
+    let listed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.ends_with('"'))
+        .collect();
+    assert_eq!(listed.len(), 3, "the prompts' lines: {out}");
     // Characters are counted, not bytes: the line of é's fills the width.
     assert_eq!(listed[0].chars().count(), WIDTH, "{}", listed[0]);
     assert!(listed[0].ends_with("éé…\""), "{}", listed[0]);
@@ -151,12 +160,48 @@ fn long_names_texts_and_model_names_still_fit_100_columns() {
     // An unknown model has no price: said, and counted.
     assert!(out.contains("price unknown"), "{out}");
     assert!(out.contains("plus 2 image(s) of unknown price"), "{out}");
-    // -v keeps the full names.
+    // -v keeps the full names, and fits too.
     let verbose = dry(&ws, &["--input", "p.txt", "-o", "out", "-n", "2", "-v"]).stdout;
     assert!(
         verbose.contains(&format!("image.{long_name}.01.hd.png")),
         "{verbose}"
     );
+    assert_fits(&verbose);
+}
+
+/// Chinese text and emoji take two columns a character: their lines are cut by columns, not
+/// characters, and still fit; so does `-v`.
+#[test]
+fn wide_characters_are_counted_by_the_columns_they_take() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.txt",
+        format!(
+            "# 港口_黎明
+{}
+# fox
+{}
+",
+            "港口的黎明，渔船归来，海鸥在天空中飞翔。".repeat(10),
+            "🦊 in the snow ".repeat(20)
+        ),
+    );
+    let args = ["--input", "p.txt", "-o", "out", "-n", "2"];
+    let out = dry(&ws, &args).stdout;
+    assert_fits(&out);
+    let harbour = prompt_line(&out, "港口_黎明");
+    assert!(harbour.contains("\"港口的黎明，渔船归来"), "{harbour}");
+    assert!(harbour.ends_with("…\""), "cut to fit: {harbour}");
+    assert!(
+        columns(harbour) >= WIDTH - 2,
+        "and filling the line: {harbour}"
+    );
+    let fox = prompt_line(&out, "fox");
+    assert!(fox.contains("\"🦊 in the snow 🦊"), "{fox}");
+    assert!(columns(fox) >= WIDTH - 2, "{fox}");
+    let verbose = dry(&ws, &[&args[..], &["-v"]].concat()).stdout;
+    assert_fits(&verbose);
+    assert!(verbose.contains("image.港口_黎明.02.hd.png"), "{verbose}");
 }
 
 #[test]

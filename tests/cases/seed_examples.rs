@@ -206,10 +206,13 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
         "1024x1024",
         "high",
         "/images/generations",
-        "\"A misty forest at dawn, with tall pines. Soft l…\"",
+        // The start of the text, in what room the line has left.
+        "\"A misty forest at",
     ] {
         assert!(line.contains(part), "{part} missing from: {line}");
     }
+    assert!(line.ends_with("…\""), "{line}");
+    assert!(line.chars().count() <= 100, "{line}");
 }
 
 /// `--from-scratch` moves genimg's images of these prompts, and nothing else, to the trash:
@@ -320,8 +323,8 @@ fn from_scratch_in_a_dry_run_lists_and_keeps() {
     assert_code(&run, 0);
     assert!(
         run.stdout.contains(
-            "--from-scratch would first move 2 file(s) from images, and their records from its \
-             genimg.jsonl, to images/.genimg/trash/:"
+            "--from-scratch would first move 2 file(s), with their records, to \
+             images/.genimg/trash/:"
         ),
         "{}",
         run.stdout

@@ -236,8 +236,8 @@ fn a_dry_run_says_what_would_go_to_the_trash_and_moves_nothing() {
     assert_code(&scratch, 0);
     assert!(
         scratch.stdout.contains(
-            "--from-scratch would first move 2 file(s) from out, and their records from its \
-             genimg.jsonl, to out/.genimg/trash/:\n  image_01_hd.png\n  image_02_hd.png\n"
+            "--from-scratch would first move 2 file(s), with their records, to \
+             out/.genimg/trash/:\n  image_01_hd.png\n  image_02_hd.png\n"
         ),
         "{}",
         scratch.stdout
@@ -249,9 +249,8 @@ fn a_dry_run_says_what_would_go_to_the_trash_and_moves_nothing() {
     assert_code(&overwrite, 0);
     assert!(
         overwrite.stdout.contains(
-            "--overwrite would make 2 image(s) already there again; each old one would go to \
-             out/.genimg/trash/ once its new image is saved:\n  image_01_hd.png\n  \
-             image_02_hd.png\n"
+            "--overwrite would remake 2 image(s); each old one goes to out/.genimg/trash/ once \
+             replaced:\n  image_01_hd.png\n  image_02_hd.png\n"
         ),
         "{}",
         overwrite.stdout
