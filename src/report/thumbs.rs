@@ -21,6 +21,17 @@ use image::{DynamicImage, ImageReader, RgbImage};
 
 use crate::store::atomic;
 
+/// The most memory decoding one image may take: a 4096 x 4096 image at 16 bits a channel
+/// and a little more. The image crate's own default (512 MiB) on every core is too much.
+const MAX_DECODE_BYTES: u64 = 160 * 1024 * 1024;
+
+/// The widest or tallest image decoded for a thumbnail.
+const MAX_EDGE: u32 = 16384;
+
+/// The most threads that decode at once: with [`MAX_DECODE_BYTES`], what the thumbnails
+/// may take at most, whatever the number of cores.
+const MAX_THREADS: usize = 4;
+
 /// The thumbnails' folder in the destination.
 pub const DIR: &str = ".genimg/thumbs";
 
@@ -98,7 +109,7 @@ impl Thumbs {
     }
 
     /// Makes the thumbnails of `sources` in `dir` that are not there yet, on as many threads
-    /// as there are cores, and removes those no source names any more. Nothing here fails
+    /// as there are cores (up to [`MAX_THREADS`]), and removes those no source names any more. Nothing here fails
     /// the page: a source with no thumbnail is shown as it is.
     pub fn make(dir: &Path, sources: &[Source]) -> Thumbs {
         let folder = dir.join(DIR);
@@ -127,6 +138,7 @@ impl Thumbs {
         let made = Mutex::new(Vec::new());
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
+            .min(MAX_THREADS)
             .min(todo.len().max(1));
         std::thread::scope(|scope| {
             for _ in 0..threads {
@@ -250,10 +262,13 @@ fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
 /// [`LONG_EDGE`] pixels on its longest side; transparency is shown on a checkerboard, as
 /// image editors show it, so that a mask's transparent part stays visible.
 pub fn thumbnail(bytes: &[u8]) -> io::Result<Vec<u8>> {
-    let image = ImageReader::new(io::Cursor::new(bytes))
-        .with_guessed_format()?
-        .decode()
-        .map_err(io::Error::other)?;
+    let mut reader = ImageReader::new(io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_image_width = Some(MAX_EDGE);
+    limits.max_image_height = Some(MAX_EDGE);
+    reader.limits(limits);
+    let image = reader.decode().map_err(io::Error::other)?;
     let image = if image.width().max(image.height()) > LONG_EDGE {
         image.thumbnail(LONG_EDGE, LONG_EDGE)
     } else {
@@ -299,6 +314,30 @@ mod tests {
     fn size_of(jpeg: &[u8]) -> (u32, u32) {
         let image = image::load_from_memory(jpeg).unwrap();
         (image.width(), image.height())
+    }
+
+    /// A small JPEG whose header says it is `width` x `height`: what a decoder must refuse
+    /// before it allocates for it.
+    fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&RgbImage::new(16, 16))
+            .unwrap();
+        // SOF0: marker, length, precision, then height and width.
+        let sof = out.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+        out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn an_image_too_big_to_decode_is_refused_before_it_is_decoded() {
+        // 10000 x 10000 RGB: 300 MB decoded, under the image crate's own 512 MiB limit.
+        let error = thumbnail(&jpeg_claiming(10_000, 10_000)).unwrap_err();
+        assert!(error.to_string().contains("limit"), "{error}");
+        // Wider than any image a model makes.
+        let error = thumbnail(&jpeg_claiming(20_000, 100)).unwrap_err();
+        assert!(error.to_string().contains("limit"), "{error}");
     }
 
     #[test]

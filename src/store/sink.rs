@@ -293,6 +293,15 @@ impl Sink {
     /// and the new image is then renamed over its name. If it cannot go to the trash, the
     /// new image is not written there (the caller rescues it) and the old one stays.
     fn replace(&self, planned: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        self.replace_by(planned, || self.destination.write_atomic(planned, bytes))
+    }
+
+    /// [`Sink::replace`], with `write` writing the new image.
+    fn replace_by(
+        &self,
+        planned: &str,
+        write: impl FnOnce() -> io::Result<PathBuf>,
+    ) -> io::Result<PathBuf> {
         let replaced = self
             .trash
             .keep_replaced(planned, self.manifest.path(), self.manifest.prior())
@@ -302,9 +311,23 @@ impl Sink {
                     format!("the image already there could not go to the trash: {e}"),
                 )
             })?;
-        let path = self.destination.write_atomic(planned, bytes)?;
-        if let Some(replaced) = replaced {
-            self.trash.replaced(replaced);
+        let path = match write() {
+            Ok(path) => path,
+            Err(e) => {
+                // The old image keeps its place: it was never moved.
+                if let Some(replaced) = replaced {
+                    self.trash.abandon(replaced);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(replaced) = replaced
+            && let Err(e) = self.trash.replaced(replaced)
+        {
+            tracing::warn!(
+                "the records of the image {planned} replaced stay in the manifest: the \
+                 trash's could not take them: {e}"
+            );
         }
         Ok(path)
     }
@@ -643,6 +666,39 @@ mod tests {
             },
         );
         assert_eq!(unknown.file_name().unwrap(), "b.bin");
+    }
+
+    #[test]
+    fn an_image_that_could_not_be_replaced_is_not_counted_in_the_trash() {
+        let s = setup(Vec::new());
+        let out = s.dir.path().join("out");
+        fs::write(out.join("a.png"), b"old").unwrap();
+        let failed = s
+            .sink
+            .replace_by("a.png", || Err(io::Error::other("no room")))
+            .unwrap_err();
+        assert_eq!(failed.to_string(), "no room");
+        assert_eq!(fs::read(out.join("a.png")).unwrap(), b"old");
+        assert!(s.sink.trash().report().is_none(), "nothing was moved");
+        let root = out.join(crate::store::trash::DIR);
+        assert!(
+            names_in(&root).is_empty(),
+            "no link, no empty folder left behind"
+        );
+        // Written, it is.
+        s.sink
+            .replace_by("a.png", || {
+                fs::write(out.join("a.png.new"), b"new")?;
+                fs::rename(out.join("a.png.new"), out.join("a.png"))?;
+                Ok(out.join("a.png"))
+            })
+            .unwrap();
+        let report = s.sink.trash().report().unwrap();
+        assert_eq!(report.files, ["a.png"]);
+        assert_eq!(
+            fs::read(Path::new(&report.folder).join("a.png")).unwrap(),
+            b"old"
+        );
     }
 
     #[test]

@@ -55,11 +55,22 @@ struct State {
     copied: Vec<Range<u64>>,
 }
 
-/// Where the records of an image kept in the trash are in the live manifest: they leave it
-/// once the new image has its name (see [`Trash::replaced`]).
+/// An image linked into the trash before a new one takes its name: it counts as moved, with
+/// its records, once the new image has the name ([`Trash::replaced`]); if the new image
+/// could not be written, the link goes again ([`Trash::abandon`]).
 #[derive(Debug)]
 #[must_use]
-pub struct Replaced(Vec<Range<u64>>);
+pub struct Replaced {
+    /// The image's name in the destination.
+    file: String,
+    /// Its link in the trash, and the same relative to the run's folder.
+    link: PathBuf,
+    in_trash: String,
+    /// Its records, as they go into the trash's manifest.
+    lines: Vec<Vec<u8>>,
+    /// Where those records are in the live manifest: they leave it at the end.
+    ranges: Vec<Range<u64>>,
+}
 
 /// A line of the manifest, as far as the trash is concerned.
 #[derive(Deserialize)]
@@ -114,27 +125,80 @@ impl Trash {
 
     /// Moves `files` (relative to the destination) into this run's folder, each by one
     /// rename, for `--from-scratch`. A file already gone is passed over. Returns how many
-    /// went; on an error, those moved before it stay in the trash.
+    /// went. All or nothing: on an error, those moved before it are put back (and the error
+    /// says so, or where those that could not be are).
     pub fn move_files(&self, files: &[String]) -> Result<usize, (String, io::Error)> {
         let mut state = self.state();
-        let mut moved = 0;
+        let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut failed = None;
         for file in files {
             let from = self.dir.join(file);
-            match fs::symlink_metadata(&from) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err((file.clone(), e)),
-                Ok(_) => {}
+            let step = (|| {
+                match fs::symlink_metadata(&from) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
+                }
+                let folder = Self::folder(&mut state, &self.dir)?;
+                let to = free_name(&folder, file)?;
+                move_file(&from, &to)?;
+                Ok(Some(to))
+            })();
+            match step {
+                Ok(Some(to)) => moved.push((from, to)),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some((file.clone(), e));
+                    break;
+                }
             }
-            let folder = Self::folder(&mut state, &self.dir).map_err(|e| (file.clone(), e))?;
-            let to = free_name(&folder, file).map_err(|e| (file.clone(), e))?;
-            move_file(&from, &to).map_err(|e| (file.clone(), e))?;
-            state.files.push(relative(&folder, &to));
-            moved += 1;
         }
-        if moved > 0 {
+        if !moved.is_empty() {
             atomic::sync_dir(&self.dir);
         }
-        Ok(moved)
+        let Some((file, error)) = failed else {
+            let folder = state.folder.clone().unwrap_or_default();
+            let count = moved.len();
+            for (_, to) in moved {
+                state.files.push(relative(&folder, &to));
+            }
+            return Ok(count);
+        };
+        // Put back what went before it, last first.
+        let mut stuck = 0;
+        while let Some((from, to)) = moved.pop() {
+            if move_file(&to, &from).is_err() {
+                stuck += 1;
+                let folder = state.folder.clone().unwrap_or_default();
+                state.files.push(relative(&folder, &to));
+            }
+        }
+        atomic::sync_dir(&self.dir);
+        let after = if stuck == 0 {
+            Self::drop_empty_folder(&mut state);
+            "nothing was moved".to_owned()
+        } else {
+            format!(
+                "{stuck} file(s) moved before it could not be put back, and are in {}",
+                state.folder.as_deref().unwrap_or(Path::new(DIR)).display()
+            )
+        };
+        Err((
+            file,
+            io::Error::new(error.kind(), format!("{error}; {after}")),
+        ))
+    }
+
+    /// This run's folder goes if nothing went into it after all.
+    fn drop_empty_folder(state: &mut State) {
+        if state.files.is_empty()
+            && state.records == 0
+            && let Some(folder) = state.folder.take()
+            && fs::remove_dir(&folder).is_err()
+        {
+            // Not empty after all: it stays this run's.
+            state.folder = Some(folder);
+        }
     }
 
     /// Adds manifest lines (each without its newline) to the trash's manifest.
@@ -149,14 +213,13 @@ impl Trash {
         Ok(())
     }
 
-    /// Puts the image at `file` (relative to the destination) in the trash before a new
-    /// image takes its name, with its records from the live manifest at `manifest`, of which
-    /// the first `prior` bytes were there before this run. The image stays where it is (it
-    /// is linked, or copied, into the trash): the caller renames the new one over it, then
-    /// hands what this returns to [`Trash::replaced`], so that the records leave the live
-    /// manifest. (If the new image cannot be written, the old one stays, with its records
-    /// in both manifests and a copy in the trash: nothing is lost.) A name holding no
-    /// regular file needs nothing, and gives `None`.
+    /// Links the image at `file` (relative to the destination) into the trash before a new
+    /// image takes its name, and reads its records from the live manifest at `manifest`, of
+    /// which the first `prior` bytes were there before this run. The image stays where it
+    /// is (it is linked, or copied): the caller renames the new one over it, then hands what
+    /// this returns to [`Trash::replaced`] (the records go to the trash's manifest, and
+    /// leave the live one at the end), or, if the new image could not be written, to
+    /// [`Trash::abandon`]. A name holding no regular file needs nothing, and gives `None`.
     pub fn keep_replaced(
         &self,
         file: &str,
@@ -181,34 +244,75 @@ impl Trash {
             atomic::sync_dir(parent);
         }
         let in_trash = relative(&folder, &to);
-        state.files.push(in_trash.clone());
         // Its records, as the live manifest had them before this run.
-        if state.index.is_none() {
-            state.index = Some(index_lines(manifest, prior)?);
-        }
-        let ranges = state
-            .index
-            .as_mut()
-            .and_then(|index| index.remove(file))
-            .unwrap_or_default();
-        if !ranges.is_empty() {
-            let mut lines = read_ranges(manifest, &ranges)?;
-            if in_trash != file {
-                // A second image of this name in this run's trash: the records say which.
-                for line in &mut lines {
-                    rename_in_line(line, &in_trash);
-                }
+        let ranges = (|| {
+            if state.index.is_none() {
+                state.index = Some(index_lines(manifest, prior)?);
             }
-            append_lines(&folder, lines.iter().map(Vec::as_slice))?;
-            state.records += lines.len();
+            Ok::<_, io::Error>(
+                state
+                    .index
+                    .as_mut()
+                    .and_then(|index| index.remove(file))
+                    .unwrap_or_default(),
+            )
+        })();
+        let lines = ranges
+            .as_ref()
+            .map_or(Ok(Vec::new()), |ranges| read_ranges(manifest, ranges));
+        let (ranges, mut lines) = match (ranges, lines) {
+            (Ok(ranges), Ok(lines)) => (ranges, lines),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = fs::remove_file(&to);
+                return Err(e);
+            }
+        };
+        if in_trash != file {
+            // A second image of this name in this run's trash: the records say which.
+            for line in &mut lines {
+                rename_in_line(line, &in_trash);
+            }
         }
-        Ok(Some(Replaced(ranges)))
+        Ok(Some(Replaced {
+            file: file.to_owned(),
+            link: to,
+            in_trash,
+            lines,
+            ranges,
+        }))
     }
 
-    /// The new image has taken the name of the one [`Trash::keep_replaced`] kept: its
-    /// records may leave the live manifest.
-    pub fn replaced(&self, replaced: Replaced) {
-        self.state().copied.extend(replaced.0);
+    /// The new image has taken the name of the one [`Trash::keep_replaced`] linked: that one
+    /// is in the trash now, its records go to the trash's manifest, and leave the live one
+    /// at the end. If the trash's manifest cannot take them, they stay in the live one.
+    pub fn replaced(&self, replaced: Replaced) -> io::Result<()> {
+        let mut state = self.state();
+        state.files.push(replaced.in_trash);
+        if replaced.lines.is_empty() {
+            return Ok(());
+        }
+        let folder = Self::folder(&mut state, &self.dir)?;
+        append_lines(&folder, replaced.lines.iter().map(Vec::as_slice))?;
+        state.records += replaced.lines.len();
+        state.copied.extend(replaced.ranges);
+        Ok(())
+    }
+
+    /// The new image could not take the name of the one [`Trash::keep_replaced`] linked:
+    /// that one stays where it is, and its link leaves the trash (a link that cannot go
+    /// stays, counted as what it is: a copy in the trash).
+    pub fn abandon(&self, replaced: Replaced) {
+        let mut state = self.state();
+        if fs::remove_file(&replaced.link).is_err() {
+            state.files.push(replaced.in_trash);
+        } else {
+            Self::drop_empty_folder(&mut state);
+        }
+        if let Some(index) = state.index.as_mut()
+            && !replaced.ranges.is_empty()
+        {
+            index.insert(replaced.file, replaced.ranges);
+        }
     }
 
     /// Where the records copied to the trash are in the live manifest, for it to drop them
@@ -454,6 +558,37 @@ mod tests {
     }
 
     #[test]
+    fn a_move_that_fails_midway_puts_back_what_it_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("a.png"), b"a").unwrap();
+        fs::write(tmp.path().join("b.png"), b"b").unwrap();
+        fs::write(tmp.path().join("c.png"), b"c").unwrap();
+        let trash = Trash::new(tmp.path());
+        // The third cannot be reached: its "folder" is a file.
+        let files = ["a.png", "b.png", "c.png/x.png"].map(String::from);
+        let (file, error) = trash.move_files(&files).unwrap_err();
+        assert_eq!(file, "c.png/x.png");
+        assert!(
+            error.to_string().ends_with("; nothing was moved"),
+            "{error}"
+        );
+        for name in ["a.png", "b.png"] {
+            assert_eq!(
+                fs::read(tmp.path().join(name)).unwrap(),
+                &name.as_bytes()[..1]
+            );
+        }
+        assert!(trash.report().is_none());
+        assert!(
+            fs::read_dir(tmp.path().join(DIR)).unwrap().next().is_none(),
+            "no folder left"
+        );
+        // Without it, they go.
+        assert_eq!(trash.move_files(&files[..2]).unwrap(), 2);
+        assert_eq!(trash.report().unwrap().files, ["a.png", "b.png"]);
+    }
+
+    #[test]
     fn nothing_moved_makes_no_folder() {
         let tmp = tempfile::tempdir().unwrap();
         let trash = Trash::new(tmp.path());
@@ -466,6 +601,38 @@ mod tests {
         );
         assert!(trash.report().is_none());
         assert!(!tmp.path().join(".genimg").exists());
+    }
+
+    #[test]
+    fn an_image_not_replaced_after_all_leaves_no_trace_in_the_trash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest = tmp.path().join(manifest::FILE_NAME);
+        let before = "{\"file\":\"a.png\",\"n\":1}\n";
+        fs::write(&manifest, before).unwrap();
+        fs::write(tmp.path().join("a.png"), b"old").unwrap();
+        let trash = Trash::new(tmp.path());
+        let kept = trash
+            .keep_replaced("a.png", &manifest, before.len() as u64)
+            .unwrap()
+            .unwrap();
+        let link = kept.link.clone();
+        assert_eq!(fs::read(&link).unwrap(), b"old");
+        // The new image could not be written.
+        trash.abandon(kept);
+        assert!(!link.exists(), "the link goes");
+        assert_eq!(fs::read(tmp.path().join("a.png")).unwrap(), b"old");
+        assert!(trash.report().is_none(), "nothing moved, no record copied");
+        assert!(trash.take_copied().is_empty());
+        assert!(!link.parent().unwrap().join(manifest::FILE_NAME).exists());
+        // Tried again, its records are found again.
+        let again = trash
+            .keep_replaced("a.png", &manifest, before.len() as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.lines, [before.trim_end().as_bytes()]);
+        trash.replaced(again).unwrap();
+        let report = trash.report().unwrap();
+        assert_eq!((report.files.len(), report.records), (1, 1));
     }
 
     #[test]
@@ -486,7 +653,7 @@ mod tests {
             trash.take_copied().is_empty(),
             "not before the new image is there"
         );
-        trash.replaced(first);
+        trash.replaced(first).unwrap();
         // The run's own record comes after what was there.
         let mut file = OpenOptions::new().append(true).open(&manifest).unwrap();
         file.write_all(b"{\"file\":\"a.png\",\"n\":3}\n").unwrap();
@@ -497,7 +664,7 @@ mod tests {
             .keep_replaced("a.png", &manifest, before.len() as u64)
             .unwrap()
             .unwrap();
-        trash.replaced(second);
+        trash.replaced(second).unwrap();
         let text = fs::read(&manifest).unwrap();
         fs::write(
             &manifest,
