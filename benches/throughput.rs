@@ -31,6 +31,11 @@
 //! - (g) a `--batch` of 500 images of 1.5 MB (an output file of about 1 GB) submitted, waited
 //!   for and collected: peak RSS under 200 MB, whatever the size of the batch.
 //! - (e) a dry run of a 10,000-prompt file: under 300 ms.
+//! - (a') (a) with `--stream` (each answer as server-sent events): wall time at most 1.15 × the
+//!   ideal of (a), and CPU time per image under 5 ms, as (c).
+//! - (h) `genimg gallery` of a folder of 500 photo-like 1024x1024 PNGs (about 1.5 MB each)
+//!   with no thumbnails yet: peak RSS under 200 MB; its wall time and CPU for information,
+//!   and the wall time of the same command again, every thumbnail made: under 1 s.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -158,6 +163,58 @@ fn main() {
                 &format!("peak RSS {}, CPU {}", mb(m.rss_kb), opt_secs(m.cpu)),
             ),
             Err(e) => table.failed("(e) dry run of 10,000 prompts", e),
+        }
+    }
+
+    if want("a'") {
+        let a = repeat(args.runs, scenario_a_stream);
+        notes.push(a.note.clone());
+        let ideal = (96f64 / 16.0).ceil() * LATENCY.as_secs_f64();
+        match &a.result {
+            Ok(m) => {
+                table.ratio(
+                    "(a') (a) with --stream: wall time",
+                    m.wall.as_secs_f64(),
+                    ideal,
+                    1.15,
+                    "s",
+                );
+                match m.cpu {
+                    Some(cpu) => table.under(
+                        "(a') CPU time per image, with --stream",
+                        cpu.as_secs_f64() * 1000.0 / 96.0,
+                        5.0,
+                        "ms",
+                        &format!("{} CPU for 96 images", secs(cpu)),
+                    ),
+                    None => table.not_run("(a') CPU time per image", "n/a on this system"),
+                }
+            }
+            Err(e) => table.failed("(a') (a) with --stream", e),
+        }
+    }
+
+    if want("h") {
+        let (first, again, note) = scenario_h();
+        notes.push(note);
+        match (&first, &again) {
+            (Ok(m), Ok(again)) => {
+                table.under(
+                    "(h) gallery of 500 1024x1024 PNGs, thumbnails made: peak RSS",
+                    m.rss_kb.map_or(f64::NAN, |kb| kb as f64 / 1024.0),
+                    200.0,
+                    "MB",
+                    &format!("wall {}, CPU {}", secs(m.wall), opt_secs(m.cpu)),
+                );
+                table.under(
+                    "(h) the same again, every thumbnail there: wall time",
+                    again.wall.as_secs_f64(),
+                    1.0,
+                    "s",
+                    &format!("CPU {}", opt_secs(again.cpu)),
+                );
+            }
+            (Err(e), _) | (_, Err(e)) => table.failed("(h) gallery of 500 images", e),
         }
     }
 
@@ -467,6 +524,104 @@ fn scenario_a() -> Scenario {
     }
 }
 
+fn scenario_a_stream() -> Scenario {
+    let server = server(Options {
+        latency: LATENCY,
+        ..Options::default()
+    });
+    let (result, note) = run_images(
+        &server,
+        &["a prompt", "-n", "96", "-j", "16", "--stream"],
+        96,
+    );
+    let streamed = server
+        .requests()
+        .iter()
+        .filter(|r| r.fields.get("stream") == Some(&serde_json::Value::Bool(true)))
+        .count();
+    let result = result.and_then(|m| {
+        if streamed == 96 {
+            Ok(m)
+        } else {
+            Err(format!("{streamed} of 96 requests asked for a stream"))
+        }
+    });
+    Scenario {
+        result,
+        requests: server.image_requests().len(),
+        limited: server.rate_limited(),
+        note: format!("(a') {note}"),
+    }
+}
+
+/// A photo-like 1024x1024 PNG of about 1.5 MB: gradients under fine noise, which compresses
+/// about as badly as a generated image does.
+fn photo_png() -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut pixels = Vec::with_capacity(1024 * 1024 * 3);
+    for y in 0..1024u32 {
+        for x in 0..1024u32 {
+            for base in [x / 4, y / 4, (x + y) / 8] {
+                pixels.push((base as u8).wrapping_add(rng.u8(0..24)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 1024, 1024);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer.write_image_data(&pixels).expect("png data");
+    writer.finish().expect("png end");
+    out
+}
+
+/// `genimg gallery` of 500 photo-like images with no thumbnail yet, then again with all of
+/// them made; and a note.
+fn scenario_h() -> (Result<Measure, String>, Result<Measure, String>, String) {
+    let ws = Workspace::new();
+    let png = photo_png();
+    let out = ws.join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    for n in 1..=500 {
+        std::fs::write(out.join(format!("image.p{n:03}.01.hd.png")), &png).expect("an image");
+    }
+    let gallery = |ws: &Workspace| {
+        let mut cmd = genimg(ws, None);
+        cmd.args(["gallery", "out"]);
+        measure(&mut cmd).and_then(|m| {
+            if m.code != 0 {
+                return Err(format!("exit code {}: {}", m.code, m.stderr_tail()));
+            }
+            Ok(m)
+        })
+    };
+    let thumbs = |ws: &Workspace| {
+        std::fs::read_dir(ws.join("out/.genimg/thumbs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let first = gallery(&ws).and_then(|m| match thumbs(&ws) {
+        500 => Ok(m),
+        n => Err(format!("{n} thumbnails made, not 500")),
+    });
+    let again = gallery(&ws);
+    let note = match (&first, &again) {
+        (Ok(m), Ok(a)) => format!(
+            "(h) `genimg gallery out` on 500 PNGs of {} KB (1024x1024, no manifest): wall {}, CPU {}, peak RSS {}; again, every thumbnail there: wall {}, CPU {}, peak RSS {}",
+            png.len() / 1024,
+            secs(m.wall),
+            opt_secs(m.cpu),
+            mb(m.rss_kb),
+            secs(a.wall),
+            opt_secs(a.cpu),
+            mb(a.rss_kb),
+        ),
+        (Err(e), _) | (_, Err(e)) => format!("(h) failed: {e}"),
+    };
+    (first, again, note)
+}
+
 fn scenario_b() -> Scenario {
     let server = server(Options {
         latency: LATENCY,
@@ -768,7 +923,8 @@ struct Args {
 }
 
 impl Args {
-    /// Scenario names (`a`, `b`, `b'`, `c`, `d`, `e`, `f`; `b` also selects `b'`), and
+    /// Scenario names (`a`, `a'`, `b`, `b'`, `c`, `d`, `e`, `f`, `g`, `h`; `b` also selects
+    /// `b'`), and
     /// `--runs N`.
     /// Cargo adds `--bench`, which is ignored like any other flag.
     fn parse() -> Args {
@@ -790,10 +946,9 @@ impl Args {
 
     fn wants(&self, id: &str) -> bool {
         self.filters.is_empty()
-            || self
-                .filters
-                .iter()
-                .any(|f| f == id || (id == "b'" && (f == "b" || f == "b2")))
+            || self.filters.iter().any(|f| {
+                f == id || (id == "b'" && (f == "b" || f == "b2")) || (id == "a'" && f == "a2")
+            })
     }
 }
 

@@ -232,10 +232,7 @@ async fn make_images(
                 .endpoint_for(id)
                 .client_config()
                 .ok_or(ConfigError::MissingKey {
-                    hint: match id {
-                        catalog::ProviderId::OpenAi => "pass --api-key",
-                        catalog::ProviderId::Gemini => "pass --gemini-api-key",
-                    },
+                    hint: id.key_advice(),
                 })?;
         clients = clients.with(id, provider::Client::new(&client_config)?);
     }
@@ -599,19 +596,10 @@ async fn batch_command(
     let mut clients = provider::Clients::default();
     let mut missing = None;
     for id in needed {
-        let endpoint = match id {
-            catalog::ProviderId::OpenAi => &batch.endpoint,
-            catalog::ProviderId::Gemini => &batch.gemini,
-        };
-        match endpoint.client_config() {
+        match batch.endpoint_for(id).client_config() {
             Some(c) => clients = clients.with(id, provider::Client::new(&c)?),
             None => {
-                missing.get_or_insert(match id {
-                    catalog::ProviderId::OpenAi => "set OPENAI_API_KEY or pass --api-key",
-                    catalog::ProviderId::Gemini => {
-                        "set GEMINI_API_KEY (or GOOGLE_API_KEY) or pass --gemini-api-key"
-                    }
-                });
+                missing.get_or_insert(id.key_advice());
             }
         }
     }

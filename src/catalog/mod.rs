@@ -112,6 +112,9 @@ pub enum ProviderId {
 }
 
 impl ProviderId {
+    /// Every provider, in the order reports list them.
+    pub const ALL: [ProviderId; 2] = [ProviderId::OpenAi, ProviderId::Gemini];
+
     /// Its name in the manifest and the reports; `google:` picks it in a model name.
     pub fn name(self) -> &'static str {
         match self {
@@ -122,9 +125,7 @@ impl ProviderId {
 
     /// The provider a manifest names.
     pub fn from_name(name: &str) -> Option<ProviderId> {
-        [ProviderId::OpenAi, ProviderId::Gemini]
-            .into_iter()
-            .find(|p| p.name() == name)
+        ProviderId::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// Who runs it, as people say it.
@@ -132,6 +133,22 @@ impl ProviderId {
         match self {
             ProviderId::OpenAi => "OpenAI",
             ProviderId::Gemini => "Google",
+        }
+    }
+
+    /// Where its API key comes from, as advice to a user who gave none.
+    pub fn key_advice(self) -> &'static str {
+        match self {
+            ProviderId::OpenAi => "set OPENAI_API_KEY or pass --api-key",
+            ProviderId::Gemini => "set GEMINI_API_KEY (or GOOGLE_API_KEY) or pass --gemini-api-key",
+        }
+    }
+
+    /// Its API for batches of requests at half the price, as its documentation names it.
+    pub fn batch_api(self) -> &'static str {
+        match self {
+            ProviderId::OpenAi => "OpenAI's Batch API",
+            ProviderId::Gemini => "Gemini's batch mode",
         }
     }
 }

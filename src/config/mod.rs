@@ -151,6 +151,14 @@ impl Invocation {
 }
 
 impl BatchConfig {
+    /// Where requests for `provider`'s batches go.
+    pub fn endpoint_for(&self, provider: ProviderId) -> &Endpoint {
+        match provider {
+            ProviderId::OpenAi => &self.endpoint,
+            ProviderId::Gemini => &self.gemini,
+        }
+    }
+
     fn from_action(action: crate::cli::BatchAction, env: &Env) -> Result<BatchConfig, ConfigError> {
         let loaded = Loaded::from_env(env)?;
         let command = match &action {

@@ -177,36 +177,25 @@ pub struct ClientConfig {
 
 /// A client for each provider a run uses: a spec goes to its own provider's.
 #[derive(Debug, Clone, Default)]
-pub struct Clients {
-    openai: Option<Client>,
-    gemini: Option<Client>,
-}
+pub struct Clients(Vec<(ProviderId, Client)>);
 
 impl Clients {
-    /// Adds the client of `id`.
+    /// Adds the client of `id` (in place of one it had).
     pub fn with(mut self, id: ProviderId, client: Client) -> Clients {
-        match id {
-            ProviderId::OpenAi => self.openai = Some(client),
-            ProviderId::Gemini => self.gemini = Some(client),
-        }
+        self.0.retain(|(had, _)| *had != id);
+        self.0.push((id, client));
+        self.0.sort_by_key(|(id, _)| *id);
         self
     }
 
     /// The client of `id`, if the run has one.
     pub fn get(&self, id: ProviderId) -> Option<&Client> {
-        match id {
-            ProviderId::OpenAi => self.openai.as_ref(),
-            ProviderId::Gemini => self.gemini.as_ref(),
-        }
+        self.0.iter().find(|(had, _)| *had == id).map(|(_, c)| c)
     }
 
     /// The batch API of each provider it has a client for.
     pub fn batch_apis(&self) -> Vec<batches::BatchApi> {
-        [&self.openai, &self.gemini]
-            .into_iter()
-            .flatten()
-            .map(Client::batches)
-            .collect()
+        self.0.iter().map(|(_, c)| c.batches()).collect()
     }
 
     /// Sends one request for `spec` to its provider (see [`Client::create_with`]).

@@ -492,13 +492,13 @@ impl Layout {
 /// Whose batch APIs `chunks` go to: `OpenAI's Batch API`, `Gemini's batch mode`, or both.
 fn batch_apis(chunks: &[crate::engine::batch::Chunk]) -> String {
     use crate::catalog::ProviderId;
-    let uses = |id: ProviderId| chunks.iter().any(|c| c.provider == id);
-    let mut apis = Vec::new();
-    if uses(ProviderId::OpenAi) || chunks.is_empty() {
-        apis.push("OpenAI's Batch API");
-    }
-    if uses(ProviderId::Gemini) {
-        apis.push("Gemini's batch mode");
+    let apis: Vec<&str> = ProviderId::ALL
+        .into_iter()
+        .filter(|id| chunks.iter().any(|c| c.provider == *id))
+        .map(ProviderId::batch_api)
+        .collect();
+    if apis.is_empty() {
+        return ProviderId::OpenAi.batch_api().to_owned();
     }
     apis.join(" and ")
 }

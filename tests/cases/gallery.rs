@@ -668,6 +668,34 @@ fn five_hundred_images_load_as_thumbnails_within_a_few_megabytes() {
     assert!(!dom.contains("class=\"broken\""));
 }
 
+/// An animated GIF's tile shows a thumbnail of its first frame (the fake's: a black pixel,
+/// then a white one), and links the GIF itself, which moves.
+#[test]
+fn an_animated_gifs_thumbnail_is_its_first_frame() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "-m", "gpt-image-2.6-flare"])
+        .args(["--format", "gif"])
+        .run();
+    assert_code(&run, 0);
+    let html = String::from_utf8(ws.read("out/index.html")).unwrap();
+    assert!(html.contains("href=\"image_01_hd.gif\""), "{html}");
+    let sources = image_sources(&html);
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    assert!(
+        sources[0].starts_with(".genimg/thumbs/") && sources[0].ends_with(".jpg"),
+        "{sources:?}"
+    );
+    let thumb = image::load_from_memory(&ws.read(&format!("out/{}", sources[0]))).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (1, 1));
+    let [r, g, b] = thumb.to_rgb8().get_pixel(0, 0).0;
+    assert!(
+        r < 40 && g < 40 && b < 40,
+        "the first frame, black: {r} {g} {b}"
+    );
+}
+
 /// Thumbnails are made for the images a run makes, once: a second run making nothing
 /// writes none again; an image remade gets a new one and its old one goes.
 #[test]
