@@ -19,6 +19,24 @@ pub fn round_usd(amount: f64) -> f64 {
     }
 }
 
+/// `amount` (rounded by [`round_usd`]) split into `n` parts that are rounded the same way
+/// and add up to it exactly: a tenth of a cent (or from a dollar a part, a cent) at a time,
+/// the first parts taking what does not divide evenly. `$0.632` in three is `$0.211`,
+/// `$0.211`, `$0.210`.
+pub fn split_usd(amount: f64, n: usize) -> Vec<f64> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mills = (round_usd(amount) * 1e3).round() as i64;
+    // Parts of a dollar or more are in cents, as the amount then is.
+    let unit: i64 = if mills / n as i64 >= 1000 { 10 } else { 1 };
+    let units = mills / unit;
+    let (base, rest) = (units / n as i64, units % n as i64);
+    (0..n as i64)
+        .map(|i| ((base + i64::from(i < rest)) * unit) as f64 / 1e3)
+        .collect()
+}
+
 /// Dollars as genimg shows them, rounded by [`round_usd`]: `$1.06`, `$0.165`, `$0.034`. Under
 /// a dollar a third decimal that is zero is left out (`$0.42`, not `$0.420`).
 pub fn usd(amount: f64) -> String {
@@ -186,6 +204,27 @@ mod tests {
             (1234.5678, "$1234.57"),
         ] {
             assert_eq!(usd(amount), shown, "{amount}");
+        }
+    }
+
+    #[test]
+    fn split_amounts_add_up_and_are_rounded_the_same_way() {
+        assert_eq!(split_usd(0.632, 3), [0.211, 0.211, 0.21]);
+        assert_eq!(split_usd(0.633, 3), [0.211, 0.211, 0.211]);
+        assert_eq!(split_usd(4.64, 2), [2.32, 2.32]);
+        assert_eq!(split_usd(2.11, 2), [1.06, 1.05]);
+        assert!(split_usd(1.0, 0).is_empty());
+        for (amount, n) in [(3.79, 18), (0.001, 4), (12.35, 7), (0.999, 2)] {
+            let parts = split_usd(amount, n);
+            let mills: i64 = parts.iter().map(|p| (p * 1e3).round() as i64).sum();
+            assert_eq!(
+                mills,
+                (amount * 1e3).round() as i64,
+                "{amount} in {n}: {parts:?}"
+            );
+            for part in parts {
+                assert_eq!(round_usd(part), part, "{amount} in {n}");
+            }
         }
     }
 

@@ -45,7 +45,7 @@
     sections.forEach(function (s) {
       var hit = words.every(function (w) { return s.dataset.search.indexOf(w) >= 0; });
       s.hidden = !hit;
-      var chip = document.querySelector('nav a[href="#' + CSS.escape(s.id) + '"]');
+      var chip = document.querySelector('nav a[data-section="' + CSS.escape(s.id) + '"]');
       if (chip) chip.hidden = !hit;
       if (hit) { shownPrompts++; shownImages += s.querySelectorAll("img[data-file]").length; }
     });

@@ -25,6 +25,9 @@ const MIN_NAME: usize = 8;
 /// The narrowest the column of model, size and quality gets: `gpt-image-2 1024x1024 high`.
 const MIN_ASK: usize = 26;
 
+/// The heading of the prompts after a bare `##`, which ends a section.
+pub const NO_SECTION: &str = "(no section)";
+
 /// The files `--from-scratch` would remove that are named without `-v`.
 const REMOVALS_NAMED: usize = 10;
 
@@ -82,6 +85,42 @@ impl Estimate {
                 .sum(),
             prompts,
         }
+    }
+
+    /// Each job's share of its prompt's amount at `price` times live prices, rounded so that
+    /// the shares add up to it ([`crate::units::split_usd`]): `None` for a job not to make
+    /// (as `todo` says, the jobs this estimate was made of) or of unknown price.
+    pub fn per_image(
+        &self,
+        plan: &Plan,
+        todo: impl Fn(usize) -> bool,
+        price: f64,
+    ) -> Vec<Option<f64>> {
+        let position: HashMap<usize, usize> = plan
+            .prompts
+            .iter()
+            .enumerate()
+            .map(|(at, p)| (p.number, at))
+            .collect();
+        let mut shares: Vec<std::vec::IntoIter<f64>> = self
+            .prompts
+            .iter()
+            .map(|(n, amount)| {
+                amount
+                    .map(|a| crate::units::split_usd(a * price, *n))
+                    .unwrap_or_default()
+                    .into_iter()
+            })
+            .collect();
+        plan.jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                todo(i)
+                    .then(|| shares[position[&job.prompt.number]].next())
+                    .flatten()
+            })
+            .collect()
     }
 
     /// The total at `price` times live prices ([`crate::catalog::BATCH_PRICE`] through the
@@ -232,9 +271,9 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
         // A `## Title` of the prompt file is a heading here too.
         if p.section.as_deref() != section {
             section = p.section.as_deref();
-            if let Some(title) = section {
-                let _ = writeln!(out, "\n## {title}");
-            }
+            // A bare `##` ends a section: the prompts after it are in none.
+            let title = section.unwrap_or(NO_SECTION);
+            let _ = writeln!(out, "\n## {title}");
         } else if p.number == plan.prompts[0].number {
             let _ = writeln!(out);
         }
@@ -272,17 +311,27 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
     }
     let total = plan.jobs.len();
     let to_make = survey.to_make();
-    let stale = survey.stale(plan).len();
-    let stale = match stale {
+    let stale = match all.stale {
         0 => String::new(),
         n => format!(" ({n} of them stale)"),
     };
+    // Every image in one part: those pending in a batch and those refused before are not
+    // "there".
+    let mut parts = vec![
+        format!("{to_make} to make"),
+        format!("{} already there{stale}", all.there + all.stale),
+    ];
+    if all.pending > 0 {
+        parts.push(format!("{} pending in a batch", all.pending));
+    }
+    if all.refused > 0 {
+        parts.push(format!("{} refused before", all.refused));
+    }
     let _ = writeln!(
         out,
-        "\nTotal: {total} image(s) of {} prompt(s): {to_make} to make, {} already there{stale}; \
-         {to_make} request(s).",
+        "\nTotal: {total} image(s) of {} prompt(s): {}; {to_make} request(s).",
         plan.prompts.len(),
-        total - to_make,
+        parts.join(", "),
     );
     out
 }

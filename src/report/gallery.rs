@@ -627,8 +627,12 @@ impl Failure<'_> {
 /// The cards of one prompt name.
 #[derive(Debug)]
 struct Group<'a> {
-    /// `None`: prompts given on the command line.
+    /// `None`: a prompt given on the command line (each text a group of its own).
     name: Option<&'a str>,
+    /// Among the command-line prompts, which this is, from 1; 0 for a named prompt.
+    one_off: usize,
+    /// Its heading: the prompt's name, or for a command-line prompt, what says which.
+    heading: String,
     cards: Vec<Card<'a>>,
     /// The `## Title` section of the prompt file it is in, as its last record says.
     section: Option<&'a str>,
@@ -660,9 +664,10 @@ impl Input<'_> {
 
 impl Group<'_> {
     fn anchor(&self) -> String {
-        match self.name {
-            Some(name) => format!("p-{name}"),
-            None => "command-line".to_owned(),
+        match (self.name, self.one_off) {
+            (Some(name), _) => format!("p-{name}"),
+            (None, 0 | 1) => "command-line".to_owned(),
+            (None, n) => format!("command-line-{n}"),
         }
     }
 
@@ -672,7 +677,7 @@ impl Group<'_> {
     }
 
     fn heading(&self) -> &str {
-        self.name.unwrap_or("prompt from the command line")
+        &self.heading
     }
 
     /// The prompt text, when every card shares it (it is then shown once, above them).
@@ -829,14 +834,26 @@ impl<'a> Sheet<'a> {
 
         // Prompts in the order of their prompt file, as its last run numbered them; those
         // without a number (older manifests) after, in the order the manifest names them.
+        // A named prompt is one group; command-line prompts have no name, and each text is
+        // a group of its own.
+        let key = |record: &'a Record| match record.prompt.as_deref() {
+            Some(name) => (Some(name), None),
+            None => (None, Some(record.prompt_text.as_str())),
+        };
         let mut groups: Vec<Group<'a>> = Vec::new();
-        let mut index_of: HashMap<Option<&str>, usize> = HashMap::new();
-        let mut number_of: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut index_of: HashMap<(Option<&str>, Option<&str>), usize> = HashMap::new();
+        let mut number_of: HashMap<(Option<&str>, Option<&str>), usize> = HashMap::new();
+        let mut one_offs = 0;
         for record in records {
-            let name = record.prompt.as_deref();
-            index_of.entry(name).or_insert_with(|| {
+            let key = key(record);
+            index_of.entry(key).or_insert_with(|| {
+                if key.0.is_none() {
+                    one_offs += 1;
+                }
                 groups.push(Group {
-                    name,
+                    name: key.0,
+                    one_off: if key.0.is_none() { one_offs } else { 0 },
+                    heading: key.0.unwrap_or_default().to_owned(),
                     cards: Vec::new(),
                     section: None,
                     opens_section: None,
@@ -845,14 +862,13 @@ impl<'a> Sheet<'a> {
                 groups.len() - 1
             });
             if let Some(n) = record.prompt_number {
-                number_of.insert(name, n);
+                number_of.insert(key, n);
             }
             // The last record says where the prompt is now.
-            groups[index_of[&name]].section = record.section.as_deref();
+            groups[index_of[&key]].section = record.section.as_deref();
         }
         for card in cards {
-            let name = card.record.prompt.as_deref();
-            let group = &mut groups[index_of[&name]];
+            let group = &mut groups[index_of[&key(card.record)]];
             let record = card.record;
             let inputs = record
                 .references
@@ -878,12 +894,29 @@ impl<'a> Sheet<'a> {
         }
         groups.retain(|g| !g.cards.is_empty());
         // A stable sort keeps the manifest's order among equals.
-        groups.sort_by_key(|g| number_of.get(&g.name).copied().unwrap_or(usize::MAX));
+        groups.sort_by_key(|g| {
+            let key = g.cards.first().map(|c| key(c.record));
+            key.and_then(|k| number_of.get(&k).copied())
+                .unwrap_or(usize::MAX)
+        });
+        // One command-line prompt is "the" prompt from the command line; of several, each
+        // is named by the start of its text.
+        let several = groups.iter().filter(|g| g.name.is_none()).count() > 1;
+        for group in groups.iter_mut().filter(|g| g.name.is_none()) {
+            group.heading = match group.cards.first() {
+                Some(card) if several => format!(
+                    "from the command line: \u{201c}{}\u{201d}",
+                    crate::units::excerpt(&card.record.prompt_text, 40)
+                ),
+                _ => "prompt from the command line".to_owned(),
+            };
+        }
         let mut section = None;
         for group in &mut groups {
             if group.section != section {
                 section = group.section;
-                group.opens_section = section;
+                // After a bare `##`, the prompts are in no section: a heading says so.
+                group.opens_section = Some(section.unwrap_or(super::dry_run::NO_SECTION));
             }
             group.cards.sort_by(|a, b| {
                 (a.record.index, &a.record.file).cmp(&(b.record.index, &b.record.file))
@@ -1146,8 +1179,10 @@ mod tests {
         assert_eq!(main.matches("<figure").count(), 5);
         assert_eq!(main.matches("loading=\"lazy\"").count(), 5);
         // The table of contents: every prompt with its count, linking to its section.
-        assert!(html.contains("<a href=\"#p-zebra\">zebra <span class=\"n\">2 images</span></a>"));
-        assert!(html.contains("<a href=\"#command-line\">prompt from the command line"));
+        assert!(html.contains("<a href=\"#p-zebra\" data-section=\"p-zebra\">zebra <span class=\"n\">2 images</span></a>"));
+        assert!(html.contains(
+            "<a href=\"#command-line\" data-section=\"command-line\">prompt from the command line"
+        ));
         // Shared prompt text is shown once per prompt, above its images.
         assert_eq!(main.matches("the text of zebra").count(), 1);
     }
@@ -1219,7 +1254,7 @@ mod tests {
         );
         assert!(
             html.contains(
-                "<a href=\"#p-a\" class=\"bad\">a <span class=\"n\">1 image, 1 failed</span></a>"
+                "<a href=\"#p-a\" data-section=\"p-a\" class=\"bad\">a <span class=\"n\">1 image, 1 failed</span></a>"
             ),
             "{html}"
         );
@@ -1375,14 +1410,43 @@ mod tests {
 
     #[test]
     fn differing_prompt_texts_are_shown_on_each_image() {
-        let a = record("image_01_hd.png", None, 1, Status::Made);
-        let mut b = record("image_02_hd.png", None, 2, Status::Made);
+        // A prompt reworded since its first image was made.
+        let a = record("image.fox.01.hd.png", Some("fox"), 1, Status::Made);
+        let mut b = record("image.fox.02.hd.png", Some("fox"), 2, Status::Made);
         b.prompt_text = "another fox".to_owned();
         let html = render("out", &[a, b]);
         let main = main_of(&html);
+        assert_eq!(main.matches("<section").count(), 1, "{main}");
         assert!(!main.contains("<p class=\"prompt\">"), "{main}");
         assert!(main.contains("<details><summary>prompt</summary><p>another fox</p></details>"));
-        assert!(main.contains("<summary>prompt</summary><p>the text of the command line</p>"));
+        assert!(main.contains("<summary>prompt</summary><p>the text of fox</p>"));
+    }
+
+    /// Prompts given on the command line have no name: each text is a section of its own,
+    /// which the filter can tell from the others.
+    #[test]
+    fn each_command_line_prompt_is_a_section_of_its_own() {
+        let a = record("image_01_hd.png", None, 1, Status::Made);
+        let mut b = record("image_02_hd.png", None, 1, Status::Made);
+        b.prompt_text = "a red fox in snow".to_owned();
+        let mut c = record("image_03_hd.png", None, 2, Status::Made);
+        c.prompt_text = "a red fox in snow".to_owned();
+        let html = render("out", &[a, b, c]);
+        let main = main_of(&html);
+        let sections: Vec<&str> = main.split("<section id=\"").skip(1).collect();
+        assert_eq!(sections.len(), 2, "{main}");
+        assert!(sections[0].starts_with("command-line\""), "{}", sections[0]);
+        assert!(sections[0].contains("<p class=\"prompt\">the text of the command line</p>"));
+        assert!(
+            sections[1].starts_with("command-line-2\""),
+            "{}",
+            sections[1]
+        );
+        assert!(sections[1].contains("<p class=\"prompt\">a red fox in snow</p>"));
+        assert_eq!(sections[1].matches("<figure").count(), 2);
+        assert!(html.contains(
+            "<a href=\"#command-line-2\" data-section=\"command-line-2\">from the command line: \u{201c}a red fox in snow\u{201d}"
+        ), "{html}");
     }
 
     #[test]
@@ -1486,7 +1550,7 @@ mod tests {
             "<b>1</b> made · <b>0</b> failed · <b class=\"warn\">1</b> in a format genimg does not recognise · cost <b>$0.422</b>"
         ), "{html}");
         assert!(html.contains(
-            "<a href=\"#p-cat\" class=\"bad\">cat <span class=\"n\">1 image, 1 unrecognised</span></a>"
+            "<a href=\"#p-cat\" data-section=\"p-cat\" class=\"bad\">cat <span class=\"n\">1 image, 1 unrecognised</span></a>"
         ), "{html}");
 
         // Gone from the disk, it is missing like any file.

@@ -159,6 +159,9 @@ pub fn document<'a>(
     } else {
         1.0
     };
+    let estimate = Estimate::new(plan, survey);
+    // Each image's share of its prompt's amount: they add up to it.
+    let shares = estimate.per_image(plan, |i| survey.is_todo(i), price);
     let images = plan
         .jobs
         .iter()
@@ -192,7 +195,7 @@ pub fn document<'a>(
                 }
             } else if summary.is_none() && survey.is_todo(i) {
                 Detail::ToMake {
-                    estimate_usd: job.prompt.estimate.map(|usd| round_usd(usd * price)),
+                    estimate_usd: shares[i],
                 }
             } else {
                 Detail::Nothing {}
@@ -209,7 +212,6 @@ pub fn document<'a>(
         })
         .collect();
 
-    let estimate = Estimate::new(plan, survey);
     Document {
         genimg: env!("CARGO_PKG_VERSION"),
         dry_run: summary.is_none(),

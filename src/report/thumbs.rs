@@ -250,12 +250,26 @@ fn make_one(dir: &Path, source: &Source, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The bytes of the regular file at `path`, if it holds at most [`MAX_SOURCE_BYTES`]. A path
+/// comes from the manifest, which may name anything: a device or a FIFO is refused without
+/// reading (or waiting on) it, and no more than the limit is ever read.
 fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
-    let len = std::fs::metadata(path)?.len();
-    if len > MAX_SOURCE_BYTES {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading would wait for a writer.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
         return Err(io::Error::other("too large to decode for a thumbnail"));
     }
-    std::fs::read(path)
+    Ok(bytes)
 }
 
 /// An image's bytes (PNG, JPEG, WebP, or a GIF's first frame) as a JPEG thumbnail at most
@@ -328,6 +342,37 @@ mod tests {
         out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
         out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
         out
+    }
+
+    /// A manifest may name any path as a reference: a device or a FIFO is refused at once,
+    /// never read forever or waited on.
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read_and_never_more_than_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [Path::new("/dev/zero"), fifo.as_path()] {
+            let error = read_limited(path).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "not a regular file",
+                "{}",
+                path.display()
+            );
+        }
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_SOURCE_BYTES + 1)
+            .unwrap();
+        assert!(read_limited(&big).is_err());
+        std::fs::write(dir.path().join("small"), b"abc").unwrap();
+        assert_eq!(read_limited(&dir.path().join("small")).unwrap(), b"abc");
     }
 
     #[test]

@@ -1211,6 +1211,18 @@ fn json_shows_pending_images_and_batch_prices() {
         .map(|i| i["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["pending", "pending"], "{doc}");
+    // A dry run's total counts them as pending, not as already there.
+    let text = genimg(&ws, None)
+        .args(["--input", "p.txt", "-o", "out", "--dry-run"])
+        .run();
+    assert!(
+        text.stdout.contains(
+            "Total: 2 image(s) of 2 prompt(s): 0 to make, 0 already there, 2 pending in a \
+             batch; 0 request(s)."
+        ),
+        "{}",
+        text.stdout
+    );
 
     let dry = |extra: &[&str]| {
         let run = genimg(&ws, None)

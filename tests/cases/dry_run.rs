@@ -439,6 +439,19 @@ fn json_amounts_are_rounded_as_the_text_shows_them() {
         Some(amounts(total_line)[0]),
         "the JSON's total is the text's: {total_line}"
     );
+    // Each prompt's images add up to the amount its line shows, to the tenth of a cent.
+    let mills = |usd: f64| (usd * 1000.0).round() as i64;
+    for name in ["fox", "owl", "tall"] {
+        let shown = amounts(prompt_line(&text, name))[0];
+        let images: i64 = doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["prompt"] == name)
+            .map(|i| mills(i["estimate_usd"].as_f64().unwrap()))
+            .sum();
+        assert_eq!(images, mills(shown), "{name}: {doc}");
+    }
 
     // What a real run cost, too: the fake bills $0.21097 an image.
     let server = FakeServer::start();

@@ -912,6 +912,57 @@ done(lines);
     );
 }
 
+/// Prompts from the command line are told apart (each text a section the filter can find),
+/// and a prompt of a non-ASCII name has its chip hidden with its section.
+#[test]
+fn the_filter_tells_command_line_prompts_and_non_ascii_names_apart() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    for prompt in ["a watercolor astronaut", "a red fox in snow"] {
+        let run = genimg(&ws, Some(&server))
+            .args([prompt, "-o", "refs", "-n", "2"])
+            .run();
+        assert_code(&run, 0);
+    }
+    ws.write("p.txt", "# 猫\na cat on a mat\n");
+    let run = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "refs", "-n", "1"])
+        .run();
+    assert_code(&run, 0);
+    let page = scenario(
+        &ws.join("refs"),
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+var filter = document.getElementById("filter");
+function shown(words) {
+  filter.value = words;
+  filter.dispatchEvent(new Event("input"));
+  var ids = [], chips = [];
+  document.querySelectorAll("main section").forEach(function (s) { if (!s.hidden) ids.push(s.id); });
+  document.querySelectorAll("nav a").forEach(function (a) { if (!a.hidden) chips.push(a.dataset.section); });
+  return words + " => " + ids.join(",") + " | " + chips.join(",");
+}
+done([shown("fox"), shown("astronaut"), shown("cat"), shown("")]);
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    assert_eq!(
+        result.lines().collect::<Vec<_>>(),
+        [
+            "fox => command-line-2 | command-line-2",
+            "astronaut => command-line | command-line",
+            "cat => p-猫 | p-猫",
+            " => command-line,command-line-2,p-猫 | command-line,command-line-2,p-猫",
+        ],
+        "{result}"
+    );
+}
+
 #[test]
 fn a_pick_survives_a_reload_and_is_exported_as_picks_txt_and_a_shell_line() {
     if !chromium_available() {

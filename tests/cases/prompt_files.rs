@@ -185,7 +185,7 @@ fn comments_and_sections_shape_the_file_but_never_the_prompts() {
     let ws = Workspace::new();
     ws.write(
         "slides.txt",
-        "// Deck for the launch\n## Title slides\n# hero\nA hero shot of a mug\n// TODO: warmer?\n\n## Diagrams\n# flow\nA flow chart\n",
+        "// Deck for the launch\n## Title slides\n# hero\nA hero shot of a mug\n// TODO: warmer?\n\n## Diagrams\n# flow\nA flow chart\n##\n# extra\nAn extra slide\n",
     );
     let dry = genimg(&ws, None)
         .args(["--input", "slides.txt", "-o", "out", "--dry-run"])
@@ -196,8 +196,11 @@ fn comments_and_sections_shape_the_file_but_never_the_prompts() {
     let hero = dry.stdout.find("\n  hero  ").expect("the hero");
     let diagrams = dry.stdout.find("## Diagrams").expect("a heading");
     let flow = dry.stdout.find("\n  flow  ").expect("the flow");
+    // A bare `##` ends the section: what follows is in none, and said so.
+    let none = dry.stdout.find("## (no section)").expect("a heading");
+    let extra = dry.stdout.find("\n  extra  ").expect("the extra");
     assert!(
-        title < hero && hero < diagrams && diagrams < flow,
+        title < hero && hero < diagrams && diagrams < flow && flow < none && none < extra,
         "{}",
         dry.stdout
     );
@@ -208,7 +211,10 @@ fn comments_and_sections_shape_the_file_but_never_the_prompts() {
     assert_code(&run, 0);
     let mut prompts = server.prompts();
     prompts.sort();
-    assert_eq!(prompts, ["A flow chart", "A hero shot of a mug"]);
+    assert_eq!(
+        prompts,
+        ["A flow chart", "A hero shot of a mug", "An extra slide"]
+    );
     let records = ws.manifest("out");
     let section_of = |file: &str| {
         records
@@ -219,6 +225,7 @@ fn comments_and_sections_shape_the_file_but_never_the_prompts() {
     };
     assert_eq!(section_of("image.hero.01.hd.png"), "Title slides");
     assert_eq!(section_of("image.flow.01.hd.png"), "Diagrams");
+    assert!(section_of("image.extra.01.hd.png").is_null());
     let gallery = String::from_utf8(ws.read("out/index.html")).unwrap();
     let title = gallery
         .find("<h2 class=\"part\">Title slides</h2>")
@@ -226,5 +233,9 @@ fn comments_and_sections_shape_the_file_but_never_the_prompts() {
     let diagrams = gallery
         .find("<h2 class=\"part\">Diagrams</h2>")
         .expect("a heading");
-    assert!(title < diagrams);
+    let none = gallery
+        .find("<h2 class=\"part\">(no section)</h2>")
+        .expect("a heading");
+    let extra = gallery.find("id=\"p-extra\"").expect("the extra");
+    assert!(title < diagrams && diagrams < none && none < extra);
 }
