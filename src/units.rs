@@ -108,6 +108,15 @@ pub fn pad(text: &str, width: usize) -> String {
     format!("{text}{}", " ".repeat(width.saturating_sub(columns(text))))
 }
 
+/// A URL as genimg shows it (in a dry run, in logs): without the user name and password a
+/// base URL may carry, which are secrets.
+pub fn shown_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
 /// The start of a prompt on one line, for listings: within `max` columns.
 pub fn excerpt(text: &str, max: usize) -> String {
     fit(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
@@ -164,6 +173,12 @@ mod tests {
         assert_eq!(excerpt("🦊🦊🦊🦊", 5), "🦊🦊…");
         assert_eq!(pad("港口", 6), "港口  ");
         assert_eq!(fit("abc", 3), "abc");
+    }
+
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        let url = url::Url::parse("https://user:sk-secret@proxy.example/v1/").unwrap();
+        assert_eq!(shown_url(&url), "https://proxy.example/v1/");
     }
 
     #[test]

@@ -441,7 +441,10 @@ impl Transport {
         partial: Option<&PartialSink>,
     ) -> Result<RawAnswer, ApiError> {
         let sent = std::time::Instant::now();
-        tracing::debug!(url = %request.url, "sending an image request");
+        tracing::debug!(
+            url = %crate::units::shown_url(&request.url),
+            "sending an image request"
+        );
         let builder = self
             .http
             .post(request.url)
@@ -666,7 +669,7 @@ impl Transport {
         url: Url,
         body: CallBody,
     ) -> Result<Reply, ApiError> {
-        tracing::debug!(%method, url = %url, "calling the API");
+        tracing::debug!(%method, url = %crate::units::shown_url(&url), "calling the API");
         let builder = self
             .http
             .request(method, url)

@@ -178,17 +178,13 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
     for id in config.providers() {
         if let Some(p) = plan.prompts.iter().find(|p| p.spec.provider == id) {
             let endpoint = config.endpoint_for(id);
-            urls.push(
-                endpoint
-                    .provider()
-                    .describe(&endpoint.base_url, &p.spec)
-                    .0
-                    .to_string(),
-            );
+            urls.push(crate::units::shown_url(
+                &endpoint.provider().describe(&endpoint.base_url, &p.spec).0,
+            ));
         }
     }
     if urls.is_empty() {
-        urls.push(config.endpoint.base_url.to_string());
+        urls.push(crate::units::shown_url(&config.endpoint.base_url));
     }
     let url = urls.join(" and POST ");
     let _ = writeln!(

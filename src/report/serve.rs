@@ -65,7 +65,8 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 
 /// Whether a request comes from the page as this server shows it: its `Host` is this
 /// server's own address, and an `Origin`, if it sends one, is too. A web page elsewhere (or
-/// one that rebinds its name to 127.0.0.1) sends another: it may neither read nor write.
+/// one that rebinds its name to 127.0.0.1) sends another: it may neither read nor write, nor
+/// embed the folder's images to learn what it holds (a browser says so in `Sec-Fetch-Site`).
 fn from_the_page(req: &Request<Incoming>, port: u16) -> bool {
     let own =
         |host: &str| host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}");
@@ -76,7 +77,9 @@ fn from_the_page(req: &Request<Incoming>, port: u16) -> bool {
             .strip_prefix("http://")
             .is_some_and(|rest| own(rest.trim_end_matches('/')))
     });
-    host_ok && origin_ok
+    let site_ok =
+        header("sec-fetch-site").is_none_or(|site| matches!(site, "same-origin" | "none"));
+    host_ok && origin_ok && site_ok
 }
 
 async fn answer(
@@ -142,9 +145,10 @@ async fn answer(
 /// there (the trash, batches, partial images) is not the page's to read.
 const SHOWN_FROM_GENIMG: [&str; 2] = [super::thumbs::DIR, crate::store::sink::UNRECOGNISED_DIR];
 
-/// The file a request path names inside `root` (canonical), if it is one: `/` is the
-/// gallery; `..`, empty segments, anything that resolves outside `root` and genimg's own
-/// files but those the page shows are refused.
+/// The file a request path names inside `root` (canonical), if it is one the page shows:
+/// `/` is the gallery; then images, `picks.txt`, and of genimg's own files the thumbnails
+/// and unrecognised answers. `..`, empty segments, anything that resolves outside `root`
+/// and any other file (a `.env` beside the images) are refused.
 fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     let mut file = root.to_owned();
     let trimmed = path.trim_start_matches('/');
@@ -167,10 +171,18 @@ fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     // A link inside the folder may point out of it: where it leads decides.
     let real = file.canonicalize().ok()?;
     let inside = real.strip_prefix(root).ok()?;
-    if inside.starts_with(".genimg") && !SHOWN_FROM_GENIMG.iter().any(|d| inside.starts_with(d)) {
-        return None;
-    }
-    real.is_file().then_some(real)
+    let shown = if inside.starts_with(".genimg") {
+        SHOWN_FROM_GENIMG.iter().any(|d| inside.starts_with(d))
+    } else {
+        real == page
+            || inside == Path::new(PICKS)
+            || inside
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| crate::format::ImageFormat::from_extension(&e.to_ascii_lowercase()))
+                .is_some()
+    };
+    (shown && real.is_file()).then_some(real)
 }
 
 /// Writes the picks to `root/picks.txt` whole (through a temporary file).
@@ -242,7 +254,21 @@ mod tests {
             ),
             Some(root.join(".genimg/unrecognised/u.bin"))
         );
+        std::fs::write(root.join(".env"), b"OPENAI_API_KEY=sk-x").unwrap();
+        std::fs::write(root.join("notes.txt"), b"mine").unwrap();
+        std::fs::write(root.join("picks.txt"), b"a.png\n").unwrap();
+        std::fs::write(root.join("B.JPG"), b"x").unwrap();
+        assert_eq!(
+            file_of(&root, &root.join("index.html"), "/picks.txt"),
+            Some(root.join("picks.txt"))
+        );
+        assert_eq!(
+            file_of(&root, &root.join("index.html"), "/B.JPG"),
+            Some(root.join("B.JPG"))
+        );
         for bad in [
+            "/.env",
+            "/notes.txt",
             "/.genimg/trash/20260101T000000Z/a.png",
             "/.genimg/partials/p.png",
             "/../etc/passwd",

@@ -1156,6 +1156,20 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
         "{head}"
     );
     assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+    // Only what the page shows: not a file of the user's beside the images.
+    ws.write("out/.env", "OPENAI_API_KEY=sk-not-for-the-web");
+    let env = get("/.env");
+    assert!(env.starts_with("HTTP/1.1 404"), "{env}");
+    assert!(!env.contains("sk-not"), "{env}");
+    // Another site embedding the folder's images (the browser says it is cross-site).
+    let embedded = raw_http(
+        &addr,
+        &format!(
+            "GET /image_01_hd.png HTTP/1.1\r\nHost: {addr}\r\nSec-Fetch-Site: cross-site\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    );
+    assert!(embedded.starts_with("HTTP/1.1 403"), "{embedded}");
     // Not the trash, nor anything else of genimg's own the page does not show.
     ws.write(
         "out/.genimg/trash/20260101T000000Z/image_01_hd.png",

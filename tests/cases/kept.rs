@@ -524,6 +524,32 @@ fn with_no_room_anywhere_the_failure_says_so_and_leaves_nothing_behind() {
     assert_eq!(ws.files("out/image_01_hd.png"), Vec::<String>::new());
 }
 
+/// A password in a base URL (a proxy's) is a secret too: a dry run shows the endpoint
+/// without it.
+#[test]
+fn credentials_in_a_base_url_show_nowhere() {
+    let ws = Workspace::new();
+    for verbosity in [&[][..], &["-v"][..]] {
+        let run = genimg(&ws, None)
+            .args(["a cat", "-o", "out", "--dry-run"])
+            .args(["--base-url", "https://user:pa55-secret@proxy.example/v1"])
+            .args(verbosity)
+            .run();
+        assert_code(&run, 0);
+        assert!(
+            run.stdout
+                .contains("Endpoint POST https://proxy.example/v1/images/generations"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            !run.all_output().contains("pa55-secret"),
+            "{}",
+            run.all_output()
+        );
+    }
+}
+
 #[test]
 fn the_key_shows_nowhere_though_the_server_echoes_it_everywhere() {
     // A server that echoes the key back: in `x-request-id` and another header, in the
