@@ -193,6 +193,25 @@ async fn make_images(
         let ledger = store::batches::Ledger::read(&config.dst_dir).unwrap_or_default();
         let taken = engine::batch::pending_hashes(&config.dst_dir, &ledger);
         plan.make_room(&history, &taken);
+        // Images with no record (the seed's, or made before the manifest) count as this
+        // prompt's, as a seed re-run expects; a different prompt would make nothing: said.
+        let unrecorded = plan.unrecorded(&history);
+        if !unrecorded.is_empty() && config.existing != config::Existing::Overwrite {
+            let more = match unrecorded.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            reporter.event(Event::Warning {
+                text: &format!(
+                    "{}{more} in {} has no record in {} (made before it): taken as this \
+                     prompt's image and kept. If it is another prompt's, give this one a name \
+                     of its own: --name NAME",
+                    unrecorded[0],
+                    config.dst_dir.display(),
+                    store::manifest::FILE_NAME,
+                ),
+            });
+        }
     }
     if config.dry_run {
         let survey = store::survey(&plan, config.existing)?;
@@ -308,7 +327,10 @@ async fn make_images(
         ipm: config.ipm,
         max_wait: config.max_wait,
     });
-    let summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
+    let mut summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
+    // Pending in a batch: left out, not there.
+    summary.pending = survey.pending_count();
+    summary.skipped = summary.skipped.saturating_sub(summary.pending);
     Ok(finish_run(config, &plan, &survey, summary, &context.sink, &reporter).await)
 }
 
@@ -562,6 +584,7 @@ async fn make_batch(
     // Already on disk before this run; not the pending ones, nor those refused before
     // (said above), nor those this run collected (counted as made).
     summary.skipped = on_disk;
+    summary.refused_before = refused_again;
     summary.elapsed = started.elapsed();
     Ok(finish_run(config, &plan, &survey, summary, &batcher.sink, &reporter).await)
 }

@@ -116,6 +116,12 @@ pub struct Summary {
     pub failed: Vec<Failure>,
     /// Already in the destination, so not requested.
     pub skipped: usize,
+    /// Not requested because they are pending in a batch (a live run does not buy them
+    /// again): not there yet, so the run does not end in success.
+    pub pending: usize,
+    /// Not requested because the service refused them in a batch before (a `--batch` run
+    /// does not ask again): not there, so the run does not end in success.
+    pub refused_before: usize,
     /// Kept although their request changed since they were made (see `--overwrite`).
     pub stale: Vec<String>,
     /// Never finished because the run stopped early (Ctrl-C or a fatal error). The images
@@ -286,7 +292,10 @@ impl Outcome {
             Outcome::Ran(s) if s.interrupted => s
                 .interrupted_by
                 .map_or(Status::Interrupted, StopSignal::status),
-            Outcome::Ran(s) if !s.failed.is_empty() => Status::SomeFailed,
+            // Every image asked for exists only when none failed and none was left out.
+            Outcome::Ran(s) if !s.failed.is_empty() || s.pending + s.refused_before > 0 => {
+                Status::SomeFailed
+            }
             Outcome::Ran(_) => Status::Success,
         }
     }

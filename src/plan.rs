@@ -222,6 +222,16 @@ impl Plan {
         }
     }
 
+    /// The images this run would make that are on the disk with no record in the manifest
+    /// (`history`): made by the seed script, or before the manifest.
+    pub fn unrecorded(&self, history: &crate::store::manifest::History) -> Vec<&str> {
+        self.jobs
+            .iter()
+            .map(|j| j.file_name.as_str())
+            .filter(|f| history.made_from(f).is_none() && self.dst_dir.join(f).is_file())
+            .collect()
+    }
+
     /// Whether `file` is an image of this run's prompts, by its name and, for a prompt from
     /// the command line, by the manifest: another one-off prompt's image has the same kind of
     /// name, but is not ours (`--from-scratch` must leave it alone).

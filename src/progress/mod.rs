@@ -476,6 +476,16 @@ pub fn closing_text(s: &Summary, verbosity: Verbosity, models: &[&str]) -> Strin
             ),
             ("failed", totals.failed.to_string(), String::new()),
             (
+                "pending",
+                s.pending.to_string(),
+                "in a batch, not bought again: `genimg batch collect` fetches them".to_owned(),
+            ),
+            (
+                "not asked",
+                s.refused_before.to_string(),
+                "refused by the service before: reword them, or --overwrite".to_owned(),
+            ),
+            (
                 "not made",
                 totals.not_made.to_string(),
                 "run again to make them".to_owned(),

@@ -1194,6 +1194,41 @@ fn batch_with_azure_is_refused_before_any_request() {
     assert!(server.requests().is_empty());
 }
 
+/// A live run leaves out the images pending in a batch (never bought twice), and says so:
+/// they are not there yet, so it does not end in success. Once collected, they are.
+#[test]
+fn a_live_run_leaves_pending_images_to_their_batch_and_does_not_call_it_success() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("p.txt", FOX_OWL);
+    assert_code(&batch_run(&ws, &server, 1, &["--no-wait"]), 0);
+    let live = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-n", "1"])
+        .run();
+    assert_code(&live, 1);
+    assert!(server.image_requests().is_empty(), "nothing bought twice");
+    assert!(
+        live.stderr
+            .contains("2 image(s) are pending in a batch of out"),
+        "{}",
+        live.stderr
+    );
+    assert!(
+        live.stderr
+            .contains("  pending        2  in a batch, not bought again"),
+        "{}",
+        live.stderr
+    );
+    assert!(!live.stderr.contains("skipped"), "{}", live.stderr);
+    let collect = batch_command(&ws, &server, "collect", &[&["--wait"][..], &POLL].concat());
+    assert_code(&collect, 0);
+    let again = genimg(&ws, Some(&server))
+        .args(["--input", "p.txt", "-o", "out", "-n", "1"])
+        .run();
+    assert_code(&again, 0);
+    assert!(server.image_requests().is_empty());
+}
+
 /// `--json` says which images are pending in a batch, and a dry run's estimate is at the
 /// prices the run would pay.
 #[test]

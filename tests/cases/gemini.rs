@@ -1092,7 +1092,14 @@ fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run()
         again.args(args).args(BATCH),
         std::time::Duration::from_secs(30),
     );
-    assert_code(&run, 0);
+    // The refused image is not there: not a success, and the summary says why.
+    assert_code(&run, 1);
+    assert!(
+        run.stderr
+            .contains("not asked      1  refused by the service before"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(gemini.batches_created(), 2);
     let second: Vec<String> = gemini
         .batch_lines()

@@ -369,6 +369,57 @@ fn raising_the_count_past_99_keeps_the_images_already_made() {
     assert_summary(&run, &[("made", "98"), ("skipped", "2")]);
 }
 
+/// In a folder made before the manifest (the seed script's), images with no record count as
+/// the prompt's own, as the seed's re-runs always did: kept, and said, with the way to make
+/// a different prompt's images beside them.
+#[test]
+fn images_with_no_record_are_taken_as_the_prompts_own_and_said() {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    ws.write("seed/image_01_hd.png", images::png(1));
+    ws.write("seed/image_02_hd.png", images::png(2));
+    let run = genimg(&ws, Some(&server))
+        .args(["a red fox in snow", "-o", "seed", "-n", "2"])
+        .run();
+    assert_code(&run, 0);
+    assert!(server.image_requests().is_empty());
+    assert!(
+        run.stderr.contains(
+            "image_01_hd.png and 1 more in seed has no record in genimg.jsonl (made before it): \
+             taken as this prompt's image and kept. If it is another prompt's, give this one a \
+             name of its own: --name NAME"
+        ),
+        "{}",
+        run.stderr
+    );
+    // The dry run says it too.
+    let dry = genimg(&ws, None)
+        .args(["a red fox in snow", "-o", "seed", "-n", "2", "--dry-run"])
+        .run();
+    assert!(
+        dry.stderr.contains("has no record in genimg.jsonl"),
+        "{}",
+        dry.stderr
+    );
+    // Named, the prompt makes its own beside them.
+    let named = genimg(&ws, Some(&server))
+        .args([
+            "a red fox in snow",
+            "-o",
+            "seed",
+            "-n",
+            "2",
+            "--name",
+            "fox",
+        ])
+        .run();
+    assert_code(&named, 0);
+    assert!(!named.stderr.contains("no record"), "{}", named.stderr);
+    assert_eq!(server.image_requests().len(), 2);
+    assert_eq!(ws.read("seed/image_01_hd.png"), images::png(1));
+    assert!(ws.join("seed/image.fox.02.hd.png").is_file());
+}
+
 /// A second one-off prompt into the same folder never takes the first one's names: its
 /// images get the next free numbers, a re-run of either resumes its own, `--overwrite`
 /// remakes only its own, and `--name` names a one-off prompt as a file's prompt is named.
