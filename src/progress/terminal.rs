@@ -1,6 +1,7 @@
 //! Live progress on a terminal (indicatif): an overall bar with done/total, failures, the
-//! running cost and the ETA, and under it one line per request in flight with its prompt, the
-//! time it has taken, and any retry or wait. Everything else an event says is printed above
+//! running cost, the requests on the wire and the ETA, and under it one line per image being
+//! made (from its first request until it is saved or failed) with its prompt, the time it has
+//! taken, and any retry, wait or save. Everything else an event says is printed above
 //! the bars, as the plain reporter would print it.
 
 use std::collections::HashMap;
@@ -36,10 +37,12 @@ pub struct TerminalReporter {
     verbosity: Verbosity,
     multi: MultiProgress,
     overall: ProgressBar,
-    /// The line of each request in flight, by file name.
+    /// The line of each image from its first request until it is saved or failed, by file
+    /// name.
     lines: Mutex<HashMap<String, ProgressBar>>,
-    /// The requests of those lines that wait to be sent again: not on the wire.
-    retrying: Mutex<std::collections::HashSet<String>>,
+    /// The requests of those lines on the wire: sent and not yet answered. Not those that
+    /// wait to be sent again, nor those whose answer is being checked and saved.
+    on_wire: Mutex<std::collections::HashSet<String>>,
     /// Whether the overall bar shows an ETA: once an image is made.
     eta_shown: std::sync::atomic::AtomicBool,
     /// Failures and the cost so far, for the overall bar.
@@ -71,7 +74,7 @@ impl TerminalReporter {
             multi,
             overall,
             lines: Mutex::new(HashMap::new()),
-            retrying: Mutex::new(std::collections::HashSet::new()),
+            on_wire: Mutex::new(std::collections::HashSet::new()),
             eta_shown: std::sync::atomic::AtomicBool::new(false),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
@@ -115,7 +118,12 @@ impl TerminalReporter {
             line.finish_and_clear();
             self.multi.remove(&line);
         }
-        self.retrying
+        self.off_the_wire(file_name);
+    }
+
+    /// The request of `file_name` is not on the wire (any more).
+    fn off_the_wire(&self, file_name: &str) {
+        self.on_wire
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(file_name);
@@ -144,18 +152,8 @@ impl TerminalReporter {
     /// The overall bar's message: the cost so far, failures, and the requests in flight.
     fn refresh(&self) {
         let (failed, cost) = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        // On the wire: not those waiting for a retry.
-        let in_flight = self
-            .lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-            .saturating_sub(
-                self.retrying
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .len(),
-            );
+        // On the wire: not those waiting for a retry, nor those answered and being saved.
+        let in_flight = self.on_wire.lock().unwrap_or_else(|e| e.into_inner()).len();
         let failures = match failed {
             0 => String::new(),
             n => format!(" · {n} failed"),
@@ -188,10 +186,10 @@ impl Reporter for TerminalReporter {
                 self.tell(&event);
             }
             Event::Sending { job, attempt } => {
-                self.retrying
+                self.on_wire
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&job.file_name);
+                    .insert(job.file_name.clone());
                 // The prompt and the image's number; the file name too with -v.
                 let mut message = Self::label(job);
                 if self.verbosity >= Verbosity::Verbose {
@@ -216,6 +214,27 @@ impl Reporter for TerminalReporter {
                     }
                 }
                 drop(lines);
+                self.refresh();
+            }
+            Event::Answered { job, image } => {
+                self.off_the_wire(&job.file_name);
+                // The line stays until the image is saved; an error's line says next whether
+                // it is retried or failed.
+                if *image {
+                    let mut message = Self::label(job);
+                    if self.verbosity >= Verbosity::Verbose {
+                        message.push_str(&format!(" ({})", job.file_name));
+                    }
+                    message.push_str(" · saving");
+                    if let Some(line) = self
+                        .lines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&job.file_name)
+                    {
+                        line.set_message(message);
+                    }
+                }
                 self.refresh();
             }
             Event::Partial { job, index, total } => {
@@ -252,10 +271,7 @@ impl Reporter for TerminalReporter {
                 counted,
                 ..
             } => {
-                self.retrying
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(job.file_name.clone());
+                self.off_the_wire(&job.file_name);
                 self.refresh();
                 if let Some(line) = self
                     .lines
@@ -466,6 +482,72 @@ mod tests {
             screen.contains("ETA"),
             "an ETA once an image is done: {screen}"
         );
+    }
+
+    #[test]
+    fn a_request_answered_and_not_yet_saved_is_not_in_flight() {
+        let term = InMemoryTerm::new(12, 120);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
+        let plan = plan();
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        for job in &plan.jobs {
+            r.event(Event::Started { job });
+            r.event(Event::Sending { job, attempt: 1 });
+        }
+        let screen = settled(&r, &term, |s| s.contains("2 in flight"));
+        assert!(screen.contains("· 2 in flight"), "{screen}");
+
+        // The answer arrived: its image is being checked, written and recorded.
+        r.event(Event::Answered {
+            job: &plan.jobs[0],
+            image: true,
+        });
+        let screen = settled(&r, &term, |s| {
+            s.contains("saving") && s.contains("1 in flight")
+        });
+        assert!(
+            screen.contains("fox #1 · saving"),
+            "its line stays: {screen}"
+        );
+        assert!(
+            screen.contains("· 1 in flight"),
+            "an answered request is not on the wire: {screen}"
+        );
+
+        // An error answer: no longer on the wire either, until it is sent again.
+        r.event(Event::Answered {
+            job: &plan.jobs[1],
+            image: false,
+        });
+        let screen = settled(&r, &term, |s| s.contains("0 in flight"));
+        assert!(screen.contains("· 0 in flight"), "{screen}");
+        assert!(screen.contains("fox #2"), "{screen}");
+        r.event(Event::Sending {
+            job: &plan.jobs[1],
+            attempt: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1 in flight"));
+        assert!(screen.contains("fox #2, attempt 2"), "{screen}");
+        assert!(screen.contains("· 1 in flight"), "sent again: {screen}");
+
+        r.event(Event::Saved {
+            made: &made(&plan.jobs[0]),
+            done: 1,
+            total: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1"));
+        assert!(
+            !screen.contains("fox #1"),
+            "the line went once saved: {screen}"
+        );
+        assert!(screen.contains("· 1 in flight"), "{screen}");
     }
 
     #[test]
