@@ -832,13 +832,20 @@ mod tests {
         })
     }
 
-    fn prompt_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
-        let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
-        // A text line never starts with `#`; the first and last lines have something on them.
-        let solid = "[^#/\r\n\\s][^\r\n]{0,30}";
-        let any_line = prop_oneof!["", "[ \t]{0,3}", "[^#/\r\n][^\r\n]{0,30}"];
-        let text = (
-            solid,
+    /// The lines of a prompt's text. A text line never starts with `#` (a header or a
+    /// section) nor with `//` (a comment), but may start with one `/`, or with `//` after a
+    /// space (neither is a comment); the first and last lines have something on them.
+    fn text_lines_strategy() -> impl Strategy<Value = Vec<String>> {
+        let solid = prop_oneof!["[^#/\r\n\\s][^\r\n]{0,30}", "/[^/\r\n\\s][^\r\n]{0,29}"];
+        let any_line = prop_oneof![
+            "",
+            "[ \t]{0,3}",
+            "[^#/\r\n][^\r\n]{0,30}",
+            "/[^/\r\n][^\r\n]{0,29}",
+            "[ \t]{1,2}//[^\r\n]{0,12}",
+        ];
+        (
+            solid.clone(),
             proptest::collection::vec(any_line, 0..4),
             proptest::option::of(solid),
         )
@@ -848,13 +855,104 @@ mod tests {
                     lines.extend(middle);
                     lines.push(last);
                 }
-                lines.join("\n")
-            });
+                lines
+            })
+    }
+
+    fn prompt_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
+        let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
+        let text = text_lines_strategy().prop_map(|lines| lines.join("\n"));
         proptest::collection::vec((name, text), 1..6).prop_map(|mut v| {
             let mut seen = std::collections::HashSet::new();
             v.retain(|(n, _)| seen.insert(n.to_lowercase()));
             v
         })
+    }
+
+    /// A prompt file as a person writes one: prompts under `## Title` sections (and back
+    /// under none after a bare `##`), with `//` comments before everything, around section
+    /// lines and headers, between prompts and between the lines of a prompt's text.
+    #[derive(Debug, Clone)]
+    struct Commented {
+        file: String,
+        /// Each prompt's name, text and section, as the file means them.
+        prompts: Vec<(String, String, Option<String>)>,
+        /// The comment lines in the file.
+        comments: Vec<String>,
+    }
+
+    fn commented_strategy() -> impl Strategy<Value = Commented> {
+        let name = "[A-Za-z0-9_][A-Za-z0-9_-]{0,15}";
+        let title = proptest::option::of("[A-Za-z][A-Za-z0-9 #/]{0,12}[A-Za-z0-9]");
+        // `## Title`, `##Title`, `###  Title ` all start the section `Title`; `##` and
+        // `## ` end one.
+        let section_line = ("#{0,2}", "[ \t]{0,2}", "[ \t]{0,2}");
+        let prompt = (
+            name,
+            text_lines_strategy(),
+            title,
+            section_line,
+            any::<bool>(),
+        );
+        let comment = proptest::option::weighted(0.4, "//[^\r\n]{0,20}");
+        (
+            proptest::collection::vec(prompt, 1..6),
+            proptest::collection::vec(comment, 1..48),
+        )
+            .prop_map(|(mut prompts, drawn)| {
+                let mut seen = std::collections::HashSet::new();
+                prompts.retain(|(n, ..)| seen.insert(n.to_lowercase()));
+                let blank = |l: &str| l.trim().is_empty();
+                // Whether a comment goes in each gap between lines, and which, in turn.
+                let mut gaps = drawn.iter().cycle();
+                let mut file: Vec<String> = Vec::new();
+                let mut comments = Vec::new();
+                // Writes the comment drawn for the next gap, if any: whether there was one.
+                let mut gap = |file: &mut Vec<String>, comments: &mut Vec<String>| {
+                    let comment = gaps.next().cloned().flatten();
+                    if let Some(comment) = &comment {
+                        file.push(comment.clone());
+                        comments.push(comment.clone());
+                    }
+                    comment.is_some()
+                };
+                gap(&mut file, &mut comments);
+                let mut section: Option<String> = None;
+                let mut expected = Vec::new();
+                for (name, lines, title, (hashes, lead, trail), restate) in prompts {
+                    if title != section || restate {
+                        file.push(match &title {
+                            Some(t) => format!("##{hashes}{lead}{t}{trail}"),
+                            None => format!("##{trail}"),
+                        });
+                        gap(&mut file, &mut comments);
+                        file.push(String::new());
+                        gap(&mut file, &mut comments);
+                        section = title.clone();
+                    }
+                    file.push(format!("# {name}"));
+                    gap(&mut file, &mut comments);
+                    // A comment after a blank line takes the blank line after it along (so
+                    // that commenting a paragraph out leaves the text as it was).
+                    let mut text: Vec<&str> = Vec::new();
+                    for (j, line) in lines.iter().enumerate() {
+                        let commented = j > 0 && gap(&mut file, &mut comments);
+                        file.push(line.clone());
+                        if !(commented && text.last().is_some_and(|l| blank(l)) && blank(line)) {
+                            text.push(line);
+                        }
+                    }
+                    gap(&mut file, &mut comments);
+                    file.push(String::new());
+                    gap(&mut file, &mut comments);
+                    expected.push((name, text.join("\n"), title));
+                }
+                Commented {
+                    file: file.join("\n"),
+                    prompts: expected,
+                    comments,
+                }
+            })
     }
 
     proptest! {
@@ -864,7 +962,7 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_text_never_panics_and_what_parses_round_trips(text in "(#[^\n]{0,8}\n|[^\n]{0,12}\n){0,12}") {
+        fn arbitrary_text_never_panics_and_what_parses_round_trips(text in "(#[^\n]{0,8}\n|##[^\n]{0,8}\n|//[^\n]{0,8}\n|[^\n]{0,12}\n){0,12}") {
             if let Ok(prompts) = parse(&text, "f") {
                 let again = parse(&render(&prompts), "f").unwrap();
                 let strip = |p: Vec<Prompt>| p.into_iter().map(|p| (p.name, p.text, p.section)).collect::<Vec<_>>();
@@ -893,6 +991,36 @@ mod tests {
             let got: Vec<(String, String, Option<String>)> =
                 parsed.into_iter().map(|p| (p.name, p.text, p.section)).collect();
             prop_assert_eq!(got, items);
+        }
+
+        /// `//` comments and `## Title` lines, wherever they are, are never a prompt nor part
+        /// of one: the prompts are those written, with their text and section, and they
+        /// survive a render.
+        #[test]
+        fn comments_and_sections_are_kept_out_of_prompts(c in commented_strategy()) {
+            let parsed = parse(&c.file, "f").unwrap();
+            for p in &parsed {
+                for line in p.text.split('\n') {
+                    prop_assert!(!line.starts_with("//"), "a comment in {}'s text: {:?}", p.name, line);
+                    prop_assert!(!line.starts_with('#'), "a header or section in {}'s text: {:?}", p.name, line);
+                }
+                prop_assert!(
+                    !c.comments.iter().any(|comment| p.name.contains(comment.as_str())),
+                    "a comment in a name: {}", p.name
+                );
+            }
+            let got: Vec<(String, String, Option<String>)> =
+                parsed.iter().map(|p| (p.name.clone(), p.text.clone(), p.section.clone())).collect();
+            prop_assert_eq!(&got, &c.prompts);
+            // What parses renders back to the same prompts, comments gone.
+            let again: Vec<(String, String, Option<String>)> = parse(&render(&parsed), "f")
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.name, p.text, p.section))
+                .collect();
+            prop_assert_eq!(&again, &c.prompts);
+            // And CRLF reads the same.
+            prop_assert_eq!(parse(&c.file.replace('\n', "\r\n"), "f").unwrap(), parsed);
         }
 
         #[test]

@@ -691,6 +691,12 @@ async fn make_image<S: ImageService>(
         shared.sending();
         let answer =
             shared.unless_unreachable(context.service.create_with(spec, partials.as_deref()).await);
+        // Off the wire before its slot is free, so that the display never counts more
+        // requests in flight than the slots allow.
+        context.reporter.event(Event::Answered {
+            job: &job,
+            image: answer.is_ok(),
+        });
         // Before the slot goes to a waiting request, so that it sees a halt or a pause.
         pace_after(&context, &shared, &job, sent, &answer);
         // What the answer billed counts before the slot goes too, so that the next request
@@ -1365,15 +1371,42 @@ mod tests {
         concurrency: Mutex<Vec<(usize, usize)>>,
         long_waits: Mutex<Vec<Duration>>,
         learned: Mutex<Vec<u32>>,
+        /// The requests on the wire as the events tell: sent and not yet answered.
+        on_wire: Mutex<std::collections::HashSet<String>>,
+        /// The most of them at once.
+        peak_on_wire: AtomicUsize,
+        answered: AtomicUsize,
+        /// Images saved or failed while their request was still on the wire, as the events
+        /// tell.
+        ended_on_wire: AtomicUsize,
+    }
+
+    impl Tally {
+        fn ended(&self, file_name: &str) {
+            if self.on_wire.lock().unwrap().remove(file_name) {
+                self.ended_on_wire.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
     impl Reporter for Tally {
         fn event(&self, event: Event<'_>) {
             match event {
-                Event::Saved { .. } => {
+                Event::Sending { job, .. } => {
+                    let mut on_wire = self.on_wire.lock().unwrap();
+                    on_wire.insert(job.file_name.clone());
+                    self.peak_on_wire.fetch_max(on_wire.len(), Ordering::SeqCst);
+                }
+                Event::Answered { job, .. } => {
+                    self.answered.fetch_add(1, Ordering::SeqCst);
+                    self.on_wire.lock().unwrap().remove(&job.file_name);
+                }
+                Event::Saved { made, .. } => {
+                    self.ended(&made.file_name);
                     self.saved.fetch_add(1, Ordering::SeqCst);
                 }
-                Event::Failed { .. } => {
+                Event::Failed { failure, .. } => {
+                    self.ended(&failure.file_name);
                     self.failed.fetch_add(1, Ordering::SeqCst);
                 }
                 Event::Retrying {
@@ -1509,6 +1542,37 @@ mod tests {
         assert_eq!(s.tally.saved.load(Ordering::SeqCst), 10);
         assert_eq!(s.images(), 10);
         assert!(!summary.interrupted);
+    }
+
+    /// The display counts in flight the requests sent and not answered: each answer is told
+    /// before its slot goes to another request, so the count never passes `-j`, and an image
+    /// being saved, or failed, is no longer counted.
+    #[tokio::test]
+    async fn each_answer_is_told_before_its_slot_goes_to_another_request() {
+        let s = setup(
+            "# a\nx\n# b\nplease refuse\n# c\ny\n",
+            4,
+            3,
+            Stand {
+                delay: Duration::from_millis(20),
+                ..Stand::default()
+            },
+        );
+        let summary = s.execute(&Stop::new()).await;
+        assert_eq!((summary.made.len(), summary.failed.len()), (8, 4));
+        assert_eq!(s.stand().peak.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            s.tally.peak_on_wire.load(Ordering::SeqCst),
+            3,
+            "on the wire as the events tell"
+        );
+        assert_eq!(s.tally.answered.load(Ordering::SeqCst), s.stand().calls());
+        assert_eq!(
+            s.tally.ended_on_wire.load(Ordering::SeqCst),
+            0,
+            "each image is answered before it is saved or failed"
+        );
+        assert!(s.tally.on_wire.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

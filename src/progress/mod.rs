@@ -43,6 +43,14 @@ pub enum Event<'a> {
         /// From 1; above 1 for a retry.
         attempt: u32,
     },
+    /// The answer to the job's request arrived, before its slot goes to the next request:
+    /// the request is no longer on the wire. An image is checked and saved now (`Saved` or
+    /// `Failed` follows); an error is retried (`Retrying`) or fails the image (`Failed`).
+    Answered {
+        job: &'a Job,
+        /// Whether the answer holds an image (else an error).
+        image: bool,
+    },
     /// A streamed answer brought a partial image of the job: `index` of `total` (from 1).
     Partial {
         job: &'a Job,
@@ -255,7 +263,7 @@ pub fn describe(event: &Event<'_>, verbosity: Verbosity) -> Option<(Verbosity, S
             },
         ),
         Event::Started { job } => (Verbose, format!("started {}", job.file_name)),
-        Event::Sending { .. } | Event::Partial { .. } => return None,
+        Event::Sending { .. } | Event::Answered { .. } | Event::Partial { .. } => return None,
         Event::Retrying {
             job,
             max_attempts,

@@ -1,6 +1,7 @@
 //! Live progress on a terminal (indicatif): an overall bar with done/total, failures, the
-//! running cost and the ETA, and under it one line per request in flight with its prompt, the
-//! time it has taken, and any retry or wait. Everything else an event says is printed above
+//! running cost, the requests on the wire and the ETA, and under it one line per image being
+//! made (from its first request until it is saved or failed) with its prompt, the time it has
+//! taken, and any retry, wait or save. Everything else an event says is printed above
 //! the bars, as the plain reporter would print it.
 
 use std::collections::HashMap;
@@ -18,10 +19,16 @@ use crate::units::usd;
 /// How often spinners and elapsed times move.
 const TICK: Duration = Duration::from_millis(120);
 
-/// The overall bar, before any image is done, and after: only then has the ETA a base.
-const OVERALL: &str = "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed}";
+/// The overall bar, before any image is done, and after: only then has the ETA a base. The
+/// bar takes the room the rest leaves, so that the line fits the terminal's width (a long
+/// wait has a line of its own, cut to the width).
+const OVERALL: &str = "{spinner} [{wide_bar:.cyan/blue}] {pos}/{len} {msg} · {elapsed}";
 const OVERALL_ETA: &str =
-    "{spinner} [{bar:30.cyan/blue}] {pos}/{len} {msg} · {elapsed} · ETA {eta}";
+    "{spinner} [{wide_bar:.cyan/blue}] {pos}/{len} {msg} · {elapsed} · ETA {eta}";
+/// The overall bar of a batch: the service's account of it, cut to the terminal's width.
+const BATCH: &str = "{spinner} [{bar:20.cyan/blue}] {pos}/{len} {wide_msg}";
+/// A request's line, and the line of a long wait: cut to the terminal's width.
+const LINE: &str = "  {spinner} {elapsed:>5} {wide_msg}";
 
 /// The one place bar styles are made.
 fn style(template: &str) -> ProgressStyle {
@@ -36,16 +43,19 @@ pub struct TerminalReporter {
     verbosity: Verbosity,
     multi: MultiProgress,
     overall: ProgressBar,
-    /// The line of each request in flight, by file name.
+    /// The line of each image from its first request until it is saved or failed, by file
+    /// name.
     lines: Mutex<HashMap<String, ProgressBar>>,
-    /// The requests of those lines that wait to be sent again: not on the wire.
-    retrying: Mutex<std::collections::HashSet<String>>,
+    /// The requests of those lines on the wire: sent and not yet answered. Not those that
+    /// wait to be sent again, nor those whose answer is being checked and saved.
+    on_wire: Mutex<std::collections::HashSet<String>>,
     /// Whether the overall bar shows an ETA: once an image is made.
     eta_shown: std::sync::atomic::AtomicBool,
     /// Failures and the cost so far, for the overall bar.
     tally: Mutex<(usize, f64)>,
-    /// A long wait the service asked for, and when it ends, for the overall bar.
-    waiting: Mutex<Option<(String, std::time::Instant)>>,
+    /// The line of a long wait the service asked for, under the overall bar, and when the
+    /// wait ends.
+    waiting: Mutex<Option<(ProgressBar, std::time::Instant)>>,
     said: Said,
 }
 
@@ -71,7 +81,7 @@ impl TerminalReporter {
             multi,
             overall,
             lines: Mutex::new(HashMap::new()),
-            retrying: Mutex::new(std::collections::HashSet::new()),
+            on_wire: Mutex::new(std::collections::HashSet::new()),
             eta_shown: std::sync::atomic::AtomicBool::new(false),
             tally: Mutex::new((0, 0.0)),
             waiting: Mutex::new(None),
@@ -115,7 +125,12 @@ impl TerminalReporter {
             line.finish_and_clear();
             self.multi.remove(&line);
         }
-        self.retrying
+        self.off_the_wire(file_name);
+    }
+
+    /// The request of `file_name` is not on the wire (any more).
+    fn off_the_wire(&self, file_name: &str) {
+        self.on_wire
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(file_name);
@@ -144,18 +159,8 @@ impl TerminalReporter {
     /// The overall bar's message: the cost so far, failures, and the requests in flight.
     fn refresh(&self) {
         let (failed, cost) = *self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        // On the wire: not those waiting for a retry.
-        let in_flight = self
-            .lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-            .saturating_sub(
-                self.retrying
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .len(),
-            );
+        // On the wire: not those waiting for a retry, nor those answered and being saved.
+        let in_flight = self.on_wire.lock().unwrap_or_else(|e| e.into_inner()).len();
         let failures = match failed {
             0 => String::new(),
             n => format!(" · {n} failed"),
@@ -164,16 +169,14 @@ impl TerminalReporter {
         if waiting
             .as_ref()
             .is_some_and(|(_, end)| *end <= std::time::Instant::now())
+            && let Some((line, _)) = waiting.take()
         {
-            *waiting = None;
+            line.finish_and_clear();
+            self.multi.remove(&line);
         }
-        let wait = waiting
-            .as_ref()
-            .map_or(String::new(), |(text, _)| format!(" · {text}"));
-        self.overall.set_message(format!(
-            "· {}{failures} · {in_flight} in flight{wait}",
-            usd(cost)
-        ));
+        drop(waiting);
+        self.overall
+            .set_message(format!("· {}{failures} · {in_flight} in flight", usd(cost)));
     }
 }
 
@@ -188,10 +191,10 @@ impl Reporter for TerminalReporter {
                 self.tell(&event);
             }
             Event::Sending { job, attempt } => {
-                self.retrying
+                self.on_wire
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&job.file_name);
+                    .insert(job.file_name.clone());
                 // The prompt and the image's number; the file name too with -v.
                 let mut message = Self::label(job);
                 if self.verbosity >= Verbosity::Verbose {
@@ -208,7 +211,7 @@ impl Reporter for TerminalReporter {
                         let line = self.multi.insert_before(
                             &self.overall,
                             ProgressBar::new_spinner()
-                                .with_style(style("  {spinner} {elapsed:>5} {wide_msg}"))
+                                .with_style(style(LINE))
                                 .with_message(message),
                         );
                         line.enable_steady_tick(TICK);
@@ -216,6 +219,27 @@ impl Reporter for TerminalReporter {
                     }
                 }
                 drop(lines);
+                self.refresh();
+            }
+            Event::Answered { job, image } => {
+                self.off_the_wire(&job.file_name);
+                // The line stays until the image is saved; an error's line says next whether
+                // it is retried or failed.
+                if *image {
+                    let mut message = Self::label(job);
+                    if self.verbosity >= Verbosity::Verbose {
+                        message.push_str(&format!(" ({})", job.file_name));
+                    }
+                    message.push_str(" · saving");
+                    if let Some(line) = self
+                        .lines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&job.file_name)
+                    {
+                        line.set_message(message);
+                    }
+                }
                 self.refresh();
             }
             Event::Partial { job, index, total } => {
@@ -234,13 +258,30 @@ impl Reporter for TerminalReporter {
                 }
             }
             Event::LongWait { wait, .. } => {
-                *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((
-                    format!(
-                        "the service asks to wait {}, Ctrl-C to stop",
-                        duration(*wait)
-                    ),
-                    std::time::Instant::now() + *wait,
-                ));
+                let text = format!(
+                    "the service asks to wait {}, Ctrl-C to stop",
+                    duration(*wait)
+                );
+                let end = std::time::Instant::now() + *wait;
+                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                match waiting.as_mut() {
+                    Some((line, until)) => {
+                        line.set_message(text);
+                        line.reset_elapsed();
+                        *until = end;
+                    }
+                    None => {
+                        let line = self.multi.insert_after(
+                            &self.overall,
+                            ProgressBar::new_spinner()
+                                .with_style(style(LINE))
+                                .with_message(text),
+                        );
+                        line.enable_steady_tick(TICK);
+                        *waiting = Some((line, end));
+                    }
+                }
+                drop(waiting);
                 self.refresh();
                 self.tell(&event);
             }
@@ -252,10 +293,7 @@ impl Reporter for TerminalReporter {
                 counted,
                 ..
             } => {
-                self.retrying
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(job.file_name.clone());
+                self.off_the_wire(&job.file_name);
                 self.refresh();
                 if let Some(line) = self
                     .lines
@@ -305,6 +343,14 @@ impl Reporter for TerminalReporter {
                 for (_, line) in self.lines.lock().unwrap_or_else(|e| e.into_inner()).drain() {
                     line.finish_and_clear();
                 }
+                if let Some((line, _)) = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                {
+                    line.finish_and_clear();
+                }
                 self.overall.finish_and_clear();
                 if let Some((_, text)) = describe(&event, self.verbosity) {
                     // A terminal closed under the run (SIGHUP) must not turn the summary
@@ -324,6 +370,7 @@ impl Reporter for TerminalReporter {
                 left,
             } => {
                 // The bar shows the batch as the service counts it.
+                self.overall.set_style(style(BATCH));
                 self.overall.set_length(*total);
                 self.overall.set_position(done + failed);
                 self.overall.set_message(super::batch_line(
@@ -466,6 +513,239 @@ mod tests {
             screen.contains("ETA"),
             "an ETA once an image is done: {screen}"
         );
+    }
+
+    #[test]
+    fn a_request_answered_and_not_yet_saved_is_not_in_flight() {
+        let term = InMemoryTerm::new(12, 120);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
+        let plan = plan();
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        for job in &plan.jobs {
+            r.event(Event::Started { job });
+            r.event(Event::Sending { job, attempt: 1 });
+        }
+        let screen = settled(&r, &term, |s| s.contains("2 in flight"));
+        assert!(screen.contains("· 2 in flight"), "{screen}");
+
+        // The answer arrived: its image is being checked, written and recorded.
+        r.event(Event::Answered {
+            job: &plan.jobs[0],
+            image: true,
+        });
+        let screen = settled(&r, &term, |s| {
+            s.contains("saving") && s.contains("1 in flight")
+        });
+        assert!(
+            screen.contains("fox #1 · saving"),
+            "its line stays: {screen}"
+        );
+        assert!(
+            screen.contains("· 1 in flight"),
+            "an answered request is not on the wire: {screen}"
+        );
+
+        // An error answer: no longer on the wire either, until it is sent again.
+        r.event(Event::Answered {
+            job: &plan.jobs[1],
+            image: false,
+        });
+        let screen = settled(&r, &term, |s| s.contains("0 in flight"));
+        assert!(screen.contains("· 0 in flight"), "{screen}");
+        assert!(screen.contains("fox #2"), "{screen}");
+        r.event(Event::Sending {
+            job: &plan.jobs[1],
+            attempt: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1 in flight"));
+        assert!(screen.contains("fox #2, attempt 2"), "{screen}");
+        assert!(screen.contains("· 1 in flight"), "sent again: {screen}");
+
+        r.event(Event::Saved {
+            made: &made(&plan.jobs[0]),
+            done: 1,
+            total: 2,
+        });
+        let screen = settled(&r, &term, |s| s.contains("1/2") && !s.contains("fox #1"));
+        assert!(
+            !screen.contains("fox #1"),
+            "the line went once saved: {screen}"
+        );
+        assert!(screen.contains("· 1 in flight"), "{screen}");
+    }
+
+    /// An in-memory terminal that keeps each piece of text drawn on it, without escape
+    /// sequences, to measure it: a line wider than the terminal would wrap on a real one.
+    #[derive(Debug, Clone)]
+    struct Measured {
+        term: InMemoryTerm,
+        drawn: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Measured {
+        fn new(rows: u16, cols: u16) -> Measured {
+            Measured {
+                term: InMemoryTerm::new(rows, cols),
+                drawn: Arc::default(),
+            }
+        }
+
+        fn measure(&self, s: &str) {
+            let mut text = String::new();
+            let mut chars = s.chars();
+            while let Some(c) = chars.next() {
+                if c == '\x1b' {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else if c != '\r' {
+                    text.push(c);
+                }
+            }
+            let mut drawn = self.drawn.lock().unwrap();
+            drawn.extend(text.split('\n').map(str::to_owned));
+        }
+
+        /// The widest line drawn, in columns, but for those of `printed`.
+        fn widest(&self, printed: &[String]) -> (usize, String) {
+            let drawn = self.drawn.lock().unwrap();
+            drawn
+                .iter()
+                .filter(|line| !printed.iter().any(|p| p == line.trim_end()))
+                .map(|line| {
+                    (
+                        unicode_width::UnicodeWidthStr::width(line.as_str()),
+                        line.clone(),
+                    )
+                })
+                .max()
+                .unwrap_or_default()
+        }
+    }
+
+    impl indicatif::TermLike for Measured {
+        fn width(&self) -> u16 {
+            self.term.width()
+        }
+        fn height(&self) -> u16 {
+            self.term.height()
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.term.move_cursor_up(n)
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.term.move_cursor_down(n)
+        }
+        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+            self.term.move_cursor_right(n)
+        }
+        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+            self.term.move_cursor_left(n)
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.measure(s);
+            self.term.write_line(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.measure(s);
+            self.term.write_str(s)
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.term.clear_line()
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            self.term.flush()
+        }
+    }
+
+    #[test]
+    fn every_line_fits_an_80_column_terminal_with_failures_and_a_long_wait() {
+        use crate::outcome::{Failure, FailureKind};
+
+        let term = Measured::new(40, 80);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = TerminalReporter::with_target(Verbosity::Normal, target);
+        let plan = plan();
+        let (a, b) = (&plan.jobs[0], &plan.jobs[1]);
+        r.event(Event::Planned {
+            to_make: 144,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        for done in 1..=100 {
+            let job = &plan.jobs[done % 2];
+            if done % 2 == 0 {
+                r.event(Event::Saved {
+                    made: &Made::example(&job.file_name, Some("fox"), Some(0.0031)),
+                    done,
+                    total: 144,
+                });
+            } else {
+                r.event(Event::Failed {
+                    failure: &Failure {
+                        file_name: job.file_name.clone(),
+                        prompt: job.prompt.label.clone(),
+                        index: job.index,
+                        reason: "HTTP 500".into(),
+                        kind: FailureKind::Error,
+                        attempts: 5,
+                        cost: None,
+                        moderation: None,
+                    },
+                    done,
+                    total: 144,
+                });
+            }
+        }
+        for job in [a, b] {
+            r.event(Event::Started { job });
+            r.event(Event::Sending { job, attempt: 1 });
+        }
+        let error = crate::provider::ApiError::Timeout { secs: 600 };
+        r.event(Event::Retrying {
+            job: b,
+            attempt: 3,
+            max_attempts: 5,
+            wait: Duration::from_secs(600),
+            error: &error,
+            pauses_run: true,
+            counted: true,
+        });
+        let long_wait = || Event::LongWait {
+            wait: Duration::from_secs(600),
+            max: Duration::from_secs(900),
+        };
+        r.event(long_wait());
+        let screen = settled(&r, &term.term, |s| {
+            s.contains("100/144") && s.contains("ETA") && s.contains("00s, Ctrl-C to stop")
+        });
+        // A line printed above the bars (here the long wait's) is printed once, and wraps as
+        // any output does; the bars are drawn again and again, and must not wrap.
+        let printed = [describe(&long_wait(), Verbosity::Normal).unwrap().1];
+        let (width, line) = term.widest(&printed);
+        assert!(
+            width <= 80,
+            "a line of {width} columns on an 80-column terminal: {line:?}\n{screen}"
+        );
+        for part in [
+            "100/144 · $0.155 · 50 failed · 1 in flight · ",
+            "· ETA ",
+            "fox #2: attempt 3 failed, retrying in 10m 00s",
+            "the service asks to wait 10m 00s, Ctrl-C to stop",
+        ] {
+            assert!(screen.contains(part), "{part:?} in\n{screen}");
+        }
     }
 
     #[test]
