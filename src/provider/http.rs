@@ -12,6 +12,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
@@ -137,10 +138,7 @@ impl EventReader {
                 }
             }
             let from = self.scanned.max(self.start);
-            match self.pending[from..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            {
+            match memchr::memchr2(b'\n', b'\r', &self.pending[from..]) {
                 Some(at) => {
                     let end = from + at;
                     self.after_cr = self.pending[end] == b'\r';
@@ -205,6 +203,81 @@ impl EventReader {
         let name = self.name.take();
         let data = std::mem::take(&mut self.data);
         std::mem::take(&mut self.has_data).then_some((name, data))
+    }
+}
+
+/// An event of a streamed images answer, its fields as written (`RawValue`s are slices of
+/// the event's text, checked as JSON but not decoded). Fields it does not know are skipped.
+#[derive(serde::Deserialize)]
+struct StreamEvent<'a> {
+    // Raw too, so that a field of an unexpected JSON type never loses the event.
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    b64_json: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    url: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    revised_prompt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    partial_image_index: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    size: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    quality: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    output_format: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    background: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+impl StreamEvent<'_> {
+    /// A completed event as the images answer it stands for:
+    /// `{"data": [{"b64_json", "url", "revised_prompt"}], "usage", ...}`, each field's JSON
+    /// copied as it came.
+    fn answer(&self) -> String {
+        let datum = [
+            ("b64_json", self.b64_json),
+            ("url", self.url),
+            ("revised_prompt", self.revised_prompt),
+        ];
+        let top = [
+            ("usage", self.usage),
+            ("size", self.size),
+            ("quality", self.quality),
+            ("output_format", self.output_format),
+            ("background", self.background),
+        ];
+        // One buffer of the right size: the base64 is copied once.
+        let size: usize = datum
+            .iter()
+            .chain(&top)
+            .filter_map(|(key, value)| value.map(|v| key.len() + v.get().len() + 4))
+            .sum();
+        let mut out = String::with_capacity(size + 16);
+        let put = |pairs: &[(&str, Option<&RawValue>)], out: &mut String| {
+            for (key, value) in pairs {
+                if let Some(value) = value {
+                    if !out.ends_with(['{', '[']) {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    out.push_str(key);
+                    out.push_str("\":");
+                    out.push_str(value.get());
+                }
+            }
+        };
+        out.push_str("{\"data\":[{");
+        put(&datum, &mut out);
+        out.push_str("}]");
+        put(&top, &mut out);
+        out.push('}');
+        out
     }
 }
 
@@ -536,45 +609,36 @@ impl Transport {
                 events.feed(&chunk);
             }
             while let Some((name, data)) = events.next(ended) {
-                let Ok(data) = serde_json::from_slice::<Value>(&data) else {
+                // Its fields as they are written: a completed event's megabytes of base64
+                // are neither copied into a tree nor written out again, only spliced.
+                let Ok(event) = serde_json::from_slice::<StreamEvent<'_>>(&data) else {
                     continue;
                 };
-                let kind = data
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or(name)
-                    .unwrap_or_default();
+                let kind = event
+                    .kind
+                    .and_then(|k| serde_json::from_str::<Cow<'_, str>>(k.get()).ok());
+                let kind = kind.as_deref().or(name.as_deref()).unwrap_or_default();
                 if kind.ends_with(".partial_image") {
                     partials += 1;
-                    if let (Some(sink), Some(b64)) =
-                        (partial, data.get("b64_json").and_then(Value::as_str))
-                        && let Ok(bytes) = super::openai::decode_base64(b64)
+                    if let (Some(sink), Some(b64)) = (partial, event.b64_json)
+                        && let Ok(b64) = serde_json::from_str::<Cow<'_, str>>(b64.get())
+                        && let Ok(bytes) = super::openai::decode_base64(&b64)
                     {
                         // The service's index counts from 0, and there are at most 3; an
                         // index far beyond that, or none, gives way to the count so far.
-                        let index = data
-                            .get("partial_image_index")
-                            .and_then(Value::as_u64)
+                        let index = event
+                            .partial_image_index
+                            .and_then(|i| serde_json::from_str::<u64>(i.get()).ok())
                             .filter(|&i| i < MAX_PARTIAL_INDEX)
                             .map_or(partials, |i| i as u32 + 1);
                         sink(index, &bytes);
                     }
                 } else if kind.ends_with(".completed") {
-                    let mut datum = serde_json::Map::new();
-                    for key in ["b64_json", "url", "revised_prompt"] {
-                        if let Some(v) = data.get(key) {
-                            datum.insert(key.to_owned(), v.clone());
-                        }
-                    }
-                    let mut answer = serde_json::json!({ "data": [Value::Object(datum)] });
-                    for key in ["usage", "size", "quality", "output_format", "background"] {
-                        if let Some(v) = data.get(key) {
-                            answer[key] = v.clone();
-                        }
-                    }
-                    return Ok((200, Bytes::from(answer.to_string())));
-                } else if kind == "error" || data.get("error").is_some_and(|e| !e.is_null()) {
+                    return Ok((200, Bytes::from(event.answer())));
+                } else if kind == "error" || event.error.is_some_and(|e| e.get() != "null") {
+                    let Ok(data) = serde_json::from_slice::<Value>(&data) else {
+                        continue;
+                    };
                     return Ok(error_event(&data));
                 }
             }
@@ -879,6 +943,27 @@ mod tests {
         list.iter()
             .map(|(n, d)| (Some((*n).to_owned()), (*d).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_completed_event_is_the_answer_it_stands_for_with_its_fields_as_written() {
+        let text = r#"{"type":"image_generation.completed","b64_json":"QUJD","revised_prompt":"a \"fox\" \u00e9","usage":{"output_tokens":5},"size":"1024x1024","extra":[1,{"b64_json":2}],"url":null}"#;
+        let event: StreamEvent<'_> = serde_json::from_str(text).unwrap();
+        let answer: Value = serde_json::from_str(&event.answer()).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({
+                "data": [{"b64_json": "QUJD", "revised_prompt": "a \"fox\" é"}],
+                "usage": {"output_tokens": 5},
+                "size": "1024x1024",
+            })
+        );
+        // Fields of an unexpected type do not lose the event.
+        let odd: StreamEvent<'_> =
+            serde_json::from_str(r#"{"type":5,"partial_image_index":"x","b64_json":"QUJD"}"#)
+                .unwrap();
+        assert_eq!(odd.kind.map(RawValue::get), Some("5"));
+        assert!(odd.b64_json.is_some());
     }
 
     #[test]
