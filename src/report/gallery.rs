@@ -893,11 +893,12 @@ impl<'a> Sheet<'a> {
             group.cards.push(card);
         }
         groups.retain(|g| !g.cards.is_empty());
-        // A stable sort keeps the manifest's order among equals.
+        // A stable sort keeps the manifest's order among equals. Prompts from the command
+        // line (each the first prompt of its own run) come after the file's.
         groups.sort_by_key(|g| {
             let key = g.cards.first().map(|c| key(c.record));
-            key.and_then(|k| number_of.get(&k).copied())
-                .unwrap_or(usize::MAX)
+            let number = key.and_then(|k| number_of.get(&k).copied());
+            (g.name.is_none(), number.unwrap_or(usize::MAX))
         });
         // One command-line prompt is "the" prompt from the command line; of several, each
         // is named by the start of its text.
@@ -1113,10 +1114,18 @@ mod tests {
         second.prompt_number = Some(2);
         let mut first = made("image.a.01.hd.png", "a", 1);
         first.prompt_number = Some(1);
-        let html = render("out", &[second, first]);
+        // A prompt from the command line, made first: the first prompt of its own run.
+        let mut one_off = record("image_01_hd.png", None, 1, Status::Made);
+        one_off.prompt_number = Some(1);
+        let html = render("out", &[one_off, second, first]);
         let a = html.find("id=\"p-a\"").unwrap();
         let b = html.find("id=\"p-b\"").unwrap();
+        let command_line = html.find("id=\"command-line\"").unwrap();
         assert!(a < b, "prompt a comes first");
+        assert!(
+            b < command_line,
+            "the file's prompts, then the command line's"
+        );
     }
 
     #[test]
