@@ -453,15 +453,12 @@ fn skip_refused(config: &Config, plan: &Plan, survey: &mut plan::Survey) {
     if refused.is_empty() {
         return;
     }
-    if survey.pending.is_empty() {
-        survey.pending = vec![None; plan.jobs.len()];
-    }
     for (i, job) in plan.jobs.iter().enumerate() {
         if let Some(hash) = refused.get(&job.file_name)
             && job.prompt.identity().matches(hash)
             && survey.is_todo(i)
         {
-            survey.pending[i] = Some(plan::Survey::REFUSED.to_owned());
+            survey.mark_refused(plan.jobs.len(), i);
         }
     }
 }
@@ -511,11 +508,7 @@ async fn make_batch(
     let todo: Vec<usize> = (0..plan.jobs.len())
         .filter(|&i| survey.is_todo(i) && !collected.contains(plan.jobs[i].file_name.as_str()))
         .collect();
-    let refused_again = survey
-        .pending
-        .iter()
-        .filter(|p| p.as_deref() == Some(plan::Survey::REFUSED))
-        .count();
+    let refused_again = survey.refused_count();
     if refused_again > 0 {
         reporter.event(Event::Note {
             text: &format!(
@@ -524,7 +517,7 @@ async fn make_batch(
             ),
         });
     }
-    let pending = survey.pending_count() - refused_again;
+    let pending = survey.pending_count();
     if let Some(max) = config.max_cost {
         let todo_set: std::collections::HashSet<usize> = todo.iter().copied().collect();
         let estimate = report::dry_run::Estimate::of(&plan, |i| todo_set.contains(&i));

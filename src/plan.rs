@@ -454,15 +454,25 @@ pub struct Survey {
     /// Per job: the file an earlier run kept its image as, under another name than planned
     /// (its bytes were in another format than asked), where that is how it is on disk.
     pub kept: Vec<Option<String>>,
-    /// Per job: the batch of the Batch API it is pending in, if it is; no run buys it
-    /// again. Empty when no batch is pending.
-    pub pending: Vec<Option<String>>,
+    /// Per job: why it is held back though it is not on disk, if it is (see [`Held`]).
+    /// Empty when no job is.
+    pub held: Vec<Option<Held>>,
+}
+
+/// Why a job is held back from a run though its image is not on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Pending in this batch of the Batch API: no run buys it again.
+    Pending(String),
+    /// Refused by the service in a batch before, for the same request: a `--batch` run
+    /// does not ask for it again (unless `--overwrite` or `--from-scratch`).
+    Refused,
 }
 
 impl Survey {
     /// Whether the job at `i` is to be made by this run.
     pub fn is_todo(&self, i: usize) -> bool {
-        self.pending_in(i).is_none()
+        self.held(i).is_none()
             && match self.existing {
                 Existing::Keep => self.found[i] == Found::Missing,
                 Existing::RemakeStale => self.found[i] != Found::Current,
@@ -470,38 +480,63 @@ impl Survey {
             }
     }
 
+    /// Why the job at `i` is held back, if it is.
+    pub fn held(&self, i: usize) -> Option<&Held> {
+        self.held.get(i).and_then(Option::as_ref)
+    }
+
     /// The batch the job at `i` is pending in, if any.
     pub fn pending_in(&self, i: usize) -> Option<&str> {
-        self.pending.get(i).and_then(Option::as_deref)
+        match self.held(i) {
+            Some(Held::Pending(batch)) => Some(batch),
+            _ => None,
+        }
     }
 
     /// Marks the jobs whose file names are pending in a batch, by `(file name, batch)`,
-    /// in place of what was marked before (a job marked [`Survey::REFUSED`] stays so).
+    /// in place of what was marked before (a job refused before stays so).
     pub fn mark_pending(&mut self, plan: &Plan, pending: &[(String, String)]) {
-        if self.pending.is_empty() {
+        if self.held.is_empty() {
             if pending.is_empty() {
                 return;
             }
-            self.pending = vec![None; plan.jobs.len()];
+            self.held = vec![None; plan.jobs.len()];
         }
         let by_name: std::collections::HashMap<&str, &str> = pending
             .iter()
             .map(|(name, batch)| (name.as_str(), batch.as_str()))
             .collect();
-        for (slot, job) in self.pending.iter_mut().zip(&plan.jobs) {
-            if slot.as_deref() != Some(Survey::REFUSED) {
-                *slot = by_name.get(job.file_name.as_str()).map(|b| (*b).to_owned());
+        for (slot, job) in self.held.iter_mut().zip(&plan.jobs) {
+            if *slot != Some(Held::Refused) {
+                *slot = by_name
+                    .get(job.file_name.as_str())
+                    .map(|b| Held::Pending((*b).to_owned()));
             }
         }
     }
 
-    /// What [`Survey::pending`] holds for an image the service refused in a batch before,
-    /// for the same request: a `--batch` run does not ask for it again.
-    pub const REFUSED: &'static str = "refused";
+    /// Marks the job at `i` (of `jobs` in all) as refused in a batch before.
+    pub fn mark_refused(&mut self, jobs: usize, i: usize) {
+        if self.held.is_empty() {
+            self.held = vec![None; jobs];
+        }
+        self.held[i] = Some(Held::Refused);
+    }
 
     /// How many jobs are pending in a batch.
     pub fn pending_count(&self) -> usize {
-        self.pending.iter().filter(|p| p.is_some()).count()
+        self.held
+            .iter()
+            .filter(|h| matches!(h, Some(Held::Pending(_))))
+            .count()
+    }
+
+    /// How many jobs were refused in a batch before, and are not asked again.
+    pub fn refused_count(&self) -> usize {
+        self.held
+            .iter()
+            .filter(|h| matches!(h, Some(Held::Refused)))
+            .count()
     }
 
     pub fn to_make(&self) -> usize {

@@ -1497,7 +1497,7 @@ mod tests {
                 removals: Vec::new(),
                 aliases: Vec::new(),
                 kept: Vec::new(),
-                pending: Vec::new(),
+                held: Vec::new(),
             };
             execute(&self.plan, &survey, self.context.clone(), stop).await
         }
@@ -1706,7 +1706,7 @@ x
             removals: Vec::new(),
             aliases: Vec::new(),
             kept: Vec::new(),
-            pending: Vec::new(),
+            held: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.skipped, 2);
@@ -1726,7 +1726,7 @@ x
             removals: Vec::new(),
             aliases: Vec::new(),
             kept: Vec::new(),
-            pending: Vec::new(),
+            held: Vec::new(),
         };
         let summary = execute(&s.plan, &survey, s.context.clone(), &Stop::new()).await;
         assert_eq!(summary.made.len(), 3);

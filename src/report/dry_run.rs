@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::config::{Config, Verbosity};
-use crate::plan::{Found, Plan, Survey};
+use crate::plan::{Found, Held, Plan, Survey};
 use crate::units::{columns, excerpt, fit, pad, round_usd, usd, wrap_to};
 
 /// The widest a line of the listing gets, in terminal columns.
@@ -243,9 +243,9 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
         .collect();
     for (i, job) in plan.jobs.iter().enumerate() {
         let counts = &mut rows[position[&job.prompt.number]].counts;
-        match survey.pending_in(i) {
-            Some(Survey::REFUSED) => counts.refused += 1,
-            Some(_) => counts.pending += 1,
+        match survey.held(i) {
+            Some(Held::Refused) => counts.refused += 1,
+            Some(Held::Pending(_)) => counts.pending += 1,
             None if survey.is_todo(i) => counts.to_make += 1,
             None if survey.found[i] == Found::Stale => counts.stale += 1,
             None => counts.there += 1,
@@ -334,12 +334,12 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
 
 /// What a `-v` line says of the image at `i`: what it asks for (`ask`) if it is to make.
 fn image_line(survey: &Survey, i: usize, ask: &str) -> String {
-    if let Some(batch) = survey.pending_in(i) {
-        return if batch == Survey::REFUSED {
-            "refused by the service before, skipped; --overwrite asks again".to_owned()
-        } else {
-            format!("pending in batch {batch}, skipped")
-        };
+    match survey.held(i) {
+        Some(Held::Refused) => {
+            return "refused by the service before, skipped; --overwrite asks again".to_owned();
+        }
+        Some(Held::Pending(batch)) => return format!("pending in batch {batch}, skipped"),
+        None => {}
     }
     if survey.is_todo(i) {
         return ask.to_owned();

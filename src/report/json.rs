@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::outcome::{Failure, FailureKind, Made, Status, Summary, Totals};
-use crate::plan::{Found, Plan, Survey};
+use crate::plan::{Found, Held, Plan, Survey};
 use crate::report::dry_run::Estimate;
 use crate::store::manifest::Moderation;
 use crate::units::round_usd;
@@ -284,9 +284,9 @@ fn file_status(
         return "made";
     }
     // Pending in a batch of the Batch API (or refused by the service in one before).
-    match survey.pending_in(i) {
-        Some(Survey::REFUSED) => return "refused",
-        Some(_) => return "pending",
+    match survey.held(i) {
+        Some(Held::Refused) => return "refused",
+        Some(Held::Pending(_)) => return "pending",
         None => {}
     }
     let stop = summary.and_then(|s| s.fatal.as_ref()).map(|s| s.fatal);

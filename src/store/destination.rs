@@ -302,7 +302,7 @@ pub fn survey(plan: &Plan, existing: Existing) -> Result<Survey, OutputError> {
         removals,
         aliases,
         kept,
-        pending: Vec::new(),
+        held: Vec::new(),
     })
 }
 
