@@ -41,6 +41,16 @@ const _: () = assert!(SPLIT_BYTES < 200_000_000 && SPLIT_BYTES < wire::MAX_INPUT
 /// The longest interval between two polls of a batch.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
+/// The waits between polls of pending batches: `poll` first, then each 1.5 times the one
+/// before, up to [`MAX_POLL`] (or `poll` itself, if it is longer): a batch that ends soon is
+/// seen soon, one that takes hours is not asked about every few seconds.
+fn poll_waits(poll: Duration) -> impl Iterator<Item = Duration> {
+    let cap = MAX_POLL.max(poll);
+    std::iter::successors(Some(poll.min(cap)), move |wait| {
+        Some(wait.mul_f64(1.5).min(cap))
+    })
+}
+
 /// Tries at creating one batch, each after a look for it.
 const CREATE_TRIES: u32 = 5;
 
@@ -691,8 +701,7 @@ impl Batcher {
         summary: &mut Summary,
         stop: &Stop,
     ) -> Result<(), BatchError> {
-        let mut interval = self.poll;
-        let cap = MAX_POLL.max(self.poll);
+        let mut waits = poll_waits(self.poll);
         while ledger.batches.iter().any(|e| e.batch_id.is_some()) {
             let seen = self.refresh(ledger).await?;
             for (_, batch) in &seen {
@@ -707,11 +716,11 @@ impl Batcher {
                 summary.interrupted_by = stop.signal();
                 break;
             }
+            let wait = waits.next().unwrap_or(MAX_POLL);
             tokio::select! {
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = stop.stopped() => {}
             }
-            interval = interval.mul_f64(1.5).min(cap);
         }
         Ok(())
     }
@@ -1237,6 +1246,25 @@ impl Keeper {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn polls_come_one_and_a_half_times_further_apart_up_to_five_minutes() {
+        let secs = |poll: f64, n: usize| -> Vec<f64> {
+            super::poll_waits(Duration::from_secs_f64(poll))
+                .take(n)
+                .map(|d| (d.as_secs_f64() * 100.0).round() / 100.0)
+                .collect()
+        };
+        assert_eq!(
+            secs(10.0, 12),
+            [
+                10.0, 15.0, 22.5, 33.75, 50.63, 75.94, 113.91, 170.86, 256.29, 300.0, 300.0, 300.0
+            ]
+        );
+        assert_eq!(secs(0.05, 3), [0.05, 0.08, 0.11]);
+        // A poll longer than the cap stays as asked.
+        assert_eq!(secs(600.0, 3), [600.0, 600.0, 600.0]);
+    }
 
     #[test]
     fn a_request_that_never_ran_is_said_without_the_key_the_service_quoted() {
