@@ -824,6 +824,17 @@ fn an_image_named_as_a_file_is_fetched_with_the_key_and_kept() {
 /// `--batch` with polls as often as a test can afford.
 const BATCH: [&str; 3] = ["--batch", "--poll-interval", "0.05"];
 
+/// genimg with `args` and [`BATCH`] against the Gemini fake only, run to its end (or killed
+/// after 30 s, as a hung run).
+fn gemini_batch(ws: &Workspace, gemini: &FakeGemini, args: &[&str]) -> Run {
+    let mut cmd = genimg(ws, None);
+    with_gemini(&mut cmd, gemini);
+    run_within(
+        cmd.args(args).args(BATCH),
+        std::time::Duration::from_secs(30),
+    )
+}
+
 fn gemini_images(ws: &Workspace) -> Vec<String> {
     ws.files("out")
         .into_iter()
@@ -834,12 +845,12 @@ fn gemini_images(ws: &Workspace) -> Vec<String> {
 #[test]
 fn a_gemini_batch_completes_and_every_image_is_kept_at_batch_prices() {
     let gemini = FakeGemini::start();
-    let (ws, mut cmd) = gemini_only(&gemini);
+    let ws = Workspace::new();
     ws.write("p.txt", "# fox\na fox\n\n# owl image_size=4K\nan owl\n");
-    let run = run_within(
-        cmd.args(["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(
@@ -894,13 +905,10 @@ fn a_gemini_batch_completes_and_every_image_is_kept_at_batch_prices() {
         );
     }
     // The ledger forgot the collected batch; a re-run buys nothing.
-    let mut again = genimg(&ws, None);
-    with_gemini(&mut again, &gemini);
-    let run = run_within(
-        again
-            .args(["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["--input", "p.txt", "-o", "out", "-n", "2", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(gemini.batches_created(), 1);
@@ -917,11 +925,11 @@ fn an_expired_gemini_batch_keeps_what_ran_and_the_rest_is_asked_again() {
         },
         ..GeminiOptions::default()
     });
-    let (ws, mut cmd) = gemini_only(&gemini);
-    let run = run_within(
-        cmd.args(["a fox", "-o", "out", "-n", "4", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let ws = Workspace::new();
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "4", "--model", PRO],
     );
     assert_code(&run, 1);
     assert_eq!(gemini_images(&ws).len(), 2, "the two lines that ran");
@@ -930,13 +938,10 @@ fn an_expired_gemini_batch_keeps_what_ran_and_the_rest_is_asked_again() {
     assert!(out.contains("expired"), "{out}");
     // The next run submits only the two not made (a batch of two does not expire here).
     let ran = gemini.batch_lines_answered();
-    let mut again = genimg(&ws, None);
-    with_gemini(&mut again, &gemini);
-    let run = run_within(
-        again
-            .args(["a fox", "-o", "out", "-n", "4", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "4", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(gemini.batch_lines_answered(), ran + 2);
@@ -953,11 +958,11 @@ fn a_gemini_batch_whose_creation_answer_was_lost_is_found_by_its_display_name() 
         },
         ..GeminiOptions::default()
     });
-    let (ws, mut cmd) = gemini_only(&gemini);
-    let run = run_within(
-        cmd.args(["a fox", "-o", "out", "-n", "3", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let ws = Workspace::new();
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "3", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(gemini.batches_created(), 1, "never a second batch");
@@ -969,12 +974,12 @@ fn a_gemini_batch_whose_creation_answer_was_lost_is_found_by_its_display_name() 
 fn a_gemini_batch_left_by_a_crash_is_resumed_not_bought_again() {
     let gemini = FakeGemini::start();
     gemini.hold_batches(true);
-    let (ws, mut cmd) = gemini_only(&gemini);
+    let ws = Workspace::new();
     // Submitted, not waited for: as a run killed while it waits leaves it.
-    let run = run_within(
-        cmd.args(["a fox", "-o", "out", "-n", "2", "--model", PRO, "--no-wait"])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "2", "--model", PRO, "--no-wait"],
     );
     assert_code(&run, 0);
     assert_eq!(gemini.batches_created(), 1);
@@ -987,13 +992,10 @@ fn a_gemini_batch_left_by_a_crash_is_resumed_not_bought_again() {
     );
     gemini.hold_batches(false);
     // The same command again: it waits for the batch it finds, and buys nothing new.
-    let mut again = genimg(&ws, None);
-    with_gemini(&mut again, &gemini);
-    let run = run_within(
-        again
-            .args(["a fox", "-o", "out", "-n", "2", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "2", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(gemini.batches_created(), 1);
@@ -1038,11 +1040,11 @@ fn a_batch_line_that_names_its_image_as_a_file_is_fetched_with_the_key_and_kept(
         },
         ..GeminiOptions::default()
     });
-    let (ws, mut cmd) = gemini_only(&gemini);
-    let run = run_within(
-        cmd.args(["a fox", "-o", "out", "-n", "2", "--model", PRO])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let ws = Workspace::new();
+    let run = gemini_batch(
+        &ws,
+        &gemini,
+        &["a fox", "-o", "out", "-n", "2", "--model", PRO],
     );
     assert_code(&run, 0);
     assert_eq!(gemini_images(&ws).len(), 2, "{}", run.all_output());
@@ -1067,16 +1069,13 @@ fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run()
         },
         ..GeminiOptions::default()
     });
-    let (ws, mut cmd) = gemini_only(&gemini);
+    let ws = Workspace::new();
     ws.write(
         "p.txt",
         "# a\na blocked prompt\n\n# b\nan empty answer\n\n# c\na fine cat\n",
     );
     let args = ["--input", "p.txt", "-o", "out", "--model", PRO];
-    let run = run_within(
-        cmd.args(args).args(BATCH),
-        std::time::Duration::from_secs(30),
-    );
+    let run = gemini_batch(&ws, &gemini, &args);
     assert_code(&run, 1);
     let out = run.all_output();
     assert!(out.contains("PROHIBITED_CONTENT"), "{out}");
@@ -1086,12 +1085,7 @@ fn batch_lines_with_no_image_are_refusals_kept_as_such_or_asked_again_next_run()
     assert_eq!(record(&records, "image.b.01.hd.png")["status"], "failed");
     assert_eq!(record(&records, "image.c.01.hd.png")["status"], "made");
     // The next run asks again for the image that did not come, not for the refused one.
-    let mut again = genimg(&ws, None);
-    with_gemini(&mut again, &gemini);
-    let run = run_within(
-        again.args(args).args(BATCH),
-        std::time::Duration::from_secs(30),
-    );
+    let run = gemini_batch(&ws, &gemini, &args);
     // The refused image is not there: not a success, and the summary says why.
     assert_code(&run, 1);
     assert!(
@@ -1137,13 +1131,10 @@ fn a_gemini_key_the_service_echoes_back_is_never_shown_nor_kept() {
         .args(["a live fox", "-o", "out", "--model", PRO, "--json", "-vv"])
         .run();
     assert_code(&run, 1);
-    let mut again = genimg(&ws, None);
-    with_gemini(&mut again, &gemini);
-    let batch = run_within(
-        again
-            .args(["a batch fox", "-o", "out", "--model", PRO, "--json", "-vv"])
-            .args(BATCH),
-        std::time::Duration::from_secs(30),
+    let batch = gemini_batch(
+        &ws,
+        &gemini,
+        &["a batch fox", "-o", "out", "--model", PRO, "--json", "-vv"],
     );
     assert_code(&batch, 1);
     for (what, text) in [
@@ -1254,12 +1245,7 @@ fn gemini_prompts_with_and_without_references_share_their_models_batch() {
     assert!(batches[0].contains("2 request(s)"), "{}", run.stdout);
     // And so does a real run, the reference inline in its line.
     let gemini = FakeGemini::start();
-    let mut cmd = genimg(&ws, None);
-    with_gemini(&mut cmd, &gemini);
-    let run = run_within(
-        cmd.args(["--input", "p.txt", "-o", "out"]).args(BATCH),
-        std::time::Duration::from_secs(30),
-    );
+    let run = gemini_batch(&ws, &gemini, &["--input", "p.txt", "-o", "out"]);
     assert_code(&run, 0);
     assert_eq!(gemini.batches_created(), 1);
     assert_eq!(gemini_images(&ws).len(), 2);
@@ -1292,11 +1278,8 @@ fn an_upload_session_on_another_host_never_gets_the_key() {
         },
         ..GeminiOptions::default()
     });
-    let (ws, mut cmd) = gemini_only(&gemini);
-    let run = run_within(
-        cmd.args(["a fox", "-o", "out", "--model", PRO]).args(BATCH),
-        std::time::Duration::from_secs(30),
-    );
+    let ws = Workspace::new();
+    let run = gemini_batch(&ws, &gemini, &["a fox", "-o", "out", "--model", PRO]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("on another host"), "{}", run.stderr);
     assert_eq!(gemini.batches_created(), 0);
