@@ -295,16 +295,17 @@ async fn make_images(
             ),
         });
     }
-    if let Some(max) = config.max_cost {
-        // The total a dry run shows: the verdict agrees with the amount the reader sees.
-        let estimate = report::dry_run::Estimate::new(&plan, &survey);
-        if estimate.unpriced > 0 || estimate.total > max {
-            return Err(Error::OverBudget {
-                estimate: estimate.total,
-                unpriced: estimate.unpriced,
-                max,
-            });
-        }
+    // The total a dry run shows: the verdict agrees with the amount the reader sees, and
+    // the run's own limit takes the rounding that total made (its slack).
+    let estimate = report::dry_run::Estimate::new(&plan, &survey);
+    if let Some(max) = config.max_cost
+        && (estimate.unpriced > 0 || estimate.total > max)
+    {
+        return Err(Error::OverBudget {
+            estimate: estimate.total,
+            unpriced: estimate.unpriced,
+            max,
+        });
     }
     let dir = config.dst_dir.display().to_string();
     let trash = Arc::new(Trash::new(&config.dst_dir));
@@ -320,7 +321,9 @@ async fn make_images(
 
     let context = Arc::new(Context {
         service: clients,
-        sink: Sink::new(destination, manifest, config.max_cost).with_trash(trash.clone()),
+        sink: Sink::new(destination, manifest, config.max_cost)
+            .with_budget_slack(estimate.exact - estimate.total)
+            .with_trash(trash.clone()),
         reporter: reporter.clone(),
         jobs: config.jobs,
         retry: config.retry,

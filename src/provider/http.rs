@@ -289,6 +289,8 @@ impl StreamEvent<'_> {
 fn error_event(data: &Value) -> (u16, Bytes) {
     let mut error = match data.get("error") {
         Some(error @ Value::Object(_)) => error.clone(),
+        // `data: "what went wrong"`: the text is the message.
+        _ if data.is_string() => serde_json::json!({ "message": data }),
         _ => {
             let mut error = data.clone();
             if let Some(fields) = error.as_object_mut() {
@@ -611,7 +613,32 @@ impl Transport {
             while let Some((name, data)) = events.next(ended) {
                 // Its fields as they are written: a completed event's megabytes of base64
                 // are neither copied into a tree nor written out again, only spliced.
-                let Ok(event) = serde_json::from_slice::<StreamEvent<'_>>(&data) else {
+                let normalized: Vec<u8>;
+                let event = if data.trim_ascii_start().starts_with(b"{") {
+                    match serde_json::from_slice::<StreamEvent<'_>>(&data) {
+                        Ok(event) => Some(event),
+                        // A key written twice (the last one counts, as for any JSON
+                        // reader), or another oddity the borrowed reading refuses: read as
+                        // a tree, then again as written from it.
+                        Err(_) => {
+                            normalized =
+                                serde_json::from_slice::<serde_json::Map<String, Value>>(&data)
+                                    .ok()
+                                    .and_then(|map| serde_json::to_vec(&map).ok())
+                                    .unwrap_or_default();
+                            serde_json::from_slice::<StreamEvent<'_>>(&normalized).ok()
+                        }
+                    }
+                } else {
+                    None
+                };
+                let Some(event) = event else {
+                    // Not an object: an error event may still say something (a string).
+                    if name.as_deref() == Some("error")
+                        && let Ok(value) = serde_json::from_slice::<Value>(&data)
+                    {
+                        return Ok(error_event(&value));
+                    }
                     continue;
                 };
                 let kind = event
@@ -957,6 +984,12 @@ mod tests {
                 "usage": {"output_tokens": 5},
                 "size": "1024x1024",
             })
+        );
+        // A key written twice: the last one counts.
+        let twice = r#"{"type":"image_generation.completed","b64_json":"QUJD","usage":{"a":1},"usage":{"b":2}}"#;
+        assert!(
+            serde_json::from_str::<StreamEvent<'_>>(twice).is_err(),
+            "the borrowed reading refuses it"
         );
         // Fields of an unexpected type do not lose the event.
         let odd: StreamEvent<'_> =

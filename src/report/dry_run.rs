@@ -46,6 +46,8 @@ pub struct Estimate {
     pub unpriced: usize,
     /// The prompts' rounded amounts added up, before the total's own rounding.
     added: f64,
+    /// The images' estimates added up, unrounded.
+    pub exact: f64,
 }
 
 impl Estimate {
@@ -71,11 +73,18 @@ impl Estimate {
         let prompts: Vec<(usize, Option<f64>)> = plan
             .prompts
             .iter()
-            .zip(to_make)
-            .map(|(p, n)| (n, p.estimate.map(|each| round_usd(each * n as f64))))
+            .zip(&to_make)
+            .map(|(p, n)| (*n, p.estimate.map(|each| round_usd(each * *n as f64))))
             .collect();
         let added: f64 = prompts.iter().filter_map(|(_, amount)| *amount).sum();
+        let exact: f64 = plan
+            .prompts
+            .iter()
+            .zip(&to_make)
+            .filter_map(|(p, n)| p.estimate.map(|each| each * *n as f64))
+            .sum();
         Estimate {
+            exact,
             total: round_usd(added),
             added,
             unpriced: prompts

@@ -124,6 +124,9 @@ impl NotKept {
 #[derive(Debug)]
 pub struct Budget {
     max: f64,
+    /// What the estimate shown (prompt by prompt, rounded) is under the estimates added up
+    /// exactly: a run the dry run called within the limit is not stopped by that rounding.
+    slack: f64,
     /// Spent, and reserved for images on their way.
     state: Mutex<(f64, f64)>,
 }
@@ -132,6 +135,7 @@ impl Budget {
     pub fn new(max: f64) -> Budget {
         Budget {
             max,
+            slack: 0.0,
             state: Mutex::new((0.0, 0.0)),
         }
     }
@@ -144,7 +148,7 @@ impl Budget {
     pub fn reserve(&self, estimate: f64) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // A thousandth of a cent of slack for sums of floating-point prices.
-        if s.0 + s.1 + estimate > self.max + 1e-5 {
+        if s.0 + s.1 + estimate > self.max + self.slack + 1e-5 {
             return false;
         }
         s.1 += estimate;
@@ -187,6 +191,15 @@ impl Sink {
             rescue_roots: rescue_roots(),
             trash,
         }
+    }
+
+    /// `--max-cost` takes `slack` more than the limit: how much the run's estimate, rounded
+    /// as shown and weighed before the run, is under its exact sum (see [`Budget`]).
+    pub fn with_budget_slack(mut self, slack: f64) -> Sink {
+        if let Some(budget) = &mut self.budget {
+            budget.slack = slack.max(0.0);
+        }
+        self
     }
 
     /// Replaced images go to `trash`: the run's, which `--from-scratch` may have used

@@ -356,3 +356,65 @@ fn an_unknown_event_with_a_null_error_is_skipped_not_taken_for_an_error() {
     assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
     assert_eq!(ws.read("out/image_01_hd.png"), image);
 }
+
+/// Events as a lenient JSON reader takes them: a completed event with a key written twice
+/// (the last counts) is the image, bought once; data that is not an object is never taken
+/// for an answer; an error event whose data is a string says that string.
+#[test]
+fn odd_event_data_is_read_leniently_and_never_taken_for_what_it_is_not() {
+    use base64::Engine as _;
+    let image = images::png(15);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
+    let twice = format!(
+        "data: {{\"type\":\"image_generation.completed\",\"b64_json\":\"{b64}\",\
+         \"usage\":{{\"output_tokens\":1}},\"usage\":{{\"output_tokens\":7024}}}}\n\n"
+    );
+    let server = streaming_server("text/event-stream", twice);
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args(["a lighthouse", "-o", "out", "--stream"])
+        .run();
+    assert_code(&run, 0);
+    assert_eq!(server.image_requests().len(), 1, "{}", run.stderr);
+    assert_eq!(ws.read("out/image_01_hd.png"), image);
+    assert_eq!(ws.manifest("out")[0]["usage"]["output_tokens"], 7024);
+
+    // An array, whatever it holds, is no completed event.
+    let array = format!("data: [\"image_generation.completed\",\"{b64}\"]\n\n");
+    let server = streaming_server("text/event-stream", array);
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a lighthouse",
+            "-o",
+            "out",
+            "--stream",
+            "--max-retries",
+            "0",
+        ])
+        .run();
+    assert_code(&run, 1);
+    assert!(!ws.join("out/image_01_hd.png").exists());
+    assert!(run.stderr.contains("before its image"), "{}", run.stderr);
+
+    // An error event whose data is a string: its text is the message.
+    let text = "event: error\ndata: \"the image service is overloaded\"\n\n".to_owned();
+    let server = streaming_server("text/event-stream", text);
+    let ws = Workspace::new();
+    let run = genimg(&ws, Some(&server))
+        .args([
+            "a lighthouse",
+            "-o",
+            "out",
+            "--stream",
+            "--max-retries",
+            "0",
+        ])
+        .run();
+    assert_code(&run, 1);
+    assert!(
+        run.stderr.contains("the image service is overloaded"),
+        "{}",
+        run.stderr
+    );
+}
