@@ -196,7 +196,12 @@ async fn make_images(
         // Images with no record (the seed's, or made before the manifest) count as this
         // prompt's, as a seed re-run expects; a different prompt would make nothing: said.
         let unrecorded = plan.unrecorded(&history);
-        if !unrecorded.is_empty() && config.existing != config::Existing::Overwrite {
+        if !unrecorded.is_empty()
+            && matches!(
+                config.existing,
+                config::Existing::Keep | config::Existing::RemakeStale
+            )
+        {
             let more = match unrecorded.len() {
                 1 => String::new(),
                 n => format!(" and {} more", n - 1),

@@ -117,6 +117,20 @@ pub fn shown_url(url: &url::Url) -> String {
     url.to_string()
 }
 
+/// A URL as the user wrote it (it may not parse), for an error: any user name and password
+/// before its host replaced by `***`.
+pub fn shown_url_text(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|at| at + 3) else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &text[..scheme_end], &rest[at..]),
+        None => text.to_owned(),
+    }
+}
+
 /// The start of a prompt on one line, for listings: within `max` columns.
 pub fn excerpt(text: &str, max: usize) -> String {
     fit(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
@@ -138,10 +152,12 @@ pub fn wrap_to(text: &str, width: usize) -> String {
         }
         let indent = &body[..body.len() - body.trim_start().len()];
         let more = format!("{indent}  ");
+        // Between words only: a path or a model name is never cut at its hyphens.
         let options = textwrap::Options::new(width)
             .initial_indent(indent)
             .subsequent_indent(&more)
-            .break_words(false);
+            .break_words(false)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
         out.push_str(&textwrap::fill(body.trim_start(), options));
         out.push_str(end);
     }
@@ -179,6 +195,12 @@ mod tests {
     fn shown_urls_carry_no_credentials() {
         let url = url::Url::parse("https://user:sk-secret@proxy.example/v1/").unwrap();
         assert_eq!(shown_url(&url), "https://proxy.example/v1/");
+        assert_eq!(
+            shown_url_text("https://user:sk-secret@proxy.example/v1?k=1"),
+            "https://***@proxy.example/v1?k=1"
+        );
+        assert_eq!(shown_url_text("https://h/a@b"), "https://h/a@b");
+        assert_eq!(shown_url_text("not a url"), "not a url");
     }
 
     #[test]
@@ -194,6 +216,11 @@ mod tests {
             "into\n  /a/very/long/path/indeed\n  now\n"
         );
         assert_eq!(wrap_to("港口的黎明 时分\n", 8), "港口的黎明\n  时分\n");
+        // Nor cut at its hyphens.
+        assert_eq!(
+            wrap_to("into /tmp/out-with-many-hyphens now\n", 20),
+            "into\n  /tmp/out-with-many-hyphens\n  now\n"
+        );
     }
 
     #[test]

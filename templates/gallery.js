@@ -80,7 +80,7 @@
   var download = $("picks-download");
   // Served, the folder's picks.txt is read first; picks made before it arrives wait in
   // `early` and are applied on top of it, then saved.
-  var folderRead = !served, early = [];
+  var folderRead = !served, early = [], clearedEarly = false;
   function savePicks() {
     try { localStorage.setItem(storeKey, JSON.stringify(picks)); } catch (e) {}
     if (served && folderRead) {
@@ -199,14 +199,32 @@
     showPicks();
     showSelected();
   }
+  // The tile focused when the lightbox opened gets the focus back when it closes; while it
+  // is open, the focus is in it (Enter never reaches a tile behind it).
+  var returnFocus = null;
   function openLightbox(img) {
     order = visibleTiles();
+    returnFocus = document.activeElement;
     $("lightbox").hidden = false;
     show(order.indexOf(img));
+    $("lb-close").focus();
   }
-  function closeLightbox() { $("lightbox").hidden = true; current = -1; }
+  function closeLightbox() {
+    $("lightbox").hidden = true;
+    current = -1;
+    if (returnFocus && returnFocus.focus) returnFocus.focus();
+    returnFocus = null;
+  }
   tiles.forEach(function (img) {
     // On the tile's link, so that Enter on it (a click of the link) opens the lightbox too.
+    // A tile without a link (an SVG) is reached with Tab and opened with Enter too.
+    var span = img.closest("span.thumb");
+    if (span) {
+      span.tabIndex = 0;
+      span.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openLightbox(img); }
+      });
+    }
     (img.closest("a.thumb") || img).addEventListener("click", function (e) {
       if (e.ctrlKey || e.metaKey || e.shiftKey) return;
       e.preventDefault();
@@ -222,7 +240,8 @@
   $("show-picks").addEventListener("click", function () { $("picks-view").hidden = false; });
   $("picks-close").addEventListener("click", function () { $("picks-view").hidden = true; });
   $("clear-picks").addEventListener("click", function () {
-    if (!folderRead) picks.forEach(function (name) { early.push([name, false]); });
+    // Before the folder's picks arrive: they are cleared too, and later picks kept.
+    if (!folderRead) { clearedEarly = true; early = []; }
     picks = [];
     savePicks();
   });
@@ -261,7 +280,8 @@
       if (!r.ok) throw new Error(r.status);
       return r.text();
     }).then(function (text) {
-      if (text !== null) {
+      if (clearedEarly) picks = [];
+      else if (text !== null) {
         picks = [];
         text.split(/\r?\n/).forEach(function (line) {
           var name = line.trim();
@@ -273,7 +293,7 @@
         if (change[1] && i < 0) picks.push(change[0]);
         else if (!change[1] && i >= 0) picks.splice(i, 1);
       });
-      var unsaved = text === null ? picks.length > 0 : early.length > 0;
+      var unsaved = text === null ? picks.length > 0 : early.length > 0 || clearedEarly;
       folderRead = true;
       early = [];
       if (unsaved) savePicks();

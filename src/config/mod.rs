@@ -1114,7 +1114,7 @@ fn resolve_endpoint(
     };
     let base_url = parse_base_url(&value).map_err(|problem| ConfigError::BadBaseUrl {
         source_name,
-        value: value.clone(),
+        value: crate::units::shown_url_text(&value),
         problem,
     })?;
     let is_azure = matches!(service, Service::Azure { .. });
@@ -1178,7 +1178,7 @@ fn resolve_gemini(
     };
     let base_url = parse_base_url(&value).map_err(|problem| ConfigError::BadBaseUrl {
         source_name,
-        value: value.clone(),
+        value: crate::units::shown_url_text(&value),
         problem,
     })?;
     let api_key = cli

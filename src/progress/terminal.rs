@@ -557,14 +557,19 @@ mod tests {
             job: &plan.jobs[1],
             image: false,
         });
-        let screen = settled(&r, &term, |s| s.contains("0 in flight"));
+        // Waits for the whole screen asserted: the lines redraw one by one.
+        let screen = settled(&r, &term, |s| {
+            s.contains("0 in flight") && s.contains("fox #2")
+        });
         assert!(screen.contains("· 0 in flight"), "{screen}");
         assert!(screen.contains("fox #2"), "{screen}");
         r.event(Event::Sending {
             job: &plan.jobs[1],
             attempt: 2,
         });
-        let screen = settled(&r, &term, |s| s.contains("1 in flight"));
+        let screen = settled(&r, &term, |s| {
+            s.contains("1 in flight") && s.contains("fox #2, attempt 2")
+        });
         assert!(screen.contains("fox #2, attempt 2"), "{screen}");
         assert!(screen.contains("· 1 in flight"), "sent again: {screen}");
 

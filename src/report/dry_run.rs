@@ -19,6 +19,9 @@ pub const WIDTH: usize = 100;
 /// The columns of a prompt's text a line keeps before its name is cut to make room.
 const MIN_PREVIEW: usize = 20;
 
+/// The widest the file name column of `-v` gets.
+const MAX_FILE_COLUMN: usize = 40;
+
 /// The narrowest a cut prompt name gets.
 const MIN_NAME: usize = 8;
 
@@ -263,13 +266,15 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
     let layout = Layout::of(&rows);
 
     // The images of each prompt (its jobs follow each other), for -v: the file name column is
-    // as wide as the widest.
+    // as wide as the widest, up to MAX_FILE_COLUMN (a longer name overflows its own line
+    // only, not every line).
     let file_width = plan
         .jobs
         .iter()
         .map(|j| columns(&j.file_name))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(MAX_FILE_COLUMN);
     let mut jobs = plan.jobs.iter().enumerate().peekable();
     let mut section: Option<&str> = None;
     for ((p, row), (what, op)) in plan.prompts.iter().zip(&rows).zip(&asks) {

@@ -82,8 +82,15 @@ enum TrashDoc<'a> {
 struct DocumentTotals {
     planned: usize,
     to_make: usize,
+    /// Already there (stale ones included): not asked for.
     skipped: usize,
     stale: usize,
+    /// Pending in a batch: not asked for, and not there yet.
+    #[serde(skip_serializing_if = "is_zero")]
+    pending: usize,
+    /// Refused by the service in a batch before: not asked for again, not there.
+    #[serde(skip_serializing_if = "is_zero")]
+    refused_before: usize,
     estimate_usd: f64,
     unpriced: usize,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -94,6 +101,10 @@ struct DocumentTotals {
 struct Stopped<'a> {
     error: &'a str,
     advice: &'static str,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One planned image.
@@ -222,7 +233,12 @@ pub fn document<'a>(
         totals: DocumentTotals {
             planned: plan.jobs.len(),
             to_make: survey.to_make(),
-            skipped: plan.jobs.len() - survey.to_make(),
+            skipped: plan.jobs.len()
+                - survey.to_make()
+                - survey.pending_count()
+                - survey.refused_count(),
+            pending: survey.pending_count(),
+            refused_before: survey.refused_count(),
             stale: survey.stale(plan).len(),
             estimate_usd: estimate.total_at(price),
             unpriced: estimate.unpriced,

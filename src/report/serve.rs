@@ -77,8 +77,12 @@ fn from_the_page(req: &Request<Incoming>, port: u16) -> bool {
             .strip_prefix("http://")
             .is_some_and(|rest| own(rest.trim_end_matches('/')))
     });
-    let site_ok =
-        header("sec-fetch-site").is_none_or(|site| matches!(site, "same-origin" | "none"));
+    // A link followed from another page (a top-level navigation) shows the gallery to the
+    // user, not to that page: it may GET. Anything else another site starts may not.
+    let navigation = header("sec-fetch-mode") == Some("navigate")
+        && matches!(*req.method(), Method::GET | Method::HEAD);
+    let site_ok = navigation
+        || header("sec-fetch-site").is_none_or(|site| matches!(site, "same-origin" | "none"));
     host_ok && origin_ok && site_ok
 }
 

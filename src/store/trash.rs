@@ -244,29 +244,30 @@ impl Trash {
             atomic::sync_dir(parent);
         }
         let in_trash = relative(&folder, &to);
-        // Its records, as the live manifest had them before this run.
-        let ranges = (|| {
+        // Its records, as the live manifest had them before this run: they leave the index
+        // only once read, so that a failure leaves them for a later try.
+        let read = (|| {
             if state.index.is_none() {
                 state.index = Some(index_lines(manifest, prior)?);
             }
-            Ok::<_, io::Error>(
-                state
-                    .index
-                    .as_mut()
-                    .and_then(|index| index.remove(file))
-                    .unwrap_or_default(),
-            )
+            let ranges = state
+                .index
+                .as_ref()
+                .and_then(|index| index.get(file).cloned())
+                .unwrap_or_default();
+            let lines = read_ranges(manifest, &ranges)?;
+            Ok::<_, io::Error>((ranges, lines))
         })();
-        let lines = ranges
-            .as_ref()
-            .map_or(Ok(Vec::new()), |ranges| read_ranges(manifest, ranges));
-        let (ranges, mut lines) = match (ranges, lines) {
-            (Ok(ranges), Ok(lines)) => (ranges, lines),
-            (Err(e), _) | (_, Err(e)) => {
+        let (ranges, mut lines) = match read {
+            Ok(read) => read,
+            Err(e) => {
                 let _ = fs::remove_file(&to);
                 return Err(e);
             }
         };
+        if let Some(index) = state.index.as_mut() {
+            index.remove(file);
+        }
         if in_trash != file {
             // A second image of this name in this run's trash: the records say which.
             for line in &mut lines {
@@ -434,6 +435,9 @@ fn index_lines(path: &Path, prior: u64) -> io::Result<HashMap<String, Vec<Range<
 
 /// The bytes of the manifest at `path` in each of `ranges`.
 fn read_ranges(path: &Path, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut file = File::open(path)?;
     ranges
         .iter()

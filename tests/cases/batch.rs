@@ -1246,6 +1246,8 @@ fn json_shows_pending_images_and_batch_prices() {
         .map(|i| i["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["pending", "pending"], "{doc}");
+    assert_eq!(doc["totals"]["pending"], 2, "{doc}");
+    assert_eq!(doc["totals"]["skipped"], 0, "pending is not skipped: {doc}");
     // A dry run's total counts them as pending, not as already there.
     let text = genimg(&ws, None)
         .args(["--input", "p.txt", "-o", "out", "--dry-run"])

@@ -545,6 +545,37 @@ fn an_svg_is_shown_as_an_image_whose_scripts_never_run_and_is_never_linked_as_a_
         !dom.contains("data-pwned"),
         "a script of the SVG ran:\n{dom}"
     );
+    // Its tile, with no link, is reached with Tab and opened with Enter; the focus is in the
+    // lightbox while it is open, and back on the tile once it closes.
+    let page = scenario(
+        &ws.join("out"),
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+var tile = document.querySelector("span.thumb");
+var lines = ["focusable " + (tile.tabIndex === 0)];
+tile.focus();
+tile.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+var box = document.getElementById("lightbox");
+lines.push("open " + !box.hidden + " " + box.dataset.file);
+lines.push("focus in the lightbox " + box.contains(document.activeElement));
+key("Escape");
+lines.push("closed " + box.hidden + ", focus on the tile " + (document.activeElement === tile));
+done(lines);
+"#
+        ),
+    );
+    let result = result_of(&chromium(&page, &["--dump-dom"]));
+    assert_eq!(
+        result.lines().collect::<Vec<_>>(),
+        [
+            "focusable true",
+            "open true image_01_hd.svg",
+            "focus in the lightbox true",
+            "closed true, focus on the tile true",
+        ],
+        "{result}"
+    );
 }
 
 /// `dir/index.html` with `script` run after the page's own: a copy, `scenario.html`, in the
@@ -957,7 +988,8 @@ done([shown("fox"), shown("astronaut"), shown("cat"), shown("")]);
             "fox => command-line-2 | command-line-2",
             "astronaut => command-line | command-line",
             "cat => p-猫 | p-猫",
-            " => command-line,command-line-2,p-猫 | command-line,command-line-2,p-猫",
+            // The file's prompts first, then the command line's.
+            " => p-猫,command-line,command-line-2 | p-猫,command-line,command-line-2",
         ],
         "{result}"
     );
@@ -1170,6 +1202,15 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
         ),
     );
     assert!(embedded.starts_with("HTTP/1.1 403"), "{embedded}");
+    // A link to the gallery followed from another page (say, a notebook on another port).
+    let followed = raw_http(
+        &addr,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nSec-Fetch-Site: same-site\r\n\
+             Sec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(followed.starts_with("HTTP/1.1 200"), "{followed}");
     // Not the trash, nor anything else of genimg's own the page does not show.
     ws.write(
         "out/.genimg/trash/20260101T000000Z/image_01_hd.png",
@@ -1314,5 +1355,51 @@ if (!sessionStorage.getItem("reloaded")) {
     assert_eq!(
         String::from_utf8(ws.read("out/picks.txt")).unwrap(),
         format!("{first}\n{last}\n")
+    );
+}
+
+/// Served: "clear" pressed before the folder's picks.txt has arrived clears those too, and a
+/// pick made after it stays.
+#[test]
+fn serve_clear_before_the_folders_picks_arrive_clears_them_too() {
+    if !chromium_available() {
+        return;
+    }
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    let (first, last) = (&files[0], &files[5]);
+    ws.write("out/picks.txt", format!("{first}\n"));
+    let served = Served::start(&ws, "out");
+    let dir = ws.join("out");
+    let page = scenario(
+        &dir,
+        &format!(
+            "{SCENARIO_HELPERS}{}",
+            r#"
+function when(test, then) { if (test()) then(); else setTimeout(function () { when(test, then); }, 20); }
+function saved() { return document.getElementById("picks-saved").textContent; }
+document.getElementById("clear-picks").click();
+var buttons = document.querySelectorAll("button.pick");
+buttons[buttons.length - 1].click();
+when(function () { return saved().indexOf("saved") === 0; }, function () {
+  var picked = [];
+  document.querySelectorAll("figure.picked img").forEach(function (i) { picked.push(i.dataset.file); });
+  done(["picked " + picked.join(",")]);
+});
+"#
+        ),
+    );
+    std::fs::rename(&page, dir.join(GALLERY)).unwrap();
+    let result = result_of(&chromium_at(
+        &format!("http://{}/", served.addr),
+        &["--dump-dom"],
+    ));
+    drop(served);
+    assert_eq!(result.trim(), format!("picked {last}"), "{result}");
+    assert_eq!(
+        String::from_utf8(ws.read("out/picks.txt")).unwrap(),
+        format!("{last}\n")
     );
 }

@@ -548,6 +548,21 @@ fn credentials_in_a_base_url_show_nowhere() {
             run.all_output()
         );
     }
+    // Nor in the error that refuses such a URL.
+    let refused = genimg(&ws, None)
+        .args(["a cat", "-o", "out", "--dry-run"])
+        .args([
+            "--base-url",
+            "https://user:pa55-secret@proxy.example/v1?k=1",
+        ])
+        .run();
+    assert_code(&refused, 2);
+    assert!(
+        refused.stderr.contains("https://***@proxy.example/v1?k=1"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.all_output().contains("pa55-secret"));
 }
 
 #[test]

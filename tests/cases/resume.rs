@@ -401,6 +401,19 @@ fn images_with_no_record_are_taken_as_the_prompts_own_and_said() {
         "{}",
         dry.stderr
     );
+    // --from-scratch moves them instead: nothing says they are kept.
+    let scratch = genimg(&ws, None)
+        .args(["a red fox in snow", "-o", "seed", "-n", "2", "--dry-run"])
+        .arg("--from-scratch")
+        .run();
+    assert!(!scratch.stderr.contains("no record"), "{}", scratch.stderr);
+    assert!(
+        scratch
+            .stdout
+            .contains("--from-scratch would first move 2 file(s)"),
+        "{}",
+        scratch.stdout
+    );
     // Named, the prompt makes its own beside them.
     let named = genimg(&ws, Some(&server))
         .args([
