@@ -208,12 +208,9 @@ impl Reporter for TerminalReporter {
                     Some(line) => line.set_message(message),
                     None => {
                         // A line per request in flight: from when it is sent, not queued.
-                        let line = self.multi.insert_before(
-                            &self.overall,
-                            ProgressBar::new_spinner()
-                                .with_style(style(LINE))
-                                .with_message(message),
-                        );
+                        let line = self
+                            .multi
+                            .insert_before(&self.overall, spinner_line(message));
                         line.enable_steady_tick(TICK);
                         lines.insert(job.file_name.clone(), line);
                     }
@@ -271,12 +268,7 @@ impl Reporter for TerminalReporter {
                         *until = end;
                     }
                     None => {
-                        let line = self.multi.insert_after(
-                            &self.overall,
-                            ProgressBar::new_spinner()
-                                .with_style(style(LINE))
-                                .with_message(text),
-                        );
+                        let line = self.multi.insert_after(&self.overall, spinner_line(text));
                         line.enable_steady_tick(TICK);
                         *waiting = Some((line, end));
                     }
@@ -385,6 +377,15 @@ impl Reporter for TerminalReporter {
     }
 }
 
+/// A line under the overall bar: a spinner, its time, and `message`, cut to the width. Its
+/// steady tick is for the caller to start once it is in the multi-bar (before, it would draw
+/// on its own).
+fn spinner_line(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
+    ProgressBar::new_spinner()
+        .with_style(style(LINE))
+        .with_message(message)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -410,6 +411,21 @@ mod tests {
     }
 
     /// The screen once `ready` holds of it (bars redraw at their own pace), or after a second.
+    /// A reporter on a 120-column in-memory terminal, told of a plan of two images.
+    fn planned() -> (InMemoryTerm, Arc<TerminalReporter>, Plan) {
+        let term = InMemoryTerm::new(12, 120);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
+        r.event(Event::Planned {
+            to_make: 2,
+            on_disk: 0,
+            model: "gpt-image-2",
+            dir: "out",
+            jobs: 4,
+        });
+        (term, r, plan())
+    }
+
     fn settled(r: &TerminalReporter, term: &InMemoryTerm, ready: impl Fn(&str) -> bool) -> String {
         for _ in 0..50 {
             r.overall.tick();
@@ -424,17 +440,7 @@ mod tests {
 
     #[test]
     fn a_streamed_request_shows_its_partial_images_as_they_arrive() {
-        let term = InMemoryTerm::new(12, 120);
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
-        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
-        let plan = plan();
-        r.event(Event::Planned {
-            to_make: 2,
-            on_disk: 0,
-            model: "gpt-image-2",
-            dir: "out",
-            jobs: 4,
-        });
+        let (term, r, plan) = planned();
         let job = &plan.jobs[0];
         r.event(Event::Started { job });
         r.event(Event::Sending { job, attempt: 1 });
@@ -449,17 +455,7 @@ mod tests {
 
     #[test]
     fn a_line_per_request_in_flight_under_the_overall_bar() {
-        let term = InMemoryTerm::new(12, 120);
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
-        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
-        let plan = plan();
-        r.event(Event::Planned {
-            to_make: 2,
-            on_disk: 0,
-            model: "gpt-image-2",
-            dir: "out",
-            jobs: 4,
-        });
+        let (term, r, plan) = planned();
         for job in &plan.jobs {
             r.event(Event::Started { job });
             r.event(Event::Sending { job, attempt: 1 });
@@ -517,17 +513,7 @@ mod tests {
 
     #[test]
     fn a_request_answered_and_not_yet_saved_is_not_in_flight() {
-        let term = InMemoryTerm::new(12, 120);
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
-        let r = Arc::new(TerminalReporter::with_target(Verbosity::Normal, target));
-        let plan = plan();
-        r.event(Event::Planned {
-            to_make: 2,
-            on_disk: 0,
-            model: "gpt-image-2",
-            dir: "out",
-            jobs: 4,
-        });
+        let (term, r, plan) = planned();
         for job in &plan.jobs {
             r.event(Event::Started { job });
             r.event(Event::Sending { job, attempt: 1 });

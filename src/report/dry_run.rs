@@ -61,12 +61,7 @@ impl Estimate {
 
     /// The estimate of the jobs of `plan` for which `todo` holds.
     pub fn of(plan: &Plan, todo: impl Fn(usize) -> bool) -> Estimate {
-        let position: HashMap<usize, usize> = plan
-            .prompts
-            .iter()
-            .enumerate()
-            .map(|(at, p)| (p.number, at))
-            .collect();
+        let position = positions(plan);
         let mut to_make = vec![0usize; plan.prompts.len()];
         for (i, job) in plan.jobs.iter().enumerate() {
             if todo(i) {
@@ -108,12 +103,7 @@ impl Estimate {
         todo: impl Fn(usize) -> bool,
         price: f64,
     ) -> Vec<Option<f64>> {
-        let position: HashMap<usize, usize> = plan
-            .prompts
-            .iter()
-            .enumerate()
-            .map(|(at, p)| (p.number, at))
-            .collect();
+        let position = positions(plan);
         let mut shares: Vec<std::vec::IntoIter<f64>> = self
             .prompts
             .iter()
@@ -141,6 +131,15 @@ impl Estimate {
     pub fn total_at(&self, price: f64) -> f64 {
         round_usd(self.added * price)
     }
+}
+
+/// Where each prompt of `plan` is among its prompts, by its number.
+fn positions(plan: &Plan) -> HashMap<usize, usize> {
+    plan.prompts
+        .iter()
+        .enumerate()
+        .map(|(at, p)| (p.number, at))
+        .collect()
 }
 
 /// The text of a dry run at live prices.
@@ -247,12 +246,7 @@ fn render_plan(plan: &Plan, survey: &Survey, config: &Config, estimate: &Estimat
             amount: *amount,
         })
         .collect();
-    let position: HashMap<usize, usize> = plan
-        .prompts
-        .iter()
-        .enumerate()
-        .map(|(at, p)| (p.number, at))
-        .collect();
+    let position = positions(plan);
     for (i, job) in plan.jobs.iter().enumerate() {
         let counts = &mut rows[position[&job.prompt.number]].counts;
         match survey.held(i) {

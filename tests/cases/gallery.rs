@@ -1292,6 +1292,38 @@ fn serve_beside_a_page_of_the_users_own_serves_the_gallery_with_its_script() {
     assert_eq!(ws.read("out/index.html"), b"<html>my own site</html>");
 }
 
+/// The gallery of [`PROMPTS`] in `out`, its files listed in the page's order, with
+/// `picks.txt` holding `picks`; then served by `genimg gallery out --serve` with `script`
+/// run after the page's own (the scenario takes the page's place, which the server reads on
+/// each request), in headless Chromium over http; what the script wrote.
+fn served_scenario(
+    picks: &dyn Fn(&[String]) -> String,
+    script: &str,
+) -> (Workspace, Vec<String>, String) {
+    let server = FakeServer::start();
+    let ws = Workspace::new();
+    run_prompts(&ws, &server, &[]);
+    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
+    ws.write("out/picks.txt", picks(&files));
+    let served = Served::start(&ws, "out");
+    let dir = ws.join("out");
+    let page = scenario(&dir, &format!("{SCENARIO_HELPERS}{SERVED_HELPERS}{script}"));
+    std::fs::rename(&page, dir.join(GALLERY)).unwrap();
+    let result = result_of(&chromium_at(
+        &format!("http://{}/", served.addr),
+        &["--dump-dom"],
+    ));
+    drop(served);
+    (ws, files, result)
+}
+
+/// Helpers of a served page's scenario: `when(test, then)` waits for `test`, `saved()` is
+/// what the page says of picks.txt.
+const SERVED_HELPERS: &str = r#"
+function when(test, then) { if (test()) then(); else setTimeout(function () { when(test, then); }, 20); }
+function saved() { return document.getElementById("picks-saved").textContent; }
+"#;
+
 /// The page itself, served: a pick made on it (even before the folder's picks.txt has
 /// arrived) is saved into the folder together with the picks already there (a hand-edited
 /// file with CRLF line ends included), and a reload shows the folder's picks, not only the
@@ -1301,23 +1333,9 @@ fn serve_saves_picks_made_on_the_page_into_the_folder() {
     if !chromium_available() {
         return;
     }
-    let server = FakeServer::start();
-    let ws = Workspace::new();
-    run_prompts(&ws, &server, &[]);
-    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
-    let (first, last) = (&files[0], &files[5]);
-    ws.write("out/picks.txt", format!("{first}\r\n"));
-    let served = Served::start(&ws, "out");
-    // The page served at / is read from the folder on each request: the scenario's copy
-    // takes its place.
-    let dir = ws.join("out");
-    let page = scenario(
-        &dir,
-        &format!(
-            "{SCENARIO_HELPERS}{}",
-            r#"
-function when(test, then) { if (test()) then(); else setTimeout(function () { when(test, then); }, 20); }
-function saved() { return document.getElementById("picks-saved").textContent; }
+    let (ws, files, result) = served_scenario(
+        &|files| format!("{}\r\n", files[0]),
+        r#"
 if (!sessionStorage.getItem("reloaded")) {
   // At once, before the folder's picks.txt has arrived.
   var buttons = document.querySelectorAll("button.pick");
@@ -1334,15 +1352,9 @@ if (!sessionStorage.getItem("reloaded")) {
     done(["picked " + picked.join(","), "count " + document.getElementById("pick-count").textContent, saved()]);
   });
 }
-"#
-        ),
+"#,
     );
-    std::fs::rename(&page, dir.join(GALLERY)).unwrap();
-    let result = result_of(&chromium_at(
-        &format!("http://{}/", served.addr),
-        &["--dump-dom"],
-    ));
-    drop(served);
+    let (first, last) = (&files[0], &files[5]);
     assert_eq!(
         result.lines().collect::<Vec<_>>(),
         [
@@ -1365,21 +1377,9 @@ fn serve_clear_before_the_folders_picks_arrive_clears_them_too() {
     if !chromium_available() {
         return;
     }
-    let server = FakeServer::start();
-    let ws = Workspace::new();
-    run_prompts(&ws, &server, &[]);
-    let files = files_shown(&String::from_utf8(ws.read("out/index.html")).unwrap());
-    let (first, last) = (&files[0], &files[5]);
-    ws.write("out/picks.txt", format!("{first}\n"));
-    let served = Served::start(&ws, "out");
-    let dir = ws.join("out");
-    let page = scenario(
-        &dir,
-        &format!(
-            "{SCENARIO_HELPERS}{}",
-            r#"
-function when(test, then) { if (test()) then(); else setTimeout(function () { when(test, then); }, 20); }
-function saved() { return document.getElementById("picks-saved").textContent; }
+    let (ws, files, result) = served_scenario(
+        &|files| format!("{}\n", files[0]),
+        r#"
 document.getElementById("clear-picks").click();
 var buttons = document.querySelectorAll("button.pick");
 buttons[buttons.length - 1].click();
@@ -1388,15 +1388,9 @@ when(function () { return saved().indexOf("saved") === 0; }, function () {
   document.querySelectorAll("figure.picked img").forEach(function (i) { picked.push(i.dataset.file); });
   done(["picked " + picked.join(",")]);
 });
-"#
-        ),
+"#,
     );
-    std::fs::rename(&page, dir.join(GALLERY)).unwrap();
-    let result = result_of(&chromium_at(
-        &format!("http://{}/", served.addr),
-        &["--dump-dom"],
-    ));
-    drop(served);
+    let last = &files[5];
     assert_eq!(result.trim(), format!("picked {last}"), "{result}");
     assert_eq!(
         String::from_utf8(ws.read("out/picks.txt")).unwrap(),

@@ -379,42 +379,32 @@ fn odd_event_data_is_read_leniently_and_never_taken_for_what_it_is_not() {
     assert_eq!(ws.read("out/image_01_hd.png"), image);
     assert_eq!(ws.manifest("out")[0]["usage"]["output_tokens"], 7024);
 
-    // An array, whatever it holds, is no completed event.
-    let array = format!("data: [\"image_generation.completed\",\"{b64}\"]\n\n");
-    let server = streaming_server("text/event-stream", array);
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args([
-            "a lighthouse",
-            "-o",
-            "out",
-            "--stream",
-            "--max-retries",
-            "0",
-        ])
-        .run();
-    assert_code(&run, 1);
-    assert!(!ws.join("out/image_01_hd.png").exists());
-    assert!(run.stderr.contains("before its image"), "{}", run.stderr);
-
-    // An error event whose data is a string: its text is the message.
-    let text = "event: error\ndata: \"the image service is overloaded\"\n\n".to_owned();
-    let server = streaming_server("text/event-stream", text);
-    let ws = Workspace::new();
-    let run = genimg(&ws, Some(&server))
-        .args([
-            "a lighthouse",
-            "-o",
-            "out",
-            "--stream",
-            "--max-retries",
-            "0",
-        ])
-        .run();
-    assert_code(&run, 1);
-    assert!(
-        run.stderr.contains("the image service is overloaded"),
-        "{}",
-        run.stderr
-    );
+    for (body, says) in [
+        // An array, whatever it holds, is no completed event.
+        (
+            format!("data: [\"image_generation.completed\",\"{b64}\"]\n\n"),
+            "before its image",
+        ),
+        // An error event whose data is a string: its text is the message.
+        (
+            "event: error\ndata: \"the image service is overloaded\"\n\n".to_owned(),
+            "the image service is overloaded",
+        ),
+    ] {
+        let server = streaming_server("text/event-stream", body);
+        let ws = Workspace::new();
+        let run = genimg(&ws, Some(&server))
+            .args([
+                "a lighthouse",
+                "-o",
+                "out",
+                "--stream",
+                "--max-retries",
+                "0",
+            ])
+            .run();
+        assert_code(&run, 1);
+        assert!(!ws.join("out/image_01_hd.png").exists());
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+    }
 }
