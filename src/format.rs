@@ -105,6 +105,12 @@ impl ImageFormat {
             .find(|f| f.extensions().contains(&ext))
     }
 
+    /// The format a file's name says, by its extension in any case (`a.JPG`, `b.svg`).
+    pub fn of_name(name: &str) -> Option<ImageFormat> {
+        let (_, ext) = name.rsplit_once('.')?;
+        ImageFormat::from_extension(&ext.to_ascii_lowercase())
+    }
+
     /// Every extension a file of this format may carry on disk.
     pub fn extensions(self) -> &'static [&'static str] {
         match self {
@@ -251,6 +257,8 @@ mod tests {
         for f in ImageFormat::ALL {
             assert!(f.mime().starts_with("image/"));
             assert_eq!(ImageFormat::from_extension(f.extension()), Some(f));
+            let upper = format!("dir.d/A.{}", f.extension().to_uppercase());
+            assert_eq!(ImageFormat::of_name(&upper), Some(f));
             assert!(f.extensions().contains(&f.extension()));
         }
     }

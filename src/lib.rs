@@ -92,20 +92,17 @@ pub async fn run(
         Invocation::Batch(batch) => return batch_command(batch, reporter, stop).await,
         Invocation::Models => print(&catalog::render_table()),
         Invocation::Gallery { dir, serve } => {
+            let gallery_error = |e: std::io::Error| Error::Gallery {
+                dir: dir.display().to_string(),
+                problem: e.to_string(),
+            };
             let owned = dir.clone();
             let path = tokio::task::spawn_blocking(move || report::gallery::rebuild(&owned))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-                .map_err(|e| Error::Gallery {
-                    dir: dir.display().to_string(),
-                    problem: e.to_string(),
-                })?;
+                .map_err(gallery_error)?;
             let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
             if *serve {
-                let gallery_error = |e: std::io::Error| Error::Gallery {
-                    dir: dir.display().to_string(),
-                    problem: e.to_string(),
-                };
                 let listener = report::serve::bind().await.map_err(gallery_error)?;
                 let addr = listener.local_addr().map_err(gallery_error)?;
                 // On stdout, for a script to read: the address, then nothing more.
@@ -335,10 +332,7 @@ async fn make_images(
         ipm: config.ipm,
         max_wait: config.max_wait,
     });
-    let mut summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
-    // Pending in a batch: left out, not there.
-    summary.pending = survey.pending_count();
-    summary.skipped = summary.skipped.saturating_sub(summary.pending);
+    let summary = engine::live::execute(&plan, &survey, context.clone(), stop).await;
     Ok(finish_run(config, &plan, &survey, summary, &context.sink, &reporter).await)
 }
 
@@ -466,7 +460,7 @@ fn skip_refused(config: &Config, plan: &Plan, survey: &mut plan::Survey) {
             && job.prompt.identity().matches(hash)
             && survey.is_todo(i)
         {
-            survey.mark_refused(plan.jobs.len(), i);
+            survey.mark_refused(i);
         }
     }
 }

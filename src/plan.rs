@@ -515,10 +515,10 @@ impl Survey {
         }
     }
 
-    /// Marks the job at `i` (of `jobs` in all) as refused in a batch before.
-    pub fn mark_refused(&mut self, jobs: usize, i: usize) {
+    /// Marks the job at `i` as refused in a batch before.
+    pub fn mark_refused(&mut self, i: usize) {
         if self.held.is_empty() {
-            self.held = vec![None; jobs];
+            self.held = vec![None; self.found.len()];
         }
         self.held[i] = Some(Held::Refused);
     }

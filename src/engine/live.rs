@@ -383,8 +383,12 @@ pub async fn execute<S: ImageService>(
         .filter(|(i, _)| survey.is_todo(*i))
         .map(|(_, job)| job)
         .collect();
+    // Held back (pending in a batch, refused in one before): left out, and not there.
+    let (pending, refused_before) = (survey.pending_count(), survey.refused_count());
     let mut summary = Summary {
-        skipped: plan.jobs.len() - todo.len(),
+        skipped: plan.jobs.len() - todo.len() - pending - refused_before,
+        pending,
+        refused_before,
         stale: survey
             .stale(plan)
             .iter()

@@ -51,6 +51,8 @@ pub struct Estimate {
     added: f64,
     /// The images' estimates added up, unrounded.
     pub exact: f64,
+    /// Per job of the plan: whether it is one this estimate counts.
+    todo: Vec<bool>,
 }
 
 impl Estimate {
@@ -62,11 +64,10 @@ impl Estimate {
     /// The estimate of the jobs of `plan` for which `todo` holds.
     pub fn of(plan: &Plan, todo: impl Fn(usize) -> bool) -> Estimate {
         let position = positions(plan);
+        let todo: Vec<bool> = (0..plan.jobs.len()).map(todo).collect();
         let mut to_make = vec![0usize; plan.prompts.len()];
-        for (i, job) in plan.jobs.iter().enumerate() {
-            if todo(i) {
-                to_make[position[&job.prompt.number]] += 1;
-            }
+        for (job, _) in plan.jobs.iter().zip(&todo).filter(|(_, todo)| **todo) {
+            to_make[position[&job.prompt.number]] += 1;
         }
         let prompts: Vec<(usize, Option<f64>)> = plan
             .prompts
@@ -83,6 +84,7 @@ impl Estimate {
             .sum();
         Estimate {
             exact,
+            todo,
             total: round_usd(added),
             added,
             unpriced: prompts
@@ -95,14 +97,9 @@ impl Estimate {
     }
 
     /// Each job's share of its prompt's amount at `price` times live prices, rounded so that
-    /// the shares add up to it ([`crate::units::split_usd`]): `None` for a job not to make
-    /// (as `todo` says, the jobs this estimate was made of) or of unknown price.
-    pub fn per_image(
-        &self,
-        plan: &Plan,
-        todo: impl Fn(usize) -> bool,
-        price: f64,
-    ) -> Vec<Option<f64>> {
+    /// the shares add up to it ([`crate::units::split_usd`]): `None` for a job this estimate
+    /// does not count, or of unknown price. `plan` is the one it was made of.
+    pub fn per_image(&self, plan: &Plan, price: f64) -> Vec<Option<f64>> {
         let position = positions(plan);
         let mut shares: Vec<std::vec::IntoIter<f64>> = self
             .prompts
@@ -116,10 +113,9 @@ impl Estimate {
             .collect();
         plan.jobs
             .iter()
-            .enumerate()
-            .map(|(i, job)| {
-                todo(i)
-                    .then(|| shares[position[&job.prompt.number]].next())
+            .zip(&self.todo)
+            .map(|(job, todo)| {
+                todo.then(|| shares[position[&job.prompt.number]].next())
                     .flatten()
             })
             .collect()

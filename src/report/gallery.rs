@@ -431,7 +431,7 @@ impl<'a> Card<'a> {
     /// Whether the file is an SVG: untrusted markup from a model, so it is shown only as an
     /// `<img>` (where no script of it runs) and never linked as a page to open.
     fn is_svg(&self) -> bool {
-        is_svg_name(&self.record.file)
+        super::thumbs::is_svg(&self.record.file)
     }
 
     /// The tile's image: the thumbnail, or the file itself where there is none.
@@ -477,7 +477,7 @@ impl<'a> Card<'a> {
         Some(Rescue {
             path,
             url: url::Url::from_file_path(path).ok().map(String::from),
-            svg: is_svg_name(path),
+            svg: super::thumbs::is_svg(path),
         })
     }
 
@@ -598,12 +598,6 @@ struct Rescue<'a> {
     url: Option<String>,
     /// An SVG: linked as a download, never as a page (see [`Card::is_svg`]).
     svg: bool,
-}
-
-/// Whether a file's name says SVG.
-fn is_svg_name(file: &str) -> bool {
-    file.rsplit_once('.')
-        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("svg"))
 }
 
 /// A failed or refused attempt, as a note shows it.

@@ -172,7 +172,7 @@ pub fn document<'a>(
     };
     let estimate = Estimate::new(plan, survey);
     // Each image's share of its prompt's amount: they add up to it.
-    let shares = estimate.per_image(plan, |i| survey.is_todo(i), price);
+    let shares = estimate.per_image(plan, price);
     let images = plan
         .jobs
         .iter()

@@ -180,29 +180,20 @@ fn file_of(root: &Path, page: &Path, path: &str) -> Option<PathBuf> {
     } else {
         real == page
             || inside == Path::new(PICKS)
-            || inside
-                .extension()
-                .and_then(|e| e.to_str())
-                .and_then(|e| crate::format::ImageFormat::from_extension(&e.to_ascii_lowercase()))
-                .is_some()
+            || crate::format::ImageFormat::of_name(&inside.to_string_lossy()).is_some()
     };
     (shown && real.is_file()).then_some(real)
 }
 
-/// Writes the picks to `root/picks.txt` whole (through a temporary file).
+/// Writes the picks to `root/picks.txt` whole, as genimg writes every file (a temporary file,
+/// renamed; permissions as the umask gives any file the user makes).
 fn save_picks(root: &Path, text: &str) -> std::io::Result<()> {
-    let mut temp = tempfile::NamedTempFile::new_in(root)?;
-    std::io::Write::write_all(&mut temp, text.as_bytes())?;
-    temp.as_file().sync_all()?;
-    // A file like any other the user keeps, not the temporary file's owner-only mode.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = temp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    temp.persist(root.join(PICKS)).map_err(|e| e.error)?;
+    let path = root.join(PICKS);
+    crate::store::atomic::write(
+        &path,
+        text.as_bytes(),
+        crate::store::atomic::Exists::Replace,
+    )?;
     Ok(())
 }
 
@@ -216,7 +207,7 @@ fn content_type(file: &Path) -> &'static str {
         "html" => "text/html; charset=utf-8",
         "txt" => "text/plain; charset=utf-8",
         "json" | "jsonl" => "application/json",
-        other => crate::format::ImageFormat::from_extension(other)
+        _ => crate::format::ImageFormat::of_name(&file.to_string_lossy())
             .map_or("application/octet-stream", crate::format::ImageFormat::mime),
     }
 }

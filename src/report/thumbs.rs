@@ -109,8 +109,8 @@ impl Thumbs {
     }
 
     /// Makes the thumbnails of `sources` in `dir` that are not there yet, on as many threads
-    /// as there are cores (up to [`MAX_THREADS`]), and removes those no source names any more. Nothing here fails
-    /// the page: a source with no thumbnail is shown as it is.
+    /// as there are cores (up to [`MAX_THREADS`]), and removes those no source names any
+    /// more. Nothing here fails the page: a source with no thumbnail is shown as it is.
     pub fn make(dir: &Path, sources: &[Source]) -> Thumbs {
         let folder = dir.join(DIR);
         let mut wanted: Vec<(&Source, String)> = Vec::new();
@@ -203,9 +203,9 @@ fn thumb_name(dir: &Path, source: &Source) -> Option<String> {
     Some(format!("{}.jpg", &key[..20]))
 }
 
-fn is_svg(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("svg"))
+/// Whether a file's name says SVG (shown as it is: never a thumbnail).
+pub fn is_svg(name: &str) -> bool {
+    crate::format::ImageFormat::of_name(name) == Some(crate::format::ImageFormat::Svg)
 }
 
 /// Whether `name` is a thumbnail's name as [`thumb_name`] gives them.

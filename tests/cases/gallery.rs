@@ -1241,6 +1241,14 @@ fn serve_shows_the_folder_on_localhost_and_saves_picks_into_it() {
     );
     assert!(saved.starts_with("HTTP/1.1 200"), "{saved}");
     assert_eq!(ws.read("out/picks.txt"), picks.as_bytes());
+    // A file like any other the user makes there, not a temporary file's owner-only one.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        ws.write("mine.txt", "x");
+        let mode = |p: &str| std::fs::metadata(ws.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("out/picks.txt"), mode("mine.txt"));
+    }
     // Another web page (or one that rebinds its name to 127.0.0.1) may neither write nor read.
     let forged = raw_http(
         &addr,
