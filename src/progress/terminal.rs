@@ -129,6 +129,25 @@ impl TerminalReporter {
     }
 
     /// The request of `file_name` is not on the wire (any more).
+    /// A request's line: the prompt and the image's number (the file name too with -v), then
+    /// `more`.
+    fn line_text(&self, job: &Job, more: &str) -> String {
+        let mut text = Self::label(job);
+        if self.verbosity >= Verbosity::Verbose {
+            text.push_str(&format!(" ({})", job.file_name));
+        }
+        text.push_str(more);
+        text
+    }
+
+    /// Says `more` on the job's line, if it has one.
+    fn set_line(&self, job: &Job, more: &str) {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(line) = lines.get(&job.file_name) {
+            line.set_message(self.line_text(job, more));
+        }
+    }
+
     fn off_the_wire(&self, file_name: &str) {
         self.on_wire
             .lock()
@@ -195,14 +214,10 @@ impl Reporter for TerminalReporter {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(job.file_name.clone());
-                // The prompt and the image's number; the file name too with -v.
-                let mut message = Self::label(job);
-                if self.verbosity >= Verbosity::Verbose {
-                    message.push_str(&format!(" ({})", job.file_name));
-                }
-                if *attempt > 1 {
-                    message.push_str(&format!(", attempt {attempt}"));
-                }
+                let message = match attempt {
+                    1 => self.line_text(job, ""),
+                    n => self.line_text(job, &format!(", attempt {n}")),
+                };
                 let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
                 match lines.get(&job.file_name) {
                     Some(line) => line.set_message(message),
@@ -223,36 +238,12 @@ impl Reporter for TerminalReporter {
                 // The line stays until the image is saved; an error's line says next whether
                 // it is retried or failed.
                 if *image {
-                    let mut message = Self::label(job);
-                    if self.verbosity >= Verbosity::Verbose {
-                        message.push_str(&format!(" ({})", job.file_name));
-                    }
-                    message.push_str(" · saving");
-                    if let Some(line) = self
-                        .lines
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&job.file_name)
-                    {
-                        line.set_message(message);
-                    }
+                    self.set_line(job, " · saving");
                 }
                 self.refresh();
             }
             Event::Partial { job, index, total } => {
-                let mut message = Self::label(job);
-                if self.verbosity >= Verbosity::Verbose {
-                    message.push_str(&format!(" ({})", job.file_name));
-                }
-                message.push_str(&format!(" · partial {index} of {total}"));
-                if let Some(line) = self
-                    .lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&job.file_name)
-                {
-                    line.set_message(message);
-                }
+                self.set_line(job, &format!(" · partial {index} of {total}"));
             }
             Event::LongWait { wait, .. } => {
                 let text = format!(

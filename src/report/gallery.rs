@@ -627,6 +627,8 @@ struct Group<'a> {
     one_off: usize,
     /// Its heading: the prompt's name, or for a command-line prompt, what says which.
     heading: String,
+    /// Its number in its prompt file, as its last run numbered it (older manifests: none).
+    number: Option<usize>,
     cards: Vec<Card<'a>>,
     /// The `## Title` section of the prompt file it is in, as its last record says.
     section: Option<&'a str>,
@@ -836,18 +838,14 @@ impl<'a> Sheet<'a> {
         };
         let mut groups: Vec<Group<'a>> = Vec::new();
         let mut index_of: HashMap<(Option<&str>, Option<&str>), usize> = HashMap::new();
-        let mut number_of: HashMap<(Option<&str>, Option<&str>), usize> = HashMap::new();
-        let mut one_offs = 0;
         for record in records {
             let key = key(record);
-            index_of.entry(key).or_insert_with(|| {
-                if key.0.is_none() {
-                    one_offs += 1;
-                }
+            let at = *index_of.entry(key).or_insert_with(|| {
                 groups.push(Group {
                     name: key.0,
-                    one_off: if key.0.is_none() { one_offs } else { 0 },
+                    one_off: 0,
                     heading: key.0.unwrap_or_default().to_owned(),
+                    number: None,
                     cards: Vec::new(),
                     section: None,
                     opens_section: None,
@@ -855,11 +853,10 @@ impl<'a> Sheet<'a> {
                 });
                 groups.len() - 1
             });
-            if let Some(n) = record.prompt_number {
-                number_of.insert(key, n);
-            }
             // The last record says where the prompt is now.
-            groups[index_of[&key]].section = record.section.as_deref();
+            let group = &mut groups[at];
+            group.number = record.prompt_number.or(group.number);
+            group.section = record.section.as_deref();
         }
         for card in cards {
             let group = &mut groups[index_of[&key(card.record)]];
@@ -889,15 +886,12 @@ impl<'a> Sheet<'a> {
         groups.retain(|g| !g.cards.is_empty());
         // A stable sort keeps the manifest's order among equals. Prompts from the command
         // line (each the first prompt of its own run) come after the file's.
-        groups.sort_by_key(|g| {
-            let key = g.cards.first().map(|c| key(c.record));
-            let number = key.and_then(|k| number_of.get(&k).copied());
-            (g.name.is_none(), number.unwrap_or(usize::MAX))
-        });
+        groups.sort_by_key(|g| (g.name.is_none(), g.number.unwrap_or(usize::MAX)));
         // One command-line prompt is "the" prompt from the command line; of several, each
-        // is named by the start of its text.
+        // is named by the start of its text, and numbered in the page's order.
         let several = groups.iter().filter(|g| g.name.is_none()).count() > 1;
-        for group in groups.iter_mut().filter(|g| g.name.is_none()) {
+        for (n, group) in groups.iter_mut().filter(|g| g.name.is_none()).enumerate() {
+            group.one_off = n + 1;
             group.heading = match group.cards.first() {
                 Some(card) if several => format!(
                     "from the command line: \u{201c}{}\u{201d}",
